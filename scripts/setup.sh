@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what `stack` and its test suite need on a Debian machine (run as root),
+# and starts the Docker engine when it is not running. Idempotent; quiet when nothing to do.
+set -euo pipefail
+
+need=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for pkg in docker.io busybox-static etcd-server nats-server dnsmasq-base docker-compose iproute2 procps; do
+  have_pkg "$pkg" || need+=("$pkg")
+done
+
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing Debian packages: ${need[*]} (run as root, or install them)" >&2
+    exit 3
+  fi
+  echo "setup: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Debian starts these as system services on install where it can; tests run their own instances.
+  for svc in etcd nats-server; do
+    (command -v systemctl >/dev/null && systemctl disable --now "$svc" >/dev/null 2>&1) || true
+    pkill -x "${svc%-server}" >/dev/null 2>&1 || true
+  done
+fi
+
+bash "$(dirname "$0")/start-docker.sh"

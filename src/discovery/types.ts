@@ -1,0 +1,83 @@
+/**
+ * Service discovery seam (DESIGN.md §5): one small interface, many backends, a manager in front.
+ *
+ * A backend is a factory returning a plain object (the unstorage driver pattern); heavy client
+ * libraries are imported lazily inside the factory's first use, never at module load.
+ */
+
+/** One registered instance of a service (a "role" in the SignalDB/Dynamo vocabulary). */
+export interface ServiceInstance {
+  /** Unique per instance within its service, e.g. `pds-1` or `pds-<host>-<pid>`. */
+  id: string;
+  /** The role / service name (a DNS label). */
+  service: string;
+  /** Host name or IP address the instance is reachable at. */
+  address: string;
+  port?: number;
+  /** Full URL when the service speaks HTTP, e.g. `http://127.0.0.1:2582`. */
+  url?: string;
+  tags: string[];
+  meta: Record<string, string>;
+  /** ISO-8601 timestamps. */
+  registeredAt: string;
+  expiresAt?: string;
+}
+
+/** What a caller passes to `register`; the backend stamps the times. */
+export type InstanceInput = Omit<ServiceInstance, 'registeredAt' | 'expiresAt' | 'tags' | 'meta'> & {
+  tags?: string[];
+  meta?: Record<string, string>;
+};
+
+export interface RegisterOptions {
+  /** Registration lifetime without a heartbeat. */
+  ttlMs?: number;
+  /** Fail with a collision error if an instance with this id is already registered by someone else. */
+  exclusive?: boolean;
+}
+
+/** What a backend can do. Asking for something it lacks is an `UnsupportedError`, never a no-op. */
+export interface DiscoveryCapabilities {
+  register: boolean;
+  deregister: boolean;
+  lookup: boolean;
+  watch: boolean;
+  heartbeat: boolean;
+  /** Lists every service (for `stack discovery ls`). */
+  list: boolean;
+  /** Injects addresses into dependents' environments (the env backend). */
+  inject: boolean;
+}
+
+export interface WatchOptions {
+  signal?: AbortSignal;
+}
+
+export interface DiscoveryBackend {
+  readonly name: string;
+  readonly capabilities: DiscoveryCapabilities;
+  register(instance: InstanceInput, opts?: RegisterOptions): Promise<ServiceInstance>;
+  deregister(service: string, id: string): Promise<void>;
+  lookup(service: string): Promise<ServiceInstance[]>;
+  /** Async iterable of full instance lists: the current list first, then one per change. */
+  watch(service: string, opts?: WatchOptions): AsyncIterable<ServiceInstance[]>;
+  /** Refresh the registration's TTL. */
+  heartbeat(service: string, id: string): Promise<void>;
+  /** Every registered instance of every service. */
+  list(): Promise<ServiceInstance[]>;
+  /** env backend: the variables a dependent gets for these instances. */
+  environmentFor?(instances: ServiceInstance[]): Record<string, string>;
+  /** Check the backend is reachable (and writable, if it can register). Throws UnreachableError. */
+  check(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type DiscoveryBackendFactory<Options> = (options: Options) => DiscoveryBackend;
+
+/** Events a manager emits for logging: fallbacks, stale answers, reconnects. */
+export interface DiscoveryEvent {
+  type: 'fallback' | 'stale' | 'reconnect' | 'error';
+  backend: string;
+  service?: string;
+  message: string;
+}

@@ -1,0 +1,236 @@
+/**
+ * The normalised profile: what every other part of `stack` works with.
+ *
+ * The raw, user-written shape is described by the zod schema in `schema.ts` (which also
+ * generates the shipped JSON Schema). `normalize.ts` turns a raw profile into this shape:
+ * shorthands expanded (`healthEndpoint`, bare dependency names), durations in milliseconds,
+ * defaults filled in. Nothing here is optional "because the user may have left it out";
+ * optional fields are optional because they are genuinely absent for some services.
+ */
+
+export type DependencyType = 'required' | 'optional' | 'soft' | 'circular';
+export const DEPENDENCY_TYPES: readonly DependencyType[] = ['required', 'optional', 'soft', 'circular'];
+
+export type RuntimeName = 'docker' | 'process';
+export type ServiceKind = 'service' | 'task';
+export type DiscoveryBackendName = 'consul' | 'etcd' | 'dns' | 'file' | 'env' | 'nats' | 'memory';
+export type CoordinationStrategy = 'hub-spoke' | 'leader-follower' | 'peer-to-peer' | 'mesh';
+export type TemplateFormat = 'json' | 'yaml' | 'toml' | 'env' | 'ini';
+export type VariableType = 'string' | 'number' | 'boolean' | 'url' | 'secret';
+export type HealthStrategyName = 'http' | 'tcp' | 'command' | 'file' | 'systemd' | 'docker';
+export type RestartPolicyName = 'no' | 'on-failure' | 'always' | 'unless-stopped';
+
+/** How to decide that a service is healthy. All durations in milliseconds. */
+export interface HealthCheckSpec {
+  strategy: HealthStrategyName;
+  /** http: request path (`/xrpc/_health`). */
+  endpoint?: string;
+  /** http / tcp: host to probe; default 127.0.0.1 (loopback only). */
+  host?: string;
+  /** http / tcp: port to probe; default the service's port. */
+  port?: number;
+  /** http: `http` or `https`. */
+  scheme?: 'http' | 'https';
+  /** http: accepted status codes; default any 2xx. */
+  expectedStatus?: number[];
+  /** command: argv (or a single string run through a shell when `shell` is true). */
+  command?: string[];
+  shell?: boolean;
+  /** file: path that must exist. */
+  path?: string;
+  /** systemd: unit name. */
+  unit?: string;
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startPeriodMs: number;
+}
+
+export interface DependencySpec {
+  /** Name of the service depended upon. */
+  name: string;
+  type: DependencyType;
+  /** How this dependent judges the dependency's health (overrides the dependency's own check). */
+  healthCheck?: HealthCheckSpec;
+  /** Index in the raw list, for error paths (`services.pds.dependencies[1]`). */
+  index: number;
+}
+
+export interface TemplateSpec {
+  /** Output path, relative to the service's config directory (never escapes it). */
+  destination: string;
+  format: TemplateFormat;
+  /** Structured tree whose string leaves are Handlebars templates. */
+  data?: unknown;
+  /** Free-text Handlebars source (inline, or the contents of `templateFile`). */
+  template?: string;
+  /** Absolute path of the template file, when `template:` named a file. */
+  templateFile?: string;
+  /** Also load the rendered file into the service's environment (Nomad's `env = true`). */
+  env: boolean;
+  /** File mode; secrets force 0600. */
+  mode?: number;
+  /** Index in the raw list, for error paths. */
+  index: number;
+}
+
+export interface PortMapping {
+  /** Port inside the container / the port the service listens on. */
+  container: number;
+  /** Port published on the host; default the same as `container`. */
+  host: number;
+  /** Host address to publish on; default 127.0.0.1. */
+  hostIp: string;
+  protocol: 'tcp' | 'udp';
+}
+
+export interface VolumeSpec {
+  /** Host path (absolute, or relative to the profile's folder) or named volume. */
+  source: string;
+  target: string;
+  readOnly: boolean;
+  type: 'bind' | 'volume' | 'tmpfs';
+}
+
+export interface RestartPolicy {
+  policy: RestartPolicyName;
+  /** on-failure: give up after this many restarts (0 = no limit). */
+  maxRetries: number;
+  /** First backoff delay; doubles per restart up to `maxBackoffMs`. */
+  backoffMs: number;
+  maxBackoffMs: number;
+}
+
+export interface ResourceLimits {
+  /** CPUs, e.g. 0.5. */
+  cpus?: number;
+  /** Bytes. */
+  memory?: number;
+  pids?: number;
+}
+
+export interface SecurityOptions {
+  readOnlyRootFilesystem: boolean;
+  noNewPrivileges: boolean;
+  capDrop: string[];
+  capAdd: string[];
+  user?: string;
+  tmpfs: string[];
+}
+
+export interface ServiceSpec {
+  name: string;
+  enable: boolean;
+  kind: ServiceKind;
+  description?: string;
+  runtime: RuntimeName;
+  image?: string;
+  /** argv. With `shell: true` a single string run by `/bin/sh -c`. */
+  command?: string[];
+  entrypoint?: string[];
+  shell: boolean;
+  /** Working directory (process runtime: absolute; relative paths resolve against the profile's folder). */
+  workingDir?: string;
+  /** Main port the service listens on (registered in discovery, default health-check port). */
+  port?: number;
+  ports: PortMapping[];
+  /** Host the service is reachable at, for discovery and templates; default 127.0.0.1. */
+  address: string;
+  /** `host` for host networking; otherwise the stack's network. */
+  network?: string;
+  tags: string[];
+  meta: Record<string, string>;
+  environment: Record<string, string>;
+  /** Environment variable names whose values are secrets (never printed). */
+  secretEnvironment: string[];
+  healthCheck?: HealthCheckSpec;
+  dependencies: DependencySpec[];
+  templates: TemplateSpec[];
+  restart: RestartPolicy;
+  stopSignal: string;
+  stopGracePeriodMs: number;
+  volumes: VolumeSpec[];
+  resources: ResourceLimits;
+  security: SecurityOptions;
+  /** Docker: run an init process (tini) as PID 1. */
+  init: boolean;
+  /** Docker: image's own HEALTHCHECK. */
+  pull: 'missing' | 'always' | 'never';
+  replicas: number;
+}
+
+export interface VariableSpec {
+  name: string;
+  type: VariableType;
+  required: boolean;
+  default?: string | number | boolean;
+  description?: string;
+  /** `secret` variables: generate a random value once and keep it (dev stacks). */
+  generate?: { bytes: number; encoding: 'hex' | 'base64url' };
+}
+
+export interface DiscoveryConfig {
+  /** Ordered list: register in every writable one, look up in order. */
+  backends: DiscoveryBackendName[];
+  consulAddress: string;
+  consulToken?: string;
+  consulScheme: 'http' | 'https';
+  etcdEndpoints: string[];
+  etcdPrefix: string;
+  etcdUsername?: string;
+  etcdPassword?: string;
+  natsUrl: string;
+  natsCredsFile?: string;
+  natsToken?: string;
+  natsUser?: string;
+  natsPassword?: string;
+  natsBucket: string;
+  fileDirectory: string;
+  dnsServer: string;
+  dnsDomain: string;
+  ttlMs: number;
+  heartbeatIntervalMs: number;
+  tls?: { ca?: string; cert?: string; key?: string; insecureSkipVerify: boolean };
+}
+
+export interface CoordinationConfig {
+  strategy: CoordinationStrategy;
+  enableHealthChecks: boolean;
+  dependencyTimeoutMs: number;
+}
+
+export interface DockerConfig {
+  /** Engine endpoint: unix:///var/run/docker.sock, tcp://host:2376, ssh://user@host. Default: DOCKER_HOST. */
+  host?: string;
+  tlsVerify?: boolean;
+  certPath?: string;
+  /** Name of the stack's network; default `<stack>_default`. */
+  network?: string;
+}
+
+/** Where a profile came from; template files resolve against `dir`. */
+export interface ProfileSource {
+  /** Absolute path of the main profile file, or undefined for a built-in. */
+  file?: string;
+  /** Built-in profile name, when loaded by name. */
+  builtin?: string;
+  /** Folder that relative paths (templates, volumes, extends) resolve against. */
+  dir: string;
+  /** Every file that contributed (the profile and what it extends), child first. */
+  files: string[];
+}
+
+export interface Profile {
+  name: string;
+  description?: string;
+  domain: string;
+  runtime: RuntimeName;
+  discovery: DiscoveryConfig;
+  coordination: CoordinationConfig;
+  docker: DockerConfig;
+  variables: Record<string, VariableSpec>;
+  services: Record<string, ServiceSpec>;
+  /** Folder for state, logs and rendered configs; default `.stack/<name>` under the working directory. */
+  stateDir?: string;
+  source: ProfileSource;
+}

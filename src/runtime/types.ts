@@ -1,0 +1,90 @@
+/**
+ * Runtime seam: how a service is started and stopped (local process or Docker container).
+ * The engine only speaks this interface; health checks never see runtime types, they get an
+ * endpoint (`HealthTarget`) derived from a handle.
+ */
+import type { RuntimeName, ServiceSpec } from '../profile/types.js';
+
+/** A config file rendered for a service before it starts. */
+export interface RenderedFile {
+  /** Absolute path on the host. */
+  hostPath: string;
+  /** Path relative to the service's config directory (the template's `destination`). */
+  destination: string;
+  mode: number;
+}
+
+export interface StartRequest {
+  stack: string;
+  service: ServiceSpec;
+  /** Replica index, 0-based. */
+  replica: number;
+  /** Final environment: the service's own, plus discovery injections and `env: true` templates. */
+  environment: Record<string, string>;
+  files: RenderedFile[];
+  /** Host folder holding the service's rendered configs. */
+  configDir: string;
+  /** Host folder for logs and runtime state of this stack (`.stack/<stack>/`). */
+  stateDir: string;
+  /** Folder relative paths resolve against (the profile's folder). */
+  profileDir: string;
+}
+
+/** What identifies a started service instance; persisted in the state file so another process can find it. */
+export interface ServiceHandle {
+  runtime: RuntimeName;
+  stack: string;
+  service: string;
+  replica: number;
+  /** Process id (process runtime) or container id (docker). */
+  id: string;
+  pid?: number;
+  /** Process group id (process runtime). */
+  pgid?: number;
+  containerName?: string;
+  startedAt: string;
+  /** Where the service's output goes (process runtime). */
+  logFile?: string;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface InstanceStatus {
+  running: boolean;
+  exit?: ExitInfo;
+  /** docker: the container's own HEALTHCHECK status. */
+  health?: 'starting' | 'healthy' | 'unhealthy' | 'none';
+}
+
+export interface StopOptions {
+  signal: string;
+  gracePeriodMs: number;
+}
+
+export interface LogOptions {
+  follow: boolean;
+  tail?: number;
+  signal?: AbortSignal;
+}
+
+export interface Runtime {
+  readonly name: RuntimeName;
+  /** Once before any start: check the engine is reachable (UnreachableError), create networks, pull images. */
+  prepare(stack: string, services: ServiceSpec[], opts: { signal?: AbortSignal }): Promise<void>;
+  start(req: StartRequest): Promise<ServiceHandle>;
+  /** Resolves when the instance exits (for the restart policy and run-to-completion tasks). */
+  wait(handle: ServiceHandle): Promise<ExitInfo>;
+  stop(handle: ServiceHandle, opts: StopOptions): Promise<void>;
+  inspect(handle: ServiceHandle): Promise<InstanceStatus>;
+  logs(handle: ServiceHandle, opts: LogOptions): AsyncIterable<string>;
+  /** Instances of a stack that exist now, found without our own state (Docker labels; pid files). */
+  discover(stack: string): Promise<ServiceHandle[]>;
+  /** Remove what `prepare` created (networks), after every instance is stopped. */
+  teardown(stack: string): Promise<void>;
+  /** Host and port a health check should probe to reach `port` of this instance (loopback). */
+  endpoint(handle: ServiceHandle, port: number): { host: string; port: number };
+  close(): Promise<void>;
+}
