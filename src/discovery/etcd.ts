@@ -1,0 +1,382 @@
+/**
+ * etcd discovery backend (DESIGN.md §5), on the `etcd3` client.
+ *
+ * Layout: key `<etcdPrefix>/services/<service>/<id>` holds the instance's JSON record and is
+ * attached to a lease whose TTL is the registration's TTL. A heartbeat is one lease keep-alive,
+ * so a registration whose owner stops heartbeating (crashed, or the service is unhealthy)
+ * disappears after one TTL; the client does not keep leases alive on its own for that reason.
+ *
+ * Recovery: if a keep-alive finds the lease gone (the server lost it, or was down longer than
+ * the TTL), the registration is re-established with a fresh lease, so after a server restart
+ * registrations are back within one heartbeat. Watches re-read the prefix whenever the watch
+ * stream (re)connects, so nothing that changed while it was down is missed.
+ *
+ * Records carry `registeredAt` but no stored `expiresAt`: the lease is the truth about expiry,
+ * and rewriting the record on every heartbeat would wake every watcher for nothing.
+ */
+import { readFileSync } from 'node:fs';
+import type { Etcd3, IOptions } from 'etcd3';
+import { StackError, StackFailedError, UnreachableError } from '../errors.js';
+import type { DiscoveryConfig } from '../profile/types.js';
+import type {
+  DiscoveryBackend,
+  DiscoveryCapabilities,
+  InstanceInput,
+  RegisterOptions,
+  ServiceInstance,
+  WatchOptions,
+} from './types.js';
+
+const CAPABILITIES: DiscoveryCapabilities = {
+  register: true,
+  deregister: true,
+  lookup: true,
+  watch: true,
+  heartbeat: true,
+  list: true,
+  inject: false,
+};
+
+/** What this client registered, so it can keep it alive and put it back after an outage. */
+interface OwnRegistration {
+  key: string;
+  record: ServiceInstance;
+  ttlSeconds: number;
+  leaseId: string;
+}
+
+export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
+  const endpoints = config.etcdEndpoints.length > 0 ? config.etcdEndpoints : ['http://127.0.0.1:2379'];
+  const where = endpoints.map(redactUrl).join(',');
+  const root = `${config.etcdPrefix.replace(/\/+$/, '')}/services/`;
+  const own = new Map<string, OwnRegistration>();
+  let clientPromise: Promise<Etcd3> | undefined;
+  let closed = false;
+
+  const keyOf = (service: string, id: string) => `${root}${service}/${id}`;
+
+  function client(): Promise<Etcd3> {
+    if (closed) throw new StackError('the etcd discovery backend is closed', { code: 'closed' });
+    clientPromise ??= import('etcd3').then(({ Etcd3 }) => new Etcd3(clientOptions(config, endpoints)));
+    return clientPromise;
+  }
+
+  /** Run one etcd operation; a network failure becomes an UnreachableError naming etcd and where. */
+  async function withEtcd<T>(what: string, op: (etcd: Etcd3) => Promise<T>): Promise<T> {
+    const etcd = await client();
+    try {
+      return await op(etcd);
+    } catch (err) {
+      throw toStackError(err, what, where);
+    }
+  }
+
+  async function grant(etcd: Etcd3, ttlSeconds: number): Promise<string> {
+    const res = await etcd.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 });
+    return res.ID;
+  }
+
+  /** One keep-alive round trip; the remaining TTL, 0 when the lease no longer exists. */
+  async function keepAlive(etcd: Etcd3, leaseId: string): Promise<number> {
+    const stream = await etcd.leaseClient.leaseKeepAlive();
+    try {
+      const res = await new Promise<{ TTL: string }>((resolve, reject) => {
+        stream.on('data', resolve);
+        stream.on('error', reject);
+        stream.write({ ID: leaseId });
+      });
+      return Number(res.TTL);
+    } finally {
+      stream.end();
+    }
+  }
+
+  /** Put a record of ours on a fresh lease (after registration, or when the old lease is gone). */
+  async function establish(etcd: Etcd3, reg: Omit<OwnRegistration, 'leaseId'>, exclusive: boolean): Promise<string> {
+    const leaseId = await grant(etcd, reg.ttlSeconds);
+    const value = JSON.stringify(reg.record);
+    if (exclusive) {
+      const txn = await etcd
+        .if(reg.key, 'Create', '==', 0)
+        .then(etcd.put(reg.key).value(value).lease(leaseId))
+        .commit();
+      if (!txn.succeeded) {
+        await revokeQuietly(etcd, leaseId);
+        throw new StackFailedError(
+          `etcd: instance '${reg.record.id}' of service '${reg.record.service}' is already registered by someone else`,
+          { code: 'discovery_collision' },
+        );
+      }
+    } else {
+      await etcd.put(reg.key).value(value).lease(leaseId);
+    }
+    return leaseId;
+  }
+
+  async function readPrefix(prefix: string): Promise<ServiceInstance[]> {
+    return withEtcd(`read ${prefix}`, async (etcd) => {
+      const values = await etcd.getAll().prefix(prefix).strings();
+      return sortInstances(Object.values(values).flatMap((v) => parseRecord(v)));
+    });
+  }
+
+  return {
+    name: 'etcd',
+    capabilities: CAPABILITIES,
+
+    async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
+      const ttlMs = opts.ttlMs ?? config.ttlMs;
+      const ttlSeconds = Math.max(1, Math.ceil(ttlMs / 1000));
+      const now = Date.now();
+      const record = toRecord(input, now);
+      const key = keyOf(record.service, record.id);
+      const previous = own.get(key);
+      // Re-registering our own instance is an update, never a collision with ourselves.
+      const exclusive = !!opts.exclusive && !previous;
+      const leaseId = await withEtcd(`register ${record.service}/${record.id}`, (etcd) =>
+        establish(etcd, { key, record, ttlSeconds }, exclusive),
+      );
+      own.set(key, { key, record, ttlSeconds, leaseId });
+      if (previous && previous.leaseId !== leaseId) {
+        // The key now hangs on the new lease, so revoking the old one deletes nothing.
+        const etcd = await client();
+        await revokeQuietly(etcd, previous.leaseId);
+      }
+      return { ...record, expiresAt: new Date(now + ttlSeconds * 1000).toISOString() };
+    },
+
+    async deregister(service: string, id: string): Promise<void> {
+      const key = keyOf(service, id);
+      const reg = own.get(key);
+      own.delete(key);
+      await withEtcd(`deregister ${service}/${id}`, async (etcd) => {
+        await etcd.delete().key(key);
+        if (reg) await revokeQuietly(etcd, reg.leaseId);
+      });
+    },
+
+    lookup(service: string): Promise<ServiceInstance[]> {
+      return readPrefix(`${root}${service}/`);
+    },
+
+    list(): Promise<ServiceInstance[]> {
+      return readPrefix(root);
+    },
+
+    async heartbeat(service: string, id: string): Promise<void> {
+      const key = keyOf(service, id);
+      await withEtcd(`heartbeat ${service}/${id}`, async (etcd) => {
+        const reg = own.get(key);
+        if (!reg) {
+          // Registered by another client (another `stack` process): keep its lease alive if it exists.
+          const res = await etcd.kv.range({ key: Buffer.from(key) });
+          const lease = res.kvs[0]?.lease;
+          if (!lease || lease === '0') throw notRegistered(service, id);
+          if ((await keepAlive(etcd, lease)) <= 0) throw notRegistered(service, id);
+          return;
+        }
+        if ((await keepAlive(etcd, reg.leaseId)) > 0) return;
+        // The lease is gone (expired while etcd or we were away): put the registration back.
+        reg.leaseId = await establish(etcd, reg, false);
+      });
+    },
+
+    watch(service: string, opts: WatchOptions = {}): AsyncIterable<ServiceInstance[]> {
+      const prefix = `${root}${service}/`;
+      return watchByResync(opts.signal, async (notify) => {
+        const watcher = await withEtcd(`watch ${prefix}`, (etcd) => etcd.watch().prefix(prefix).create());
+        // `connected` also fires after every reconnect: re-read then, since events were missed.
+        watcher.on('put', notify).on('delete', notify).on('connected', notify);
+        watcher.on('error', () => undefined); // the watcher reconnects by itself
+        return {
+          read: () => readPrefix(prefix),
+          stop: async () => {
+            await watcher.cancel().catch(() => undefined);
+          },
+        };
+      });
+    },
+
+    async check(): Promise<void> {
+      // Reachable and writable: write a throwaway key on a short lease, then remove it.
+      const probe = `${config.etcdPrefix.replace(/\/+$/, '')}/.check/${process.pid}-${Date.now()}`;
+      await withEtcd('check', async (etcd) => {
+        await etcd.put(probe).value('ok');
+        await etcd.delete().key(probe);
+      });
+    },
+
+    async close(): Promise<void> {
+      closed = true;
+      const pending = clientPromise;
+      clientPromise = undefined;
+      if (!pending) return;
+      const etcd = await pending;
+      // Leave leases to expire on their own: closing a client is not deregistering its services.
+      own.clear();
+      etcd.close();
+    },
+  };
+}
+
+function clientOptions(config: DiscoveryConfig, endpoints: string[]): IOptions {
+  const options: IOptions = {
+    hosts: endpoints,
+    dialTimeout: 3000,
+  };
+  if (config.etcdUsername !== undefined) {
+    options.auth = { username: config.etcdUsername, password: config.etcdPassword ?? '' };
+  }
+  const tls = config.tls;
+  if (tls?.ca || endpoints.some((e) => e.startsWith('https:'))) {
+    options.credentials = {
+      rootCertificate: tls?.ca ? readFileSync(tls.ca) : Buffer.alloc(0),
+      ...(tls?.key ? { privateKey: readFileSync(tls.key) } : {}),
+      ...(tls?.cert ? { certChain: readFileSync(tls.cert) } : {}),
+    };
+  }
+  return options;
+}
+
+async function revokeQuietly(etcd: Etcd3, leaseId: string): Promise<void> {
+  try {
+    await etcd.leaseClient.leaseRevoke({ ID: leaseId });
+  } catch {
+    // Already expired or revoked: the goal is reached.
+  }
+}
+
+function notRegistered(service: string, id: string): StackError {
+  return new StackFailedError(`etcd: instance '${id}' of service '${service}' is not registered`, {
+    code: 'not_registered',
+  });
+}
+
+/** Network and server failures are "unreachable" (exit 3); anything else keeps its own meaning. */
+function toStackError(err: unknown, what: string, where: string): unknown {
+  if (err instanceof StackError) return err;
+  const name = err instanceof Error ? err.constructor.name : '';
+  const message = err instanceof Error ? err.message : String(err);
+  const unreachable =
+    /GRPCUnavailable|GRPCDeadlineExceeded|GRPCConnectFailed|GRPCCancelled|BrokenCircuit|TaskCancelled/.test(name) ||
+    /unavailable|ECONNREFUSED|deadline|connect|circuit/i.test(message);
+  if (unreachable) {
+    return new UnreachableError('etcd', `etcd discovery backend unreachable at ${where} (${what}): ${message}`, {
+      cause: err,
+    });
+  }
+  if (/Authentication|Unauthenticated|PermissionDenied|InvalidAuthToken/.test(name)) {
+    return new UnreachableError('etcd', `etcd at ${where} refused our credentials (${what})`, {
+      cause: err,
+      code: 'unauthorized',
+    });
+  }
+  return new StackError(`etcd (${where}) ${what} failed: ${message}`, { code: 'discovery_error', cause: err });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Record handling and the resync watch loop. The NATS and Consul backends carry the same few
+// lines; they belong in a shared discovery helper once the core has one.
+
+function toRecord(input: InstanceInput, now: number): ServiceInstance {
+  const record: ServiceInstance = {
+    id: input.id,
+    service: input.service,
+    address: input.address,
+    tags: [...(input.tags ?? [])],
+    meta: { ...(input.meta ?? {}) },
+    registeredAt: new Date(now).toISOString(),
+  };
+  if (input.port !== undefined) record.port = input.port;
+  if (input.url !== undefined) record.url = input.url;
+  return record;
+}
+
+function parseRecord(value: string): ServiceInstance[] {
+  try {
+    const v = JSON.parse(value) as ServiceInstance;
+    return v && typeof v.id === 'string' && typeof v.service === 'string' ? [v] : [];
+  } catch {
+    return []; // someone else's junk under our prefix is not an instance
+  }
+}
+
+function sortInstances(list: ServiceInstance[]): ServiceInstance[] {
+  return list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^/@]*@/, '//');
+}
+
+interface ResyncSource {
+  read(): Promise<ServiceInstance[]>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Turn "something changed" notifications into a stream of full lists: re-read on every
+ * notification and yield when the list differs from the last one yielded. Reading the whole
+ * list (rather than applying events) makes resynchronisation after a reconnect the normal path.
+ * A failed read is retried with backoff; the watch ends only when the signal aborts or the
+ * consumer stops iterating.
+ */
+async function* watchByResync(
+  signal: AbortSignal | undefined,
+  open: (notify: () => void) => Promise<ResyncSource>,
+): AsyncGenerator<ServiceInstance[]> {
+  let dirty = true;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    dirty = true;
+    wake?.();
+  };
+  const onAbort = () => wake?.();
+  signal?.addEventListener('abort', onAbort);
+  const source = await open(notify);
+  let last: string | undefined;
+  let failures = 0;
+  try {
+    while (!signal?.aborted) {
+      if (dirty) {
+        dirty = false;
+        try {
+          const list = await source.read();
+          failures = 0;
+          const fingerprint = JSON.stringify(list);
+          if (fingerprint !== last) {
+            last = fingerprint;
+            yield list;
+            continue;
+          }
+        } catch {
+          // Backend away: try again shortly; the watch itself must survive the outage.
+          dirty = true;
+          failures++;
+          await sleep(Math.min(2000, 50 * 2 ** failures), signal);
+          continue;
+        }
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        if (dirty || signal?.aborted) resolve();
+      });
+      wake = undefined;
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    await source.stop();
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

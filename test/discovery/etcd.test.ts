@@ -1,0 +1,145 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createEtcdBackend } from '../../src/discovery/etcd.js';
+import type { DiscoveryBackend, ServiceInstance } from '../../src/discovery/types.js';
+import type { DiscoveryConfig } from '../../src/profile/types.js';
+import { startEtcd, type EtcdServer } from '../fixtures/etcd.js';
+import { waitFor } from '../helpers/net.js';
+
+let server: EtcdServer;
+const opened: DiscoveryBackend[] = [];
+let prefixes = 0;
+
+function config(overrides: Partial<DiscoveryConfig> = {}): DiscoveryConfig {
+  return {
+    backends: ['etcd'],
+    consulAddress: '127.0.0.1:8500',
+    consulScheme: 'http',
+    etcdEndpoints: [server.endpoint],
+    // A prefix per backend keeps tests independent on one server.
+    etcdPrefix: `/etcd-test-${process.pid}-${++prefixes}`,
+    natsUrl: 'nats://127.0.0.1:4222',
+    natsBucket: 'services',
+    fileDirectory: '.stack/discovery',
+    dnsServer: '127.0.0.1:53',
+    dnsDomain: 'service.consul',
+    ttlMs: 2000,
+    heartbeatIntervalMs: 500,
+    ...overrides,
+  };
+}
+
+function backend(overrides: Partial<DiscoveryConfig> = {}): DiscoveryBackend {
+  const b = createEtcdBackend(config(overrides));
+  opened.push(b);
+  return b;
+}
+
+beforeAll(async () => {
+  server = await startEtcd();
+});
+
+afterAll(async () => {
+  await Promise.all(opened.map((b) => b.close()));
+  await server?.destroy();
+});
+
+const ids = (list: ServiceInstance[]) => list.map((i) => i.id);
+
+describe('etcd backend', () => {
+  test('stores the record under <prefix>/services/<service>/<id> on a lease', async () => {
+    const prefix = `/layout-${process.pid}`;
+    const b = backend({ etcdPrefix: prefix });
+    await b.register({ id: 'pds-1', service: 'pds', address: '127.0.0.1', port: 3000, tags: ['atproto'] });
+    const { Etcd3 } = await import('etcd3');
+    const raw = new Etcd3({ hosts: server.endpoint });
+    try {
+      const res = await raw.kv.range({ key: Buffer.from(`${prefix}/services/pds/pds-1`) });
+      const kv = res.kvs[0];
+      expect(kv).toBeDefined();
+      expect(JSON.parse(kv!.value.toString())).toMatchObject({ id: 'pds-1', service: 'pds', port: 3000 });
+      expect(kv!.lease).not.toBe('0');
+    } finally {
+      raw.close();
+    }
+  });
+
+  test('exclusive registration fails on an id another client holds, and succeeds for our own', async () => {
+    const prefix = `/collide-${process.pid}`;
+    const first = backend({ etcdPrefix: prefix });
+    const second = backend({ etcdPrefix: prefix });
+    await first.register({ id: 'db-1', service: 'db', address: '127.0.0.1' }, { exclusive: true });
+    await expect(
+      second.register({ id: 'db-1', service: 'db', address: '127.0.0.2' }, { exclusive: true }),
+    ).rejects.toMatchObject({ code: 'discovery_collision' });
+    // Re-registering what we own is an update.
+    await first.register({ id: 'db-1', service: 'db', address: '127.0.0.3' }, { exclusive: true });
+    expect((await second.lookup('db')).map((i) => i.address)).toEqual(['127.0.0.3']);
+  });
+
+  test('heartbeats keep a registration past its TTL; without them it expires', async () => {
+    const b = backend();
+    await b.register({ id: 'kept', service: 'svc', address: '127.0.0.1' }, { ttlMs: 1000 });
+    await b.register({ id: 'dropped', service: 'svc', address: '127.0.0.1' }, { ttlMs: 1000 });
+    const beat = setInterval(() => void b.heartbeat('svc', 'kept').catch(() => undefined), 250);
+    try {
+      await waitFor(async () => (await b.lookup('svc')).length === 1, 10_000, 'the unbeaten instance to expire');
+      expect(ids(await b.lookup('svc'))).toEqual(['kept']);
+    } finally {
+      clearInterval(beat);
+    }
+  });
+
+  test('a heartbeat for an instance nobody registered is an error', async () => {
+    const b = backend();
+    await expect(b.heartbeat('svc', 'ghost')).rejects.toMatchObject({ code: 'not_registered' });
+  });
+
+  test('a heartbeat after the lease was lost puts the registration back', async () => {
+    const prefix = `/relost-${process.pid}`;
+    const b = backend({ etcdPrefix: prefix });
+    await b.register({ id: 'phoenix', service: 'svc', address: '127.0.0.1' }, { ttlMs: 1000 });
+    // Someone revokes every lease (as a server that lost its state would).
+    const { Etcd3 } = await import('etcd3');
+    const raw = new Etcd3({ hosts: server.endpoint });
+    try {
+      const res = await raw.kv.range({ key: Buffer.from(`${prefix}/services/svc/phoenix`) });
+      await raw.leaseClient.leaseRevoke({ ID: res.kvs[0]!.lease });
+    } finally {
+      raw.close();
+    }
+    expect(await b.lookup('svc')).toEqual([]);
+    await b.heartbeat('svc', 'phoenix');
+    expect(ids(await b.lookup('svc'))).toEqual(['phoenix']);
+  });
+
+  test('watch yields the current list, then one list per change', async () => {
+    const b = backend();
+    const controller = new AbortController();
+    const seen: string[][] = [];
+    const done = (async () => {
+      for await (const list of b.watch('web', { signal: controller.signal })) {
+        seen.push(ids(list));
+        if (seen.length === 1) await b.register({ id: 'w1', service: 'web', address: '127.0.0.1' });
+        else if (seen.length === 2) await b.register({ id: 'w2', service: 'web', address: '127.0.0.1' });
+        else if (seen.length === 3) await b.deregister('web', 'w1');
+        else break;
+      }
+    })();
+    await done;
+    controller.abort();
+    expect(seen).toEqual([[], ['w1'], ['w1', 'w2'], ['w2']]);
+  });
+
+  test('credentials never appear in an error message', async () => {
+    const b = createEtcdBackend(
+      config({ etcdEndpoints: ['http://127.0.0.1:1'], etcdUsername: 'root', etcdPassword: 'hunter2-secret' }),
+    );
+    opened.push(b);
+    const err = await b.check().then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeDefined();
+    expect(String(err?.message)).not.toContain('hunter2-secret');
+  });
+});
