@@ -17,6 +17,7 @@
 import { readFileSync } from 'node:fs';
 import type { Etcd3, IOptions } from 'etcd3';
 import { StackError, StackFailedError, UnreachableError } from '../errors.js';
+import { CollisionError } from './errors.js';
 import type { DiscoveryConfig } from '../profile/types.js';
 import type {
   DiscoveryBackend,
@@ -102,10 +103,7 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
         .commit();
       if (!txn.succeeded) {
         await revokeQuietly(etcd, leaseId);
-        throw new StackFailedError(
-          `etcd: instance '${reg.record.id}' of service '${reg.record.service}' is already registered by someone else`,
-          { code: 'discovery_collision' },
-        );
+        throw new CollisionError(reg.record.service, reg.record.id, { backend: 'etcd' });
       }
     } else {
       await etcd.put(reg.key).value(value).lease(leaseId);
@@ -130,12 +128,10 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
       const now = Date.now();
       const record = toRecord(input, now);
       const key = keyOf(record.service, record.id);
-      const previous = own.get(key);
-      // Re-registering our own instance is an update, never a collision with ourselves.
-      const exclusive = !!opts.exclusive && !previous;
       const leaseId = await withEtcd(`register ${record.service}/${record.id}`, (etcd) =>
-        establish(etcd, { key, record, ttlSeconds }, exclusive),
+        establish(etcd, { key, record, ttlSeconds }, !!opts.exclusive),
       );
+      const previous = own.get(key);
       own.set(key, { key, record, ttlSeconds, leaseId });
       if (previous && previous.leaseId !== leaseId) {
         // The key now hangs on the new lease, so revoking the old one deletes nothing.

@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { CollisionError } from '../../src/discovery/errors.js';
 import { createEtcdBackend } from '../../src/discovery/etcd.js';
 import type { DiscoveryBackend, ServiceInstance } from '../../src/discovery/types.js';
 import type { DiscoveryConfig } from '../../src/profile/types.js';
 import { startEtcd, type EtcdServer } from '../fixtures/etcd.js';
 import { waitFor } from '../helpers/net.js';
+import { describeBackendConformance } from './conformance.js';
 
 let server: EtcdServer;
 const opened: DiscoveryBackend[] = [];
@@ -63,17 +65,19 @@ describe('etcd backend', () => {
     }
   });
 
-  test('exclusive registration fails on an id another client holds, and succeeds for our own', async () => {
+  test('exclusive registration fails on an id another client holds', async () => {
     const prefix = `/collide-${process.pid}`;
     const first = backend({ etcdPrefix: prefix });
     const second = backend({ etcdPrefix: prefix });
     await first.register({ id: 'db-1', service: 'db', address: '127.0.0.1' }, { exclusive: true });
     await expect(
       second.register({ id: 'db-1', service: 'db', address: '127.0.0.2' }, { exclusive: true }),
-    ).rejects.toMatchObject({ code: 'discovery_collision' });
-    // Re-registering what we own is an update.
-    await first.register({ id: 'db-1', service: 'db', address: '127.0.0.3' }, { exclusive: true });
-    expect((await second.lookup('db')).map((i) => i.address)).toEqual(['127.0.0.3']);
+    ).rejects.toBeInstanceOf(CollisionError);
+    expect((await second.lookup('db')).map((i) => i.address)).toEqual(['127.0.0.1']);
+    // Once the holder lets go, the id is free again.
+    await first.deregister('db', 'db-1');
+    await second.register({ id: 'db-1', service: 'db', address: '127.0.0.2' }, { exclusive: true });
+    expect((await first.lookup('db')).map((i) => i.address)).toEqual(['127.0.0.2']);
   });
 
   test('heartbeats keep a registration past its TTL; without them it expires', async () => {
@@ -142,4 +146,9 @@ describe('etcd backend', () => {
     expect(err).toBeDefined();
     expect(String(err?.message)).not.toContain('hunter2-secret');
   });
+});
+
+describeBackendConformance('etcd', {
+  make: async ({ ttlMs }) => backend({ ttlMs }),
+  shortTtlMs: 1000,
 });
