@@ -45,6 +45,11 @@ export interface ServiceHandle {
   startedAt: string;
   /** Where the service's output goes (process runtime). */
   logFile?: string;
+  /**
+   * docker: where each published container port is reachable on the host, keyed by container
+   * port (`"3000"`). Kept in the handle so `endpoint()` works in a process that did not start it.
+   */
+  publishedPorts?: Record<string, { host: string; port: number }>;
 }
 
 export interface ExitInfo {
@@ -72,6 +77,11 @@ export interface LogOptions {
 
 export interface Runtime {
   readonly name: RuntimeName;
+  /**
+   * True when the runtime applies `service.restart` itself (docker: the engine's RestartPolicy).
+   * The engine then does not restart instances; `wait` resolves only when one has stopped for good.
+   */
+  readonly appliesRestartPolicy?: boolean;
   /** Once before any start: check the engine is reachable (UnreachableError), create networks, pull images. */
   prepare(stack: string, services: ServiceSpec[], opts: { signal?: AbortSignal }): Promise<void>;
   start(req: StartRequest): Promise<ServiceHandle>;
