@@ -1,0 +1,13 @@
+/**
+ * A probe's own I/O timeout runs on real time (it bounds a socket or a child process, which the
+ * swappable clock cannot speed up); the caller's signal cancels it early.
+ */
+export function probeSignal(signal: AbortSignal, timeoutMs: number): AbortSignal {
+  return timeoutMs > 0 ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : signal;
+}
+
+/** "timed out after N ms" when our own timeout fired, "aborted" when the caller cancelled. */
+export function describeAbort(signal: AbortSignal, timeoutMs: number): string {
+  const reason: unknown = signal.reason;
+  return reason instanceof DOMException && reason.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : 'aborted';
+}
