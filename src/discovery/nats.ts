@@ -1,0 +1,478 @@
+/**
+ * NATS discovery backend (DESIGN.md §5), on `@nats-io/transport-node` and `@nats-io/kv`.
+ *
+ * Layout: JetStream KV bucket `config.natsBucket` (default `services`), key `<service>.<id>`,
+ * value the instance's JSON record. The bucket's TTL (stream max age) is the registration TTL;
+ * a heartbeat re-puts the record (with a fresh `expiresAt`), which is what refreshes it. Every
+ * change is also announced on `services.<service>.register | heartbeat | deregister`, so plain
+ * NATS subscribers can follow the topology without JetStream.
+ *
+ * Expiry: a KV bucket's TTL drops old values silently (no delete marker, so KV watchers are not
+ * told), and a bucket created earlier may carry another TTL than ours. Readers therefore also
+ * drop records whose `expiresAt` has passed, and watchers re-read when the earliest one is due.
+ * That compares the writer's clock with the reader's: hosts are assumed to keep time (NTP).
+ *
+ * Outages: the connection reconnects forever. Heartbeats re-put whole records, so a registration
+ * lost while the server was away is back with the next heartbeat; on every reconnect this client
+ * also re-puts what it registered at once, and watchers re-read and re-subscribe.
+ */
+import { readFileSync } from 'node:fs';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
+import { ExitCode, StackError, StackFailedError, UnreachableError } from '../errors.js';
+import { CollisionError } from './errors.js';
+import type { DiscoveryConfig } from '../profile/types.js';
+import type {
+  DiscoveryBackend,
+  DiscoveryCapabilities,
+  InstanceInput,
+  RegisterOptions,
+  ServiceInstance,
+  WatchOptions,
+} from './types.js';
+
+const CAPABILITIES: DiscoveryCapabilities = {
+  register: true,
+  deregister: true,
+  lookup: true,
+  watch: true,
+  heartbeat: true,
+  list: true,
+  inject: false,
+};
+
+/** Characters a KV key token may hold (NATS subject rules, without the separators). */
+const KEY_TOKEN = /^[-_=a-zA-Z0-9]+$/;
+
+interface Connected {
+  nc: NatsConnection;
+  kv: KV;
+}
+
+interface OwnRegistration {
+  record: ServiceInstance;
+  ttlMs: number;
+}
+
+type Announcement = 'register' | 'heartbeat' | 'deregister';
+
+export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
+  const servers = config.natsUrl.split(',').map((s) => s.trim()).filter(Boolean);
+  const where = servers.map(redactUrl).join(',');
+  const bucket = config.natsBucket || 'services';
+  const own = new Map<string, OwnRegistration>();
+  /** Called on every reconnect: watchers re-read and re-subscribe. */
+  const reconnectListeners = new Set<() => void>();
+  let connecting: Promise<Connected> | undefined;
+  let closed = false;
+
+  function connection(): Promise<Connected> {
+    if (closed) return Promise.reject(new StackError('the nats discovery backend is closed', { code: 'closed' }));
+    connecting ??= open().catch((err: unknown) => {
+      connecting = undefined; // the next call tries again
+      throw toStackError(err, 'connect', where);
+    });
+    return connecting;
+  }
+
+  async function open(): Promise<Connected> {
+    const [{ connect, credsAuthenticator }, { Kvm }] = await Promise.all([
+      import('@nats-io/transport-node'),
+      import('@nats-io/kv'),
+    ]);
+    const nc = await connect({
+      servers,
+      name: 'atproto-stacks',
+      maxReconnectAttempts: -1, // reconnect forever: discovery outlives server restarts
+      reconnectTimeWait: 250,
+      timeout: 3000,
+      ...(config.natsToken ? { token: config.natsToken } : {}),
+      ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword ?? '' } : {}),
+      ...(config.natsCredsFile ? { authenticator: credsAuthenticator(readFileSync(config.natsCredsFile)) } : {}),
+      ...(config.tls
+        ? {
+            tls: {
+              ...(config.tls.ca ? { caFile: config.tls.ca } : {}),
+              ...(config.tls.cert ? { certFile: config.tls.cert } : {}),
+              ...(config.tls.key ? { keyFile: config.tls.key } : {}),
+            },
+          }
+        : {}),
+    });
+    void followStatus(nc);
+    const kvm = new Kvm(nc);
+    let kv: KV;
+    try {
+      kv = await kvm.create(bucket, { ttl: config.ttlMs, history: 1 });
+    } catch (err) {
+      // The bucket exists with another configuration (another TTL): use it as it is; readers
+      // still honour each record's own expiresAt.
+      if (!/already in use|different configuration/i.test(String((err as Error)?.message))) {
+        await nc.close().catch(() => undefined);
+        throw err;
+      }
+      kv = await kvm.open(bucket);
+    }
+    return { nc, kv };
+  }
+
+  async function followStatus(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) {
+      if (status.type !== 'reconnect') continue;
+      void reestablish();
+      for (const listener of reconnectListeners) listener();
+    }
+  }
+
+  /** Put back everything we registered (the server may have lost it, or it expired meanwhile). */
+  async function reestablish(): Promise<void> {
+    for (const reg of own.values()) {
+      try {
+        await putRecord(reg, 'heartbeat');
+      } catch {
+        // The next heartbeat tries again.
+      }
+    }
+  }
+
+  async function withNats<T>(what: string, op: (c: Connected) => Promise<T>): Promise<T> {
+    const c = await connection();
+    try {
+      return await op(c);
+    } catch (err) {
+      throw toStackError(err, what, where);
+    }
+  }
+
+  function announce(nc: NatsConnection, kind: Announcement, record: ServiceInstance | { service: string; id: string }) {
+    nc.publish(`services.${record.service}.${kind}`, JSON.stringify(record));
+  }
+
+  async function putRecord(reg: OwnRegistration, kind: Announcement): Promise<ServiceInstance> {
+    const now = Date.now();
+    reg.record = { ...reg.record, expiresAt: new Date(now + reg.ttlMs).toISOString() };
+    const { nc, kv } = await connection();
+    await kv.put(keyOf(reg.record.service, reg.record.id), JSON.stringify(reg.record));
+    announce(nc, kind, reg.record);
+    return reg.record;
+  }
+
+  async function readKeys(filter: string): Promise<ServiceInstance[]> {
+    return withNats(`read ${filter}`, async ({ kv }) => {
+      const keys: string[] = [];
+      for await (const key of await kv.keys(filter)) keys.push(key);
+      const entries = await Promise.all(keys.map((k) => kv.get(k)));
+      const now = Date.now();
+      return sortInstances(
+        entries.flatMap((e) => (e && e.operation === 'PUT' ? parseRecord(e.string()) : [])).filter((r) => !expired(r, now)),
+      );
+    });
+  }
+
+  return {
+    name: 'nats',
+    capabilities: CAPABILITIES,
+
+    async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
+      const key = keyOf(input.service, input.id);
+      const ttlMs = opts.ttlMs ?? config.ttlMs;
+      const now = Date.now();
+      const record: ServiceInstance = { ...toRecord(input, now), expiresAt: new Date(now + ttlMs).toISOString() };
+      return withNats(`register ${input.service}/${input.id}`, async ({ nc, kv }) => {
+        const value = JSON.stringify(record);
+        if (opts.exclusive) await claim(kv, key, value, record);
+        else await kv.put(key, value);
+        own.set(key, { record, ttlMs });
+        announce(nc, 'register', record);
+        return record;
+      });
+    },
+
+    async deregister(service: string, id: string): Promise<void> {
+      const key = keyOf(service, id);
+      own.delete(key);
+      await withNats(`deregister ${service}/${id}`, async ({ nc, kv }) => {
+        const entry = await kv.get(key);
+        if (!entry || entry.operation !== 'PUT') return;
+        await kv.delete(key);
+        announce(nc, 'deregister', { service, id });
+      });
+    },
+
+    lookup(service: string): Promise<ServiceInstance[]> {
+      checkToken(service, 'service');
+      return readKeys(`${service}.>`);
+    },
+
+    list(): Promise<ServiceInstance[]> {
+      return readKeys('>');
+    },
+
+    async heartbeat(service: string, id: string): Promise<void> {
+      const key = keyOf(service, id);
+      await withNats(`heartbeat ${service}/${id}`, async ({ kv }) => {
+        let reg = own.get(key);
+        if (!reg) {
+          // Registered by another client: refresh what is stored, if it still is.
+          const entry = await kv.get(key);
+          const [record] = entry && entry.operation === 'PUT' ? parseRecord(entry.string()) : [];
+          if (!record || expired(record, Date.now())) throw notRegistered(service, id);
+          reg = { record, ttlMs: config.ttlMs };
+        }
+        await putRecord(reg, 'heartbeat');
+      });
+    },
+
+    watch(service: string, opts: WatchOptions = {}): AsyncIterable<ServiceInstance[]> {
+      checkToken(service, 'service');
+      const filter = `${service}.>`;
+      return watchByResync(opts.signal, async (notify) => {
+        let stopped = false;
+        let updates: { stop(): void } | undefined;
+        let expiryTimer: NodeJS.Timeout | undefined;
+        // Re-subscribe after reconnects; the watch has to outlive server restarts.
+        const subscribe = async () => {
+          updates?.stop();
+          updates = undefined;
+          if (stopped) return;
+          try {
+            const { kv } = await connection();
+            const iter = await kv.watch({ key: filter, include: 'updates' });
+            if (stopped) return iter.stop();
+            updates = iter;
+            void (async () => {
+              for await (const _ of iter) notify();
+            })().catch(() => undefined);
+          } catch {
+            // Server away: the reconnect listener subscribes again.
+          }
+          notify();
+        };
+        const onReconnect = () => void subscribe();
+        reconnectListeners.add(onReconnect);
+        await subscribe();
+        return {
+          read: async () => {
+            const list = await readKeys(filter);
+            // Values dropped by TTL raise no event: wake up when the earliest record is due.
+            clearTimeout(expiryTimer);
+            const due = Math.min(...list.map((r) => (r.expiresAt ? Date.parse(r.expiresAt) : Infinity)));
+            if (Number.isFinite(due)) expiryTimer = setTimeout(notify, Math.max(0, due - Date.now()) + 20);
+            return list;
+          },
+          stop: async () => {
+            stopped = true;
+            clearTimeout(expiryTimer);
+            reconnectListeners.delete(onReconnect);
+            updates?.stop();
+          },
+        };
+      });
+    },
+
+    async check(): Promise<void> {
+      // Reachable and writable: a probe value put and purged (one fixed key, so nothing piles up).
+      await withNats('check', async ({ nc, kv }) => {
+        await kv.put('_check.probe', 'ok');
+        await kv.purge('_check.probe');
+        await nc.flush();
+      });
+    },
+
+    async close(): Promise<void> {
+      closed = true;
+      const pending = connecting;
+      connecting = undefined;
+      own.clear();
+      reconnectListeners.clear();
+      if (!pending) return;
+      try {
+        const { nc } = await pending;
+        // Registrations stay until their TTL: closing is not deregistering.
+        await nc.drain().catch(() => nc.close());
+      } catch {
+        // Never connected: nothing to close.
+      }
+    },
+  };
+}
+
+/** Create-if-absent; a value left behind only because its TTL passed does not block a claim. */
+async function claim(kv: KV, key: string, value: string, record: ServiceInstance): Promise<void> {
+  try {
+    await kv.create(key, value);
+    return;
+  } catch (err) {
+    if (!isWrongSequence(err)) throw err;
+  }
+  const entry = await kv.get(key);
+  const [held] = entry && entry.operation === 'PUT' ? parseRecord(entry.string()) : [];
+  if (entry && held && expired(held, Date.now())) {
+    try {
+      await kv.update(key, value, entry.revision);
+      return;
+    } catch (err) {
+      if (!isWrongSequence(err)) throw err;
+    }
+  }
+  throw new CollisionError(record.service, record.id, { backend: 'nats' });
+}
+
+function isWrongSequence(err: unknown): boolean {
+  return /wrong last sequence|10071/i.test(String((err as Error)?.message ?? err));
+}
+
+function keyOf(service: string, id: string): string {
+  checkToken(service, 'service');
+  checkToken(id, 'instance id');
+  return `${service}.${id}`;
+}
+
+function checkToken(value: string, what: string): void {
+  if (!KEY_TOKEN.test(value)) {
+    throw new StackError(`nats: ${what} '${value}' cannot be a KV key (allowed: letters, digits, - _ =)`, {
+      code: 'invalid_input',
+      exitCode: ExitCode.invalidInput,
+    });
+  }
+}
+
+function expired(record: ServiceInstance, now: number): boolean {
+  return record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now;
+}
+
+function notRegistered(service: string, id: string): StackError {
+  return new StackFailedError(`nats: instance '${id}' of service '${service}' is not registered`, {
+    code: 'not_registered',
+  });
+}
+
+function toStackError(err: unknown, what: string, where: string): unknown {
+  if (err instanceof StackError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  const name = err instanceof Error ? err.name : '';
+  if (/Authorization|Authentication|AUTHORIZATION_VIOLATION|permissions/i.test(`${name} ${message}`)) {
+    return new UnreachableError('nats', `nats at ${where} refused our credentials (${what})`, {
+      cause: err,
+      code: 'unauthorized',
+    });
+  }
+  if (
+    /Connection|Timeout|Closed|Disconnect|NoResponders|RequestError/i.test(name) ||
+    /ECONNREFUSED|connection|timeout|disconnect|no responders|closed/i.test(message)
+  ) {
+    return new UnreachableError('nats', `nats discovery backend unreachable at ${where} (${what}): ${message}`, {
+      cause: err,
+    });
+  }
+  return new StackError(`nats (${where}) ${what} failed: ${message}`, { code: 'discovery_error', cause: err });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Record handling and the resync watch loop, shared in spirit with etcd.ts and consul.ts; they
+// belong in one discovery helper once the core has one.
+
+function toRecord(input: InstanceInput, now: number): ServiceInstance {
+  const record: ServiceInstance = {
+    id: input.id,
+    service: input.service,
+    address: input.address,
+    tags: [...(input.tags ?? [])],
+    meta: { ...(input.meta ?? {}) },
+    registeredAt: new Date(now).toISOString(),
+  };
+  if (input.port !== undefined) record.port = input.port;
+  if (input.url !== undefined) record.url = input.url;
+  return record;
+}
+
+function parseRecord(value: string): ServiceInstance[] {
+  try {
+    const v = JSON.parse(value) as ServiceInstance;
+    return v && typeof v.id === 'string' && typeof v.service === 'string' ? [v] : [];
+  } catch {
+    return [];
+  }
+}
+
+function sortInstances(list: ServiceInstance[]): ServiceInstance[] {
+  return list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^/@]*@/, '//');
+}
+
+interface ResyncSource {
+  read(): Promise<ServiceInstance[]>;
+  stop(): Promise<void>;
+}
+
+/** Fingerprint of a list for "did it change?": a heartbeat's new expiresAt is not a change. */
+function fingerprint(list: ServiceInstance[]): string {
+  return JSON.stringify(list.map(({ expiresAt: _, ...rest }) => rest));
+}
+
+/**
+ * Turn "something changed" notifications into a stream of full lists: re-read on every
+ * notification and yield when the list differs from the last one yielded. A failed read is
+ * retried with backoff; the watch ends only when the signal aborts or the consumer stops.
+ */
+async function* watchByResync(
+  signal: AbortSignal | undefined,
+  open: (notify: () => void) => Promise<ResyncSource>,
+): AsyncGenerator<ServiceInstance[]> {
+  let dirty = true;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    dirty = true;
+    wake?.();
+  };
+  const onAbort = () => wake?.();
+  signal?.addEventListener('abort', onAbort);
+  const source = await open(notify);
+  let last: string | undefined;
+  let failures = 0;
+  try {
+    while (!signal?.aborted) {
+      if (dirty) {
+        dirty = false;
+        try {
+          const list = await source.read();
+          failures = 0;
+          const print = fingerprint(list);
+          if (print !== last) {
+            last = print;
+            yield list;
+            continue;
+          }
+        } catch {
+          dirty = true;
+          failures++;
+          await sleep(Math.min(2000, 50 * 2 ** failures), signal);
+          continue;
+        }
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        if (dirty || signal?.aborted) resolve();
+      });
+      wake = undefined;
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    await source.stop();
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

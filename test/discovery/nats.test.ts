@@ -1,0 +1,155 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createNatsBackend } from '../../src/discovery/nats.js';
+import type { DiscoveryBackend, ServiceInstance } from '../../src/discovery/types.js';
+import { UnreachableError } from '../../src/errors.js';
+import type { DiscoveryConfig } from '../../src/profile/types.js';
+import { startNats, type NatsServer } from '../fixtures/nats.js';
+import { describeBackendConformance } from './conformance.js';
+
+let server: NatsServer;
+const opened: DiscoveryBackend[] = [];
+
+function config(overrides: Partial<DiscoveryConfig> = {}): DiscoveryConfig {
+  const ttlMs = overrides.ttlMs ?? 2000;
+  return {
+    backends: ['nats'],
+    consulAddress: '127.0.0.1:8500',
+    consulScheme: 'http',
+    etcdEndpoints: [],
+    etcdPrefix: '/atproto-stacks',
+    natsUrl: server.url,
+    // A bucket's TTL is fixed when it is created: one bucket per TTL on the shared test server.
+    natsBucket: `services-${ttlMs}`,
+    fileDirectory: '.stack/discovery',
+    dnsServer: '127.0.0.1:53',
+    dnsDomain: 'service.consul',
+    ttlMs,
+    heartbeatIntervalMs: 500,
+    ...overrides,
+  };
+}
+
+function backend(overrides: Partial<DiscoveryConfig> = {}): DiscoveryBackend {
+  const b = createNatsBackend(config(overrides));
+  opened.push(b);
+  return b;
+}
+
+beforeAll(async () => {
+  server = await startNats();
+});
+
+afterAll(async () => {
+  await Promise.all(opened.map((b) => b.close()));
+  await server?.destroy();
+});
+
+async function rawConnection(url: string, extra: Record<string, unknown> = {}) {
+  const { connect } = await import('@nats-io/transport-node');
+  return connect({ servers: url, ...extra });
+}
+
+describe('nats backend', () => {
+  test('keeps records in the KV bucket under <service>.<id>, with the registration TTL as bucket TTL', async () => {
+    const b = backend({ natsBucket: 'layout', ttlMs: 3000 });
+    await b.register({ id: 'pds-1', service: 'pds', address: '127.0.0.1', port: 3000 });
+    const nc = await rawConnection(server.url);
+    try {
+      const { Kvm } = await import('@nats-io/kv');
+      const kv = await new Kvm(nc).open('layout');
+      const entry = await kv.get('pds.pds-1');
+      expect(entry?.json()).toMatchObject({ id: 'pds-1', service: 'pds', port: 3000 });
+      const status = await kv.status();
+      expect(status.ttl).toBe(3000);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  test('announces register, heartbeat and deregister on services.<service>.*', async () => {
+    const b = backend();
+    const nc = await rawConnection(server.url);
+    try {
+      const sub = nc.subscribe('services.announced.>');
+      await nc.flush();
+      await b.register({ id: 'a-1', service: 'announced', address: '127.0.0.1' });
+      await b.heartbeat('announced', 'a-1');
+      await b.deregister('announced', 'a-1');
+      const seen: { subject: string; id: string }[] = [];
+      for await (const m of sub) {
+        seen.push({ subject: m.subject, id: (m.json() as ServiceInstance).id });
+        if (seen.length === 3) break;
+      }
+      expect(seen).toEqual([
+        { subject: 'services.announced.register', id: 'a-1' },
+        { subject: 'services.announced.heartbeat', id: 'a-1' },
+        { subject: 'services.announced.deregister', id: 'a-1' },
+      ]);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  test('a bucket created with another TTL is used as it is; records still expire on their own TTL', async () => {
+    const long = backend({ natsBucket: 'mixed', ttlMs: 60_000 });
+    await long.register({ id: 'l-1', service: 'mixed', address: '127.0.0.1' });
+    const short = backend({ natsBucket: 'mixed', ttlMs: 1000 });
+    await short.register({ id: 's-1', service: 'mixed', address: '127.0.0.1' });
+    expect((await short.lookup('mixed')).map((i) => i.id)).toEqual(['l-1', 's-1']);
+    const deadline = Date.now() + 20_000;
+    while ((await short.lookup('mixed')).length !== 1 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await long.lookup('mixed')).map((i) => i.id)).toEqual(['l-1']);
+  });
+
+  test('a heartbeat puts back a record the server lost', async () => {
+    const b = backend({ natsBucket: 'lost' });
+    await b.register({ id: 'p-1', service: 'lost', address: '127.0.0.1' });
+    const nc = await rawConnection(server.url);
+    try {
+      const { Kvm } = await import('@nats-io/kv');
+      await (await new Kvm(nc).open('lost')).purge('lost.p-1');
+    } finally {
+      await nc.close();
+    }
+    expect(await b.lookup('lost')).toEqual([]);
+    await b.heartbeat('lost', 'p-1');
+    expect((await b.lookup('lost')).map((i) => i.id)).toEqual(['p-1']);
+  });
+
+  test('an id that cannot be a KV key is invalid input, not a silent rewrite', async () => {
+    const b = backend();
+    await expect(b.register({ id: 'a b', service: 'svc', address: '127.0.0.1' })).rejects.toMatchObject({
+      code: 'invalid_input',
+      exitCode: 2,
+    });
+  });
+
+  test('token authentication; a wrong token is refused without printing it', async () => {
+    const secured = await startNats({ token: 's3cret-token-value' });
+    try {
+      const good = backend({ natsUrl: secured.url, natsToken: 's3cret-token-value' });
+      await good.check();
+      await good.register({ id: 't-1', service: 'tok', address: '127.0.0.1' });
+      expect((await good.lookup('tok')).map((i) => i.id)).toEqual(['t-1']);
+      const bad = backend({ natsUrl: secured.url, natsToken: 'wrong-token-value' });
+      const err = await bad.check().then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(err).toBeInstanceOf(UnreachableError);
+      expect(err?.message).toContain('nats');
+      expect(err?.message).not.toContain('wrong-token-value');
+      expect(err?.message).not.toContain('s3cret-token-value');
+    } finally {
+      await Promise.all(opened.splice(0).map((b) => b.close()));
+      await secured.destroy();
+    }
+  });
+});
+
+describeBackendConformance('nats', {
+  make: async ({ ttlMs }) => backend({ ttlMs }),
+  shortTtlMs: 1000,
+});
