@@ -198,9 +198,9 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
       }
     });
 
-    it('lookup of an unknown service is an empty list', async () => {
+    it('lookup of an unknown service is an empty list', async ({ skip }) => {
       const b = await make();
-      if (!b.capabilities.lookup) return;
+      if (!b.capabilities.lookup) return skip();
       await expect(b.lookup(uniqueService('none'))).resolves.toEqual([]);
     });
 
@@ -235,9 +235,9 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
     });
 
     describe('registration', () => {
-      it('register then lookup returns the record with every field', async () => {
+      it('register then lookup returns the record with every field', async ({ skip }) => {
         const b = await make();
-        if (!b.capabilities.register) return;
+        if (!b.capabilities.register) return skip();
         const service = uniqueService('reg');
         const before = Date.now();
         const returned = await b.register(input(service, 'pds-1', 3000));
@@ -273,18 +273,18 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         if (record!.expiresAt !== undefined) expect(Number.isNaN(Date.parse(record!.expiresAt))).toBe(false);
       });
 
-      it('a minimal registration gets empty tags and meta', async () => {
+      it('a minimal registration gets empty tags and meta', async ({ skip }) => {
         const b = await make();
-        if (!b.capabilities.register) return;
+        if (!b.capabilities.register) return skip();
         const service = uniqueService('min');
         await b.register({ id: 'm-1', service, address: '127.0.0.1' });
         const found = await pollUntil(() => b.lookup(service), (l) => l.length === 1, 'the minimal instance');
         expect(found[0]).toMatchObject({ id: 'm-1', service, address: '127.0.0.1', tags: [], meta: {} });
       });
 
-      it('several instances of one service are all returned', async () => {
+      it('several instances of one service are all returned', async ({ skip }) => {
         const b = await make();
-        if (!b.capabilities.register) return;
+        if (!b.capabilities.register) return skip();
         const service = uniqueService('many');
         await b.register(input(service, 'a-1', 3001));
         await b.register(input(service, 'a-2', 3002));
@@ -296,9 +296,9 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         await expect(b.lookup(uniqueService('other'))).resolves.toEqual([]);
       });
 
-      it('registering an id again without exclusive replaces the record', async () => {
+      it('registering an id again without exclusive replaces the record', async ({ skip }) => {
         const b = await make();
-        if (!b.capabilities.register) return;
+        if (!b.capabilities.register) return skip();
         const service = uniqueService('upd');
         await b.register(input(service, 'u-1', 3010));
         await b.register(input(service, 'u-1', 3011, { meta: { version: '2' } }));
@@ -310,9 +310,9 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         expect(found[0]!.meta).toEqual({ version: '2' });
       });
 
-      it('deregister removes the instance and leaves the others', async () => {
+      it('deregister removes the instance and leaves the others', async ({ skip }) => {
         const b = await make();
-        if (!b.capabilities.register || !b.capabilities.deregister) return;
+        if (!b.capabilities.register || !b.capabilities.deregister) return skip();
         const service = uniqueService('dereg');
         await b.register(input(service, 'd-1', 3020));
         await b.register(input(service, 'd-2', 3021));
@@ -324,15 +324,15 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         await pollUntil(() => b.lookup(service), (l) => l.length === 0, 'no instance left');
       });
 
-      it('deregister of an unknown instance is not an error', async () => {
+      it('deregister of an unknown instance is not an error', async ({ skip }) => {
         const b = await make();
-        if (!b.capabilities.deregister) return;
+        if (!b.capabilities.deregister) return skip();
         await expect(b.deregister(uniqueService('gone'), 'never-registered')).resolves.toBeUndefined();
       });
 
-      it('exclusive registration of an id already held fails with a collision error', async () => {
+      it('exclusive registration of an id already held fails with a collision error', async ({ skip }) => {
         const b = await make();
-        if (!b.capabilities.register) return;
+        if (!b.capabilities.register) return skip();
         const service = uniqueService('excl');
         await b.register(input(service, 'e-1', 3030), { exclusive: true });
         const err = await b.register(input(service, 'e-1', 3031), { exclusive: true }).then(
@@ -349,9 +349,9 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         await expect(b.register(input(service, 'e-2', 3032), { exclusive: true })).resolves.toMatchObject({ id: 'e-2' });
       });
 
-      it('exclusive registration races: exactly one of several concurrent claims wins', async () => {
+      it('exclusive registration races: exactly one of several concurrent claims wins', async ({ skip }) => {
         const b = await make();
-        if (!b.capabilities.register) return;
+        if (!b.capabilities.register) return skip();
         const service = uniqueService('race');
         const claims = await Promise.allSettled(
           [1, 2, 3, 4, 5].map((n) => b.register(input(service, 'r-1', 3040 + n), { exclusive: true })),
@@ -363,9 +363,9 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         }
       });
 
-      it('list() contains the registered instances', async () => {
+      it('list() contains the registered instances', async ({ skip }) => {
         const b = await make();
-        if (!b.capabilities.register || !b.capabilities.list) return;
+        if (!b.capabilities.register || !b.capabilities.list) return skip();
         const s1 = uniqueService('list');
         const s2 = uniqueService('list');
         await b.register(input(s1, 'l-1', 3050));
@@ -382,18 +382,18 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
     describe('TTL', () => {
       const shortTtlMs = target.shortTtlMs ?? 1500;
 
-      it('a registration without heartbeats expires after its TTL', async () => {
+      it('a registration without heartbeats expires after its TTL', async ({ skip }) => {
         const b = await make(shortTtlMs);
-        if (!b.capabilities.register) return;
+        if (!b.capabilities.register) return skip();
         const service = uniqueService('ttl');
         await b.register(input(service, 't-1', 3060));
         await pollUntil(() => b.lookup(service), (l) => l.length === 1, 'the instance to appear');
         await pollUntil(() => b.lookup(service), (l) => l.length === 0, 'the instance to expire', shortTtlMs * 10 + WAIT_MS);
       });
 
-      it('heartbeats keep a registration alive past its TTL', async () => {
+      it('heartbeats keep a registration alive past its TTL', async ({ skip }) => {
         const b = await make(shortTtlMs);
-        if (!b.capabilities.register || !b.capabilities.heartbeat) return;
+        if (!b.capabilities.register || !b.capabilities.heartbeat) return skip();
         const service = uniqueService('hb');
         const registered = await b.register(input(service, 'h-1', 3070));
         const aliveUntil = Date.parse(registered.registeredAt) + shortTtlMs * 3;
@@ -412,9 +412,9 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
     });
 
     describe('watch', () => {
-      it('yields the current list first, then a full list after each change, and stops on abort', async () => {
+      it('yields the current list first, then a full list after each change, and stops on abort', async ({ skip }) => {
         const b = await make();
-        if (!b.capabilities.register || !b.capabilities.watch) return;
+        if (!b.capabilities.register || !b.capabilities.watch) return skip();
         const service = uniqueService('watch');
         await b.register(input(service, 'w-1', 3080));
         await pollUntil(() => b.lookup(service), (l) => l.length === 1, 'the first instance');
@@ -440,9 +440,9 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         expect(await endsWithin(it)).toBe(true);
       });
 
-      it('a watch of an empty service yields an empty list first', async () => {
+      it('a watch of an empty service yields an empty list first', async ({ skip }) => {
         const b = await make();
-        if (!b.capabilities.watch) return;
+        if (!b.capabilities.watch) return skip();
         const service = uniqueService('wempty');
         const ac = new AbortController();
         const it = b.watch(service, { signal: ac.signal })[Symbol.asyncIterator]();
@@ -459,9 +459,9 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         expect(await endsWithin(it)).toBe(true);
       });
 
-      it('an abort while a next() is pending ends the watch', async () => {
+      it('an abort while a next() is pending ends the watch', async ({ skip }) => {
         const b = await make();
-        if (!b.capabilities.watch) return;
+        if (!b.capabilities.watch) return skip();
         const ac = new AbortController();
         const it = b.watch(uniqueService('wabort'), { signal: ac.signal })[Symbol.asyncIterator]();
         await it.next(); // the current (empty) list
@@ -478,10 +478,10 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         expect((r as IteratorResult<unknown>).done).toBe(true);
       });
 
-      it('a watch also sees expiry of a registration', async () => {
+      it('a watch also sees expiry of a registration', async ({ skip }) => {
         const shortTtlMs = target.shortTtlMs ?? 1500;
         const b = await make(shortTtlMs);
-        if (!b.capabilities.register || !b.capabilities.watch) return;
+        if (!b.capabilities.register || !b.capabilities.watch) return skip();
         const service = uniqueService('wexp');
         const ac = new AbortController();
         const it = b.watch(service, { signal: ac.signal })[Symbol.asyncIterator]();
