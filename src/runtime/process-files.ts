@@ -1,0 +1,67 @@
+/**
+ * Where the process runtime keeps things under a stack's state folder, and the pid files that
+ * let another `stack` process (or this one after a crash) find running instances:
+ *
+ *   <stateDir>/logs/<service>.log            replica 0 (the common case keeps the plain name)
+ *   <stateDir>/logs/<service>-<replica>.log  other replicas
+ *   <stateDir>/pids/<service>-<replica>.json the instance's handle, with pid, pgid, start time
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ServiceHandle } from './types.js';
+
+/** A process-runtime handle: the persisted fields every other process needs to act on it. */
+export interface ProcessHandle extends ServiceHandle {
+  runtime: 'process';
+  pid: number;
+  pgid: number;
+  logFile: string;
+  /** Where this handle is persisted. */
+  pidFile: string;
+  /** Kernel start time of the process (ticks since boot): tells it apart from a recycled pid. */
+  processStartTime?: string;
+}
+
+export function logFilePath(stateDir: string, service: string, replica: number): string {
+  return path.join(stateDir, 'logs', replica > 0 ? `${service}-${replica}.log` : `${service}.log`);
+}
+
+export function pidsDir(stateDir: string): string {
+  return path.join(stateDir, 'pids');
+}
+
+export function pidFilePath(stateDir: string, service: string, replica: number): string {
+  return path.join(pidsDir(stateDir), `${service}-${replica}.json`);
+}
+
+/**
+ * The pid file of a handle, also for a handle persisted by someone else without our extra fields:
+ * the log file sits in `<stateDir>/logs/`, so the state folder is two levels up.
+ */
+export function pidFileOf(handle: ServiceHandle): string | undefined {
+  const own = (handle as Partial<ProcessHandle>).pidFile;
+  if (own) return own;
+  if (!handle.logFile) return undefined;
+  return pidFilePath(path.dirname(path.dirname(handle.logFile)), handle.service, handle.replica);
+}
+
+export async function readPidFile(file: string): Promise<ProcessHandle | undefined> {
+  try {
+    const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<ProcessHandle>;
+    if (parsed.runtime !== 'process' || typeof parsed.pid !== 'number' || typeof parsed.stack !== 'string') return undefined;
+    return { ...parsed, pgid: parsed.pgid ?? parsed.pid, pidFile: file } as ProcessHandle;
+  } catch {
+    return undefined; // missing or half-written by a crashed writer: nothing to find there
+  }
+}
+
+export async function readPidFiles(stateDir: string): Promise<ProcessHandle[]> {
+  let names: string[];
+  try {
+    names = await readdir(pidsDir(stateDir));
+  } catch {
+    return [];
+  }
+  const handles = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => readPidFile(path.join(pidsDir(stateDir), n))));
+  return handles.filter((h): h is ProcessHandle => h !== undefined);
+}
