@@ -34,7 +34,8 @@ export function dockerErrorMessage(err: unknown): string {
   const e = err as DockerodeError | null;
   const fromEngine = e?.json?.message;
   if (typeof fromEngine === 'string' && fromEngine) return fromEngine.trim();
-  if (err instanceof Error) return err.message;
+  // dockerode's own wrapper: "(HTTP code 500) server error - <the engine's message>".
+  if (err instanceof Error) return err.message.replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
   return String(err);
 }
 

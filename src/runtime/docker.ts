@@ -1,0 +1,352 @@
+/**
+ * The Docker runtime: services as containers, through dockerode (imported on first use).
+ *
+ * - Containers are found by their labels (docker-spec.ts), so `down`, `status` and `logs` work
+ *   from a process that did not start them.
+ * - `start` converges like Compose: a running container with the same config hash is reused;
+ *   a changed or stopped one is removed and recreated.
+ * - Docker applies the restart policy (`appliesRestartPolicy`); `wait` resolves only when a
+ *   container has stopped for good.
+ * - Health checks reach containers on loopback only: host networking, or ports published on
+ *   127.0.0.1 (`endpoint`), never a bridge address.
+ */
+import { readFile } from 'node:fs/promises';
+import type Dockerode from 'dockerode';
+import { StackFailedError } from '../errors.js';
+import type { ServiceSpec } from '../profile/types.js';
+import { connectDocker, pingDocker, resolveDockerEndpoint, type DockerConnectOptions, type DockerEndpoint } from './docker-connect.js';
+import { engineError, isNotFound, statusOf } from './docker-errors.js';
+import { ensureImages, localImageId, type PullProgress } from './docker-images.js';
+import { demuxLines } from './docker-logs.js';
+import { LABELS, planContainer, sha256, stackLabelFilter, stackNetworksFor } from './docker-spec.js';
+import type { ExitInfo, InstanceStatus, LogOptions, Runtime, ServiceHandle, StartRequest, StopOptions } from './types.js';
+
+export interface DockerRuntimeOptions extends DockerConnectOptions {
+  /** Name of the stack's default network (the profile's `docker.network`); default `<stack>_default`. */
+  network?: string;
+  onPullProgress?: PullProgress;
+  /** How long the first ping may take before the engine counts as unreachable. */
+  pingTimeoutMs?: number;
+}
+
+/** How often `wait` looks again while Docker is restarting a container. */
+const RESTART_POLL_MS = 200;
+
+export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
+  let endpoint: DockerEndpoint | undefined;
+  let client: Promise<Dockerode> | undefined;
+  const openStreams = new Set<NodeJS.ReadableStream>();
+  /** Stack networks known to exist, so `start` can make sure of its network once without `prepare`. */
+  const readyNetworks = new Set<string>();
+
+  function url(): string {
+    return endpoint?.url ?? opts.host ?? process.env.DOCKER_HOST ?? 'the default Docker endpoint';
+  }
+
+  /** The client, pinged once: every operation fails fast with UnreachableError when the engine is away. */
+  function docker(): Promise<Dockerode> {
+    client ??= (async () => {
+      endpoint = resolveDockerEndpoint(opts);
+      const d = await connectDocker(endpoint);
+      await pingDocker(d, endpoint, opts.pingTimeoutMs);
+      return d;
+    })().catch((err: unknown) => {
+      client = undefined; // let a later call try again
+      throw err;
+    });
+    return client;
+  }
+
+  async function call<T>(doing: string, fn: (d: Dockerode) => Promise<T>): Promise<T> {
+    const d = await docker();
+    try {
+      return await fn(d);
+    } catch (err) {
+      throw engineError(err, doing, url());
+    }
+  }
+
+  async function inspectOrUndefined(d: Dockerode, idOrName: string): Promise<Dockerode.ContainerInspectInfo | undefined> {
+    try {
+      return await d.getContainer(idOrName).inspect();
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async function ensureNetwork(d: Dockerode, stack: string, name: string): Promise<void> {
+    if (readyNetworks.has(name)) return;
+    await createNetworkUnlessPresent(d, stack, name);
+    readyNetworks.add(name);
+  }
+
+  async function createNetworkUnlessPresent(d: Dockerode, stack: string, name: string): Promise<void> {
+    const existing = await d.listNetworks({ filters: { name: [name] } });
+    // The name filter matches substrings; only an exact name counts.
+    if (existing.some((n) => n.Name === name)) return;
+    try {
+      await d.createNetwork({ Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: { [LABELS.stack]: stack, [LABELS.network]: name } });
+    } catch (err) {
+      if (statusOf(err) !== 409) throw err; // 409: another process created it meanwhile
+    }
+  }
+
+  const runtime: Runtime = {
+    name: 'docker',
+    appliesRestartPolicy: true,
+
+    async prepare(stack, services, { signal }) {
+      const own = services.filter((s) => s.runtime === 'docker');
+      await call(`preparing stack '${stack}'`, async (d) => {
+        for (const network of stackNetworksFor(stack, own, opts.network)) {
+          signal?.throwIfAborted();
+          await ensureNetwork(d, stack, network);
+        }
+        await ensureImages(d, own, { ...(signal ? { signal } : {}), ...(opts.onPullProgress ? { onPullProgress: opts.onPullProgress } : {}) });
+      });
+    },
+
+    async start(req) {
+      const { stack, service } = req;
+      return call(`starting service '${service.name}'`, async (d) => {
+        const image = requireImage(service);
+        const imageId = await localImageId(d, image);
+        if (imageId === undefined) {
+          throw new StackFailedError(`image ${image} (service '${service.name}') is not present on the Docker engine`, {
+            code: 'image_missing',
+            path: `services.${service.name}.image`,
+          });
+        }
+        const plan = planContainer({
+          stack,
+          service,
+          replica: req.replica,
+          environment: req.environment,
+          files: req.files,
+          configDir: req.configDir,
+          profileDir: req.profileDir,
+          fileDigests: await digestFiles(req),
+          imageId,
+          ...(opts.network ? { stackNetwork: opts.network } : {}),
+        });
+
+        for (const network of stackNetworksFor(stack, [service], opts.network)) await ensureNetwork(d, stack, network);
+
+        const existing = await inspectOrUndefined(d, plan.name);
+        if (existing) {
+          const labels = existing.Config.Labels ?? {};
+          if (labels[LABELS.stack] !== stack) {
+            throw new StackFailedError(`container name ${plan.name} is taken by a container that is not part of stack '${stack}'`, {
+              code: 'container_name_taken',
+            });
+          }
+          if (labels[LABELS.configHash] === plan.configHash && existing.State.Running) return handleOf(existing);
+          await d.getContainer(existing.Id).remove({ force: true, v: true });
+        }
+
+        const container = await d.createContainer(plan.options);
+        try {
+          await container.start();
+          return handleOf(await container.inspect());
+        } catch (err) {
+          // Clean up, then rethrow: a failed start leaves nothing behind.
+          await container.remove({ force: true, v: true }).catch(() => undefined);
+          throw err;
+        }
+      });
+    },
+
+    async wait(handle) {
+      return call(`waiting for service '${handle.service}'`, async (d) => {
+        const container = d.getContainer(handle.id);
+        for (;;) {
+          let status: number | null = null;
+          try {
+            const result = (await container.wait({ condition: 'not-running' })) as { StatusCode?: number };
+            status = result.StatusCode ?? null;
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+          }
+          const info = await inspectOrUndefined(d, handle.id);
+          if (!info) return exitInfo(status);
+          if (!info.State.Running && !info.State.Restarting) return exitInfo(info.State.ExitCode ?? status);
+          // Docker restarted it (or is about to): the instance has not stopped for good.
+          await new Promise((r) => setTimeout(r, RESTART_POLL_MS));
+        }
+      });
+    },
+
+    async stop(handle, stopOpts: StopOptions) {
+      await call(`stopping service '${handle.service}'`, async (d) => {
+        const container = d.getContainer(handle.id);
+        // Docker sends the container's StopSignal (set from the service's stopSignal at create),
+        // then SIGKILL after `t` seconds. The init process forwards the signal to the service.
+        try {
+          await container.stop({ t: Math.ceil(stopOpts.gracePeriodMs / 1000) });
+        } catch (err) {
+          if (!isNotFound(err) && statusOf(err) !== 304) throw err; // 304: already stopped
+        }
+        try {
+          await container.remove({ force: true, v: true });
+        } catch (err) {
+          // 409: removal already in progress (another `down`).
+          if (!isNotFound(err) && statusOf(err) !== 409) throw err;
+        }
+      });
+    },
+
+    async inspect(handle): Promise<InstanceStatus> {
+      return call(`inspecting service '${handle.service}'`, async (d) => {
+        const info = await inspectOrUndefined(d, handle.id);
+        if (!info) return { running: false };
+        const running = info.State.Running && !info.State.Restarting;
+        return {
+          running,
+          ...(running ? {} : { exit: exitInfo(info.State.ExitCode ?? null) }),
+          health: healthOf(info),
+        };
+      });
+    },
+
+    logs(handle, logOpts: LogOptions) {
+      return followLogs(handle, logOpts);
+    },
+
+    async discover(stack) {
+      return call(`listing containers of stack '${stack}'`, async (d) => {
+        const listed = await d.listContainers({ all: true, filters: { label: [stackLabelFilter(stack)] } });
+        const handles: ServiceHandle[] = [];
+        for (const c of listed) {
+          const info = await inspectOrUndefined(d, c.Id);
+          if (info) handles.push(handleOf(info));
+        }
+        return handles.sort((a, b) => a.service.localeCompare(b.service) || a.replica - b.replica);
+      });
+    },
+
+    async teardown(stack) {
+      await call(`removing networks of stack '${stack}'`, async (d) => {
+        const networks = await d.listNetworks({ filters: { label: [stackLabelFilter(stack)] } });
+        for (const n of networks) {
+          readyNetworks.delete(n.Name);
+          try {
+            await d.getNetwork(n.Id).remove();
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+          }
+        }
+      });
+    },
+
+    endpoint(handle, port) {
+      return handle.publishedPorts?.[String(port)] ?? { host: '127.0.0.1', port };
+    },
+
+    async close() {
+      for (const s of openStreams) (s as NodeJS.ReadableStream & { destroy?(): void }).destroy?.();
+      openStreams.clear();
+      readyNetworks.clear();
+      client = undefined;
+    },
+  };
+
+  async function* followLogs(handle: ServiceHandle, logOpts: LogOptions): AsyncGenerator<string> {
+    const d = await docker();
+    const base = { stdout: true, stderr: true, ...(logOpts.tail !== undefined ? { tail: logOpts.tail } : {}), ...(logOpts.signal ? { abortSignal: logOpts.signal } : {}) };
+    let source: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>;
+    let stream: NodeJS.ReadableStream | undefined;
+    try {
+      if (logOpts.follow) {
+        stream = await d.getContainer(handle.id).logs({ ...base, follow: true });
+        openStreams.add(stream);
+        source = stream as AsyncIterable<Uint8Array>;
+      } else {
+        source = [await d.getContainer(handle.id).logs({ ...base, follow: false })];
+      }
+    } catch (err) {
+      if (logOpts.signal?.aborted) return;
+      throw engineError(err, `reading logs of service '${handle.service}'`, url());
+    }
+    try {
+      yield* demuxLines(source);
+    } catch (err) {
+      // Aborting or closing ends the stream early; that is how following stops, not a failure.
+      if (logOpts.signal?.aborted || (stream && !openStreams.has(stream))) return;
+      throw engineError(err, `reading logs of service '${handle.service}'`, url());
+    } finally {
+      if (stream) {
+        openStreams.delete(stream);
+        (stream as NodeJS.ReadableStream & { destroy?(): void }).destroy?.();
+      }
+    }
+  }
+
+  return runtime;
+}
+
+function requireImage(service: ServiceSpec): string {
+  if (!service.image) {
+    throw new StackFailedError(`service '${service.name}' has no image (the docker runtime needs one)`, {
+      code: 'image_missing',
+      path: `services.${service.name}.image`,
+    });
+  }
+  return service.image;
+}
+
+/** Contents (and mode) of every rendered file, so a changed config recreates the container. */
+async function digestFiles(req: StartRequest): Promise<Record<string, string>> {
+  const digests: Record<string, string> = {};
+  for (const f of req.files) digests[f.destination] = `${f.mode.toString(8)}:${sha256(await readFile(f.hostPath))}`;
+  return digests;
+}
+
+function exitInfo(code: number | null): ExitInfo {
+  // Docker reports an exit status only; with an init process a signal shows as 128 + n.
+  return { code, signal: null };
+}
+
+function healthOf(info: Dockerode.ContainerInspectInfo): NonNullable<InstanceStatus['health']> {
+  const status = info.State.Health?.Status;
+  return status === 'starting' || status === 'healthy' || status === 'unhealthy' ? status : 'none';
+}
+
+/** A handle from the container itself (labels, ports): the same whether we started it or found it. */
+function handleOf(info: Dockerode.ContainerInspectInfo): ServiceHandle {
+  const labels = info.Config.Labels ?? {};
+  return {
+    runtime: 'docker',
+    stack: labels[LABELS.stack] ?? '',
+    service: labels[LABELS.service] ?? '',
+    replica: Number(labels[LABELS.replica] ?? 0),
+    id: info.Id,
+    containerName: info.Name.replace(/^\//, ''),
+    startedAt: info.State.StartedAt,
+    ...(info.State.Pid ? { pid: info.State.Pid } : {}),
+    publishedPorts: publishedPortsOf(info),
+  };
+}
+
+type PortMap = Record<string, { HostIp?: string; HostPort?: string }[] | null>;
+
+function publishedPortsOf(info: Dockerode.ContainerInspectInfo): Record<string, { host: string; port: number }> {
+  const out: Record<string, { host: string; port: number }> = {};
+  const ports = (info.NetworkSettings.Ports ?? {}) as PortMap;
+  for (const [key, bindings] of Object.entries(ports)) {
+    const [containerPort, protocol] = key.split('/');
+    if (!containerPort || !bindings) continue;
+    if (out[containerPort] && protocol !== 'tcp') continue; // prefer tcp when a port has both
+    // Docker lists an IPv4 and an IPv6 binding for wildcard publishes; loopback IPv4 reaches either.
+    const binding = bindings.find((b) => b.HostPort && !b.HostIp?.includes(':')) ?? bindings.find((b) => b.HostPort);
+    if (!binding?.HostPort) continue;
+    out[containerPort] = { host: loopbackFor(binding.HostIp), port: Number(binding.HostPort) };
+  }
+  return out;
+}
+
+/** A wildcard publish is reachable on loopback; a specific address only on that address. */
+function loopbackFor(hostIp: string | undefined): string {
+  if (!hostIp || hostIp === '0.0.0.0' || hostIp === '::') return '127.0.0.1';
+  return hostIp;
+}
