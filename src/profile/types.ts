@@ -15,7 +15,8 @@ export type RuntimeName = 'docker' | 'process';
 export type ServiceKind = 'service' | 'task';
 export type DiscoveryBackendName = 'consul' | 'etcd' | 'dns' | 'file' | 'env' | 'nats' | 'memory';
 export type CoordinationStrategy = 'hub-spoke' | 'leader-follower' | 'peer-to-peer' | 'mesh';
-export type TemplateFormat = 'json' | 'yaml' | 'toml' | 'env' | 'ini';
+/** `text`: free text with no structure to check (Caddyfile, nginx.conf). */
+export type TemplateFormat = 'json' | 'yaml' | 'toml' | 'env' | 'ini' | 'text';
 export type VariableType = 'string' | 'number' | 'boolean' | 'url' | 'secret';
 export type HealthStrategyName = 'http' | 'tcp' | 'command' | 'file' | 'systemd' | 'docker';
 export type RestartPolicyName = 'no' | 'on-failure' | 'always' | 'unless-stopped';

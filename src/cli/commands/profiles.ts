@@ -1,0 +1,48 @@
+import { stringify } from 'yaml';
+import { ExitCode } from '../../errors.js';
+import { builtinDescription, builtinProfileNames } from '../../profile/builtin.js';
+import { loadProfile } from '../../profile/load.js';
+import type { Profile } from '../../profile/types.js';
+import { pad, paint, type Output } from '../output.js';
+
+export async function list(opts: { json?: boolean }, o: Output): Promise<number> {
+  const profiles = builtinProfileNames().map((name) => ({ name, description: builtinDescription(name) }));
+  if (opts.json) o.json(profiles);
+  else {
+    const width = Math.max(...profiles.map((p) => p.name.length)) + 2;
+    for (const p of profiles) o.out(`${paint(o, 'bold', pad(p.name, width))}${p.description}`);
+    o.out('');
+    o.out(paint(o, 'gray', 'stack profiles show NAME prints one, fully merged; stack up --profile NAME runs it'));
+  }
+  return ExitCode.ok;
+}
+
+export async function show(opts: { json?: boolean }, o: Output, args: string[]): Promise<number> {
+  const profile = loadProfile(args[0] ?? '');
+  const shown = redact(profile);
+  if (opts.json) o.json(shown);
+  else process.stdout.write(stringify(shown, { lineWidth: 0 }));
+  return ExitCode.ok;
+}
+
+/** What `show` prints: the normalised profile with secret values masked. */
+function redact(profile: Profile): unknown {
+  const services = Object.fromEntries(
+    Object.entries(profile.services).map(([name, s]) => [
+      name,
+      { ...s, environment: Object.fromEntries(Object.entries(s.environment).map(([k, v]) => [k, s.secretEnvironment.includes(k) ? '••••' : v])) },
+    ]),
+  );
+  const d = profile.discovery;
+  const discovery = {
+    ...d,
+    ...(d.consulToken ? { consulToken: '••••' } : {}),
+    ...(d.etcdPassword ? { etcdPassword: '••••' } : {}),
+    ...(d.natsToken ? { natsToken: '••••' } : {}),
+    ...(d.natsPassword ? { natsPassword: '••••' } : {}),
+  };
+  const variables = Object.fromEntries(
+    Object.entries(profile.variables).map(([k, v]) => [k, v.type === 'secret' && v.default !== undefined ? { ...v, default: '••••' } : v]),
+  );
+  return { ...profile, discovery, variables, services };
+}

@@ -1,0 +1,146 @@
+/**
+ * The `stack` command. Every command's implementation is imported only when it runs, so
+ * `stack --help` and `stack validate` never load Docker, etcd, NATS or Consul clients.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { createRequire } from 'node:module';
+import { ExitCode, exitCodeOf, InvalidInputError, StackError } from '../errors.js';
+import { collect } from './common.js';
+import { createOutput, printProblems, type Output } from './output.js';
+
+type Runner = (opts: Record<string, unknown>, o: Output, args: string[]) => Promise<number>;
+type Loader = () => Promise<{ run: Runner }>;
+
+const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+
+function profileOption(cmd: Command): Command {
+  return cmd
+    .option('-p, --profile <name|path>', 'built-in profile name or profile file (default: ./stack.yaml)')
+    .option('--json', 'machine-readable output');
+}
+
+function varOptions(cmd: Command): Command {
+  return cmd
+    .option('--var <key=value>', 'set a template variable (repeatable)', collect, [])
+    .option('--vars <file>', 'read template variables from a YAML or JSON file');
+}
+
+export function buildProgram(o: Output, setCode: (code: number) => void): Command {
+  const program = new Command('stack')
+    .description('Deploy stacks of services from declarative profiles: typed dependency graphs, health-gated startup, discovery, config rendering.')
+    .version(version, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
+    .exitOverride();
+
+  const action = (load: Loader) =>
+    async function (this: Command, ...args: unknown[]) {
+      const positional = args.slice(0, -2).filter((a): a is string => typeof a === 'string');
+      const mod = await load();
+      setCode(await mod.run(this.opts(), o, positional));
+    };
+
+  varOptions(
+    profileOption(program.command('up').description('start the stack, health-gated, as parallel as the graph allows'))
+      .option('-d, --detach', 'return once everything is healthy and leave the stack running')
+      .option('--dry-run', 'print the plan and do nothing (same as `stack plan`)')
+      .option('-s, --service <name>', 'start only this service and what it depends on (repeatable)', collect, [])
+      .addOption(new Option('--on-failure <policy>', 'what to do when a service fails').choices(['rollback', 'leave']).default('rollback'))
+      .addOption(new Option('--pull <policy>', 'docker: when to pull images').choices(['missing', 'always', 'never'])),
+  ).action(action(() => import('./commands/up.js')));
+
+  profileOption(program.command('down').description('stop the stack in reverse dependency order and deregister it'))
+    .option('--dry-run', 'say what would be stopped, stop nothing')
+    .option('-t, --timeout <seconds>', 'grace period before killing, overriding each service’s own')
+    .action(action(() => import('./commands/down.js')));
+
+  profileOption(program.command('status').description('show every service: state, health, pid/container, uptime, restarts'))
+    .action(action(() => import('./commands/status.js')));
+
+  profileOption(program.command('logs').description("show a service's output").argument('<service>'))
+    .option('-f, --follow', 'keep printing new output')
+    .option('-n, --tail <lines>', 'only the last N lines')
+    .action(action(() => import('./commands/logs.js')));
+
+  profileOption(program.command('validate').description('check a profile; print every problem with file:line:column and exit 2 if any'))
+    .action(action(() => import('./commands/validate.js')));
+
+  profileOption(program.command('plan').description('print the start order (waves), health gates, blocked and skipped services'))
+    .option('-s, --service <name>', 'plan only this service and what it depends on (repeatable)', collect, [])
+    .action(action(() => import('./commands/plan.js')));
+
+  profileOption(program.command('graph').description('draw the dependency graph'))
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['dot', 'mermaid', 'json']).default('dot'))
+    .action(action(() => import('./commands/graph.js')));
+
+  varOptions(
+    profileOption(program.command('render').description("render every service's config files from their templates"))
+      .option('-o, --out <dir>', 'output folder, or - for stdout', '.stack/<stack>/config')
+      .option('-s, --service <name>', 'render only this service (repeatable)', collect, [])
+      .option('--check', 'do not write: exit 1 with a diff if the files in --out differ')
+      .option('--discovery-snapshot <file>', 'JSON or YAML list of service records standing in for live discovery')
+      .option('--dry-run', 'render and report, write nothing'),
+  ).action(action(() => import('./commands/render.js')));
+
+  const discovery = program.command('discovery').description('inspect and edit service discovery');
+  profileOption(discovery.command('ls').description('list registered instances').argument('[service]')).action(action(() => import('./commands/discovery.js').then((m) => ({ run: m.ls }))));
+  profileOption(discovery.command('watch').description('print every topology change of a service').argument('<service>')).action(
+    action(() => import('./commands/discovery.js').then((m) => ({ run: m.watch }))),
+  );
+  profileOption(discovery.command('register').description('register an instance by hand').argument('<service>'))
+    .requiredOption('--address <host>', 'host or IP')
+    .option('--port <port>', 'port')
+    .option('--id <id>', 'instance id (default <service>-manual)')
+    .option('--url <url>', 'URL')
+    .option('--tag <tag>', 'tag (repeatable)', collect, [])
+    .option('--dry-run', 'say what would be registered')
+    .action(action(() => import('./commands/discovery.js').then((m) => ({ run: m.register }))));
+  profileOption(discovery.command('deregister').description('remove an instance').argument('<service>').argument('<id>'))
+    .option('--dry-run', 'say what would be removed')
+    .action(action(() => import('./commands/discovery.js').then((m) => ({ run: m.deregister }))));
+  profileOption(discovery.command('test').description('check the configured backends are reachable and writable')).action(
+    action(() => import('./commands/discovery.js').then((m) => ({ run: m.test }))),
+  );
+
+  const profiles = program.command('profiles').description('list the built-in profiles').option('--json', 'machine-readable output');
+  profiles.action(action(() => import('./commands/profiles.js').then((m) => ({ run: m.list }))));
+  profiles
+    .command('show')
+    .description('print a profile, fully merged and normalised')
+    .argument('<name|path>')
+    .option('--json', 'JSON instead of YAML')
+    .action(action(() => import('./commands/profiles.js').then((m) => ({ run: m.show }))));
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const o = createOutput();
+  let code: number = ExitCode.ok;
+  const program = buildProgram(o, (c) => (code = c));
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    code = reportError(err, o);
+  }
+  process.exitCode = code;
+}
+
+function reportError(err: unknown, o: Output): number {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
+    return ExitCode.invalidInput; // commander already printed the message
+  }
+  if (err instanceof InvalidInputError) {
+    const first = err.message.split('\n')[0] ?? 'invalid input';
+    o.err(`stack: ${first}`);
+    printProblems(o, err.problems);
+    return err.exitCode;
+  }
+  if (err instanceof StackError) {
+    o.err(`stack: ${err.message}`);
+    return err.exitCode;
+  }
+  o.err(`stack: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  return exitCodeOf(err);
+}

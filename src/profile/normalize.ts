@@ -1,0 +1,273 @@
+/**
+ * Raw profile → normalised Profile: shorthands expanded, units converted to milliseconds,
+ * defaults filled in. Pure: no I/O except reading template files that `load.ts` already checked.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseByteSize, parseDuration } from '../util/duration.js';
+import type { RawDiscovery, RawHealthCheck, RawProfile, RawService } from './schema.js';
+import type {
+  DependencySpec,
+  DiscoveryConfig,
+  HealthCheckSpec,
+  PortMapping,
+  Profile,
+  ProfileSource,
+  RestartPolicy,
+  ServiceSpec,
+  TemplateFormat,
+  TemplateSpec,
+  VariableSpec,
+  VolumeSpec,
+} from './types.js';
+
+export const DEFAULTS = {
+  healthIntervalMs: 5_000,
+  healthTimeoutMs: 5_000,
+  healthRetries: 3,
+  dependencyTimeoutMs: 60_000,
+  stopGracePeriodMs: 10_000,
+  ttlMs: 30_000,
+  heartbeatIntervalMs: 10_000,
+  address: '127.0.0.1',
+} as const;
+
+/** Environment names treated as secrets even when not listed in `secretEnvironment`. */
+const SECRET_NAME = /(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY|_KEY_HEX|_KEY$)/i;
+
+/** Free-text templates: inline when they hold a newline or a mustache, else a file path. */
+export function isInlineTemplate(text: string): boolean {
+  return text.includes('\n') || text.includes('{{');
+}
+
+const ms = (v: number | string | undefined, fallback: number): number => (v === undefined ? fallback : (parseDuration(v) ?? fallback));
+
+export function normalizeProfile(raw: RawProfile, ctx: { defaultName: string; source: ProfileSource }): Profile {
+  const runtime = raw.runtime;
+  const services: Record<string, ServiceSpec> = {};
+  for (const [name, svc] of Object.entries(raw.services)) services[name] = normalizeService(name, svc, runtime);
+  const variables: Record<string, VariableSpec> = {};
+  for (const [name, v] of Object.entries(raw.variables ?? {})) variables[name] = normalizeVariable(name, v);
+  return {
+    name: raw.name ?? ctx.defaultName,
+    ...(raw.description !== undefined ? { description: raw.description } : {}),
+    domain: raw.domain ?? 'localhost',
+    runtime: runtime ?? 'docker',
+    discovery: normalizeDiscovery(raw.discovery ?? {}),
+    coordination: {
+      strategy: raw.coordination?.strategy ?? 'hub-spoke',
+      enableHealthChecks: raw.coordination?.enableHealthChecks ?? true,
+      dependencyTimeoutMs: ms(raw.coordination?.dependencyTimeout, DEFAULTS.dependencyTimeoutMs),
+    },
+    docker: { ...(raw.docker ?? {}) },
+    variables,
+    services,
+    ...(raw.stateDir !== undefined ? { stateDir: raw.stateDir } : {}),
+    source: ctx.source,
+  };
+}
+
+function normalizeService(name: string, raw: RawService, profileRuntime: RawProfile['runtime']): ServiceSpec {
+  const port = raw.port;
+  const shell = raw.shell ?? false;
+  const environment: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw.environment ?? {})) environment[k] = String(v);
+  const secretEnvironment = [...new Set([...(raw.secretEnvironment ?? []), ...Object.keys(environment).filter((k) => SECRET_NAME.test(k))])];
+  const healthCheck = raw.healthCheck
+    ? normalizeHealthCheck(raw.healthCheck, port)
+    : raw.healthEndpoint
+      ? normalizeHealthCheck({ strategy: 'http', endpoint: raw.healthEndpoint }, port)
+      : undefined;
+  const kind = raw.kind ?? 'service';
+  return {
+    name,
+    enable: raw.enable ?? true,
+    kind,
+    ...(raw.description !== undefined ? { description: raw.description } : {}),
+    runtime: raw.runtime ?? profileRuntime ?? (raw.image ? 'docker' : 'process'),
+    ...(raw.image !== undefined ? { image: raw.image } : {}),
+    ...(raw.command !== undefined ? { command: toArgv(raw.command) } : {}),
+    ...(raw.entrypoint !== undefined ? { entrypoint: toArgv(raw.entrypoint) } : {}),
+    shell,
+    ...(raw.workingDir !== undefined ? { workingDir: raw.workingDir } : {}),
+    ...(port !== undefined ? { port } : {}),
+    ports: (raw.ports ?? []).map(normalizePort),
+    address: raw.address ?? DEFAULTS.address,
+    ...(raw.network !== undefined ? { network: raw.network } : {}),
+    tags: raw.tags ?? [],
+    meta: raw.meta ?? {},
+    environment,
+    secretEnvironment,
+    ...(healthCheck ? { healthCheck } : {}),
+    dependencies: (raw.dependencies ?? []).map((d, index): DependencySpec => {
+      if (typeof d === 'string') return { name: d, type: 'required', index };
+      return {
+        name: d.name,
+        type: d.type ?? 'required',
+        index,
+        ...(d.healthCheck ? { healthCheck: normalizeHealthCheck(d.healthCheck, undefined) } : {}),
+      };
+    }),
+    templates: (raw.templates ?? []).map(normalizeTemplate),
+    restart: normalizeRestart(raw.restart, kind),
+    stopSignal: raw.stopSignal ?? 'SIGTERM',
+    stopGracePeriodMs: ms(raw.stopGracePeriod, DEFAULTS.stopGracePeriodMs),
+    volumes: (raw.volumes ?? []).map(normalizeVolume),
+    resources: {
+      ...(raw.resources?.cpus !== undefined ? { cpus: raw.resources.cpus } : {}),
+      ...(raw.resources?.memory !== undefined ? { memory: parseByteSize(raw.resources.memory) ?? 0 } : {}),
+      ...(raw.resources?.pids !== undefined ? { pids: raw.resources.pids } : {}),
+    },
+    security: {
+      readOnlyRootFilesystem: raw.security?.readOnlyRootFilesystem ?? false,
+      noNewPrivileges: raw.security?.noNewPrivileges ?? false,
+      capDrop: raw.security?.capDrop ?? [],
+      capAdd: raw.security?.capAdd ?? [],
+      ...(raw.security?.user !== undefined ? { user: raw.security.user } : {}),
+      tmpfs: raw.security?.tmpfs ?? [],
+    },
+    init: raw.init ?? true,
+    pull: raw.pull ?? 'missing',
+    replicas: raw.replicas ?? 1,
+  };
+}
+
+function toArgv(v: string | string[]): string[] {
+  return typeof v === 'string' ? [v] : [...v];
+}
+
+export function normalizeHealthCheck(raw: RawHealthCheck, servicePort: number | undefined): HealthCheckSpec {
+  const port = raw.port ?? servicePort;
+  const expected = raw.expectedStatus;
+  return {
+    strategy: raw.strategy,
+    ...(raw.endpoint !== undefined ? { endpoint: raw.endpoint } : raw.strategy === 'http' ? { endpoint: '/' } : {}),
+    ...(raw.host !== undefined ? { host: raw.host } : {}),
+    ...(port !== undefined ? { port } : {}),
+    ...(raw.scheme !== undefined ? { scheme: raw.scheme } : {}),
+    ...(expected !== undefined ? { expectedStatus: Array.isArray(expected) ? expected : [expected] } : {}),
+    ...(raw.command !== undefined ? { command: toArgv(raw.command) } : {}),
+    ...(raw.shell !== undefined ? { shell: raw.shell } : {}),
+    ...(raw.path !== undefined ? { path: raw.path } : {}),
+    ...(raw.unit !== undefined ? { unit: raw.unit } : {}),
+    intervalMs: ms(raw.interval, DEFAULTS.healthIntervalMs),
+    timeoutMs: ms(raw.timeout, DEFAULTS.healthTimeoutMs),
+    retries: raw.retries ?? DEFAULTS.healthRetries,
+    startPeriodMs: ms(raw.startPeriod, 0),
+  };
+}
+
+function normalizePort(p: number | string | { container: number; host?: number; hostIp?: string; protocol?: 'tcp' | 'udp' }): PortMapping {
+  // Published on loopback unless an address is given: safer than Compose's 0.0.0.0 default.
+  if (typeof p === 'number') return { container: p, host: p, hostIp: '127.0.0.1', protocol: 'tcp' };
+  if (typeof p === 'object') return { container: p.container, host: p.host ?? p.container, hostIp: p.hostIp ?? '127.0.0.1', protocol: p.protocol ?? 'tcp' };
+  const [spec, proto] = p.split('/');
+  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(?:(\d+):)?(\d+)$/.exec(spec ?? '');
+  const container = Number(m?.[3]);
+  return {
+    container,
+    host: m?.[2] ? Number(m[2]) : container,
+    hostIp: m?.[1]?.replace(/^\[|\]$/g, '') ?? '127.0.0.1',
+    protocol: proto === 'udp' ? 'udp' : 'tcp',
+  };
+}
+
+function normalizeVolume(v: string | { source?: string; target: string; readOnly?: boolean; type?: 'bind' | 'volume' | 'tmpfs' }): VolumeSpec {
+  if (typeof v === 'object') {
+    const type = v.type ?? (v.source === undefined ? 'volume' : path.isAbsolute(v.source) ? 'bind' : 'volume');
+    return { source: v.source ?? '', target: v.target, readOnly: v.readOnly ?? false, type };
+  }
+  const parts = v.split(':');
+  if (parts.length === 1) return { source: '', target: parts[0] ?? '', readOnly: false, type: 'volume' };
+  const [source = '', target = '', opts = ''] = parts;
+  return { source, target, readOnly: opts.split(',').includes('ro'), type: path.isAbsolute(source) ? 'bind' : 'volume' };
+}
+
+function normalizeRestart(raw: RawService['restart'], kind: ServiceSpec['kind']): RestartPolicy {
+  const base: RestartPolicy = { policy: 'no', maxRetries: 5, backoffMs: 1_000, maxBackoffMs: 30_000 };
+  if (raw === undefined) return kind === 'task' ? base : base;
+  if (typeof raw === 'string') return { ...base, policy: raw };
+  return {
+    policy: raw.policy,
+    maxRetries: raw.maxRetries ?? base.maxRetries,
+    backoffMs: ms(raw.backoff, base.backoffMs),
+    maxBackoffMs: ms(raw.maxBackoff, base.maxBackoffMs),
+  };
+}
+
+const FORMAT_BY_EXT: Record<string, TemplateFormat> = {
+  '.json': 'json',
+  '.yaml': 'yaml',
+  '.yml': 'yaml',
+  '.toml': 'toml',
+  '.env': 'env',
+  '.ini': 'ini',
+};
+
+export function formatFromDestination(destination: string): TemplateFormat {
+  const base = path.basename(destination).toLowerCase();
+  if (base === '.env' || base.endsWith('.env')) return 'env';
+  return FORMAT_BY_EXT[path.extname(base)] ?? 'text';
+}
+
+function normalizeTemplate(
+  raw: NonNullable<RawService['templates']>[number],
+  index: number,
+): TemplateSpec {
+  const out: TemplateSpec = {
+    destination: raw.destination,
+    format: raw.format ?? formatFromDestination(raw.destination),
+    env: raw.env ?? false,
+    index,
+  };
+  if (raw.data !== undefined) out.data = raw.data;
+  if (raw.template !== undefined) {
+    if (isInlineTemplate(raw.template)) out.template = raw.template;
+    else {
+      out.templateFile = raw.template; // made absolute and checked by load.ts
+      out.template = readFileSync(raw.template, 'utf8');
+    }
+  }
+  if (raw.mode !== undefined) out.mode = typeof raw.mode === 'number' ? raw.mode : parseInt(raw.mode, 8);
+  return out;
+}
+
+function normalizeVariable(name: string, raw: NonNullable<RawProfile['variables']>[string]): VariableSpec {
+  if (typeof raw !== 'object') {
+    return { name, type: typeof raw === 'number' ? 'number' : typeof raw === 'boolean' ? 'boolean' : 'string', required: false, default: raw };
+  }
+  const type = raw.type ?? (typeof raw.default === 'number' ? 'number' : typeof raw.default === 'boolean' ? 'boolean' : 'string');
+  return {
+    name,
+    type,
+    required: raw.required ?? false,
+    ...(raw.default !== undefined ? { default: raw.default } : {}),
+    ...(raw.description !== undefined ? { description: raw.description } : {}),
+    ...(raw.generate ? { generate: { bytes: raw.generate.bytes ?? 32, encoding: raw.generate.encoding ?? 'hex' } } : {}),
+  };
+}
+
+function normalizeDiscovery(raw: RawDiscovery): DiscoveryConfig {
+  return {
+    backends: raw.backends ?? (raw.backend ? [raw.backend] : ['file']),
+    consulAddress: raw.consulAddress ?? '127.0.0.1:8500',
+    ...(raw.consulToken !== undefined ? { consulToken: raw.consulToken } : {}),
+    consulScheme: raw.consulScheme ?? 'http',
+    etcdEndpoints: raw.etcdEndpoints ?? ['http://127.0.0.1:2379'],
+    etcdPrefix: raw.etcdPrefix ?? '/atproto-stacks',
+    ...(raw.etcdUsername !== undefined ? { etcdUsername: raw.etcdUsername } : {}),
+    ...(raw.etcdPassword !== undefined ? { etcdPassword: raw.etcdPassword } : {}),
+    natsUrl: raw.natsUrl ?? 'nats://127.0.0.1:4222',
+    ...(raw.natsCredsFile !== undefined ? { natsCredsFile: raw.natsCredsFile } : {}),
+    ...(raw.natsToken !== undefined ? { natsToken: raw.natsToken } : {}),
+    ...(raw.natsUser !== undefined ? { natsUser: raw.natsUser } : {}),
+    ...(raw.natsPassword !== undefined ? { natsPassword: raw.natsPassword } : {}),
+    natsBucket: raw.natsBucket ?? 'services',
+    fileDirectory: raw.fileDirectory ?? '.stack/discovery',
+    dnsServer: raw.dnsServer ?? '127.0.0.1:53',
+    dnsDomain: raw.dnsDomain ?? 'service.consul',
+    ttlMs: ms(raw.ttl, DEFAULTS.ttlMs),
+    heartbeatIntervalMs: ms(raw.heartbeatInterval, DEFAULTS.heartbeatIntervalMs),
+    ...(raw.tls ? { tls: { ...raw.tls, insecureSkipVerify: raw.tls.insecureSkipVerify ?? false } } : {}),
+  };
+}
