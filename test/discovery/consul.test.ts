@@ -1,0 +1,234 @@
+/**
+ * The consul backend against the in-repo double of Consul's HTTP API (always), and against a
+ * real agent when CONSUL_HTTP_ADDR is set (CONSUL_HTTP_TOKEN is used as the ACL token if set).
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createConsulBackend } from '../../src/discovery/consul.js';
+import type { DiscoveryBackend } from '../../src/discovery/types.js';
+import { UnreachableError } from '../../src/errors.js';
+import type { DiscoveryConfig } from '../../src/profile/types.js';
+import { startConsulDouble, type ConsulDouble } from '../fixtures/consul-double.js';
+import { freePort, waitFor } from '../helpers/net.js';
+import { describeBackendConformance } from './conformance.js';
+
+function config(overrides: Partial<DiscoveryConfig> = {}): DiscoveryConfig {
+  return {
+    backends: ['consul'],
+    consulAddress: '127.0.0.1:8500',
+    consulScheme: 'http',
+    etcdEndpoints: [],
+    etcdPrefix: '/atproto-stacks',
+    natsUrl: 'nats://127.0.0.1:4222',
+    natsBucket: 'services',
+    fileDirectory: '.stack/discovery',
+    dnsServer: '127.0.0.1:53',
+    dnsDomain: 'service.consul',
+    ttlMs: 2000,
+    heartbeatIntervalMs: 500,
+    ...overrides,
+  };
+}
+
+async function http(double: ConsulDouble, method: string, path: string, body?: unknown, token?: string) {
+  const res = await fetch(`http://${double.address}${path}`, {
+    method,
+    headers: token ? { 'X-Consul-Token': token } : {},
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, index: res.headers.get('x-consul-index'), text, json: () => JSON.parse(text) as unknown };
+}
+
+describe('consul double (the API as documented)', () => {
+  let double: ConsulDouble;
+  beforeAll(async () => {
+    double = await startConsulDouble();
+  });
+  afterAll(async () => {
+    await double?.close();
+  });
+
+  test('a TTL check goes critical when not passed, and the service is reaped after DeregisterCriticalServiceAfter', async () => {
+    const reg = await http(double, 'PUT', '/v1/agent/service/register', {
+      ID: 'web-1',
+      Name: 'web',
+      Port: 80,
+      Check: { TTL: '300ms', Status: 'passing', DeregisterCriticalServiceAfter: '300ms' },
+    });
+    expect(reg.status).toBe(200);
+    const passing = await http(double, 'GET', '/v1/health/service/web?passing');
+    expect((passing.json() as unknown[]).length).toBe(1);
+    expect(Number(passing.index)).toBeGreaterThan(0);
+    await waitFor(async () => {
+      const r = await http(double, 'GET', '/v1/health/service/web');
+      const [entry] = r.json() as { Checks: { CheckID: string; Status: string }[] }[];
+      return entry?.Checks.find((c) => c.CheckID === 'service:web-1')?.Status === 'critical';
+    }, 10_000, 'the check to go critical');
+    expect(await http(double, 'GET', '/v1/health/service/web?passing').then((r) => r.json())).toEqual([]);
+    await waitFor(async () => (await http(double, 'GET', '/v1/catalog/service/web').then((r) => r.json()) as unknown[]).length === 0, 10_000, 'the reaper');
+    expect((await http(double, 'PUT', '/v1/agent/check/pass/service:web-1')).status).toBe(404);
+  });
+
+  test('a blocking query returns on the next change, with a larger X-Consul-Index', async () => {
+    const first = await http(double, 'GET', '/v1/health/service/blocky');
+    const pending = http(double, 'GET', `/v1/health/service/blocky?index=${first.index}&wait=30s`);
+    await http(double, 'PUT', '/v1/agent/service/register', { ID: 'b-1', Name: 'blocky', Check: { TTL: '30s', Status: 'passing' } });
+    const answer = await pending;
+    expect(Number(answer.index)).toBeGreaterThan(Number(first.index));
+    expect((answer.json() as { Service: { ID: string } }[]).map((e) => e.Service.ID)).toEqual(['b-1']);
+  });
+
+  test('a blocking query with nothing changing answers after `wait` with the same index', async () => {
+    const first = await http(double, 'GET', '/v1/health/service/quiet');
+    const again = await http(double, 'GET', `/v1/health/service/quiet?index=${first.index}&wait=50ms`);
+    expect(again.index).toBe(first.index);
+  });
+
+  test('with an ACL token configured, requests without it are refused with 403', async () => {
+    const secured = await startConsulDouble({ aclToken: 'the-token' });
+    try {
+      expect((await http(secured, 'GET', '/v1/catalog/services')).status).toBe(403);
+      const wrong = await http(secured, 'GET', '/v1/catalog/services', undefined, 'not-it');
+      expect(wrong.status).toBe(403);
+      expect(wrong.text).not.toContain('not-it');
+      expect((await http(secured, 'GET', '/v1/catalog/services', undefined, 'the-token')).status).toBe(200);
+      expect((await http(secured, 'GET', '/v1/status/leader')).status).toBe(200);
+    } finally {
+      await secured.close();
+    }
+  });
+});
+
+describe('consul backend (against the double)', () => {
+  let double: ConsulDouble;
+  const opened: DiscoveryBackend[] = [];
+  const backend = (overrides: Partial<DiscoveryConfig> = {}) => {
+    const b = createConsulBackend(config({ consulAddress: double.address, ...overrides }));
+    opened.push(b);
+    return b;
+  };
+  beforeAll(async () => {
+    double = await startConsulDouble();
+  });
+  afterAll(async () => {
+    await Promise.all(opened.map((b) => b.close()));
+    await double?.close();
+  });
+
+  test('registers an agent service <service>:<id> with a passing TTL check service:<service>:<id>', async () => {
+    const b = backend({ ttlMs: 5000 });
+    await b.register({ id: 'pds-1', service: 'pds', address: '127.0.0.1', port: 3000, url: 'http://127.0.0.1:3000', meta: { v: '1' } });
+    const services = (await http(double, 'GET', '/v1/agent/services').then((r) => r.json())) as Record<string, { Service: string; Meta: Record<string, string> }>;
+    expect(services['pds:pds-1']).toMatchObject({ Service: 'pds', Meta: { v: '1', 'stack-id': 'pds-1', 'stack-url': 'http://127.0.0.1:3000' } });
+    const checks = (await http(double, 'GET', '/v1/agent/checks').then((r) => r.json())) as Record<string, { Status: string }>;
+    expect(checks['service:pds:pds-1']?.Status).toBe('passing');
+  });
+
+  test('two stacks on one agent: same instance id, different services, no clash', async () => {
+    const b = backend();
+    await b.register({ id: 'db', service: 'a-b', address: '127.0.0.1', port: 1 });
+    await b.register({ id: 'b-db', service: 'a', address: '127.0.0.1', port: 2 });
+    expect((await b.lookup('a-b')).map((i) => i.port)).toEqual([1]);
+    expect((await b.lookup('a')).map((i) => i.port)).toEqual([2]);
+  });
+
+  test('finds services registered by other tools, with their Consul ID as id', async () => {
+    await http(double, 'PUT', '/v1/agent/service/register', { ID: 'legacy-7', Name: 'legacy', Address: '127.0.0.9', Port: 7000 });
+    await http(double, 'PUT', '/v1/agent/service/register', { ID: 'legacy-8', Name: 'legacy', Port: 7001 });
+    const found = await backend().lookup('legacy');
+    expect(found.map((i) => [i.id, i.address, i.port])).toEqual([
+      ['legacy-7', '127.0.0.9', 7000],
+      ['legacy-8', '127.0.0.1', 7001], // no service address: the node's
+    ]);
+  });
+
+  test('a watch waits in blocking queries (index + wait), not by polling', async () => {
+    const b = backend();
+    const ac = new AbortController();
+    const it = b.watch('blocking-watch', { signal: ac.signal })[Symbol.asyncIterator]();
+    try {
+      expect((await it.next()).value).toEqual([]);
+      const pending = it.next();
+      await waitFor(() => double.requests.some((r) => r.path === '/v1/health/service/blocking-watch' && /index=\d+/.test(r.query) && /wait=/.test(r.query)) || undefined, 5000, 'a blocking query');
+      await b.register({ id: 'bw-1', service: 'blocking-watch', address: '127.0.0.1' });
+      expect(((await pending).value as { id: string }[]).map((i) => i.id)).toEqual(['bw-1']);
+    } finally {
+      ac.abort();
+    }
+  });
+
+  test('a heartbeat after the agent forgot the service registers it again', async () => {
+    const port = await freePort();
+    let agent = await startConsulDouble({ port });
+    const b = createConsulBackend(config({ consulAddress: agent.address }));
+    try {
+      await b.register({ id: 'r-1', service: 'amnesia', address: '127.0.0.1' });
+      await agent.close();
+      agent = await startConsulDouble({ port }); // a restarted agent with no state
+      expect(await b.lookup('amnesia')).toEqual([]);
+      await b.heartbeat('amnesia', 'r-1');
+      expect((await b.lookup('amnesia')).map((i) => i.id)).toEqual(['r-1']);
+      await expect(b.heartbeat('amnesia', 'someone-else')).rejects.toMatchObject({ code: 'not_registered' });
+    } finally {
+      await b.close();
+      await agent.close();
+    }
+  });
+
+  test('ACL token: accepted when right; refused as unreachable/unauthorized without echoing it', async () => {
+    const secured = await startConsulDouble({ aclToken: 'acl-secret-1234' });
+    try {
+      const good = createConsulBackend(config({ consulAddress: secured.address, consulToken: 'acl-secret-1234' }));
+      await good.check();
+      await good.register({ id: 'a-1', service: 'acl', address: '127.0.0.1' });
+      expect((await good.lookup('acl')).map((i) => i.id)).toEqual(['a-1']);
+      await good.close();
+      const bad = createConsulBackend(config({ consulAddress: secured.address, consulToken: 'wrong-secret-5678' }));
+      const err = await bad.check().then(() => undefined, (e: unknown) => e as UnreachableError);
+      await bad.close();
+      expect(err).toBeInstanceOf(UnreachableError);
+      expect(err?.code).toBe('unauthorized');
+      expect(err?.exitCode).toBe(3);
+      expect(err?.message).not.toContain('wrong-secret-5678');
+      expect(err?.message).not.toContain('acl-secret-1234');
+    } finally {
+      await secured.close();
+    }
+  });
+
+  test('an agent that is not there: UnreachableError naming consul and the address', async () => {
+    const port = await freePort();
+    const b = createConsulBackend(config({ consulAddress: `127.0.0.1:${port}` }));
+    const err = await b.check().then(() => undefined, (e: unknown) => e as UnreachableError);
+    await b.close();
+    expect(err).toBeInstanceOf(UnreachableError);
+    expect(err?.exitCode).toBe(3);
+    expect(err?.message).toContain('consul');
+    expect(err?.message).toContain(`127.0.0.1:${port}`);
+  });
+});
+
+let conformanceDouble: ConsulDouble | undefined;
+describeBackendConformance('consul (double)', {
+  make: async ({ ttlMs }) => {
+    conformanceDouble ??= await startConsulDouble();
+    return createConsulBackend(config({ consulAddress: conformanceDouble.address, ttlMs }));
+  },
+  cleanup: async () => {
+    await conformanceDouble?.close();
+  },
+});
+
+const realAgent = process.env.CONSUL_HTTP_ADDR;
+if (realAgent) {
+  describeBackendConformance(`consul (real agent at ${realAgent.replace(/\/\/[^/@]*@/, '//')})`, {
+    make: async ({ ttlMs }) =>
+      createConsulBackend(
+        config({
+          consulAddress: realAgent,
+          ttlMs,
+          ...(process.env.CONSUL_HTTP_TOKEN ? { consulToken: process.env.CONSUL_HTTP_TOKEN } : {}),
+        }),
+      ),
+  });
+}
