@@ -36,8 +36,11 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
   let endpoint: DockerEndpoint | undefined;
   let client: Promise<Dockerode> | undefined;
   const openStreams = new Set<NodeJS.ReadableStream>();
-  /** Stack networks known to exist, so `start` can make sure of its network once without `prepare`. */
-  const readyNetworks = new Set<string>();
+  /**
+   * Stack networks made sure of, by name. One creation per name at a time: Docker's duplicate
+   * check is not atomic, so two parallel creates would make two networks with the same name.
+   */
+  const readyNetworks = new Map<string, Promise<void>>();
 
   function url(): string {
     return endpoint?.url ?? opts.host ?? process.env.DOCKER_HOST ?? 'the default Docker endpoint';
@@ -75,10 +78,16 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
     }
   }
 
-  async function ensureNetwork(d: Dockerode, stack: string, name: string): Promise<void> {
-    if (readyNetworks.has(name)) return;
-    await createNetworkUnlessPresent(d, stack, name);
-    readyNetworks.add(name);
+  function ensureNetwork(d: Dockerode, stack: string, name: string): Promise<void> {
+    let ready = readyNetworks.get(name);
+    if (!ready) {
+      ready = createNetworkUnlessPresent(d, stack, name).catch((err: unknown) => {
+        readyNetworks.delete(name);
+        throw err;
+      });
+      readyNetworks.set(name, ready);
+    }
+    return ready;
   }
 
   async function createNetworkUnlessPresent(d: Dockerode, stack: string, name: string): Promise<void> {
@@ -99,11 +108,12 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
     async prepare(stack, services, { signal }) {
       const own = services.filter((s) => s.runtime === 'docker');
       await call(`preparing stack '${stack}'`, async (d) => {
+        // Images first: a missing image then fails `up` before anything was created.
+        await ensureImages(d, own, { ...(signal ? { signal } : {}), ...(opts.onPullProgress ? { onPullProgress: opts.onPullProgress } : {}) });
         for (const network of stackNetworksFor(stack, own, opts.network)) {
           signal?.throwIfAborted();
           await ensureNetwork(d, stack, network);
         }
-        await ensureImages(d, own, { ...(signal ? { signal } : {}), ...(opts.onPullProgress ? { onPullProgress: opts.onPullProgress } : {}) });
       });
     },
 
@@ -216,11 +226,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
     async discover(stack) {
       return call(`listing containers of stack '${stack}'`, async (d) => {
         const listed = await d.listContainers({ all: true, filters: { label: [stackLabelFilter(stack)] } });
-        const handles: ServiceHandle[] = [];
-        for (const c of listed) {
-          const info = await inspectOrUndefined(d, c.Id);
-          if (info) handles.push(handleOf(info));
-        }
+        const infos = await Promise.all(listed.map((c) => inspectOrUndefined(d, c.Id)));
+        const handles = infos.filter((i): i is Dockerode.ContainerInspectInfo => i !== undefined).map(handleOf);
         return handles.sort((a, b) => a.service.localeCompare(b.service) || a.replica - b.replica);
       });
     },
@@ -323,7 +330,6 @@ function handleOf(info: Dockerode.ContainerInspectInfo): ServiceHandle {
     id: info.Id,
     containerName: info.Name.replace(/^\//, ''),
     startedAt: info.State.StartedAt,
-    ...(info.State.Pid ? { pid: info.State.Pid } : {}),
     publishedPorts: publishedPortsOf(info),
   };
 }

@@ -248,6 +248,19 @@ describe('docker runtime', () => {
     await runtime.stop(recreated, stopOpts);
   });
 
+  it('starts several services at once on the stack network, which is created once', async () => {
+    const services = ['a', 'b', 'c'].map((name) => busyboxService({ name, command: ['/bin/sleep', '1000'] }));
+    const handles = await Promise.all(services.map((s) => start(request(s))));
+    expect((await docker.listNetworks({ filters: labelFilter(stack) })).map((n) => n.Name)).toEqual([`${stack}_default`]);
+    for (const h of handles) expect((await runtime.inspect(h)).running).toBe(true);
+    // On the stack network each service answers to its name.
+    const info = await docker.getContainer(handles[0]!.id).inspect();
+    expect(info.NetworkSettings.Networks[`${stack}_default`]?.Aliases).toContain('a');
+
+    await Promise.all(handles.map((h) => runtime.stop(h, stopOpts)));
+    await runtime.teardown(stack);
+  });
+
   it('removes anonymous volumes with the container and networks at teardown', async () => {
     const service = busyboxService({
       command: ['/bin/sleep', '1000'],
@@ -299,7 +312,8 @@ describe('docker runtime', () => {
     const err = await runtime.prepare(stack, [service], {}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StackFailedError);
     expect((err as Error).message).toBe("image atproto-stacks-test/absent:never (service 'web') is not present on the Docker engine and pull is 'never'");
-    await runtime.teardown(stack);
+    // Nothing half-done: no network was created (afterEach checks).
+
   });
 
   it("fails clearly when a missing image cannot be pulled ('missing')", async () => {
