@@ -169,7 +169,8 @@ function mounts(input: ContainerInput): Dockerode.MountSettings[] {
     out.push({ Type: 'bind', Source: input.configDir, Target: CONTAINER_CONFIG_DIR, ReadOnly: true });
   }
   for (const v of input.service.volumes) {
-    if (v.type === 'bind') {
+    // Compose's rule: a source that is a path (`./data`, `../x`, `/srv`) is a bind mount, never a volume name.
+    if (v.type === 'bind' || (v.type === 'volume' && /^\.{0,2}\//.test(v.source))) {
       out.push({ Type: 'bind', Source: path.resolve(input.profileDir, v.source), Target: v.target, ReadOnly: v.readOnly });
     } else if (v.type === 'tmpfs') {
       out.push({ Type: 'tmpfs', Source: '', Target: v.target, ReadOnly: false });

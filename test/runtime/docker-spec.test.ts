@@ -84,6 +84,7 @@ describe('planContainer', () => {
         { source: 'pgdata', target: '/var/lib/pg', readOnly: false, type: 'volume' },
         { source: '', target: '/cache', readOnly: false, type: 'volume' },
         { source: '', target: '/scratch', readOnly: false, type: 'tmpfs' },
+        { source: './site', target: '/www', readOnly: true, type: 'volume' },
       ],
     });
     const files = [{ hostPath: '/srv/demo/config/pds/pds.env', destination: 'pds.env', mode: 0o600 }];
@@ -94,6 +95,7 @@ describe('planContainer', () => {
       expect.objectContaining({ Type: 'volume', Source: 'demo_pgdata', Target: '/var/lib/pg', VolumeOptions: { Labels: { [LABELS.stack]: 'demo', [LABELS.volume]: 'pgdata' } } }),
       { Type: 'volume', Source: '', Target: '/cache', ReadOnly: false },
       { Type: 'tmpfs', Source: '', Target: '/scratch', ReadOnly: false },
+      { Type: 'bind', Source: '/srv/demo/site', Target: '/www', ReadOnly: true }, // a path is a bind, as in Compose
     ]);
   });
 

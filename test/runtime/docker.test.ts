@@ -65,7 +65,8 @@ async function forceClean(s: string) {
     await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
   }
   for (const n of await docker.listNetworks({ filters: labelFilter(s) })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
-  for (const v of anonymousVolumes) await docker.getVolume(v).remove().catch(() => undefined);
+  const { Volumes } = await docker.listVolumes({ filters: labelFilter(s) });
+  for (const v of [...anonymousVolumes, ...(Volumes ?? []).map((x) => x.Name)]) await docker.getVolume(v).remove().catch(() => undefined);
 }
 
 function request(service: ServiceSpec, overrides: Partial<StartRequest> = {}): StartRequest {
@@ -274,6 +275,23 @@ describe('docker runtime', () => {
     await runtime.stop(handle, stopOpts);
     await runtime.teardown(stack);
     // afterEach checks containers, networks and the anonymous volume are all gone.
+  });
+
+  it('keeps named volumes (prefixed and labelled with the stack) across down, as Compose does', async () => {
+    const service = busyboxService({
+      network: 'host',
+      command: ['/bin/sh', '-c', 'echo kept > /data/file; exec sleep 1000'],
+      volumes: [{ source: 'data', target: '/data', readOnly: false, type: 'volume' }],
+    });
+    const handle = await start(request(service));
+    await runtime.stop(handle, stopOpts);
+
+    const volume = await docker.getVolume(`${stack}_data`).inspect();
+    expect(volume.Labels).toMatchObject({ [LABELS.stack]: stack, [LABELS.volume]: 'data' });
+    const again = await start(request(busyboxService({ ...service, command: ['/bin/sh', '-c', 'cat /data/file; exec sleep 1000'] })));
+    expect(await waitFor(async () => (await collectLogs(again))[0], 15_000, 'file from the volume')).toBe('kept');
+    await runtime.stop(again, stopOpts);
+    await docker.getVolume(`${stack}_data`).remove();
   });
 
   it('lets Docker apply the restart policy; wait resolves once the container stopped for good', async () => {
