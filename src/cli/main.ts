@@ -37,7 +37,7 @@ export function buildProgram(o: Output, setCode: (code: number) => void): Comman
     async function (this: Command, ...args: unknown[]) {
       const positional = args.slice(0, -2).filter((a): a is string => typeof a === 'string');
       const mod = await load();
-      setCode(await mod.run(this.opts(), o, positional));
+      setCode(await mod.run(this.optsWithGlobals(), o, positional));
     };
 
   varOptions(

@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { runStack } from '../helpers/cli.js';
+import { tmpFiles } from '../helpers/tmp.js';
+
+describe('stack (offline commands)', () => {
+  it('--help lists every command; each command has --help', async () => {
+    const help = await runStack(['--help']);
+    expect(help.code).toBe(0);
+    for (const cmd of ['up', 'down', 'status', 'logs', 'validate', 'plan', 'graph', 'render', 'discovery', 'profiles']) expect(help.stdout).toContain(cmd);
+    const planHelp = await runStack(['plan', '--help']);
+    expect(planHelp.code).toBe(0);
+    expect(planHelp.stdout).toContain('--profile');
+  });
+
+  it('an unknown flag is invalid input: exit 2', async () => {
+    const r = await runStack(['validate', '--nope']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown option '--nope'");
+  });
+
+  it('profiles lists the built-ins with descriptions; show prints one merged, secrets masked', async () => {
+    const list = await runStack(['profiles', '--json']);
+    expect(JSON.parse(list.stdout).map((p: { name: string }) => p.name)).toEqual(['dev-cluster', 'full-node', 'prod-cluster', 'simple-pds']);
+    const show = await runStack(['profiles', 'show', 'prod-cluster', '--json']);
+    expect(show.code).toBe(0);
+    const p = JSON.parse(show.stdout);
+    expect(p.discovery.backends).toEqual(['consul']);
+    expect(p.services.pds.image).toBe('ghcr.io/bluesky-social/pds:0.4');
+  });
+
+  it('validate: exit 0 for every built-in profile', async () => {
+    for (const name of ['simple-pds', 'full-node', 'dev-cluster', 'prod-cluster']) {
+      const r = await runStack(['validate', '--profile', name]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`profile '${name}' is valid`);
+    }
+  });
+
+  it('validate: every problem with file:line:column, exit 2, nothing written', async () => {
+    const t = tmpFiles({
+      'stack.yaml': 'services:\n  pds:\n    image: x\n    dependencies:\n      - datbase\n      - { name: redis, type: optionl }\n  database: { image: y, prot: 1 }\n',
+    });
+    try {
+      const r = await runStack(['validate'], { cwd: t.dir });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("stack.yaml:5:9 services.pds.dependencies[0]: depends on unknown service 'datbase' — did you mean 'database'?");
+      expect(r.stderr).toContain("stack.yaml:6:30 services.pds.dependencies[1].type: 'optionl' is not one of");
+      expect(r.stderr).toContain("stack.yaml:7:25 services.database.prot: unknown key 'prot' — did you mean 'port'?");
+      expect(readdirSync(t.dir)).toEqual(['stack.yaml']);
+      const json = await runStack(['validate', '--json'], { cwd: t.dir });
+      expect(json.code).toBe(2);
+      expect(JSON.parse(json.stdout).errors).toHaveLength(3);
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('plan --json gives order (waves) and typed edges; up --dry-run is the same plan', async () => {
+    const r = await runStack(['plan', '--profile', 'full-node', '--json']);
+    expect(r.code).toBe(0);
+    const plan = JSON.parse(r.stdout);
+    expect(plan.order[0]).toEqual(['postgres', 'redis']);
+    expect(plan.order.at(-1)).toEqual(['caddy']);
+    expect(plan.edges).toContainEqual({ from: 'appview', to: 'redis', type: 'optional', gate: 'settled' });
+    const dry = await runStack(['up', '--dry-run', '--profile', 'full-node', '--json']);
+    expect(JSON.parse(dry.stdout).order).toEqual(plan.order);
+    expect(existsSync(path.join(process.cwd(), '.stack', 'full-node'))).toBe(false);
+  });
+
+  it('plan never prints secret values', async () => {
+    const t = tmpFiles({ 'stack.yaml': 'services:\n  a: { command: [a], environment: { API_TOKEN: s3cr3t-value } }\n' });
+    try {
+      for (const args of [['plan'], ['plan', '--json'], ['up', '--dry-run'], ['graph', '--format', 'json'], ['profiles', 'show', './stack.yaml']]) {
+        const r = await runStack(args, { cwd: t.dir });
+        expect(r.code, args.join(' ')).toBe(0);
+        expect(r.stdout + r.stderr).not.toContain('s3cr3t-value');
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('graph draws dot, mermaid and json', async () => {
+    const dot = await runStack(['graph', '--profile', 'full-node']);
+    expect(dot.stdout).toMatch(/^digraph "full-node"/);
+    expect(dot.stdout).toContain('"appview" -> "redis" [style=dashed');
+    const mermaid = await runStack(['graph', '--profile', 'full-node', '--format', 'mermaid']);
+    expect(mermaid.stdout).toMatch(/^flowchart BT/);
+    const bad = await runStack(['graph', '--profile', 'full-node', '--format', 'png']);
+    expect(bad.code).toBe(2);
+  });
+
+  it('offline commands never load heavy clients', async () => {
+    const probe = `
+      const { main } = await import(${JSON.stringify(path.resolve('dist/cli/main.js'))});
+      await main(['validate', '--profile', 'prod-cluster']);
+      await main(['plan', '--profile', 'prod-cluster', '--json']);
+      const { createRequire } = await import('node:module');
+      const loaded = Object.keys(createRequire(import.meta.url).cache).filter((k) => /node_modules\\/(dockerode|etcd3|consul|@nats-io)/.test(k));
+      process.stderr.write('LOADED:' + JSON.stringify(loaded));
+    `;
+    const { spawnSync } = await import('node:child_process');
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8' });
+    expect(r.stderr).toContain('LOADED:[]');
+  });
+});

@@ -1,0 +1,229 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { InvalidInputError } from '../../src/errors.js';
+import { builtinProfileNames } from '../../src/profile/builtin.js';
+import { inspectProfile, loadProfile } from '../../src/profile/load.js';
+import { tmpFiles } from '../helpers/tmp.js';
+
+let cleanups: (() => void)[] = [];
+afterEach(() => {
+  cleanups.forEach((c) => c());
+  cleanups = [];
+});
+function files(f: Record<string, string>) {
+  const t = tmpFiles(f);
+  cleanups.push(t.cleanup);
+  return t;
+}
+const errorsOf = (ref: string, opts = {}) => inspectProfile(ref, opts).problems.filter((p) => p.severity !== 'warning');
+
+describe('built-in profiles', () => {
+  it('ships the four ATproto profiles, each loading cleanly', () => {
+    expect(builtinProfileNames()).toEqual(['dev-cluster', 'full-node', 'prod-cluster', 'simple-pds']);
+    for (const name of builtinProfileNames()) {
+      const result = inspectProfile(name, { env: {} });
+      expect(result.problems.filter((p) => p.severity !== 'warning'), name).toEqual([]);
+      expect(result.profile?.name).toBe(name);
+    }
+  });
+
+  it('prod-cluster extends full-node: consul, leader-follower and hardened containers', () => {
+    const p = loadProfile('prod-cluster', { env: {} });
+    expect(p.discovery.backends).toEqual(['consul']);
+    expect(p.coordination.strategy).toBe('leader-follower');
+    expect(Object.keys(p.services).sort()).toEqual(Object.keys(loadProfile('full-node', { env: {} }).services).sort());
+    expect(p.services.pds?.security).toMatchObject({ noNewPrivileges: true, capDrop: ['ALL'], readOnlyRootFilesystem: true });
+    // inherited from full-node untouched
+    expect(p.services.pds?.image).toBe('ghcr.io/bluesky-social/pds:0.4');
+    expect(p.source.files).toHaveLength(2);
+  });
+});
+
+describe('normalisation', () => {
+  it('expands shorthands: healthEndpoint, bare dependency names, durations', () => {
+    const { file } = files({
+      'stack.yaml': `
+services:
+  db: { command: [db], port: 5432, healthCheck: { strategy: tcp, interval: 500ms, startPeriod: 2m } }
+  api:
+    command: [api]
+    port: 3000
+    healthEndpoint: /health
+    dependencies: [db, { name: cache, type: optional }]
+`,
+    });
+    const p = loadProfile(file('stack.yaml'));
+    expect(p.name).toBe('stack');
+    expect(p.services.api?.healthCheck).toMatchObject({ strategy: 'http', endpoint: '/health', port: 3000 });
+    expect(p.services.api?.dependencies).toEqual([
+      { name: 'db', type: 'required', index: 0 },
+      { name: 'cache', type: 'optional', index: 1 },
+    ]);
+    expect(p.services.db?.healthCheck).toMatchObject({ intervalMs: 500, startPeriodMs: 120_000, port: 5432 });
+    expect(p.services.db?.runtime).toBe('process');
+  });
+
+  it('reads JSON and TOML profiles too', () => {
+    const { file } = files({
+      'a.json': JSON.stringify({ name: 'from-json', services: { web: { command: ['web'], port: 80 } } }),
+      'b.toml': 'name = "from-toml"\n[services.web]\ncommand = ["web"]\nport = 8080\n',
+    });
+    expect(loadProfile(file('a.json')).services.web?.port).toBe(80);
+    expect(loadProfile(file('b.toml')).name).toBe('from-toml');
+  });
+
+  it('marks secret-looking environment names as secret', () => {
+    const { file } = files({ 's.yaml': 'services:\n  a: { command: [a], environment: { DB_PASSWORD: hunter2, PORT: 1 } }\n' });
+    expect(loadProfile(file('s.yaml')).services.a?.secretEnvironment).toEqual(['DB_PASSWORD']);
+  });
+});
+
+describe('extends', () => {
+  it('deep-merges a relative parent, child wins, null removes', () => {
+    const { file } = files({
+      'base.yaml': 'name: base\nservices:\n  a: { command: [a], port: 1, tags: [x] }\n  b: { command: [b] }\n',
+      'child.yaml': 'extends: ./base.yaml\nname: child\nservices:\n  a: { port: 2 }\n  b: null\n',
+    });
+    const p = loadProfile(file('child.yaml'));
+    expect(p.name).toBe('child');
+    expect(p.services.a).toMatchObject({ command: ['a'], port: 2, tags: ['x'] });
+    expect(p.services.b).toBeUndefined();
+  });
+
+  it('extends a built-in by name, keeping its template paths', () => {
+    const { file } = files({ 'mine.yaml': 'extends: simple-pds\nname: mine\n' });
+    const p = loadProfile(file('mine.yaml'), { env: {} });
+    expect(p.services.caddy?.templates[0]?.templateFile).toMatch(/templates\/simple-pds\/Caddyfile\.hbs$/);
+  });
+
+  it('detects extends loops and names the chain', () => {
+    const { file } = files({ 'a.yaml': 'extends: ./b.yaml\nservices: {}\n', 'b.yaml': 'extends: ./a.yaml\nservices: {}\n' });
+    const [problem] = errorsOf(file('a.yaml'), { cwd: file('') });
+    expect(problem?.message).toBe('extends loop: a.yaml → b.yaml → a.yaml');
+    expect(problem).toMatchObject({ file: 'b.yaml', line: 1, path: 'extends' });
+  });
+});
+
+describe('interpolation', () => {
+  const profile = `
+services:
+  a:
+    command: [a]
+    port: \${A_PORT:-3000}
+    environment: { GREETING: "hello \${WHO}", COST: "$$5" }
+  b:
+    command: [b]
+    environment: { TOKEN: "\${B_TOKEN:?set B_TOKEN}" }
+`;
+  it('follows Compose rules and types the result', () => {
+    const { file } = files({ 'p.yaml': profile });
+    const p = loadProfile(file('p.yaml'), { env: { WHO: 'world', B_TOKEN: 't' } });
+    expect(p.services.a?.port).toBe(3000);
+    expect(p.services.a?.environment).toEqual({ GREETING: 'hello world', COST: '$5' });
+  });
+
+  it('reports ${VAR:?message} only for services the run selects', () => {
+    const { file } = files({ 'p.yaml': profile });
+    const errors = errorsOf(file('p.yaml'), { env: {} });
+    expect(errors.map((e) => e.message)).toEqual(['required variable B_TOKEN is missing: set B_TOKEN']);
+    expect(errors[0]?.path).toBe('services.b.environment.TOKEN');
+    expect(errorsOf(file('p.yaml'), { env: {}, services: ['a'] })).toEqual([]);
+  });
+});
+
+describe('bad input: every problem at once, with positions and paths', () => {
+  const bad = `name: Bad_Stack
+services:
+  database:
+    image: postgres
+    port: 70000
+    healthCheck: { strategy: http, endpoint: /x, interval: -5, retires: 3 }
+  pds:
+    image: pds
+    dependencies:
+      - datbase
+      - name: redis
+        type: optionl
+  "../x":
+    image: x
+  a/b: { image: x }
+  UPPER: { image: x }
+  loop-a: { image: x, dependencies: [loop-b] }
+  loop-b: { image: x, dependencies: [{ name: loop-a, type: soft }] }
+`;
+  it('lists them all, sorted by position', () => {
+    const { file } = files({ 'bad.yaml': bad });
+    const errors = errorsOf(file('bad.yaml'), { cwd: file('') });
+    const lines = errors.map((e) => `${e.file}:${e.line}:${e.column} ${e.path ?? ''}: ${e.message}`);
+    expect(lines).toEqual([
+      "bad.yaml:1:7 name: stack name 'Bad_Stack' has upper-case letters; names must be DNS labels (a-z, 0-9, -)",
+      'bad.yaml:5:11 services.database.port: must be at most 65535 (got 70000)',
+      'bad.yaml:6:60 services.database.healthCheck.interval: must be a non-negative duration (a number of seconds, or 500ms, 30s, 2m, 1h) (got -5)',
+      "bad.yaml:6:64 services.database.healthCheck.retires: unknown key 'retires' — did you mean 'retries'?",
+      "bad.yaml:10:9 services.pds.dependencies[0]: depends on unknown service 'datbase' — did you mean 'database'?",
+      "bad.yaml:12:15 services.pds.dependencies[1].type: 'optionl' is not one of 'required', 'optional', 'soft', 'circular' — did you mean 'optional'?",
+      `bad.yaml:13:3 services["../x"]: service name '../x' contains a path separator or dot; names must be DNS labels (a-z, 0-9, -)`,
+      `bad.yaml:15:3 services["a/b"]: service name 'a/b' contains a path separator or dot; names must be DNS labels (a-z, 0-9, -)`,
+      "bad.yaml:16:3 services.UPPER: service name 'UPPER' has upper-case letters; names must be DNS labels (a-z, 0-9, -)",
+      "bad.yaml:17:38 services.loop-a.dependencies[0]: Circular dependency detected: loop-a → loop-b → loop-a (edge types: required, soft; a cycle is allowed only when every edge in it is 'circular')",
+    ]);
+  });
+
+  it('loadProfile throws InvalidInputError (exit 2) carrying the problems', () => {
+    const { file } = files({ 'bad.yaml': bad });
+    try {
+      loadProfile(file('bad.yaml'));
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(InvalidInputError);
+      expect((err as InvalidInputError).exitCode).toBe(2);
+      expect((err as InvalidInputError).problems.length).toBeGreaterThan(5);
+    }
+  });
+
+  it('malformed YAML names the line', () => {
+    const { file } = files({ 'm.yaml': 'services:\n  a: { command: [a]\n  b: 1\n' });
+    const [e] = errorsOf(file('m.yaml'));
+    expect(e?.code).toBe('parse_error');
+    expect(e?.line).toBeGreaterThanOrEqual(2);
+  });
+
+  it('refuses a YAML alias bomb', () => {
+    const lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 10; i++) {
+      const prev = String.fromCharCode(96 + i);
+      const cur = String.fromCharCode(97 + i);
+      lines.push(`${cur}: &${cur} [${Array(9).fill(`*${prev}`).join(',')}]`);
+    }
+    lines.push('services: {}');
+    const { file } = files({ 'bomb.yaml': `${lines.join('\n')}\n` });
+    const [e] = errorsOf(file('bomb.yaml'));
+    expect(e?.code).toBe('alias_bomb');
+  });
+
+  it('wrong types, negative durations, template files outside the folder', () => {
+    const { file } = files({
+      'p/stack.yaml': `services:
+  a:
+    command: echo hi there
+    stopGracePeriod: "-3s"
+    replicas: two
+    templates:
+      - { destination: x.env, template: ../../etc/passwd }
+`,
+    });
+    const errors = errorsOf(file('p/stack.yaml'), { cwd: file('') });
+    expect(errors.map((e) => [e.path, e.code])).toEqual([
+      ['services.a.stopGracePeriod', 'invalid_format'],
+      ['services.a.replicas', 'invalid_type'],
+      ['services.a.templates[0].template', 'template_outside'],
+    ]);
+    // after fixing the schema problems the cross-field rules speak
+    const { file: f2 } = files({ 'stack.yaml': 'services:\n  a:\n    command: echo hi there\n' });
+    expect(errorsOf(f2('stack.yaml')).map((e) => e.code)).toEqual(['command_needs_argv']);
+  });
+
+  it('unknown profile names suggest the closest built-in', () => {
+    const [e] = errorsOf('ful-node');
+    expect(e?.message).toMatch(/unknown profile 'ful-node' — did you mean 'full-node'\?/);
+  });
+});
