@@ -3,7 +3,7 @@
  * A failed connection is infrastructure (UnreachableError, exit 3); anything the engine answers
  * with is a failure of the stack (StackFailedError, exit 1).
  */
-import { StackFailedError, UnreachableError } from '../errors.js';
+import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 
 interface DockerodeError {
   statusCode?: number;
@@ -41,7 +41,8 @@ export function dockerErrorMessage(err: unknown): string {
 
 /** Wrap an error from the engine with what we were doing, and the right class. */
 export function engineError(err: unknown, doing: string, endpointUrl: string): Error {
-  if (err instanceof StackFailedError || err instanceof UnreachableError) return err;
+  // Already ours, or an abort the caller asked for: pass through unchanged.
+  if (err instanceof StackError || (err instanceof Error && err.name === 'AbortError')) return err;
   if (isConnectionError(err)) {
     return new UnreachableError('docker', `Docker engine at ${endpointUrl} is not reachable (${doing}): ${dockerErrorMessage(err)}`, { cause: err });
   }

@@ -352,6 +352,14 @@ describe('docker runtime', () => {
     }
   });
 
+  it('stops preparing when aborted, creating nothing', async () => {
+    const abort = new AbortController();
+    abort.abort();
+    const err = await runtime.prepare(stack, [busyboxService()], { signal: abort.signal }).catch((e: unknown) => e);
+    expect((err as Error).name).toBe('AbortError');
+    // afterEach checks that no network was created.
+  });
+
   it('uses an image already present without pulling', async () => {
     const progress: string[] = [];
     const withProgress = createDockerRuntime({ onPullProgress: (_s, line) => progress.push(line) });
