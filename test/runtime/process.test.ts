@@ -98,6 +98,19 @@ describe('process runtime', () => {
     expect(existsSync(handle.pidFile)).toBe(false);
   });
 
+  it('gates on the fixture health file: unhealthy (503) until the file exists', async () => {
+    const port = await freePort();
+    const healthFile = path.join(dir, 'healthy');
+    const handle = await start(makeService('gated', { command: [process.execPath, fixture, `--port=${port}`, `--health-file=${healthFile}`] }));
+    const check = { strategy: 'http' as const, endpoint: '/health', intervalMs: 1000, timeoutMs: 1000, retries: 0, startPeriodMs: 0 };
+    const target = runtime.endpoint(handle, port);
+    const details: string[] = [];
+    const waiting = waitUntilHealthy(check, target, { deadlineMs: 20_000, onProbe: (r) => details.push(r.detail) });
+    await waitFor(() => details.some((d) => d.includes('HTTP 503')), 10_000, 'a 503 from the fixture');
+    await writeFile(healthFile, '');
+    expect(await waiting).toEqual({ ok: true, detail: 'HTTP 200 from GET /health' });
+  });
+
   it('reports the exit code through wait()', async () => {
     const handle = await start(makeService('task', { command: [process.execPath, fixture, '--exit-after-ms=10', '--exit-code=3'] }));
     expect(await runtime.wait(handle)).toEqual({ code: 3, signal: null });
