@@ -222,28 +222,29 @@ export function createFileBackend(options: FileBackendOptions = {}): DiscoveryBa
           load: () => readService(service),
           subscribe(changed) {
             let watcher: FSWatcher | undefined;
+            /** Inode the watcher is on: a folder removed and created again needs a new watcher. */
+            let watchedIno: number | undefined;
             let lastSeen = '';
-            const startWatcher = (): void => {
+            let unsubscribed = false;
+            const stopWatcher = (): void => {
+              watcher?.close();
+              watcher = undefined;
+              watchedIno = undefined;
+            };
+            const startWatcher = (ino: number): void => {
               try {
                 watcher = fsWatch(dir, { persistent: false }, changed);
+                watchedIno = ino;
                 watcher.on('error', () => {
-                  watcher?.close();
-                  watcher = undefined;
+                  stopWatcher();
                   changed();
                 });
               } catch {
-                watcher = undefined; // folder missing: the poll creates the watcher once it exists
+                stopWatcher(); // folder gone again: the poll retries
               }
             };
-            // The folder must exist for fs.watch; creating it is harmless and makes the watch immediate.
-            void mkdir(dir, { recursive: true })
-              .catch(() => undefined)
-              .then(() => {
-                if (!signal.aborted) startWatcher();
-                changed();
-              });
             // The fallback poll: one stat per tick. A rename or unlink in the folder moves its mtime.
-            const poll = setInterval(() => {
+            const look = (): void => {
               stat(dir).then(
                 (s) => {
                   const seen = `${s.ino}:${s.mtimeMs}`;
@@ -251,21 +252,33 @@ export function createFileBackend(options: FileBackendOptions = {}): DiscoveryBa
                     lastSeen = seen;
                     changed();
                   }
-                  if (!watcher && !signal.aborted) startWatcher();
+                  if (unsubscribed) return;
+                  if (watchedIno !== s.ino) {
+                    stopWatcher();
+                    startWatcher(s.ino);
+                  }
                 },
                 () => {
+                  stopWatcher();
                   if (lastSeen !== 'missing') {
                     lastSeen = 'missing';
                     changed();
                   }
                 },
               );
-            }, pollIntervalMs);
+            };
+            // The folder must exist for fs.watch; creating it is harmless and makes the watch immediate.
+            void mkdir(dir, { recursive: true })
+              .catch(() => undefined)
+              .then(() => {
+                if (!unsubscribed) look();
+              });
+            const poll = setInterval(look, pollIntervalMs);
             poll.unref();
             return () => {
+              unsubscribed = true;
               clearInterval(poll);
-              watcher?.close();
-              watcher = undefined;
+              stopWatcher();
             };
           },
         },

@@ -13,7 +13,7 @@
  */
 import { StackError, UnreachableError, UnsupportedError } from '../errors.js';
 import { CollisionError } from './errors.js';
-import { topologyFingerprint } from './record.js';
+import { assertServiceName, topologyFingerprint } from './record.js';
 import { abortPromise, anySignal, watchList } from './watch.js';
 import type {
   DiscoveryBackend,
@@ -146,7 +146,8 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
   const generations = new Map<string, number>();
   const lastKnownGood = new Map<string, ServiceInstance[]>();
   const registrations = new Map<string, Registration>();
-  const keepAlives = new Set<() => Promise<void>>();
+  /** Running heartbeat loops by registration, so deregister can stop them first. */
+  const keepAlives = new Map<string, Set<() => Promise<void>>>();
   /** Background work (watch pumps, heartbeats) that close() waits for. */
   const background = new Set<Promise<unknown>>();
   const closing = new AbortController();
@@ -220,6 +221,12 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
   }
 
   function fetchAndCache(service: string): Promise<ServiceInstance[]> {
+    // Checked on a miss only: a bad name is the caller's mistake, not a backend outage to fall back from.
+    try {
+      assertServiceName(service);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const generation = generations.get(service) ?? 0;
     const p = resolve(service).then((list) => {
       const frozen = freeze(list);
@@ -286,7 +293,10 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
     assertOpen();
     const targets = backends.filter((b) => b.capabilities.deregister);
     if (targets.length === 0) throw new UnsupportedError(`discovery (${names})`, 'deregister');
-    registrations.delete(keyOf(service, id));
+    // Stop heartbeats first: a beat in flight would otherwise re-register what we remove.
+    const key = keyOf(service, id);
+    await Promise.allSettled([...(keepAlives.get(key) ?? [])].map((stop) => stop()));
+    registrations.delete(key);
     const results = await Promise.allSettled(targets.map((b) => b.deregister(service, id)));
     invalidate(service);
     const failures = targets.flatMap((b, i) => {
@@ -353,10 +363,14 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
     const stop = async (): Promise<void> => {
       stopped = true;
       clearTimeout(timer);
-      keepAlives.delete(stop);
+      const set = keepAlives.get(key);
+      set?.delete(stop);
+      if (set?.size === 0) keepAlives.delete(key);
       await beating;
     };
-    keepAlives.add(stop);
+    const set = keepAlives.get(key) ?? new Set();
+    set.add(stop);
+    keepAlives.set(key, set);
     schedule();
     return stop;
   }
@@ -503,7 +517,7 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
     if (closed) return;
     closed = true;
     closing.abort();
-    await Promise.allSettled([...keepAlives].map((stop) => stop()));
+    await Promise.allSettled([...keepAlives.values()].flatMap((set) => [...set].map((stop) => stop())));
     await Promise.allSettled([...background]);
     cache.clear();
     inflight.clear();

@@ -110,6 +110,27 @@ describe('file backend specifics', () => {
     expect((await it.next()).done).toBe(true);
   });
 
+  it('a watch survives its folder being removed and created again', async () => {
+    const dir = await tempRoot();
+    const b = make(dir, 30_000);
+    const ac = new AbortController();
+    const it = b.watch('pds', { signal: ac.signal })[Symbol.asyncIterator]();
+    const nextIds = async (): Promise<string[]> => ((await it.next()).value as ServiceInstance[]).map((i) => i.id);
+    try {
+      expect(await nextIds()).toEqual([]);
+      await b.register({ id: 'p-1', service: 'pds', address: '127.0.0.1' });
+      expect(await nextIds()).toEqual(['p-1']);
+      await rm(dir, { recursive: true, force: true });
+      expect(await nextIds()).toEqual([]);
+      await b.register({ id: 'p-2', service: 'pds', address: '127.0.0.1' });
+      expect(await nextIds()).toEqual(['p-2']);
+      await b.register({ id: 'p-3', service: 'pds', address: '127.0.0.1' });
+      expect(await nextIds()).toEqual(['p-2', 'p-3']);
+    } finally {
+      ac.abort();
+    }
+  });
+
   it('rejects names that would escape the folder', async () => {
     const dir = await tempRoot();
     const b = make(dir);

@@ -220,6 +220,32 @@ describe('keepAlive', () => {
   });
 });
 
+describe('keepAlive and deregister', () => {
+  it('deregister stops the heartbeats, so nothing brings the registration back', async () => {
+    const backend = instrument(createMemoryBackend({ ttlMs: 10_000 }));
+    const m = manager({ backends: [backend], cacheTtlMs: 0 });
+    await m.register(pds());
+    m.keepAlive(pds(), 10);
+    await until(() => backend.calls.heartbeat ?? 0, (n) => n >= 2, 'a few heartbeats');
+    await m.deregister('pds', 'pds-1');
+    const beats = backend.calls.heartbeat ?? 0;
+    const registers = backend.calls.register ?? 0;
+    await new Promise((r) => setTimeout(r, 100)); // ten intervals
+    expect(backend.calls.heartbeat ?? 0).toBe(beats);
+    expect(backend.calls.register ?? 0).toBe(registers);
+    expect(await backend.lookup('pds')).toEqual([]);
+  });
+});
+
+describe('input errors', () => {
+  it('a bad service name is the caller\'s error, not an outage: no fallback, no stale answer', async () => {
+    const events: DiscoveryEvent[] = [];
+    const m = manager({ backends: [createMemoryBackend()], onEvent: (e) => events.push(e) });
+    await expect(m.lookup('Not A Label')).rejects.toMatchObject({ code: 'invalid_input' });
+    expect(events).toEqual([]);
+  });
+});
+
 describe('watch: merged streams', () => {
   it('merges the backends into one stream of full lists, and ends on abort', async () => {
     const a = createMemoryBackend({ name: 'a' });
