@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors.js';
-import { waitUntilHealthy } from '../../src/health/index.js';
+import { healthTargetFor, waitUntilHealthy } from '../../src/health/index.js';
 import type { ServiceSpec } from '../../src/profile/types.js';
 import { createProcessRuntime, type ProcessHandle } from '../../src/runtime/process.js';
 import { isProcessAlive, processStartTime } from '../../src/runtime/process-proc.js';
@@ -84,12 +84,16 @@ describe('process runtime', () => {
     expect(handle.logFile).toBe(path.join(dir, 'state', 'logs', 'web.log'));
     expect(existsSync(path.join(dir, 'state', 'pids', 'web-0.json'))).toBe(true);
 
-    const target = runtime.endpoint(handle, port);
-    expect(target).toEqual({ host: '127.0.0.1', port });
+    expect(runtime.endpoint(handle, port)).toEqual({ host: '127.0.0.1', port });
     const check = { strategy: 'http' as const, endpoint: '/health', intervalMs: 1000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 };
+    const target = healthTargetFor(runtime, handle, makeService('web', { port }), check, { profileDir: dir });
+    expect(target).toMatchObject({ host: '127.0.0.1', port, cwd: dir });
     expect((await waitUntilHealthy(check, target, { deadlineMs: 20_000 })).ok).toBe(true);
     expect(await runtime.inspect(handle)).toEqual({ running: true });
     await waitFor(async () => (await logText(handle)).includes(`listening on 127.0.0.1:${port}`), 10_000, 'the listening line');
+    // The service writes its log file itself (no pipe through us), so output outlives `stack`.
+    expect(await readlink(`/proc/${handle.pid}/fd/1`)).toBe(handle.logFile);
+    expect(await readlink(`/proc/${handle.pid}/fd/2`)).toBe(handle.logFile);
 
     await runtime.stop(handle, { signal: 'SIGTERM', gracePeriodMs: 10_000 });
     expect(await runtime.wait(handle)).toEqual({ code: 0, signal: null }); // it handled SIGTERM itself
@@ -118,7 +122,7 @@ describe('process runtime', () => {
 
   it('runs in the working directory with the request environment over the inherited one', async () => {
     const work = path.join(dir, 'work');
-    await (await import('node:fs/promises')).mkdir(work);
+    await mkdir(work);
     process.env.STACK_TEST_INHERITED = 'from-parent';
     try {
       const service = makeService('env', { workingDir: 'work', command: ['sh', '-c', 'pwd; echo "A=$A B=$STACK_TEST_INHERITED"'] });
@@ -202,7 +206,7 @@ describe('process runtime', () => {
       await waitFor(() => processStartTime(pid), 5000, 'the stranger to start');
       const pidFile = path.join(dir, 'state', 'pids', 'ghost-0.json');
       const persisted = { runtime: 'process', stack: STACK, service: 'ghost', replica: 0, id: String(pid), pid, pgid: pid, startedAt: new Date().toISOString(), logFile: path.join(dir, 'state', 'logs', 'ghost.log'), pidFile, processStartTime: '1' };
-      await (await import('node:fs/promises')).mkdir(path.dirname(pidFile), { recursive: true });
+      await mkdir(path.dirname(pidFile), { recursive: true });
       await writeFile(pidFile, JSON.stringify(persisted));
 
       const fresh = createProcessRuntime({ stateDirFor: () => path.join(dir, 'state') });
