@@ -182,14 +182,16 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
   async function resolve(service: string): Promise<ServiceInstance[]> {
     const failures: StackError[] = [];
     let answered = false;
-    for (const b of lookupBackends) {
+    for (const [index, b] of lookupBackends.entries()) {
       let list: ServiceInstance[];
       try {
         list = await b.lookup(service);
       } catch (err) {
         const e = asStackError(b.name, `lookup of '${service}'`, err);
         failures.push(e);
-        emit({ type: 'fallback', backend: b.name, service, message: `lookup of '${service}' failed, trying the next backend: ${describeError(e)}` });
+        const next = lookupBackends[index + 1];
+        const then = next ? `trying ${next.name}` : 'no backend left to try';
+        emit({ type: 'fallback', backend: b.name, service, message: `lookup of '${service}' failed, ${then}: ${describeError(e)}` });
         continue;
       }
       answered = true;
