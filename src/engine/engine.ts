@@ -1,0 +1,671 @@
+/**
+ * The health-gated startup engine: take a plan and make it real, as fast as the graph allows.
+ *
+ * Scheduling is event-driven. Every state change is recorded in the gate source (gates.ts); the
+ * scheduler then looks at every unit still waiting (a service, or a circular group that starts
+ * together) and starts it the moment its gates open — not when a "wave" finishes.
+ *
+ * Choices, and why:
+ * - `dependencyTimeout` bounds every wait through the dependency's own readiness: once a
+ *   service has been started it has `dependencyTimeout` to become healthy (a task: to complete),
+ *   after which it is failed and its dependents are blocked (or, optional, start with a
+ *   warning). A dependency that never starts is itself blocked or failed, which settles the wait
+ *   the same way. So no wait hangs, and a long chain of slow services is not failed merely for
+ *   being long.
+ * - A service without a health check (or with `enableHealthChecks: false`) is healthy once it
+ *   has been started and is still running `settleMs` later (default 100 ms): a program that
+ *   dies at once on a bad flag is failed, not "healthy".
+ * - A task (`kind: task`) runs to completion: exit 0 is `completed` and opens its dependents'
+ *   gates, anything else is `failed`.
+ * - Startup runs until every service has settled (healthy, completed, failed or blocked), so one
+ *   report says everything that went wrong. If anything failed or was blocked, `up` failed: with
+ *   `onFailure: 'rollback'` (the default) everything that started is stopped again, dependents
+ *   first; with `'leave'` it is left as it is.
+ * - The restart policy applies after startup, for runtimes that do not apply it themselves
+ *   (`runtime.appliesRestartPolicy`: Docker does). An exit during startup is a failure: a health
+ *   gate must not be satisfied by a service that keeps crashing. An unhealthy service is
+ *   reported, not restarted (Docker's behaviour).
+ * - Only one instance per service: `replicas` above 1 is reported as a warning and ignored.
+ */
+import path from 'node:path';
+import { StackFailedError } from '../errors.js';
+import type { DiscoveryManager } from '../discovery/manager.js';
+import type { ServiceInstance } from '../discovery/types.js';
+import type { DependencyGraph, Plan } from '../graph/types.js';
+import { monitorHealth, waitUntilHealthy } from '../health/monitor.js';
+import type { HealthTarget, ProbeResult } from '../health/types.js';
+import type { Profile, RuntimeName, ServiceSpec } from '../profile/types.js';
+import type { ExitInfo, RenderedFile, Runtime, ServiceHandle, StartRequest } from '../runtime/types.js';
+import { realClock, type Clock } from '../util/clock.js';
+import { createLocalGates, readinessOf } from './gates.js';
+import { acquireLock, type StackLock } from './lock.js';
+import { describeExit, restartDecision } from './restart.js';
+import { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.js';
+import { createStateWriter, removeStateFile, stateDirOf, type StackStateFile } from './state.js';
+import { stopInReverseOrder } from './stop-order.js';
+import { SETTLED_STATES, type EngineEvent, type ServiceState, type ServiceStatus, type StackPhase, type StartupReport } from './types.js';
+
+/** What a service's templates produced: files for the runtime, variables for its environment. */
+export interface RenderedConfigs {
+  files: RenderedFile[];
+  environment: Record<string, string>;
+}
+
+export interface RenderContext {
+  stack: string;
+  profile: Profile;
+  /** Host folder for this service's rendered files. */
+  configDir: string;
+  /** Registered instances of the services it depends on (healthy ones only). */
+  dependencies: Record<string, ServiceInstance[]>;
+}
+
+/** Called just before a service starts (templates render when their dependencies are registered). */
+export type RenderConfigs = (service: ServiceSpec, context: RenderContext) => Promise<RenderedConfigs>;
+
+export interface StartStackInput {
+  profile: Profile;
+  graph: DependencyGraph;
+  plan: Plan;
+}
+
+export interface StartStackOptions {
+  /** Runtimes by name; default: created on demand (the process runtime, Docker imported lazily). */
+  runtimes?: RuntimeSet | Partial<Record<RuntimeName, Runtime>>;
+  discovery?: DiscoveryManager;
+  renderConfigs?: RenderConfigs;
+  clock?: Clock;
+  /** Aborting stops the stack (reverse order); a startup then reports `interrupted`. */
+  signal?: AbortSignal;
+  onEvent?: (event: EngineEvent) => void;
+  /** Default `rollback`. */
+  onFailure?: 'rollback' | 'leave';
+  /** Default: the profile's `stateDir`, else `.stack/<stack>` under `cwd`. */
+  stateDir?: string;
+  cwd?: string;
+  /** Keep monitoring health and apply restart policies after startup; default true. */
+  supervise?: boolean;
+  /** Discovery registration lifetime; default the profile's TTL. 0: none (a detached stack has nobody heartbeating). */
+  registrationTtlMs?: number;
+  /** A service without a health check counts as healthy once it has run this long; default 100 ms. */
+  settleMs?: number;
+}
+
+export interface StackController {
+  readonly stack: string;
+  readonly stateDir: string;
+  /** Resolves when startup is over. Rejects only for errors before anything started (invalid input, unreachable, locked). */
+  readonly ready: Promise<StartupReport>;
+  /** Resolves once the stack has been stopped or detached. */
+  readonly done: Promise<void>;
+  status(): ServiceStatus[];
+  subscribe(listener: (event: EngineEvent) => void): () => void;
+  /** Stop everything that started, dependents first; removes the state file and the lock. */
+  stop(opts?: { timeoutMs?: number }): Promise<void>;
+  /** Stop watching (health, restarts, heartbeats), leave services running, release the lock. */
+  detach(): Promise<void>;
+}
+
+interface Slot {
+  spec: ServiceSpec;
+  status: ServiceStatus;
+  runtime?: Runtime;
+  /** Cancels everything this service's lifecycle is waiting for. */
+  abort: AbortController;
+  /** Clock time its current state began (elapsed time in events). */
+  since: number;
+  exit?: Promise<ExitInfo>;
+  request?: StartRequest;
+  instance?: ServiceInstance;
+  stopKeepAlive?: () => Promise<void>;
+  /** Ends the health monitor of the current instance. */
+  watch?: AbortController;
+  /** The lifecycle in flight (start → healthy, or a restart). */
+  lifecycle?: Promise<void>;
+  stopping: boolean;
+}
+
+export function startStack(input: StartStackInput, opts: StartStackOptions = {}): StackController {
+  const { profile, graph, plan } = input;
+  const stack = plan.stack;
+  const clock = opts.clock ?? realClock;
+  const stateDir = opts.stateDir ?? stateDirOf(profile, opts.cwd);
+  const runtimes: RuntimeSet = !opts.runtimes
+    ? createRuntimeSet({ stateDir, docker: profile.docker })
+    : 'get' in opts.runtimes && typeof opts.runtimes.get === 'function'
+      ? (opts.runtimes as RuntimeSet)
+      : fixedRuntimeSet(opts.runtimes as Partial<Record<RuntimeName, Runtime>>);
+  const ownsRuntimes = !opts.runtimes;
+  const onFailure = opts.onFailure ?? 'rollback';
+  const supervise = opts.supervise ?? true;
+  const settleMs = opts.settleMs ?? 100;
+  const timeoutMs = profile.coordination.dependencyTimeoutMs;
+  const healthChecks = profile.coordination.enableHealthChecks;
+  const ttlMs = opts.registrationTtlMs ?? profile.discovery.ttlMs;
+  const t0 = clock.now();
+  const startedAtIso = new Date().toISOString();
+
+  const listeners = new Set<(e: EngineEvent) => void>();
+  if (opts.onEvent) listeners.add(opts.onEvent);
+  const emit = (event: EngineEvent) => {
+    for (const l of listeners) {
+      try {
+        l(event);
+      } catch {
+        // a listener's bug must not break the engine
+      }
+    }
+  };
+  const warn = (message: string, service?: string) => emit({ type: 'warning', message, ...(service ? { service } : {}) });
+
+  const gates = createLocalGates(graph);
+  const slots = new Map<string, Slot>();
+  const inRun = (name: string) => slots.has(name);
+  let phase: StackPhase = 'starting';
+  let lock: StackLock | undefined;
+  let stopping: Promise<void> | undefined;
+  let finished = false;
+  const writer = createStateWriter(stateDir, (err) => warn(`cannot write the state file: ${err instanceof Error ? err.message : String(err)}`));
+
+  const snapshot = (): StackStateFile => ({
+    version: 1,
+    stack,
+    owner: { pid: process.pid, ...(lock?.info.processStartTime ? { processStartTime: lock.info.processStartTime } : {}), startedAt: startedAtIso },
+    phase,
+    updatedAt: new Date().toISOString(),
+    profile: { ...(profile.source.file ? { file: profile.source.file } : {}), ...(profile.source.builtin ? { builtin: profile.source.builtin } : {}) },
+    services: Object.fromEntries([...slots].map(([name, slot]) => [name, slot.status])),
+  });
+  const persist = () => {
+    if (!finished) writer.save(snapshot);
+  };
+  const setPhase = (next: StackPhase) => {
+    phase = next;
+    emit({ type: 'stack', stack, phase, elapsedMs: clock.now() - t0 });
+    persist();
+  };
+
+  const setState = (slot: Slot, state: ServiceState, reason?: string) => {
+    const previous = slot.status.state;
+    const now = clock.now();
+    slot.status.state = state;
+    if (reason !== undefined) slot.status.reason = reason;
+    else if (state !== 'stopped' && state !== 'stopping') delete slot.status.reason;
+    const elapsedMs = now - slot.since;
+    slot.since = now;
+    emit({ type: 'state', service: slot.spec.name, state, previous, elapsedMs, ...(reason !== undefined ? { reason } : {}), ...(slot.status.handle?.pid !== undefined ? { pid: slot.status.handle.pid } : {}) });
+    gates.record(slot.spec.name, { state, kind: slot.spec.kind, started: slot.status.started, ...(slot.status.reason ? { reason: slot.status.reason } : {}) });
+    persist();
+    checkSettled();
+  };
+
+  // ---- startup bookkeeping -------------------------------------------------------------------
+
+  let resolveSettled!: () => void;
+  const allSettled = new Promise<void>((resolve) => (resolveSettled = resolve));
+  const checkSettled = () => {
+    if ([...slots.values()].every((s) => SETTLED_STATES.has(s.status.state))) resolveSettled();
+  };
+
+  // Units: circular groups start together; every other service alone.
+  const units: { members: string[]; launched: boolean }[] = [];
+
+  let scheduled = false;
+  const scheduleSoon = () => {
+    if (scheduled) return;
+    scheduled = true;
+    queueMicrotask(() => {
+      scheduled = false;
+      schedule();
+    });
+  };
+  const schedule = () => {
+    if (stopping || phase !== 'starting') return;
+    for (const unit of units) {
+      if (unit.launched) continue;
+      const verdict = readinessOf(unit.members, graph, gates, inRun);
+      if (verdict.kind === 'waiting') continue;
+      unit.launched = true;
+      for (const name of unit.members) {
+        const slot = slots.get(name)!;
+        if (verdict.kind === 'blocked') {
+          setState(slot, 'blocked', verdict.reason);
+          continue;
+        }
+        for (const w of verdict.warnings) warn(w, name);
+        slot.lifecycle = bringUp(slot).catch((err) => warn(`internal error starting '${name}': ${errorText(err)}`, name));
+      }
+    }
+  };
+
+  // ---- one service -------------------------------------------------------------------------
+
+  const instanceOf = (spec: ServiceSpec): ServiceInstance => ({
+    id: `${stack}-${spec.name}-0`,
+    service: spec.name,
+    address: spec.address,
+    ...(spec.port !== undefined ? { port: spec.port, url: `http://${spec.address}:${spec.port}` } : {}),
+    tags: [...spec.tags],
+    meta: { ...spec.meta, stack },
+    registeredAt: new Date().toISOString(),
+  });
+
+  /** Instances of the healthy services `spec` depends on (for templates and env injection). */
+  const dependencyInstances = (spec: ServiceSpec): Record<string, ServiceInstance[]> => {
+    const out: Record<string, ServiceInstance[]> = {};
+    for (const edge of graph.dependenciesOf(spec.name)) {
+      const dep = slots.get(edge.to);
+      if (dep?.instance) out[edge.to] = [dep.instance];
+    }
+    return out;
+  };
+
+  const buildRequest = async (slot: Slot): Promise<StartRequest> => {
+    const spec = slot.spec;
+    const configDir = path.join(stateDir, 'config', spec.name);
+    const dependencies = dependencyInstances(spec);
+    const injected = opts.discovery ? opts.discovery.environmentFor(Object.values(dependencies).flat()) : {};
+    const rendered = opts.renderConfigs ? await opts.renderConfigs(spec, { stack, profile, configDir, dependencies }) : { files: [], environment: {} };
+    return {
+      stack,
+      service: spec,
+      replica: 0,
+      environment: { ...injected, ...spec.environment, ...rendered.environment },
+      files: rendered.files,
+      configDir,
+      stateDir,
+      profileDir: profile.source.dir,
+    };
+  };
+
+  const healthTarget = (slot: Slot, runtime: Runtime, handle: ServiceHandle): HealthTarget => {
+    const check = slot.spec.healthCheck;
+    const port = check?.port ?? slot.spec.port;
+    const endpoint = port !== undefined ? runtime.endpoint(handle, port) : undefined;
+    return {
+      ...(endpoint ? { host: check?.host && check.host !== '127.0.0.1' ? check.host : endpoint.host, port: endpoint.port } : {}),
+      cwd: path.resolve(profile.source.dir, slot.spec.workingDir ?? '.'),
+      env: slot.request?.environment ?? {},
+    };
+  };
+
+  const recordHealth = (slot: Slot, result: ProbeResult) => {
+    slot.status.lastHealth = { ok: result.ok, detail: result.detail, at: new Date().toISOString() };
+  };
+
+  /**
+   * Start a service and wait until it is ready: healthy (a service) or completed (a task).
+   * Resolves with a failure reason, or undefined when ready. Never throws.
+   */
+  const startAndAwaitReady = async (slot: Slot): Promise<string | undefined> => {
+    const spec = slot.spec;
+    const signal = slot.abort.signal;
+    let runtime: Runtime;
+    let handle: ServiceHandle;
+    try {
+      runtime = slot.runtime ?? (await runtimes.get(spec.runtime));
+      slot.runtime = runtime;
+      slot.request = await buildRequest(slot);
+      signal.throwIfAborted();
+      handle = await runtime.start(slot.request);
+    } catch (err) {
+      return signal.aborted ? 'stopped before it started' : `start failed: ${errorText(err)}`;
+    }
+    slot.status.handle = handle;
+    slot.status.started = true;
+    slot.status.startedAt = handle.startedAt;
+    const exit = runtime.wait(handle);
+    slot.exit = exit;
+    if (signal.aborted) return 'stopped while starting';
+    setState(slot, spec.kind === 'task' ? 'running' : 'checking');
+
+    // Whichever comes first: ready, exit, deadline, or abort.
+    const race = new AbortController();
+    const onAbort = () => race.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const exited = exit.then((e) => ({ kind: 'exit' as const, exit: e }));
+      if (spec.kind === 'task') {
+        const deadline = clock.sleep(timeoutMs, race.signal).then(() => ({ kind: 'deadline' as const }), () => ({ kind: 'aborted' as const }));
+        const first = await Promise.race([exited, deadline]);
+        if (first.kind === 'exit') return first.exit.code === 0 && first.exit.signal === null ? undefined : `task ${describeExit(first.exit)}`;
+        if (first.kind === 'deadline') return `task did not complete within dependencyTimeout (${timeoutMs} ms)`;
+        return 'stopped';
+      }
+      const check = healthChecks ? spec.healthCheck : undefined;
+      let ready: Promise<{ kind: 'ready' } | { kind: 'unready'; reason: string } | { kind: 'aborted' }>;
+      if (!check) {
+        ready = clock.sleep(settleMs, race.signal).then(() => ({ kind: 'ready' as const }), () => ({ kind: 'aborted' as const }));
+      } else {
+        ready = waitUntilHealthy(check, healthTarget(slot, runtime, handle), {
+          clock,
+          signal: race.signal,
+          deadlineMs: timeoutMs,
+          onProbe: (result) => recordHealth(slot, result),
+        }).then(
+          () => ({ kind: 'ready' as const }),
+          (err) => (race.signal.aborted ? { kind: 'aborted' as const } : { kind: 'unready' as const, reason: errorText(err) }),
+        );
+      }
+      const first = await Promise.race([exited, ready]);
+      if (first.kind === 'exit') return `${describeExit(first.exit)} before it became healthy`;
+      if (first.kind === 'unready') return first.reason;
+      if (first.kind === 'aborted') return 'stopped';
+      slot.status.health = check ? 'healthy' : 'none';
+      return undefined;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      race.abort();
+    }
+  };
+
+  const register = async (slot: Slot) => {
+    const instance = instanceOf(slot.spec);
+    slot.instance = instance;
+    const discovery = opts.discovery;
+    if (!discovery?.canRegister) return;
+    const { registeredAt: _r, expiresAt: _e, ...input } = instance;
+    try {
+      await discovery.register(input, ttlMs > 0 ? { ttlMs } : {});
+      slot.status.registration = { service: instance.service, id: instance.id };
+      if (ttlMs > 0 && supervise) slot.stopKeepAlive = discovery.keepAlive(input, profile.discovery.heartbeatIntervalMs, { ttlMs });
+      emit({ type: 'registered', service: slot.spec.name, id: instance.id });
+    } catch (err) {
+      warn(`could not register '${slot.spec.name}' in discovery: ${errorText(err)}`, slot.spec.name);
+    }
+  };
+
+  const deregister = async (slot: Slot) => {
+    const stop = slot.stopKeepAlive;
+    delete slot.stopKeepAlive;
+    await stop?.().catch(() => undefined);
+    const reg = slot.status.registration;
+    if (!reg || !opts.discovery) return;
+    delete slot.status.registration;
+    await opts.discovery.deregister(reg.service, reg.id).catch((err) => warn(`could not deregister '${reg.service}': ${errorText(err)}`, reg.service));
+  };
+
+  const bringUp = async (slot: Slot) => {
+    setState(slot, 'starting');
+    const failure = await startAndAwaitReady(slot);
+    if (slot.stopping) return;
+    if (failure !== undefined) {
+      setState(slot, 'failed', failure);
+      return;
+    }
+    if (slot.spec.kind === 'task') {
+      setState(slot, 'completed');
+      return;
+    }
+    await register(slot);
+    if (slot.stopping) return;
+    setState(slot, 'healthy');
+  };
+
+  // ---- after startup: health monitoring and the restart policy --------------------------------
+
+  const watchInstance = (slot: Slot) => {
+    const runtime = slot.runtime;
+    const handle = slot.status.handle;
+    if (!runtime || !handle || slot.spec.kind === 'task') return;
+    const watch = new AbortController();
+    slot.watch = watch;
+    const check = healthChecks ? slot.spec.healthCheck : undefined;
+    if (check) {
+      void monitorHealth(check, healthTarget(slot, runtime, handle), {
+        clock,
+        signal: AbortSignal.any([slot.abort.signal, watch.signal]),
+        onProbe: (result) => {
+          recordHealth(slot, result);
+          persist();
+        },
+        onChange: (healthy, result) => {
+          slot.status.health = healthy ? 'healthy' : 'unhealthy';
+          emit({ type: 'health', service: slot.spec.name, healthy, detail: result.detail });
+          persist();
+        },
+      });
+    }
+    void slot.exit?.then((exit) => {
+      watch.abort();
+      return onExit(slot, runtime, exit);
+    });
+  };
+
+  const onExit = async (slot: Slot, runtime: Runtime, exit: ExitInfo) => {
+    if (slot.stopping || slot.abort.signal.aborted) return;
+    slot.status.health = 'unhealthy';
+    await deregister(slot);
+    if (runtime.appliesRestartPolicy) {
+      setState(slot, 'failed', describeExit(exit));
+      return;
+    }
+    const decision = restartDecision(slot.spec.restart, exit, slot.status.restarts);
+    if (!decision.restart) {
+      setState(slot, 'failed', `${describeExit(exit)}; not restarted: ${decision.why}`);
+      return;
+    }
+    emit({ type: 'restart', service: slot.spec.name, attempt: slot.status.restarts + 1, delayMs: decision.delayMs, exit: describeExit(exit) });
+    setState(slot, 'waiting', `${describeExit(exit)}; restarting in ${decision.delayMs} ms`);
+    try {
+      await clock.sleep(decision.delayMs, slot.abort.signal);
+    } catch {
+      return; // stopping
+    }
+    slot.status.restarts++;
+    setState(slot, 'starting');
+    const failure = await startAndAwaitReady(slot);
+    if (slot.stopping) return;
+    if (failure !== undefined) {
+      // Counts as another failed run: the policy decides again (its limit ends the loop).
+      setState(slot, 'failed', failure);
+      const runtimeNow = slot.runtime;
+      if (runtimeNow && slot.exit) {
+        const stillRunning = await runtimeNow.inspect(slot.status.handle!).then((s) => s.running, () => false);
+        if (stillRunning) await runtimeNow.stop(slot.status.handle!, { signal: slot.spec.stopSignal, gracePeriodMs: slot.spec.stopGracePeriodMs }).catch(() => undefined);
+        await onExit(slot, runtimeNow, { code: 1, signal: null });
+      }
+      return;
+    }
+    await register(slot);
+    setState(slot, 'healthy');
+    watchInstance(slot);
+  };
+
+  // ---- stopping -------------------------------------------------------------------------------
+
+  const stopSlot = async (slot: Slot, graceOverrideMs?: number) => {
+    slot.stopping = true;
+    slot.abort.abort();
+    await slot.lifecycle; // let an in-flight start finish, so its handle is known and stopped
+    await deregister(slot);
+    const handle = slot.status.handle;
+    const runtime = slot.runtime;
+    if (!handle || !runtime || slot.status.state === 'stopped') {
+      if (!SETTLED_STATES.has(slot.status.state)) setState(slot, 'stopped', 'not started');
+      return;
+    }
+    const wasRunning = slot.status.state !== 'completed' && slot.status.state !== 'failed';
+    if (wasRunning) setState(slot, 'stopping');
+    try {
+      await runtime.stop(handle, { signal: slot.spec.stopSignal, gracePeriodMs: graceOverrideMs ?? slot.spec.stopGracePeriodMs });
+    } catch (err) {
+      warn(`could not stop '${slot.spec.name}': ${errorText(err)}`, slot.spec.name);
+      return;
+    }
+    // A failed service keeps `failed` as its final state (with its reason), even once stopped.
+    if (wasRunning) setState(slot, 'stopped');
+  };
+
+  const stopAll = (graceOverrideMs?: number): Promise<void> => {
+    stopping ??= (async () => {
+      setPhase('stopping');
+      for (const slot of slots.values()) slot.abort.abort(); // cancel waits and monitors at once
+      await stopInReverseOrder(
+        [...slots.values()].map((slot) => ({
+          name: slot.spec.name,
+          dependsOn: slot.status.dependsOn,
+          stop: () => stopSlot(slot, graceOverrideMs),
+        })),
+      );
+      for (const runtime of runtimes.created()) await runtime.teardown(stack).catch(() => undefined);
+      setPhase('stopped');
+      await finish(true);
+    })();
+    return stopping;
+  };
+
+  /** Write the last state (or remove it once nothing runs), release the lock and runtimes. */
+  const finish = async (removeState: boolean) => {
+    await writer.flush();
+    finished = true;
+    if (removeState) await removeStateFile(stateDir);
+    await lock?.release();
+    if (ownsRuntimes) await runtimes.close();
+    resolveDone();
+  };
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((resolve) => (resolveDone = resolve));
+
+  // ---- the run --------------------------------------------------------------------------------
+
+  const report = (outcome: StartupReport['outcome'], warnings: string[]): StartupReport => {
+    const services = [...slots.values()].map((s) => structuredClone(s.status));
+    return {
+      outcome,
+      services,
+      failed: services.filter((s) => s.state === 'failed').map((s) => ({ service: s.name, reason: s.reason ?? 'failed' })),
+      blocked: services.filter((s) => s.state === 'blocked').map((s) => ({ service: s.name, reason: s.reason ?? '' })),
+      warnings,
+      elapsedMs: clock.now() - t0,
+    };
+  };
+
+  const run = async (): Promise<StartupReport> => {
+    const warnings: string[] = [];
+    listeners.add((e) => {
+      if (e.type === 'warning') warnings.push(e.service ? `${e.service}: ${e.message}` : e.message);
+    });
+    const runServices = plan.services.map((p) => graph.services.get(p.name)!).filter(Boolean);
+    lock = await acquireLock(stateDir, stack);
+    try {
+      await ensureNotRunning(runServices);
+      const byRuntime = new Map<RuntimeName, ServiceSpec[]>();
+      for (const spec of runServices) byRuntime.set(spec.runtime, [...(byRuntime.get(spec.runtime) ?? []), spec]);
+      for (const [name, specs] of byRuntime) await (await runtimes.get(name)).prepare(stack, specs, opts.signal ? { signal: opts.signal } : {});
+    } catch (err) {
+      await lock.release();
+      if (ownsRuntimes) await runtimes.close();
+      resolveDone();
+      throw err;
+    }
+
+    const statusOf = (spec: ServiceSpec): ServiceStatus => ({
+      name: spec.name,
+      kind: spec.kind,
+      state: 'pending',
+      started: false,
+      health: spec.kind === 'task' || !healthChecks || !spec.healthCheck ? 'none' : 'unknown',
+      restarts: 0,
+      dependsOn: graph.dependenciesOf(spec.name).map((e) => e.to),
+      stopSignal: spec.stopSignal,
+      stopGracePeriodMs: spec.stopGracePeriodMs,
+    });
+    for (const spec of runServices) {
+      if (spec.replicas > 1) warn(`replicas: ${spec.replicas} is not supported yet; starting one instance`, spec.name);
+      slots.set(spec.name, { spec, status: statusOf(spec), abort: new AbortController(), since: t0, stopping: false });
+    }
+    for (const b of plan.blocked) {
+      const spec = graph.services.get(b.service);
+      if (spec) slots.set(spec.name, { spec, status: { ...statusOf(spec), state: 'blocked', reason: b.reason }, abort: new AbortController(), since: t0, stopping: false });
+    }
+    const grouped = new Set<string>();
+    for (const group of plan.groups) {
+      units.push({ members: [...group], launched: false });
+      group.forEach((m) => grouped.add(m));
+    }
+    for (const spec of runServices) if (!grouped.has(spec.name)) units.push({ members: [spec.name], launched: false });
+
+    setPhase('starting');
+    for (const slot of slots.values()) {
+      if (slot.status.state === 'pending') setState(slot, 'waiting');
+      else gates.record(slot.spec.name, { state: slot.status.state, kind: slot.spec.kind, started: false });
+    }
+    gates.subscribe(scheduleSoon);
+    const onAbort = () => void stopAll();
+    if (opts.signal?.aborted) void stopAll();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    void done.then(() => opts.signal?.removeEventListener('abort', onAbort));
+    schedule();
+    checkSettled();
+
+    await Promise.race([allSettled, done, stopping ?? new Promise<never>(() => {})]);
+    if (stopping) {
+      await stopping;
+      return report('interrupted', warnings);
+    }
+    const bad = [...slots.values()].some((s) => s.status.state === 'failed' || s.status.state === 'blocked');
+    if (!bad) {
+      setPhase('up');
+      if (supervise) for (const slot of slots.values()) watchInstance(slot);
+      return report('up', warnings);
+    }
+    if (onFailure === 'rollback') {
+      const before = report('failed', warnings);
+      await stopAll();
+      // Keep why each service failed; the rollback itself stopped the rest.
+      const after = report('failed', warnings);
+      return { ...after, failed: before.failed, blocked: before.blocked };
+    }
+    setPhase('failed');
+    await finish(false);
+    return report('failed', warnings);
+  };
+
+  /** A stack already running (detached, or left by a crashed `up`) must be stopped first. */
+  const ensureNotRunning = async (services: ServiceSpec[]) => {
+    const names = new Set(services.map((s) => s.runtime));
+    for (const name of names) {
+      const found = await (await runtimes.get(name)).discover(stack);
+      if (found.length > 0) {
+        const which = [...new Set(found.map((h) => h.service))].join(', ');
+        throw new StackFailedError(`stack '${stack}' is already running (${which}); run \`stack down\` first`, { code: 'already_running' });
+      }
+    }
+  };
+
+  const ready = run();
+  ready.catch(() => undefined);
+
+  return {
+    stack,
+    stateDir,
+    ready,
+    done,
+    status: () => [...slots.values()].map((s) => structuredClone(s.status)),
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async stop(stopOpts = {}) {
+      await stopAll(stopOpts.timeoutMs);
+    },
+    async detach() {
+      if (stopping) return stopping;
+      for (const slot of slots.values()) {
+        slot.stopping = true; // an exit from now on is nobody's business here
+        slot.abort.abort();
+        const stop = slot.stopKeepAlive;
+        delete slot.stopKeepAlive;
+        await stop?.().catch(() => undefined);
+      }
+      setPhase('detached');
+      await finish(false);
+    },
+  };
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

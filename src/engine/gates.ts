@@ -1,0 +1,130 @@
+/**
+ * "Is this gate open?" (DESIGN.md §3), behind one small interface.
+ *
+ * Today the answers come from local events: the engine records each service's state as it
+ * changes. Later coordination strategies (peer-to-peer, leader-follower, several hosts) answer
+ * the same question from discovery records of services running elsewhere, and the scheduler
+ * does not change.
+ *
+ * A gate is one of three (graph/types.ts): `healthy` (the dependency is healthy; a task: it
+ * completed with exit 0), `settled` (healthy, or definitively failed: optional dependencies),
+ * `started` (it has been started: soft dependencies). An edge into a circular group from
+ * outside it looks at every member: the group counts as healthy only when all members are.
+ */
+import type { DependencyGraph, GraphEdge } from '../graph/types.js';
+import type { ServiceKind } from '../profile/types.js';
+import type { ServiceState } from './types.js';
+
+/** What a gate needs to know about a dependency. */
+export interface DependencyStatus {
+  state: ServiceState;
+  kind: ServiceKind;
+  /** The runtime started it at least once. */
+  started: boolean;
+  reason?: string;
+}
+
+/**
+ * - open: the dependent may start (a `warning` when it starts despite a failed dependency);
+ * - waiting: not yet;
+ * - broken: it never will (a required dependency failed): the dependent is blocked.
+ */
+export type GateVerdict = { kind: 'open'; warning?: string } | { kind: 'waiting' } | { kind: 'broken'; reason: string };
+
+export interface GateSource {
+  verdict(edge: GraphEdge): GateVerdict;
+  /** `listener` runs whenever an answer may have changed. Returns a function that unsubscribes. */
+  subscribe(listener: () => void): () => void;
+}
+
+/** The local implementation: fed by the engine's own state changes. */
+export interface LocalGates extends GateSource {
+  record(service: string, status: DependencyStatus): void;
+}
+
+/** Failed for good: a dependency in one of these states will never open a `healthy` gate. */
+const DEAD: ReadonlySet<ServiceState> = new Set(['failed', 'blocked', 'stopped', 'stopping']);
+
+/** The gate of one dependency, judged from its status alone (no groups). */
+export function judge(gate: GraphEdge['gate'], dep: string, status: DependencyStatus | undefined): GateVerdict {
+  if (!status) return { kind: 'waiting' };
+  const ok = status.kind === 'task' ? status.state === 'completed' : status.state === 'healthy';
+  const dead = DEAD.has(status.state) || (status.kind === 'service' && status.state === 'completed');
+  const why = status.reason ? `: ${status.reason}` : '';
+  switch (gate) {
+    case 'healthy':
+      if (ok) return { kind: 'open' };
+      return dead ? { kind: 'broken', reason: `requires '${dep}', which ${describe(status)}${why}` } : { kind: 'waiting' };
+    case 'settled':
+      if (ok) return { kind: 'open' };
+      return dead ? { kind: 'open', warning: `optional dependency '${dep}' ${describe(status)}${why}; starting anyway` } : { kind: 'waiting' };
+    case 'started':
+      // A soft dependency's failure is ignored: once it started, or once it can never start, go.
+      return status.started || dead ? { kind: 'open' } : { kind: 'waiting' };
+  }
+}
+
+function describe(status: DependencyStatus): string {
+  if (status.state === 'completed') return 'exited';
+  if (status.state === 'stopping') return 'was stopped';
+  return `is ${status.state}`;
+}
+
+export function createLocalGates(graph: DependencyGraph): LocalGates {
+  const statuses = new Map<string, DependencyStatus>();
+  const listeners = new Set<() => void>();
+
+  const targetsOf = (edge: GraphEdge): string[] => {
+    const group = graph.groupOf(edge.to);
+    if (group === undefined || edge.gate === 'started' || graph.groupOf(edge.from) === group) return [edge.to];
+    return graph.groups[group] ?? [edge.to];
+  };
+
+  return {
+    verdict(edge) {
+      // Several targets (a group): broken if any is broken, waiting if any waits, else open.
+      let warning: string | undefined;
+      let waiting = false;
+      for (const target of targetsOf(edge)) {
+        const v = judge(edge.gate, target, statuses.get(target));
+        if (v.kind === 'broken') return v;
+        if (v.kind === 'waiting') waiting = true;
+        else if (v.warning) warning = v.warning;
+      }
+      if (waiting) return { kind: 'waiting' };
+      return warning ? { kind: 'open', warning } : { kind: 'open' };
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    record(service, status) {
+      statuses.set(service, { ...status });
+      for (const listener of listeners) listener();
+    },
+  };
+}
+
+/** Whether a unit (one service, or a circular group starting together) may start. */
+export type Readiness = { kind: 'ready'; warnings: string[] } | { kind: 'waiting'; on: string[] } | { kind: 'blocked'; reason: string };
+
+/**
+ * Combine the gates of every dependency of a unit that leads outside it. Edges inside a group are
+ * ignored (members start together); dependencies not in this run (disabled, not selected) were
+ * handled by the plan: required ones block the unit there, the others count as absent.
+ */
+export function readinessOf(members: readonly string[], graph: DependencyGraph, gates: GateSource, inRun: (service: string) => boolean): Readiness {
+  const inside = new Set(members);
+  const warnings: string[] = [];
+  const waitingOn: string[] = [];
+  for (const member of members) {
+    for (const edge of graph.dependenciesOf(member)) {
+      if (inside.has(edge.to) || !inRun(edge.to)) continue;
+      const v = gates.verdict(edge);
+      if (v.kind === 'broken') return { kind: 'blocked', reason: v.reason };
+      if (v.kind === 'waiting') waitingOn.push(edge.to);
+      else if (v.warning) warnings.push(v.warning);
+    }
+  }
+  return waitingOn.length > 0 ? { kind: 'waiting', on: [...new Set(waitingOn)] } : { kind: 'ready', warnings };
+}

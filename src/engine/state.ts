@@ -1,0 +1,96 @@
+/**
+ * The stack's state on disk, so `status` and `down` work from another process, and after the
+ * `stack up` that wrote it was killed (even with `kill -9`).
+ *
+ * Layout under the state folder (`.stack/<stack>/`, or the profile's `stateDir`):
+ *   state.json   every service's state, handle, health, start time, restarts, last health result
+ *   lock         the `stack up` currently running this stack (lock.ts)
+ *   logs/        per-service output (written by the services themselves)
+ *   pids/        the process runtime's own pid files (it finds instances the state file missed)
+ *
+ * `state.json` is written atomically (temp + rename), and writes are coalesced: a burst of state
+ * changes costs one write, the latest. It never holds environment values, so never a secret.
+ */
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Profile } from '../profile/types.js';
+import { atomicWrite } from '../util/fs.js';
+import type { ServiceStatus, StackPhase } from './types.js';
+
+export const STATE_VERSION = 1;
+
+export interface StackStateFile {
+  version: typeof STATE_VERSION;
+  stack: string;
+  /** The `stack up` process that wrote it (it may be gone). */
+  owner: { pid: number; processStartTime?: string; startedAt: string };
+  phase: StackPhase;
+  updatedAt: string;
+  profile: { file?: string; builtin?: string };
+  services: Record<string, ServiceStatus>;
+}
+
+/** Where a stack keeps its state: the profile's `stateDir`, else `.stack/<name>`, under `cwd`. */
+export function stateDirOf(profile: Pick<Profile, 'name' | 'stateDir'>, cwd = process.cwd()): string {
+  return path.resolve(cwd, profile.stateDir ?? path.join('.stack', profile.name));
+}
+
+export function stateFilePath(stateDir: string): string {
+  return path.join(stateDir, 'state.json');
+}
+
+export async function readStateFile(stateDir: string): Promise<StackStateFile | undefined> {
+  let text: string;
+  try {
+    text = await readFile(stateFilePath(stateDir), 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const parsed = JSON.parse(text) as Partial<StackStateFile>;
+    if (parsed.version !== STATE_VERSION || typeof parsed.stack !== 'string' || typeof parsed.services !== 'object' || !parsed.services) return undefined;
+    return parsed as StackStateFile;
+  } catch {
+    return undefined; // atomic writes make this unlikely; an unreadable file is no state at all
+  }
+}
+
+export async function removeStateFile(stateDir: string): Promise<void> {
+  await rm(stateFilePath(stateDir), { force: true });
+}
+
+/** Coalescing writer: `save` returns at once; `flush` waits until the latest snapshot is on disk. */
+export interface StateWriter {
+  save(snapshot: () => StackStateFile): void;
+  flush(): Promise<void>;
+}
+
+export function createStateWriter(stateDir: string, onError: (err: unknown) => void): StateWriter {
+  const file = stateFilePath(stateDir);
+  let pending: (() => StackStateFile) | undefined;
+  let writing: Promise<void> | undefined;
+
+  const drain = async (): Promise<void> => {
+    while (pending) {
+      const next = pending;
+      pending = undefined;
+      try {
+        await atomicWrite(file, `${JSON.stringify(next(), null, 2)}\n`, 0o600);
+      } catch (err) {
+        onError(err);
+      }
+    }
+    writing = undefined;
+  };
+
+  return {
+    save(snapshot) {
+      pending = snapshot;
+      // Wait a tick so a burst of synchronous state changes becomes one write.
+      writing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(drain);
+    },
+    async flush() {
+      while (writing) await writing;
+    },
+  };
+}

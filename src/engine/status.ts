@@ -1,0 +1,95 @@
+/**
+ * What `stack status` shows: the state file, checked against reality. The `stack up` that wrote
+ * the file may be gone (detached, or killed): each handle is inspected through its runtime, and
+ * instances the runtimes find that the file does not know are listed too.
+ */
+import type { RuntimeName } from '../profile/types.js';
+import { lockOwnerAlive, readLock } from './lock.js';
+import type { RuntimeSet } from './runtimes.js';
+import { readStateFile } from './state.js';
+import type { ServiceStatus, StackPhase } from './types.js';
+
+export interface ServiceStatusView extends ServiceStatus {
+  /** The runtime says the instance runs now. */
+  running: boolean;
+  /** Milliseconds since the current instance started, when it runs. */
+  uptimeMs?: number;
+}
+
+export interface StackStatusView {
+  stack: string;
+  /** Nothing recorded and nothing found. */
+  empty: boolean;
+  phase?: StackPhase;
+  /** The `stack up` that wrote the state, and whether it still runs. */
+  owner?: { pid: number; alive: boolean };
+  services: ServiceStatusView[];
+}
+
+export interface ReadStatusOptions {
+  stack: string;
+  stateDir: string;
+  runtimes: RuntimeSet;
+  /** Runtimes to ask for instances the state file missed (the profile's). */
+  runtimeNames?: RuntimeName[];
+  now?: () => number;
+}
+
+export async function readStackStatus(opts: ReadStatusOptions): Promise<StackStatusView> {
+  const now = opts.now ?? Date.now;
+  const state = await readStateFile(opts.stateDir);
+  const lock = await readLock(opts.stateDir);
+  const ownerAlive = state ? lockOwnerAlive({ pid: state.owner.pid, ...(state.owner.processStartTime ? { processStartTime: state.owner.processStartTime } : {}), startedAt: state.owner.startedAt, command: 'up' }) : false;
+  const services: ServiceStatusView[] = [];
+  const seen = new Set<string>();
+  for (const status of Object.values(state?.services ?? {})) {
+    seen.add(status.name);
+    let running = false;
+    if (status.handle) {
+      const runtime = await opts.runtimes.get(status.handle.runtime);
+      running = await runtime.inspect(status.handle).then((s) => s.running, () => false);
+    }
+    const view: ServiceStatusView = { ...status, running };
+    if (running && status.startedAt) view.uptimeMs = Math.max(0, now() - Date.parse(status.startedAt));
+    // Nobody watches any more (the writer was killed): say what we see, not what was last written.
+    if (!ownerAlive && !running && status.started && (status.state === 'healthy' || status.state === 'checking' || status.state === 'starting')) {
+      view.state = 'failed';
+      view.reason = 'not running (exited after its `stack up` was gone)';
+      view.health = status.health === 'none' ? 'none' : 'unhealthy';
+    }
+    services.push(view);
+  }
+  const names = new Set<RuntimeName>(opts.runtimeNames ?? []);
+  for (const s of Object.values(state?.services ?? {})) if (s.handle) names.add(s.handle.runtime);
+  if (names.size === 0) names.add('process');
+  for (const name of names) {
+    const runtime = await opts.runtimes.get(name);
+    for (const handle of await runtime.discover(opts.stack).catch(() => [])) {
+      if (seen.has(handle.service)) continue;
+      seen.add(handle.service);
+      services.push({
+        name: handle.service,
+        kind: 'service',
+        state: 'healthy',
+        reason: 'found running, not in the state file',
+        started: true,
+        health: 'unknown',
+        handle,
+        startedAt: handle.startedAt,
+        restarts: 0,
+        dependsOn: [],
+        stopSignal: 'SIGTERM',
+        stopGracePeriodMs: 10_000,
+        running: true,
+        uptimeMs: Math.max(0, now() - Date.parse(handle.startedAt)),
+      });
+    }
+  }
+  services.sort((a, b) => a.name.localeCompare(b.name));
+  return {
+    stack: opts.stack,
+    empty: !state && services.length === 0,
+    ...(state ? { phase: state.phase, owner: { pid: state.owner.pid, alive: ownerAlive } } : lock ? { owner: { pid: lock.pid, alive: lockOwnerAlive(lock) } } : {}),
+    services,
+  };
+}

@@ -1,0 +1,210 @@
+/**
+ * `stopStack`: stop a stack from any process — the one that started it, another one, or a fresh
+ * one after the starter was killed — and leave nothing behind.
+ *
+ * What runs is found twice over: the state file (handles, dependencies, registrations) and each
+ * runtime's own discovery (pid files, Docker labels), so an instance started just before a crash,
+ * before the state file caught up, is still found. A live `stack up` that holds the stack's lock
+ * is asked to stop first (SIGTERM: it stops its services in reverse order and exits), so it does
+ * not restart what we stop.
+ *
+ * Order: dependents first, as parallel as the reverse graph allows; each service gets its stop
+ * signal, then SIGKILL after its grace period (or `timeoutMs`). Then registrations are removed,
+ * runtimes tear down what they prepared, and the state file and lock are deleted. Idempotent:
+ * with nothing running it reports exactly that.
+ */
+import type { DiscoveryManager } from '../discovery/manager.js';
+import type { DependencyGraph } from '../graph/types.js';
+import type { RuntimeName } from '../profile/types.js';
+import { isProcessAlive } from '../runtime/process-proc.js';
+import type { ServiceHandle } from '../runtime/types.js';
+import { realClock, type Clock } from '../util/clock.js';
+import { poll, PollTimeoutError } from '../util/retry.js';
+import { lockFilePath, lockOwnerAlive, readLock } from './lock.js';
+import type { RuntimeSet } from './runtimes.js';
+import { readStateFile, removeStateFile, type StackStateFile } from './state.js';
+import { stopInReverseOrder } from './stop-order.js';
+import type { EngineEvent } from './types.js';
+import { rm } from 'node:fs/promises';
+
+export interface StopStackOptions {
+  stack: string;
+  stateDir: string;
+  runtimes: RuntimeSet;
+  /** Runtimes to look in besides those the state file names (the profile's). */
+  runtimeNames?: RuntimeName[];
+  /** The profile's graph: dependencies of services the state file does not know. */
+  graph?: DependencyGraph;
+  discovery?: DiscoveryManager;
+  /** Grace period for every service, overriding each one's own. */
+  timeoutMs?: number;
+  /** Say what would be stopped; stop nothing. */
+  dryRun?: boolean;
+  clock?: Clock;
+  onEvent?: (event: EngineEvent) => void;
+}
+
+export interface StoppedService {
+  service: string;
+  runtime: RuntimeName;
+  id: string;
+  pid?: number;
+  /** Set when stopping it failed. */
+  error?: string;
+}
+
+export interface StopReport {
+  stack: string;
+  /** Nothing was running and nothing was left to clean. */
+  nothingRunning: boolean;
+  services: StoppedService[];
+  /** A `stack up` that held the lock and was asked to stop. */
+  owner?: { pid: number; stopped: boolean };
+  dryRun: boolean;
+}
+
+interface Target {
+  name: string;
+  handle: ServiceHandle;
+  dependsOn: string[];
+  stopSignal: string;
+  gracePeriodMs: number;
+  registration?: { service: string; id: string };
+}
+
+const DEFAULT_GRACE_MS = 10_000;
+
+export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
+  const { stack, stateDir } = opts;
+  const clock = opts.clock ?? realClock;
+  const emit = (e: EngineEvent) => opts.onEvent?.(e);
+  const report: StopReport = { stack, nothingRunning: false, services: [], dryRun: Boolean(opts.dryRun) };
+
+  // 1. A live `stack up` owns the stack: ask it to stop first.
+  const lock = await readLock(stateDir);
+  const ownerAlive = lock !== undefined && lock.pid !== process.pid && lockOwnerAlive(lock);
+  if (lock && ownerAlive && !opts.dryRun) {
+    report.owner = { pid: lock.pid, stopped: await stopOwner(lock.pid, lock.processStartTime, opts, clock, await readStateFile(stateDir)) };
+  } else if (lock && ownerAlive) {
+    report.owner = { pid: lock.pid, stopped: false };
+  }
+
+  // 2. What runs: the state file, plus every runtime's own view.
+  const state = await readStateFile(stateDir);
+  const targets = await findTargets(opts, state);
+  if (targets.length === 0 && !state && !lock && !report.owner) {
+    report.nothingRunning = true;
+    return report;
+  }
+  for (const t of targets) {
+    report.services.push({ service: t.name, runtime: t.handle.runtime, id: t.handle.id, ...(t.handle.pid !== undefined ? { pid: t.handle.pid } : {}) });
+  }
+  if (opts.dryRun) return report;
+
+  // 3. Dependents first.
+  emit({ type: 'stack', stack, phase: 'stopping', elapsedMs: 0 });
+  const t0 = clock.now();
+  const errors = await stopInReverseOrder(
+    targets.map((t) => ({
+      name: t.name,
+      dependsOn: t.dependsOn,
+      stop: async () => {
+        const runtime = await opts.runtimes.get(t.handle.runtime);
+        const since = clock.now();
+        emit({ type: 'state', service: t.name, state: 'stopping', previous: 'healthy', elapsedMs: 0, ...(t.handle.pid !== undefined ? { pid: t.handle.pid } : {}) });
+        await runtime.stop(t.handle, { signal: t.stopSignal, gracePeriodMs: opts.timeoutMs ?? t.gracePeriodMs });
+        if (t.registration && opts.discovery) {
+          await opts.discovery.deregister(t.registration.service, t.registration.id).catch((err) =>
+            emit({ type: 'warning', service: t.name, message: `could not deregister: ${err instanceof Error ? err.message : String(err)}` }),
+          );
+        }
+        emit({ type: 'state', service: t.name, state: 'stopped', previous: 'stopping', elapsedMs: clock.now() - since });
+      },
+    })),
+  );
+  for (const { name, error } of errors) {
+    const entry = report.services.find((s) => s.service === name);
+    if (entry) entry.error = error instanceof Error ? error.message : String(error);
+  }
+
+  // 4. Leave nothing: registrations without a handle, runtime resources, state and lock.
+  if (opts.discovery && state) {
+    for (const status of Object.values(state.services)) {
+      if (status.registration && !targets.some((t) => t.name === status.name)) {
+        await opts.discovery.deregister(status.registration.service, status.registration.id).catch(() => undefined);
+      }
+    }
+  }
+  if (errors.length === 0) {
+    for (const name of runtimeNamesOf(opts, state)) await (await opts.runtimes.get(name)).teardown(stack).catch(() => undefined);
+    await removeStateFile(stateDir);
+    const holder = await readLock(stateDir);
+    if (holder && !lockOwnerAlive(holder)) await rm(lockFilePath(stateDir), { force: true });
+  }
+  emit({ type: 'stack', stack, phase: 'stopped', elapsedMs: clock.now() - t0 });
+  return report;
+}
+
+function runtimeNamesOf(opts: StopStackOptions, state: StackStateFile | undefined): RuntimeName[] {
+  const names = new Set<RuntimeName>(opts.runtimeNames ?? []);
+  for (const s of Object.values(state?.services ?? {})) if (s.handle) names.add(s.handle.runtime);
+  if (names.size === 0) names.add('process');
+  return [...names];
+}
+
+async function findTargets(opts: StopStackOptions, state: StackStateFile | undefined): Promise<Target[]> {
+  const byKey = new Map<string, Target>();
+  const key = (h: ServiceHandle) => `${h.runtime}/${h.service}/${h.replica}`;
+  const dependsOnOf = (service: string) => state?.services[service]?.dependsOn ?? opts.graph?.dependenciesOf(service).map((e) => e.to) ?? [];
+  const spec = (service: string) => opts.graph?.services.get(service);
+  for (const status of Object.values(state?.services ?? {})) {
+    if (!status.handle) continue;
+    const runtime = await opts.runtimes.get(status.handle.runtime);
+    const inspected = await runtime.inspect(status.handle).catch(() => ({ running: true }));
+    // A task that completed, or a service that exited, has nothing left to stop; its pid file
+    // (if any) is cleaned by teardown. Stopping a dead handle is harmless but noisy.
+    if (!inspected.running) continue;
+    byKey.set(key(status.handle), {
+      name: status.name,
+      handle: status.handle,
+      dependsOn: status.dependsOn,
+      stopSignal: status.stopSignal,
+      gracePeriodMs: status.stopGracePeriodMs,
+      ...(status.registration ? { registration: status.registration } : {}),
+    });
+  }
+  for (const name of runtimeNamesOf(opts, state)) {
+    const runtime = await opts.runtimes.get(name);
+    for (const handle of await runtime.discover(opts.stack)) {
+      if (byKey.has(key(handle))) continue;
+      const s = spec(handle.service);
+      byKey.set(key(handle), {
+        name: handle.service,
+        handle,
+        dependsOn: dependsOnOf(handle.service),
+        stopSignal: state?.services[handle.service]?.stopSignal ?? s?.stopSignal ?? 'SIGTERM',
+        gracePeriodMs: state?.services[handle.service]?.stopGracePeriodMs ?? s?.stopGracePeriodMs ?? DEFAULT_GRACE_MS,
+      });
+    }
+  }
+  return [...byKey.values()];
+}
+
+/** SIGTERM the `stack up` holding the lock and wait for it to finish stopping its services. */
+async function stopOwner(pid: number, startTime: string | undefined, opts: StopStackOptions, clock: Clock, state: StackStateFile | undefined): Promise<boolean> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return true; // already gone
+  }
+  const graces = Object.values(state?.services ?? {}).map((s) => opts.timeoutMs ?? s.stopGracePeriodMs);
+  // Its services stop in reverse order, each within its grace period: allow the sum, plus slack.
+  const deadlineMs = graces.reduce((a, b) => a + b, 0) + 10_000;
+  try {
+    await poll(() => (isProcessAlive(pid, startTime) ? undefined : true), { clock, deadlineMs, initialDelayMs: 20, maxDelayMs: 200 });
+    return true;
+  } catch (err) {
+    if (err instanceof PollTimeoutError) return false; // we stop what is left ourselves
+    throw err;
+  }
+}

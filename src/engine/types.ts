@@ -1,0 +1,85 @@
+/**
+ * The engine's vocabulary: the life of a service during `up`, the events the engine emits, and
+ * what a caller gets back. Nothing here holds an environment value, so events and state files
+ * can never leak a secret.
+ */
+import type { ProbeResult } from '../health/types.js';
+import type { ServiceKind } from '../profile/types.js';
+import type { ServiceHandle } from '../runtime/types.js';
+
+/**
+ * pending → waiting → starting → checking (a service) | running (a task) → healthy | completed
+ * (a task that exited 0) | failed | blocked (a required dependency failed; never started) | stopped.
+ * `stopping` is shown while a service is being stopped; a restart goes back to `starting`.
+ */
+export type ServiceState =
+  | 'pending'
+  | 'waiting'
+  | 'starting'
+  | 'checking'
+  | 'running'
+  | 'healthy'
+  | 'completed'
+  | 'failed'
+  | 'blocked'
+  | 'stopping'
+  | 'stopped';
+
+/** States a service ends its startup in: nothing more happens to it until something stops it. */
+export const SETTLED_STATES: ReadonlySet<ServiceState> = new Set(['healthy', 'completed', 'failed', 'blocked', 'stopped']);
+
+/** What the monitor last said; `none` when the service has no health check (or checks are off). */
+export type HealthState = 'unknown' | 'healthy' | 'unhealthy' | 'none';
+
+export interface LastHealth {
+  ok: boolean;
+  detail: string;
+  /** ISO-8601. */
+  at: string;
+}
+
+/** Everything known about one service, as shown by `status` and kept in the state file. */
+export interface ServiceStatus {
+  name: string;
+  kind: ServiceKind;
+  state: ServiceState;
+  /** The runtime has started it at least once (the `started` gate). */
+  started: boolean;
+  health: HealthState;
+  /** Why it failed, was blocked, or was stopped; never a secret. */
+  reason?: string;
+  handle?: ServiceHandle;
+  /** ISO-8601 time the current instance started. */
+  startedAt?: string;
+  restarts: number;
+  lastHealth?: LastHealth;
+  /** Names of the services it depends on (stop order after a crash, without the profile). */
+  dependsOn: string[];
+  stopSignal: string;
+  stopGracePeriodMs: number;
+  /** Discovery registration to remove on stop. */
+  registration?: { service: string; id: string };
+}
+
+export type EngineEvent =
+  | { type: 'state'; service: string; state: ServiceState; previous: ServiceState; elapsedMs: number; reason?: string; pid?: number }
+  | { type: 'health'; service: string; healthy: boolean; detail: string }
+  | { type: 'restart'; service: string; attempt: number; delayMs: number; exit: string }
+  | { type: 'registered'; service: string; id: string }
+  | { type: 'warning'; service?: string; message: string }
+  | { type: 'stack'; stack: string; phase: StackPhase; elapsedMs: number };
+
+export type StackPhase = 'starting' | 'up' | 'failed' | 'interrupted' | 'stopping' | 'stopped' | 'detached';
+
+/** How `up` ended its startup. */
+export interface StartupReport {
+  outcome: 'up' | 'failed' | 'interrupted';
+  /** Final state of every service of the run. */
+  services: ServiceStatus[];
+  failed: { service: string; reason: string }[];
+  blocked: { service: string; reason: string }[];
+  warnings: string[];
+  elapsedMs: number;
+}
+
+export type HealthProbeResult = ProbeResult;
