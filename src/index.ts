@@ -9,7 +9,7 @@ export type * from './profile/types.js';
 export type * from './graph/types.js';
 export { loadProfile, inspectProfile, inspectProfileObject, resolveProfileRef, type LoadOptions, type LoadResult } from './profile/load.js';
 export { builtinProfileNames, builtinDescription } from './profile/builtin.js';
-export { profileSchema } from './profile/schema.js';
+export { schemas } from './profile/schema.js';
 export { buildGraph } from './graph/graph.js';
 export { planStack, type PlanOptions } from './graph/plan.js';
 export { renderGraph, type GraphFormat } from './graph/render.js';

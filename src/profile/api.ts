@@ -4,7 +4,7 @@ import { buildGraph } from '../graph/graph.js';
 import type { DependencyGraph } from '../graph/types.js';
 import { inspectProfile, inspectProfileObject, type LoadOptions } from './load.js';
 import { normalizeHealthCheck } from './normalize.js';
-import { healthCheckSchema, type RawHealthCheck, type RawProfile } from './schema.js';
+import { schemas, type RawHealthCheck, type RawProfile } from './schema.js';
 import type { DependencySpec, DependencyType, HealthCheckSpec, Profile } from './types.js';
 
 export interface ValidationReport {
@@ -44,7 +44,7 @@ export function mkDependencyGraph(profile: Pick<Profile, 'services'>): Dependenc
 }
 
 export function mkHealthCheck(raw: RawHealthCheck, servicePort?: number): HealthCheckSpec {
-  const parsed = healthCheckSchema.safeParse(raw);
+  const parsed = schemas().healthCheckSchema.safeParse(raw);
   if (!parsed.success) {
     throw new InvalidInputError(parsed.error.issues.map((i) => ({ code: i.code, path: i.path.join('.'), message: i.message })));
   }

@@ -14,8 +14,10 @@ import { issuesToProblems, type RawProblem } from './issues.js';
 import { deepMerge, isPlainObject } from './merge.js';
 import { isInlineTemplate, normalizeProfile } from './normalize.js';
 import { checkProfile, checkRawProfile } from './rules.js';
-import { profileSchema, type RawProfile } from './schema.js';
-import { formatPath, parseProfileText, type ParsedFile, type PathSegment } from './source.js';
+import { fastValidate } from './fast-check.js';
+import { schemas, type RawProfile } from './schema.js';
+import { precompiledValue } from './precompiled.js';
+import { formatPath, parseProfileText, preparsedFile, type ParsedFile, type PathSegment } from './source.js';
 import type { Profile } from './types.js';
 
 export interface LoadOptions {
@@ -94,14 +96,21 @@ function finishInspection(layers: Layer[], problems: RawProblem[], opts: LoadOpt
   const interpolated = interpolateProfile(merged, opts.env ?? process.env, opts.services, problems);
 
   const defaultName = main.builtin ?? toDnsLabel(path.basename(main.absFile).replace(/\.(ya?ml|json|toml)$/i, ''));
-  const parsed = profileSchema.safeParse(interpolated);
-  if (!parsed.success) problems.push(...issuesToProblems(parsed.error.issues, profileSchema, interpolated));
+  let schemaOk = fastValidate(interpolated) === true;
+  if (!schemaOk) {
+    const { profileSchema } = schemas();
+    const parsed = profileSchema.safeParse(interpolated);
+    if (!parsed.success) problems.push(...issuesToProblems(parsed.error.issues, profileSchema, interpolated));
+    schemaOk = parsed.success;
+  }
   problems.push(...checkRawProfile(interpolated, defaultName));
-  if (!parsed.success || problems.some((p) => p.severity !== 'warning')) {
+  if (!schemaOk || problems.some((p) => p.severity !== 'warning')) {
     return { problems: sortProblems(located(problems)) };
   }
+  // Strict objects without transforms: what passed the schema is the value itself.
+  const raw = interpolated as RawProfile;
 
-  const profile = normalizeProfile(parsed.data as RawProfile, {
+  const profile = normalizeProfile(raw, {
     defaultName,
     source: {
       ...(main.builtin ? { builtin: main.builtin } : { file: main.absFile }),
@@ -109,7 +118,7 @@ function finishInspection(layers: Layer[], problems: RawProblem[], opts: LoadOpt
       files: layers.map((l) => l.absFile),
     },
   });
-  problems.push(...checkProfile(profile, parsed.data as RawProfile));
+  problems.push(...checkProfile(profile, raw));
   const all = sortProblems(located(problems));
   return all.some((p) => p.severity !== 'warning') ? { problems: all } : { profile, problems: all };
 }
@@ -131,15 +140,15 @@ export function resolveProfileRef(ref: string, fromDir: string): { file: string;
 
 function readChain(ref: string, fromDir: string, cwd: string, chain: string[], layers: Layer[], problems: RawProblem[], via?: Layer): void {
   const resolved = resolveProfileRef(ref, fromDir);
-  const viaLoc = via ? { file: via.parsed.file, ...via.parsed.locate(['extends']) } : {};
+  const viaLoc = () => (via ? { file: via.parsed.file, ...via.parsed.locate(['extends']) } : {});
   if ('error' in resolved) {
-    problems.push({ code: 'profile_not_found', path: via ? ['extends'] : [], message: resolved.error, ...viaLoc });
+    problems.push({ code: 'profile_not_found', path: via ? ['extends'] : [], message: resolved.error, ...viaLoc() });
     return;
   }
   const display = displayName(resolved.file, cwd);
   if (chain.includes(resolved.file)) {
     const loop = [...chain, resolved.file].map((f) => displayName(f, cwd)).join(' → ');
-    problems.push({ code: 'extends_loop', path: ['extends'], message: `extends loop: ${loop}`, ...viaLoc });
+    problems.push({ code: 'extends_loop', path: ['extends'], message: `extends loop: ${loop}`, ...viaLoc() });
     return;
   }
   let text: string;
@@ -149,7 +158,8 @@ function readChain(ref: string, fromDir: string, cwd: string, chain: string[], l
     problems.push({ code: 'read_error', path: [], file: display, message: `cannot read profile: ${(err as Error).message}` });
     return;
   }
-  const parsed = parseProfileText(text, display);
+  const compiled = resolved.builtin ? precompiledValue(resolved.builtin, text) : undefined;
+  const parsed = compiled !== undefined ? preparsedFile(text, display, compiled) : parseProfileText(text, display);
   for (const p of parsed.problems) problems.push({ ...p, path: [] });
   if (parsed.problems.length > 0) return;
   if (!isPlainObject(parsed.value)) {
@@ -194,11 +204,11 @@ function rebasePaths(layer: Layer, problems: RawProblem[]): Record<string, unkno
         if (!isPlainObject(t) || typeof t.template !== 'string' || isInlineTemplate(t.template)) return;
         const at: PathSegment[] = ['services', name, 'templates', i, 'template'];
         const abs = path.resolve(layer.dir, t.template);
-        const where = { file: layer.parsed.file, ...layer.parsed.locate(at) };
+        const where = () => ({ file: layer.parsed.file, ...layer.parsed.locate(at) });
         if (path.relative(layer.dir, abs).startsWith('..')) {
-          problems.push({ code: 'template_outside', path: at, ...where, message: `template file '${t.template}' is outside the profile's folder` });
+          problems.push({ code: 'template_outside', path: at, ...where(), message: `template file '${t.template}' is outside the profile's folder` });
         } else if (!existsSync(abs)) {
-          problems.push({ code: 'template_not_found', path: at, ...where, message: `template file not found: ${t.template}` });
+          problems.push({ code: 'template_not_found', path: at, ...where(), message: `template file not found: ${t.template}` });
         }
         t.template = abs; // absolute from here on; normalize reads it
       });

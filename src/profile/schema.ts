@@ -5,214 +5,235 @@
  * No transforms here (they would not survive JSON Schema generation): shorthands and units are
  * expanded by `normalize.ts`, and cross-field rules live in `rules.ts`.
  */
-import { z } from 'zod';
+import { createRequire } from 'node:module';
+import type * as Zod from 'zod';
 import { DURATION_PATTERN } from '../util/duration.js';
 
-const duration = z
-  .union([z.number().nonnegative(), z.string().regex(new RegExp(DURATION_PATTERN))])
-  .describe('A number of seconds, or a string with a unit: 500ms, 30s, 2m, 1h');
+/**
+ * zod is loaded on first use, synchronously: a valid profile is checked by the validator compiled
+ * from the generated JSON Schema at build time (see `fast-check.ts`), so the common case never pays
+ * for loading zod; invalid input falls back to zod for its precise, positioned messages.
+ */
+const requireCjs = createRequire(import.meta.url);
 
-const port = z.int().min(1).max(65535).describe('A TCP/UDP port, 1–65535');
-const stringMap = z.record(z.string(), z.string());
-const envValue = z.union([z.string(), z.number(), z.boolean()]);
-const argv = z.union([z.array(z.string()).min(1), z.string()]);
+function build(z: typeof Zod.z) {
 
-export const healthCheckSchema = z
-  .strictObject({
-    strategy: z.enum(['http', 'tcp', 'command', 'file', 'systemd', 'docker']),
-    endpoint: z.string().startsWith('/').optional().describe('http: request path, e.g. /xrpc/_health'),
-    host: z.string().optional(),
-    port: port.optional(),
-    scheme: z.enum(['http', 'https']).optional(),
-    expectedStatus: z.union([z.int().min(100).max(599), z.array(z.int().min(100).max(599))]).optional(),
-    command: argv.optional().describe('command: argv list (a string only with shell: true)'),
-    shell: z.boolean().optional(),
-    path: z.string().optional().describe('file: path that must exist'),
-    unit: z.string().optional().describe('systemd: unit name'),
-    interval: duration.optional(),
-    timeout: duration.optional(),
-    retries: z.int().min(0).optional(),
-    startPeriod: duration.optional(),
-  })
-  .describe('How to decide that a service is healthy');
+  const duration = z
+    .union([z.number().nonnegative(), z.string().regex(new RegExp(DURATION_PATTERN))])
+    .describe('A number of seconds, or a string with a unit: 500ms, 30s, 2m, 1h');
 
-export const dependencySchema = z.union([
-  z.string().describe('Name of a service; a required dependency'),
-  z.strictObject({
-    name: z.string(),
-    type: z.enum(['required', 'optional', 'soft', 'circular']).optional(),
-    healthCheck: healthCheckSchema.optional(),
-  }),
-]);
+  const port = z.int().min(1).max(65535).describe('A TCP/UDP port, 1–65535');
+  const stringMap = z.record(z.string(), z.string());
+  const envValue = z.union([z.string(), z.number(), z.boolean()]);
+  const argv = z.union([z.array(z.string()).min(1), z.string()]);
 
-export const templateSchema = z.strictObject({
-  destination: z.string().min(1).describe("Output path, relative to the service's config directory"),
-  format: z.enum(['json', 'yaml', 'toml', 'env', 'ini', 'text']).optional().describe('Default: from the destination extension; text for free text with no structure'),
-  data: z.unknown().optional().describe('Structured tree whose strings are Handlebars templates'),
-  template: z.string().optional().describe('Free-text Handlebars: a file path under the profile folder, or inline text'),
-  env: z.boolean().optional().describe("Also load the rendered file into the service's environment"),
-  mode: z.union([z.int().min(0).max(0o777), z.string().regex(/^0?[0-7]{3}$/)]).optional(),
-});
-
-const portMapping = z.union([
-  port,
-  z.string().regex(/^((\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(\d+:)?\d+(\/(tcp|udp))?$/),
-  z.strictObject({
-    container: port,
-    host: port.optional(),
-    hostIp: z.string().optional(),
-    protocol: z.enum(['tcp', 'udp']).optional(),
-  }),
-]);
-
-const volume = z.union([
-  z.string().describe('source:target[:ro]'),
-  z.strictObject({
-    source: z.string().optional(),
-    target: z.string(),
-    readOnly: z.boolean().optional(),
-    type: z.enum(['bind', 'volume', 'tmpfs']).optional(),
-  }),
-]);
-
-const restart = z.union([
-  z.enum(['no', 'on-failure', 'always', 'unless-stopped']),
-  z.strictObject({
-    policy: z.enum(['no', 'on-failure', 'always', 'unless-stopped']),
-    maxRetries: z.int().min(0).optional(),
-    backoff: duration.optional(),
-    maxBackoff: duration.optional(),
-  }),
-]);
-
-export const serviceSchema = z.strictObject({
-  enable: z.boolean().optional(),
-  kind: z.enum(['service', 'task']).optional().describe('task: runs to completion; dependents wait for success'),
-  description: z.string().optional(),
-  runtime: z.enum(['docker', 'process']).optional(),
-  image: z.string().optional(),
-  command: argv.optional(),
-  entrypoint: argv.optional(),
-  shell: z.boolean().optional(),
-  workingDir: z.string().optional(),
-  port: port.optional(),
-  ports: z.array(portMapping).optional(),
-  address: z.string().optional(),
-  network: z.string().optional(),
-  tags: z.array(z.string()).optional(),
-  meta: stringMap.optional(),
-  environment: z.record(z.string(), envValue).optional(),
-  secretEnvironment: z.array(z.string()).optional().describe('Environment variable names whose values are secrets'),
-  healthEndpoint: z.string().startsWith('/').optional().describe('Shorthand for an http check on `port`'),
-  healthCheck: healthCheckSchema.optional(),
-  dependencies: z.array(dependencySchema).optional(),
-  templates: z.array(templateSchema).optional(),
-  restart: restart.optional(),
-  stopSignal: z.string().regex(/^SIG[A-Z0-9]+$/).optional(),
-  stopGracePeriod: duration.optional(),
-  volumes: z.array(volume).optional(),
-  resources: z
+  const healthCheckSchema = z
     .strictObject({
-      cpus: z.number().positive().optional(),
-      memory: z.union([z.int().positive(), z.string().regex(/^\d+(\.\d+)?\s*[kmgtKMGT]?[bB]?$/)]).optional(),
-      pids: z.int().positive().optional(),
+      strategy: z.enum(['http', 'tcp', 'command', 'file', 'systemd', 'docker']),
+      endpoint: z.string().startsWith('/').optional().describe('http: request path, e.g. /xrpc/_health'),
+      host: z.string().optional(),
+      port: port.optional(),
+      scheme: z.enum(['http', 'https']).optional(),
+      expectedStatus: z.union([z.int().min(100).max(599), z.array(z.int().min(100).max(599))]).optional(),
+      command: argv.optional().describe('command: argv list (a string only with shell: true)'),
+      shell: z.boolean().optional(),
+      path: z.string().optional().describe('file: path that must exist'),
+      unit: z.string().optional().describe('systemd: unit name'),
+      interval: duration.optional(),
+      timeout: duration.optional(),
+      retries: z.int().min(0).optional(),
+      startPeriod: duration.optional(),
     })
-    .optional(),
-  security: z
-    .strictObject({
-      readOnlyRootFilesystem: z.boolean().optional(),
-      noNewPrivileges: z.boolean().optional(),
-      capDrop: z.array(z.string()).optional(),
-      capAdd: z.array(z.string()).optional(),
-      user: z.string().optional(),
-      tmpfs: z.array(z.string()).optional(),
-    })
-    .optional(),
-  init: z.boolean().optional(),
-  pull: z.enum(['missing', 'always', 'never']).optional(),
-  replicas: z.int().min(1).max(100).optional(),
-});
+    .describe('How to decide that a service is healthy');
 
-export const variableSchema = z.union([
-  z.string(),
-  z.number(),
-  z.boolean(),
-  z.strictObject({
-    type: z.enum(['string', 'number', 'boolean', 'url', 'secret']).optional(),
-    required: z.boolean().optional(),
-    default: z.union([z.string(), z.number(), z.boolean()]).optional(),
+  const dependencySchema = z.union([
+    z.string().describe('Name of a service; a required dependency'),
+    z.strictObject({
+      name: z.string(),
+      type: z.enum(['required', 'optional', 'soft', 'circular']).optional(),
+      healthCheck: healthCheckSchema.optional(),
+    }),
+  ]);
+
+  const templateSchema = z.strictObject({
+    destination: z.string().min(1).describe("Output path, relative to the service's config directory"),
+    format: z.enum(['json', 'yaml', 'toml', 'env', 'ini', 'text']).optional().describe('Default: from the destination extension; text for free text with no structure'),
+    data: z.unknown().optional().describe('Structured tree whose strings are Handlebars templates'),
+    template: z.string().optional().describe('Free-text Handlebars: a file path under the profile folder, or inline text'),
+    env: z.boolean().optional().describe("Also load the rendered file into the service's environment"),
+    mode: z.union([z.int().min(0).max(0o777), z.string().regex(/^0?[0-7]{3}$/)]).optional(),
+  });
+
+  const portMapping = z.union([
+    port,
+    z.string().regex(/^((\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(\d+:)?\d+(\/(tcp|udp))?$/),
+    z.strictObject({
+      container: port,
+      host: port.optional(),
+      hostIp: z.string().optional(),
+      protocol: z.enum(['tcp', 'udp']).optional(),
+    }),
+  ]);
+
+  const volume = z.union([
+    z.string().describe('source:target[:ro]'),
+    z.strictObject({
+      source: z.string().optional(),
+      target: z.string(),
+      readOnly: z.boolean().optional(),
+      type: z.enum(['bind', 'volume', 'tmpfs']).optional(),
+    }),
+  ]);
+
+  const restart = z.union([
+    z.enum(['no', 'on-failure', 'always', 'unless-stopped']),
+    z.strictObject({
+      policy: z.enum(['no', 'on-failure', 'always', 'unless-stopped']),
+      maxRetries: z.int().min(0).optional(),
+      backoff: duration.optional(),
+      maxBackoff: duration.optional(),
+    }),
+  ]);
+
+  const serviceSchema = z.strictObject({
+    enable: z.boolean().optional(),
+    kind: z.enum(['service', 'task']).optional().describe('task: runs to completion; dependents wait for success'),
     description: z.string().optional(),
-    generate: z
-      .strictObject({ bytes: z.int().min(8).max(256).optional(), encoding: z.enum(['hex', 'base64url']).optional() })
-      .optional()
-      .describe('secret: generate a random value once and keep it under .stack/'),
-  }),
-]);
-
-const backendName = z.enum(['consul', 'etcd', 'dns', 'file', 'env', 'nats', 'memory']);
-
-export const discoverySchema = z.strictObject({
-  backend: backendName.optional(),
-  backends: z.array(backendName).min(1).optional(),
-  consulAddress: z.string().optional(),
-  consulToken: z.string().optional(),
-  consulScheme: z.enum(['http', 'https']).optional(),
-  etcdEndpoints: z.array(z.string()).min(1).optional(),
-  etcdPrefix: z.string().optional(),
-  etcdUsername: z.string().optional(),
-  etcdPassword: z.string().optional(),
-  natsUrl: z.string().optional(),
-  natsCredsFile: z.string().optional(),
-  natsToken: z.string().optional(),
-  natsUser: z.string().optional(),
-  natsPassword: z.string().optional(),
-  natsBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
-  fileDirectory: z.string().optional(),
-  dnsServer: z.string().optional(),
-  dnsDomain: z.string().optional(),
-  ttl: duration.optional(),
-  heartbeatInterval: duration.optional(),
-  tls: z
-    .strictObject({
-      ca: z.string().optional(),
-      cert: z.string().optional(),
-      key: z.string().optional(),
-      insecureSkipVerify: z.boolean().optional(),
-    })
-    .optional(),
-});
-
-export const profileSchema = z
-  .strictObject({
-    $schema: z.string().optional(),
-    name: z.string().optional(),
-    description: z.string().optional(),
-    extends: z.string().optional().describe('A built-in profile name or a relative path; deep-merged'),
-    domain: z.string().optional(),
     runtime: z.enum(['docker', 'process']).optional(),
-    discovery: discoverySchema.optional(),
-    coordination: z
+    image: z.string().optional(),
+    command: argv.optional(),
+    entrypoint: argv.optional(),
+    shell: z.boolean().optional(),
+    workingDir: z.string().optional(),
+    port: port.optional(),
+    ports: z.array(portMapping).optional(),
+    address: z.string().optional(),
+    network: z.string().optional(),
+    tags: z.array(z.string()).optional(),
+    meta: stringMap.optional(),
+    environment: z.record(z.string(), envValue).optional(),
+    secretEnvironment: z.array(z.string()).optional().describe('Environment variable names whose values are secrets'),
+    healthEndpoint: z.string().startsWith('/').optional().describe('Shorthand for an http check on `port`'),
+    healthCheck: healthCheckSchema.optional(),
+    dependencies: z.array(dependencySchema).optional(),
+    templates: z.array(templateSchema).optional(),
+    restart: restart.optional(),
+    stopSignal: z.string().regex(/^SIG[A-Z0-9]+$/).optional(),
+    stopGracePeriod: duration.optional(),
+    volumes: z.array(volume).optional(),
+    resources: z
       .strictObject({
-        strategy: z.enum(['hub-spoke', 'leader-follower', 'peer-to-peer', 'mesh']).optional(),
-        enableHealthChecks: z.boolean().optional(),
-        dependencyTimeout: duration.optional(),
+        cpus: z.number().positive().optional(),
+        memory: z.union([z.int().positive(), z.string().regex(/^\d+(\.\d+)?\s*[kmgtKMGT]?[bB]?$/)]).optional(),
+        pids: z.int().positive().optional(),
       })
       .optional(),
-    docker: z
+    security: z
       .strictObject({
-        host: z.string().optional(),
-        tlsVerify: z.boolean().optional(),
-        certPath: z.string().optional(),
-        network: z.string().optional(),
+        readOnlyRootFilesystem: z.boolean().optional(),
+        noNewPrivileges: z.boolean().optional(),
+        capDrop: z.array(z.string()).optional(),
+        capAdd: z.array(z.string()).optional(),
+        user: z.string().optional(),
+        tmpfs: z.array(z.string()).optional(),
       })
       .optional(),
-    variables: z.record(z.string(), variableSchema).optional(),
-    services: z.record(z.string(), serviceSchema),
-    stateDir: z.string().optional(),
-  })
-  .describe('An atproto-stacks deployment profile');
+    init: z.boolean().optional(),
+    pull: z.enum(['missing', 'always', 'never']).optional(),
+    replicas: z.int().min(1).max(100).optional(),
+  });
 
-export type RawProfile = z.infer<typeof profileSchema>;
-export type RawService = z.infer<typeof serviceSchema>;
-export type RawHealthCheck = z.infer<typeof healthCheckSchema>;
-export type RawDiscovery = z.infer<typeof discoverySchema>;
+  const variableSchema = z.union([
+    z.string(),
+    z.number(),
+    z.boolean(),
+    z.strictObject({
+      type: z.enum(['string', 'number', 'boolean', 'url', 'secret']).optional(),
+      required: z.boolean().optional(),
+      default: z.union([z.string(), z.number(), z.boolean()]).optional(),
+      description: z.string().optional(),
+      generate: z
+        .strictObject({ bytes: z.int().min(8).max(256).optional(), encoding: z.enum(['hex', 'base64url']).optional() })
+        .optional()
+        .describe('secret: generate a random value once and keep it under .stack/'),
+    }),
+  ]);
+
+  const backendName = z.enum(['consul', 'etcd', 'dns', 'file', 'env', 'nats', 'memory']);
+
+  const discoverySchema = z.strictObject({
+    backend: backendName.optional(),
+    backends: z.array(backendName).min(1).optional(),
+    consulAddress: z.string().optional(),
+    consulToken: z.string().optional(),
+    consulScheme: z.enum(['http', 'https']).optional(),
+    etcdEndpoints: z.array(z.string()).min(1).optional(),
+    etcdPrefix: z.string().optional(),
+    etcdUsername: z.string().optional(),
+    etcdPassword: z.string().optional(),
+    natsUrl: z.string().optional(),
+    natsCredsFile: z.string().optional(),
+    natsToken: z.string().optional(),
+    natsUser: z.string().optional(),
+    natsPassword: z.string().optional(),
+    natsBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
+    fileDirectory: z.string().optional(),
+    dnsServer: z.string().optional(),
+    dnsDomain: z.string().optional(),
+    ttl: duration.optional(),
+    heartbeatInterval: duration.optional(),
+    tls: z
+      .strictObject({
+        ca: z.string().optional(),
+        cert: z.string().optional(),
+        key: z.string().optional(),
+        insecureSkipVerify: z.boolean().optional(),
+      })
+      .optional(),
+  });
+
+  const profileSchema = z
+    .strictObject({
+      $schema: z.string().optional(),
+      name: z.string().optional(),
+      description: z.string().optional(),
+      extends: z.string().optional().describe('A built-in profile name or a relative path; deep-merged'),
+      domain: z.string().optional(),
+      runtime: z.enum(['docker', 'process']).optional(),
+      discovery: discoverySchema.optional(),
+      coordination: z
+        .strictObject({
+          strategy: z.enum(['hub-spoke', 'leader-follower', 'peer-to-peer', 'mesh']).optional(),
+          enableHealthChecks: z.boolean().optional(),
+          dependencyTimeout: duration.optional(),
+        })
+        .optional(),
+      docker: z
+        .strictObject({
+          host: z.string().optional(),
+          tlsVerify: z.boolean().optional(),
+          certPath: z.string().optional(),
+          network: z.string().optional(),
+        })
+        .optional(),
+      variables: z.record(z.string(), variableSchema).optional(),
+      services: z.record(z.string(), serviceSchema),
+      stateDir: z.string().optional(),
+    })
+    .describe('An atproto-stacks deployment profile');
+  return { z, healthCheckSchema, dependencySchema, templateSchema, serviceSchema, variableSchema, discoverySchema, profileSchema };
+}
+
+export type Schemas = ReturnType<typeof build>;
+let built: Schemas | undefined;
+
+/** The zod schemas (built once, on first use). */
+export function schemas(): Schemas {
+  built ??= build(requireCjs('zod').z as typeof Zod.z);
+  return built;
+}
+
+export type RawProfile = Zod.infer<Schemas['profileSchema']>;
+export type RawService = Zod.infer<Schemas['serviceSchema']>;
+export type RawHealthCheck = Zod.infer<Schemas['healthCheckSchema']>;
+export type RawDiscovery = Zod.infer<Schemas['discoverySchema']>;

@@ -3,9 +3,17 @@
  * file:line:column. YAML and JSON go through the `yaml` package (JSON is YAML 1.2); TOML goes
  * through smol-toml, with positions found by a line scan (smol-toml keeps none).
  */
-import { parse as parseToml, TomlError } from 'smol-toml';
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { createRequire } from 'node:module';
+import type { TomlError } from 'smol-toml';
+import type * as Yaml from 'yaml';
+import type { Document, Node } from 'yaml';
 import type { Problem, SourceLocation } from '../errors.js';
+
+// Parsers load on first use (synchronously): validating a built-in profile needs neither.
+const requireCjs = createRequire(import.meta.url);
+let yamlLib: typeof Yaml | undefined;
+const yaml = () => (yamlLib ??= requireCjs('yaml') as typeof Yaml);
+const parseToml = (text: string): unknown => (requireCjs('smol-toml') as typeof import('smol-toml')).parse(text);
 
 export type PathSegment = string | number;
 
@@ -33,7 +41,34 @@ export function parseProfileText(text: string, file: string): ParsedFile {
   return formatOf(file) === 'toml' ? parseTomlFile(text, file) : parseYamlFile(text, file);
 }
 
+/**
+ * A file whose value is already known (a built-in profile compiled to JSON at build time, see
+ * `precompiled.ts`): positions are only needed to report a problem, so the YAML is parsed then.
+ */
+export function preparsedFile(text: string, file: string, value: unknown): ParsedFile {
+  let full: ParsedFile | undefined;
+  const parsed = () => (full ??= parseProfileText(text, file));
+  return {
+    file,
+    value,
+    problems: [],
+    locate: (path, opts) => parsed().locate(path, opts),
+    has: (path) => hasPath(value, path),
+  };
+}
+
+function hasPath(value: unknown, path: readonly PathSegment[]): boolean {
+  let v: unknown = value;
+  for (const seg of path) {
+    if (v === null || typeof v !== 'object') return false;
+    v = (v as Record<string | number, unknown>)[seg];
+    if (v === undefined) return false;
+  }
+  return true;
+}
+
 function parseYamlFile(text: string, file: string): ParsedFile {
+  const { LineCounter, parseDocument } = yaml();
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, merge: true, uniqueKeys: true, strict: true });
   const problems: Problem[] = [];
@@ -79,6 +114,7 @@ function cleanYamlMessage(message: string): string {
 
 /** Walk a YAML document along a path; returns the key node for map entries when `key` is set. */
 function findYamlNode(doc: Document, path: readonly PathSegment[], key: boolean, exact = false): Node | undefined {
+  const { isMap, isPair, isScalar, isSeq } = yaml();
   let node: unknown = doc.contents;
   let last: Node | undefined = (doc.contents as Node | null) ?? undefined;
   for (let i = 0; i < path.length; i++) {
@@ -146,15 +182,7 @@ function parseTomlFile(text: string, file: string): ParsedFile {
     value,
     problems,
     locate: (path) => locate(path) ?? { file },
-    has: (path) => {
-      let v: unknown = value;
-      for (const seg of path) {
-        if (v === null || typeof v !== 'object') return false;
-        v = (v as Record<string, unknown>)[seg as string];
-        if (v === undefined) return false;
-      }
-      return true;
-    },
+    has: (path) => hasPath(value, path),
   };
 }
 

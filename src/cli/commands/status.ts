@@ -1,7 +1,69 @@
-import { UsageError } from '../../errors.js';
-import type { Output } from '../output.js';
+/**
+ * `stack status`: every service's state, health, pid/container, uptime, restarts and last health
+ * result — read from the state file and checked against the runtimes, so it works for a stack
+ * started by another `stack` process, even one that was killed.
+ */
+import { ExitCode } from '../../errors.js';
+import type { ServiceStatusView } from '../../engine/status.js';
+import { loadProfile } from '../../profile/load.js';
+import { formatDuration } from '../../util/duration.js';
+import { profileRef, type CommonOptions } from '../common.js';
+import { pad, paint, type Output, type Style } from '../output.js';
 
-// Placeholder while the engine lands (issue 4); replaced before release.
-export async function run(_opts: unknown, _o: Output): Promise<number> {
-  throw new UsageError('`stack status` is not available yet');
+export async function run(opts: CommonOptions, o: Output): Promise<number> {
+  const profile = loadProfile(profileRef(opts, o));
+  const { stateDirOf } = await import('../../engine/state.js');
+  const { createRuntimeSet } = await import('../../engine/runtimes.js');
+  const { readStackStatus } = await import('../../engine/status.js');
+  const stateDir = stateDirOf(profile);
+  const runtimes = createRuntimeSet({ stateDir, docker: profile.docker });
+  try {
+    const view = await readStackStatus({
+      stack: profile.name,
+      stateDir,
+      runtimes,
+      runtimeNames: [...new Set(Object.values(profile.services).filter((s) => s.enable).map((s) => s.runtime))],
+    });
+    if (opts.json) {
+      o.json(view);
+      return ExitCode.ok;
+    }
+    if (view.empty) {
+      o.out(`stack '${profile.name}': nothing is running`);
+      return ExitCode.ok;
+    }
+    const owner = view.owner ? ` — started by pid ${view.owner.pid}${view.owner.alive ? '' : ' (no longer running)'}` : '';
+    o.out(paint(o, 'bold', `stack '${profile.name}'${view.phase ? `: ${view.phase}` : ''}${owner}`));
+    printTable(o, view.services);
+    return ExitCode.ok;
+  } finally {
+    await runtimes.close();
+  }
+}
+
+const STATE_STYLE: Record<string, Style> = { healthy: 'green', completed: 'green', failed: 'red', blocked: 'red', stopped: 'gray' };
+
+function printTable(o: Output, services: ServiceStatusView[]): void {
+  const rows = services.map((s) => [
+    s.name,
+    s.state,
+    s.health,
+    s.handle ? (s.handle.pid !== undefined ? String(s.handle.pid) : (s.handle.containerName ?? s.handle.id.slice(0, 12))) : '-',
+    s.running && s.uptimeMs !== undefined ? formatDuration(Math.round(s.uptimeMs / 1000) * 1000) : '-',
+    String(s.restarts),
+    s.lastHealth ? `${s.lastHealth.ok ? 'ok' : 'fail'}: ${s.lastHealth.detail}` : (s.reason ?? ''),
+  ]);
+  const head = ['SERVICE', 'STATE', 'HEALTH', 'PID/CONTAINER', 'UPTIME', 'RESTARTS', 'LAST HEALTH'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)) + 2);
+  o.out(head.map((h, i) => (i === head.length - 1 ? h : pad(h, widths[i]!))).join(''));
+  for (const r of rows) {
+    o.out(
+      r
+        .map((cell, i) => {
+          const text = i === r.length - 1 ? cell : pad(cell, widths[i]!);
+          return i === 1 ? paint(o, STATE_STYLE[cell] ?? 'yellow', text) : text;
+        })
+        .join(''),
+    );
+  }
 }

@@ -1,8 +1,119 @@
-import { UsageError } from '../../errors.js';
-import type { Output } from '../output.js';
+/**
+ * `stack up`: start the stack, health-gated, as parallel as the graph allows.
+ *
+ * Foreground by default: after startup it keeps monitoring health and applying restart policies
+ * until Ctrl-C (or SIGTERM, or `stack down` from elsewhere), then stops the stack in reverse order
+ * and exits 130. `--detach` returns once everything is healthy and leaves the services running
+ * (they are in their own process groups, logging to files); nobody then heartbeats discovery, so
+ * registrations are made without a TTL and `stack down` removes them.
+ *
+ * Exit codes: 0 up; 1 a service failed or was blocked, or the stack is already running/locked;
+ * 2 invalid input; 3 Docker or discovery unreachable; 130 interrupted.
+ */
+import { ExitCode, UsageError } from '../../errors.js';
+import type { DiscoveryManager } from '../../discovery/manager.js';
+import type { RenderConfigs } from '../../engine/engine.js';
+import type { StartupReport } from '../../engine/types.js';
+import type { Profile } from '../../profile/types.js';
+import type { CommonOptions } from '../common.js';
+import { loadAndPlan } from '../load-plan.js';
+import { paint, type Output } from '../output.js';
+import { createProgress } from '../progress.js';
 import { run as plan } from './plan.js';
 
-export async function run(opts: Record<string, unknown>, o: Output): Promise<number> {
-  if (opts.dryRun) return plan(opts, o);
-  throw new UsageError('`stack up` is not available yet');
+interface UpOptions extends CommonOptions {
+  detach?: boolean;
+  dryRun?: boolean;
+  service?: string[];
+  onFailure?: 'rollback' | 'leave';
 }
+
+export async function run(opts: UpOptions, o: Output): Promise<number> {
+  if (opts.dryRun) return plan(opts, o);
+  const { profile, graph, plan: thePlan } = loadAndPlan(opts, o);
+  const unknown = (opts.service ?? []).filter((s) => !graph.services.has(s));
+  if (unknown.length > 0) throw new UsageError(`unknown service${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
+
+  const { startStack } = await import('../../engine/engine.js');
+  const { createDiscovery } = await import('../../discovery/index.js');
+  const discovery = await createDiscovery(profile.discovery);
+  const interrupt = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!interrupt.signal.aborted && !opts.json) o.err(`\n${signal}: stopping the stack (dependents first)…`);
+    interrupt.abort(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await discovery.check(); // unreachable discovery: exit 3 before anything starts
+    const progress = createProgress(o, { json: Boolean(opts.json), services: [...thePlan.services.map((s) => s.name), ...thePlan.blocked.map((b) => b.service)] });
+    const renderConfigs = await templateRenderer(profile, o);
+    const controller = startStack(
+      { profile, graph, plan: thePlan },
+      {
+        discovery,
+        signal: interrupt.signal,
+        onEvent: progress.event,
+        onFailure: opts.onFailure ?? 'rollback',
+        supervise: !opts.detach,
+        ...(opts.detach ? { registrationTtlMs: 0 } : {}),
+        ...(renderConfigs ? { renderConfigs } : {}),
+      },
+    );
+    const report = await controller.ready;
+    progress.finish();
+    if (!opts.json) summarize(o, report, profile.name, opts.onFailure ?? 'rollback');
+    if (report.outcome === 'interrupted') return ExitCode.interrupted;
+    if (report.outcome === 'failed') return ExitCode.stackFailed;
+    if (opts.detach) {
+      await controller.detach();
+      if (!opts.json) o.out(`detached: \`stack status\` shows it, \`stack down\` stops it`);
+      return ExitCode.ok;
+    }
+    if (!opts.json) o.out(paint(o, 'gray', 'watching health and applying restart policies; Ctrl-C stops the stack'));
+    await controller.done;
+    return interrupt.signal.aborted ? ExitCode.interrupted : ExitCode.ok;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await discovery.close();
+  }
+}
+
+function summarize(o: Output, report: StartupReport, stack: string, policy: string): void {
+  const secs = (report.elapsedMs / 1000).toFixed(2);
+  if (report.outcome === 'up') {
+    o.out(paint(o, 'green', `stack '${stack}' is up: ${report.services.length} service${report.services.length === 1 ? '' : 's'} in ${secs}s`));
+    return;
+  }
+  if (report.outcome === 'interrupted') {
+    o.err(`stack '${stack}': interrupted; what had started was stopped`);
+    return;
+  }
+  for (const f of report.failed) o.err(paint(o, 'red', `failed: ${f.service} — ${f.reason}`));
+  for (const b of report.blocked) o.err(paint(o, 'red', `blocked: ${b.service} — ${b.reason}`));
+  o.err(`stack '${stack}' failed after ${secs}s; ${policy === 'rollback' ? 'what had started was stopped again (--on-failure rollback)' : 'the rest was left running (--on-failure leave); `stack down` stops it'}`);
+}
+
+/**
+ * The template renderer (src/template) when it provides `renderServiceConfigs`; looked up at run
+ * time so `up` works before templates land. Without it, a service with templates gets a warning.
+ */
+async function templateRenderer(profile: Profile, o: Output): Promise<RenderConfigs | undefined> {
+  const withTemplates = Object.values(profile.services).filter((s) => s.enable && s.templates.length > 0);
+  if (withTemplates.length === 0) return undefined;
+  const modulePath = '../../template/index.js';
+  try {
+    const mod = (await import(modulePath)) as { renderServiceConfigs?: (p: Profile, service: string, context: unknown, configDir: string) => Promise<unknown> };
+    const render = mod.renderServiceConfigs;
+    if (typeof render === 'function') {
+      return async (service, context) => (await render(profile, service.name, context, context.configDir)) as Awaited<ReturnType<RenderConfigs>>;
+    }
+  } catch {
+    // not there yet
+  }
+  o.err(paint(o, 'yellow', `warning: templates are not rendered by this build (${withTemplates.map((s) => s.name).join(', ')})`));
+  return undefined;
+}
+
+export type { DiscoveryManager };
