@@ -25,6 +25,8 @@ export interface DockerRuntimeOptions extends DockerConnectOptions {
   /** Name of the stack's default network (the profile's `docker.network`); default `<stack>_default`. */
   network?: string;
   onPullProgress?: PullProgress;
+  /** Overrides every service's `pull` (the `--pull` flag of `stack up`). */
+  pull?: ServiceSpec['pull'];
   /** How long the first ping may take before the engine counts as unreachable. */
   pingTimeoutMs?: number;
 }
@@ -106,7 +108,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
     appliesRestartPolicy: true,
 
     async prepare(stack, services, { signal }) {
-      const own = services.filter((s) => s.runtime === 'docker');
+      const own = services.filter((s) => s.runtime === 'docker').map((s) => (opts.pull ? { ...s, pull: opts.pull } : s));
       await call(`preparing stack '${stack}'`, async (d) => {
         // Images first: a missing image then fails `up` before anything was created.
         await ensureImages(d, own, { ...(signal ? { signal } : {}), ...(opts.onPullProgress ? { onPullProgress: opts.onPullProgress } : {}) });
@@ -190,10 +192,11 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
     async stop(handle, stopOpts: StopOptions) {
       await call(`stopping service '${handle.service}'`, async (d) => {
         const container = d.getContainer(handle.id);
-        // Docker sends the container's StopSignal (set from the service's stopSignal at create),
-        // then SIGKILL after `t` seconds. The init process forwards the signal to the service.
+        // Docker sends the stop signal, then SIGKILL after `t` seconds; the init process forwards
+        // the signal to the service. Engines before API 1.42 ignore `signal` and send the
+        // container's StopSignal, which was set from the same `service.stopSignal` at create.
         try {
-          await container.stop({ t: Math.ceil(stopOpts.gracePeriodMs / 1000) });
+          await container.stop({ t: Math.ceil(stopOpts.gracePeriodMs / 1000), ...(stopOpts.signal ? { signal: stopOpts.signal } : {}) });
         } catch (err) {
           if (!isNotFound(err) && statusOf(err) !== 304) throw err; // 304: already stopped
         }

@@ -334,6 +334,16 @@ describe('docker runtime', () => {
 
   });
 
+  it("lets --pull never override the services' policy", async () => {
+    const never = createDockerRuntime({ pull: 'never' });
+    try {
+      const service = busyboxService({ image: 'atproto-stacks-test/absent:flag', pull: 'always' });
+      await expect(never.prepare(stack, [service], {})).rejects.toThrow(/not present on the Docker engine and pull is 'never'/);
+    } finally {
+      await never.close();
+    }
+  });
+
   it("fails clearly when a missing image cannot be pulled ('missing')", async () => {
     // A registry on a closed loopback port: the pull fails without leaving this machine.
     const image = `127.0.0.1:${await freePort()}/absent:1`;
