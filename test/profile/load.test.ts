@@ -227,3 +227,18 @@ services:
     expect(e?.message).toMatch(/unknown profile 'ful-node' — did you mean 'full-node'\?/);
   });
 });
+
+describe('JSON profiles', () => {
+  it('take the fast JSON.parse path but still report positions and duplicate keys', () => {
+    const { file } = files({
+      'ok.json': JSON.stringify({ services: { a: { command: ['a'], port: 1 } } }, null, 2),
+      'bad.json': '{\n  "services": {\n    "a": { "command": ["a"], "prot": 1 }\n  }\n}\n',
+      'dup.json': '{ "services": { "a": { "command": ["a"] }, "a": { "command": ["b"] } } }',
+      'syntax.json': '{ "services": { "a": }',
+    });
+    expect(loadProfile(file('ok.json')).services.a?.port).toBe(1);
+    expect(errorsOf(file('bad.json'))[0]).toMatchObject({ line: 3, column: 30, path: 'services.a.prot' });
+    expect(errorsOf(file('dup.json'))[0]?.message).toMatch(/unique/i);
+    expect(errorsOf(file('syntax.json'))[0]?.code).toBe('parse_error');
+  });
+});
