@@ -1,0 +1,136 @@
+/**
+ * Building the context templates render against (DESIGN.md §6):
+ *   - the profile's variables at the top level (typed; null when a variable has no value);
+ *   - `service.<name>`: `url`, `host`, `address`, `port`, `tags`, `meta`, `instances`, from discovery
+ *     records (live, or a snapshot) or, without them, from each service's planned address in the
+ *     profile (host = `address`, port = `port`, url = `http://host:port`);
+ *   - `env.<NAME>`: the process environment.
+ * A service that is named (in the profile, or as a dependency) but absent — disabled, or with no
+ * instance in discovery — is null, so `{{#if service.redis}}` is false and an unguarded use is an error.
+ */
+import type { Problem } from '../errors.js';
+import type { Profile } from '../profile/types.js';
+import type { ServiceInstance } from '../discovery/types.js';
+import { createProfileLocator, type ProfileLocator } from './locate.js';
+import { createRedactor, readSecrets, stateDirOf } from './secrets.js';
+import type { InstanceView, ServiceView, TemplateContext, VariableSource } from './types.js';
+import { environmentSource, resolveVariables } from './variables.js';
+
+/** Names templates use for the context's own parts; a variable cannot take them. */
+export const RESERVED_NAMES = ['service', 'env'] as const;
+
+export interface ContextOptions {
+  /**
+   * Discovery records (live lookups or a snapshot). Without them, services are at their planned
+   * addresses from the profile.
+   */
+  instances?: ServiceInstance[];
+  /**
+   * Variable values: a plain record (highest precedence), or sources in increasing precedence
+   * (`--vars` file, `--var` flags). `STACK_VAR_*` environment values always come below them.
+   */
+  vars?: Record<string, unknown> | VariableSource[];
+  /** Environment for `env.<NAME>` and `STACK_VAR_*`; default process.env. */
+  env?: Record<string, string | undefined>;
+  /** Stored secret values; default: read from `<stateDir>/secrets.json`. */
+  secrets?: Record<string, string>;
+  /** Where `secrets.json` is read from; default `.stack/<stack>` under `cwd` (or the profile's `stateDir`). */
+  stateDir?: string;
+  /** Generate values for `generate` secrets that have none (default true). */
+  generateSecrets?: boolean;
+  /** Folder paths in messages are shown relative to; default process.cwd(). */
+  cwd?: string;
+  /** Position lookups in the profile (built from the profile's files when omitted). */
+  locate?: ProfileLocator;
+}
+
+export function buildTemplateContext(profile: Profile, opts: ContextOptions = {}): TemplateContext {
+  const cwd = opts.cwd ?? process.cwd();
+  const env = opts.env ?? process.env;
+  const locate = opts.locate ?? createProfileLocator(profile, cwd);
+  const problems: Problem[] = [];
+
+  for (const name of RESERVED_NAMES) {
+    if (Object.prototype.hasOwnProperty.call(profile.variables, name)) {
+      problems.push({ code: 'reserved_name', severity: 'error', ...locate(['variables', name]), message: `'${name}' is a reserved name in templates (service.<name>, env.<NAME>): rename the variable` });
+    }
+  }
+
+  const given = opts.vars === undefined ? [] : Array.isArray(opts.vars) ? opts.vars : [{ origin: 'library' as const, values: opts.vars, unknown: 'error' as const }];
+  const stateDir = opts.stateDir ?? stateDirOf(profile, cwd);
+  const stored = opts.secrets ?? readSecrets(stateDir);
+  const resolved = resolveVariables(profile, {
+    sources: [environmentSource(profile.variables, env), ...given],
+    stored,
+    generate: opts.generateSecrets ?? true,
+    locate,
+  });
+  problems.push(...resolved.problems);
+
+  const { views, absent } = serviceViews(profile, opts.instances);
+  const environment: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (typeof v === 'string') environment[k] = v;
+
+  const root: Record<string, unknown> = { ...resolved.values, service: views, env: environment };
+  return {
+    root,
+    secrets: resolved.secrets,
+    missing: resolved.missing,
+    absent,
+    declared: new Map(Object.values(profile.variables).map((v) => [v.name, v.type])),
+    problems,
+    stateDir,
+    generatedSecrets: resolved.generated,
+    redact: createRedactor(resolved.secrets.values()),
+  };
+}
+
+function serviceViews(profile: Profile, instances: ServiceInstance[] | undefined): { views: Record<string, ServiceView | null>; absent: Map<string, string> } {
+  const views: Record<string, ServiceView | null> = {};
+  const absent = new Map<string, string>();
+  const setAbsent = (name: string, why: string) => {
+    views[name] = null;
+    absent.set(name, why);
+  };
+
+  if (instances) {
+    const byService = new Map<string, ServiceInstance[]>();
+    for (const inst of instances) byService.set(inst.service, [...(byService.get(inst.service) ?? []), inst]);
+    for (const [name, list] of byService) views[name] = viewOf(name, list.map(instanceView));
+    for (const svc of Object.values(profile.services)) {
+      if (!byService.has(svc.name)) setAbsent(svc.name, svc.enable ? 'no instance in discovery' : 'disabled');
+    }
+  } else {
+    for (const svc of Object.values(profile.services)) {
+      if (!svc.enable) {
+        setAbsent(svc.name, 'disabled');
+        continue;
+      }
+      const port = svc.port ?? null;
+      views[svc.name] = viewOf(svc.name, [
+        { id: `${svc.name}-planned`, host: svc.address, address: svc.address, port, url: plannedUrl(svc.address, port), tags: [...svc.tags], meta: { ...svc.meta } },
+      ]);
+    }
+  }
+  // An optional dependency on a service the profile does not define: templates see it as absent.
+  for (const svc of Object.values(profile.services)) {
+    for (const dep of svc.dependencies) if (!Object.prototype.hasOwnProperty.call(views, dep.name)) setAbsent(dep.name, 'not in the profile');
+  }
+  return { views, absent };
+}
+
+function plannedUrl(host: string, port: number | null): string {
+  const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host; // IPv6 literal
+  return port === null ? `http://${h}` : `http://${h}:${port}`;
+}
+
+function instanceView(inst: ServiceInstance): InstanceView {
+  const port = inst.port ?? null;
+  return { id: inst.id, host: inst.address, address: inst.address, port, url: inst.url ?? plannedUrl(inst.address, port), tags: [...inst.tags], meta: { ...inst.meta } };
+}
+
+/** A service is its first instance's address, with every instance listed. */
+function viewOf(name: string, instances: InstanceView[]): ServiceView {
+  const first = instances[0]!;
+  return { name, url: first.url, host: first.host, address: first.address, port: first.port, tags: first.tags, meta: first.meta, instances };
+}

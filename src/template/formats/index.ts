@@ -1,0 +1,184 @@
+/**
+ * Output formats: serialising a rendered `data:` tree (escaping by construction: a value is always
+ * one value), and parsing free-text output back before it is written.
+ *
+ * One small codec per format, like unstorage's drivers: `serialize` for structured templates,
+ * `parse` to check free text (and to read `env: true` files into an environment).
+ */
+import ini from 'ini';
+import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
+import { parseDocument, stringify as stringifyYaml } from 'yaml';
+import type { TemplateFormat } from '../../profile/types.js';
+import { EnvSyntaxError, parseEnv, stringifyEnv } from './env.js';
+import { FormatError, OutputSyntaxError, type PathSegment } from './errors.js';
+import { checkIni } from './ini-check.js';
+
+export { FormatError, OutputSyntaxError, type PathSegment } from './errors.js';
+
+export interface FormatCodec {
+  /** Label used in messages: `JSON`, `YAML`, … */
+  label: string;
+  serialize(data: unknown): string;
+  /** Parse output back; throws OutputSyntaxError. */
+  parse(text: string): unknown;
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Reject values no format can hold faithfully (undefined, functions, NaN…), with their path. */
+function checkTree(v: unknown, at: PathSegment[], allowNull: boolean): void {
+  if (v === null) {
+    if (!allowNull) throw new FormatError('null has no form in this format', at);
+    return;
+  }
+  if (typeof v === 'string' || typeof v === 'boolean') return;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new FormatError(`${v} is not a finite number`, at);
+    return;
+  }
+  if (Array.isArray(v)) return v.forEach((x, i) => checkTree(x, [...at, i], allowNull));
+  if (isPlainObject(v)) return Object.entries(v).forEach(([k, x]) => checkTree(x, [...at, k], allowNull));
+  throw new FormatError(`a ${typeof v} value cannot be serialised`, at);
+}
+
+function requireObject(data: unknown, label: string): Record<string, unknown> {
+  if (!isPlainObject(data)) throw new FormatError(`${label} output needs a mapping of keys at the top of \`data\``);
+  return data;
+}
+
+const json: FormatCodec = {
+  label: 'JSON',
+  serialize: (data) => {
+    checkTree(data, [], true);
+    return `${JSON.stringify(data, null, 2)}\n`;
+  },
+  parse: (text) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (err) {
+      const msg = (err as Error).message;
+      const pos = /position (\d+)/.exec(msg);
+      const lc = /line (\d+) column (\d+)/.exec(msg);
+      if (lc) throw new OutputSyntaxError(msg, Number(lc[1]), Number(lc[2]));
+      if (pos) {
+        const offset = Number(pos[1]);
+        const before = text.slice(0, offset);
+        const line = before.split('\n').length;
+        throw new OutputSyntaxError(msg.replace(/ in JSON at position \d+.*$/, ''), line, offset - before.lastIndexOf('\n'));
+      }
+      throw new OutputSyntaxError(msg);
+    }
+  },
+};
+
+const yaml: FormatCodec = {
+  label: 'YAML',
+  serialize: (data) => {
+    checkTree(data, [], true);
+    // lineWidth 0: never fold long values (folding round-trips, but reads badly in a config file).
+    return stringifyYaml(data, { lineWidth: 0 });
+  },
+  parse: (text) => {
+    const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, strict: true });
+    const err = doc.errors[0];
+    if (err) throw new OutputSyntaxError(err.message.split('\n')[0] ?? 'invalid YAML', err.linePos?.[0].line, err.linePos?.[0].col);
+    try {
+      return doc.toJS({ maxAliasCount: 100 }) as unknown;
+    } catch (e) {
+      throw new OutputSyntaxError((e as Error).message);
+    }
+  },
+};
+
+const toml: FormatCodec = {
+  label: 'TOML',
+  serialize: (data) => {
+    checkTree(data, [], false);
+    return `${stringifyToml(requireObject(data, 'TOML'))}\n`;
+  },
+  parse: (text) => {
+    try {
+      return parseToml(text);
+    } catch (err) {
+      if (err instanceof TomlError) throw new OutputSyntaxError(err.message.split('\n')[0] ?? 'invalid TOML', err.line, err.column);
+      throw new OutputSyntaxError((err as Error).message);
+    }
+  },
+};
+
+const iniCodec: FormatCodec = {
+  label: 'INI',
+  serialize: (data) => {
+    const obj = requireObject(data, 'INI');
+    checkTree(obj, [], false);
+    checkIniKeys(obj, []);
+    return ini.stringify(obj);
+  },
+  parse: (text) => {
+    checkIni(text);
+    return ini.parse(text);
+  },
+};
+
+/** INI keys and section names come from the profile, but a `=`, `[` or newline in one would still reshape the file. */
+function checkIniKeys(obj: Record<string, unknown>, at: PathSegment[]): void {
+  for (const [k, v] of Object.entries(obj)) {
+    if (k === '' || /[=[\]\r\n;#"]/.test(k) || k !== k.trim() || k === '__proto__') {
+      throw new FormatError(`'${k}' cannot be an INI key or section name`, [...at, k]);
+    }
+    if (isPlainObject(v)) checkIniKeys(v, [...at, k]);
+  }
+}
+
+const env: FormatCodec = {
+  label: 'ENV',
+  serialize: (data) => {
+    const obj = requireObject(data, 'ENV');
+    const flat: Record<string, string> = {};
+    for (const [k, v] of Object.entries(obj)) {
+      if (v === null || typeof v === 'object') throw new FormatError('ENV values must be strings, numbers or booleans', [k]);
+      flat[k] = String(v);
+    }
+    try {
+      return stringifyEnv(flat);
+    } catch (err) {
+      const key = Object.keys(flat).find((k) => (err as Error).message.includes(`'${k}'`));
+      throw new FormatError((err as Error).message, key !== undefined ? [key] : []);
+    }
+  },
+  parse: (text) => {
+    try {
+      return parseEnv(text);
+    } catch (err) {
+      if (err instanceof EnvSyntaxError) throw new OutputSyntaxError(err.message, err.line, err.column);
+      throw err;
+    }
+  },
+};
+
+const text: FormatCodec = {
+  label: 'text',
+  serialize: (data) => {
+    if (typeof data !== 'string') throw new FormatError('`text` output needs a template string, not a `data` tree');
+    return data;
+  },
+  parse: (t) => t,
+};
+
+export const CODECS: Record<TemplateFormat, FormatCodec> = { json, yaml, toml, ini: iniCodec, env, text };
+
+/**
+ * What an `env: true` file gives the service's environment: an ENV file's variables, or the
+ * top-level scalars of a structured file.
+ */
+export function environmentOf(format: TemplateFormat, content: string): Record<string, string> {
+  if (format === 'text') throw new FormatError('`env: true` needs a structured format (env, json, yaml, toml, ini), not text');
+  const value = CODECS[format].parse(content);
+  const out: Record<string, string> = {};
+  if (!isPlainObject(value)) return out;
+  for (const [k, v] of Object.entries(value)) {
+    if (v === null || typeof v === 'object') continue;
+    out[k] = String(v);
+  }
+  return out;
+}

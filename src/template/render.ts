@@ -1,0 +1,251 @@
+/**
+ * Rendering templates: every template of a run is checked against the context (all problems at
+ * once), rendered, serialised (`data:`) or parsed back (`template:`), and only then handed to a
+ * writer — so a failing run writes nothing.
+ *
+ * Counterparts of the ATproto stacks builders: `renderTemplate` ~ mkConfigTemplate /
+ * processTemplateWithDiscovery, `renderStackConfigs` ~ generateStackConfigs.
+ */
+import { InvalidInputError, type Problem } from '../errors.js';
+import type { PathSegment } from '../profile/source.js';
+import type { Profile, TemplateSpec } from '../profile/types.js';
+import type { RenderedFile } from '../runtime/types.js';
+import { didYouMean } from '../util/suggest.js';
+import { analyzeTemplate, type Locate } from './analyze.js';
+import { buildTemplateContext, type ContextOptions } from './context.js';
+import { compileTemplate, runTemplate, type RenderState } from './engine.js';
+import { CODECS, environmentOf, FormatError, OutputSyntaxError } from './formats/index.js';
+import { createProfileLocator, displayPath, type ProfileLocator } from './locate.js';
+import { saveSecrets } from './secrets.js';
+import type { RenderedConfig, RenderResult, TemplateContext } from './types.js';
+import { writeFileInside } from './write.js';
+
+export interface RenderTemplateOptions {
+  /** The service the template belongs to: its profile path is `services.<service>.templates[i]`. */
+  service?: string;
+  /** Positions in the profile, for `data:` leaves and inline templates. */
+  locate?: ProfileLocator;
+  /** Folder template file names are shown relative to; default process.cwd(). */
+  cwd?: string;
+}
+
+export interface TemplateOutput {
+  content: string;
+  /** The rendering used a secret. */
+  secret: boolean;
+  problems: Problem[];
+}
+
+const hasErrors = (problems: readonly Problem[]) => problems.some((p) => p.severity !== 'warning');
+const FILE_MODE = 0o644;
+const SECRET_MODE = 0o600;
+
+/** Render one template against a context: checked, rendered, serialised or parsed back. */
+export function renderTemplate(spec: TemplateSpec, context: TemplateContext, opts: RenderTemplateOptions = {}): TemplateOutput {
+  const cwd = opts.cwd ?? process.cwd();
+  const base: PathSegment[] = opts.service !== undefined ? ['services', opts.service, 'templates', spec.index] : ['templates', spec.index];
+  const locate: ProfileLocator = opts.locate ?? ((segs) => ({ path: segs.join('.') }));
+  const renderer = new TemplateRenderer(context);
+  const codec = CODECS[spec.format];
+
+  if (spec.data !== undefined) {
+    const tree = renderer.tree(spec.data, [...base, 'data'], locate);
+    if (hasErrors(renderer.problems)) return renderer.result('');
+    try {
+      return renderer.result(codec.serialize(tree));
+    } catch (err) {
+      if (!(err instanceof FormatError)) throw err;
+      renderer.problems.push({ code: 'invalid_data', severity: 'error', ...locate([...base, 'data', ...err.path]), message: `${err.message} (format ${spec.format})` });
+      return renderer.result('');
+    }
+  }
+
+  if (spec.template === undefined) {
+    renderer.problems.push({ code: 'empty_template', severity: 'error', ...locate(base), message: 'a template needs `data` (a structured tree) or `template` (free text)' });
+    return renderer.result('');
+  }
+  const file = spec.templateFile ? displayPath(spec.templateFile, cwd) : undefined;
+  const where: Locate = file
+    ? (loc) => ({ file, ...(loc ? { line: loc.line, column: loc.column } : {}) })
+    : () => locate([...base, 'template']);
+  const content = renderer.text(spec.template, where);
+  if (content === undefined) return renderer.result('');
+  if (spec.format !== 'text') {
+    try {
+      codec.parse(content);
+    } catch (err) {
+      if (!(err instanceof OutputSyntaxError)) throw err;
+      renderer.problems.push({ code: 'invalid_output', severity: 'error', ...where(undefined), message: outputMessage(codec.label, content, err, context) });
+    }
+  }
+  return renderer.result(content);
+}
+
+/** Collects problems and secret use while one template's strings render. */
+class TemplateRenderer {
+  readonly problems: Problem[] = [];
+  private usedSecret = false;
+
+  constructor(private readonly context: TemplateContext) {}
+
+  /** Render a template string; undefined when it has problems (they are recorded). */
+  text(source: string, where: Locate): string | undefined {
+    const out = this.render(source, where);
+    return out === undefined ? undefined : out.text;
+  }
+
+  /** Render every string leaf of a `data:` tree; a leaf that is exactly `{{path}}` keeps a number or boolean typed. */
+  tree(value: unknown, at: PathSegment[], locate: ProfileLocator): unknown {
+    if (typeof value === 'string') {
+      if (!value.includes('{{')) return value;
+      const out = this.render(value, () => locate(at));
+      if (!out) return value;
+      const sole = out.sole?.value;
+      return typeof sole === 'number' || typeof sole === 'boolean' ? sole : out.text;
+    }
+    if (Array.isArray(value)) return value.map((v, i) => this.tree(v, [...at, i], locate));
+    if (typeof value === 'object' && value !== null) {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) out[k] = this.tree(v, [...at, k], locate);
+      return out;
+    }
+    return value;
+  }
+
+  private render(source: string, where: Locate): { text: string; sole?: { value: unknown } } | undefined {
+    let compiled;
+    try {
+      compiled = compileTemplate(source);
+    } catch (err) {
+      this.problems.push({ code: 'template_syntax', severity: 'error', ...where(syntaxPosition(err)), message: `template syntax: ${firstLine(err)}` });
+      return undefined;
+    }
+    const analysis = analyzeTemplate(compiled.ast, this.context, where);
+    this.usedSecret ||= analysis.usesSecret;
+    if (analysis.problems.length > 0) {
+      this.problems.push(...analysis.problems);
+      return undefined;
+    }
+    const state: RenderState = { secrets: this.context.secrets, usedSecret: false };
+    try {
+      const text = runTemplate(compiled, this.context.root, state);
+      this.usedSecret ||= state.usedSecret;
+      return { text, ...(analysis.sole ? { sole: analysis.sole } : {}) };
+    } catch (err) {
+      // Strict mode caught what the analysis did not foresee; Handlebars gives the position.
+      const e = err as { lineNumber?: number; column?: number };
+      const loc = e.lineNumber !== undefined ? { line: e.lineNumber, column: (e.column ?? 0) + 1 } : undefined;
+      const message = this.context.redact(firstLine(err).replace(/ - \d+:\d+$/, ''));
+      this.problems.push({ code: 'render_error', severity: 'error', ...where(loc), message });
+      return undefined;
+    }
+  }
+
+  result(content: string): TemplateOutput {
+    const secret = this.usedSecret || containsSecret(content, this.context);
+    return { content, secret, problems: this.problems };
+  }
+}
+
+function containsSecret(content: string, context: TemplateContext): boolean {
+  for (const v of context.secrets.values()) if (v.length > 0 && content.includes(v)) return true;
+  return false;
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+}
+
+/** Handlebars parse errors: "Parse error on line 3:" (and a jison hash with the column). */
+function syntaxPosition(err: unknown): { line: number; column: number } | undefined {
+  const e = err as { hash?: { loc?: { first_line?: number; first_column?: number } }; lineNumber?: number; column?: number };
+  if (e.hash?.loc?.first_line !== undefined) return { line: e.hash.loc.first_line, column: (e.hash.loc.first_column ?? 0) + 1 };
+  if (e.lineNumber !== undefined) return { line: e.lineNumber, column: (e.column ?? 0) + 1 };
+  const m = /on line (\d+)/.exec(firstLine(err));
+  return m ? { line: Number(m[1]), column: 1 } : undefined;
+}
+
+/** "rendered ENV does not parse: output line 3 `FOO BAR`: expected '=' after FOO", secrets masked. */
+function outputMessage(label: string, content: string, err: OutputSyntaxError, context: TemplateContext): string {
+  const lineText = err.line !== undefined ? (content.split('\n')[err.line - 1] ?? '') : '';
+  const shown = context.redact(lineText.length > 120 ? `${lineText.slice(0, 117)}…` : lineText);
+  const at = err.line !== undefined ? ` at output line ${err.line} \`${shown}\`` : '';
+  return `rendered output is not valid ${label}${at}: ${context.redact(err.message)}`;
+}
+
+export interface RenderStackOptions extends ContextOptions {
+  /** Services whose templates render; default every enabled service. */
+  services?: string[];
+  /** A context built beforehand (else built from the other options). */
+  context?: TemplateContext;
+}
+
+/**
+ * Render the config files of a stack's services. Returns every file and every problem; nothing is
+ * written here (see `writeRenderedConfigs`), and no file may be written while any error is present.
+ */
+export function renderStackConfigs(profile: Profile, opts: RenderStackOptions = {}): RenderResult & { context: TemplateContext } {
+  const cwd = opts.cwd ?? process.cwd();
+  const locate = opts.locate ?? createProfileLocator(profile, cwd);
+  const context = opts.context ?? buildTemplateContext(profile, { ...opts, locate });
+  const problems: Problem[] = [...context.problems];
+  const files: RenderedConfig[] = [];
+  const names = opts.services ?? Object.values(profile.services).filter((s) => s.enable).map((s) => s.name);
+
+  for (const name of names) {
+    const svc = profile.services[name];
+    if (!svc) {
+      problems.push({ code: 'unknown_service', severity: 'error', message: `Unknown service '${name}'${didYouMean(name, Object.keys(profile.services))}` });
+      continue;
+    }
+    for (const spec of svc.templates) {
+      const out = renderTemplate(spec, context, { service: name, locate, cwd });
+      problems.push(...out.problems);
+      if (hasErrors(out.problems)) continue;
+      const file: RenderedConfig = {
+        service: name,
+        destination: spec.destination,
+        format: spec.format,
+        content: out.content,
+        masked: out.secret ? context.redact(out.content) : out.content,
+        mode: out.secret ? SECRET_MODE : (spec.mode ?? FILE_MODE),
+        secret: out.secret,
+      };
+      if (spec.env) {
+        try {
+          file.env = environmentOf(spec.format, out.content);
+        } catch (err) {
+          problems.push({ code: 'invalid_env_template', severity: 'error', ...locate(['services', name, 'templates', spec.index, 'env']), message: context.redact(firstLine(err)) });
+          continue;
+        }
+      }
+      files.push(file);
+    }
+  }
+  return { files, problems, context };
+}
+
+/**
+ * What the engine calls just before a service starts: render its templates (all checked first),
+ * write them under `configDir` (atomic; 0600 when a secret was used), and return the files and the
+ * environment its `env: true` templates add. Generated secrets are saved first, so every later
+ * run renders the same values. Throws InvalidInputError listing every problem; writes nothing then.
+ */
+export async function renderServiceConfigs(
+  profile: Profile,
+  serviceName: string,
+  context: TemplateContext,
+  configDir: string,
+): Promise<{ files: RenderedFile[]; environment: Record<string, string> }> {
+  const { files, problems } = renderStackConfigs(profile, { services: [serviceName], context });
+  if (hasErrors(problems)) throw new InvalidInputError(problems, `cannot render the configs of '${serviceName}'`);
+  await saveSecrets(context.stateDir, { ...context.generatedSecrets });
+  const environment: Record<string, string> = {};
+  const written: RenderedFile[] = [];
+  for (const f of files) {
+    const hostPath = await writeFileInside(configDir, f.destination, f.content, f.mode);
+    written.push({ hostPath, destination: f.destination, mode: f.mode });
+    Object.assign(environment, f.env ?? {});
+  }
+  return { files: written, environment };
+}
