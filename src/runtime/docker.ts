@@ -154,7 +154,10 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
             });
           }
           if (labels[LABELS.configHash] === plan.configHash && existing.State.Running) return handleOf(existing);
-          await d.getContainer(existing.Id).remove({ force: true, v: true });
+          // Changed or stopped: replace it, stopping the old one as gently as `down` would.
+          const old = d.getContainer(existing.Id);
+          if (existing.State.Running) await old.stop({ t: Math.ceil(service.stopGracePeriodMs / 1000) }).catch(() => undefined);
+          await old.remove({ force: true, v: true });
         }
 
         const container = await d.createContainer(plan.options);

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
@@ -223,6 +224,33 @@ describe('docker runtime', () => {
 
     expect((await runtime.discover(stack)).map((h) => h.id)).toEqual([restarted.id]);
     await runtime.stop(restarted, stopOpts);
+  });
+
+  it('replaces a changed container gracefully (stop signal, not SIGKILL)', async () => {
+    const port = await freePort();
+    const service = busyboxService({ network: 'host', command: httpdCommand(port), environment: { MODE: 'a' } });
+    const original = await start(request(service));
+    await waitFor(() => httpGet('127.0.0.1', port), 15_000, 'httpd');
+    const exited = runtime.wait(original);
+    const replaced = await start(request(service, { environment: { MODE: 'b' } }));
+    expect(await exited).toEqual({ code: 143, signal: null }); // 128 + SIGTERM
+    await runtime.stop(replaced, stopOpts);
+  });
+
+  it('leaves nothing behind when a container cannot start (its host port is taken)', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    try {
+      const taken = (blocker.address() as net.AddressInfo).port;
+      const service = busyboxService({ command: ['/bin/sleep', '1000'], ports: [{ container: 80, host: taken, hostIp: '127.0.0.1', protocol: 'tcp' }] });
+      const err = await runtime.start(request(service)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StackFailedError);
+      expect((err as Error).message).toMatch(/^starting service 'web': .*address already in use/);
+      expect(await docker.listContainers({ all: true, filters: labelFilter(stack) })).toEqual([]);
+      await runtime.teardown(stack);
+    } finally {
+      blocker.close();
+    }
   });
 
   it('mounts rendered config files read-only at /etc/stack, and recreates the container when they change', async () => {
