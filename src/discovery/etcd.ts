@@ -111,11 +111,19 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
     return leaseId;
   }
 
-  async function readPrefix(prefix: string): Promise<ServiceInstance[]> {
+  /** Every record under a prefix, and the store revision the read saw. */
+  async function readRange(prefix: string): Promise<{ list: ServiceInstance[]; revision: bigint }> {
     return withEtcd(`read ${prefix}`, async (etcd) => {
-      const values = await etcd.getAll().prefix(prefix).strings();
-      return sortInstances(Object.values(values).flatMap((v) => parseRecord(v)));
+      const res = await etcd.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) });
+      return {
+        list: sortInstances(res.kvs.flatMap((kv) => parseRecord(kv.value.toString()))),
+        revision: BigInt(res.header.revision),
+      };
     });
+  }
+
+  async function readPrefix(prefix: string): Promise<ServiceInstance[]> {
+    return (await readRange(prefix)).list;
   }
 
   return {
@@ -180,12 +188,27 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
     watch(service: string, opts: WatchOptions = {}): AsyncIterable<ServiceInstance[]> {
       const prefix = `${root}${service}/`;
       return watchByResync(opts.signal, async (notify) => {
-        const watcher = await withEtcd(`watch ${prefix}`, (etcd) => etcd.watch().prefix(prefix).create());
-        // `connected` also fires after every reconnect: re-read then, since events were missed.
-        watcher.on('put', notify).on('delete', notify).on('connected', notify);
-        watcher.on('error', () => undefined); // the watcher reconnects by itself
+        const openWatcher = async () => {
+          const w = await withEtcd(`watch ${prefix}`, (etcd) => etcd.watch().prefix(prefix).create());
+          // `connected` also fires after every reconnect: re-read then, since events were missed.
+          w.on('put', notify).on('delete', notify).on('connected', notify);
+          w.on('error', () => undefined); // the watcher reconnects by itself
+          return w;
+        };
+        let watcher = await openWatcher();
+        let highestRevision = 0n;
         return {
-          read: () => readPrefix(prefix),
+          read: async () => {
+            const { list, revision } = await readRange(prefix);
+            if (revision < highestRevision) {
+              // The cluster was rebuilt from scratch: a watch resuming at our old revision would
+              // wait for a future that never comes. Watch afresh from now.
+              await watcher.cancel().catch(() => undefined);
+              watcher = await openWatcher();
+            }
+            highestRevision = revision;
+            return list;
+          },
           stop: async () => {
             await watcher.cancel().catch(() => undefined);
           },
@@ -219,6 +242,14 @@ function clientOptions(config: DiscoveryConfig, endpoints: string[]): IOptions {
   const options: IOptions = {
     hosts: endpoints,
     dialTimeout: 3000,
+    faultHandling: {
+      // The default watch backoff grows to many seconds; discovery wants watchers back promptly.
+      watchBackoff: quickBackoff(50) as unknown as WatchBackoff,
+      // The default per-host circuit breaker fails every call for 5 s after three failures, so
+      // that a pool can route around a bad host. With a single endpoint there is nowhere else
+      // to go, and it only delays recovery after a restart.
+      ...(endpoints.length === 1 ? { host: () => passThroughPolicy as unknown as HostPolicy } : {}),
+    },
   };
   if (config.etcdUsername !== undefined) {
     options.auth = { username: config.etcdUsername, password: config.etcdPassword ?? '' };
@@ -233,6 +264,37 @@ function clientOptions(config: DiscoveryConfig, endpoints: string[]): IOptions {
   }
   return options;
 }
+
+/** The first key after every key that starts with `prefix` (etcd's range end for a prefix). */
+function prefixEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i] = end[i]! + 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]); // every key
+}
+
+type FaultHandling = NonNullable<IOptions['faultHandling']>;
+type WatchBackoff = NonNullable<FaultHandling['watchBackoff']>;
+type HostPolicy = ReturnType<NonNullable<FaultHandling['host']>>;
+
+/** A backoff (cockatiel's IBackoff shape) doubling from `ms` up to two seconds. */
+function quickBackoff(ms: number): { duration: number; next(): ReturnType<typeof quickBackoff> } {
+  return { duration: ms, next: () => quickBackoff(Math.min(2000, ms * 2)) };
+}
+
+/** A policy (cockatiel's IPolicy shape) that just runs the call. */
+const passThroughPolicy = {
+  onSuccess: () => ({ dispose() {} }),
+  onFailure: () => ({ dispose() {} }),
+  // async: a synchronous throw must come back as a rejection (etcd3 chains `.catch` on it).
+  async execute<T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> {
+    return fn({ signal: signal ?? new AbortController().signal });
+  },
+};
 
 async function revokeQuietly(etcd: Etcd3, leaseId: string): Promise<void> {
   try {
@@ -337,7 +399,8 @@ async function* watchByResync(
       if (dirty) {
         dirty = false;
         try {
-          const list = await source.read();
+          // A read that hangs (a server gone mid-request) must not stall the watch forever.
+          const list = await withTimeout(source.read(), READ_TIMEOUT_MS);
           failures = 0;
           const fingerprint = JSON.stringify(list);
           if (fingerprint !== last) {
@@ -363,6 +426,16 @@ async function* watchByResync(
     signal?.removeEventListener('abort', onAbort);
     await source.stop();
   }
+}
+
+const READ_TIMEOUT_MS = 10_000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

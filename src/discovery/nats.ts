@@ -18,7 +18,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { KV } from '@nats-io/kv';
+import type { KV, Kvm } from '@nats-io/kv';
 import { ExitCode, StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
 import type { DiscoveryConfig } from '../profile/types.js';
@@ -40,6 +40,9 @@ const CAPABILITIES: DiscoveryCapabilities = {
   list: true,
   inject: false,
 };
+
+/** How long one request to the server may take before the backend counts it as unreachable. */
+const REQUEST_TIMEOUT_MS = 5000;
 
 /** Characters a KV key token may hold (NATS subject rules, without the separators). */
 const KEY_TOKEN = /^[-_=a-zA-Z0-9]+$/;
@@ -64,6 +67,7 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
   /** Called on every reconnect: watchers re-read and re-subscribe. */
   const reconnectListeners = new Set<() => void>();
   let connecting: Promise<Connected> | undefined;
+  let disconnected = false;
   let closed = false;
 
   function connection(): Promise<Connected> {
@@ -99,26 +103,36 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
           }
         : {}),
     });
-    void followStatus(nc);
     const kvm = new Kvm(nc);
     let kv: KV;
     try {
-      kv = await kvm.create(bucket, { ttl: config.ttlMs, history: 1 });
+      kv = await ensureBucket(kvm);
     } catch (err) {
-      // The bucket exists with another configuration (another TTL): use it as it is; readers
-      // still honour each record's own expiresAt.
-      if (!/already in use|different configuration/i.test(String((err as Error)?.message))) {
-        await nc.close().catch(() => undefined);
-        throw err;
-      }
-      kv = await kvm.open(bucket);
+      await nc.close().catch(() => undefined);
+      throw err;
     }
+    void followStatus(nc, kvm);
     return { nc, kv };
   }
 
-  async function followStatus(nc: NatsConnection): Promise<void> {
+  /** Create the bucket, or use it as it is if it exists with another configuration (TTL). */
+  async function ensureBucket(kvm: Kvm): Promise<KV> {
+    try {
+      return await kvm.create(bucket, { ttl: config.ttlMs, history: 1 });
+    } catch (err) {
+      // Readers honour each record's own expiresAt, so another bucket TTL is harmless.
+      if (!/already in use|different configuration/i.test(String((err as Error)?.message))) throw err;
+      return kvm.open(bucket);
+    }
+  }
+
+  async function followStatus(nc: NatsConnection, kvm: Kvm): Promise<void> {
     for await (const status of nc.status()) {
+      if (status.type === 'disconnect') disconnected = true;
       if (status.type !== 'reconnect') continue;
+      disconnected = false;
+      // A server rebuilt without its store has no bucket: make it again before re-putting.
+      await ensureBucket(kvm).catch(() => undefined);
       void reestablish();
       for (const listener of reconnectListeners) listener();
     }
@@ -137,6 +151,10 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
 
   async function withNats<T>(what: string, op: (c: Connected) => Promise<T>): Promise<T> {
     const c = await connection();
+    // While reconnecting, requests would only queue up (some never to be answered): fail now.
+    if (disconnected) {
+      throw new UnreachableError('nats', `nats discovery backend unreachable at ${where} (${what}): disconnected, reconnecting`);
+    }
     try {
       return await op(c);
     } catch (err) {
@@ -157,10 +175,22 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
     return reg.record;
   }
 
+  /**
+   * The records under a key filter. Keys come from the stream's subject list (one request and
+   * reply) rather than `kv.keys()`, whose consumer can hang forever when the server goes away
+   * mid-read; every step here has a timeout.
+   */
   async function readKeys(filter: string): Promise<ServiceInstance[]> {
-    return withNats(`read ${filter}`, async ({ kv }) => {
-      const keys: string[] = [];
-      for await (const key of await kv.keys(filter)) keys.push(key);
+    return withNats(`read ${filter}`, async ({ nc, kv }) => {
+      const subjectPrefix = `$KV.${bucket}.`;
+      const reply = await nc.request(
+        `$JS.API.STREAM.INFO.KV_${bucket}`,
+        JSON.stringify({ subjects_filter: `${subjectPrefix}${filter}` }),
+        { timeout: REQUEST_TIMEOUT_MS },
+      );
+      const info = reply.json<{ state?: { subjects?: Record<string, number> }; error?: { description?: string } }>();
+      if (info.error) throw new Error(`stream info: ${info.error.description ?? 'error'}`);
+      const keys = Object.keys(info.state?.subjects ?? {}).map((subject) => subject.slice(subjectPrefix.length));
       const entries = await Promise.all(keys.map((k) => kv.get(k)));
       const now = Date.now();
       return sortInstances(
@@ -230,30 +260,51 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
         let stopped = false;
         let updates: { stop(): void } | undefined;
         let expiryTimer: NodeJS.Timeout | undefined;
-        // Re-subscribe after reconnects; the watch has to outlive server restarts.
-        const subscribe = async () => {
-          updates?.stop();
-          updates = undefined;
-          if (stopped) return;
-          try {
-            const { kv } = await connection();
-            const iter = await kv.watch({ key: filter, include: 'updates' });
-            if (stopped) return iter.stop();
-            updates = iter;
-            void (async () => {
+        let subscribed: () => void = () => undefined;
+        const firstSubscription = new Promise<void>((resolve) => (subscribed = resolve));
+        // The KV watch (an ordered consumer) does not survive a server restart: keep one alive,
+        // subscribing again whenever it ends, after a reconnect, or after a failed attempt.
+        const keepSubscribed = async () => {
+          let failures = 0;
+          while (!stopped) {
+            try {
+              const { kv } = await connection();
+              const iter = await kv.watch({ key: filter, include: 'updates' });
+              updates = iter;
+              if (stopped) break;
+              failures = 0;
+              notify(); // changes made while we had no subscription: re-read
+              subscribed();
               for await (const _ of iter) notify();
-            })().catch(() => undefined);
-          } catch {
-            // Server away: the reconnect listener subscribes again.
+            } catch {
+              failures += 1;
+              subscribed(); // the first read goes ahead anyway; it retries on its own
+              await sleep(Math.min(2000, 50 * 2 ** failures));
+            } finally {
+              updates?.stop();
+              updates = undefined;
+            }
           }
-          notify();
         };
-        const onReconnect = () => void subscribe();
+        const onReconnect = () => updates?.stop(); // ends the loop's iteration: it subscribes again
         reconnectListeners.add(onReconnect);
-        await subscribe();
+        void keepSubscribed();
+        await firstSubscription;
         return {
           read: async () => {
-            const list = await readKeys(filter);
+            // A read that was in flight when the connection dropped may never be answered:
+            // abandon it on reconnect (the watch loop reads again).
+            let abandon: () => void = () => undefined;
+            const abandoned = new Promise<never>((_, reject) => {
+              abandon = () => reject(new Error('reconnected while reading'));
+            });
+            reconnectListeners.add(abandon);
+            let list: ServiceInstance[];
+            try {
+              list = await Promise.race([readKeys(filter), abandoned]);
+            } finally {
+              reconnectListeners.delete(abandon);
+            }
             // Values dropped by TTL raise no event: wake up when the earliest record is due.
             clearTimeout(expiryTimer);
             const due = Math.min(...list.map((r) => (r.expiresAt ? Date.parse(r.expiresAt) : Infinity)));
@@ -438,7 +489,8 @@ async function* watchByResync(
       if (dirty) {
         dirty = false;
         try {
-          const list = await source.read();
+          // A read that hangs (a server gone mid-request) must not stall the watch forever.
+          const list = await withTimeout(source.read(), READ_TIMEOUT_MS);
           failures = 0;
           const print = fingerprint(list);
           if (print !== last) {
@@ -463,6 +515,16 @@ async function* watchByResync(
     signal?.removeEventListener('abort', onAbort);
     await source.stop();
   }
+}
+
+const READ_TIMEOUT_MS = 10_000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
