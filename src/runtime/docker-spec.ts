@@ -23,6 +23,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
+import { StackFailedError } from '../errors.js';
 import type { PortMapping, RestartPolicy, ServiceSpec } from '../profile/types.js';
 import type { RenderedFile } from './types.js';
 
@@ -93,7 +94,12 @@ export interface ContainerPlan {
 
 export function planContainer(input: ContainerInput): ContainerPlan {
   const { stack, service, replica } = input;
-  if (!service.image) throw new Error(`service '${service.name}' has no image (the docker runtime needs one)`);
+  if (!service.image) {
+    throw new StackFailedError(`service '${service.name}' has no image (the docker runtime needs one)`, {
+      code: 'image_missing',
+      path: `services.${service.name}.image`,
+    });
+  }
   const name = containerName(stack, service.name, replica);
   const network = networkOf(stack, service, input.stackNetwork);
   const onStackNetwork = !BUILTIN_NETWORKS.has(network);
