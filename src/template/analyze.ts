@@ -211,7 +211,7 @@ class Analyzer {
       this.report(param.loc, 'unknown_secret', `Unknown secret '${name}'${hint(name, secrets)}`);
     } else if (type !== 'secret') {
       this.report(param.loc, 'not_a_secret', `Variable '${name}' is a ${type}, not a secret: write {{${name}}}`);
-    } else {
+    } else if (!this.ctx.missing.get(name)?.invalid) {
       this.report(param.loc, 'missing_variable', `Required variable '${name}' is missing`);
     }
     return UNKNOWN;
@@ -285,7 +285,8 @@ class Analyzer {
   private reportNothing(path: hbs.AST.PathExpression, fromRoot: boolean, parts: string[]): void {
     const [head, name, field] = parts;
     if (fromRoot && parts.length === 1 && head !== undefined && this.ctx.missing.has(head)) {
-      const required = this.ctx.missing.get(head)?.required ?? false;
+      const { required, invalid } = this.ctx.missing.get(head)!;
+      if (invalid) return; // its type error is already reported, with where the value came from
       return this.report(
         path.loc,
         'missing_variable',
@@ -318,7 +319,9 @@ class Analyzer {
     if (fromRoot && parts[0] === 'env' && i === 1) {
       return this.report(path.loc, 'missing_env', `Environment variable '${key}' is not set`);
     }
-    const where = parts.slice(0, i).join('.') || 'this';
+    // Name the container as written (`inst` for a block param, `../x`), not as resolved.
+    const written = path.original.split(/[./]/).filter((seg) => seg !== '' && seg !== 'this');
+    const where = written.slice(0, written.length - (parts.length - i)).join('.') || 'this';
     const what = typeof container === 'object' && container !== null ? '' : ` (a ${typeof container} has no fields)`;
     this.report(path.loc, 'unknown_key', `'${key}' is not defined in '${where}'${what}${hint(key, keys)}`);
   }

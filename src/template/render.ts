@@ -7,7 +7,7 @@
  * processTemplateWithDiscovery, `renderStackConfigs` ~ generateStackConfigs.
  */
 import { InvalidInputError, type Problem } from '../errors.js';
-import type { PathSegment } from '../profile/source.js';
+import { formatPath, type PathSegment } from '../profile/source.js';
 import type { Profile, TemplateSpec } from '../profile/types.js';
 import type { RenderedFile } from '../runtime/types.js';
 import { didYouMean } from '../util/suggest.js';
@@ -44,7 +44,7 @@ const SECRET_MODE = 0o600;
 export function renderTemplate(spec: TemplateSpec, context: TemplateContext, opts: RenderTemplateOptions = {}): TemplateOutput {
   const cwd = opts.cwd ?? process.cwd();
   const base: PathSegment[] = opts.service !== undefined ? ['services', opts.service, 'templates', spec.index] : ['templates', spec.index];
-  const locate: ProfileLocator = opts.locate ?? ((segs) => ({ path: segs.join('.') }));
+  const locate: ProfileLocator = opts.locate ?? ((segs) => ({ path: formatPath(segs) }));
   const renderer = new TemplateRenderer(context);
   const codec = CODECS[spec.format];
 
@@ -65,9 +65,13 @@ export function renderTemplate(spec: TemplateSpec, context: TemplateContext, opt
     return renderer.result('');
   }
   const file = spec.templateFile ? displayPath(spec.templateFile, cwd) : undefined;
+  // A template file: positions inside it. Inline in a profile: the profile position of the string.
+  // Inline without a profile (library use): positions inside the template text.
   const where: Locate = file
     ? (loc) => ({ file, ...(loc ? { line: loc.line, column: loc.column } : {}) })
-    : () => locate([...base, 'template']);
+    : opts.locate
+      ? () => locate([...base, 'template'])
+      : (loc) => (loc ? { line: loc.line, column: loc.column } : {});
   const content = renderer.text(spec.template, where);
   if (content === undefined) return renderer.result('');
   if (spec.format !== 'text') {

@@ -65,8 +65,8 @@ export interface TemplateContext {
   readonly root: Readonly<Record<string, unknown>>;
   /** Secret variables' values, by name: for the `secret` helper, file modes and masking. */
   readonly secrets: ReadonlyMap<string, string>;
-  /** Declared variables that have no value (their root entry is null), by name: why. */
-  readonly missing: ReadonlyMap<string, { required: boolean }>;
+  /** Declared variables that have no value (their root entry is null); `invalid`: its value had a type error (already reported). */
+  readonly missing: ReadonlyMap<string, { required: boolean; invalid?: boolean }>;
   /** Services named by the profile (or a dependency) that are absent (root entry null): why. */
   readonly absent: ReadonlyMap<string, string>;
   /** Variables the profile declares, with their types (for checks and "did you mean"). */

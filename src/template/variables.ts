@@ -28,7 +28,7 @@ export interface ResolvedVariables {
   /** Every declared variable: its value, or null when it has none. */
   values: Record<string, VariableValue | null>;
   secrets: Map<string, string>;
-  missing: Map<string, { required: boolean }>;
+  missing: Map<string, { required: boolean; invalid?: boolean }>;
   generated: Record<string, string>;
   problems: Problem[];
 }
@@ -193,7 +193,7 @@ export function resolveVariables(profile: Pick<Profile, 'variables'>, opts: Reso
     if ('error' in coerced) {
       out.problems.push({ code: 'invalid_variable', severity: 'error', ...where(chosen.origin), message: `${chosen.origin.label}: variable '${name}' ${coerced.error}` });
       out.values[name] = null;
-      out.missing.set(name, { required: spec.required });
+      out.missing.set(name, { required: spec.required, invalid: true });
       continue;
     }
     out.values[name] = coerced.value;

@@ -12,6 +12,7 @@ import type { TemplateFormat } from '../../profile/types.js';
 import { EnvSyntaxError, parseEnv, stringifyEnv } from './env.js';
 import { FormatError, OutputSyntaxError, type PathSegment } from './errors.js';
 import { checkIni } from './ini-check.js';
+import { stringifyIni } from './ini.js';
 
 export { FormatError, OutputSyntaxError, type PathSegment } from './errors.js';
 
@@ -111,24 +112,13 @@ const iniCodec: FormatCodec = {
   serialize: (data) => {
     const obj = requireObject(data, 'INI');
     checkTree(obj, [], false);
-    checkIniKeys(obj, []);
-    return ini.stringify(obj);
+    return stringifyIni(obj);
   },
   parse: (text) => {
     checkIni(text);
     return ini.parse(text);
   },
 };
-
-/** INI keys and section names come from the profile, but a `=`, `[` or newline in one would still reshape the file. */
-function checkIniKeys(obj: Record<string, unknown>, at: PathSegment[]): void {
-  for (const [k, v] of Object.entries(obj)) {
-    if (k === '' || /[=[\]\r\n;#"]/.test(k) || k !== k.trim() || k === '__proto__') {
-      throw new FormatError(`'${k}' cannot be an INI key or section name`, [...at, k]);
-    }
-    if (isPlainObject(v)) checkIniKeys(v, [...at, k]);
-  }
-}
 
 const env: FormatCodec = {
   label: 'ENV',
