@@ -24,25 +24,15 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { ExitCode, StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
+import { assertInstanceId, assertServiceName, FULL_CAPABILITIES, sortById, toRecord, topologyFingerprint } from './record.js';
 import type { DiscoveryConfig } from '../profile/types.js';
 import type {
   DiscoveryBackend,
-  DiscoveryCapabilities,
   InstanceInput,
   RegisterOptions,
   ServiceInstance,
   WatchOptions,
 } from './types.js';
-
-const CAPABILITIES: DiscoveryCapabilities = {
-  register: true,
-  deregister: true,
-  lookup: true,
-  watch: true,
-  heartbeat: true,
-  list: true,
-  inject: false,
-};
 
 /** Meta keys this backend adds; user meta must not use them. */
 const META_ID = 'stack-id';
@@ -191,16 +181,13 @@ export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
 
   return {
     name: 'consul',
-    capabilities: CAPABILITIES,
+    capabilities: FULL_CAPABILITIES,
 
     async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
       const sid = serviceId(input.service, input.id);
-      const now = Date.now();
-      const reg: OwnRegistration = {
-        input: { ...input, tags: [...(input.tags ?? [])], meta: { ...(input.meta ?? {}) } },
-        ttlMs: opts.ttlMs ?? config.ttlMs,
-        registeredAt: new Date(now).toISOString(),
-      };
+      const ttlMs = opts.ttlMs ?? config.ttlMs;
+      const record = toRecord(input, ttlMs);
+      const reg: OwnRegistration = { input: record, ttlMs, registeredAt: record.registeredAt };
       const registerNow = () =>
         withConsul(`register ${input.service}/${input.id}`, async (consul) => {
           if (opts.exclusive) {
@@ -212,10 +199,7 @@ export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
         });
       await (opts.exclusive ? serialised(sid, registerNow) : registerNow());
       own.set(sid, reg);
-      return {
-        ...toRecordShape(reg.input, reg.registeredAt),
-        expiresAt: new Date(now + reg.ttlMs).toISOString(),
-      };
+      return record;
     },
 
     async deregister(service: string, id: string): Promise<void> {
@@ -230,7 +214,8 @@ export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
       });
     },
 
-    lookup(service: string): Promise<ServiceInstance[]> {
+    async lookup(service: string): Promise<ServiceInstance[]> {
+      assertServiceName(service);
       return withConsul(`lookup ${service}`, (consul) => lookup(consul, service));
     },
 
@@ -262,6 +247,7 @@ export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
     },
 
     watch(service: string, opts: WatchOptions = {}): AsyncIterable<ServiceInstance[]> {
+      assertServiceName(service);
       return watchBlocking(service, opts.signal);
     },
 
@@ -329,7 +315,7 @@ export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
         signal?.removeEventListener('abort', cancel);
         cancelOnClose.delete(ctx);
       }
-      const fingerprint = JSON.stringify(list);
+      const fingerprint = topologyFingerprint(list);
       if (fingerprint !== last) {
         last = fingerprint;
         yield list;
@@ -339,21 +325,9 @@ export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
 }
 
 function serviceId(service: string, id: string): string {
+  assertServiceName(service);
+  assertInstanceId(id);
   return `${service}:${id}`;
-}
-
-function toRecordShape(input: InstanceInput, registeredAt: string): ServiceInstance {
-  const record: ServiceInstance = {
-    id: input.id,
-    service: input.service,
-    address: input.address,
-    tags: [...(input.tags ?? [])],
-    meta: { ...(input.meta ?? {}) },
-    registeredAt,
-  };
-  if (input.port !== undefined) record.port = input.port;
-  if (input.url !== undefined) record.url = input.url;
-  return record;
 }
 
 /**
@@ -375,7 +349,7 @@ function toInstances(entries: HealthEntry[]): ServiceInstance[] {
     if (meta[META_URL] !== undefined) record.url = meta[META_URL];
     return record;
   });
-  return list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return sortById(list);
 }
 
 interface ConsulTarget {

@@ -18,25 +18,15 @@ import { readFileSync } from 'node:fs';
 import type { Etcd3, IOptions } from 'etcd3';
 import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
+import { assertInstanceId, assertServiceName, FULL_CAPABILITIES, parseRecord, sortById, toRecord, topologyFingerprint } from './record.js';
 import type { DiscoveryConfig } from '../profile/types.js';
 import type {
   DiscoveryBackend,
-  DiscoveryCapabilities,
   InstanceInput,
   RegisterOptions,
   ServiceInstance,
   WatchOptions,
 } from './types.js';
-
-const CAPABILITIES: DiscoveryCapabilities = {
-  register: true,
-  deregister: true,
-  lookup: true,
-  watch: true,
-  heartbeat: true,
-  list: true,
-  inject: false,
-};
 
 /** What this client registered, so it can keep it alive and put it back after an outage. */
 interface OwnRegistration {
@@ -54,7 +44,15 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
   let clientPromise: Promise<Etcd3> | undefined;
   let closed = false;
 
-  const keyOf = (service: string, id: string) => `${root}${service}/${id}`;
+  const keyOf = (service: string, id: string) => {
+    assertServiceName(service);
+    assertInstanceId(id);
+    return `${root}${service}/${id}`;
+  };
+  const servicePrefix = (service: string) => {
+    assertServiceName(service);
+    return `${root}${service}/`;
+  };
 
   function client(): Promise<Etcd3> {
     if (closed) throw new StackError('the etcd discovery backend is closed', { code: 'closed' });
@@ -116,7 +114,7 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
     return withEtcd(`read ${prefix}`, async (etcd) => {
       const res = await etcd.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) });
       return {
-        list: sortInstances(res.kvs.flatMap((kv) => parseRecord(kv.value.toString()))),
+        list: sortById(res.kvs.flatMap((kv) => parseStored(kv.value.toString()))),
         revision: BigInt(res.header.revision),
       };
     });
@@ -128,13 +126,13 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
 
   return {
     name: 'etcd',
-    capabilities: CAPABILITIES,
+    capabilities: FULL_CAPABILITIES,
 
     async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
       const ttlMs = opts.ttlMs ?? config.ttlMs;
       const ttlSeconds = Math.max(1, Math.ceil(ttlMs / 1000));
       const now = Date.now();
-      const record = toRecord(input, now);
+      const record = toRecord(input, undefined, now); // no stored expiresAt: the lease is the truth
       const key = keyOf(record.service, record.id);
       const leaseId = await withEtcd(`register ${record.service}/${record.id}`, (etcd) =>
         establish(etcd, { key, record, ttlSeconds }, !!opts.exclusive),
@@ -159,8 +157,8 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
       });
     },
 
-    lookup(service: string): Promise<ServiceInstance[]> {
-      return readPrefix(`${root}${service}/`);
+    async lookup(service: string): Promise<ServiceInstance[]> {
+      return readPrefix(servicePrefix(service));
     },
 
     list(): Promise<ServiceInstance[]> {
@@ -186,7 +184,7 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
     },
 
     watch(service: string, opts: WatchOptions = {}): AsyncIterable<ServiceInstance[]> {
-      const prefix = `${root}${service}/`;
+      const prefix = servicePrefix(service);
       return watchByResync(opts.signal, async (notify) => {
         const openWatcher = async () => {
           const w = await withEtcd(`watch ${prefix}`, (etcd) => etcd.watch().prefix(prefix).create());
@@ -333,34 +331,15 @@ function toStackError(err: unknown, what: string, where: string): unknown {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Record handling and the resync watch loop. The NATS and Consul backends carry the same few
-// lines; they belong in a shared discovery helper once the core has one.
 
-function toRecord(input: InstanceInput, now: number): ServiceInstance {
-  const record: ServiceInstance = {
-    id: input.id,
-    service: input.service,
-    address: input.address,
-    tags: [...(input.tags ?? [])],
-    meta: { ...(input.meta ?? {}) },
-    registeredAt: new Date(now).toISOString(),
-  };
-  if (input.port !== undefined) record.port = input.port;
-  if (input.url !== undefined) record.url = input.url;
-  return record;
-}
-
-function parseRecord(value: string): ServiceInstance[] {
+/** A stored value back to a record; anything else under our prefix is not an instance. */
+function parseStored(value: string): ServiceInstance[] {
   try {
-    const v = JSON.parse(value) as ServiceInstance;
-    return v && typeof v.id === 'string' && typeof v.service === 'string' ? [v] : [];
+    const record = parseRecord(JSON.parse(value));
+    return record ? [record] : [];
   } catch {
-    return []; // someone else's junk under our prefix is not an instance
+    return [];
   }
-}
-
-function sortInstances(list: ServiceInstance[]): ServiceInstance[] {
-  return list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 function redactUrl(url: string): string {
@@ -402,7 +381,7 @@ async function* watchByResync(
           // A read that hangs (a server gone mid-request) must not stall the watch forever.
           const list = await withTimeout(source.read(), READ_TIMEOUT_MS);
           failures = 0;
-          const fingerprint = JSON.stringify(list);
+          const fingerprint = topologyFingerprint(list);
           if (fingerprint !== last) {
             last = fingerprint;
             yield list;

@@ -19,33 +19,31 @@
 import { readFileSync } from 'node:fs';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV, Kvm } from '@nats-io/kv';
-import { ExitCode, StackError, StackFailedError, UnreachableError } from '../errors.js';
+import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
+import {
+  assertInstanceId,
+  assertServiceName,
+  earliestExpiry,
+  FULL_CAPABILITIES,
+  isExpired,
+  parseRecord,
+  sortById,
+  toRecord,
+  topologyFingerprint,
+} from './record.js';
 import type { DiscoveryConfig } from '../profile/types.js';
 import type {
   DiscoveryBackend,
-  DiscoveryCapabilities,
   InstanceInput,
   RegisterOptions,
   ServiceInstance,
   WatchOptions,
 } from './types.js';
 
-const CAPABILITIES: DiscoveryCapabilities = {
-  register: true,
-  deregister: true,
-  lookup: true,
-  watch: true,
-  heartbeat: true,
-  list: true,
-  inject: false,
-};
-
 /** How long one request to the server may take before the backend counts it as unreachable. */
 const REQUEST_TIMEOUT_MS = 5000;
 
-/** Characters a KV key token may hold (NATS subject rules, without the separators). */
-const KEY_TOKEN = /^[-_=a-zA-Z0-9]+$/;
 
 interface Connected {
   nc: NatsConnection;
@@ -193,21 +191,20 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
       const keys = Object.keys(info.state?.subjects ?? {}).map((subject) => subject.slice(subjectPrefix.length));
       const entries = await Promise.all(keys.map((k) => kv.get(k)));
       const now = Date.now();
-      return sortInstances(
-        entries.flatMap((e) => (e && e.operation === 'PUT' ? parseRecord(e.string()) : [])).filter((r) => !expired(r, now)),
+      return sortById(
+        entries.flatMap((e) => (e && e.operation === 'PUT' ? parseStored(e.string()) : [])).filter((r) => !isExpired(r, now)),
       );
     });
   }
 
   return {
     name: 'nats',
-    capabilities: CAPABILITIES,
+    capabilities: FULL_CAPABILITIES,
 
     async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
-      const key = keyOf(input.service, input.id);
       const ttlMs = opts.ttlMs ?? config.ttlMs;
-      const now = Date.now();
-      const record: ServiceInstance = { ...toRecord(input, now), expiresAt: new Date(now + ttlMs).toISOString() };
+      const record = toRecord(input, ttlMs);
+      const key = keyOf(input.service, input.id);
       return withNats(`register ${input.service}/${input.id}`, async ({ nc, kv }) => {
         const value = JSON.stringify(record);
         if (opts.exclusive) await claim(kv, key, value, record);
@@ -229,8 +226,8 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
       });
     },
 
-    lookup(service: string): Promise<ServiceInstance[]> {
-      checkToken(service, 'service');
+    async lookup(service: string): Promise<ServiceInstance[]> {
+      assertServiceName(service);
       return readKeys(`${service}.>`);
     },
 
@@ -245,8 +242,8 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
         if (!reg) {
           // Registered by another client: refresh what is stored, if it still is.
           const entry = await kv.get(key);
-          const [record] = entry && entry.operation === 'PUT' ? parseRecord(entry.string()) : [];
-          if (!record || expired(record, Date.now())) throw notRegistered(service, id);
+          const [record] = entry && entry.operation === 'PUT' ? parseStored(entry.string()) : [];
+          if (!record || isExpired(record)) throw notRegistered(service, id);
           reg = { record, ttlMs: config.ttlMs };
         }
         await putRecord(reg, 'heartbeat');
@@ -254,7 +251,7 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
     },
 
     watch(service: string, opts: WatchOptions = {}): AsyncIterable<ServiceInstance[]> {
-      checkToken(service, 'service');
+      assertServiceName(service);
       const filter = `${service}.>`;
       return watchByResync(opts.signal, async (notify) => {
         let stopped = false;
@@ -307,8 +304,8 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
             }
             // Values dropped by TTL raise no event: wake up when the earliest record is due.
             clearTimeout(expiryTimer);
-            const due = Math.min(...list.map((r) => (r.expiresAt ? Date.parse(r.expiresAt) : Infinity)));
-            if (Number.isFinite(due)) expiryTimer = setTimeout(notify, Math.max(0, due - Date.now()) + 20);
+            const due = earliestExpiry(list);
+            if (due !== undefined) expiryTimer = setTimeout(notify, Math.max(0, due - Date.now()) + 20);
             return list;
           },
           stop: async () => {
@@ -357,8 +354,8 @@ async function claim(kv: KV, key: string, value: string, record: ServiceInstance
     if (!isWrongSequence(err)) throw err;
   }
   const entry = await kv.get(key);
-  const [held] = entry && entry.operation === 'PUT' ? parseRecord(entry.string()) : [];
-  if (entry && held && expired(held, Date.now())) {
+  const [held] = entry && entry.operation === 'PUT' ? parseStored(entry.string()) : [];
+  if (entry && held && isExpired(held)) {
     try {
       await kv.update(key, value, entry.revision);
       return;
@@ -373,23 +370,15 @@ function isWrongSequence(err: unknown): boolean {
   return /wrong last sequence|10071/i.test(String((err as Error)?.message ?? err));
 }
 
+/**
+ * `<service>.<id>`. Instance ids may hold `.` and `:`, which a KV key token cannot (`.` splits
+ * tokens): those are written `=2E`, `=3A` (and `=` itself `=3D`), so the key stays one token.
+ * Records are read from values, never parsed back from keys.
+ */
 function keyOf(service: string, id: string): string {
-  checkToken(service, 'service');
-  checkToken(id, 'instance id');
-  return `${service}.${id}`;
-}
-
-function checkToken(value: string, what: string): void {
-  if (!KEY_TOKEN.test(value)) {
-    throw new StackError(`nats: ${what} '${value}' cannot be a KV key (allowed: letters, digits, - _ =)`, {
-      code: 'invalid_input',
-      exitCode: ExitCode.invalidInput,
-    });
-  }
-}
-
-function expired(record: ServiceInstance, now: number): boolean {
-  return record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now;
+  assertServiceName(service);
+  assertInstanceId(id);
+  return `${service}.${id.replace(/[^-_a-zA-Z0-9]/g, (c) => `=${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`)}`;
 }
 
 function notRegistered(service: string, id: string): StackError {
@@ -420,34 +409,15 @@ function toStackError(err: unknown, what: string, where: string): unknown {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Record handling and the resync watch loop, shared in spirit with etcd.ts and consul.ts; they
-// belong in one discovery helper once the core has one.
 
-function toRecord(input: InstanceInput, now: number): ServiceInstance {
-  const record: ServiceInstance = {
-    id: input.id,
-    service: input.service,
-    address: input.address,
-    tags: [...(input.tags ?? [])],
-    meta: { ...(input.meta ?? {}) },
-    registeredAt: new Date(now).toISOString(),
-  };
-  if (input.port !== undefined) record.port = input.port;
-  if (input.url !== undefined) record.url = input.url;
-  return record;
-}
-
-function parseRecord(value: string): ServiceInstance[] {
+/** A stored value back to a record; anything else in the bucket is not an instance. */
+function parseStored(value: string): ServiceInstance[] {
   try {
-    const v = JSON.parse(value) as ServiceInstance;
-    return v && typeof v.id === 'string' && typeof v.service === 'string' ? [v] : [];
+    const record = parseRecord(JSON.parse(value));
+    return record ? [record] : [];
   } catch {
     return [];
   }
-}
-
-function sortInstances(list: ServiceInstance[]): ServiceInstance[] {
-  return list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 function redactUrl(url: string): string {
@@ -457,11 +427,6 @@ function redactUrl(url: string): string {
 interface ResyncSource {
   read(): Promise<ServiceInstance[]>;
   stop(): Promise<void>;
-}
-
-/** Fingerprint of a list for "did it change?": a heartbeat's new expiresAt is not a change. */
-function fingerprint(list: ServiceInstance[]): string {
-  return JSON.stringify(list.map(({ expiresAt: _, ...rest }) => rest));
 }
 
 /**
@@ -492,7 +457,7 @@ async function* watchByResync(
           // A read that hangs (a server gone mid-request) must not stall the watch forever.
           const list = await withTimeout(source.read(), READ_TIMEOUT_MS);
           failures = 0;
-          const print = fingerprint(list);
+          const print = topologyFingerprint(list);
           if (print !== last) {
             last = print;
             yield list;

@@ -118,7 +118,19 @@ describe('nats backend', () => {
     expect((await b.lookup('lost')).map((i) => i.id)).toEqual(['p-1']);
   });
 
-  test('an id that cannot be a KV key is invalid input, not a silent rewrite', async () => {
+  test('ids with . and : (valid instance ids) are stored under one key token each', async () => {
+    const b = backend({ natsBucket: 'dotted' });
+    await b.register({ id: 'pds:host.1', service: 'dotted', address: '127.0.0.1', port: 1 });
+    await b.register({ id: 'pds:host', service: 'dotted', address: '127.0.0.1', port: 2 });
+    expect((await b.lookup('dotted')).map((i) => [i.id, i.port])).toEqual([
+      ['pds:host', 2],
+      ['pds:host.1', 1],
+    ]);
+    await b.deregister('dotted', 'pds:host.1');
+    expect((await b.lookup('dotted')).map((i) => i.id)).toEqual(['pds:host']);
+  });
+
+  test('an id that is not a valid instance id is invalid input, not a silent rewrite', async () => {
     const b = backend();
     await expect(b.register({ id: 'a b', service: 'svc', address: '127.0.0.1' })).rejects.toMatchObject({
       code: 'invalid_input',
