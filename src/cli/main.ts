@@ -8,8 +8,11 @@ import { ExitCode, exitCodeOf, InvalidInputError, StackError } from '../errors.j
 import { collect } from './common.js';
 import { createOutput, printProblems, type Output } from './output.js';
 
-type Runner = (opts: Record<string, unknown>, o: Output, args: string[]) => Promise<number>;
-type Loader = () => Promise<{ run: Runner }>;
+/** A command's module. Method syntax: each command narrows `opts` to the options it declares. */
+interface CommandModule {
+  run(opts: Record<string, unknown>, o: Output, args: string[]): Promise<number>;
+}
+type Loader = () => Promise<CommandModule>;
 
 const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
@@ -93,6 +96,7 @@ export function buildProgram(o: Output, setCode: (code: number) => void): Comman
     .option('--id <id>', 'instance id (default <service>-manual)')
     .option('--url <url>', 'URL')
     .option('--tag <tag>', 'tag (repeatable)', collect, [])
+    .option('--ttl <duration>', "lifetime without heartbeats (default: the profile's discovery.ttl)")
     .option('--dry-run', 'say what would be registered')
     .action(action(() => import('./commands/discovery.js').then((m) => ({ run: m.register }))));
   profileOption(discovery.command('deregister').description('remove an instance').argument('<service>').argument('<id>'))
