@@ -11,8 +11,9 @@
  *   127.0.0.1 (`endpoint`), never a bridge address.
  */
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
 import type Dockerode from 'dockerode';
-import { StackFailedError } from '../errors.js';
+import { InvalidInputError, StackFailedError, type Problem } from '../errors.js';
 import type { ServiceSpec } from '../profile/types.js';
 import { connectDocker, pingDocker, resolveDockerEndpoint, type DockerConnectOptions, type DockerEndpoint } from './docker-connect.js';
 import { engineError, isNotFound, statusOf } from './docker-errors.js';
@@ -109,6 +110,9 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
 
     async prepare(stack, services, { signal }) {
       const own = services.filter((s) => s.runtime === 'docker').map((s) => (opts.pull ? { ...s, pull: opts.pull } : s));
+      // Input problems first, all at once and before touching the engine (exit 2, not 1 or 3).
+      const problems = own.flatMap(serviceProblems);
+      if (problems.length > 0) throw new InvalidInputError(problems, 'cannot create containers');
       await call(`preparing stack '${stack}'`, async (d) => {
         // Images first: a missing image then fails `up` before anything was created.
         await ensureImages(d, own, { ...(signal ? { signal } : {}), ...(opts.onPullProgress ? { onPullProgress: opts.onPullProgress } : {}) });
@@ -296,6 +300,24 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
   }
 
   return runtime;
+}
+
+function serviceProblems(service: ServiceSpec): Problem[] {
+  const problems: Problem[] = [];
+  if (!service.image) {
+    problems.push({ code: 'missing_image', path: `services.${service.name}.image`, message: `service '${service.name}' has no image (the docker runtime needs one)` });
+  }
+  if (!isDockerSignal(service.stopSignal)) {
+    problems.push({ code: 'invalid_signal', path: `services.${service.name}.stopSignal`, message: `unknown stop signal '${service.stopSignal}'` });
+  }
+  return problems;
+}
+
+/** Docker accepts `SIGTERM`, `TERM` or a number. */
+function isDockerSignal(name: string): boolean {
+  if (/^\d+$/.test(name)) return Number(name) > 0 && Number(name) < 65;
+  const full = name.toUpperCase().startsWith('SIG') ? name.toUpperCase() : `SIG${name.toUpperCase()}`;
+  return full in os.constants.signals;
 }
 
 function requireImage(service: ServiceSpec): string {

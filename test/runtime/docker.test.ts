@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ExitCode, StackFailedError, UnreachableError } from '../../src/errors.js';
+import { ExitCode, InvalidInputError, StackFailedError, UnreachableError } from '../../src/errors.js';
 import type { ServiceSpec } from '../../src/profile/types.js';
 import { createDockerRuntime } from '../../src/runtime/docker.js';
 import { LABELS } from '../../src/runtime/docker-spec.js';
@@ -388,6 +388,19 @@ describe('docker runtime', () => {
     } finally {
       await pulling.close();
     }
+  });
+
+  it('reports every input problem at once as invalid input (exit 2), before contacting the engine', async () => {
+    const away = createDockerRuntime({ host: `unix://${tmp}/no-docker.sock` }); // never reached
+    const err = await away
+      .prepare(stack, [busyboxService({ name: 'a', image: undefined }), busyboxService({ name: 'b', stopSignal: 'SIGNOPE' }), busyboxService({ name: 'c', stopSignal: 'TERM' })], {})
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect((err as InvalidInputError).exitCode).toBe(ExitCode.invalidInput);
+    expect((err as InvalidInputError).problems.map((p) => [p.code, p.path])).toEqual([
+      ['missing_image', 'services.a.image'],
+      ['invalid_signal', 'services.b.stopSignal'],
+    ]);
   });
 
   it('stops preparing when aborted, creating nothing', async () => {
