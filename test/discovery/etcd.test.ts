@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CollisionError } from '../../src/discovery/errors.js';
+import { UnreachableError } from '../../src/errors.js';
 import { createEtcdBackend } from '../../src/discovery/etcd.js';
 import type { DiscoveryBackend, ServiceInstance } from '../../src/discovery/types.js';
 import type { DiscoveryConfig } from '../../src/profile/types.js';
@@ -132,6 +133,40 @@ describe('etcd backend', () => {
     await done;
     controller.abort();
     expect(seen).toEqual([[], ['w1'], ['w1', 'w2'], ['w2']]);
+  });
+
+  test('username and password: accepted when right; a wrong password is refused without printing it', async () => {
+    const secured = await startEtcd();
+    try {
+      const { Etcd3 } = await import('etcd3');
+      const admin = new Etcd3({ hosts: secured.endpoint });
+      try {
+        await admin.role('root').create();
+        const root = await admin.user('root').create('root-pass-123');
+        await root.addRole('root');
+        await admin.auth.authEnable();
+      } finally {
+        admin.close();
+      }
+      const good = backend({ etcdEndpoints: [secured.endpoint], etcdUsername: 'root', etcdPassword: 'root-pass-123' });
+      await good.check();
+      await good.register({ id: 'auth-1', service: 'authd', address: '127.0.0.1' });
+      expect(ids(await good.lookup('authd'))).toEqual(['auth-1']);
+      await good.close();
+
+      const bad = backend({ etcdEndpoints: [secured.endpoint], etcdUsername: 'root', etcdPassword: 'wrong-pass-456' });
+      const err = await bad.check().then(
+        () => undefined,
+        (e: unknown) => e as UnreachableError,
+      );
+      expect(err).toBeInstanceOf(UnreachableError);
+      expect(err?.exitCode).toBe(3);
+      expect(err?.message).toContain('etcd');
+      expect(err?.message).not.toContain('wrong-pass-456');
+      expect(err?.message).not.toContain('root-pass-123');
+    } finally {
+      await secured.destroy();
+    }
   });
 
   test('credentials never appear in an error message', async () => {

@@ -161,6 +161,30 @@ describe('nats backend', () => {
   });
 });
 
+test('nats: user and password; a wrong password is refused without printing it', async () => {
+  const secured = await startNats({ user: 'stack', password: 'user-pass-123' });
+  const local: DiscoveryBackend[] = [];
+  try {
+    const good = createNatsBackend(config({ natsUrl: secured.url, natsUser: 'stack', natsPassword: 'user-pass-123' }));
+    local.push(good);
+    await good.register({ id: 'u-1', service: 'userpass', address: '127.0.0.1' });
+    expect((await good.lookup('userpass')).map((i) => i.id)).toEqual(['u-1']);
+    const bad = createNatsBackend(config({ natsUrl: secured.url, natsUser: 'stack', natsPassword: 'wrong-pass-456' }));
+    local.push(bad);
+    const err = await bad.check().then(
+      () => undefined,
+      (e: unknown) => e as UnreachableError,
+    );
+    expect(err).toBeInstanceOf(UnreachableError);
+    expect(err?.exitCode).toBe(3);
+    expect(err?.message).not.toContain('wrong-pass-456');
+    expect(err?.message).not.toContain('user-pass-123');
+  } finally {
+    await Promise.all(local.map((b) => b.close()));
+    await secured.destroy();
+  }
+});
+
 describeBackendConformance('nats', {
   make: async ({ ttlMs }) => backend({ ttlMs }),
   shortTtlMs: 1000,
