@@ -182,6 +182,7 @@ describe('docker runtime', () => {
     // 143 = 128 + SIGTERM: the service died of the stop signal; 137 would mean SIGKILL after the grace period.
     expect(await exited).toEqual({ code: 143, signal: null });
     expect(await runtime.inspect(handle)).toEqual({ running: false });
+    await runtime.stop(handle, stopOpts); // stopping what is gone is not an error (a second `down`)
   });
 
   it('finds the stack from a fresh runtime instance, by label, and stops it from there', async () => {
