@@ -252,12 +252,16 @@ function clientOptions(config: DiscoveryConfig, endpoints: string[]): IOptions {
   if (config.etcdUsername !== undefined) {
     options.auth = { username: config.etcdUsername, password: config.etcdPassword ?? '' };
   }
+  // TLS: an `https://` endpoint alone gets the system's roots (etcd3 does that by itself); a CA
+  // or a client certificate needs explicit credentials. `insecureSkipVerify` is not available
+  // through etcd3's gRPC credentials, so certificates are always verified here.
   const tls = config.tls;
-  if (tls?.ca || endpoints.some((e) => e.startsWith('https:'))) {
+  if (tls?.ca || tls?.cert || tls?.key) {
     options.credentials = {
-      rootCertificate: tls?.ca ? readFileSync(tls.ca) : Buffer.alloc(0),
-      ...(tls?.key ? { privateKey: readFileSync(tls.key) } : {}),
-      ...(tls?.cert ? { certChain: readFileSync(tls.cert) } : {}),
+      // gRPC takes null for "the system's roots"; etcd3's typing insists on a Buffer.
+      rootCertificate: tls.ca ? readFileSync(tls.ca) : (null as unknown as Buffer),
+      ...(tls.key ? { privateKey: readFileSync(tls.key) } : {}),
+      ...(tls.cert ? { certChain: readFileSync(tls.cert) } : {}),
     };
   }
   return options;

@@ -17,7 +17,10 @@
  * also re-puts what it registered at once, and watchers re-read and re-subscribe.
  */
 import { readFileSync } from 'node:fs';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, TlsOptions } from '@nats-io/transport-node';
+
+/** Node's transport also takes `rejectUnauthorized` (its NodeTlsOptions, not exported by name). */
+type NodeTlsOptions = TlsOptions & { rejectUnauthorized?: boolean };
 import type { KV, Kvm } from '@nats-io/kv';
 import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
@@ -91,15 +94,7 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
       ...(config.natsToken ? { token: config.natsToken } : {}),
       ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword ?? '' } : {}),
       ...(config.natsCredsFile ? { authenticator: credsAuthenticator(readFileSync(config.natsCredsFile)) } : {}),
-      ...(config.tls
-        ? {
-            tls: {
-              ...(config.tls.ca ? { caFile: config.tls.ca } : {}),
-              ...(config.tls.cert ? { certFile: config.tls.cert } : {}),
-              ...(config.tls.key ? { keyFile: config.tls.key } : {}),
-            },
-          }
-        : {}),
+      ...tlsOptions(config, servers),
     });
     const kvm = new Kvm(nc);
     let kv: KV;
@@ -341,6 +336,24 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
       } catch {
         // Never connected: nothing to close.
       }
+    },
+  };
+}
+
+/**
+ * TLS when the URL asks for it (`tls://`) or TLS files are configured. `insecureSkipVerify`
+ * turns off certificate verification (for test setups only).
+ */
+function tlsOptions(config: DiscoveryConfig, servers: string[]): { tls?: NodeTlsOptions } {
+  const tls = config.tls;
+  const wanted = servers.some((s) => s.startsWith('tls://')) || !!(tls?.ca || tls?.cert || tls?.key);
+  if (!wanted) return {};
+  return {
+    tls: {
+      ...(tls?.ca ? { caFile: tls.ca } : {}),
+      ...(tls?.cert ? { certFile: tls.cert } : {}),
+      ...(tls?.key ? { keyFile: tls.key } : {}),
+      ...(tls?.insecureSkipVerify ? { rejectUnauthorized: false } : {}),
     },
   };
 }
