@@ -34,11 +34,20 @@ export function imageNeeds(services: ServiceSpec[]): ImageNeed[] {
   return [...byImage.values()];
 }
 
-/** The image's id, or undefined when the engine does not have it. */
-export async function localImageId(docker: Dockerode, image: string): Promise<string | undefined> {
+export interface LocalImage {
+  id: string;
+  /** The image's own HEALTHCHECK, when it has one. */
+  healthcheck?: Dockerode.HealthConfig;
+}
+
+/** What the engine knows of the image, or undefined when it does not have it. */
+export async function localImage(docker: Dockerode, image: string): Promise<LocalImage | undefined> {
   try {
     const info = await docker.getImage(image).inspect();
-    return info.Id;
+    const healthcheck = info.Config?.Healthcheck;
+    // `NONE` is how an image switches off a HEALTHCHECK it inherited.
+    const active = healthcheck?.Test && healthcheck.Test.length > 0 && healthcheck.Test[0] !== 'NONE';
+    return { id: info.Id, ...(active ? { healthcheck } : {}) };
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw err;
@@ -52,7 +61,7 @@ export async function ensureImages(
 ): Promise<void> {
   for (const need of imageNeeds(services)) {
     opts.signal?.throwIfAborted();
-    const present = (await localImageId(docker, need.image)) !== undefined;
+    const present = (await localImage(docker, need.image)) !== undefined;
     const who = need.services.map((s) => `'${s}'`).join(', ');
     if (need.policy === 'never') {
       if (!present) {

@@ -17,6 +17,8 @@
  *   mounted because files are written atomically (rename), which a single-file bind would miss.
  * - named volumes are `<stack>_<name>` (labelled with the stack) and survive `down`, as in
  *   Compose; anonymous volumes (no source) are removed with their container.
+ * - with the `docker` health strategy the image's HEALTHCHECK runs at the profile's interval when
+ *   that is shorter than the image's (see `healthcheckOverride`).
  * - the config hash covers everything that defines the container (options, rendered files'
  *   contents, image id), so a changed service is recreated and an unchanged one reused.
  */
@@ -84,7 +86,13 @@ export interface ContainerInput {
   stackNetwork?: string;
   /** Id of the image the tag resolves to now: a re-pulled image changes the hash. */
   imageId?: string;
+  /** The image's own HEALTHCHECK (durations in nanoseconds, as Docker keeps them). */
+  imageHealthcheck?: Dockerode.HealthConfig;
 }
+
+/** Docker's interval when a HEALTHCHECK names none. */
+const DOCKER_DEFAULT_HEALTH_INTERVAL_NS = 30e9;
+const NS_PER_MS = 1e6;
 
 export interface ContainerPlan {
   name: string;
@@ -134,6 +142,7 @@ export function planContainer(input: ContainerInput): ContainerPlan {
     ...(service.workingDir ? { WorkingDir: service.workingDir } : {}),
     ...(service.security.user ? { User: service.security.user } : {}),
     ...(onStackNetwork ? { NetworkingConfig: { EndpointsConfig: { [network]: { Aliases: [service.name] } } } } : {}),
+    ...healthcheckOverride(service, input.imageHealthcheck),
   };
 
   const configHash = sha256(stableStringify({ options, files: input.fileDigests, image: input.imageId ?? null }));
@@ -144,6 +153,19 @@ export function planContainer(input: ContainerInput): ContainerPlan {
     [LABELS.configHash]: configHash,
   };
   return { name, configHash, options };
+}
+
+/**
+ * With the `docker` health strategy, gating waits for Docker to run the image's HEALTHCHECK, and
+ * Docker runs the first check only after one interval (30 s unless the image says otherwise).
+ * So the image's check runs at the profile's interval when that is shorter. Only Interval is
+ * set: Docker fills the test, timeout, retries and start period in from the image.
+ */
+function healthcheckOverride(service: ServiceSpec, image: Dockerode.HealthConfig | undefined): Pick<Dockerode.ContainerCreateOptions, 'Healthcheck'> {
+  if (service.healthCheck?.strategy !== 'docker' || !image) return {};
+  const wanted = Math.max(1, service.healthCheck.intervalMs) * NS_PER_MS; // Docker's minimum is 1 ms
+  const current = image.Interval || DOCKER_DEFAULT_HEALTH_INTERVAL_NS;
+  return wanted < current ? { Healthcheck: { Interval: wanted } } : {};
 }
 
 /** The ports a container publishes: the explicit mappings, plus the main port on an ephemeral host port. */

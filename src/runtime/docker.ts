@@ -17,7 +17,7 @@ import { InvalidInputError, StackFailedError, type Problem } from '../errors.js'
 import type { ServiceSpec } from '../profile/types.js';
 import { connectDocker, pingDocker, resolveDockerEndpoint, type DockerConnectOptions, type DockerEndpoint } from './docker-connect.js';
 import { engineError, isNotFound, statusOf } from './docker-errors.js';
-import { ensureImages, localImageId, type PullProgress } from './docker-images.js';
+import { ensureImages, localImage, type PullProgress } from './docker-images.js';
 import { demuxLines } from './docker-logs.js';
 import { LABELS, planContainer, sha256, stackLabelFilter, stackNetworksFor } from './docker-spec.js';
 import type { ExitInfo, InstanceStatus, LogOptions, Runtime, ServiceHandle, StartRequest, StopOptions } from './types.js';
@@ -127,8 +127,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
       const { stack, service } = req;
       return call(`starting service '${service.name}'`, async (d) => {
         const image = requireImage(service);
-        const imageId = await localImageId(d, image);
-        if (imageId === undefined) {
+        const local = await localImage(d, image);
+        if (local === undefined) {
           throw new StackFailedError(`image ${image} (service '${service.name}') is not present on the Docker engine`, {
             code: 'image_missing',
             path: `services.${service.name}.image`,
@@ -143,7 +143,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
           configDir: req.configDir,
           profileDir: req.profileDir,
           fileDigests: await digestFiles(req),
-          imageId,
+          imageId: local.id,
+          ...(local.healthcheck ? { imageHealthcheck: local.healthcheck } : {}),
           ...(opts.network ? { stackNetwork: opts.network } : {}),
         });
 

@@ -139,6 +139,17 @@ describe('planContainer', () => {
     expect(planContainer(input({ service: busyboxService({ name: 'pds', image: 'example/pds:2', command: ['node', 'index.js'] }) })).configHash).not.toBe(base);
   });
 
+  it("runs the image's HEALTHCHECK at the profile's interval when that is shorter (docker strategy)", () => {
+    const docker = (intervalMs: number) =>
+      busyboxService({ healthCheck: { strategy: 'docker', intervalMs, timeoutMs: 1000, retries: 3, startPeriodMs: 0 } });
+    const imageTest = { Test: ['CMD', 'true'] };
+    expect(planContainer(input({ service: docker(200), imageHealthcheck: imageTest })).options.Healthcheck).toEqual({ Interval: 200_000_000 });
+    expect(planContainer(input({ service: docker(5000), imageHealthcheck: { ...imageTest, Interval: 1e9 } })).options.Healthcheck).toBeUndefined();
+    expect(planContainer(input({ service: docker(200) })).options.Healthcheck).toBeUndefined(); // the image has none
+    const http = busyboxService({ healthCheck: { strategy: 'http', endpoint: '/', intervalMs: 200, timeoutMs: 1000, retries: 3, startPeriodMs: 0 } });
+    expect(planContainer(input({ service: http, imageHealthcheck: imageTest })).options.Healthcheck).toBeUndefined();
+  });
+
   it('refuses a service without an image', () => {
     expect(() => planContainer(input({ service: busyboxService({ image: undefined }) }))).toThrow(/has no image/);
   });

@@ -344,8 +344,13 @@ describe('docker runtime', () => {
       image: BUSYBOX_HEALTHCHECK_IMAGE,
       environment: { HTTP_PORT: String(port) },
       command: httpdCommand(port),
+      healthCheck: { strategy: 'docker', intervalMs: 200, timeoutMs: 1000, retries: 3, startPeriodMs: 0 },
     });
     const handle = await start(request(service));
+    // The image's own test, on the profile's (shorter) schedule.
+    const { Config } = await docker.getContainer(handle.id).inspect();
+    expect(Config.Healthcheck?.Test?.join(' ')).toContain('wget -q -O /dev/null http://127.0.0.1:${HTTP_PORT:-8080}/');
+    expect(Config.Healthcheck?.Interval).toBe(200_000_000);
     const health = await waitFor(async () => {
       const { health: h } = await runtime.inspect(handle);
       return h === 'healthy' && h;
