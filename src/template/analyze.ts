@@ -306,28 +306,32 @@ class Analyzer {
   /** `parts[i]` is not a key of `container`. */
   private reportUnknown(path: hbs.AST.PathExpression, fromRoot: boolean, parts: string[], i: number, container: unknown): void {
     const key = parts[i]!;
+    // Point at the unknown segment itself (`datbase` in `service.datbase.url`), not the path's start.
+    const suffix = parts.slice(i).join('.').length;
+    const at = Math.max(0, path.original.length - suffix);
+    const report = (code: string, message: string) => this.report(path.loc, code, message, at);
     const keys = typeof container === 'object' && container !== null ? Object.keys(container) : [];
     if (fromRoot && i === 0) {
-      return this.report(path.loc, 'unknown_variable', `Unknown variable '${key}'${hint(key, [...this.ctx.declared.keys(), 'service', 'env'])}`);
+      return report('unknown_variable', `Unknown variable '${key}'${hint(key, [...this.ctx.declared.keys(), 'service', 'env'])}`);
     }
     if (fromRoot && parts[0] === 'service' && i === 1) {
-      return this.report(path.loc, 'unknown_service', `Unknown service '${key}'${hint(key, keys)}`);
+      return report('unknown_service', `Unknown service '${key}'${hint(key, keys)}`);
     }
     if (fromRoot && parts[0] === 'service' && i === 2) {
-      return this.report(path.loc, 'unknown_field', `Service '${parts[1]}' has no field '${key}'${hint(key, SERVICE_FIELDS)}`);
+      return report('unknown_field', `Service '${parts[1]}' has no field '${key}'${hint(key, SERVICE_FIELDS)}`);
     }
     if (fromRoot && parts[0] === 'env' && i === 1) {
-      return this.report(path.loc, 'missing_env', `Environment variable '${key}' is not set`);
+      return report('missing_env', `Environment variable '${key}' is not set`);
     }
     // Name the container as written (`inst` for a block param, `../x`), not as resolved.
     const written = path.original.split(/[./]/).filter((seg) => seg !== '' && seg !== 'this');
     const where = written.slice(0, written.length - (parts.length - i)).join('.') || 'this';
     const what = typeof container === 'object' && container !== null ? '' : ` (a ${typeof container} has no fields)`;
-    this.report(path.loc, 'unknown_key', `'${key}' is not defined in '${where}'${what}${hint(key, keys)}`);
+    report('unknown_key', `'${key}' is not defined in '${where}'${what}${hint(key, keys)}`);
   }
 
-  private report(loc: hbs.AST.SourceLocation | undefined, code: string, message: string): void {
-    const where = this.locate(loc ? { line: loc.start.line, column: loc.start.column + 1 } : undefined);
+  private report(loc: hbs.AST.SourceLocation | undefined, code: string, message: string, columnOffset = 0): void {
+    const where = this.locate(loc ? { line: loc.start.line, column: loc.start.column + 1 + columnOffset } : undefined);
     const id = `${where.line}:${where.column}:${message}`;
     if (this.seen.has(id)) return;
     this.seen.add(id);

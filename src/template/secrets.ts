@@ -12,6 +12,8 @@ import { escapeEnvDoubleQuoted } from './formats/env.js';
 
 export const MASK = '••••';
 export const SECRETS_FILE = 'secrets.json';
+/** Secret values shorter than this are not masked in printed text (they would mask every `a` or `t`). */
+export const MIN_MASKABLE = 6;
 
 /** `.stack/<stack>` under the working directory unless the profile names one. */
 export function stateDirOf(profile: Pick<Profile, 'name' | 'stateDir'>, cwd = process.cwd()): string {
@@ -60,7 +62,8 @@ export async function saveSecrets(stateDir: string, values: Record<string, strin
 export function createRedactor(values: Iterable<string>): (text: string) => string {
   const variants = new Set<string>();
   for (const v of values) {
-    if (v.length === 0) continue;
+    // Shorter values cannot be masked by search without garbling unrelated text; see shortSecretProblems.
+    if (v.length < MIN_MASKABLE) continue;
     variants.add(v);
     variants.add(JSON.stringify(v).slice(1, -1));
     variants.add(escapeEnvDoubleQuoted(v));

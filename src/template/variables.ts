@@ -19,7 +19,7 @@ import { parseProfileText } from '../profile/source.js';
 import type { Profile, VariableSpec, VariableType } from '../profile/types.js';
 import { suggest } from '../util/suggest.js';
 import { displayPath, type ProfileLocator } from './locate.js';
-import { generateSecret, MASK } from './secrets.js';
+import { generateSecret, MASK, MIN_MASKABLE } from './secrets.js';
 import type { VariableOrigin, VariableSource } from './types.js';
 
 export type VariableValue = string | number | boolean;
@@ -197,7 +197,18 @@ export function resolveVariables(profile: Pick<Profile, 'variables'>, opts: Reso
       continue;
     }
     out.values[name] = coerced.value;
-    if (spec.type === 'secret') out.secrets.set(name, String(coerced.value));
+    if (spec.type === 'secret') {
+      const value = String(coerced.value);
+      out.secrets.set(name, value);
+      if (value.length > 0 && value.length < MIN_MASKABLE) {
+        out.problems.push({
+          code: 'short_secret',
+          severity: 'warning',
+          ...where(chosen.origin),
+          message: `secret '${name}' is shorter than ${MIN_MASKABLE} characters: too weak to be a secret, and it cannot be masked in printed output`,
+        });
+      }
+    }
   }
   return out;
 }

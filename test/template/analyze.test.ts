@@ -45,7 +45,7 @@ describe('checking templates against the context', () => {
     const lines = problems.map(formatProblem);
     expect(lines).toEqual([
       "templates/pds.env.hbs:2:16: Required variable 'hostname' is missing",
-      "templates/pds.env.hbs:3:10: Unknown service 'datbase' — did you mean 'database'?",
+      "templates/pds.env.hbs:3:18: Unknown service 'datbase' — did you mean 'database'?",
       "templates/pds.env.hbs:4:5: Required variable 'hostname' is missing",
       "templates/pds.env.hbs:4:19: Variable 'tagline' has no value (give it a default, or set it with --var tagline=…)",
       expect.stringMatching(/^stack\.yaml:\d+:\d+ services\.pds\.templates\[1\]\.data\.a: Required variable 'hostname' is missing$/),
@@ -58,8 +58,8 @@ describe('checking templates against the context', () => {
     const out = render('{{hostnme}} {{service.databse.url}} {{service.database.hots}} {{secret "dbPasword"}} {{@roots}}', { hostname: 'h', dbPassword: 'p' });
     expect(out.problems.map((p) => `${p.line}:${p.column} ${p.message}`)).toEqual([
       "1:3 Unknown variable 'hostnme' — did you mean 'hostname'?",
-      "1:15 Unknown service 'databse' — did you mean 'database'?",
-      "1:39 Service 'database' has no field 'hots' — did you mean 'host'?",
+      "1:23 Unknown service 'databse' — did you mean 'database'?",
+      "1:56 Service 'database' has no field 'hots' — did you mean 'host'?",
       "1:72 Unknown secret 'dbPasword' — did you mean 'dbPassword'?",
       "1:88 Unknown data variable '@roots' (available: @root, @index, @key, @first, @last)",
     ]);

@@ -46,10 +46,10 @@ services:
 describe('service addresses', () => {
   it('uses each service’s planned address without discovery records', () => {
     const { dir, profile } = profileIn(APP);
-    const { files, problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { apiKey: 'k' } });
+    const { files, problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' } });
     expect(problems).toEqual([]);
     const byName = Object.fromEntries(files.map((f) => [f.destination, f]));
-    expect(byName['web.env']?.env).toEqual({ DB_URL: 'http://10.0.0.5:5432', HOST: 'example.org', KEY: 'k' });
+    expect(byName['web.env']?.env).toEqual({ DB_URL: 'http://10.0.0.5:5432', HOST: 'example.org', KEY: 'key-123456' });
     // A leaf that is exactly one `{{path}}` keeps a number typed.
     expect(JSON.parse(byName['web.json']!.content)).toEqual({ port: 8080, debug: false, db: { host: '10.0.0.5', tags: 'database' } });
     expect(byName['conf/plain.txt']?.content).toBe('db=10.0.0.5:5432 zone=a\n');
@@ -58,12 +58,12 @@ describe('service addresses', () => {
   it('uses discovery records when given (a snapshot), and reports services they lack', () => {
     const { dir, profile } = profileIn(APP);
     const instances = [instance('db', '192.168.1.9', 6543, { url: 'postgres://192.168.1.9:6543', meta: { zone: 'b' } }), instance('db', '192.168.1.10', 6543, { id: 'db-2' })];
-    const { problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { apiKey: 'k' }, instances });
+    const { problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' }, instances });
     // `web` itself has no record in this snapshot: the template naming its port says so.
     expect(problems.map((p) => p.message)).toEqual(["Service 'web' is absent (no instance in discovery): guard its use with {{#if service.web}}"]);
 
     const all = [...instances, instance('web', '192.168.1.20', 80)];
-    const { files } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { apiKey: 'k' }, instances: all });
+    const { files } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' }, instances: all });
     const byName = Object.fromEntries(files.map((f) => [f.destination, f]));
     expect(byName['web.env']?.env?.DB_URL).toBe('postgres://192.168.1.9:6543');
     expect(JSON.parse(byName['web.json']!.content).port).toBe(80);
@@ -193,7 +193,7 @@ describe('secrets', () => {
 describe('writing', () => {
   it('writes atomically: no temp files are left, and a failed run writes nothing', async () => {
     const { dir, profile } = profileIn(APP);
-    const { files } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { apiKey: 'k' } });
+    const { files } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' } });
     const out = tempDir();
     const written = await writeRenderedConfigs(files, out);
     expect(written.map((w) => path.relative(out, w.path)).sort()).toEqual(['web/conf/plain.txt', 'web/web.env', 'web/web.json']);
@@ -229,7 +229,7 @@ describe('renderServiceConfigs (the engine’s entry point)', () => {
 
   it('throws InvalidInputError listing every problem and writes nothing', async () => {
     const { dir, profile } = profileIn(APP.replace('{{hostname}}', '{{hostnam}}').replace('{{service.db.host}}', '{{service.dbb.host}}'));
-    const context = buildTemplateContext(profile, { cwd: dir, env: {}, secrets: { apiKey: 'k' } });
+    const context = buildTemplateContext(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' } });
     const configDir = path.join(dir, 'config', 'web');
     const err = await renderServiceConfigs(profile, 'web', context, configDir).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidInputError);
