@@ -410,6 +410,9 @@ function toStackError(err: unknown, what: string, where: string): unknown {
       code: 'unauthorized',
     });
   }
+  if (/certificate|altname|TLS|SSL/i.test(message) || /^ERR_TLS|^CERT_|SELF_SIGNED/.test(String((err as { code?: unknown })?.code))) {
+    return new UnreachableError('nats', `nats at ${where}: TLS handshake failed (${what}): ${message}`, { cause: err, code: 'tls' });
+  }
   if (
     /Connection|Timeout|Closed|Disconnect|NoResponders|RequestError/i.test(name) ||
     /ECONNREFUSED|connection|timeout|disconnect|no responders|closed/i.test(message)

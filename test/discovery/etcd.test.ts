@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CollisionError } from '../../src/discovery/errors.js';
 import { UnreachableError } from '../../src/errors.js';
@@ -169,6 +173,22 @@ describe('etcd backend', () => {
     }
   });
 
+  test('TLS: an https endpoint verified against the configured CA', async () => {
+    const certs = await loopbackCertificates();
+    const secured = await startEtcd({ tls: { certFile: certs.cert, keyFile: certs.key, caFile: certs.ca } });
+    try {
+      expect(secured.endpoint.startsWith('https://')).toBe(true);
+      const b = backend({ etcdEndpoints: [secured.endpoint], tls: { ca: certs.ca, insecureSkipVerify: false } });
+      await b.check();
+      await b.register({ id: 'tls-1', service: 'tlsd', address: '127.0.0.1' });
+      expect(ids(await b.lookup('tlsd'))).toEqual(['tls-1']);
+      await b.close();
+    } finally {
+      await secured.destroy();
+      await rm(certs.dir, { recursive: true, force: true });
+    }
+  });
+
   test('credentials never appear in an error message', async () => {
     const b = createEtcdBackend(
       config({ etcdEndpoints: ['http://127.0.0.1:1'], etcdUsername: 'root', etcdPassword: 'hunter2-secret' }),
@@ -187,3 +207,16 @@ describeBackendConformance('etcd', {
   make: async ({ ttlMs }) => backend({ ttlMs }),
   shortTtlMs: 1000,
 });
+
+/** A throwaway CA and a server certificate for 127.0.0.1, made with openssl in a temp dir. */
+async function loopbackCertificates(): Promise<{ dir: string; ca: string; cert: string; key: string }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'stack-tls-'));
+  const at = (f: string) => path.join(dir, f);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  run(['req', '-x509', ...ec, '-keyout', at('ca.key'), '-out', at('ca.crt'), '-days', '1', '-subj', '/CN=stack-test-ca']);
+  run(['req', ...ec, '-keyout', at('server.key'), '-out', at('server.csr'), '-subj', '/CN=127.0.0.1']);
+  await writeFile(at('ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  run(['x509', '-req', '-in', at('server.csr'), '-CA', at('ca.crt'), '-CAkey', at('ca.key'), '-CAcreateserial', '-out', at('server.crt'), '-days', '1', '-extfile', at('ext')]);
+  return { dir, ca: at('ca.crt'), cert: at('server.crt'), key: at('server.key') };
+}

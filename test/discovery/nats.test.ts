@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createNatsBackend } from '../../src/discovery/nats.js';
 import type { DiscoveryBackend, ServiceInstance } from '../../src/discovery/types.js';
@@ -185,7 +189,40 @@ test('nats: user and password; a wrong password is refused without printing it',
   }
 });
 
+test('nats: TLS (tls:// URL) verified against the configured CA; without the CA the server is refused', async () => {
+  const certs = await loopbackCertificates();
+  const secured = await startNats({ tls: { certFile: certs.cert, keyFile: certs.key } });
+  const local: DiscoveryBackend[] = [];
+  try {
+    expect(secured.url.startsWith('tls://')).toBe(true);
+    const good = createNatsBackend(config({ natsUrl: secured.url, tls: { ca: certs.ca, insecureSkipVerify: false } }));
+    local.push(good);
+    await good.register({ id: 'tls-1', service: 'tlsd', address: '127.0.0.1' });
+    expect((await good.lookup('tlsd')).map((i) => i.id)).toEqual(['tls-1']);
+    const untrusting = createNatsBackend(config({ natsUrl: secured.url }));
+    local.push(untrusting);
+    await expect(untrusting.check()).rejects.toBeInstanceOf(UnreachableError);
+  } finally {
+    await Promise.all(local.map((b) => b.close()));
+    await secured.destroy();
+    await rm(certs.dir, { recursive: true, force: true });
+  }
+});
+
 describeBackendConformance('nats', {
   make: async ({ ttlMs }) => backend({ ttlMs }),
   shortTtlMs: 1000,
 });
+
+/** A throwaway CA and a server certificate for 127.0.0.1, made with openssl in a temp dir. */
+async function loopbackCertificates(): Promise<{ dir: string; ca: string; cert: string; key: string }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'stack-tls-'));
+  const at = (f: string) => path.join(dir, f);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  run(['req', '-x509', ...ec, '-keyout', at('ca.key'), '-out', at('ca.crt'), '-days', '1', '-subj', '/CN=stack-test-ca']);
+  run(['req', ...ec, '-keyout', at('server.key'), '-out', at('server.csr'), '-subj', '/CN=127.0.0.1']);
+  await writeFile(at('ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  run(['x509', '-req', '-in', at('server.csr'), '-CA', at('ca.crt'), '-CAkey', at('ca.key'), '-CAcreateserial', '-out', at('server.crt'), '-days', '1', '-extfile', at('ext')]);
+  return { dir, ca: at('ca.crt'), cert: at('server.crt'), key: at('server.key') };
+}
