@@ -28,6 +28,9 @@ import type {
   WatchOptions,
 } from './types.js';
 
+/** How long one unary call (or one keep-alive round trip) may take: a hung server is "unreachable". */
+const REQUEST_TIMEOUT_MS = 5000;
+
 /** What this client registered, so it can keep it alive and put it back after an outage. */
 interface OwnRegistration {
   key: string;
@@ -41,6 +44,8 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
   const where = endpoints.map(redactUrl).join(',');
   const root = `${config.etcdPrefix.replace(/\/+$/, '')}/services/`;
   const own = new Map<string, OwnRegistration>();
+  /** Per key: the tail of its chain of register / deregister / heartbeat calls (see `oneAtATime`). */
+  const queues = new Map<string, Promise<unknown>>();
   let clientPromise: Promise<Etcd3> | undefined;
   let closed = false;
 
@@ -75,17 +80,38 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
     return res.ID;
   }
 
+  /**
+   * Calls on one key run one at a time, in order: otherwise a heartbeat re-granting a lost lease
+   * and a re-registration could each put the key on their own lease, and the loser's revoke
+   * would delete the winner's record.
+   */
+  function oneAtATime<T>(key: string, op: () => Promise<T>): Promise<T> {
+    const next = (queues.get(key) ?? Promise.resolve()).then(op, op);
+    const tail = next.catch(() => undefined);
+    queues.set(key, tail);
+    void tail.then(() => {
+      if (queues.get(key) === tail) queues.delete(key);
+    });
+    return next;
+  }
+
   /** One keep-alive round trip; the remaining TTL, 0 when the lease no longer exists. */
   async function keepAlive(etcd: Etcd3, leaseId: string): Promise<number> {
     const stream = await etcd.leaseClient.leaseKeepAlive();
+    let timer: NodeJS.Timeout | undefined;
     try {
       const res = await new Promise<{ TTL: string }>((resolve, reject) => {
         stream.on('data', resolve);
         stream.on('error', reject);
+        timer = setTimeout(
+          () => reject(new UnreachableError('etcd', `etcd at ${where} gave no keep-alive answer within ${REQUEST_TIMEOUT_MS} ms`)),
+          REQUEST_TIMEOUT_MS,
+        );
         stream.write({ ID: leaseId });
       });
       return Number(res.TTL);
     } finally {
+      clearTimeout(timer);
       stream.end();
     }
   }
@@ -107,6 +133,21 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
       await etcd.put(reg.key).value(value).lease(leaseId);
     }
     return leaseId;
+  }
+
+  async function heartbeatKey(etcd: Etcd3, key: string, service: string, id: string): Promise<void> {
+    const reg = own.get(key);
+    if (!reg) {
+      // Registered by another client (another `stack` process): keep its lease alive if it exists.
+      const res = await etcd.kv.range({ key: Buffer.from(key) });
+      const lease = res.kvs[0]?.lease;
+      if (!lease || lease === '0') throw notRegistered(service, id);
+      if ((await keepAlive(etcd, lease)) <= 0) throw notRegistered(service, id);
+      return;
+    }
+    if ((await keepAlive(etcd, reg.leaseId)) > 0) return;
+    // The lease is gone (expired while etcd or we were away): put the registration back.
+    reg.leaseId = await establish(etcd, reg, false);
   }
 
   /** Every record under a prefix, and the store revision the read saw. */
@@ -134,27 +175,28 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
       const now = Date.now();
       const record = toRecord(input, undefined, now); // no stored expiresAt: the lease is the truth
       const key = keyOf(record.service, record.id);
-      const leaseId = await withEtcd(`register ${record.service}/${record.id}`, (etcd) =>
-        establish(etcd, { key, record, ttlSeconds }, !!opts.exclusive),
+      await oneAtATime(key, () =>
+        withEtcd(`register ${record.service}/${record.id}`, async (etcd) => {
+          const leaseId = await establish(etcd, { key, record, ttlSeconds }, !!opts.exclusive);
+          const previous = own.get(key);
+          own.set(key, { key, record, ttlSeconds, leaseId });
+          // The key now hangs on the new lease, so revoking the old one deletes nothing.
+          if (previous && previous.leaseId !== leaseId) await revokeQuietly(etcd, previous.leaseId);
+        }),
       );
-      const previous = own.get(key);
-      own.set(key, { key, record, ttlSeconds, leaseId });
-      if (previous && previous.leaseId !== leaseId) {
-        // The key now hangs on the new lease, so revoking the old one deletes nothing.
-        const etcd = await client();
-        await revokeQuietly(etcd, previous.leaseId);
-      }
       return { ...record, expiresAt: new Date(now + ttlSeconds * 1000).toISOString() };
     },
 
     async deregister(service: string, id: string): Promise<void> {
       const key = keyOf(service, id);
-      const reg = own.get(key);
-      own.delete(key);
-      await withEtcd(`deregister ${service}/${id}`, async (etcd) => {
-        await etcd.delete().key(key);
-        if (reg) await revokeQuietly(etcd, reg.leaseId);
-      });
+      await oneAtATime(key, () =>
+        withEtcd(`deregister ${service}/${id}`, async (etcd) => {
+          const reg = own.get(key);
+          own.delete(key);
+          await etcd.delete().key(key);
+          if (reg) await revokeQuietly(etcd, reg.leaseId);
+        }),
+      );
     },
 
     async lookup(service: string): Promise<ServiceInstance[]> {
@@ -167,20 +209,8 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
 
     async heartbeat(service: string, id: string): Promise<void> {
       const key = keyOf(service, id);
-      await withEtcd(`heartbeat ${service}/${id}`, async (etcd) => {
-        const reg = own.get(key);
-        if (!reg) {
-          // Registered by another client (another `stack` process): keep its lease alive if it exists.
-          const res = await etcd.kv.range({ key: Buffer.from(key) });
-          const lease = res.kvs[0]?.lease;
-          if (!lease || lease === '0') throw notRegistered(service, id);
-          if ((await keepAlive(etcd, lease)) <= 0) throw notRegistered(service, id);
-          return;
-        }
-        if ((await keepAlive(etcd, reg.leaseId)) > 0) return;
-        // The lease is gone (expired while etcd or we were away): put the registration back.
-        reg.leaseId = await establish(etcd, reg, false);
-      });
+      const beat = (etcd: Etcd3) => heartbeatKey(etcd, key, service, id);
+      await oneAtATime(key, () => withEtcd(`heartbeat ${service}/${id}`, beat));
     },
 
     watch(service: string, opts: WatchOptions = {}): AsyncIterable<ServiceInstance[]> {
@@ -215,7 +245,7 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
     },
 
     async check(): Promise<void> {
-      // Reachable and writable: write a throwaway key on a short lease, then remove it.
+      // Reachable and writable: write a throwaway key, then remove it.
       const probe = `${config.etcdPrefix.replace(/\/+$/, '')}/.check/${process.pid}-${Date.now()}`;
       await withEtcd('check', async (etcd) => {
         await etcd.put(probe).value('ok');
@@ -240,6 +270,9 @@ function clientOptions(config: DiscoveryConfig, endpoints: string[]): IOptions {
   const options: IOptions = {
     hosts: endpoints,
     dialTimeout: 3000,
+    // A deadline on every unary call, so a hung server fails a call instead of stalling it.
+    // Streams (watches, keep-alives) stay open: they have their own liveness handling.
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + REQUEST_TIMEOUT_MS }),
     faultHandling: {
       // The default watch backoff grows to many seconds; discovery wants watchers back promptly.
       watchBackoff: quickBackoff(50) as unknown as WatchBackoff,
