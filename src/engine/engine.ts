@@ -13,7 +13,7 @@
  *   the same way. So no wait hangs, and a long chain of slow services is not failed merely for
  *   being long.
  * - A service without a health check (or with `enableHealthChecks: false`) is healthy once it
- *   has been started and is still running `settleMs` later (default 100 ms): a program that
+ *   has been started and is still running `settleMs` later (default 200 ms): a program that
  *   dies at once on a bad flag is failed, not "healthy".
  * - A task (`kind: task`) runs to completion: exit 0 is `completed` and opens its dependents'
  *   gates, anything else is `failed`.
@@ -33,8 +33,9 @@ import type { DiscoveryManager } from '../discovery/manager.js';
 import type { ServiceInstance } from '../discovery/types.js';
 import type { DependencyGraph, Plan } from '../graph/types.js';
 import { monitorHealth, waitUntilHealthy } from '../health/monitor.js';
+import { healthTargetFor } from '../health/target.js';
 import type { HealthTarget, ProbeResult } from '../health/types.js';
-import type { Profile, RuntimeName, ServiceSpec } from '../profile/types.js';
+import type { HealthCheckSpec, Profile, RuntimeName, ServiceSpec } from '../profile/types.js';
 import type { ExitInfo, RenderedFile, Runtime, ServiceHandle, StartRequest } from '../runtime/types.js';
 import { realClock, type Clock } from '../util/clock.js';
 import { createLocalGates, readinessOf } from './gates.js';
@@ -87,7 +88,7 @@ export interface StartStackOptions {
   supervise?: boolean;
   /** Discovery registration lifetime; default the profile's TTL. 0: none (a detached stack has nobody heartbeating). */
   registrationTtlMs?: number;
-  /** A service without a health check counts as healthy once it has run this long; default 100 ms. */
+  /** A service without a health check counts as healthy once it has run this long; default 200 ms. */
   settleMs?: number;
 }
 
@@ -138,7 +139,7 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
   const ownsRuntimes = !opts.runtimes;
   const onFailure = opts.onFailure ?? 'rollback';
   const supervise = opts.supervise ?? true;
-  const settleMs = opts.settleMs ?? 100;
+  const settleMs = opts.settleMs ?? 200;
   const timeoutMs = profile.coordination.dependencyTimeoutMs;
   const healthChecks = profile.coordination.enableHealthChecks;
   const ttlMs = opts.registrationTtlMs ?? profile.discovery.ttlMs;
@@ -278,16 +279,8 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
     };
   };
 
-  const healthTarget = (slot: Slot, runtime: Runtime, handle: ServiceHandle): HealthTarget => {
-    const check = slot.spec.healthCheck;
-    const port = check?.port ?? slot.spec.port;
-    const endpoint = port !== undefined ? runtime.endpoint(handle, port) : undefined;
-    return {
-      ...(endpoint ? { host: check?.host && check.host !== '127.0.0.1' ? check.host : endpoint.host, port: endpoint.port } : {}),
-      cwd: path.resolve(profile.source.dir, slot.spec.workingDir ?? '.'),
-      env: slot.request?.environment ?? {},
-    };
-  };
+  const healthTarget = (slot: Slot, runtime: Runtime, handle: ServiceHandle, check: HealthCheckSpec): HealthTarget =>
+    healthTargetFor(runtime, handle, slot.spec, check, { profileDir: profile.source.dir, environment: slot.request?.environment ?? {} });
 
   const recordHealth = (slot: Slot, result: ProbeResult) => {
     slot.status.lastHealth = { ok: result.ok, detail: result.detail, at: new Date().toISOString() };
@@ -337,7 +330,7 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
       if (!check) {
         ready = clock.sleep(settleMs, race.signal).then(() => ({ kind: 'ready' as const }), () => ({ kind: 'aborted' as const }));
       } else {
-        ready = waitUntilHealthy(check, healthTarget(slot, runtime, handle), {
+        ready = waitUntilHealthy(check, healthTarget(slot, runtime, handle, check), {
           clock,
           signal: race.signal,
           deadlineMs: timeoutMs,
@@ -412,7 +405,7 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
     slot.watch = watch;
     const check = healthChecks ? slot.spec.healthCheck : undefined;
     if (check) {
-      void monitorHealth(check, healthTarget(slot, runtime, handle), {
+      void monitorHealth(check, healthTarget(slot, runtime, handle, check), {
         clock,
         signal: AbortSignal.any([slot.abort.signal, watch.signal]),
         onProbe: (result) => {

@@ -66,7 +66,8 @@ export function judge(gate: GraphEdge['gate'], dep: string, status: DependencySt
 
 function describe(status: DependencyStatus): string {
   if (status.state === 'completed') return 'exited';
-  if (status.state === 'stopping') return 'was stopped';
+  if (status.state === 'stopping' || status.state === 'stopped') return 'was stopped';
+  if (status.state === 'failed') return 'failed';
   return `is ${status.state}`;
 }
 

@@ -8,7 +8,11 @@
 export interface StopItem {
   name: string;
   dependsOn: readonly string[];
-  stop(): Promise<void>;
+  /**
+   * Absent for a service with nothing to stop (a completed task, one never started): it still
+   * passes the order on, so `api → migrate → db` stops api before db though migrate is gone.
+   */
+  stop?: () => Promise<void>;
 }
 
 /** Runs every item's `stop`; one failing does not keep the others from stopping. Returns the errors. */
@@ -30,7 +34,7 @@ export async function stopInReverseOrder(items: readonly StopItem[]): Promise<{ 
     const item = byName.get(name)!;
     const promise = Promise.all(before).then(async () => {
       try {
-        await item.stop();
+        await item.stop?.();
       } catch (error) {
         errors.push({ name, error });
       }

@@ -104,8 +104,12 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   // 3. Dependents first.
   emit({ type: 'stack', stack, phase: 'stopping', elapsedMs: 0 });
   const t0 = clock.now();
-  const errors = await stopInReverseOrder(
-    targets.map((t) => ({
+  const passThrough = knownServices(opts, state)
+    .filter((name) => !targets.some((t) => t.name === name))
+    .map((name) => ({ name, dependsOn: state?.services[name]?.dependsOn ?? opts.graph?.dependenciesOf(name).map((e) => e.to) ?? [] }));
+  const errors = await stopInReverseOrder([
+    ...passThrough,
+    ...targets.map((t) => ({
       name: t.name,
       dependsOn: t.dependsOn,
       stop: async () => {
@@ -121,7 +125,7 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
         emit({ type: 'state', service: t.name, state: 'stopped', previous: 'stopping', elapsedMs: clock.now() - since });
       },
     })),
-  );
+  ]);
   for (const { name, error } of errors) {
     const entry = report.services.find((s) => s.service === name);
     if (entry) entry.error = error instanceof Error ? error.message : String(error);
@@ -143,6 +147,11 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   }
   emit({ type: 'stack', stack, phase: 'stopped', elapsedMs: clock.now() - t0 });
   return report;
+}
+
+/** Every service the state file or the profile knows (for the order of stops). */
+function knownServices(opts: StopStackOptions, state: StackStateFile | undefined): string[] {
+  return [...new Set([...Object.keys(state?.services ?? {}), ...(opts.graph ? [...opts.graph.services.keys()] : [])])];
 }
 
 function runtimeNamesOf(opts: StopStackOptions, state: StackStateFile | undefined): RuntimeName[] {

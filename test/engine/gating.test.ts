@@ -49,7 +49,7 @@ describe('dependency gates', () => {
     const pb = await freePort();
     const { report, log } = await run(
       {
-        a: nodeProgram('process.exit(3)'),
+        a: { runtime: 'process', command: ['false'] },
         b: httpService(pb, {}, { dependencies: [{ name: 'a', type: 'optional' }] }),
       },
       {},

@@ -43,13 +43,17 @@ export async function run(opts: CommonOptions, o: Output): Promise<number> {
 
 const STATE_STYLE: Record<string, Style> = { healthy: 'green', completed: 'green', failed: 'red', blocked: 'red', stopped: 'gray' };
 
+function uptime(ms: number): string {
+  return ms < 60_000 ? `${Math.floor(ms / 1000)}s` : formatDuration(Math.round(ms / 60_000) * 60_000);
+}
+
 function printTable(o: Output, services: ServiceStatusView[]): void {
   const rows = services.map((s) => [
     s.name,
     s.state,
     s.health,
     s.handle ? (s.handle.pid !== undefined ? String(s.handle.pid) : (s.handle.containerName ?? s.handle.id.slice(0, 12))) : '-',
-    s.running && s.uptimeMs !== undefined ? formatDuration(Math.round(s.uptimeMs / 1000) * 1000) : '-',
+    s.running && s.uptimeMs !== undefined ? uptime(s.uptimeMs) : '-',
     String(s.restarts),
     s.lastHealth ? `${s.lastHealth.ok ? 'ok' : 'fail'}: ${s.lastHealth.detail}` : (s.reason ?? ''),
   ]);

@@ -11,7 +11,6 @@
  * 2 invalid input; 3 Docker or discovery unreachable; 130 interrupted.
  */
 import { ExitCode, UsageError } from '../../errors.js';
-import type { DiscoveryManager } from '../../discovery/manager.js';
 import type { RenderConfigs } from '../../engine/engine.js';
 import type { StartupReport } from '../../engine/types.js';
 import type { Profile } from '../../profile/types.js';
@@ -115,5 +114,3 @@ async function templateRenderer(profile: Profile, o: Output): Promise<RenderConf
   o.err(paint(o, 'yellow', `warning: templates are not rendered by this build (${withTemplates.map((s) => s.name).join(', ')})`));
   return undefined;
 }
-
-export type { DiscoveryManager };
