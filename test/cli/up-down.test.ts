@@ -1,0 +1,146 @@
+/**
+ * `stack up | down | status | logs` as separate processes, the way a user runs them: a stack
+ * started by one process is seen and stopped by another, even after the first was killed.
+ */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, waitFor } from '../helpers/net.js';
+import { fixture, survivors, tempDir } from '../engine/helpers.js';
+import { buildDist, runStack, StackProcess } from './helpers.js';
+
+beforeAll(() => buildDist(), 180_000);
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A profile file in a fresh folder; everything the stack writes stays in that folder. */
+async function stackFolder(services: Record<string, unknown>, extra = ''): Promise<{ dir: string; pids: number[] }> {
+  const { dir, cleanup } = await tempDir('stack-cli-');
+  const pids: number[] = [];
+  const profile = {
+    name: 'cli-test',
+    runtime: 'process',
+    discovery: { backend: 'file', fileDirectory: path.join(dir, 'discovery') },
+    coordination: { dependencyTimeout: '60s' },
+    services,
+  };
+  await writeFile(path.join(dir, 'stack.json'), JSON.stringify(profile, null, 2) + extra);
+  cleanups.push(async () => {
+    await runStack(['down', '--timeout', '1'], dir);
+    expect(survivors(pids)).toEqual([]);
+    await cleanup();
+  });
+  return { dir, pids };
+}
+
+function web(port: number, env: Record<string, string> = {}, extra: Record<string, unknown> = {}) {
+  return {
+    command: [process.execPath, fixture],
+    port,
+    environment: { PORT: String(port), ...env },
+    healthCheck: { strategy: 'http', endpoint: '/health', interval: '100ms', retries: 0 },
+    stopGracePeriod: '2s',
+    ...extra,
+  };
+}
+
+describe('stack up / down across processes', () => {
+  it('kill -9 of `stack up` mid-startup: status and down from fresh processes leave no orphan', async () => {
+    const [pa, pb] = [await freePort(), await freePort()];
+    const { dir, pids } = await stackFolder({
+      db: web(pa),
+      slow: web(pb, { READY_AFTER_MS: '120000' }, { dependencies: ['db'] }),
+    });
+    const up = new StackProcess(['up', '--json'], dir);
+    await waitFor(() => up.hasState('slow', 'checking'), 20_000, 'slow to be checking');
+    pids.push(...up.pids());
+    expect(pids).toHaveLength(2);
+    up.child.kill('SIGKILL');
+    await up.exited;
+    // The services outlive the killed `stack up`.
+    expect(survivors(pids)).toEqual(pids);
+
+    const status = await runStack(['status', '--json'], dir);
+    expect(status.code).toBe(0);
+    const view = JSON.parse(status.stdout) as { owner: { alive: boolean }; services: { name: string; state: string; running: boolean }[] };
+    expect(view.owner.alive).toBe(false);
+    expect(view.services.map((s) => [s.name, s.running])).toEqual([
+      ['db', true],
+      ['slow', true],
+    ]);
+
+    const down = await runStack(['down'], dir);
+    expect(down.code).toBe(0);
+    expect(down.stdout).toContain("stack 'cli-test' is down");
+    expect(survivors(pids)).toEqual([]);
+
+    const again = await runStack(['down'], dir);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('nothing is running');
+  });
+
+  it('a second concurrent `up` of the same stack fails clearly; Ctrl-C stops the first (exit 130)', async () => {
+    const port = await freePort();
+    const { dir, pids } = await stackFolder({ web: web(port) });
+    const first = new StackProcess(['up', '--json'], dir);
+    await waitFor(() => first.hasState('web', 'healthy'), 20_000, 'web to be healthy');
+    pids.push(...first.pids());
+
+    const second = await runStack(['up'], dir);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/already being run by `stack up` \(pid \d+/);
+    expect(survivors(pids)).toEqual(pids);
+
+    first.child.kill('SIGINT');
+    expect(await first.exited).toBe(130);
+    expect(first.hasState('web', 'stopped')).toBe(true);
+    expect(survivors(pids)).toEqual([]);
+  });
+
+  it('up --detach returns once healthy; status, logs and down work from other processes', async () => {
+    const [pa, pb] = [await freePort(), await freePort()];
+    const { dir, pids } = await stackFolder({
+      migrate: { kind: 'task', command: [process.execPath, '-e', 'console.log("migrated")'] },
+      api: web(pa, { API_TOKEN: 'very-secret-value' }, { dependencies: ['migrate', { name: 'cache', type: 'optional' }] }),
+      cache: web(pb),
+    });
+    const up = await runStack(['up', '--detach', '--json'], dir);
+    expect(up.code).toBe(0);
+    const events = up.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    pids.push(...new Set(events.flatMap((e) => (typeof e.pid === 'number' ? [e.pid] : []))));
+    expect(events.at(-1)).toMatchObject({ type: 'stack', phase: 'detached' });
+    expect(up.stdout).not.toContain('very-secret-value');
+
+    const status = await runStack(['status', '--json'], dir);
+    expect(status.stdout).not.toContain('very-secret-value');
+    const view = JSON.parse(status.stdout) as { services: { name: string; state: string; running: boolean; lastHealth?: { ok: boolean } }[] };
+    expect(view.services.map((s) => [s.name, s.state, s.running])).toEqual([
+      ['api', 'healthy', true],
+      ['cache', 'healthy', true],
+      ['migrate', 'completed', false],
+    ]);
+    expect(view.services[0]?.lastHealth?.ok).toBe(true);
+
+    const table = await runStack(['status'], dir);
+    expect(table.stdout).toMatch(/SERVICE\s+STATE\s+HEALTH\s+PID\/CONTAINER\s+UPTIME\s+RESTARTS\s+LAST HEALTH/);
+
+    const logs = await runStack(['logs', 'migrate'], dir);
+    expect(logs.stdout.trim()).toBe('migrated');
+    const tail = await runStack(['logs', 'api', '-n', '1'], dir);
+    expect(tail.stdout.trim().split('\n')).toHaveLength(1);
+
+    const dry = await runStack(['down', '--dry-run'], dir);
+    expect(dry.stdout).toContain('would stop api');
+    expect(survivors(pids).length).toBe(2);
+
+    const down = await runStack(['down'], dir);
+    expect(down.code).toBe(0);
+    // Dependents first: api stops before cache (api depends on cache).
+    expect(down.stdout.indexOf('stopped api')).toBeGreaterThan(-1);
+    expect(survivors(pids)).toEqual([]);
+    expect((await runStack(['status'], dir)).stdout).toContain('nothing is running');
+  });
+});
