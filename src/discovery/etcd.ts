@@ -20,6 +20,7 @@ import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
 import { assertInstanceId, assertServiceName, FULL_CAPABILITIES, parseRecord, sortById, toRecord, topologyFingerprint } from './record.js';
 import type { DiscoveryConfig } from '../profile/types.js';
+import { anySignal } from './watch.js';
 import type {
   DiscoveryBackend,
   InstanceInput,
@@ -48,6 +49,8 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
   const queues = new Map<string, Promise<unknown>>();
   let clientPromise: Promise<Etcd3> | undefined;
   let closed = false;
+  /** Aborted by close(): ends every watch of this backend. */
+  const closing = new AbortController();
 
   const keyOf = (service: string, id: string) => {
     assertServiceName(service);
@@ -215,7 +218,7 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
 
     watch(service: string, opts: WatchOptions = {}): AsyncIterable<ServiceInstance[]> {
       const prefix = servicePrefix(service);
-      return watchByResync(opts.signal, async (notify) => {
+      return watchByResync(anySignal([opts.signal, closing.signal]), async (notify) => {
         const openWatcher = async () => {
           const w = await withEtcd(`watch ${prefix}`, (etcd) => etcd.watch().prefix(prefix).create());
           // `connected` also fires after every reconnect: re-read then, since events were missed.
@@ -255,6 +258,7 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
 
     async close(): Promise<void> {
       closed = true;
+      closing.abort();
       const pending = clientPromise;
       clientPromise = undefined;
       if (!pending) return;
@@ -424,7 +428,9 @@ async function* watchByResync(
             yield list;
             continue;
           }
-        } catch {
+        } catch (err) {
+          // The backend was closed under the watch: nothing will ever come again.
+          if (err instanceof StackError && err.code === 'closed') return;
           // Backend away: try again shortly; the watch itself must survive the outage.
           dirty = true;
           failures++;

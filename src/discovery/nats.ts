@@ -36,6 +36,7 @@ import {
   topologyFingerprint,
 } from './record.js';
 import type { DiscoveryConfig } from '../profile/types.js';
+import { anySignal } from './watch.js';
 import type {
   DiscoveryBackend,
   InstanceInput,
@@ -65,11 +66,15 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
   const where = servers.map(redactUrl).join(',');
   const bucket = config.natsBucket || 'services';
   const own = new Map<string, OwnRegistration>();
+  /** Per key: the tail of its chain of register / deregister / heartbeat calls (see `oneAtATime`). */
+  const queues = new Map<string, Promise<unknown>>();
   /** Called on every reconnect: watchers re-read and re-subscribe. */
   const reconnectListeners = new Set<() => void>();
   let connecting: Promise<Connected> | undefined;
   let disconnected = false;
   let closed = false;
+  /** Aborted by close(): ends every watch of this backend. */
+  const closing = new AbortController();
 
   function connection(): Promise<Connected> {
     if (closed) return Promise.reject(new StackError('the nats discovery backend is closed', { code: 'closed' }));
@@ -131,14 +136,27 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
     }
   }
 
+  /**
+   * Calls on one key run one at a time, in order: a heartbeat's put racing a deregistration's
+   * delete could otherwise bring the record back after it was removed.
+   */
+  function oneAtATime<T>(key: string, op: () => Promise<T>): Promise<T> {
+    const next = (queues.get(key) ?? Promise.resolve()).then(op, op);
+    const tail = next.catch(() => undefined);
+    queues.set(key, tail);
+    void tail.then(() => {
+      if (queues.get(key) === tail) queues.delete(key);
+    });
+    return next;
+  }
+
   /** Put back everything we registered (the server may have lost it, or it expired meanwhile). */
   async function reestablish(): Promise<void> {
-    for (const reg of own.values()) {
-      try {
-        await putRecord(reg, 'heartbeat');
-      } catch {
-        // The next heartbeat tries again.
-      }
+    for (const key of [...own.keys()]) {
+      await oneAtATime(key, async () => {
+        const reg = own.get(key); // deregistered meanwhile: nothing to put back
+        if (reg) await putRecord(reg, 'heartbeat');
+      }).catch(() => undefined); // the next heartbeat tries again
     }
   }
 
@@ -200,25 +218,29 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
       const ttlMs = opts.ttlMs ?? config.ttlMs;
       const record = toRecord(input, ttlMs);
       const key = keyOf(input.service, input.id);
-      return withNats(`register ${input.service}/${input.id}`, async ({ nc, kv }) => {
-        const value = JSON.stringify(record);
-        if (opts.exclusive) await claim(kv, key, value, record);
-        else await kv.put(key, value);
-        own.set(key, { record, ttlMs });
-        announce(nc, 'register', record);
-        return record;
-      });
+      return oneAtATime(key, () =>
+        withNats(`register ${input.service}/${input.id}`, async ({ nc, kv }) => {
+          const value = JSON.stringify(record);
+          if (opts.exclusive) await claim(kv, key, value, record);
+          else await kv.put(key, value);
+          own.set(key, { record, ttlMs });
+          announce(nc, 'register', record);
+          return record;
+        }),
+      );
     },
 
     async deregister(service: string, id: string): Promise<void> {
       const key = keyOf(service, id);
-      own.delete(key);
-      await withNats(`deregister ${service}/${id}`, async ({ nc, kv }) => {
-        const entry = await kv.get(key);
-        if (!entry || entry.operation !== 'PUT') return;
-        await kv.delete(key);
-        announce(nc, 'deregister', { service, id });
-      });
+      await oneAtATime(key, () =>
+        withNats(`deregister ${service}/${id}`, async ({ nc, kv }) => {
+          own.delete(key);
+          const entry = await kv.get(key);
+          if (!entry || entry.operation !== 'PUT') return;
+          await kv.delete(key);
+          announce(nc, 'deregister', { service, id });
+        }),
+      );
     },
 
     async lookup(service: string): Promise<ServiceInstance[]> {
@@ -232,7 +254,7 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
 
     async heartbeat(service: string, id: string): Promise<void> {
       const key = keyOf(service, id);
-      await withNats(`heartbeat ${service}/${id}`, async ({ kv }) => {
+      const beat = async ({ kv }: Connected) => {
         let reg = own.get(key);
         if (!reg) {
           // Registered by another client: refresh what is stored, if it still is.
@@ -242,14 +264,16 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
           reg = { record, ttlMs: config.ttlMs };
         }
         await putRecord(reg, 'heartbeat');
-      });
+      };
+      await oneAtATime(key, () => withNats(`heartbeat ${service}/${id}`, beat));
     },
 
     watch(service: string, opts: WatchOptions = {}): AsyncIterable<ServiceInstance[]> {
       assertServiceName(service);
       const filter = `${service}.>`;
-      return watchByResync(opts.signal, async (notify) => {
+      return watchByResync(anySignal([opts.signal, closing.signal]), async (notify) => {
         let stopped = false;
+        const stopping = new AbortController();
         let updates: { stop(): void } | undefined;
         let expiryTimer: NodeJS.Timeout | undefined;
         let subscribed: () => void = () => undefined;
@@ -258,7 +282,7 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
         // subscribing again whenever it ends, after a reconnect, or after a failed attempt.
         const keepSubscribed = async () => {
           let failures = 0;
-          while (!stopped) {
+          while (!stopped && !closed) {
             try {
               const { kv } = await connection();
               const iter = await kv.watch({ key: filter, include: 'updates' });
@@ -271,7 +295,7 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
             } catch {
               failures += 1;
               subscribed(); // the first read goes ahead anyway; it retries on its own
-              await sleep(Math.min(2000, 50 * 2 ** failures));
+              await sleep(Math.min(2000, 50 * 2 ** failures), stopping.signal);
             } finally {
               updates?.stop();
               updates = undefined;
@@ -305,6 +329,7 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
           },
           stop: async () => {
             stopped = true;
+            stopping.abort();
             clearTimeout(expiryTimer);
             reconnectListeners.delete(onReconnect);
             updates?.stop();
@@ -324,6 +349,7 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
 
     async close(): Promise<void> {
       closed = true;
+      closing.abort();
       const pending = connecting;
       connecting = undefined;
       own.clear();
@@ -479,7 +505,10 @@ async function* watchByResync(
             yield list;
             continue;
           }
-        } catch {
+        } catch (err) {
+          // The backend was closed under the watch: nothing will ever come again.
+          if (err instanceof StackError && err.code === 'closed') return;
+          // Backend away: try again shortly; the watch itself must survive the outage.
           dirty = true;
           failures++;
           await sleep(Math.min(2000, 50 * 2 ** failures), signal);

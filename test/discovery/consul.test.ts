@@ -157,6 +157,16 @@ describe('consul backend (against the double)', () => {
     }
   });
 
+  test('close() ends the watches of the backend', async () => {
+    const b = backend();
+    const it = b.watch('closing')[Symbol.asyncIterator]();
+    expect((await it.next()).done).toBe(false);
+    const pending = it.next();
+    await b.close();
+    const r = await Promise.race([pending, new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), 20_000))]);
+    expect(r).toMatchObject({ done: true });
+  });
+
   test('a heartbeat after the agent forgot the service registers it again', async () => {
     const port = await freePort();
     let agent = await startConsulDouble({ port });

@@ -98,6 +98,16 @@ describe('etcd backend', () => {
     }
   });
 
+  test('close() ends the watches of the backend', async () => {
+    const b = backend();
+    const it = b.watch('closing')[Symbol.asyncIterator]();
+    expect((await it.next()).done).toBe(false);
+    const pending = it.next();
+    await b.close();
+    const r = await Promise.race([pending, new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), 20_000))]);
+    expect(r).toMatchObject({ done: true });
+  });
+
   test('a heartbeat for an instance nobody registered is an error', async () => {
     const b = backend();
     await expect(b.heartbeat('svc', 'ghost')).rejects.toMatchObject({ code: 'not_registered' });

@@ -107,6 +107,16 @@ describe('nats backend', () => {
     expect((await long.lookup('mixed')).map((i) => i.id)).toEqual(['l-1']);
   });
 
+  test('close() ends the watches of the backend', async () => {
+    const b = backend();
+    const it = b.watch('closing')[Symbol.asyncIterator]();
+    expect((await it.next()).done).toBe(false);
+    const pending = it.next();
+    await b.close();
+    const r = await Promise.race([pending, new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), 20_000))]);
+    expect(r).toMatchObject({ done: true });
+  });
+
   test('a heartbeat puts back a record the server lost', async () => {
     const b = backend({ natsBucket: 'lost' });
     await b.register({ id: 'p-1', service: 'lost', address: '127.0.0.1' });
