@@ -96,8 +96,8 @@ interface OwnRegistration {
 export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
   const target = consulTarget(config);
   const own = new Map<string, OwnRegistration>();
-  /** Per service ID: the tail of the chain of exclusive claims, so check-then-register is atomic here. */
-  const claims = new Map<string, Promise<unknown>>();
+  /** Per service ID: the tail of its chain of register / deregister / heartbeat calls. */
+  const queues = new Map<string, Promise<unknown>>();
   let clientPromise: Promise<ConsulClient> | undefined;
   let closed = false;
   const cancelOnClose = new Set<CallContext>();
@@ -167,14 +167,17 @@ export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
     return toInstances(entries);
   }
 
-  /** One exclusive claim at a time per service ID, in this process. */
-  function serialised<T>(key: string, op: () => Promise<T>): Promise<T> {
-    const previous = claims.get(key) ?? Promise.resolve();
-    const next = previous.then(op, op);
+  /**
+   * Calls on one service ID run one at a time, in order: that makes an exclusive claim's
+   * check-then-register atomic within this process, and keeps a heartbeat that re-registers a
+   * forgotten service from undoing a deregistration that overtook it.
+   */
+  function oneAtATime<T>(key: string, op: () => Promise<T>): Promise<T> {
+    const next = (queues.get(key) ?? Promise.resolve()).then(op, op);
     const tail = next.catch(() => undefined);
-    claims.set(key, tail);
+    queues.set(key, tail);
     void tail.then(() => {
-      if (claims.get(key) === tail) claims.delete(key);
+      if (queues.get(key) === tail) queues.delete(key);
     });
     return next;
   }
@@ -188,7 +191,7 @@ export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
       const ttlMs = opts.ttlMs ?? config.ttlMs;
       const record = toRecord(input, ttlMs);
       const reg: OwnRegistration = { input: record, ttlMs, registeredAt: record.registeredAt };
-      const registerNow = () =>
+      await oneAtATime(sid, () =>
         withConsul(`register ${input.service}/${input.id}`, async (consul) => {
           if (opts.exclusive) {
             const [services, checks] = await Promise.all([consul.agent.service.list(), consul.agent.check.list()]);
@@ -196,22 +199,24 @@ export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
             if (held) throw new CollisionError(input.service, input.id, { backend: 'consul' });
           }
           await put(consul, reg);
-        });
-      await (opts.exclusive ? serialised(sid, registerNow) : registerNow());
-      own.set(sid, reg);
+          own.set(sid, reg);
+        }),
+      );
       return record;
     },
 
     async deregister(service: string, id: string): Promise<void> {
       const sid = serviceId(service, id);
-      own.delete(sid);
-      await withConsul(`deregister ${service}/${id}`, async (consul) => {
-        try {
-          await consul.agent.service.deregister({ id: sid });
-        } catch (err) {
-          if (statusOf(err) !== 404) throw err; // already gone: the goal is reached
-        }
-      });
+      await oneAtATime(sid, () =>
+        withConsul(`deregister ${service}/${id}`, async (consul) => {
+          own.delete(sid);
+          try {
+            await consul.agent.service.deregister({ id: sid });
+          } catch (err) {
+            if (statusOf(err) !== 404) throw err; // already gone: the goal is reached
+          }
+        }),
+      );
     },
 
     async lookup(service: string): Promise<ServiceInstance[]> {
@@ -229,7 +234,7 @@ export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
 
     async heartbeat(service: string, id: string): Promise<void> {
       const sid = serviceId(service, id);
-      await withConsul(`heartbeat ${service}/${id}`, async (consul) => {
+      const beat = async (consul: ConsulClient) => {
         try {
           await consul.agent.check.pass({ id: `service:${sid}` });
         } catch (err) {
@@ -243,7 +248,8 @@ export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
           }
           await put(consul, reg);
         }
-      });
+      };
+      await oneAtATime(sid, () => withConsul(`heartbeat ${service}/${id}`, beat));
     },
 
     watch(service: string, opts: WatchOptions = {}): AsyncIterable<ServiceInstance[]> {
