@@ -18,9 +18,6 @@
  */
 import { readFileSync } from 'node:fs';
 import type { NatsConnection, TlsOptions } from '@nats-io/transport-node';
-
-/** Node's transport also takes `rejectUnauthorized` (its NodeTlsOptions, not exported by name). */
-type NodeTlsOptions = TlsOptions & { rejectUnauthorized?: boolean };
 import type { KV, Kvm } from '@nats-io/kv';
 import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
@@ -45,9 +42,11 @@ import type {
   WatchOptions,
 } from './types.js';
 
+/** Node's transport also takes `rejectUnauthorized` (its NodeTlsOptions, not exported by name). */
+type NodeTlsOptions = TlsOptions & { rejectUnauthorized?: boolean };
+
 /** How long one request to the server may take before the backend counts it as unreachable. */
 const REQUEST_TIMEOUT_MS = 5000;
-
 
 interface Connected {
   nc: NatsConnection;
