@@ -40,6 +40,12 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
   let client: Promise<Dockerode> | undefined;
   const openStreams = new Set<NodeJS.ReadableStream>();
   /**
+   * Aborts the long-polls of `wait` on close: a pending request would keep the process alive, and
+   * `stack up --detach` must exit while its containers run on. Waits cut short this way stay
+   * pending, as the process runtime's do: the instance has not exited as far as we know.
+   */
+  let closing = new AbortController();
+  /**
    * Stack networks made sure of, by name. One creation per name at a time: Docker's duplicate
    * check is not atomic, so two parallel creates would make two networks with the same name.
    */
@@ -178,23 +184,30 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
     },
 
     async wait(handle) {
-      return call(`waiting for service '${handle.service}'`, async (d) => {
-        const container = d.getContainer(handle.id);
-        for (;;) {
-          let status: number | null = null;
-          try {
-            const result = (await container.wait({ condition: 'not-running' })) as { StatusCode?: number };
-            status = result.StatusCode ?? null;
-          } catch (err) {
-            if (!isNotFound(err)) throw err;
+      const closed = closing.signal;
+      const never = new Promise<ExitInfo>(() => undefined);
+      try {
+        return await call(`waiting for service '${handle.service}'`, async (d) => {
+          const container = d.getContainer(handle.id);
+          for (;;) {
+            let status: number | null = null;
+            try {
+              const result = (await container.wait({ condition: 'not-running', abortSignal: closed })) as { StatusCode?: number };
+              status = result.StatusCode ?? null;
+            } catch (err) {
+              if (!isNotFound(err)) throw err;
+            }
+            const info = await inspectOrUndefined(d, handle.id);
+            if (!info) return exitInfo(status);
+            if (!info.State.Running && !info.State.Restarting) return exitInfo(info.State.ExitCode ?? status);
+            // Docker restarted it (or is about to): the instance has not stopped for good.
+            await sleep(RESTART_POLL_MS, closed);
           }
-          const info = await inspectOrUndefined(d, handle.id);
-          if (!info) return exitInfo(status);
-          if (!info.State.Running && !info.State.Restarting) return exitInfo(info.State.ExitCode ?? status);
-          // Docker restarted it (or is about to): the instance has not stopped for good.
-          await new Promise((r) => setTimeout(r, RESTART_POLL_MS));
-        }
-      });
+        });
+      } catch (err) {
+        if (closed.aborted) return never;
+        throw err;
+      }
     },
 
     async stop(handle, stopOpts: StopOptions) {
@@ -262,6 +275,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
     },
 
     async close() {
+      closing.abort();
+      closing = new AbortController();
       for (const s of openStreams) (s as NodeJS.ReadableStream & { destroy?(): void }).destroy?.();
       openStreams.clear();
       readyNetworks.clear();
@@ -319,6 +334,20 @@ function isDockerSignal(name: string): boolean {
   if (/^\d+$/.test(name)) return Number(name) > 0 && Number(name) < 65;
   const full = name.toUpperCase().startsWith('SIG') ? name.toUpperCase() : `SIG${name.toUpperCase()}`;
   return full in os.constants.signals;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 function requireImage(service: ServiceSpec): string {

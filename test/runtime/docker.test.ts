@@ -185,6 +185,22 @@ describe('docker runtime', () => {
     await runtime.stop(handle, stopOpts); // stopping what is gone is not an error (a second `down`)
   });
 
+  it('lets the process exit after close while a wait is pending (stack up --detach)', async () => {
+    const service = busyboxService({ network: 'host', command: ['/bin/sleep', '1000'] });
+    const handle = await start(request(service));
+    // Connections that keep the event loop alive: a pending wait is one of them until close.
+    const connections = () => process.getActiveResourcesInfo().filter((r) => r === 'PipeWrap' || r === 'TCPSocketWrap').length;
+    const before = connections();
+    let settled = false;
+    void runtime.wait(handle).finally(() => (settled = true));
+    await waitFor(() => connections() > before, 15_000, 'wait request in flight');
+    await runtime.close();
+    await waitFor(() => connections() <= before, 15_000, 'wait request aborted');
+    expect(settled).toBe(false); // the container still runs: no exit to report
+    expect((await runtime.inspect(handle)).running).toBe(true);
+    await runtime.stop(handle, stopOpts);
+  });
+
   it('finds the stack from a fresh runtime instance, by label, and stops it from there', async () => {
     const service = busyboxService({ network: 'host', command: ['/bin/sleep', '1000'], replicas: 2 });
     const first = await start(request(service));
