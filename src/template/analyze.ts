@@ -22,6 +22,11 @@ export interface Analysis {
   usesSecret: boolean;
   /** For a template that is exactly one `{{path}}`: the value it names (keeps numbers and booleans typed). */
   sole?: { value: unknown };
+  /**
+   * The rendered text, when the template is only text, plain `{{path}}` lookups and `{{secret "x"}}`
+   * (whose values the analysis has resolved anyway): Handlebars need not run.
+   */
+  output?: string;
 }
 
 /** A value the analysis cannot know (a helper's result, `@index`): nothing below it is checked. */
@@ -60,6 +65,10 @@ export function analyzeTemplate(ast: hbs.AST.Program, ctx: TemplateContext, loca
   const root: Scope = { value: ctx.root, params: new Map(), parent: undefined };
   analyzer.program(ast, root);
   const out: Analysis = { problems: analyzer.problems, usesSecret: analyzer.usesSecret };
+  if (analyzer.problems.length === 0) {
+    const text = directOutput(ast, ctx, analyzer);
+    if (text !== undefined) out.output = text;
+  }
   const only = ast.body.length === 1 ? ast.body[0] : undefined;
   if (only?.type === 'MustacheStatement' && analyzer.soleValue !== UNKNOWN && !isHelperCall(only as hbs.AST.MustacheStatement)) {
     out.sole = { value: analyzer.soleValue };
@@ -77,6 +86,9 @@ class Analyzer {
     private readonly ctx: TemplateContext,
     private readonly locate: Locate,
   ) {}
+
+  /** Values of the top-level mustaches, as resolved: direct output prints them. */
+  readonly values = new Map<hbs.AST.MustacheStatement, unknown>();
 
   program(p: hbs.AST.Program | undefined, scope: Scope): void {
     for (const s of p?.body ?? []) this.statement(s, scope);
@@ -110,6 +122,7 @@ class Analyzer {
     const path = node.path as hbs.AST.PathExpression;
     const value = this.resolve(path, scope, 'value');
     this.soleValue = value;
+    if (scope.parent === undefined) this.values.set(node, value);
     if (isPlainObject(value)) {
       const fields = Object.keys(value).slice(0, 6).join(', ');
       this.report(path.loc, 'not_a_value', `'${path.original}' is an object, not a value: name one of its fields (${fields})`);
@@ -337,6 +350,36 @@ class Analyzer {
     this.seen.add(id);
     this.problems.push({ code, severity: 'error', ...where, message });
   }
+}
+
+/**
+ * The output of a template made only of text, plain path lookups and `{{secret "literal"}}`,
+ * printed as Handlebars prints with `noEscape` (null and undefined as '', anything else as String()).
+ */
+function directOutput(ast: hbs.AST.Program, ctx: TemplateContext, analyzer: Analyzer): string | undefined {
+  let out = '';
+  for (const s of ast.body) {
+    if (s.type === 'ContentStatement') {
+      out += (s as hbs.AST.ContentStatement).value;
+      continue;
+    }
+    if (s.type !== 'MustacheStatement') return undefined;
+    const m = s as hbs.AST.MustacheStatement;
+    if (m.path.type !== 'PathExpression') return undefined;
+    const path = m.path as hbs.AST.PathExpression;
+    if (!isHelperCall(m)) {
+      const value = analyzer.values.has(m) ? analyzer.values.get(m) : UNKNOWN;
+      if (value === UNKNOWN || (typeof value === 'object' && value !== null && !Array.isArray(value))) return undefined;
+      out += value === null || value === undefined ? '' : String(value);
+      continue;
+    }
+    const param = m.params[0];
+    if (path.original !== 'secret' || m.params.length !== 1 || m.hash || param?.type !== 'StringLiteral') return undefined;
+    const secret = ctx.secrets.get((param as hbs.AST.StringLiteral).value);
+    if (secret === undefined) return undefined;
+    out += secret;
+  }
+  return out;
 }
 
 function findParam(scope: Scope, name: string): { value: unknown } | undefined {

@@ -5,6 +5,7 @@
  * and compiled templates cached by their source text.
  */
 import Handlebars from 'handlebars';
+import { parseSimpleTemplate } from './simple-parse.js';
 
 /** Per-render state the helpers reach through `options.data` (never a template-visible name). */
 export interface RenderState {
@@ -71,21 +72,37 @@ const COMPILE_OPTIONS = {
 
 export interface CompiledTemplate {
   ast: hbs.AST.Program;
+  /** Handlebars' compiled function, made on first use (code generation is the expensive part). */
   render: Handlebars.TemplateDelegate;
 }
 
-/** Bounded so a long-running process rendering ever-new sources does not grow without end. */
-const MAX_CACHED = 10_000;
+/**
+ * Templates Handlebars parsed, least recently used first. Bounded, so a long-running process
+ * rendering ever-new sources does not grow without end; the plain-lookup shape (parseSimpleTemplate)
+ * costs less to parse again than a cache slot is worth, so it is never cached.
+ */
+const MAX_CACHED = 5_000;
 const cache = new Map<string, CompiledTemplate>();
 
-/** Parse and compile a template source, once per distinct source text. Throws Handlebars' parse errors. */
+/** Parse a template source (and prepare its compilation). Throws Handlebars' parse errors. */
 export function compileTemplate(source: string): CompiledTemplate {
+  const simple = parseSimpleTemplate(source, HELPER_NAMES);
+  if (simple) return { ast: simple, render: lazyCompile(source) };
   const hit = cache.get(source);
-  if (hit) return hit;
-  const compiled: CompiledTemplate = { ast: hb.parse(source), render: hb.compile(source, COMPILE_OPTIONS) };
+  if (hit) {
+    cache.delete(source); // LRU: a template every service shares stays compiled
+    cache.set(source, hit);
+    return hit;
+  }
+  const compiled: CompiledTemplate = { ast: hb.parse(source), render: lazyCompile(source) };
   if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value as string);
   cache.set(source, compiled);
   return compiled;
+}
+
+function lazyCompile(source: string): Handlebars.TemplateDelegate {
+  let render: Handlebars.TemplateDelegate | undefined;
+  return (root, options) => (render ??= hb.compile(source, COMPILE_OPTIONS))(root, options);
 }
 
 export function runTemplate(compiled: CompiledTemplate, root: unknown, state: RenderState): string {

@@ -98,19 +98,34 @@ class TemplateRenderer {
     return out === undefined ? undefined : out.text;
   }
 
-  /** Render every string leaf of a `data:` tree; a leaf that is exactly `{{path}}` keeps a number or boolean typed. */
+  /**
+   * Render every string leaf of a `data:` tree; a leaf that is exactly `{{path}}` keeps a number or
+   * boolean typed. `at` is the leaf's profile path, one array pushed and popped along the walk
+   * (problems are reported synchronously, so it is read only while it points at the leaf).
+   */
   tree(value: unknown, at: PathSegment[], locate: ProfileLocator): unknown {
     if (typeof value === 'string') {
       if (!value.includes('{{')) return value;
-      const out = this.render(value, () => locate(at));
+      const out = this.render(value, () => locate([...at]));
       if (!out) return value;
       const sole = out.sole?.value;
       return typeof sole === 'number' || typeof sole === 'boolean' ? sole : out.text;
     }
-    if (Array.isArray(value)) return value.map((v, i) => this.tree(v, [...at, i], locate));
+    if (Array.isArray(value)) {
+      return value.map((v, i) => {
+        at.push(i);
+        const r = this.tree(v, at, locate);
+        at.pop();
+        return r;
+      });
+    }
     if (typeof value === 'object' && value !== null) {
       const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value)) out[k] = this.tree(v, [...at, k], locate);
+      for (const [k, v] of Object.entries(value)) {
+        at.push(k);
+        out[k] = this.tree(v, at, locate);
+        at.pop();
+      }
       return out;
     }
     return value;
@@ -130,6 +145,7 @@ class TemplateRenderer {
       this.problems.push(...analysis.problems);
       return undefined;
     }
+    if (analysis.output !== undefined) return { text: analysis.output, ...(analysis.sole ? { sole: analysis.sole } : {}) };
     const state: RenderState = { secrets: this.context.secrets, usedSecret: false };
     try {
       const text = runTemplate(compiled, this.context.root, state);
