@@ -132,6 +132,11 @@ describe('stack up / down across processes', () => {
     const tail = await runStack(['logs', 'api', '-n', '1'], dir);
     expect(tail.stdout.trim().split('\n')).toHaveLength(1);
 
+    // Already running (detached): another `up` refuses instead of starting duplicates.
+    const again = await runStack(['up', '--detach'], dir);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('already running');
+
     const dry = await runStack(['down', '--dry-run'], dir);
     expect(dry.stdout).toContain('would stop api');
     expect(survivors(pids).length).toBe(2);
@@ -142,5 +147,22 @@ describe('stack up / down across processes', () => {
     expect(down.stdout.indexOf('stopped api')).toBeGreaterThan(-1);
     expect(survivors(pids)).toEqual([]);
     expect((await runStack(['status'], dir)).stdout).toContain('nothing is running');
+  });
+
+  it('`stack down` from another process stops a foreground `stack up`, which exits 130', async () => {
+    const [pa, pb] = [await freePort(), await freePort()];
+    const { dir, pids } = await stackFolder({ db: web(pa), api: web(pb, {}, { dependencies: ['db'], restart: 'always' }) });
+    const up = new StackProcess(['up', '--json'], dir);
+    await waitFor(() => up.hasState('api', 'healthy'), 20_000, 'api to be healthy');
+    pids.push(...up.pids());
+    const down = await runStack(['down'], dir);
+    expect(down.code).toBe(0);
+    expect(down.stdout).toMatch(/asked the running `stack up` \(pid \d+\) to stop; it did/);
+    expect(await up.exited).toBe(130);
+    // It stopped them itself, dependents first, and restarted nothing (restart: always).
+    const events = up.events().filter((e) => e.type === 'state' && e.state === 'stopped').map((e) => e.service);
+    expect(events).toEqual(['api', 'db']);
+    expect(up.events().some((e) => e.type === 'restart')).toBe(false);
+    expect(survivors(pids)).toEqual([]);
   });
 });
