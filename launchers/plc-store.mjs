@@ -24,6 +24,7 @@ const FORMAT_VERSION = 1;
  */
 export function createFileStore({ Database, CID }, file) {
   const db = Database.mock();
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   db.contents = load(file, CID);
 
   const addOp = db.validateAndAddOp.bind(db);
