@@ -32,6 +32,12 @@ export interface CheckOptions {
   services: readonly string[];
   /** Masks known secret values (TemplateContext.redact). */
   redact: (text: string) => string;
+  /**
+   * Secret values made up for this check because none were stored (a CI checkout has the
+   * rendered files but not `secrets.json`): a line that differs only where such a value stands
+   * counts as equal, since the real value cannot be known here.
+   */
+  unknownSecrets?: readonly string[];
 }
 
 export async function checkRenderedConfigs(files: readonly RenderedConfig[], outDir: string, opts: CheckOptions): Promise<ConfigDifference[]> {
@@ -51,6 +57,7 @@ export async function checkRenderedConfigs(files: readonly RenderedConfig[], out
       out.push({ ...base, status: 'missing', patch: createTwoFilesPatch(`a/${label}`, `b/${label}`, '', file.masked, '', '') });
       continue;
     }
+    if (opts.unknownSecrets?.length) old = adoptUnknownSecrets(old, file.content, opts.unknownSecrets);
     if (old !== file.content) {
       const secretish = file.secret || (mode & 0o077) === 0;
       out.push({ ...base, status: 'changed', patch: maskedPatch(label, old, file, secretish, opts.redact) });
@@ -79,6 +86,27 @@ function maskedPatch(label: string, old: string, file: RenderedConfig, secretish
   const patch = createTwoFilesPatch(`a/${label}`, `b/${label}`, before, now, '', '');
   if (before === now) return `${patch}(the difference is in secret values, which are not shown)\n`;
   return patch;
+}
+
+/**
+ * Where a line of the new content holds a made-up secret and the old line matches it with any value
+ * in those places, take the new line: the difference is only the secret nobody here knows.
+ */
+function adoptUnknownSecrets(old: string, now: string, secrets: readonly string[]): string {
+  const oldLines = old.split('\n');
+  const newLines = now.split('\n');
+  if (oldLines.length !== newLines.length) return old;
+  const escape = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return oldLines
+    .map((line, i) => {
+      const target = newLines[i]!;
+      const present = secrets.filter((v) => v.length > 0 && target.includes(v));
+      if (line === target || present.length === 0) return line;
+      let pattern = escape(target);
+      for (const v of present) pattern = pattern.split(escape(v)).join('.+?');
+      return new RegExp(`^${pattern}$`).test(line) ? target : line;
+    })
+    .join('\n');
 }
 
 /** `KEY=value` / `key: value` / `key = value` → the key with a masked value; any other line masked whole. */

@@ -82,6 +82,21 @@ describe('stack render --check', () => {
     expect(report.differences.map((d) => `${d.status} ${d.destination}`).sort()).toEqual(['changed pds.env', 'extra stray.conf', 'missing relay.env', 'mode plc.env']);
   });
 
+  it('in a checkout without the stored secrets (CI), compares everything but the secret values', async () => {
+    const cwd = tempDir();
+    expect((await render(cwd, ['--profile', 'full-node', '--out', 'out'])).code).toBe(0);
+    rmSync(path.join(cwd, '.stack'), { recursive: true });
+    const same = await render(cwd, ['--profile', 'full-node', '--out', 'out', '--check']);
+    expect(same.code, same.stdout + same.stderr).toBe(0);
+    expect(existsSync(path.join(cwd, '.stack'))).toBe(false); // --check stores nothing
+
+    const appview = path.join(cwd, 'out', 'appview', 'appview.env');
+    writeFileSync(appview, readFileSync(appview, 'utf8').replace('@127.0.0.1:5432/bsky', '@10.0.0.9:5432/bsky'), { mode: 0o600 });
+    const changed = await render(cwd, ['--profile', 'full-node', '--out', 'out', '--check']);
+    expect(changed.code).toBe(1);
+    expect(changed.stdout).toContain('+BSKY_DB_POSTGRES_URL=postgres://pg:••••@127.0.0.1:5432/bsky');
+  });
+
   it('with --service compares only those services’ folders', async () => {
     const cwd = tempDir();
     expect((await render(cwd, ['--profile', 'simple-pds', '--out', 'out'])).code).toBe(0);

@@ -75,7 +75,9 @@ export async function run(opts: RenderOptions, o: Output): Promise<number> {
   const outDir = path.resolve(cwd, outOption(opts.out, profile, stateDir));
   const services = selected ?? Object.values(profile.services).filter((s) => s.enable).map((s) => s.name);
   if (opts.check) {
-    const differences = await checkRenderedConfigs(files, outDir, { services, redact: context.redact });
+    // Secrets made up for this check (none stored) cannot match the files: compare around them.
+    const unknownSecrets = Object.values(context.generatedSecrets);
+    const differences = await checkRenderedConfigs(files, outDir, { services, redact: context.redact, unknownSecrets });
     reportCheck(differences, outDir, o, opts, generated.length > 0 ? path.join(stateDir, SECRETS_FILE) : undefined);
     return differences.length > 0 ? ExitCode.stackFailed : ExitCode.ok;
   }
@@ -167,7 +169,7 @@ function reportCheck(differences: ConfigDifference[], outDir: string, o: Output,
     }
   }
   o.err(`${differences.length} difference${differences.length === 1 ? '' : 's'} between ${displayDir(outDir, cwd)} and the rendered configs`);
-  if (freshSecretsFile) o.err(`note: no stored secrets (${displayDir(freshSecretsFile, cwd)}): new ones were generated for this check, so files holding secrets cannot match`);
+  if (freshSecretsFile) o.err(`note: no stored secrets (${displayDir(freshSecretsFile, cwd)}): generated secret values were not compared`);
 }
 
 function colorPatch(patch: string, o: Output): string {
