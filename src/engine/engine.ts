@@ -311,6 +311,7 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
     slot.exit = exit;
     if (signal.aborted) return 'stopped while starting';
     setState(slot, spec.kind === 'task' ? 'running' : 'checking');
+    checkForDependents(slot, runtime, handle);
 
     // Whichever comes first: ready, exit, deadline, or abort.
     const race = new AbortController();
@@ -349,6 +350,24 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
     } finally {
       signal.removeEventListener('abort', onAbort);
       race.abort();
+    }
+  };
+
+  /**
+   * Dependents that judge this service by their own check (`dependencies[].healthCheck`) probe it
+   * themselves, from the moment it has started, within `dependencyTimeout`.
+   */
+  const checkForDependents = (slot: Slot, runtime: Runtime, handle: ServiceHandle) => {
+    if (!healthChecks) return;
+    for (const edge of graph.dependentsOf(slot.spec.name)) {
+      const own = graph.services.get(edge.from)?.dependencies.find((d) => d.name === slot.spec.name)?.healthCheck;
+      if (!own || edge.gate === 'started' || !slots.has(edge.from)) continue;
+      waitUntilHealthy(own, healthTarget(slot, runtime, handle, own), { clock, signal: slot.abort.signal, deadlineMs: timeoutMs }).then(
+        () => gates.recordEdgeCheck(edge.from, edge.to, { ok: true }),
+        (err) => {
+          if (!slot.abort.signal.aborted) gates.recordEdgeCheck(edge.from, edge.to, { ok: false, reason: errorText(err) });
+        },
+      );
     }
   };
 

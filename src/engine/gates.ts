@@ -40,6 +40,12 @@ export interface GateSource {
 /** The local implementation: fed by the engine's own state changes. */
 export interface LocalGates extends GateSource {
   record(service: string, status: DependencyStatus): void;
+  /**
+   * The result of a dependent's own check of a dependency (`dependencies[].healthCheck`: how
+   * *this* dependent judges it). For such an edge this result, not the dependency's own health,
+   * opens a `healthy` or `settled` gate.
+   */
+  recordEdgeCheck(from: string, to: string, result: { ok: true } | { ok: false; reason: string }): void;
 }
 
 /** Failed for good: a dependency in one of these states will never open a `healthy` gate. */
@@ -71,9 +77,36 @@ function describe(status: DependencyStatus): string {
   return `is ${status.state}`;
 }
 
+/** `from>to` for every edge whose dependent brings its own health check for the dependency. */
+function edgesWithOwnCheck(graph: DependencyGraph): Set<string> {
+  const keys = new Set<string>();
+  for (const edge of graph.edges) {
+    const spec = graph.services.get(edge.from)?.dependencies.find((d) => d.name === edge.to);
+    if (spec?.healthCheck && edge.gate !== 'started') keys.add(`${edge.from}>${edge.to}`);
+  }
+  return keys;
+}
+
 export function createLocalGates(graph: DependencyGraph): LocalGates {
   const statuses = new Map<string, DependencyStatus>();
+  const edgeChecks = new Map<string, { ok: true } | { ok: false; reason: string }>();
+  const ownCheck = edgesWithOwnCheck(graph);
   const listeners = new Set<() => void>();
+  const notify = () => {
+    for (const listener of listeners) listener();
+  };
+
+  /** An edge judged by the dependent's own check: the dependency must run, and pass that check. */
+  const judgeOwnCheck = (edge: GraphEdge): GateVerdict => {
+    const status = statuses.get(edge.to);
+    const own = edgeChecks.get(`${edge.from}>${edge.to}`);
+    const base = judge(edge.gate, edge.to, status);
+    if (base.kind !== 'waiting' && !(base.kind === 'open' && !base.warning)) return base; // it failed for everyone
+    if (!own) return { kind: 'waiting' };
+    if (own.ok) return { kind: 'open' };
+    const why = `'${edge.to}' failed ${edge.from}'s own health check: ${own.reason}`;
+    return edge.gate === 'settled' ? { kind: 'open', warning: `optional dependency ${why}; starting anyway` } : { kind: 'broken', reason: `requires ${why}` };
+  };
 
   const targetsOf = (edge: GraphEdge): string[] => {
     const group = graph.groupOf(edge.to);
@@ -83,6 +116,7 @@ export function createLocalGates(graph: DependencyGraph): LocalGates {
 
   return {
     verdict(edge) {
+      if (ownCheck.has(`${edge.from}>${edge.to}`)) return judgeOwnCheck(edge);
       // Several targets (a group): broken if any is broken, waiting if any waits, else open.
       let warning: string | undefined;
       let waiting = false;
@@ -101,7 +135,11 @@ export function createLocalGates(graph: DependencyGraph): LocalGates {
     },
     record(service, status) {
       statuses.set(service, { ...status });
-      for (const listener of listeners) listener();
+      notify();
+    },
+    recordEdgeCheck(from, to, result) {
+      edgeChecks.set(`${from}>${to}`, result);
+      notify();
     },
   };
 }

@@ -78,6 +78,22 @@ describe('dependency gates', () => {
     expect(log.at('c', 'starting')).toBeGreaterThan(log.at('b', 'healthy'));
   });
 
+  it("a dependent's own health check of a dependency opens its gate, not the dependency's own check", async () => {
+    const [pa, pb] = [await freePort(), await freePort()];
+    const { log } = await run(
+      {
+        a: httpService(pa, { HEALTH_FAIL: '1' }),
+        b: httpService(pb, {}, { dependencies: [{ name: 'a', healthCheck: { strategy: 'tcp', port: pa, interval: '50ms', retries: 0 } }] }),
+      },
+      { coordination: { dependencyTimeout: '1500ms' } },
+      'leave',
+    );
+    // b judged a by a TCP connect and started while a's own /health still failed.
+    expect(log.at('b', 'starting')).toBeGreaterThan(log.at('a', 'checking'));
+    expect(log.at('b', 'starting')).toBeLessThan(log.at('a', 'failed'));
+    expect(log.at('a', 'healthy')).toBe(-1);
+  });
+
   it('a task gates its dependent on completing with exit 0', async () => {
     const pb = await freePort();
     const { report, log } = await run({
