@@ -28,7 +28,7 @@
  * - Only one instance per service: `replicas` above 1 is reported as a warning and ignored.
  */
 import path from 'node:path';
-import { StackFailedError } from '../errors.js';
+import { InterruptedError, StackFailedError } from '../errors.js';
 import type { DiscoveryManager } from '../discovery/manager.js';
 import type { ServiceInstance } from '../discovery/types.js';
 import type { DependencyGraph, Plan } from '../graph/types.js';
@@ -466,7 +466,10 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
     }
     slot.status.restarts++;
     setState(slot, 'starting');
-    const failure = await startAndAwaitReady(slot);
+    // Tracked like the first start, so a stop arriving now waits for the new handle and stops it.
+    const attempt = startAndAwaitReady(slot);
+    slot.lifecycle = attempt.then(() => undefined);
+    const failure = await attempt;
     if (slot.stopping) return;
     if (failure !== undefined) {
       // Counts as another failed run: the policy decides again (its limit ends the loop).
@@ -570,6 +573,8 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
       await lock.release();
       if (ownsRuntimes) await runtimes.close();
       resolveDone();
+      // Ctrl-C while preparing (pulling images): that is an interruption, not an error.
+      if (opts.signal?.aborted) throw new InterruptedError(String(opts.signal.reason ?? 'SIGINT'));
       throw err;
     }
 
