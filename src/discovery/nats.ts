@@ -18,7 +18,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { NatsConnection, TlsOptions } from '@nats-io/transport-node';
-import type { KV, Kvm } from '@nats-io/kv';
+import type { KV, KvEntry, Kvm } from '@nats-io/kv';
 import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
 import {
@@ -186,11 +186,12 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
   }
 
   /**
-   * The records under a key filter. Keys come from the stream's subject list (one request and
-   * reply) rather than `kv.keys()`, whose consumer can hang forever when the server goes away
-   * mid-read; every step here has a timeout.
+   * The latest entry of every key under a filter, and the stream's last sequence when the read
+   * began. Keys come from the stream's subject list (one request and reply) rather than
+   * `kv.keys()`, whose consumer can hang forever when the server goes away mid-read; every
+   * step here has a timeout.
    */
-  async function readKeys(filter: string): Promise<ServiceInstance[]> {
+  async function readEntries(filter: string): Promise<{ lastSeq: number; entries: KvEntry[] }> {
     return withNats(`read ${filter}`, async ({ nc, kv }) => {
       const subjectPrefix = `$KV.${bucket}.`;
       const reply = await nc.request(
@@ -198,15 +199,23 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
         JSON.stringify({ subjects_filter: `${subjectPrefix}${filter}` }),
         { timeout: REQUEST_TIMEOUT_MS },
       );
-      const info = reply.json<{ state?: { subjects?: Record<string, number> }; error?: { description?: string } }>();
+      const info = reply.json<{
+        state?: { last_seq?: number; subjects?: Record<string, number> };
+        error?: { description?: string };
+      }>();
       if (info.error) throw new Error(`stream info: ${info.error.description ?? 'error'}`);
       const keys = Object.keys(info.state?.subjects ?? {}).map((subject) => subject.slice(subjectPrefix.length));
       const entries = await Promise.all(keys.map((k) => kv.get(k)));
-      const now = Date.now();
-      return sortById(
-        entries.flatMap((e) => (e && e.operation === 'PUT' ? parseStored(e.string()) : [])).filter((r) => !isExpired(r, now)),
-      );
+      return { lastSeq: info.state?.last_seq ?? 0, entries: entries.filter((e): e is KvEntry => e !== null) };
     });
+  }
+
+  async function readKeys(filter: string): Promise<ServiceInstance[]> {
+    const { entries } = await readEntries(filter);
+    const now = Date.now();
+    return sortById(
+      entries.flatMap((e) => (e.operation === 'PUT' ? parseStored(e.string()) : [])).filter((r) => !isExpired(r, now)),
+    );
   }
 
   return {
@@ -273,6 +282,7 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
       return watchByResync(anySignal([opts.signal, closing.signal]), async (notify) => {
         let stopped = false;
         const stopping = new AbortController();
+        const known = new KnownEntries();
         let updates: { stop(): void } | undefined;
         let expiryTimer: NodeJS.Timeout | undefined;
         let subscribed: () => void = () => undefined;
@@ -288,9 +298,11 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
               updates = iter;
               if (stopped) break;
               failures = 0;
-              notify(); // changes made while we had no subscription: re-read
+              known.stale(); // changes made while we had no subscription: read everything again
+              notify();
               subscribed();
-              for await (const _ of iter) notify();
+              // Each update carries its value: apply it, no round trip (this is the fast path).
+              for await (const entry of iter) if (known.apply(entry)) notify();
             } catch {
               failures += 1;
               subscribed(); // the first read goes ahead anyway; it retries on its own
@@ -314,16 +326,25 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
               abandon = () => reject(new Error('reconnected while reading'));
             });
             reconnectListeners.add(abandon);
-            let list: ServiceInstance[];
             try {
-              list = await Promise.race([readKeys(filter), abandoned]);
+              if (known.isStale) {
+                const generation = known.generation;
+                known.replaceWith(await Promise.race([readEntries(filter), abandoned]), generation);
+              }
             } finally {
               reconnectListeners.delete(abandon);
             }
-            // Values dropped by TTL raise no event: wake up when the earliest record is due.
+            const list = known.list();
+            // Values dropped by TTL raise no event: when the earliest record is due, look at the
+            // server again (its own max age may have dropped values too).
             clearTimeout(expiryTimer);
             const due = earliestExpiry(list);
-            if (due !== undefined) expiryTimer = setTimeout(notify, Math.max(0, due - Date.now()) + 20);
+            if (due !== undefined) {
+              expiryTimer = setTimeout(() => {
+                known.stale();
+                notify();
+              }, Math.max(0, due - Date.now()) + 20);
+            }
             return list;
           },
           stop: async () => {
@@ -381,6 +402,62 @@ function tlsOptions(config: DiscoveryConfig, servers: string[]): { tls?: NodeTls
       ...(tls?.insecureSkipVerify ? { rejectUnauthorized: false } : {}),
     },
   };
+}
+
+/**
+ * What a watcher knows of its keys: the latest entry of each, by revision (the stream sequence),
+ * fed both by full reads and by the KV watch's updates. Comparing revisions makes the two
+ * sources commute: an update that arrives during a full read is neither lost nor undone.
+ */
+class KnownEntries {
+  #entries = new Map<string, { revision: number; record?: ServiceInstance }>();
+  /** Bumped by every `stale()`; a full read counts only if none happened while it ran. */
+  #generation = 0;
+  #freshGeneration = -1;
+
+  get isStale(): boolean {
+    return this.#freshGeneration !== this.#generation;
+  }
+
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** The next read goes to the server. */
+  stale(): void {
+    this.#generation += 1;
+  }
+
+  /** Take in one entry; true when it changed what we know. */
+  apply(entry: Pick<KvEntry, 'key' | 'revision' | 'operation' | 'string'>): boolean {
+    const current = this.#entries.get(entry.key);
+    if (current && current.revision >= entry.revision) return false;
+    const [record] = entry.operation === 'PUT' ? parseStored(entry.string()) : [];
+    this.#entries.set(entry.key, record ? { revision: entry.revision, record } : { revision: entry.revision });
+    return true;
+  }
+
+  /**
+   * A full read begun at `generation`: its entries, and the end of every key it no longer lists
+   * (dropped by age).
+   */
+  replaceWith({ lastSeq, entries }: { lastSeq: number; entries: KvEntry[] }, generation: number): void {
+    const listed = new Set<string>();
+    for (const entry of entries) {
+      listed.add(entry.key);
+      this.apply(entry);
+    }
+    for (const [key, known] of this.#entries) {
+      if (!listed.has(key) && known.revision <= lastSeq) this.#entries.delete(key);
+    }
+    this.#freshGeneration = generation;
+  }
+
+  list(now = Date.now()): ServiceInstance[] {
+    const records: ServiceInstance[] = [];
+    for (const { record } of this.#entries.values()) if (record && !isExpired(record, now)) records.push(record);
+    return sortById(records);
+  }
 }
 
 /** Create-if-absent; a value left behind only because its TTL passed does not block a claim. */
