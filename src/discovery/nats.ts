@@ -303,6 +303,8 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
               subscribed();
               // Each update carries its value: apply it, no round trip (this is the fast path).
               for await (const entry of iter) if (known.apply(entry)) notify();
+              // The watch ended without us asking (its consumer went away): pause, then again.
+              if (!stopped) await sleep(50, stopping.signal);
             } catch {
               failures += 1;
               subscribed(); // the first read goes ahead anyway; it retries on its own
