@@ -14,9 +14,10 @@ import { didYouMean } from '../util/suggest.js';
 import { analyzeTemplate, type Locate } from './analyze.js';
 import { buildTemplateContext, type ContextOptions } from './context.js';
 import { compileTemplate, runTemplate, type RenderState } from './engine.js';
-import { CODECS, environmentOf, FormatError, OutputSyntaxError } from './formats/index.js';
+import { CODECS, environmentOf, FormatError, OutputSyntaxError, type FormatCodec } from './formats/index.js';
 import { createProfileLocator, displayPath, type ProfileLocator } from './locate.js';
-import { saveSecrets } from './secrets.js';
+import { MASK, saveSecrets } from './secrets.js';
+import { structureDifference, tameContext } from './structure.js';
 import type { RenderedConfig, RenderResult, TemplateContext } from './types.js';
 import { writeFileInside } from './write.js';
 
@@ -75,14 +76,44 @@ export function renderTemplate(spec: TemplateSpec, context: TemplateContext, opt
   const content = renderer.text(spec.template, where);
   if (content === undefined) return renderer.result('');
   if (spec.format !== 'text') {
+    let parsed: unknown;
     try {
-      codec.parse(content);
+      parsed = codec.parse(content);
     } catch (err) {
       if (!(err instanceof OutputSyntaxError)) throw err;
       renderer.problems.push({ code: 'invalid_output', severity: 'error', ...where(undefined), message: outputMessage(codec.label, content, err, context) });
+      return renderer.result(content);
     }
+    const injected = injectedKeys(spec.template, codec, parsed, context);
+    if (injected) renderer.problems.push({ code: 'value_changes_structure', severity: 'error', ...where(undefined), message: injected });
   }
   return renderer.result(content);
+}
+
+/**
+ * Whether a value, rather than the template, decided a key of free-text output: the same template
+ * rendered against a tame context (see structure.ts) must have the same key paths.
+ */
+function injectedKeys(source: string, codec: FormatCodec, parsed: unknown, context: TemplateContext): string | undefined {
+  const tameText = new TemplateRenderer(tameContext(context)).text(source, () => ({}));
+  if (tameText === undefined) return undefined;
+  let tame: unknown;
+  try {
+    tame = codec.parse(tameText);
+  } catch {
+    return undefined;
+  }
+  const { added, removed } = structureDifference(parsed, tame);
+  if (added.length === 0 && removed.length === 0) return undefined;
+  // A key made from part of a secret must not be shown either.
+  const secrets = [...context.secrets.values()];
+  const show = (k: string) => {
+    const last = k.split('.').pop() ?? k;
+    return last.length >= 3 && secrets.some((v) => v.includes(last)) ? MASK : context.redact(k);
+  };
+  const list = (keys: string[]) => keys.slice(0, 5).map((k) => `'${show(k)}'`).join(', ') + (keys.length > 5 ? ', …' : '');
+  const what = [added.length > 0 ? `adds ${list(added)}` : '', removed.length > 0 ? `removes ${list(removed)}` : ''].filter(Boolean).join(' and ');
+  return `a value ${what} in the rendered ${codec.label}: values in free text are not escaped — use a \`data:\` template (escaped by construction), or check the value`;
 }
 
 /** Collects problems and secret use while one template's strings render. */

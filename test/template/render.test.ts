@@ -109,6 +109,26 @@ services:
     expect(problems.map((p) => p.message)).toEqual(['rendered output is not valid ENV at output line 3 `B=2`: B is set twice']);
   });
 
+  it.each([
+    ['env', 'A={{value}}\nB=2\n', 'x\nINJECTED=1', "adds 'INJECTED'"],
+    ['ini', '[main]\nname={{value}}\n', 'x\n[admin]\npassword=1', "adds 'admin', 'admin.password'"],
+    ['yaml', 'a: {{value}}\nb: 2\n', 'x\nc: 3', "adds 'c'"],
+    ['toml', 'a = "{{value}}"\n', 'x"\nb = "y', "adds 'b'"],
+    ['json', '{ "a": "{{value}}" }\n', 'x", "admin": "true', "adds 'admin'"],
+  ])('%s: a value that adds a key to free text is caught, though the output parses', (format, template, value, message) => {
+    const { dir, profile } = profileIn(stack(format, ''), { 'templates/out.hbs': template });
+    const { files, problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: {}, vars: { value } });
+    expect(files).toEqual([]);
+    expect(problems.map((p) => p.code)).toEqual(['value_changes_structure']);
+    expect(problems[0]!.message).toContain(message);
+  });
+
+  it('accepts values with structural characters that stay inside their value, and keys from #each', () => {
+    const { dir, profile } = profileIn(stack('env', ''), { 'templates/out.hbs': 'URL="{{value}}"\n{{#each service.app.instances}}I_{{@index}}=1\n{{/each}}' });
+    const { problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: {}, vars: { value: 'postgres://u@h/db?sslmode=require&x=#1' } });
+    expect(problems).toEqual([]);
+  });
+
   it('masks secrets in the rendered line it quotes', () => {
     const { dir, profile } = profileIn(stack('json', ''), { 'templates/out.hbs': '{ "token": {{secret "token"}} }\n' });
     const { problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: {} });

@@ -1,0 +1,69 @@
+/**
+ * Free-text templates (`template:` with a structured format) cannot escape values by construction
+ * the way `data:` trees do, and parsing the output back only proves it is well formed: a hostname
+ * of `x\nPDS_DEV_MODE=true` yields a perfectly valid ENV file with one key too many.
+ *
+ * So the template is rendered a second time against a *tame* copy of the context — every string
+ * reduced to its harmless characters (letters, digits, `_ . : / @ -`), so quotes, newlines, `=`,
+ * `#`, `[`… are gone while conditions like `{{#if}}` and `(eq mode "prod")` still decide alike —
+ * and the key paths of both outputs are compared. A key present in only one of them came from a
+ * value, not from the template.
+ */
+import type { TemplateContext } from './types.js';
+
+const UNSAFE = /[^A-Za-z0-9_.:/@-]/g;
+
+function tameString(s: string): string {
+  if (s === '') return s;
+  const kept = s.replace(UNSAFE, '');
+  return kept === '' ? 'x' : kept;
+}
+
+function tame(value: unknown): unknown {
+  if (typeof value === 'string') return tameString(value);
+  if (Array.isArray(value)) return value.map(tame);
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = tame(v);
+    return out;
+  }
+  return value;
+}
+
+const tamed = new WeakMap<TemplateContext, TemplateContext>();
+
+/** The context with every string value (secrets included) reduced to harmless characters. */
+export function tameContext(context: TemplateContext): TemplateContext {
+  let t = tamed.get(context);
+  if (!t) {
+    t = {
+      ...context,
+      root: tame(context.root) as Record<string, unknown>,
+      secrets: new Map([...context.secrets].map(([k, v]) => [k, tameString(v)])),
+      redact: context.redact,
+    };
+    tamed.set(context, t);
+  }
+  return t;
+}
+
+/** Every key path of a parsed document (`a.b`, `list[0].c`); array items count by position. */
+export function keyPaths(value: unknown, prefix = '', out = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => keyPaths(v, `${prefix}[${i}]`, out));
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [k, v] of Object.entries(value)) {
+      const p = prefix ? `${prefix}.${k}` : k;
+      out.add(p);
+      keyPaths(v, p, out);
+    }
+  }
+  return out;
+}
+
+/** Key paths in one document and not the other. */
+export function structureDifference(rendered: unknown, tame: unknown): { added: string[]; removed: string[] } {
+  const a = keyPaths(rendered);
+  const b = keyPaths(tame);
+  return { added: [...a].filter((k) => !b.has(k)), removed: [...b].filter((k) => !a.has(k)) };
+}
