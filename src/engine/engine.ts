@@ -59,6 +59,8 @@ export interface RenderContext {
   configDir: string;
   /** Registered instances of the services it depends on (healthy ones only). */
   dependencies: Record<string, ServiceInstance[]>;
+  /** Every instance this run has made healthy so far (templates may name any service). */
+  instances: ServiceInstance[];
 }
 
 /** Called just before a service starts (templates render when their dependencies are registered). */
@@ -266,7 +268,8 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
     const configDir = path.join(stateDir, 'config', spec.name);
     const dependencies = dependencyInstances(spec);
     const injected = opts.discovery ? opts.discovery.environmentFor(Object.values(dependencies).flat()) : {};
-    const rendered = opts.renderConfigs ? await opts.renderConfigs(spec, { stack, profile, configDir, dependencies }) : { files: [], environment: {} };
+    const instances = [...slots.values()].flatMap((s) => (s.instance ? [s.instance] : []));
+    const rendered = opts.renderConfigs ? await opts.renderConfigs(spec, { stack, profile, configDir, dependencies, instances }) : { files: [], environment: {} };
     return {
       stack,
       service: spec,

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDiscovery } from '../../src/discovery/index.js';
 import { startStack, type RenderContext } from '../../src/engine/index.js';
+import { createTemplateRenderer } from '../../src/engine/templates.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { EventLog, httpService, makeStack, nodeProgram, survivors, tempDir } from './helpers.js';
 
@@ -75,5 +76,32 @@ describe('engine hooks', () => {
     const state = await waitFor(() => readFile(path.join(dir, 'state', 'state.json'), 'utf8'), 5_000, 'state file');
     expect(state).not.toContain('hunter2-secret'); // …nobody else sees it
     expect(JSON.stringify(log.events)).not.toContain('hunter2-secret');
+  });
+
+  it('renders templates through src/template: variables and live dependency addresses reach the service', async () => {
+    const { dir, cleanup } = await tempDir();
+    const port = await freePort();
+    const dump = path.join(dir, 'env.json');
+    const app = {
+      ...envDumper(dump, ['db']),
+      templates: [{ destination: 'app.env', format: 'env', env: true, data: { RENDERED_DB_URL: '{{service.db.url}}', RENDERED_GREETING: '{{greeting}}' } }],
+    };
+    const input = makeStack('tpl', dir, { db: httpService(port), app }, { variables: { greeting: { type: 'string', required: true } } });
+    const stateDir = path.join(dir, 'state');
+    // A missing variable is reported before anything starts.
+    await expect(createTemplateRenderer(input.profile, ['db', 'app'], { stateDir, cwd: dir })).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('greeting') });
+
+    const renderConfigs = await createTemplateRenderer(input.profile, ['db', 'app'], { stateDir, cwd: dir, vars: ['greeting=hello'] });
+    const log = new EventLog();
+    const controller = startStack(input, { onEvent: log.push, ...(renderConfigs ? { renderConfigs } : {}) });
+    cleanups.push(async () => {
+      await controller.stop();
+      expect(survivors(log.pids())).toEqual([]);
+      await cleanup();
+    });
+    expect((await controller.ready).outcome).toBe('up');
+    const env = JSON.parse(await waitFor(() => readFile(dump, 'utf8'), 10_000, 'env dump')) as Record<string, string>;
+    expect(env).toMatchObject({ RENDERED_DB_URL: `http://127.0.0.1:${port}`, RENDERED_GREETING: 'hello' });
+    expect(await readFile(path.join(stateDir, 'config', 'app', 'app.env'), 'utf8')).toContain('RENDERED_GREETING=hello');
   });
 });

@@ -11,9 +11,7 @@
  * 2 invalid input; 3 Docker or discovery unreachable; 130 interrupted.
  */
 import { ExitCode, UsageError } from '../../errors.js';
-import type { RenderConfigs } from '../../engine/engine.js';
 import type { StartupReport } from '../../engine/types.js';
-import type { Profile } from '../../profile/types.js';
 import type { CommonOptions } from '../common.js';
 import { loadAndPlan } from '../load-plan.js';
 import { paint, type Output } from '../output.js';
@@ -25,6 +23,8 @@ interface UpOptions extends CommonOptions {
   dryRun?: boolean;
   service?: string[];
   onFailure?: 'rollback' | 'leave';
+  var?: string[];
+  vars?: string;
 }
 
 export async function run(opts: UpOptions, o: Output): Promise<number> {
@@ -46,7 +46,13 @@ export async function run(opts: UpOptions, o: Output): Promise<number> {
   try {
     await discovery.check(); // unreachable discovery: exit 3 before anything starts
     const progress = createProgress(o, { json: Boolean(opts.json), services: [...thePlan.services.map((s) => s.name), ...thePlan.blocked.map((b) => b.service)] });
-    const renderConfigs = await templateRenderer(profile, o);
+    const { createTemplateRenderer } = await import('../../engine/templates.js');
+    const { stateDirOf } = await import('../../engine/state.js');
+    const renderConfigs = await createTemplateRenderer(
+      profile,
+      thePlan.services.map((s) => s.name),
+      { stateDir: stateDirOf(profile), ...(opts.var ? { vars: opts.var } : {}), ...(opts.vars ? { varsFile: opts.vars } : {}) },
+    );
     const controller = startStack(
       { profile, graph, plan: thePlan },
       {
@@ -92,25 +98,4 @@ function summarize(o: Output, report: StartupReport, stack: string, policy: stri
   for (const f of report.failed) o.err(paint(o, 'red', `failed: ${f.service} — ${f.reason}`));
   for (const b of report.blocked) o.err(paint(o, 'red', `blocked: ${b.service} — ${b.reason}`));
   o.err(`stack '${stack}' failed after ${secs}s; ${policy === 'rollback' ? 'what had started was stopped again (--on-failure rollback)' : 'the rest was left running (--on-failure leave); `stack down` stops it'}`);
-}
-
-/**
- * The template renderer (src/template) when it provides `renderServiceConfigs`; looked up at run
- * time so `up` works before templates land. Without it, a service with templates gets a warning.
- */
-async function templateRenderer(profile: Profile, o: Output): Promise<RenderConfigs | undefined> {
-  const withTemplates = Object.values(profile.services).filter((s) => s.enable && s.templates.length > 0);
-  if (withTemplates.length === 0) return undefined;
-  const modulePath = '../../template/index.js';
-  try {
-    const mod = (await import(modulePath)) as { renderServiceConfigs?: (p: Profile, service: string, context: unknown, configDir: string) => Promise<unknown> };
-    const render = mod.renderServiceConfigs;
-    if (typeof render === 'function') {
-      return async (service, context) => (await render(profile, service.name, context, context.configDir)) as Awaited<ReturnType<RenderConfigs>>;
-    }
-  } catch {
-    // not there yet
-  }
-  o.err(paint(o, 'yellow', `warning: templates are not rendered by this build (${withTemplates.map((s) => s.name).join(', ')})`));
-  return undefined;
 }
