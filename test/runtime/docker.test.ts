@@ -201,6 +201,14 @@ describe('docker runtime', () => {
     await runtime.stop(handle, stopOpts);
   });
 
+  it('finishes removing stopped containers before close returns', async () => {
+    const own = createDockerRuntime();
+    const handle = await own.start(request(busyboxService({ network: 'host', command: ['/bin/sleep', '1000'] })));
+    await own.stop(handle, stopOpts);
+    await own.close();
+    expect(await docker.listContainers({ all: true, filters: labelFilter(stack) })).toEqual([]);
+  });
+
   it('finds the stack from a fresh runtime instance, by label, and stops it from there', async () => {
     const service = busyboxService({ network: 'host', command: ['/bin/sleep', '1000'], replicas: 2 });
     const first = await start(request(service));
@@ -336,6 +344,7 @@ describe('docker runtime', () => {
     const again = await start(request(busyboxService({ ...service, command: ['/bin/sh', '-c', 'cat /data/file; exec sleep 1000'] })));
     expect(await waitFor(async () => (await collectLogs(again))[0], 15_000, 'file from the volume')).toBe('kept');
     await runtime.stop(again, stopOpts);
+    await runtime.teardown(stack); // as `down` does: after it, the container no longer holds the volume
     await docker.getVolume(`${stack}_data`).remove();
   });
 
