@@ -43,7 +43,10 @@ const REDRAW_MS = 100;
 
 export function createProgress(o: Output, opts: ProgressOptions): Progress {
   if (opts.json) return jsonProgress(o);
-  return o.tty ? ttyProgress(o, opts) : plainProgress(o, opts.now ?? Date.now);
+  // A table taller than the terminal cannot be redrawn in place (the cursor cannot move above
+  // the screen): plain lines then.
+  const fits = opts.services.length + 4 <= (process.stdout.rows ?? 50);
+  return o.tty && (fits || opts.write) ? ttyProgress(o, opts) : plainProgress(o, opts.now ?? Date.now);
 }
 
 function jsonProgress(o: Output): Progress {
