@@ -273,6 +273,13 @@ export function renderStackConfigs(profile: Profile, opts: RenderStackOptions = 
       files.push(file);
     }
   }
+  // A whole-stack render also names required variables no template happened to use.
+  if (opts.services === undefined) {
+    for (const [name, { required, invalid }] of context.missing) {
+      if (!required || invalid || problems.some((p) => p.code === 'missing_variable' && p.message.includes(`'${name}'`))) continue;
+      problems.push({ code: 'missing_variable', severity: 'error', ...locate(['variables', name]), message: `Required variable '${name}' is missing` });
+    }
+  }
   return { files, problems, context };
 }
 

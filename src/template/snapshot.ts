@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Problem } from '../errors.js';
 import type { ServiceInstance } from '../discovery/types.js';
-import { parseProfileText, type PathSegment } from '../profile/source.js';
+import { formatPath, parseProfileText, type PathSegment } from '../profile/source.js';
 import { displayPath } from './locate.js';
 
 export function readDiscoverySnapshot(file: string, cwd = process.cwd()): { instances: ServiceInstance[]; problems: Problem[] } {
@@ -44,7 +44,7 @@ export function readDiscoverySnapshot(file: string, cwd = process.cwd()): { inst
   const counts = new Map<string, number>();
   for (const { value, at, service: implied } of records) {
     const fail = (message: string, sub: PathSegment[] = []) =>
-      problems.push({ code: 'invalid_snapshot', severity: 'error', ...parsed.locate([...at, ...sub]), path: [...at, ...sub].join('.'), message });
+      problems.push({ code: 'invalid_snapshot', severity: 'error', ...parsed.locate([...at, ...sub]), path: formatPath([...at, ...sub]), message });
     if (!isObject(value)) {
       fail('a service record must be a mapping (service, address, port, …)');
       continue;

@@ -54,6 +54,17 @@ describe('checking templates against the context', () => {
     expect(problems.every((p) => p.severity === 'error')).toBe(true);
   });
 
+  it('a whole-stack render names a required variable even when no template uses it', () => {
+    const { dir, profile } = profileIn(STACK, { 'templates/pds.env.hbs': 'A=1\n' });
+    const { problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: {} });
+    expect(problems.map(formatProblem)).toEqual([
+      expect.stringMatching(/^stack\.yaml:5:\d+ variables\.hostname: Required variable 'hostname' is missing$/),
+      expect.stringMatching(/^stack\.yaml:7:\d+ variables\.dbPassword: Required variable 'dbPassword' is missing$/),
+    ]);
+    // Rendering only some services asks only for what their templates use.
+    expect(renderStackConfigs(profile, { cwd: dir, env: {}, secrets: {}, services: ['pds'] }).problems).toEqual([]);
+  });
+
   it('suggests the closest name for unknown variables, services, fields and secrets', () => {
     const out = render('{{hostnme}} {{service.databse.url}} {{service.database.hots}} {{secret "dbPasword"}} {{@roots}}', { hostname: 'h', dbPassword: 'p' });
     expect(out.problems.map((p) => `${p.line}:${p.column} ${p.message}`)).toEqual([

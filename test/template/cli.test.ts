@@ -175,7 +175,7 @@ describe('stack render with a custom profile', () => {
     writeFiles(cwd, { 'bad.yaml': '- { address: 10.1.2.3 }\n' });
     const bad = await render(cwd, ['--discovery-snapshot', 'bad.yaml', '--var', 'hostname=h', '--var', 'token=tok-123456', '--out', '-']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('bad.yaml:1:3 0: a service record needs `service`');
+    expect(bad.stderr).toContain('bad.yaml:1:3 [0]: a service record needs `service`');
   });
 
   it('writes to .stack/<stack>/config by default', async () => {
