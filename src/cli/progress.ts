@@ -45,7 +45,7 @@ export function createProgress(o: Output, opts: ProgressOptions): Progress {
   if (opts.json) return jsonProgress(o);
   // A table taller than the terminal cannot be redrawn in place (the cursor cannot move above
   // the screen): plain lines then.
-  const fits = opts.services.length + 4 <= (process.stdout.rows ?? 50);
+  const fits = opts.services.length + 4 <= (process.stdout.rows || 50);
   return o.tty && (fits || opts.write) ? ttyProgress(o, opts) : plainProgress(o, opts.now ?? Date.now);
 }
 
@@ -107,17 +107,20 @@ function ttyProgress(o: Output, opts: ProgressOptions): Progress {
   let timer: NodeJS.Timeout | undefined;
 
   const draw = () => {
+    // A line longer than the terminal wraps and breaks the redraw: cut reasons and notes to fit.
+    const cols = process.stdout.columns || 200;
+    const fit = (text: string, room: number) => (text.length > room ? `${text.slice(0, Math.max(0, room - 1))}…` : text);
     const lines: string[] = [];
     for (const [name, row] of rows) {
       const elapsed = MOVING.has(row.state) ? seconds(now() - row.since) : '';
       const state = paint(o, STYLE[row.state] ?? 'bold', pad(row.state, 10));
-      lines.push(`  ${pad(name, width)}${state}${pad(elapsed, 8)}${row.reason ? paint(o, 'gray', row.reason) : ''}`);
+      const reason = row.reason ? paint(o, 'gray', fit(row.reason, cols - width - 21)) : '';
+      lines.push(`  ${pad(name, width)}${state}${pad(elapsed, 8)}${reason}`);
     }
-    for (const note of notes) lines.push(paint(o, 'yellow', note));
+    for (const note of notes) lines.push(paint(o, 'yellow', fit(note, cols - 1)));
     // Move to the top of what we drew last time, then rewrite every line (clearing leftovers).
     const up = drawn > 0 ? `\u001b[${drawn}F` : '';
-    const cols = process.stdout.columns ?? 200;
-    write(up + lines.map((l) => `\u001b[2K${l.length > cols + 20 ? l.slice(0, cols + 20) : l}\n`).join(''));
+    write(up + lines.map((l) => `\u001b[2K${l}\n`).join(''));
     drawn = lines.length;
   };
 
