@@ -9,7 +9,7 @@
  * becomes a Problem at its file:line:column with a "did you mean" where a name is close.
  */
 import type { Problem, SourceLocation } from '../errors.js';
-import { suggest } from '../util/suggest.js';
+import { didYouMean } from '../util/suggest.js';
 import { HELPER_NAMES, isHelperCall } from './engine.js';
 import type { TemplateContext } from './types.js';
 
@@ -48,10 +48,7 @@ const MAX_EACH = 20;
 
 const hasOwn = (v: object, k: string) => Object.prototype.hasOwnProperty.call(v, k);
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const hint = (input: string, candidates: Iterable<string>) => {
-  const s = suggest(input, candidates);
-  return s ? ` — did you mean '${s}'?` : '';
-};
+const hint = didYouMean;
 
 /** Handlebars' `#if` truthiness. */
 function isTruthy(v: unknown, includeZero: boolean): boolean {
@@ -224,8 +221,12 @@ class Analyzer {
       this.report(param.loc, 'unknown_secret', `Unknown secret '${name}'${hint(name, secrets)}`);
     } else if (type !== 'secret') {
       this.report(param.loc, 'not_a_secret', `Variable '${name}' is a ${type}, not a secret: write {{${name}}}`);
-    } else if (!this.ctx.missing.get(name)?.invalid) {
-      this.report(param.loc, 'missing_variable', `Required variable '${name}' is missing`);
+    } else {
+      const missing = this.ctx.missing.get(name);
+      if (!missing?.invalid) {
+        const message = missing?.required === false ? `Secret '${name}' has no value (give it \`generate\`, or set it with --var ${name}=…)` : `Required variable '${name}' is missing`;
+        this.report(param.loc, 'missing_variable', message);
+      }
     }
     return UNKNOWN;
   }
