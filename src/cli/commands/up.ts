@@ -38,7 +38,13 @@ export async function run(opts: UpOptions, o: Output): Promise<number> {
   const discovery = await createDiscovery(profile.discovery);
   const interrupt = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
-    if (!interrupt.signal.aborted && !opts.json) o.err(`\n${signal}: stopping the stack (dependents first)…`);
+    if (interrupt.signal.aborted) {
+      // A second Ctrl-C: the user will not wait for grace periods. Services keep running in their
+      // own process groups; `stack down` finds them (our lock becomes stale when we exit).
+      o.err(`${signal} again: exiting now; what still runs is left to \`stack down\``);
+      process.exit(ExitCode.interrupted);
+    }
+    if (!opts.json) o.err(`\n${signal}: stopping the stack (dependents first)… (again to exit at once)`);
     interrupt.abort(signal);
   };
   process.on('SIGINT', onSignal);
