@@ -167,7 +167,7 @@ class TemplateRenderer {
     try {
       compiled = compileTemplate(source);
     } catch (err) {
-      this.problems.push({ code: 'template_syntax', severity: 'error', ...where(syntaxPosition(err)), message: `template syntax: ${firstLine(err)}` });
+      this.problems.push({ code: 'template_syntax', severity: 'error', ...where(syntaxPosition(err)), message: `template syntax: ${syntaxMessage(err)}` });
       return undefined;
     }
     const analysis = analyzeTemplate(compiled.ast, this.context, where);
@@ -205,6 +205,13 @@ function containsSecret(content: string, context: TemplateContext): boolean {
 
 function firstLine(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+}
+
+/** "Parse error on line 2:\n<source>\n---^\nExpecting 'ID', got 'EOF'" → its last line; others without the " - 1:5" suffix. */
+function syntaxMessage(err: unknown): string {
+  const lines = (err instanceof Error ? err.message : String(err)).split('\n');
+  const text = /^Parse error/.test(lines[0] ?? '') && lines.length > 1 ? lines[lines.length - 1]! : (lines[0] ?? '');
+  return text.replace(/ - \d+:\d+$/, '');
 }
 
 /** Handlebars parse errors: "Parse error on line 3:" (and a jison hash with the column). */
