@@ -566,14 +566,14 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
       if (e.type === 'warning') warnings.push(e.service ? `${e.service}: ${e.message}` : e.message);
     });
     const runServices = plan.services.map((p) => graph.services.get(p.name)!).filter(Boolean);
-    lock = await acquireLock(stateDir, stack);
     try {
+      lock = await acquireLock(stateDir, stack);
       await ensureNotRunning(runServices);
       const byRuntime = new Map<RuntimeName, ServiceSpec[]>();
       for (const spec of runServices) byRuntime.set(spec.runtime, [...(byRuntime.get(spec.runtime) ?? []), spec]);
       for (const [name, specs] of byRuntime) await (await runtimes.get(name)).prepare(stack, specs, opts.signal ? { signal: opts.signal } : {});
     } catch (err) {
-      await lock.release();
+      await lock?.release();
       if (ownsRuntimes) await runtimes.close();
       resolveDone();
       // Ctrl-C while preparing (pulling images): that is an interruption, not an error.
