@@ -44,7 +44,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
    * `stack up --detach` must exit while its containers run on. Waits cut short this way stay
    * pending, as the process runtime's do: the instance has not exited as far as we know.
    */
-  let closing = new AbortController();
+  const pendingWaits = new Set<AbortController>();
   /**
    * Removals still running, by container id. `stop` returns once the container has stopped and
    * removes it in the background: under load a removal costs dockerd as much as the stop, and
@@ -197,8 +197,10 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
     },
 
     async wait(handle) {
-      const closed = closing.signal;
-      const never = new Promise<ExitInfo>(() => undefined);
+      // One controller per wait: many waits on one shared signal would pile listeners onto it.
+      const cut = new AbortController();
+      const closed = cut.signal;
+      pendingWaits.add(cut);
       try {
         return await call(`waiting for service '${handle.service}'`, async (d) => {
           const container = d.getContainer(handle.id);
@@ -218,8 +220,10 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
           }
         });
       } catch (err) {
-        if (closed.aborted) return never;
+        if (closed.aborted) return new Promise<ExitInfo>(() => undefined);
         throw err;
+      } finally {
+        pendingWaits.delete(cut);
       }
     },
 
@@ -305,8 +309,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
       // Removals must end before we go: a process that exits now would leave stopped containers.
       await removalsSettled(() => true);
       removals.clear();
-      closing.abort();
-      closing = new AbortController();
+      for (const cut of pendingWaits) cut.abort();
+      pendingWaits.clear();
       for (const s of openStreams) (s as NodeJS.ReadableStream & { destroy?(): void }).destroy?.();
       openStreams.clear();
       readyNetworks.clear();
