@@ -163,7 +163,8 @@ export function resolveVariables(profile: Pick<Profile, 'variables'>, opts: Reso
         code: 'unknown_variable',
         severity: source.unknown,
         ...where(origin),
-        message: `${origin.label}: the profile declares no variable '${name}'${s ? ` — did you mean '${s}'?` : ''}`,
+        // Not the value: an undeclared name may be a mistyped secret's.
+        message: `${origin.label.replace(/=.*$/s, '=…')}: the profile declares no variable '${name}'${s ? ` — did you mean '${s}'?` : ''}`,
       });
     }
   }

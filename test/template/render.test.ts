@@ -286,7 +286,7 @@ describe('variables', () => {
       vars: [varsFileSource('vars.yaml', dir, problems), flagSource(['port=abc', 'prot=1'], problems, new Set())],
     });
     expect(ctx.problems.map(formatProblem)).toEqual([
-      "--var prot=1: the profile declares no variable 'prot' — did you mean 'port'?",
+      "--var prot=…: the profile declares no variable 'prot' — did you mean 'port'?",
       "--var port=abc: variable 'port' must be a number",
       "vars.yaml:1:7 flag: --vars vars.yaml: variable 'flag' must be a boolean (true or false)",
       "STACK_VAR_site=not a url: variable 'site' must be a URL (scheme://host…)",
