@@ -16,6 +16,8 @@ export interface RuntimeSetOptions {
   /** The stack's state folder: where the process runtime keeps pid files and logs. */
   stateDir: string;
   docker?: Profile['docker'];
+  /** Overrides every Docker service's `pull` (`stack up --pull`). */
+  pull?: 'missing' | 'always' | 'never';
 }
 
 export function createRuntimeSet(opts: RuntimeSetOptions): RuntimeSet {
@@ -33,6 +35,7 @@ export function createRuntimeSet(opts: RuntimeSetOptions): RuntimeSet {
       ...(d.tlsVerify !== undefined ? { tlsVerify: d.tlsVerify } : {}),
       ...(d.certPath !== undefined ? { certPath: d.certPath } : {}),
       ...(d.network !== undefined ? { network: d.network } : {}),
+      ...(opts.pull !== undefined ? { pull: opts.pull } : {}),
     });
   };
   return {

@@ -25,6 +25,7 @@ interface UpOptions extends CommonOptions {
   onFailure?: 'rollback' | 'leave';
   var?: string[];
   vars?: string;
+  pull?: 'missing' | 'always' | 'never';
 }
 
 export async function run(opts: UpOptions, o: Output): Promise<number> {
@@ -34,6 +35,10 @@ export async function run(opts: UpOptions, o: Output): Promise<number> {
   if (unknown.length > 0) throw new UsageError(`unknown service${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
 
   const { startStack } = await import('../../engine/engine.js');
+  const { createRuntimeSet } = await import('../../engine/runtimes.js');
+  const { stateDirOf } = await import('../../engine/state.js');
+  const stateDir = stateDirOf(profile);
+  const runtimes = createRuntimeSet({ stateDir, docker: profile.docker, ...(opts.pull ? { pull: opts.pull } : {}) });
   const { createDiscovery } = await import('../../discovery/index.js');
   const discovery = await createDiscovery(profile.discovery);
   const interrupt = new AbortController();
@@ -53,16 +58,17 @@ export async function run(opts: UpOptions, o: Output): Promise<number> {
     await discovery.check(); // unreachable discovery: exit 3 before anything starts
     const progress = createProgress(o, { json: Boolean(opts.json), services: [...thePlan.services.map((s) => s.name), ...thePlan.blocked.map((b) => b.service)] });
     const { createTemplateRenderer } = await import('../../engine/templates.js');
-    const { stateDirOf } = await import('../../engine/state.js');
     const renderConfigs = await createTemplateRenderer(
       profile,
       thePlan.services.map((s) => s.name),
-      { stateDir: stateDirOf(profile), ...(opts.var ? { vars: opts.var } : {}), ...(opts.vars ? { varsFile: opts.vars } : {}) },
+      { stateDir, ...(opts.var ? { vars: opts.var } : {}), ...(opts.vars ? { varsFile: opts.vars } : {}) },
     );
     const controller = startStack(
       { profile, graph, plan: thePlan },
       {
         discovery,
+        runtimes,
+        stateDir,
         signal: interrupt.signal,
         onEvent: progress.event,
         onFailure: opts.onFailure ?? 'rollback',
@@ -88,6 +94,7 @@ export async function run(opts: UpOptions, o: Output): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await discovery.close();
+    await runtimes.close(); // a detached stack's services keep running: closing only lets go of them
   }
 }
 
