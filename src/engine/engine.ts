@@ -191,6 +191,7 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
   const setState = (slot: Slot, state: ServiceState, reason?: string) => {
     const previous = slot.status.state;
     const now = clock.now();
+    unsettled += (SETTLED_STATES.has(previous) ? 1 : 0) - (SETTLED_STATES.has(state) ? 1 : 0);
     slot.status.state = state;
     if (reason !== undefined) slot.status.reason = reason;
     else if (state !== 'stopped' && state !== 'stopping') delete slot.status.reason;
@@ -206,16 +207,36 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
 
   let resolveSettled!: () => void;
   const allSettled = new Promise<void>((resolve) => (resolveSettled = resolve));
+  /** Services not yet settled; kept as a count so a state change costs O(1) here. */
+  let unsettled = 0;
   const checkSettled = () => {
-    if ([...slots.values()].every((s) => SETTLED_STATES.has(s.status.state))) resolveSettled();
+    if (unsettled === 0) resolveSettled();
   };
 
   // Units: circular groups start together; every other service alone.
-  const units: { members: string[]; launched: boolean }[] = [];
+  interface Unit {
+    members: string[];
+    launched: boolean;
+  }
+  const unitOf = new Map<string, Unit>();
+  /**
+   * Units whose gates may have changed since the scheduler last looked. A change to a service
+   * only concerns its dependents' units (and, for a circular group member, the units depending
+   * on any member), so a state change costs its fan-out, not a scan of the whole stack.
+   */
+  const dirty = new Set<Unit>();
 
   let scheduled = false;
-  const scheduleSoon = () => {
-    if (scheduled) return;
+  const onGateChange = (service: string) => {
+    const group = graph.groupOf(service);
+    const changed = group === undefined ? [service] : (graph.groups[group] ?? [service]);
+    for (const member of changed) {
+      for (const edge of graph.dependentsOf(member)) {
+        const unit = unitOf.get(edge.from);
+        if (unit && !unit.launched) dirty.add(unit);
+      }
+    }
+    if (dirty.size === 0 || scheduled) return;
     scheduled = true;
     queueMicrotask(() => {
       scheduled = false;
@@ -224,6 +245,8 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
   };
   const schedule = () => {
     if (stopping || phase !== 'starting') return;
+    const units = [...dirty];
+    dirty.clear();
     for (const unit of units) {
       if (unit.launched) continue;
       const verdict = readinessOf(unit.members, graph, gates, inRun);
@@ -457,7 +480,9 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
     }
     const decision = restartDecision(slot.spec.restart, exit, slot.status.restarts);
     if (!decision.restart) {
-      setState(slot, 'failed', `${describeExit(exit)}; not restarted: ${decision.why}`);
+      // A clean exit is `stopped` (Docker's "Exited (0)"); anything else is a failure.
+      const clean = exit.code === 0 && exit.signal === null;
+      setState(slot, clean ? 'stopped' : 'failed', `${describeExit(exit)}; not restarted: ${decision.why}`);
       return;
     }
     emit({ type: 'restart', service: slot.spec.name, attempt: slot.status.restarts + 1, delayMs: decision.delayMs, exit: describeExit(exit) });
@@ -600,19 +625,20 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
       const spec = graph.services.get(b.service);
       if (spec) slots.set(spec.name, { spec, status: { ...statusOf(spec), state: 'blocked', reason: b.reason }, abort: new AbortController(), since: t0, stopping: false });
     }
-    const grouped = new Set<string>();
+    unsettled = [...slots.values()].filter((slot) => !SETTLED_STATES.has(slot.status.state)).length;
     for (const group of plan.groups) {
-      units.push({ members: [...group], launched: false });
-      group.forEach((m) => grouped.add(m));
+      const unit: Unit = { members: [...group], launched: false };
+      for (const m of group) unitOf.set(m, unit);
     }
-    for (const spec of runServices) if (!grouped.has(spec.name)) units.push({ members: [spec.name], launched: false });
+    for (const spec of runServices) if (!unitOf.has(spec.name)) unitOf.set(spec.name, { members: [spec.name], launched: false });
+    for (const unit of unitOf.values()) dirty.add(unit); // every unit is looked at once
 
     setPhase('starting');
     for (const slot of slots.values()) {
       if (slot.status.state === 'pending') setState(slot, 'waiting');
       else gates.record(slot.spec.name, { state: slot.status.state, kind: slot.spec.kind, started: false });
     }
-    gates.subscribe(scheduleSoon);
+    gates.subscribe(onGateChange);
     const onAbort = () => void stopAll();
     if (opts.signal?.aborted) void stopAll();
     opts.signal?.addEventListener('abort', onAbort, { once: true });

@@ -33,8 +33,11 @@ export type GateVerdict = { kind: 'open'; warning?: string } | { kind: 'waiting'
 
 export interface GateSource {
   verdict(edge: GraphEdge): GateVerdict;
-  /** `listener` runs whenever an answer may have changed. Returns a function that unsubscribes. */
-  subscribe(listener: () => void): () => void;
+  /**
+   * `listener(service)` runs whenever the answer for edges into `service` may have changed (its
+   * state moved, or a dependent's own check of it finished). Returns a function that unsubscribes.
+   */
+  subscribe(listener: (service: string) => void): () => void;
 }
 
 /** The local implementation: fed by the engine's own state changes. */
@@ -91,9 +94,9 @@ export function createLocalGates(graph: DependencyGraph): LocalGates {
   const statuses = new Map<string, DependencyStatus>();
   const edgeChecks = new Map<string, { ok: true } | { ok: false; reason: string }>();
   const ownCheck = edgesWithOwnCheck(graph);
-  const listeners = new Set<() => void>();
-  const notify = () => {
-    for (const listener of listeners) listener();
+  const listeners = new Set<(service: string) => void>();
+  const notify = (service: string) => {
+    for (const listener of listeners) listener(service);
   };
 
   /** An edge judged by the dependent's own check: the dependency must run, and pass that check. */
@@ -135,11 +138,11 @@ export function createLocalGates(graph: DependencyGraph): LocalGates {
     },
     record(service, status) {
       statuses.set(service, { ...status });
-      notify();
+      notify(service);
     },
     recordEdgeCheck(from, to, result) {
       edgeChecks.set(`${from}>${to}`, result);
-      notify();
+      notify(to);
     },
   };
 }

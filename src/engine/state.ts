@@ -65,7 +65,12 @@ export interface StateWriter {
   flush(): Promise<void>;
 }
 
-export function createStateWriter(stateDir: string, onError: (err: unknown) => void): StateWriter {
+/**
+ * At most one write per `minGapMs`: a 100-service stack changes state hundreds of times while
+ * starting, and health probes update it every interval; readers only need it current within a
+ * moment (the runtime's pid files cover the instant before a crash).
+ */
+export function createStateWriter(stateDir: string, onError: (err: unknown) => void, minGapMs = 50): StateWriter {
   const file = stateFilePath(stateDir);
   let pending: (() => StackStateFile) | undefined;
   let writing: Promise<void> | undefined;
@@ -79,6 +84,7 @@ export function createStateWriter(stateDir: string, onError: (err: unknown) => v
       } catch (err) {
         onError(err);
       }
+      if (pending) await new Promise<void>((resolve) => setTimeout(resolve, minGapMs));
     }
     writing = undefined;
   };

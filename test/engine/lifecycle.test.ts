@@ -53,7 +53,8 @@ describe('restart policy', () => {
     const { log, start } = await setup({ once: httpService(port, { EXIT_AFTER_MS: '300', EXIT_CODE: '0' }) });
     const controller = start();
     expect((await controller.ready).outcome).toBe('up');
-    await waitFor(() => controller.status()[0]?.state === 'failed', 10_000, 'exit to be seen');
+    await waitFor(() => controller.status()[0]?.state === 'stopped', 10_000, 'exit to be seen');
+    expect(controller.status()[0]?.reason).toBe('exited with code 0; not restarted: restart policy is "no"');
     expect(log.count('restart')).toBe(0);
   });
 });
