@@ -15,9 +15,10 @@
  *
  * better-sqlite3 is built from source with node-gyp (npm_config_build_from_source=true unless set
  * otherwise): prebuilt binaries would come from GitHub, which a locked-down machine cannot reach.
- * This needs python3, make and a C++ compiler, and takes a couple of minutes, once.
+ * This needs python3, make and a C++ compiler, and takes a couple of minutes, once. Node's headers
+ * are taken from beside the running node (`<prefix>/include/node`) when npm has no `nodedir`.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -47,6 +48,16 @@ function installProblems(dir) {
     problems.push(`better-sqlite3 does not load: ${String(err?.message ?? err).split('\n')[0]}`);
   }
   return problems;
+}
+
+/** Whether npm has a value for `key` (from any npmrc or the environment). */
+function npmConfigured(key, env) {
+  return new Promise((resolve) => {
+    execFile('npm', ['config', 'get', key], { env }, (err, stdout) => {
+      const value = String(stdout ?? '').trim();
+      resolve(!err && value !== '' && value !== 'undefined' && value !== 'null');
+    });
+  });
 }
 
 function run(argv, opts) {
@@ -120,6 +131,10 @@ async function main() {
     const started = Date.now();
     const heartbeat = setInterval(() => say(`still installing (${Math.round((Date.now() - started) / 1000)} s)`), 15_000);
     const env = { ...process.env, npm_config_build_from_source: process.env.npm_config_build_from_source ?? 'true', npm_config_update_notifier: 'false' };
+    // node-gyp downloads Node's headers unless told where they are: use the ones installed with
+    // this Node (e.g. /usr/include/node from Debian's nodejs) when nothing else is configured.
+    const nodePrefix = path.dirname(path.dirname(process.execPath));
+    if (existsSync(path.join(nodePrefix, 'include', 'node', 'node_version.h')) && !(await npmConfigured('nodedir', env))) env.npm_config_nodedir = nodePrefix;
     let result;
     try {
       result = await run(['npm', 'ci', '--prefix', temp, '--no-audit', '--no-fund', '--loglevel=warn'], { cwd: temp, env });
