@@ -77,7 +77,7 @@ class Analyzer {
   readonly problems: Problem[] = [];
   usesSecret = false;
   soleValue: unknown = UNKNOWN;
-  private readonly seen = new Set<string>();
+  private seen: Set<string> | undefined;
 
   constructor(
     private readonly ctx: TemplateContext,
@@ -347,6 +347,7 @@ class Analyzer {
   private report(loc: hbs.AST.SourceLocation | undefined, code: string, message: string, columnOffset = 0): void {
     const where = this.locate(loc ? { line: loc.start.line, column: loc.start.column + 1 + columnOffset } : undefined);
     const id = `${where.line}:${where.column}:${message}`;
+    this.seen ??= new Set();
     if (this.seen.has(id)) return;
     this.seen.add(id);
     this.problems.push({ code, severity: 'error', ...where, message });
