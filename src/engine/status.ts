@@ -4,6 +4,7 @@
  * instances the runtimes find that the file does not know are listed too.
  */
 import type { RuntimeName } from '../profile/types.js';
+import type { ServiceHandle } from '../runtime/types.js';
 import { lockOwnerAlive, readLock } from './lock.js';
 import type { RuntimeSet } from './runtimes.js';
 import { readStateFile } from './state.js';
@@ -40,17 +41,33 @@ export async function readStackStatus(opts: ReadStatusOptions): Promise<StackSta
   const state = await readStateFile(opts.stateDir);
   const lock = await readLock(opts.stateDir);
   const ownerAlive = state ? lockOwnerAlive({ pid: state.owner.pid, ...(state.owner.processStartTime ? { processStartTime: state.owner.processStartTime } : {}), startedAt: state.owner.startedAt, command: 'up' }) : false;
+  const names = new Set<RuntimeName>(opts.runtimeNames ?? []);
+  for (const s of Object.values(state?.services ?? {})) if (s.handle) names.add(s.handle.runtime);
+  if (names.size === 0) names.add('process');
+  // What the runtimes find is authoritative: the state file may lag a moment behind a start.
+  const found = new Map<string, ServiceHandle>();
+  for (const name of names) {
+    const runtime = await opts.runtimes.get(name);
+    for (const handle of await runtime.discover(opts.stack).catch(() => [])) if (!found.has(handle.service)) found.set(handle.service, handle);
+  }
+
   const services: ServiceStatusView[] = [];
   const seen = new Set<string>();
   for (const status of Object.values(state?.services ?? {})) {
     seen.add(status.name);
     let running = false;
-    if (status.handle) {
-      const runtime = await opts.runtimes.get(status.handle.runtime);
-      running = await runtime.inspect(status.handle).then((s) => s.running, () => false);
+    let handle = status.handle;
+    if (handle) {
+      const runtime = await opts.runtimes.get(handle.runtime);
+      running = await runtime.inspect(handle).then((s) => s.running, () => false);
     }
-    const view: ServiceStatusView = { ...status, running };
-    if (running && status.startedAt) view.uptimeMs = Math.max(0, now() - Date.parse(status.startedAt));
+    const discovered = found.get(status.name);
+    if (!running && discovered) {
+      handle = discovered;
+      running = true;
+    }
+    const view: ServiceStatusView = { ...status, ...(handle ? { handle, startedAt: status.startedAt ?? handle.startedAt } : {}), running };
+    if (running && view.startedAt) view.uptimeMs = Math.max(0, now() - Date.parse(view.startedAt));
     // Nobody watches any more (the writer was killed): say what we see, not what was last written.
     if (!ownerAlive && !running && status.started && (status.state === 'healthy' || status.state === 'checking' || status.state === 'starting')) {
       view.state = 'failed';
@@ -59,31 +76,25 @@ export async function readStackStatus(opts: ReadStatusOptions): Promise<StackSta
     }
     services.push(view);
   }
-  const names = new Set<RuntimeName>(opts.runtimeNames ?? []);
-  for (const s of Object.values(state?.services ?? {})) if (s.handle) names.add(s.handle.runtime);
-  if (names.size === 0) names.add('process');
-  for (const name of names) {
-    const runtime = await opts.runtimes.get(name);
-    for (const handle of await runtime.discover(opts.stack).catch(() => [])) {
-      if (seen.has(handle.service)) continue;
-      seen.add(handle.service);
-      services.push({
-        name: handle.service,
-        kind: 'service',
-        state: 'healthy',
-        reason: 'found running, not in the state file',
-        started: true,
-        health: 'unknown',
-        handle,
-        startedAt: handle.startedAt,
-        restarts: 0,
-        dependsOn: [],
-        stopSignal: 'SIGTERM',
-        stopGracePeriodMs: 10_000,
-        running: true,
-        uptimeMs: Math.max(0, now() - Date.parse(handle.startedAt)),
-      });
-    }
+  for (const handle of found.values()) {
+    if (seen.has(handle.service)) continue;
+    seen.add(handle.service);
+    services.push({
+      name: handle.service,
+      kind: 'service',
+      state: 'healthy',
+      reason: 'found running, not in the state file',
+      started: true,
+      health: 'unknown',
+      handle,
+      startedAt: handle.startedAt,
+      restarts: 0,
+      dependsOn: [],
+      stopSignal: 'SIGTERM',
+      stopGracePeriodMs: 10_000,
+      running: true,
+      uptimeMs: Math.max(0, now() - Date.parse(handle.startedAt)),
+    });
   }
   services.sort((a, b) => a.name.localeCompare(b.name));
   return {
