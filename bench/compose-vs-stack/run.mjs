@@ -4,12 +4,13 @@
  * by Debian's docker-compose (1.29.2: `depends_on: condition: service_healthy`, healthcheck
  * `interval: 1s`) and by stack's Docker runtime, alternately, in the same run on the same machine.
  *
- *   npx tsc -p tsconfig.build.json && node bench/compose-vs-stack/run.mjs [rounds] [--parallel-down]
+ *   npx tsc -p tsconfig.build.json && node bench/compose-vs-stack/run.mjs [rounds] [--cli] [--parallel-down]
  *
- * Until the engine lands (`stack up` is not available yet), the stack side is what `stack up`
- * will do for a chain: the Docker runtime (src/runtime/docker.ts) starts each container, and
- * the health module's `waitUntilHealthy` gates the next one on an http check; `down` stops the
- * containers in reverse order. Compose's `up -d` returns once the last container is *started*;
+ * With `--cli` the stack side is `stack up --detach` and `stack down` on the same chain written as
+ * a profile. Without it (the engine had not landed when this was written), the stack side is what
+ * `stack up` does for a chain: the Docker runtime (src/runtime/docker.ts) starts each container,
+ * and the health module's `waitUntilHealthy` gates the next one on an http check; `down` stops
+ * the containers in reverse order. Compose's `up -d` returns once the last container is *started*;
  * the stack side also waits for the last one to be *healthy*, so the comparison favours Compose.
  *
  * Targets (issue 5): up at most 0.4 of Compose's time, down at most 0.2.
@@ -29,6 +30,9 @@ const run = promisify(execFile);
 const ROUNDS = Number(process.argv[2] ?? 3);
 /** `--parallel-down`: also measure a down that stops every container at once (no reverse order). */
 const PARALLEL_DOWN = process.argv.includes('--parallel-down');
+/** `--cli`: time `stack up --detach` and `stack down` (needs the engine) instead of the runtime directly. */
+const CLI = process.argv.includes('--cli');
+const STACK_BIN = new URL('../../bin/stack.js', import.meta.url).pathname;
 const CHAIN = 10;
 const IMAGE = 'atproto-stacks-bench/busybox:1';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'compose-vs-stack-'));
@@ -112,6 +116,41 @@ function serviceSpec(name, port) {
   };
 }
 
+/** The same chain as a stack profile (JSON is YAML): http checks at interval 1 s, like Compose's. */
+function stackProfile(name, ports) {
+  const services = {};
+  ports.forEach((port, i) => {
+    services[`s${i}`] = {
+      image: IMAGE,
+      command: httpd(port),
+      network: 'host',
+      port,
+      pull: 'never',
+      healthCheck: { strategy: 'http', endpoint: '/', interval: 1 },
+      ...(i > 0 ? { dependencies: [`s${i - 1}`] } : {}),
+    };
+  });
+  return JSON.stringify({ name, runtime: 'docker', discovery: { backend: 'file' }, services }, null, 2);
+}
+
+async function cliRound(round, ports) {
+  const name = `bench-cli-${process.pid}-${round}`;
+  const cwd = path.join(tmp, name);
+  mkdirSync(cwd, { recursive: true });
+  const file = path.join(cwd, 'stack.json');
+  writeFileSync(file, stackProfile(name, ports));
+  const stack = (...args) => run(process.execPath, [STACK_BIN, ...args, '--profile', file], { cwd });
+  await stack('validate');
+  try {
+    const up = await timed(() => stack('up', '--detach'));
+    const down = await timed(() => stack('down'));
+    return { up, down };
+  } catch (err) {
+    await stack('down').catch(() => undefined);
+    throw err;
+  }
+}
+
 async function stackRound(round, ports, { parallelDown = false } = {}) {
   const stack = `bench-stack-${process.pid}-${round}${parallelDown ? '-par' : ''}`;
   const runtime = createDockerRuntime();
@@ -158,7 +197,10 @@ try {
     const order = round % 2 === 0 ? ['compose', 'stack'] : ['stack', 'compose'];
     if (PARALLEL_DOWN) order.push('stack-par');
     for (const who of order) {
-      const r = who === 'compose' ? await composeRound(round, ports) : await stackRound(round, ports, { parallelDown: who === 'stack-par' });
+      const r =
+        who === 'compose' ? await composeRound(round, ports)
+        : CLI && who === 'stack' ? await cliRound(round, ports)
+        : await stackRound(round, ports, { parallelDown: who === 'stack-par' });
       results[who].up.push(r.up);
       results[who].down.push(r.down);
       console.log(`round ${round + 1} ${who.padEnd(9)} up ${fmt(r.up)}  down ${fmt(r.down)}`);
