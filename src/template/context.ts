@@ -9,12 +9,14 @@
  * instance in discovery — is null, so `{{#if service.redis}}` is false and an unguarded use is an error.
  */
 import type { Problem } from '../errors.js';
-import type { Profile } from '../profile/types.js';
+import type { Profile, ServiceSpec } from '../profile/types.js';
 import type { ServiceInstance } from '../discovery/types.js';
 import { createProfileLocator, type ProfileLocator } from './locate.js';
 import { createRedactor, readSecrets, stateDirOf } from './secrets.js';
 import type { InstanceView, ServiceView, TemplateContext, VariableSource } from './types.js';
 import { environmentSource, resolveVariables } from './variables.js';
+
+const NO_INSTANCE = 'no instance in discovery';
 
 /** Names templates use for the context's own parts; a variable cannot take them. */
 export const RESERVED_NAMES = ['service', 'env'] as const;
@@ -98,7 +100,7 @@ function serviceViews(profile: Profile, instances: ServiceInstance[] | undefined
     for (const inst of instances) byService.set(inst.service, [...(byService.get(inst.service) ?? []), inst]);
     for (const [name, list] of byService) views[name] = viewOf(name, list.map(instanceView));
     for (const svc of Object.values(profile.services)) {
-      if (!byService.has(svc.name)) setAbsent(svc.name, svc.enable ? 'no instance in discovery' : 'disabled');
+      if (!byService.has(svc.name)) setAbsent(svc.name, svc.enable ? NO_INSTANCE : 'disabled');
     }
   } else {
     for (const svc of Object.values(profile.services)) {
@@ -106,10 +108,7 @@ function serviceViews(profile: Profile, instances: ServiceInstance[] | undefined
         setAbsent(svc.name, 'disabled');
         continue;
       }
-      const port = svc.port ?? null;
-      views[svc.name] = viewOf(svc.name, [
-        { id: `${svc.name}-planned`, host: svc.address, address: svc.address, port, url: plannedUrl(svc.address, port), tags: [...svc.tags], meta: { ...svc.meta } },
-      ]);
+      views[svc.name] = plannedView(svc);
     }
   }
   // An optional dependency on a service the profile does not define: templates see it as absent.
@@ -117,6 +116,26 @@ function serviceViews(profile: Profile, instances: ServiceInstance[] | undefined
     for (const dep of svc.dependencies) if (!Object.prototype.hasOwnProperty.call(views, dep.name)) setAbsent(dep.name, 'not in the profile');
   }
   return { views, absent };
+}
+
+/** A service at its planned address from the profile. */
+export function plannedView(svc: ServiceSpec): ServiceView {
+  const port = svc.port ?? null;
+  return viewOf(svc.name, [
+    { id: `${svc.name}-planned`, host: svc.address, address: svc.address, port, url: plannedUrl(svc.address, port), tags: [...svc.tags], meta: { ...svc.meta } },
+  ]);
+}
+
+/**
+ * The context a service's own templates render in: a service about to start is not registered
+ * yet, so when discovery has no record of it, it sees itself at its planned address.
+ */
+export function contextForService(context: TemplateContext, svc: ServiceSpec): TemplateContext {
+  const services = context.root.service as Record<string, ServiceView | null> | undefined;
+  if (!services || services[svc.name] !== null || context.absent.get(svc.name) !== NO_INSTANCE) return context;
+  const absent = new Map(context.absent);
+  absent.delete(svc.name);
+  return { ...context, root: { ...context.root, service: { ...services, [svc.name]: plannedView(svc) } }, absent };
 }
 
 function plannedUrl(host: string, port: number | null): string {

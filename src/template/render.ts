@@ -12,7 +12,7 @@ import type { Profile, TemplateSpec } from '../profile/types.js';
 import type { RenderedFile } from '../runtime/types.js';
 import { didYouMean } from '../util/suggest.js';
 import { analyzeTemplate, type Locate } from './analyze.js';
-import { buildTemplateContext, type ContextOptions } from './context.js';
+import { buildTemplateContext, contextForService, type ContextOptions } from './context.js';
 import { compileTemplate, runTemplate, type RenderState } from './engine.js';
 import { CODECS, environmentOf, FormatError, OutputSyntaxError, type FormatCodec } from './formats/index.js';
 import { createProfileLocator, displayPath, type ProfileLocator } from './locate.js';
@@ -256,8 +256,9 @@ export function renderStackConfigs(profile: Profile, opts: RenderStackOptions = 
       problems.push({ code: 'unknown_service', severity: 'error', message: `Unknown service '${name}'${didYouMean(name, Object.keys(profile.services))}` });
       continue;
     }
+    const own = svc.templates.length > 0 ? contextForService(context, svc) : context;
     for (const spec of svc.templates) {
-      const out = renderTemplate(spec, context, { service: name, locate, cwd });
+      const out = renderTemplate(spec, own, { service: name, locate, cwd });
       problems.push(...out.problems);
       if (hasErrors(out.problems)) continue;
       const file: RenderedConfig = {

@@ -1,5 +1,5 @@
 /** Rendering a stack's configs: parse-back, secrets, modes, atomic writes, addresses, the engine's entry point. */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatProblem, InvalidInputError } from '../../src/errors.js';
@@ -58,9 +58,13 @@ describe('service addresses', () => {
   it('uses discovery records when given (a snapshot), and reports services they lack', () => {
     const { dir, profile } = profileIn(APP);
     const instances = [instance('db', '192.168.1.9', 6543, { url: 'postgres://192.168.1.9:6543', meta: { zone: 'b' } }), instance('db', '192.168.1.10', 6543, { id: 'db-2' })];
-    const { problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' }, instances });
-    // `web` itself has no record in this snapshot: the template naming its port says so.
-    expect(problems.map((p) => p.message)).toEqual(["Service 'web' is absent (no instance in discovery): guard its use with {{#if service.web}}"]);
+    // A service not registered yet (it is about to start) sees itself at its planned address.
+    const early = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' }, instances });
+    expect(early.problems).toEqual([]);
+    expect(JSON.parse(early.files.find((f) => f.destination === 'web.json')!.content).port).toBe(8080);
+    // A dependency without a record is absent.
+    const { problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' }, instances: [instance('web', '192.168.1.20', 80)] });
+    expect(problems.map((p) => p.message)).toEqual(expect.arrayContaining(["Service 'db' is absent (no instance in discovery): guard its use with {{#if service.db}}"]));
 
     const all = [...instances, instance('web', '192.168.1.20', 80)];
     const { files } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' }, instances: all });
@@ -245,6 +249,14 @@ describe('renderServiceConfigs (the engine’s entry point)', () => {
     expect(environment).toEqual({ DB_URL: 'http://10.0.0.5:5432', HOST: 'example.org', KEY: context.generatedSecrets.apiKey });
     // The generated secret was kept, so the next run renders the same value.
     expect(readSecrets(stateDir)).toEqual({ apiKey: context.generatedSecrets.apiKey });
+  });
+
+  it('renders against live instances: dependencies from discovery, the starting service at its planned address', async () => {
+    const { dir, profile } = profileIn(APP);
+    const context = buildTemplateContext(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' }, instances: [instance('db', '10.9.9.9', 15432)] });
+    const { environment, files } = await renderServiceConfigs(profile, 'web', context, path.join(dir, 'config', 'web'));
+    expect(environment.DB_URL).toBe('http://10.9.9.9:15432');
+    expect(JSON.parse(readFileSync(files.find((f) => f.destination === 'web.json')!.hostPath, 'utf8')).port).toBe(8080);
   });
 
   it('throws InvalidInputError listing every problem and writes nothing', async () => {
