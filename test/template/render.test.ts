@@ -253,7 +253,7 @@ describe('renderServiceConfigs (the engine’s entry point)', () => {
 
   it('renders against live instances: dependencies from discovery, the starting service at its planned address', async () => {
     const { dir, profile } = profileIn(APP);
-    const context = buildTemplateContext(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' }, instances: [instance('db', '10.9.9.9', 15432)] });
+    const context = buildTemplateContext(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' }, instances: [instance('db', '10.9.9.9', 15432, { meta: { zone: 'c' } })] });
     const { environment, files } = await renderServiceConfigs(profile, 'web', context, path.join(dir, 'config', 'web'));
     expect(environment.DB_URL).toBe('http://10.9.9.9:15432');
     expect(JSON.parse(readFileSync(files.find((f) => f.destination === 'web.json')!.hostPath, 'utf8')).port).toBe(8080);
