@@ -19,6 +19,7 @@ import { connectDocker, pingDocker, resolveDockerEndpoint, type DockerConnectOpt
 import { engineError, isNotFound, statusOf } from './docker-errors.js';
 import { ensureImages, localImage, type PullProgress } from './docker-images.js';
 import { demuxLines } from './docker-logs.js';
+import { exitInfo, handleOf, healthOf } from './docker-inspect.js';
 import { LABELS, planContainer, sha256, stackLabelFilter, stackNetworksFor } from './docker-spec.js';
 import type { ExitInfo, InstanceStatus, LogOptions, Runtime, ServiceHandle, StartRequest, StopOptions } from './types.js';
 
@@ -48,7 +49,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
   /**
    * Removals still running, by container id. `stop` returns once the container has stopped and
    * removes it in the background: under load a removal costs dockerd as much as the stop, and
-   * overlapping it with the next stop of a reverse-order `down` nearly halves the wait. Whatever
+   * overlapping it with the next stop of a reverse-order `down` shortens the wait. Whatever
    * looks at a stack again (start, inspect, discover, teardown, close) first lets its removals end.
    */
   const removals = new Map<string, { stack: string; done: Promise<unknown> }>();
@@ -399,52 +400,4 @@ async function digestFiles(req: StartRequest): Promise<Record<string, string>> {
   const digests: Record<string, string> = {};
   for (const f of req.files) digests[f.destination] = `${f.mode.toString(8)}:${sha256(await readFile(f.hostPath))}`;
   return digests;
-}
-
-function exitInfo(code: number | null): ExitInfo {
-  // Docker reports an exit status only; with an init process a signal shows as 128 + n.
-  return { code, signal: null };
-}
-
-function healthOf(info: Dockerode.ContainerInspectInfo): NonNullable<InstanceStatus['health']> {
-  const status = info.State.Health?.Status;
-  return status === 'starting' || status === 'healthy' || status === 'unhealthy' ? status : 'none';
-}
-
-/** A handle from the container itself (labels, ports): the same whether we started it or found it. */
-function handleOf(info: Dockerode.ContainerInspectInfo): ServiceHandle {
-  const labels = info.Config.Labels ?? {};
-  return {
-    runtime: 'docker',
-    stack: labels[LABELS.stack] ?? '',
-    service: labels[LABELS.service] ?? '',
-    replica: Number(labels[LABELS.replica] ?? 0),
-    id: info.Id,
-    containerName: info.Name.replace(/^\//, ''),
-    startedAt: info.State.StartedAt,
-    publishedPorts: publishedPortsOf(info),
-  };
-}
-
-type PortMap = Record<string, { HostIp?: string; HostPort?: string }[] | null>;
-
-function publishedPortsOf(info: Dockerode.ContainerInspectInfo): Record<string, { host: string; port: number }> {
-  const out: Record<string, { host: string; port: number }> = {};
-  const ports = (info.NetworkSettings.Ports ?? {}) as PortMap;
-  for (const [key, bindings] of Object.entries(ports)) {
-    const [containerPort, protocol] = key.split('/');
-    if (!containerPort || !bindings) continue;
-    if (out[containerPort] && protocol !== 'tcp') continue; // prefer tcp when a port has both
-    // Docker lists an IPv4 and an IPv6 binding for wildcard publishes; loopback IPv4 reaches either.
-    const binding = bindings.find((b) => b.HostPort && !b.HostIp?.includes(':')) ?? bindings.find((b) => b.HostPort);
-    if (!binding?.HostPort) continue;
-    out[containerPort] = { host: loopbackFor(binding.HostIp), port: Number(binding.HostPort) };
-  }
-  return out;
-}
-
-/** A wildcard publish is reachable on loopback; a specific address only on that address. */
-function loopbackFor(hostIp: string | undefined): string {
-  if (!hostIp || hostIp === '0.0.0.0' || hostIp === '::') return '127.0.0.1';
-  return hostIp;
 }
