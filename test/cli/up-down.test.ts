@@ -165,4 +165,25 @@ describe('stack up / down across processes', () => {
     expect(up.events().some((e) => e.type === 'restart')).toBe(false);
     expect(survivors(pids)).toEqual([]);
   });
+
+  it('exit codes: unreachable discovery is 3, a missing template variable is 2; nothing starts either way', async () => {
+    const { dir, cleanup } = await tempDir('stack-cli-');
+    cleanups.push(cleanup);
+    const service = { command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'] };
+    await writeFile(path.join(dir, 'nats.json'), JSON.stringify({ name: 'exits', runtime: 'process', discovery: { backend: 'nats', natsUrl: 'nats://127.0.0.1:1' }, services: { a: service } }));
+    const unreachable = await runStack(['up', '--profile', './nats.json'], dir);
+    expect(unreachable.code).toBe(3);
+    expect(unreachable.stderr).toContain('unreachable');
+
+    const templated = { ...service, templates: [{ destination: 'a.env', format: 'env', data: { X: '{{hostname}}' } }] };
+    await writeFile(
+      path.join(dir, 'tpl.json'),
+      JSON.stringify({ name: 'exits', runtime: 'process', discovery: { backend: 'memory' }, variables: { hostname: { type: 'string', required: true } }, services: { a: templated } }),
+    );
+    const invalid = await runStack(['up', '--profile', './tpl.json'], dir);
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toContain('hostname');
+    const status = await runStack(['status', '--profile', './tpl.json'], dir);
+    expect(status.stdout).toContain('nothing is running');
+  });
 });
