@@ -75,10 +75,14 @@ const profile = makeProfile(SERVICES);
 const context = buildTemplateContext(profile, { env: {}, vars: { dbPassword: 'bench-secret-value' }, secrets: {} });
 const data = resolvedData(profile);
 
+/** Wall-clock time, and this process's CPU time (less sensitive to other load on a shared machine). */
 function timeIt(fn) {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const result = fn();
-  return { ms: performance.now() - t0, result };
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(c0);
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, result };
 }
 
 const cold = timeIt(() => renderStackConfigs(profile, { context }));
@@ -86,10 +90,13 @@ if (cold.result.problems.length > 0) throw new Error(`unexpected problems: ${col
 if (cold.result.files.length !== SERVICES) throw new Error(`rendered ${cold.result.files.length} files, expected ${SERVICES}`);
 
 const warm = [];
+const warmCpu = [];
 const baseline = [];
 for (let r = 0; r < RUNS; r++) {
   baseline.push(timeIt(() => data.map((d) => JSON.stringify(d, null, 2))).ms);
-  warm.push(timeIt(() => renderStackConfigs(profile, { context })).ms);
+  const w = timeIt(() => renderStackConfigs(profile, { context }));
+  warm.push(w.ms);
+  warmCpu.push(w.cpuMs);
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -108,7 +115,9 @@ console.log(JSON.stringify({
   formats: FORMATS,
   bytesRendered: bytes,
   coldMs: Number(cold.ms.toFixed(1)),
+  coldCpuMs: Number(cold.cpuMs.toFixed(1)),
   warmMedianMs: Number(warmMs.toFixed(1)),
+  warmMedianCpuMs: Number(median(warmCpu).toFixed(1)),
   configsPerSecondWarm: Math.round(SERVICES / (warmMs / 1000)),
   configsPerSecondCold: Math.round(SERVICES / (cold.ms / 1000)),
   baselineJsonStringifyMedianMs: Number(baseMs.toFixed(2)),

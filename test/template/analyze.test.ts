@@ -108,6 +108,12 @@ describe('checking templates against the context', () => {
     expect(out.content).toBe('');
   });
 
+  it('iterates over every service, skipping absent ones with #if this', () => {
+    const out = render('{{#each service}}{{#if this}}{{@key}}={{url}};{{/if}}{{/each}}', { hostname: 'h', dbPassword: 'p' });
+    expect(out.problems).toEqual([]);
+    expect(out.content).toBe('database=http://127.0.0.1:5432;pds=http://127.0.0.1:3000;');
+  });
+
   it('lets #if test environment variables and meta keys that are not set', () => {
     const out = render('{{#if env.DEBUG}}debug{{/if}}{{#if service.database.meta.replica}}r{{/if}}[{{env.HOME_DIR}}]', { hostname: 'h', dbPassword: 'p' }, { HOME_DIR: '/home/x' });
     expect(out.problems).toEqual([]);
