@@ -4,7 +4,7 @@
  * once; secrets generated once, kept 0600 and masked wherever text is printed.
  */
 export type { InstanceView, RenderedConfig, RenderResult, ServiceView, TemplateContext, VariableOrigin, VariableSource } from './types.js';
-export { buildTemplateContext, RESERVED_NAMES, type ContextOptions } from './context.js';
+export { buildTemplateContext, contextForService, plannedView, RESERVED_NAMES, type ContextOptions } from './context.js';
 export { renderTemplate, renderStackConfigs, renderServiceConfigs, type RenderStackOptions, type RenderTemplateOptions, type TemplateOutput } from './render.js';
 export { writeRenderedConfigs, outputPath, type WrittenConfig } from './write.js';
 export { checkRenderedConfigs, type CheckOptions, type ConfigDifference } from './check.js';
