@@ -152,6 +152,10 @@ describe('dev-cluster: a real PLC directory and PDS, used by @atproto/api', () =
     expect(statSync(path.join(stateDir(), 'secrets.json')).mode & 0o777).toBe(0o600);
     expect(Object.keys((JSON.parse(secrets) as { secrets: object }).secrets)).toEqual(expect.arrayContaining(['pdsJwtSecret', 'pdsAdminPassword', 'pdsDpopSecret', 'pdsRotationKey']));
     expect(existsSync(path.join(stateDir(), 'data', 'pds', 'account.sqlite'))).toBe(true);
+    // The PDS's environment was rendered from its template, with the PLC URL from discovery.
+    const pdsEnv = readFileSync(path.join(stateDir(), 'config', 'pds', 'pds.env'), 'utf8');
+    expect(pdsEnv).toMatch(new RegExp(`^PDS_DID_PLC_URL="?${plcUrl.replaceAll('.', '\\.')}"?$`, 'm'));
+    expect(registrations()).toContain(path.join('pds', 'dev-cluster-pds-0.json'));
   });
 
   it('creates an account whose DID the local PLC knows, posts, and lists the post back', async () => {
