@@ -26,9 +26,16 @@
  *   gate must not be satisfied by a service that keeps crashing. An unhealthy service is
  *   reported, not restarted (Docker's behaviour).
  * - Only one instance per service: `replicas` above 1 is reported as a warning and ignored.
+ * - A stack that already runs (detached, or left by an `up` that died) is converged, as by
+ *   `docker compose up` (converge.ts): an unchanged instance is kept — it still passes its gates
+ *   and is registered, and is reported `healthy` with reason `unchanged` — a changed one is
+ *   replaced when its gates open, and one the profile no longer has is stopped first. A live
+ *   `up` holding the lock still refuses (`stack_locked`). A failed converge rolls back like any
+ *   failed `up`: the whole stack is stopped, kept instances too, so exit 1 never leaves half of
+ *   an old and half of a new stack running (`--on-failure leave` keeps what runs).
  */
 import path from 'node:path';
-import { InterruptedError, StackFailedError } from '../errors.js';
+import { InterruptedError } from '../errors.js';
 import type { DiscoveryManager } from '../discovery/manager.js';
 import type { ServiceInstance } from '../discovery/types.js';
 import type { DependencyGraph, Plan } from '../graph/types.js';
@@ -38,11 +45,12 @@ import type { HealthTarget, ProbeResult } from '../health/types.js';
 import type { HealthCheckSpec, Profile, RuntimeName, ServiceSpec } from '../profile/types.js';
 import type { ExitInfo, RenderedFile, Runtime, ServiceHandle, StartRequest } from '../runtime/types.js';
 import { realClock, type Clock } from '../util/clock.js';
+import { findInstances, sameInstance, sortOut, type SortedInstances } from './converge.js';
 import { createLocalGates, readinessOf } from './gates.js';
 import { acquireLock, type StackLock } from './lock.js';
 import { describeExit, restartDecision } from './restart.js';
 import { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.js';
-import { createStateWriter, removeStateFile, stateDirOf, type StackStateFile } from './state.js';
+import { createStateWriter, readStateFile, removeStateFile, stateDirOf, type StackStateFile } from './state.js';
 import { stopInReverseOrder } from './stop-order.js';
 import { SETTLED_STATES, type EngineEvent, type ServiceState, type ServiceStatus, type StackPhase, type StartupReport } from './types.js';
 
@@ -126,6 +134,8 @@ interface Slot {
   /** The lifecycle in flight (start → healthy, or a restart). */
   lifecycle?: Promise<void>;
   stopping: boolean;
+  /** The instance an earlier `up` left running, until `start` keeps or replaces it. */
+  previous?: ServiceHandle;
 }
 
 export function startStack(input: StartStackInput, opts: StartStackOptions = {}): StackController {
@@ -168,6 +178,8 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
   let lock: StackLock | undefined;
   let stopping: Promise<void> | undefined;
   let finished = false;
+  /** What already ran when this `up` began (a converge); empty for a fresh start. */
+  let found: SortedInstances = { previous: new Map(), obsolete: [], carried: [], retired: [] };
   const writer = createStateWriter(stateDir, (err) => warn(`cannot write the state file: ${err instanceof Error ? err.message : String(err)}`));
 
   const snapshot = (): StackStateFile => ({
@@ -177,7 +189,7 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
     phase,
     updatedAt: new Date().toISOString(),
     profile: { ...(profile.source.file ? { file: profile.source.file } : {}), ...(profile.source.builtin ? { builtin: profile.source.builtin } : {}) },
-    services: Object.fromEntries([...slots].map(([name, slot]) => [name, slot.status])),
+    services: Object.fromEntries([...found.carried.map((s) => [s.name, s] as const), ...[...slots].map(([name, slot]) => [name, slot.status] as const)]),
   });
   const persist = () => {
     if (!finished) writer.save(snapshot);
@@ -328,8 +340,14 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
       signal.throwIfAborted();
       handle = await runtime.start(slot.request);
     } catch (err) {
+      await forgetPreviousUnlessRunning(slot);
       return signal.aborted ? 'stopped before it started' : `start failed: ${errorText(err)}`;
     }
+    // The runtime kept the earlier instance (same config hash), or replaced it.
+    const kept = sameInstance(slot.previous, handle);
+    delete slot.previous;
+    if (kept) slot.status.unchanged = true;
+    else delete slot.status.unchanged;
     slot.status.handle = handle;
     slot.status.started = true;
     slot.status.startedAt = handle.startedAt;
@@ -355,7 +373,8 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
       const check = healthChecks ? spec.healthCheck : undefined;
       let ready: Promise<{ kind: 'ready' } | { kind: 'unready'; reason: string } | { kind: 'aborted' }>;
       if (!check) {
-        ready = clock.sleep(settleMs, race.signal).then(() => ({ kind: 'ready' as const }), () => ({ kind: 'aborted' as const }));
+        // A kept instance has run far longer than the settle time already.
+        ready = kept ? Promise.resolve({ kind: 'ready' as const }) : clock.sleep(settleMs, race.signal).then(() => ({ kind: 'ready' as const }), () => ({ kind: 'aborted' as const }));
       } else {
         ready = waitUntilHealthy(check, healthTarget(slot, runtime, handle, check), {
           clock,
@@ -437,7 +456,18 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
     }
     await register(slot);
     if (slot.stopping) return;
-    setState(slot, 'healthy');
+    setState(slot, 'healthy', slot.status.unchanged ? 'unchanged' : undefined);
+  };
+
+  /** After a failed start: keep showing (and later stopping) the earlier instance only while it runs. */
+  const forgetPreviousUnlessRunning = async (slot: Slot) => {
+    const previous = slot.previous;
+    if (!previous) return;
+    delete slot.previous;
+    const runs = await slot.runtime?.inspect(previous).then((s) => s.running, () => false);
+    if (runs || slot.status.handle !== previous) return;
+    delete slot.status.handle;
+    delete slot.status.startedAt;
   };
 
   // ---- after startup: health monitoring and the restart policy --------------------------------
@@ -562,7 +592,8 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
   const finish = async (removeState: boolean) => {
     await writer.flush();
     finished = true;
-    if (removeState) await removeStateFile(stateDir);
+    // Unselected services of an earlier run still run: their state stays for `status` and `down`.
+    if (removeState && found.carried.length === 0) await removeStateFile(stateDir);
     await lock?.release();
     if (ownsRuntimes) await runtimes.close();
     resolveDone();
@@ -591,9 +622,13 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
       if (e.type === 'warning') warnings.push(e.service ? `${e.service}: ${e.message}` : e.message);
     });
     const runServices = plan.services.map((p) => graph.services.get(p.name)!).filter(Boolean);
+    const blockedServices = plan.blocked.flatMap((b) => graph.services.get(b.service) ?? []);
     try {
       lock = await acquireLock(stateDir, stack);
-      await ensureNotRunning(runServices);
+      const lastState = await readStateFile(stateDir);
+      const planned = [...runServices, ...blockedServices];
+      const instances = await findInstances(stack, runtimes, new Set(planned.map((s) => s.runtime)), lastState, (m) => warn(m));
+      found = sortOut(instances, graph, new Set(planned.map((s) => s.name)), lastState);
       const byRuntime = new Map<RuntimeName, ServiceSpec[]>();
       for (const spec of runServices) byRuntime.set(spec.runtime, [...(byRuntime.get(spec.runtime) ?? []), spec]);
       for (const [name, specs] of byRuntime) await (await runtimes.get(name)).prepare(stack, specs, opts.signal ? { signal: opts.signal } : {});
@@ -625,6 +660,14 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
       const spec = graph.services.get(b.service);
       if (spec) slots.set(spec.name, { spec, status: { ...statusOf(spec), state: 'blocked', reason: b.reason }, abort: new AbortController(), since: t0, stopping: false });
     }
+    // A running instance is shown (and stopped, should this run stop) until `start` keeps or replaces it.
+    for (const [name, { handle, runtime }] of found.previous) {
+      const slot = slots.get(name)!;
+      slot.previous = handle;
+      slot.runtime = runtime;
+      slot.status.handle = handle;
+      slot.status.startedAt = handle.startedAt;
+    }
     unsettled = [...slots.values()].filter((slot) => !SETTLED_STATES.has(slot.status.state)).length;
     for (const group of plan.groups) {
       const unit: Unit = { members: [...group], launched: false };
@@ -634,6 +677,7 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
     for (const unit of unitOf.values()) dirty.add(unit); // every unit is looked at once
 
     setPhase('starting');
+    await retireObsolete();
     for (const slot of slots.values()) {
       if (slot.status.state === 'pending') setState(slot, 'waiting');
       else gates.record(slot.spec.name, { state: slot.status.state, kind: slot.spec.kind, started: false });
@@ -669,15 +713,36 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
     return report('failed', warnings);
   };
 
-  /** A stack already running (detached, or left by a crashed `up`) must be stopped first. */
-  const ensureNotRunning = async (services: ServiceSpec[]) => {
-    const names = new Set(services.map((s) => s.runtime));
-    for (const name of names) {
-      const found = await (await runtimes.get(name)).discover(stack);
-      if (found.length > 0) {
-        const which = [...new Set(found.map((h) => h.service))].join(', ');
-        throw new StackFailedError(`stack '${stack}' is already running (${which}); run \`stack down\` first`, { code: 'already_running' });
-      }
+  /**
+   * Converging: stop the instances of services this run no longer has (dependents first, as
+   * `down` would), before anything starts, and drop registrations nobody renews any more.
+   */
+  const retireObsolete = async () => {
+    const previousStatus = (service: string) => found.retired.find((s) => s.name === service);
+    const byService = new Map<string, typeof found.obsolete>();
+    for (const instance of found.obsolete) byService.set(instance.handle.service, [...(byService.get(instance.handle.service) ?? []), instance]);
+    const stopService = async (service: string, instances: typeof found.obsolete) => {
+      const known = previousStatus(service);
+      const spec = graph.services.get(service);
+      const stopOpts = { signal: known?.stopSignal ?? spec?.stopSignal ?? 'SIGTERM', gracePeriodMs: known?.stopGracePeriodMs ?? spec?.stopGracePeriodMs ?? 10_000 };
+      const since = clock.now();
+      const pid = instances[0]?.handle.pid;
+      emit({ type: 'state', service, state: 'stopping', previous: 'healthy', elapsedMs: 0, reason: 'no longer in this stack', ...(pid !== undefined ? { pid } : {}) });
+      await Promise.all(instances.map(({ handle, runtime }) => runtime.stop(handle, stopOpts)));
+      emit({ type: 'state', service, state: 'stopped', previous: 'stopping', elapsedMs: clock.now() - since, reason: 'no longer in this stack' });
+    };
+    const errors = await stopInReverseOrder(
+      [...byService].map(([service, instances]) => ({
+        name: service,
+        dependsOn: previousStatus(service)?.dependsOn ?? graph.dependenciesOf(service).map((e) => e.to),
+        stop: () => stopService(service, instances),
+      })),
+    );
+    for (const { name, error } of errors) warn(`could not stop '${name}', which is no longer in this stack: ${errorText(error)}`, name);
+    if (!opts.discovery) return;
+    for (const status of found.retired) {
+      const reg = status.registration;
+      if (reg) await opts.discovery.deregister(reg.service, reg.id).catch((err) => warn(`could not deregister '${reg.service}': ${errorText(err)}`, reg.service));
     }
   };
 

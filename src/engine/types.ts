@@ -46,8 +46,10 @@ export interface ServiceStatus {
   /** The runtime has started it at least once (the `started` gate). */
   started: boolean;
   health: HealthState;
-  /** Why it failed, was blocked, or was stopped; never a secret. */
+  /** Why it failed, was blocked, or was stopped (`unchanged` when healthy: see below); never a secret. */
   reason?: string;
+  /** Its instance was kept from an earlier `up`: it ran already, with the same config hash. */
+  unchanged?: boolean;
   handle?: ServiceHandle;
   /** ISO-8601 time the current instance started. */
   startedAt?: string;

@@ -5,10 +5,13 @@
  *   <stateDir>/logs/<service>.log            replica 0 (the common case keeps the plain name)
  *   <stateDir>/logs/<service>-<replica>.log  other replicas
  *   <stateDir>/pids/<service>-<replica>.json the instance's handle, with pid, pgid, start time
+ *                                            and config hash
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ServiceHandle } from './types.js';
+// The Docker runtime's hashing helpers: plain node:crypto, no Docker client behind them.
+import { sha256, stableStringify } from './docker-spec.js';
+import type { ServiceHandle, StartRequest } from './types.js';
 
 /** A process-runtime handle: the persisted fields every other process needs to act on it. */
 export interface ProcessHandle extends ServiceHandle {
@@ -20,6 +23,27 @@ export interface ProcessHandle extends ServiceHandle {
   pidFile: string;
   /** Kernel start time of the process (ticks since boot): tells it apart from a recycled pid. */
   processStartTime?: string;
+  /** What the instance was started from (`processConfigHash`): `start` reuses it only while this matches. */
+  configHash?: string;
+}
+
+/**
+ * Everything that defines a process instance, hashed, as Compose hashes a service into its
+ * `config-hash` label: the service's definition without what does not change the running
+ * instance (as Compose leaves out scale, pull policy and depends_on: `replicas`, `pull`,
+ * `dependencies`, `enable`, `description`), the final environment (in place of the profile's
+ * own, which it contains), and every rendered file's destination, mode and contents (in place of
+ * the template specs that produced them). The working directory is hashed resolved, since a
+ * relative one means another folder for another profile location.
+ *
+ * The inherited environment of the `stack` process is left out: a re-run from another shell
+ * (another `PWD`, `SHLVL`, `TERM`) must not restart everything.
+ */
+export async function processConfigHash(req: StartRequest, run: { cwd: string; inheritEnv: 'all' | 'minimal' }): Promise<string> {
+  const { replicas: _r, pull: _p, dependencies: _d, enable: _e, description: _t, environment: _v, templates: _f, ...definition } = req.service;
+  const files: Record<string, string> = {};
+  for (const f of req.files) files[f.destination] = `${f.mode.toString(8)}:${sha256(await readFile(f.hostPath))}`;
+  return sha256(stableStringify({ definition, environment: req.environment, files, ...run }));
 }
 
 export function logFilePath(stateDir: string, service: string, replica: number): string {

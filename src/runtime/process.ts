@@ -18,6 +18,11 @@
  *   kernel start time, so `discover`, `stop` and `wait` work from another process after a crash,
  *   and a recycled pid is never mistaken for ours.
  * - The engine applies restart policies (`appliesRestartPolicy` is false): `wait` reports exits.
+ * - `start` converges, as the Docker runtime does with its label: the pid file keeps the
+ *   instance's config hash (`processConfigHash`); a live instance (pid and kernel start time
+ *   checked) with the same hash is returned as it is, and one with another hash is stopped and
+ *   replaced. A task is never reused: only its parent can read its exit status, and a task
+ *   still running here was left by a `stack up` that died; it runs again.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants as fsConstants, openSync } from 'node:fs';
@@ -29,7 +34,7 @@ import type { ServiceSpec } from '../profile/types.js';
 import { realClock, type Clock } from '../util/clock.js';
 import { atomicWrite } from '../util/fs.js';
 import { poll, PollTimeoutError } from '../util/retry.js';
-import { logFilePath, pidFileOf, pidFilePath, pidsDir, readPidFile, readPidFiles, type ProcessHandle } from './process-files.js';
+import { logFilePath, pidFileOf, pidFilePath, pidsDir, processConfigHash, readPidFile, readPidFiles, type ProcessHandle } from './process-files.js';
 import { readLogLines } from './process-logs.js';
 import { isProcessAlive, liveGroupMembers, processStartTime, readProcStat } from './process-proc.js';
 import type { ExitInfo, InstanceStatus, LogOptions, Runtime, ServiceHandle, StartRequest, StopOptions } from './types.js';
@@ -134,6 +139,13 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
     }
   };
 
+  /** The instance a pid file describes, when something of it still runs. */
+  const runningInstance = async (pidFile: string, stack: string): Promise<ProcessHandle | undefined> => {
+    const persisted = await readPidFile(pidFile);
+    if (!persisted || persisted.stack !== stack) return undefined;
+    return (await groupIsOurs(persisted, persisted.pgid)) ? persisted : undefined;
+  };
+
   const runtime: Runtime = {
     name: 'process',
     appliesRestartPolicy: false,
@@ -162,6 +174,14 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
         throw new StackFailedError(`cannot start '${service.name}': working directory ${cwd} does not exist`, { code: 'start_failed', path: `services.${service.name}.workingDir` });
       }
       knownStateDirs.set(req.stack, req.stateDir);
+      const pidFile = pidFilePath(req.stateDir, service.name, replica);
+      const configHash = await processConfigHash(req, { cwd, inheritEnv: opts.inheritEnv ?? 'all' });
+      const running = await runningInstance(pidFile, req.stack);
+      if (running) {
+        if (running.configHash === configHash && service.kind === 'service' && (await leaderAlive(running))) return running;
+        // Changed (or a leftover task, or a group whose leader died): stop it as `down` would.
+        await runtime.stop(running, { signal: service.stopSignal, gracePeriodMs: service.stopGracePeriodMs });
+      }
       const logFile = logFilePath(req.stateDir, service.name, replica);
       await mkdir(path.dirname(logFile), { recursive: true });
 
@@ -191,8 +211,9 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
         pgid: pid, // detached: the child leads a new group with its own pid
         startedAt,
         logFile,
-        pidFile: pidFilePath(req.stateDir, service.name, replica),
+        pidFile,
         ...(startTime !== undefined ? { processStartTime: startTime } : {}),
+        configHash,
       };
       await atomicWrite(handle.pidFile, `${JSON.stringify(handle, null, 2)}\n`);
       return handle;
