@@ -80,6 +80,12 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
   const stateDirFor = opts.stateDirFor ?? ((stack: string) => path.resolve('.stack', stack));
   const knownStateDirs = new Map<string, string>();
   const children = new Map<number, LocalChild>();
+  /**
+   * Cuts the polls of `wait` for processes we did not start (kept instances of an earlier `up`)
+   * on close: their timers would keep `stack up --detach` from exiting. Waits cut short stay
+   * pending, like those of our own unref'd children: the instance has not exited as far as we know.
+   */
+  let closing = new AbortController();
 
   const stateDirOf = (stack: string) => knownStateDirs.get(stack) ?? stateDirFor(stack);
   const pollOpts = (deadlineMs?: number) => ({
@@ -230,7 +236,13 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       // Not our child: its exit status is not ours to read; watch it disappear.
       const pid = handle.pid;
       const startTime = await expectedStartTime(handle);
-      await poll(() => (isProcessAlive(pid, startTime) ? undefined : true), pollOpts());
+      const closed = closing.signal;
+      try {
+        await poll(() => (isProcessAlive(pid, startTime) ? undefined : true), { ...pollOpts(), signal: closed });
+      } catch (err) {
+        if (closed.aborted) return new Promise<ExitInfo>(() => undefined);
+        throw err;
+      }
       return { code: null, signal: null };
     },
 
@@ -290,6 +302,9 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       // Services outlive us (that is the point of pid files); just stop tracking them.
       for (const local of children.values()) local.child.unref();
       children.clear();
+      closing.abort();
+      closing = new AbortController(); // a closed runtime may be used again, as before
+
     },
   };
   return runtime;

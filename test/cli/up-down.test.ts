@@ -132,10 +132,11 @@ describe('stack up / down across processes', () => {
     const tail = await runStack(['logs', 'api', '-n', '1'], dir);
     expect(tail.stdout.trim().split('\n')).toHaveLength(1);
 
-    // Already running (detached): another `up` refuses instead of starting duplicates.
+    // Already running (detached): another `up` converges, keeping every unchanged service.
     const again = await runStack(['up', '--detach'], dir);
-    expect(again.code).toBe(1);
-    expect(again.stderr).toContain('already running');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/api: healthy — unchanged/);
+    expect(again.stdout).toMatch(/is up: 3 services in [\d.]+s \(2 unchanged\)/);
 
     const dry = await runStack(['down', '--dry-run'], dir);
     expect(dry.stdout).toContain('would stop api');
@@ -147,6 +148,49 @@ describe('stack up / down across processes', () => {
     expect(down.stdout.indexOf('stopped api')).toBeGreaterThan(-1);
     expect(survivors(pids)).toEqual([]);
     expect((await runStack(['status'], dir)).stdout).toContain('nothing is running');
+  });
+
+  it('up --detach again after a profile edit: unchanged services keep their pids, a changed one is replaced, a removed one stopped', async () => {
+    const [pa, pb, pc] = [await freePort(), await freePort(), await freePort()];
+    const services = { db: web(pa), api: web(pb, { GREETING: 'hello' }, { dependencies: ['db'] }), old: web(pc) };
+    const { dir, pids } = await stackFolder(services);
+    const pidsOf = (stdout: string) => {
+      const out: Record<string, number> = {};
+      for (const line of stdout.trim().split('\n')) {
+        const e = JSON.parse(line) as { type: string; service?: string; state?: string; pid?: number };
+        if (e.type === 'state' && e.state === 'healthy' && e.service && e.pid !== undefined) out[e.service] = e.pid;
+      }
+      return out;
+    };
+    const first = await runStack(['up', '--detach', '--json'], dir);
+    expect(first.code, first.stderr).toBe(0);
+    const before = pidsOf(first.stdout);
+    pids.push(...Object.values(before));
+
+    // Edit the profile: api gets another environment, old is removed.
+    const { old: _removed, ...kept } = { ...services, api: web(pb, { GREETING: 'bonjour' }, { dependencies: ['db'] }) };
+    await writeFile(path.join(dir, 'stack.json'), JSON.stringify({ name: 'cli-test', runtime: 'process', discovery: { backend: 'file', fileDirectory: path.join(dir, 'discovery') }, services: kept }));
+    const second = await runStack(['up', '--detach', '--json'], dir);
+    expect(second.code, second.stderr).toBe(0);
+    const after = pidsOf(second.stdout);
+    pids.push(...Object.values(after));
+    expect(after.db).toBe(before.db);
+    expect(after.api).not.toBe(before.api);
+    expect(Object.keys(after).sort()).toEqual(['api', 'db']);
+    expect(survivors([before.api!, before.old!])).toEqual([]);
+    const events = second.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events).toContainEqual(expect.objectContaining({ type: 'state', service: 'db', state: 'healthy', reason: 'unchanged' }));
+    expect(events).toContainEqual(expect.objectContaining({ type: 'state', service: 'old', state: 'stopped' }));
+
+    const status = JSON.parse((await runStack(['status', '--json'], dir)).stdout) as { services: { name: string; running: boolean; handle?: { pid?: number } }[] };
+    expect(status.services.map((s) => [s.name, s.running, s.handle?.pid])).toEqual([
+      ['api', true, after.api],
+      ['db', true, before.db],
+    ]);
+
+    const down = await runStack(['down'], dir);
+    expect(down.code).toBe(0);
+    expect(survivors(pids)).toEqual([]);
   });
 
   it('`stack down` from another process stops a foreground `stack up`, which exits 130', async () => {

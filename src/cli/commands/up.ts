@@ -7,7 +7,12 @@
  * (they are in their own process groups, logging to files); nobody then heartbeats discovery, so
  * registrations are made without a TTL and `stack down` removes them.
  *
- * Exit codes: 0 up; 1 a service failed or was blocked, or the stack is already running/locked;
+ * On a stack that already runs (detached, or left by an `up` that died), `up` converges it like
+ * `docker compose up`: unchanged services are kept (shown `healthy — unchanged`), changed ones
+ * recreated in dependency order, services gone from the profile stopped (engine/converge.ts).
+ * Only a live `stack up` of the same stack makes it refuse (the lock).
+ *
+ * Exit codes: 0 up; 1 a service failed or was blocked, or another `stack up` runs the stack;
  * 2 invalid input; 3 Docker or discovery unreachable; 130 interrupted.
  */
 import { ExitCode, UsageError } from '../../errors.js';
@@ -101,7 +106,9 @@ export async function run(opts: UpOptions, o: Output): Promise<number> {
 function summarize(o: Output, report: StartupReport, stack: string, policy: string): void {
   const secs = (report.elapsedMs / 1000).toFixed(2);
   if (report.outcome === 'up') {
-    o.out(paint(o, 'green', `stack '${stack}' is up: ${report.services.length} service${report.services.length === 1 ? '' : 's'} in ${secs}s`));
+    const kept = report.services.filter((s) => s.unchanged).length;
+    const count = `${report.services.length} service${report.services.length === 1 ? '' : 's'}`;
+    o.out(paint(o, 'green', `stack '${stack}' is up: ${count} in ${secs}s${kept > 0 ? ` (${kept} unchanged)` : ''}`));
     return;
   }
   if (report.outcome === 'interrupted') {
