@@ -31,11 +31,16 @@ export interface FoundInstance {
   runtime: Runtime;
 }
 
+/** An instance the run will not keep, and why (shown while it is stopped). */
+export interface ObsoleteInstance extends FoundInstance {
+  reason: string;
+}
+
 export interface SortedInstances {
   /** The running instance of each planned service (replica 0 in its planned runtime). */
   previous: Map<string, FoundInstance>;
   /** To stop before the run starts. */
-  obsolete: FoundInstance[];
+  obsolete: ObsoleteInstance[];
   /** State-file entries of unselected services that still run: kept in the new state file. */
   carried: ServiceStatus[];
   /** State-file entries of services neither planned nor carried: their registrations are stale. */
@@ -72,14 +77,22 @@ export async function findInstances(
 /** Split what runs into the planned services' previous instances, obsolete ones, and the rest. */
 export function sortOut(found: readonly FoundInstance[], graph: DependencyGraph, planned: ReadonlySet<string>, state: StackStateFile | undefined): SortedInstances {
   const previous = new Map<string, FoundInstance>();
-  const obsolete: FoundInstance[] = [];
+  const obsolete: ObsoleteInstance[] = [];
   const carried = new Map<string, ServiceStatus>();
   for (const instance of found) {
     const { service, runtime, replica } = instance.handle;
     const spec = graph.services.get(service);
     // The engine runs one instance per service (replica 0); any other replica is scaled down.
-    const current = spec !== undefined && spec.enable && spec.runtime === runtime && replica === 0;
-    if (!current) obsolete.push(instance);
+    const reason = !spec
+      ? 'removed from the profile'
+      : !spec.enable
+        ? 'disabled (enable: false)'
+        : spec.runtime !== runtime
+          ? `moved to the ${spec.runtime} runtime`
+          : replica !== 0
+            ? `replica ${replica} scaled down`
+            : undefined;
+    if (reason !== undefined) obsolete.push({ ...instance, reason });
     else if (planned.has(service)) previous.set(service, instance);
     else {
       const status = state?.services[service];

@@ -727,9 +727,10 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
       const stopOpts = { signal: known?.stopSignal ?? spec?.stopSignal ?? 'SIGTERM', gracePeriodMs: known?.stopGracePeriodMs ?? spec?.stopGracePeriodMs ?? 10_000 };
       const since = clock.now();
       const pid = instances[0]?.handle.pid;
-      emit({ type: 'state', service, state: 'stopping', previous: 'healthy', elapsedMs: 0, reason: 'no longer in this stack', ...(pid !== undefined ? { pid } : {}) });
+      const reason = instances.map((i) => i.reason).join('; ');
+      emit({ type: 'state', service, state: 'stopping', previous: 'healthy', elapsedMs: 0, reason, ...(pid !== undefined ? { pid } : {}) });
       await Promise.all(instances.map(({ handle, runtime }) => runtime.stop(handle, stopOpts)));
-      emit({ type: 'state', service, state: 'stopped', previous: 'stopping', elapsedMs: clock.now() - since, reason: 'no longer in this stack' });
+      emit({ type: 'state', service, state: 'stopped', previous: 'stopping', elapsedMs: clock.now() - since, reason });
     };
     const errors = await stopInReverseOrder(
       [...byService].map(([service, instances]) => ({
@@ -738,7 +739,7 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
         stop: () => stopService(service, instances),
       })),
     );
-    for (const { name, error } of errors) warn(`could not stop '${name}', which is no longer in this stack: ${errorText(error)}`, name);
+    for (const { name, error } of errors) warn(`could not stop the obsolete instance of '${name}': ${errorText(error)}`, name);
     if (!opts.discovery) return;
     for (const status of found.retired) {
       const reg = status.registration;

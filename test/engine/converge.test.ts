@@ -76,6 +76,7 @@ describe('up on a running stack converges it', () => {
     expect(isProcessAlive(before.api!)).toBe(false);
     expect(isProcessAlive(before.old!)).toBe(false);
     expect(second.log.states('old')).toEqual(['stopping', 'stopped']);
+    expect(second.log.events).toContainEqual(expect.objectContaining({ type: 'state', service: 'old', state: 'stopped', reason: 'removed from the profile' }));
     // Kept services still pass their gates and say they were kept; the changed one does not.
     expect(statusOf(second.report, 'db')).toMatchObject({ state: 'healthy', reason: 'unchanged', unchanged: true, health: 'healthy' });
     expect(statusOf(second.report, 'web')).toMatchObject({ state: 'healthy', reason: 'unchanged', unchanged: true });
@@ -88,16 +89,25 @@ describe('up on a running stack converges it', () => {
     expect(second.log.at('old', 'stopped')).toBeLessThan(second.log.at('db', 'starting'));
   });
 
-  it('a service without a health check is kept too, and a disabled one is stopped', async () => {
-    const { up } = await stackFolder();
+  it('a service without a health check is kept too; a disabled one and a surplus replica are stopped', async () => {
+    const { dir, up } = await stackFolder();
     const idle = nodeProgram('setInterval(() => {}, 1000)');
     const first = await up({ worker: idle, extra: idle });
     expect(first.report.outcome).toBe('up');
+    // A second replica of worker, as a run with more replicas would have left it.
+    const input = makeStack('conv', dir, { worker: idle });
+    const runtime = createProcessRuntime({ stateDirFor: () => path.join(dir, 'state') });
+    const surplus = (await runtime.start({ stack: 'conv', service: input.graph.services.get('worker')!, replica: 1, environment: {}, files: [], configDir: dir, stateDir: path.join(dir, 'state'), profileDir: dir })) as ProcessHandle;
+    await runtime.close();
+
     const second = await up({ worker: idle, extra: { ...idle, enable: false } });
     expect(second.report.outcome).toBe('up');
     expect(pidOf(second.report, 'worker')).toBe(pidOf(first.report, 'worker'));
     expect(statusOf(second.report, 'worker')?.reason).toBe('unchanged');
     expect(isProcessAlive(pidOf(first.report, 'extra')!)).toBe(false);
+    expect(isProcessAlive(surplus.pid)).toBe(false);
+    expect(second.log.events).toContainEqual(expect.objectContaining({ service: 'extra', state: 'stopped', reason: 'disabled (enable: false)' }));
+    expect(second.log.events).toContainEqual(expect.objectContaining({ service: 'worker', state: 'stopped', reason: 'replica 1 scaled down' }));
   });
 
   it('services a selective `up` does not name are left running and stay known to status and down', async () => {

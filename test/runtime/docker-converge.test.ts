@@ -106,7 +106,7 @@ describe('re-`up` of a running stack of containers', () => {
     expect(after.web).toBe(before.web); // a dependent of a recreated service is kept (Compose's default)
     expect(after.cache).toBe(before.cache);
     const events = stateEvents(second.stdout);
-    expect(events).toContainEqual({ service: 'old', state: 'stopped', reason: 'no longer in this stack' });
+    expect(events).toContainEqual({ service: 'old', state: 'stopped', reason: 'removed from the profile' });
     expect(events).toContainEqual({ service: 'web', state: 'healthy', reason: 'unchanged' });
     expect(events).toContainEqual({ service: 'api', state: 'healthy' });
     // web still waited for the recreated api to be healthy before it passed its own gate.
