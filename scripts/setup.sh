@@ -5,7 +5,8 @@ set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in docker.io busybox-static etcd-server nats-server dnsmasq-base docker-compose iproute2 procps; do
+# python3, make and g++ build native addons from source (better-sqlite3 for the dev-cluster PDS).
+for pkg in docker.io busybox-static etcd-server nats-server dnsmasq-base docker-compose iproute2 procps python3 make g++; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 

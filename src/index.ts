@@ -14,3 +14,30 @@ export { buildGraph } from './graph/graph.js';
 export { planStack, type PlanOptions } from './graph/plan.js';
 export { renderGraph, type GraphFormat } from './graph/render.js';
 export { validateProfile, mkDeploymentProfile, mkDependency, mkDependencyGraph, mkHealthCheck } from './profile/api.js';
+export { stateDirOf } from './profile/paths.js';
+
+// Discovery: backends, the manager, and the library API services use (register/lookup/watch).
+export * from './discovery/index.js';
+// Templates: render one template, a service's configs, or a whole stack's.
+export * from './template/index.js';
+// Health checks: strategies and the fast-probing wait.
+export * from './health/index.js';
+// Runtimes: local processes and Docker (dockerode loads on first use).
+export { createProcessRuntime, type ProcessRuntimeOptions } from './runtime/process.js';
+export { createDockerRuntime } from './runtime/docker.js';
+export type * from './runtime/types.js';
+// The engine: start a plan health-gated, stop it, observe events.
+export {
+  mkServiceCoordination,
+  mkDependencyManagement,
+  startStack,
+  stopStack,
+  readStackStatus,
+  type ServiceCoordination,
+  type DependencyManagement,
+  type StackController,
+  type StartStackInput,
+  type StartStackOptions,
+  type StopReport,
+  type StackStatusView,
+} from './engine/index.js';

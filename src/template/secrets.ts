@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidInputError } from '../errors.js';
-import type { Profile, VariableSpec } from '../profile/types.js';
+import type { VariableSpec } from '../profile/types.js';
 import { atomicWrite } from '../util/fs.js';
 import { escapeEnvDoubleQuoted } from './formats/env.js';
 
@@ -16,9 +16,7 @@ export const SECRETS_FILE = 'secrets.json';
 export const MIN_MASKABLE = 6;
 
 /** `.stack/<stack>` under the working directory unless the profile names one. */
-export function stateDirOf(profile: Pick<Profile, 'name' | 'stateDir'>, cwd = process.cwd()): string {
-  return path.resolve(cwd, profile.stateDir ?? path.join('.stack', profile.name));
-}
+export { stateDirOf } from '../profile/paths.js';
 
 export function generateSecret(spec: NonNullable<VariableSpec['generate']>): string {
   return randomBytes(spec.bytes).toString(spec.encoding);
