@@ -304,7 +304,6 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       children.clear();
       closing.abort();
       closing = new AbortController(); // a closed runtime may be used again, as before
-
     },
   };
   return runtime;
