@@ -2,9 +2,11 @@
  * `up` on a stack that already runs converges it (as `docker compose up`): unchanged instances
  * are kept (same pid), changed ones replaced, removed ones stopped. Real processes, loopback only.
  */
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readStateFile, startStack, stopStack, type StackController, type StartupReport } from '../../src/engine/index.js';
+import { sortOut } from '../../src/engine/converge.js';
 import { createRuntimeSet } from '../../src/engine/runtimes.js';
 import { planStack } from '../../src/graph/plan.js';
 import type { ServiceSpec } from '../../src/profile/types.js';
@@ -145,6 +147,31 @@ describe('up on a running stack converges it', () => {
   });
 });
 
+describe('sortOut', () => {
+  it('names why each instance the run will not keep goes, keeps the planned ones, carries unselected ones', () => {
+    const { graph } = makeStack('conv', '/tmp', {
+      api: nodeProgram('1'),
+      off: { ...nodeProgram('1'), enable: false },
+      moved: { ...nodeProgram('1'), runtime: 'docker', image: 'x' },
+      other: nodeProgram('1'),
+    });
+    const runtime = createProcessRuntime();
+    const at = (service: string, replica = 0) => ({ runtime, handle: { runtime: 'process' as const, stack: 'conv', service, replica, id: `${service}-${replica}`, startedAt: 't' } });
+    const status = (name: string) => ({ name, kind: 'service' as const, state: 'healthy' as const, started: true, health: 'none' as const, restarts: 0, dependsOn: [], stopSignal: 'SIGTERM', stopGracePeriodMs: 1000 });
+    const state = { version: 1 as const, stack: 'conv', owner: { pid: 1, startedAt: 't' }, phase: 'detached' as const, updatedAt: 't', profile: {}, services: { other: status('other'), gone: status('gone') } };
+    const sorted = sortOut([at('api'), at('api', 1), at('off'), at('moved'), at('gone'), at('other')], graph, new Set(['api', 'moved']), state);
+    expect([...sorted.previous.keys()]).toEqual(['api']);
+    expect(sorted.obsolete.map((o) => [o.handle.service, o.reason])).toEqual([
+      ['api', 'replica 1 scaled down'],
+      ['off', 'disabled (enable: false)'],
+      ['moved', 'moved to the docker runtime'],
+      ['gone', 'removed from the profile'],
+    ]);
+    expect(sorted.carried.map((s) => s.name)).toEqual(['other']);
+    expect(sorted.retired.map((s) => s.name)).toEqual(['gone']);
+  });
+});
+
 describe('process runtime: start() converges on the config hash in its pid file', () => {
   function spec(overrides: Partial<ServiceSpec> = {}): ServiceSpec {
     const input = makeStack('rt', '/tmp', { svc: nodeProgram('setInterval(() => {}, 1000)') });
@@ -185,6 +212,20 @@ describe('process runtime: start() converges on the config hash in its pid file'
     expect(changed.configHash).not.toBe(first.configHash);
     expect(isProcessAlive(first.pid)).toBe(false);
     expect((await fresh.discover('rt')).map((h) => h.pid)).toEqual([changed.pid]);
+
+    // A rendered file's contents are part of the hash: the same request with another file replaces it.
+    const file = path.join(stateDir, 'config', 'svc', 'svc.env');
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, 'X=1\n');
+    const withFile = (): StartRequest => ({ ...request({ A: '2' }), files: [{ hostPath: file, destination: 'svc.env', mode: 0o644 }] });
+    const filed = (await fresh.start(withFile())) as ProcessHandle;
+    pids.push(filed.pid);
+    expect(filed.pid).not.toBe(changed.pid);
+    expect(((await fresh.start(withFile())) as ProcessHandle).pid).toBe(filed.pid);
+    await writeFile(file, 'X=2\n');
+    const refiled = (await fresh.start(withFile())) as ProcessHandle;
+    pids.push(refiled.pid);
+    expect(refiled.pid).not.toBe(filed.pid);
 
     // A task is never reused: its exit status can only be read by its parent.
     const task = spec({ kind: 'task' });

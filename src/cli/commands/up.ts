@@ -9,8 +9,9 @@
  *
  * On a stack that already runs (detached, or left by an `up` that died), `up` converges it like
  * `docker compose up`: unchanged services are kept (shown `healthy — unchanged`), changed ones
- * recreated in dependency order, services gone from the profile stopped (engine/converge.ts).
- * Only a live `stack up` of the same stack makes it refuse (the lock).
+ * recreated in dependency order (their dependents kept unless they changed too, as Compose does
+ * by default), services gone from the profile stopped (engine/converge.ts). Only a live
+ * `stack up` of the same stack makes it refuse (the lock).
  *
  * Exit codes: 0 up; 1 a service failed or was blocked, or another `stack up` runs the stack;
  * 2 invalid input; 3 Docker or discovery unreachable; 130 interrupted.
