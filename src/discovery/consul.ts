@@ -33,6 +33,7 @@ import type {
   ServiceInstance,
   WatchOptions,
 } from './types.js';
+import { sleep } from './resync.js';
 
 /** Meta keys this backend adds; user meta must not use them. */
 const META_ID = 'stack-id';
@@ -408,16 +409,4 @@ function toStackError(err: unknown, what: string, where: string): unknown {
     });
   }
   return new StackError(`consul (${where}) ${what} failed: ${message}`, { code: 'discovery_error', cause: err });
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
