@@ -15,7 +15,7 @@
  * (default: 100 and 20). Loopback only; everything started is stopped again.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -29,6 +29,8 @@ const args = process.argv.slice(2);
 const sizes = args.map(Number).filter((n) => n > 0);
 const BUSYBOX = '/bin/busybox';
 const useNode = args.includes('--node') || !existsSync(BUSYBOX);
+/** httpd needs a folder to serve; an empty one (health checks only connect). */
+const WWW = mkdtempSync(path.join(os.tmpdir(), 'bench-www-'));
 const SEED = 42;
 
 /** Small deterministic PRNG (mulberry32), so every run measures the same graph. */
@@ -73,7 +75,7 @@ async function generate(n, random) {
     services[name] = {
       ...(useNode
         ? { command: [process.execPath, '-e', LISTENER] }
-        : { shell: true, command: [`${BUSYBOX} sleep ${(delay / 1000).toFixed(3)} && exec ${BUSYBOX} httpd -f -p 127.0.0.1:${port} -h /nonexistent`] }),
+        : { shell: true, command: [`${BUSYBOX} sleep ${(delay / 1000).toFixed(3)} && exec ${BUSYBOX} httpd -f -p 127.0.0.1:${port} -h ${WWW}`] }),
       environment: { PORT: String(port), READY_AFTER_MS: String(delay) },
       port,
       healthCheck: { strategy: 'tcp', port, interval: '1s', timeout: '1s', retries: 0 },
@@ -114,7 +116,7 @@ async function nodeStartCost() {
     const t0 = performance.now();
     const child = useNode
       ? spawn(process.execPath, ['-e', LISTENER], { env: { ...process.env, PORT: String(port), READY_AFTER_MS: '0' }, stdio: 'ignore' })
-      : spawn(BUSYBOX, ['httpd', '-f', '-p', `127.0.0.1:${port}`, '-h', '/nonexistent'], { stdio: 'ignore' });
+      : spawn(BUSYBOX, ['httpd', '-f', '-p', `127.0.0.1:${port}`, '-h', WWW], { stdio: 'ignore' });
     for (;;) {
       const ok = await new Promise((resolve) => {
         const s = net.connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
@@ -141,7 +143,7 @@ async function measure(n) {
   const plan = planStack(profile, graph);
   const startCost = await nodeStartCost();
   const t0 = performance.now();
-  const controller = startStack({ profile, graph, plan }, { supervise: false });
+  const controller = startStack({ profile, graph, plan }, { supervise: false, ...(process.env.BENCH_DEBUG ? { onEvent: (e) => console.error(JSON.stringify(e)) } : {}) });
   const report = await controller.ready;
   const wall = performance.now() - t0;
   await controller.stop({ timeoutMs: 2000 });
@@ -155,6 +157,7 @@ async function measure(n) {
 
 const results = [];
 for (const n of sizes.length > 0 ? sizes : [100, 20]) results.push(await measure(n));
+rmSync(WWW, { recursive: true, force: true });
 console.log(`engine-up: random DAG of small ${useNode ? 'node' : 'busybox httpd'} processes (seed ${SEED}), ${os.cpus().length} CPUs, node ${process.version}`);
 for (const r of results) {
   console.log(
