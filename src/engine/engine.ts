@@ -26,6 +26,10 @@
  *   gate must not be satisfied by a service that keeps crashing. An unhealthy service is
  *   reported, not restarted (Docker's behaviour).
  * - Only one instance per service: `replicas` above 1 is reported as a warning and ignored.
+ * - Discovery: a service is registered once ready, with the profile's TTL, and heartbeated for as
+ *   long as this engine runs it. Nothing registers "forever" (etcd leases, NATS bucket TTLs and
+ *   Consul TTL checks cannot), so a stack that should outlive its `stack up` needs a process that
+ *   keeps running the engine: `stack up --detach` starts one in the background (cli/commands/up.ts).
  * - A stack that already runs (detached, or left by an `up` that died) is converged, as by
  *   `docker compose up` (converge.ts): an unchanged instance is kept — it still passes its gates
  *   and is registered, and is reported `healthy` with reason `unchanged` — a changed one is
@@ -94,10 +98,18 @@ export interface StartStackOptions {
   /** Default: the profile's `stateDir`, else `.stack/<stack>` under `cwd`. */
   stateDir?: string;
   cwd?: string;
-  /** Keep monitoring health and apply restart policies after startup; default true. */
+  /**
+   * Keep monitoring health and apply restart policies after startup; default true. Discovery
+   * heartbeats run either way, from registration until `stop()` or `detach()`: a registration
+   * lives one TTL (`discovery.ttl`) past its last heartbeat, and no backend keeps one forever.
+   */
   supervise?: boolean;
-  /** Discovery registration lifetime; default the profile's TTL. 0: none (a detached stack has nobody heartbeating). */
-  registrationTtlMs?: number;
+  /**
+   * This run is a detached supervisor (`stack up --detach`): its lock says so, and a later `up`
+   * relieves it (lock.ts) instead of being refused. Whoever runs it must answer
+   * `RELIEVE_SIGNAL` with `detach()`.
+   */
+  detached?: boolean;
   /** A service without a health check counts as healthy once it has run this long; default 200 ms. */
   settleMs?: number;
 }
@@ -113,7 +125,10 @@ export interface StackController {
   subscribe(listener: (event: EngineEvent) => void): () => void;
   /** Stop everything that started, dependents first; removes the state file and the lock. */
   stop(opts?: { timeoutMs?: number }): Promise<void>;
-  /** Stop watching (health, restarts, heartbeats), leave services running, release the lock. */
+  /**
+   * Stop watching (health, restarts, heartbeats), leave services running, release the lock.
+   * Registrations are left to the next `up`, which renews them, or to expire after one TTL.
+   */
   detach(): Promise<void>;
 }
 
@@ -154,7 +169,7 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
   const settleMs = opts.settleMs ?? 200;
   const timeoutMs = profile.coordination.dependencyTimeoutMs;
   const healthChecks = profile.coordination.enableHealthChecks;
-  const ttlMs = opts.registrationTtlMs ?? profile.discovery.ttlMs;
+  const ttlMs = profile.discovery.ttlMs;
   const t0 = clock.now();
   const startedAtIso = new Date().toISOString();
 
@@ -305,11 +320,16 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
     const injected = opts.discovery ? opts.discovery.environmentFor(Object.values(dependencies).flat()) : {};
     const instances = [...slots.values()].flatMap((s) => (s.instance ? [s.instance] : []));
     const rendered = opts.renderConfigs ? await opts.renderConfigs(spec, { stack, profile, configDir, dependencies, instances }) : { files: [], environment: {} };
+    // Like Nomad's NOMAD_ALLOC_DIR / NOMAD_TASK_DIR, a process service is told where its stack
+    // keeps state (launchers put data under it) and where its rendered configs are, as absolute
+    // paths. Host paths mean nothing inside a container, so Docker services do not get them. The
+    // profile's own environment may override them.
+    const dirs: Record<string, string> = spec.runtime === 'process' ? { STACK_STATE_DIR: path.resolve(stateDir), STACK_CONFIG_DIR: path.resolve(configDir) } : {};
     return {
       stack,
       service: spec,
       replica: 0,
-      environment: { ...injected, ...spec.environment, ...rendered.environment },
+      environment: { ...dirs, ...injected, ...spec.environment, ...rendered.environment },
       files: rendered.files,
       configDir,
       stateDir,
@@ -423,9 +443,9 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
     if (!discovery?.canRegister) return;
     const { registeredAt: _r, expiresAt: _e, ...input } = instance;
     try {
-      await discovery.register(input, ttlMs > 0 ? { ttlMs } : {});
+      await discovery.register(input, { ttlMs });
       slot.status.registration = { service: instance.service, id: instance.id };
-      if (ttlMs > 0 && supervise) slot.stopKeepAlive = discovery.keepAlive(input, profile.discovery.heartbeatIntervalMs, { ttlMs });
+      slot.stopKeepAlive = discovery.keepAlive(input, profile.discovery.heartbeatIntervalMs, { ttlMs });
       emit({ type: 'registered', service: slot.spec.name, id: instance.id });
     } catch (err) {
       warn(`could not register '${slot.spec.name}' in discovery: ${errorText(err)}`, slot.spec.name);
@@ -624,7 +644,7 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
     const runServices = plan.services.map((p) => graph.services.get(p.name)!).filter(Boolean);
     const blockedServices = plan.blocked.flatMap((b) => graph.services.get(b.service) ?? []);
     try {
-      lock = await acquireLock(stateDir, stack);
+      lock = await acquireLock(stateDir, stack, opts.detached ? { command: 'up --detach', detached: true, clock } : { clock });
       const lastState = await readStateFile(stateDir);
       const planned = [...runServices, ...blockedServices];
       const instances = await findInstances(stack, runtimes, new Set(planned.map((s) => s.runtime)), lastState, (m) => warn(m));

@@ -9,11 +9,24 @@
  * within microseconds, and is accepted.
  *
  * A second `up` fails with exit code 1 (`stack_locked`): the input is fine, the stack is busy.
+ *
+ * Except when the holder is a detached supervisor (`stack up --detach` runs the normal `up` as a
+ * background process, marked `detached` in the lock): a later `up` converges the running stack,
+ * so it relieves that supervisor first. It sends `RELIEVE_SIGNAL` (SIGUSR2), to which the
+ * supervisor answers by letting go — it stops its monitors and heartbeats, releases the lock and
+ * exits, leaving every service running — and waits for it to exit. A distinct signal, not
+ * SIGTERM: SIGTERM (`stack down`, Ctrl-C) means "stop the stack". A signal rather than a control
+ * file: the lock already names the process, and signals need no polling on its side.
  */
 import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { StackFailedError } from '../errors.js';
 import { isProcessAlive, processStartTime } from '../runtime/process-proc.js';
+import { realClock, type Clock } from '../util/clock.js';
+import { poll, PollTimeoutError } from '../util/retry.js';
+
+/** Asks a detached supervisor to let go of its stack (release the lock, exit, leave services running). */
+export const RELIEVE_SIGNAL: NodeJS.Signals = 'SIGUSR2';
 
 export interface LockInfo {
   pid: number;
@@ -21,6 +34,21 @@ export interface LockInfo {
   /** ISO-8601. */
   startedAt: string;
   command: string;
+  /** Held by a detached supervisor (`up --detach`): a later `up` relieves it instead of being refused. */
+  detached?: boolean;
+}
+
+export interface AcquireLockOptions {
+  /** Shown to a refused `up`; default `up`. */
+  command?: string;
+  /** We are a detached supervisor: we answer `RELIEVE_SIGNAL`. */
+  detached?: boolean;
+  /**
+   * How long a relieved supervisor may take to exit. It finishes its own startup first (a
+   * half-started stack is not handed over), so allow for that; default 60 s.
+   */
+  relieveTimeoutMs?: number;
+  clock?: Clock;
 }
 
 export interface StackLock {
@@ -47,13 +75,20 @@ export function lockOwnerAlive(info: LockInfo): boolean {
   return isProcessAlive(info.pid, info.processStartTime);
 }
 
-export async function acquireLock(stateDir: string, stack: string, command = 'up'): Promise<StackLock> {
+export async function acquireLock(stateDir: string, stack: string, opts: AcquireLockOptions = {}): Promise<StackLock> {
   await mkdir(stateDir, { recursive: true });
   const file = lockFilePath(stateDir);
   const startTime = processStartTime(process.pid);
-  const info: LockInfo = { pid: process.pid, ...(startTime ? { processStartTime: startTime } : {}), startedAt: new Date().toISOString(), command };
+  const info: LockInfo = {
+    pid: process.pid,
+    ...(startTime ? { processStartTime: startTime } : {}),
+    startedAt: new Date().toISOString(),
+    command: opts.command ?? 'up',
+    ...(opts.detached ? { detached: true } : {}),
+  };
   const tmp = `${file}.${process.pid}.tmp`;
   await writeFile(tmp, `${JSON.stringify(info)}\n`, { mode: 0o600 });
+  let relieved = false;
   try {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -64,12 +99,13 @@ export async function acquireLock(stateDir: string, stack: string, command = 'up
       }
       const holder = await readLock(stateDir);
       if (holder && lockOwnerAlive(holder)) {
-        throw new StackFailedError(
-          `stack '${stack}' is already being run by \`stack ${holder.command}\` (pid ${holder.pid}, since ${holder.startedAt}); stop it with \`stack down\` or wait for it`,
-          { code: 'stack_locked' },
-        );
+        // Relieve once: a second live holder after that is another `up` that got in first.
+        if (!holder.detached || relieved) throw lockedBy(stack, holder);
+        relieved = true;
+        await relieve(stack, holder, opts.relieveTimeoutMs ?? 60_000, opts.clock ?? realClock);
+        continue; // it released the lock (or died holding it: stale)
       }
-      if (attempt >= 2) throw new StackFailedError(`cannot take the lock of stack '${stack}' at ${file}`, { code: 'stack_locked' });
+      if (attempt >= 3) throw new StackFailedError(`cannot take the lock of stack '${stack}' at ${file}`, { code: 'stack_locked' });
       await rm(file, { force: true }); // stale: its owner is gone
     }
   } finally {
@@ -85,4 +121,28 @@ export async function acquireLock(stateDir: string, stack: string, command = 'up
       if (holder && holder.pid === info.pid && holder.startedAt === info.startedAt) await rm(file, { force: true });
     },
   };
+}
+
+function lockedBy(stack: string, holder: LockInfo): StackFailedError {
+  return new StackFailedError(
+    `stack '${stack}' is already being run by \`stack ${holder.command}\` (pid ${holder.pid}, since ${holder.startedAt}); stop it with \`stack down\` or wait for it`,
+    { code: 'stack_locked' },
+  );
+}
+
+/** Ask a detached supervisor to let go of the stack, and wait until it has exited. */
+async function relieve(stack: string, holder: LockInfo, timeoutMs: number, clock: Clock): Promise<void> {
+  try {
+    process.kill(holder.pid, RELIEVE_SIGNAL);
+  } catch {
+    return; // already gone
+  }
+  try {
+    await poll(() => (isProcessAlive(holder.pid, holder.processStartTime) ? undefined : true), { clock, deadlineMs: timeoutMs, initialDelayMs: 10, maxDelayMs: 100 });
+  } catch (err) {
+    if (!(err instanceof PollTimeoutError)) throw err;
+    throw new StackFailedError(`the supervisor of stack '${stack}' (pid ${holder.pid}) did not hand over within ${timeoutMs} ms; try again, or \`stack down\` first`, {
+      code: 'stack_locked',
+    });
+  }
 }

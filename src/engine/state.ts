@@ -7,13 +7,13 @@
  *   lock         the `stack up` currently running this stack (lock.ts)
  *   logs/        per-service output (written by the services themselves)
  *   pids/        the process runtime's own pid files (it finds instances the state file missed)
+ *   supervisor.log  the detached supervisor's output (`up --detach`): JSON events, then errors
  *
  * `state.json` is written atomically (temp + rename), and writes are coalesced: a burst of state
  * changes costs one write, the latest. It never holds environment values, so never a secret.
  */
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Profile } from '../profile/types.js';
 import { atomicWrite } from '../util/fs.js';
 import type { ServiceStatus, StackPhase } from './types.js';
 
@@ -30,10 +30,8 @@ export interface StackStateFile {
   services: Record<string, ServiceStatus>;
 }
 
-/** Where a stack keeps its state: the profile's `stateDir`, else `.stack/<name>`, under `cwd`. */
-export function stateDirOf(profile: Pick<Profile, 'name' | 'stateDir'>, cwd = process.cwd()): string {
-  return path.resolve(cwd, profile.stateDir ?? path.join('.stack', profile.name));
-}
+// One definition of the state folder for the engine, templates and secrets alike.
+export { stateDirOf } from '../profile/paths.js';
 
 export function stateFilePath(stateDir: string): string {
   return path.join(stateDir, 'state.json');

@@ -5,7 +5,7 @@
  */
 import type { RuntimeName } from '../profile/types.js';
 import type { ServiceHandle } from '../runtime/types.js';
-import { lockOwnerAlive, readLock } from './lock.js';
+import { lockOwnerAlive, readLock, type LockInfo } from './lock.js';
 import type { RuntimeSet } from './runtimes.js';
 import { readStateFile } from './state.js';
 import type { ServiceStatus, StackPhase } from './types.js';
@@ -22,8 +22,12 @@ export interface StackStatusView {
   /** Nothing recorded and nothing found. */
   empty: boolean;
   phase?: StackPhase;
-  /** The `stack up` that wrote the state, and whether it still runs. */
-  owner?: { pid: number; alive: boolean };
+  /**
+   * The `stack up` that wrote the state, and whether it still runs (then it supervises the stack:
+   * health, restarts, discovery heartbeats). `detached`: it is the background supervisor of
+   * `stack up --detach`.
+   */
+  owner?: { pid: number; alive: boolean; detached?: boolean };
   services: ServiceStatusView[];
 }
 
@@ -100,7 +104,11 @@ export async function readStackStatus(opts: ReadStatusOptions): Promise<StackSta
   return {
     stack: opts.stack,
     empty: !state && services.length === 0,
-    ...(state ? { phase: state.phase, owner: { pid: state.owner.pid, alive: ownerAlive } } : lock ? { owner: { pid: lock.pid, alive: lockOwnerAlive(lock) } } : {}),
+    ...(state ? { phase: state.phase, owner: ownerView(state.owner.pid, ownerAlive, lock) } : lock ? { owner: ownerView(lock.pid, lockOwnerAlive(lock), lock) } : {}),
     services,
   };
+}
+
+function ownerView(pid: number, alive: boolean, lock: LockInfo | undefined): NonNullable<StackStatusView['owner']> {
+  return { pid, alive, ...(alive && lock?.pid === pid && lock.detached ? { detached: true } : {}) };
 }

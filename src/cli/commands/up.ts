@@ -1,25 +1,39 @@
 /**
  * `stack up`: start the stack, health-gated, as parallel as the graph allows.
  *
- * Foreground by default: after startup it keeps monitoring health and applying restart policies
- * until Ctrl-C (or SIGTERM, or `stack down` from elsewhere), then stops the stack in reverse order
- * and exits 130. `--detach` returns once everything is healthy and leaves the services running
- * (they are in their own process groups, logging to files); nobody then heartbeats discovery, so
- * registrations are made without a TTL and `stack down` removes them.
+ * Foreground by default: after startup it keeps monitoring health, applying restart policies and
+ * heartbeating discovery registrations until Ctrl-C (or SIGTERM, or `stack down` from
+ * elsewhere), then stops the stack in reverse order and exits 130.
+ *
+ * `--detach` runs that same foreground `up` as a background supervisor, like process-compose's
+ * detached mode or a Compose daemon (engine/supervisor.ts): this process starts it in its own
+ * session, shows its progress (read back from `<stateDir>/supervisor.log`), and exits once the
+ * stack is up — 0, the supervisor staying behind — or once it failed and the supervisor rolled
+ * back (per `--on-failure`) and exited: its exit code. Ctrl-C here stops the supervisor (SIGTERM:
+ * it stops what it started) and exits 130. `stack down` stops it the same way; `kill -9` of it
+ * leaves the services running, their registrations expire after one TTL, and `stack down` still
+ * cleans up. The supervisor is this command again, without `--detach`, with `--json` and
+ * `STACK_SUPERVISOR=1`, which makes it mark its lock `detached`, answer RELIEVE_SIGNAL, and print
+ * its startup report as one JSON line for us.
  *
  * On a stack that already runs (detached, or left by an `up` that died), `up` converges it like
  * `docker compose up`: unchanged services are kept (shown `healthy — unchanged`), changed ones
  * recreated in dependency order (their dependents kept unless they changed too, as Compose does
- * by default), services gone from the profile stopped (engine/converge.ts). Only a live
- * `stack up` of the same stack makes it refuse (the lock).
+ * by default), services gone from the profile stopped (engine/converge.ts). A detached supervisor
+ * is relieved first (engine/lock.ts: it lets go, leaving the services running); only a live
+ * foreground `stack up` of the same stack makes it refuse (the lock).
  *
  * Exit codes: 0 up; 1 a service failed or was blocked, or another `stack up` runs the stack;
  * 2 invalid input; 3 Docker or discovery unreachable; 130 interrupted.
  */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { StackController } from '../../engine/engine.js';
+import type { EngineEvent, StartupReport } from '../../engine/types.js';
 import { ExitCode, UsageError } from '../../errors.js';
-import type { StartupReport } from '../../engine/types.js';
+import type { Profile } from '../../profile/types.js';
 import type { CommonOptions } from '../common.js';
-import { loadAndPlan } from '../load-plan.js';
+import { loadAndPlan, type Planned } from '../load-plan.js';
 import { paint, type Output } from '../output.js';
 import { createProgress } from '../progress.js';
 import { run as plan } from './plan.js';
@@ -34,13 +48,30 @@ interface UpOptions extends CommonOptions {
   pull?: 'missing' | 'always' | 'never';
 }
 
+/** Set by `up --detach` in its supervisor's environment. */
+const SUPERVISOR_ENV = 'STACK_SUPERVISOR';
+const STACK_BIN = fileURLToPath(new URL('../../../bin/stack.js', import.meta.url));
+
+/** The supervisor's startup report, one line in its output (not shown: it is summarised). */
+interface ReportLine {
+  type: 'report';
+  report: StartupReport;
+}
+
 export async function run(opts: UpOptions, o: Output): Promise<number> {
   if (opts.dryRun) return plan(opts, o);
-  const { profile, graph, plan: thePlan } = loadAndPlan(opts, o);
-  const unknown = (opts.service ?? []).filter((s) => !graph.services.has(s));
+  const planned = loadAndPlan(opts, o);
+  const unknown = (opts.service ?? []).filter((s) => !planned.graph.services.has(s));
   if (unknown.length > 0) throw new UsageError(`unknown service${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
+  if (opts.detach) return detach(opts, o, planned);
+  const supervisor = process.env[SUPERVISOR_ENV] === '1';
+  delete process.env[SUPERVISOR_ENV]; // services inherit our environment: they are not supervisors
+  return foreground(opts, o, planned, supervisor);
+}
 
+async function foreground(opts: UpOptions, o: Output, { profile, graph, plan: thePlan }: Planned, supervisor: boolean): Promise<number> {
   const { startStack } = await import('../../engine/engine.js');
+  const { RELIEVE_SIGNAL } = await import('../../engine/lock.js');
   const { createRuntimeSet } = await import('../../engine/runtimes.js');
   const { stateDirOf } = await import('../../engine/state.js');
   const stateDir = stateDirOf(profile);
@@ -58,8 +89,18 @@ export async function run(opts: UpOptions, o: Output): Promise<number> {
     if (!opts.json) o.err(`\n${signal}: stopping the stack (dependents first)… (again to exit at once)`);
     interrupt.abort(signal);
   };
+  // A later `up` relieves a supervisor: let go of the stack (services keep running) and exit.
+  // Not before startup is over: a half-started stack is not handed over, the new `up` waits.
+  let controller: StackController | undefined;
+  let isUp = false;
+  let relieved = false;
+  const onRelieve = () => {
+    relieved = true;
+    if (isUp) void controller?.detach();
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  if (supervisor) process.on(RELIEVE_SIGNAL, onRelieve);
   try {
     await discovery.check(); // unreachable discovery: exit 3 before anything starts
     const progress = createProgress(o, { json: Boolean(opts.json), services: [...thePlan.services.map((s) => s.name), ...thePlan.blocked.map((b) => b.service)] });
@@ -69,7 +110,7 @@ export async function run(opts: UpOptions, o: Output): Promise<number> {
       thePlan.services.map((s) => s.name),
       { stateDir, ...(opts.var ? { vars: opts.var } : {}), ...(opts.vars ? { varsFile: opts.vars } : {}) },
     );
-    const controller = startStack(
+    controller = startStack(
       { profile, graph, plan: thePlan },
       {
         discovery,
@@ -78,29 +119,111 @@ export async function run(opts: UpOptions, o: Output): Promise<number> {
         signal: interrupt.signal,
         onEvent: progress.event,
         onFailure: opts.onFailure ?? 'rollback',
-        supervise: !opts.detach,
-        ...(opts.detach ? { registrationTtlMs: 0 } : {}),
+        detached: supervisor,
         ...(renderConfigs ? { renderConfigs } : {}),
       },
     );
     const report = await controller.ready;
     progress.finish();
+    if (supervisor) o.out(JSON.stringify({ type: 'report', report } satisfies ReportLine));
     if (!opts.json) summarize(o, report, profile.name, opts.onFailure ?? 'rollback');
     if (report.outcome === 'interrupted') return ExitCode.interrupted;
     if (report.outcome === 'failed') return ExitCode.stackFailed;
-    if (opts.detach) {
-      await controller.detach();
-      if (!opts.json) o.out(`detached: \`stack status\` shows it, \`stack down\` stops it`);
-      return ExitCode.ok;
-    }
+    isUp = true;
+    if (relieved) await controller.detach();
     if (!opts.json) o.out(paint(o, 'gray', 'watching health and applying restart policies; Ctrl-C stops the stack'));
     await controller.done;
     return interrupt.signal.aborted ? ExitCode.interrupted : ExitCode.ok;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off(RELIEVE_SIGNAL, onRelieve);
     await discovery.close();
-    await runtimes.close(); // a detached stack's services keep running: closing only lets go of them
+    await runtimes.close(); // services run in their own process groups: closing only lets go of them
+  }
+}
+
+/** `up --detach`: start the supervisor, show its progress until the stack is up or it has ended. */
+async function detach(opts: UpOptions, o: Output, { ref, profile, plan: thePlan }: Planned): Promise<number> {
+  const { stateDirOf } = await import('../../engine/state.js');
+  const { startSupervisor } = await import('../../engine/supervisor.js');
+  const supervisor = await startSupervisor({
+    argv: [process.execPath, STACK_BIN, ...supervisorArgs(opts, profile, ref)],
+    cwd: process.cwd(),
+    env: { ...process.env, [SUPERVISOR_ENV]: '1' },
+    stateDir: stateDirOf(profile),
+  });
+  const progress = createProgress(o, { json: Boolean(opts.json), services: [...thePlan.services.map((s) => s.name), ...thePlan.blocked.map((b) => b.service)] });
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) {
+      o.err(`${signal} again: exiting now; the supervisor (pid ${supervisor.pid}) goes on stopping the stack`);
+      process.exit(ExitCode.interrupted);
+    }
+    interrupted = true;
+    if (!opts.json) o.err(`\n${signal}: stopping the stack (dependents first)… (again to exit at once)`);
+    supervisor.kill('SIGTERM'); // it is in its own session: our terminal's Ctrl-C does not reach it
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let report: StartupReport | undefined;
+  try {
+    const ended = await supervisor.follow((line) => {
+      const parsed = parseLine(line);
+      if (!parsed) {
+        o.err(line); // its error messages (invalid templates, a locked stack, …)
+        return false;
+      }
+      if (parsed.type === 'report') {
+        report = parsed.report;
+        return report.outcome === 'up' && !interrupted;
+      }
+      if (opts.json) o.out(line);
+      else progress.event(parsed);
+      return false;
+    });
+    progress.finish();
+    if (report && !opts.json) summarize(o, report, profile.name, opts.onFailure ?? 'rollback');
+    if (ended === 'released') {
+      supervisor.release();
+      if (opts.json) o.out(JSON.stringify({ time: new Date().toISOString(), type: 'stack', stack: profile.name, phase: 'detached', elapsedMs: report?.elapsedMs ?? 0, supervisor: supervisor.pid }));
+      else o.out(`detached: supervised by pid ${supervisor.pid}; \`stack status\` shows it, \`stack down\` stops it (log: ${path.relative(process.cwd(), supervisor.logFile)})`);
+      return ExitCode.ok;
+    }
+    if (interrupted) return ExitCode.interrupted;
+    if (ended > ExitCode.unreachable && ended !== ExitCode.interrupted) {
+      o.err(`stack: the supervisor (pid ${supervisor.pid}) ended unexpectedly (exit ${ended}); \`stack down\` stops what it left`);
+      return ExitCode.stackFailed;
+    }
+    return ended;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** The supervisor's command line: this `up`, without `--detach`, every path absolute. */
+function supervisorArgs(opts: UpOptions, profile: Profile, ref: string): string[] {
+  // `--name=value`: a value starting with a dash must not read as an option.
+  return [
+    'up',
+    '--json',
+    `--profile=${profile.source.file ?? profile.source.builtin ?? ref}`,
+    `--on-failure=${opts.onFailure ?? 'rollback'}`,
+    ...(opts.service ?? []).map((s) => `--service=${s}`),
+    ...(opts.var ?? []).map((v) => `--var=${v}`),
+    ...(opts.vars ? [`--vars=${path.resolve(opts.vars)}`] : []),
+    ...(opts.pull ? [`--pull=${opts.pull}`] : []),
+  ];
+}
+
+/** An engine event or the report, from one line of the supervisor's output; undefined for text. */
+function parseLine(line: string): EngineEvent | ReportLine | undefined {
+  try {
+    const value = JSON.parse(line) as unknown;
+    return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string' ? (value as EngineEvent | ReportLine) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
