@@ -1,5 +1,6 @@
 /** Run the built `stack` command (bin/stack.js → dist/) as a separate process. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -61,4 +62,38 @@ export class StackProcess {
   pids(): number[] {
     return [...new Set(this.events().flatMap((e) => (typeof e.pid === 'number' ? [e.pid] : [])))];
   }
+}
+
+/**
+ * The supervisor `stack up --detach` left running: the pid in its last `--json` line
+ * (`phase: detached`), or in its plain "detached: supervised by pid N".
+ */
+export function supervisorPid(stdout: string): number | undefined {
+  const plain = /supervised by pid (\d+)/.exec(stdout);
+  if (plain) return Number(plain[1]);
+  const last = stdout.trim().split('\n').at(-1) ?? '';
+  try {
+    const event = JSON.parse(last) as { phase?: string; supervisor?: unknown };
+    return event.phase === 'detached' && typeof event.supervisor === 'number' ? event.supervisor : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Live `stack` processes (supervisors, say) whose working directory is `cwd`, found in /proc. */
+export function stackProcessesIn(cwd: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (realpathSync(`/proc/${entry}/cwd`) !== realpathSync(cwd)) continue;
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const zombie = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+      if (!zombie && argv.includes(stackBin)) found.push(Number(entry));
+    } catch {
+      // gone in between, or not ours to read
+    }
+  }
+  return found;
 }

@@ -2,12 +2,12 @@
  * `stack up | down | status | logs` as separate processes, the way a user runs them: a stack
  * started by one process is seen and stopped by another, even after the first was killed.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, waitFor } from '../helpers/net.js';
 import { fixture, survivors, tempDir } from '../engine/helpers.js';
-import { buildDist, runStack, StackProcess } from './helpers.js';
+import { buildDist, runStack, stackProcessesIn, StackProcess, supervisorPid } from './helpers.js';
 
 beforeAll(() => buildDist(), 180_000);
 
@@ -31,6 +31,7 @@ async function stackFolder(services: Record<string, unknown>, extra = ''): Promi
   cleanups.push(async () => {
     await runStack(['down', '--timeout', '1'], dir);
     expect(survivors(pids)).toEqual([]);
+    expect(stackProcessesIn(dir)).toEqual([]); // no supervisor left behind
     await cleanup();
   });
   return { dir, pids };
@@ -111,7 +112,9 @@ describe('stack up / down across processes', () => {
     expect(up.code).toBe(0);
     const events = up.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     pids.push(...new Set(events.flatMap((e) => (typeof e.pid === 'number' ? [e.pid] : []))));
-    expect(events.at(-1)).toMatchObject({ type: 'stack', phase: 'detached' });
+    expect(events.at(-1)).toMatchObject({ type: 'stack', phase: 'detached', supervisor: expect.any(Number) });
+    const supervisor = supervisorPid(up.stdout)!;
+    pids.push(supervisor);
     expect(up.stdout).not.toContain('very-secret-value');
 
     const status = await runStack(['status', '--json'], dir);
@@ -137,15 +140,29 @@ describe('stack up / down across processes', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/api: healthy — unchanged/);
     expect(again.stdout).toMatch(/is up: 3 services in [\d.]+s \(2 unchanged\)/);
+    // The new supervisor took over from the first one.
+    const successor = supervisorPid(again.stdout)!;
+    pids.push(successor);
+    expect(survivors([supervisor])).toEqual([]);
+    expect(stackProcessesIn(dir)).toEqual([successor]);
 
     const dry = await runStack(['down', '--dry-run'], dir);
     expect(dry.stdout).toContain('would stop api');
-    expect(survivors(pids).length).toBe(2);
+    expect(survivors(pids)).toEqual(expect.arrayContaining([successor]));
+    expect(survivors(pids)).toHaveLength(3); // api, cache, the supervisor
 
+    // `down` asks the supervisor to stop the stack (the path of any live `stack up`): it stops
+    // its services itself, so they are in its log, not in down's list.
     const down = await runStack(['down'], dir);
     expect(down.code).toBe(0);
-    // Dependents first: api stops before cache (api depends on cache).
-    expect(down.stdout.indexOf('stopped api')).toBeGreaterThan(-1);
+    expect(down.stdout).toContain(`asked the running \`stack up\` (pid ${successor}) to stop; it did`);
+    const stopped = (await readFile(path.join(dir, '.stack', 'cli-test', 'supervisor.log'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; state?: string; service?: string })
+      .filter((e) => e.type === 'state' && e.state === 'stopped')
+      .map((e) => e.service);
+    expect(stopped).toEqual(['api', 'cache']); // dependents first: api depends on cache
     expect(survivors(pids)).toEqual([]);
     expect((await runStack(['status'], dir)).stdout).toContain('nothing is running');
   });
@@ -165,7 +182,7 @@ describe('stack up / down across processes', () => {
     const first = await runStack(['up', '--detach', '--json'], dir);
     expect(first.code, first.stderr).toBe(0);
     const before = pidsOf(first.stdout);
-    pids.push(...Object.values(before));
+    pids.push(...Object.values(before), supervisorPid(first.stdout)!);
 
     // Edit the profile: api gets another environment, old is removed.
     const { old: _removed, ...kept } = { ...services, api: web(pb, { GREETING: 'bonjour' }, { dependencies: ['db'] }) };
@@ -173,7 +190,7 @@ describe('stack up / down across processes', () => {
     const second = await runStack(['up', '--detach', '--json'], dir);
     expect(second.code, second.stderr).toBe(0);
     const after = pidsOf(second.stdout);
-    pids.push(...Object.values(after));
+    pids.push(...Object.values(after), supervisorPid(second.stdout)!);
     expect(after.db).toBe(before.db);
     expect(after.api).not.toBe(before.api);
     expect(Object.keys(after).sort()).toEqual(['api', 'db']);
