@@ -4,7 +4,7 @@
  * Several services sharing an image cause one pull, under the most eager policy among them.
  */
 import type Dockerode from 'dockerode';
-import { StackFailedError } from '../errors.js';
+import { StackFailedError, UnreachableError } from '../errors.js';
 import type { ServiceSpec } from '../profile/types.js';
 import { dockerErrorMessage, isNotFound } from './docker-errors.js';
 
@@ -76,14 +76,15 @@ export async function ensureImages(
     try {
       await pullImage(docker, need.image, (line) => opts.onPullProgress?.(need.services[0] ?? need.image, line), opts.signal);
     } catch (cause) {
-      throw new StackFailedError(`cannot pull image ${need.image} (service ${who}): ${dockerErrorMessage(cause)}`, {
-        code: 'image_pull_failed',
-        path: `services.${need.services[0]}.image`,
-        cause,
-      });
+      const message = `cannot pull image ${need.image} (service ${who}): ${dockerErrorMessage(cause)}`;
+      // A registry we cannot reach is infrastructure (exit 3); a missing image or refused access is not.
+      if (REGISTRY_UNREACHABLE.test(dockerErrorMessage(cause))) throw new UnreachableError('registry', message, { cause, code: 'registry_unreachable' });
+      throw new StackFailedError(message, { code: 'image_pull_failed', path: `services.${need.services[0]}.image`, cause });
     }
   }
 }
+
+const REGISTRY_UNREACHABLE = /no such host|dial tcp|connection refused|i\/o timeout|TLS handshake timeout|network is unreachable|Client.Timeout/i;
 
 interface PullEvent {
   id?: string;
