@@ -1,0 +1,250 @@
+/**
+ * `stack up --detach` leaves a supervisor behind: the stack stays registered past its discovery
+ * TTL, crashed services are restarted, `down` stops supervisor and services, a `kill -9`'d
+ * supervisor leaves the services to `down`, a failed start leaves nothing, and a re-`up` hands
+ * the stack over to exactly one new supervisor.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { fixture, survivors, tempDir } from '../engine/helpers.js';
+import { freePort, waitFor } from '../helpers/net.js';
+import { buildDist, runStack, stackProcessesIn, StackProcess, supervisorPid, type CliResult } from './helpers.js';
+
+beforeAll(() => buildDist(), 180_000);
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const TTL_MS = 2000;
+
+/** A stack folder whose file discovery registrations live 2 s without heartbeats (every 500 ms). */
+async function stackFolder(services: Record<string, unknown>): Promise<{ dir: string; pids: number[] }> {
+  const { dir, cleanup } = await tempDir('stack-detach-');
+  const pids: number[] = [];
+  const profile = {
+    name: 'detach-test',
+    runtime: 'process',
+    discovery: { backend: 'file', fileDirectory: path.join(dir, 'discovery'), ttl: `${TTL_MS}ms`, heartbeatInterval: '500ms' },
+    coordination: { dependencyTimeout: '30s' },
+    services,
+  };
+  await writeFile(path.join(dir, 'stack.json'), JSON.stringify(profile, null, 2));
+  cleanups.push(async () => {
+    await runStack(['down', '--timeout', '1'], dir);
+    expect(survivors(pids)).toEqual([]);
+    expect(stackProcessesIn(dir)).toEqual([]);
+    await cleanup();
+  });
+  return { dir, pids };
+}
+
+function web(port: number, extra: Record<string, unknown> = {}, env: Record<string, string> = {}) {
+  return {
+    command: [process.execPath, fixture],
+    port,
+    environment: { PORT: String(port), ...env },
+    healthCheck: { strategy: 'http', endpoint: '/health', interval: '100ms', retries: 0 },
+    stopGracePeriod: '2s',
+    ...extra,
+  };
+}
+
+/** JSON events of a `--json` run, with the pid each service became healthy as. */
+function healthyPids(r: CliResult): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of r.stdout.trim().split('\n')) {
+    const e = JSON.parse(line) as { type: string; service?: string; state?: string; pid?: number };
+    if (e.type === 'state' && e.state === 'healthy' && e.service && e.pid !== undefined) out[e.service] = e.pid;
+  }
+  return out;
+}
+
+interface StatusView {
+  owner?: { pid: number; alive: boolean; detached?: boolean };
+  services: { name: string; state: string; running: boolean; restarts: number; handle?: { pid?: number } }[];
+}
+async function status(dir: string): Promise<StatusView> {
+  return JSON.parse((await runStack(['status', '--json'], dir)).stdout) as StatusView;
+}
+
+interface Registration {
+  id: string;
+  expiresAt?: string;
+}
+/** Live registrations of `service`, as `stack discovery ls` sees them (expired ones are not). */
+async function registrations(dir: string, service: string): Promise<Registration[]> {
+  const r = await runStack(['discovery', 'ls', service, '--json'], dir);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as Registration[];
+}
+
+/** Wait until more than one TTL has passed since `since` (a registration's first expiry). */
+async function pastOneTtl(since: string | undefined): Promise<void> {
+  const until = Date.parse(since ?? new Date().toISOString()) + 500;
+  await waitFor(() => Date.now() > until, TTL_MS * 3, 'one TTL to pass');
+}
+
+async function upDetached(dir: string, pids: number[]): Promise<{ result: CliResult; supervisor: number; services: Record<string, number> }> {
+  const result = await runStack(['up', '--detach', '--json'], dir);
+  expect(result.code, result.stderr).toBe(0);
+  const supervisor = supervisorPid(result.stdout)!;
+  const services = healthyPids(result);
+  pids.push(supervisor, ...Object.values(services));
+  return { result, supervisor, services };
+}
+
+describe('up --detach: a supervisor keeps the stack', () => {
+  it('keeps registrations alive past their TTL, restarts a killed service, shows itself in status; down stops it and the services', async () => {
+    const port = await freePort();
+    const { dir, pids } = await stackFolder({ web: web(port, { restart: { policy: 'on-failure', backoff: '100ms' } }) });
+    const { supervisor, services } = await upDetached(dir, pids);
+    expect(survivors([supervisor])).toEqual([supervisor]);
+
+    const view = await status(dir);
+    expect(view.owner).toEqual({ pid: supervisor, alive: true, detached: true });
+
+    // (a) Heartbeats: still registered after more than one TTL.
+    const [first] = await registrations(dir, 'web');
+    expect(first?.id).toBe('detach-test-web-0');
+    await pastOneTtl(first?.expiresAt);
+    const [renewed] = await registrations(dir, 'web');
+    expect(renewed?.id).toBe('detach-test-web-0');
+    expect(Date.parse(renewed!.expiresAt!)).toBeGreaterThan(Date.parse(first!.expiresAt!));
+
+    // (b) The restart policy: a service killed with SIGKILL comes back under a new pid.
+    process.kill(services.web!, 'SIGKILL');
+    const restarted = await waitFor(
+      async () => {
+        const s = (await status(dir)).services.find((x) => x.name === 'web');
+        return s && s.restarts === 1 && s.state === 'healthy' && s.running ? s : undefined;
+      },
+      20_000,
+      'web to be restarted',
+    );
+    const newPid = restarted.handle!.pid!;
+    pids.push(newPid);
+    expect(newPid).not.toBe(services.web);
+    expect(await registrations(dir, 'web')).toHaveLength(1);
+
+    // (c) down stops the supervisor, which stops and deregisters its services.
+    const down = await runStack(['down'], dir);
+    expect(down.code, down.stderr).toBe(0);
+    expect(down.stdout).toContain(`asked the running \`stack up\` (pid ${supervisor}) to stop; it did`);
+    expect(survivors(pids)).toEqual([]);
+    expect(stackProcessesIn(dir)).toEqual([]);
+    expect(await registrations(dir, 'web')).toEqual([]);
+  });
+
+  it('(d) kill -9 of the supervisor: services run on, registrations expire after one TTL, down still cleans up', async () => {
+    const [pa, pb] = [await freePort(), await freePort()];
+    const { dir, pids } = await stackFolder({ db: web(pa), api: web(pb, { dependencies: ['db'] }) });
+    const { supervisor, services } = await upDetached(dir, pids);
+    const [registered] = await registrations(dir, 'api');
+    expect(registered).toBeDefined();
+
+    process.kill(supervisor, 'SIGKILL');
+    await waitFor(() => survivors([supervisor]).length === 0, 10_000, 'the supervisor to die');
+    expect(survivors(Object.values(services)).sort()).toEqual(Object.values(services).sort());
+
+    await pastOneTtl(registered?.expiresAt);
+    expect(await registrations(dir, 'api')).toEqual([]);
+    expect(await registrations(dir, 'db')).toEqual([]);
+    const view = await status(dir);
+    expect(view.owner).toEqual({ pid: supervisor, alive: false });
+    expect(view.services.map((s) => [s.name, s.running])).toEqual([
+      ['api', true],
+      ['db', true],
+    ]);
+
+    const down = await runStack(['down'], dir);
+    expect(down.code, down.stderr).toBe(0);
+    expect(down.stdout).toContain("stack 'detach-test' is down");
+    expect(survivors(pids)).toEqual([]);
+  });
+
+  it('(e) a stack that fails to start exits 1 and leaves nothing running, supervisor included', async () => {
+    const [pa, pb] = [await freePort(), await freePort()];
+    const { dir, pids } = await stackFolder({
+      broken: { command: [process.execPath, '-e', 'process.exit(3)'], healthCheck: { strategy: 'tcp', port: pa } },
+      fine: web(pb),
+      dependent: { command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'], dependencies: ['broken', 'fine'] },
+    });
+    const up = await runStack(['up', '--detach'], dir);
+    expect(up.code).toBe(1);
+    expect(up.stdout).toMatch(/fine: healthy/);
+    expect(up.stderr).toContain('failed: broken — exited with code 3 before it became healthy');
+    expect(up.stderr).toContain('blocked: dependent');
+    expect(up.stderr).toContain('what had started was stopped again (--on-failure rollback)');
+    expect(up.stdout).not.toContain('supervised by pid');
+    const log = await readFile(path.join(dir, '.stack', 'detach-test', 'supervisor.log'), 'utf8');
+    const logged = log.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { pid?: number });
+    pids.push(...new Set(logged.flatMap((e) => (e.pid !== undefined ? [e.pid] : []))));
+    expect(pids.length).toBeGreaterThan(0);
+    expect(survivors(pids)).toEqual([]);
+    expect(stackProcessesIn(dir)).toEqual([]);
+    expect((await runStack(['status'], dir)).stdout).toContain('nothing is running');
+  });
+
+  it('(f) up --detach of a running detached stack converges and leaves exactly one supervisor, which heartbeats', async () => {
+    const [pa, pb] = [await freePort(), await freePort()];
+    const { dir, pids } = await stackFolder({ db: web(pa), api: web(pb, { dependencies: ['db'] }) });
+    const first = await upDetached(dir, pids);
+    const second = await upDetached(dir, pids);
+    expect(second.supervisor).not.toBe(first.supervisor);
+    expect(second.services).toEqual(first.services); // unchanged: the same pids
+    const events = second.result.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events).toContainEqual(expect.objectContaining({ type: 'state', service: 'api', state: 'healthy', reason: 'unchanged' }));
+
+    // The first supervisor let go and exited; the services did not notice.
+    expect(survivors([first.supervisor])).toEqual([]);
+    expect(stackProcessesIn(dir)).toEqual([second.supervisor]);
+    expect(survivors(Object.values(first.services)).sort()).toEqual(Object.values(first.services).sort());
+    expect((await status(dir)).owner).toEqual({ pid: second.supervisor, alive: true, detached: true });
+
+    // The new one heartbeats the kept services' registrations.
+    const [registered] = await registrations(dir, 'db');
+    await pastOneTtl(registered?.expiresAt);
+    expect(await registrations(dir, 'db')).toHaveLength(1);
+  });
+
+  it('a foreground `up` holding the lock still refuses `up --detach` (exit 1); a foreground `up` takes over from a supervisor', async () => {
+    const port = await freePort();
+    const { dir, pids } = await stackFolder({ web: web(port) });
+    const foreground = new StackProcess(['up', '--json'], dir);
+    await waitFor(() => foreground.hasState('web', 'healthy'), 20_000, 'web to be healthy');
+    pids.push(...foreground.pids());
+    const refused = await runStack(['up', '--detach'], dir);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/already being run by `stack up` \(pid \d+/);
+    expect(stackProcessesIn(dir)).toEqual([foreground.child.pid]);
+    foreground.child.kill('SIGINT');
+    expect(await foreground.exited).toBe(130);
+
+    const { supervisor, services } = await upDetached(dir, pids);
+    const takeover = new StackProcess(['up', '--json'], dir);
+    await waitFor(() => takeover.hasState('web', 'healthy'), 20_000, 'web to be healthy again');
+    expect(takeover.events()).toContainEqual(expect.objectContaining({ type: 'state', service: 'web', state: 'healthy', reason: 'unchanged', pid: services.web }));
+    expect(survivors([supervisor])).toEqual([]);
+    takeover.child.kill('SIGINT');
+    expect(await takeover.exited).toBe(130);
+    expect(survivors(pids)).toEqual([]);
+  });
+
+  it('Ctrl-C while following the start stops the supervisor, which rolls back; exit 130', async () => {
+    const port = await freePort();
+    const { dir, pids } = await stackFolder({ slow: web(port, {}, { READY_AFTER_MS: '120000' }) });
+    const up = new StackProcess(['up', '--detach', '--json'], dir);
+    await waitFor(() => up.hasState('slow', 'checking'), 20_000, 'slow to be checking');
+    const supervisors = stackProcessesIn(dir).filter((pid) => pid !== up.child.pid);
+    expect(supervisors).toHaveLength(1);
+    pids.push(...up.pids(), ...supervisors);
+    up.child.kill('SIGINT');
+    expect(await up.exited).toBe(130);
+    expect(up.hasState('slow', 'stopped')).toBe(true);
+    expect(survivors(pids)).toEqual([]);
+    expect(stackProcessesIn(dir)).toEqual([]);
+  });
+});
