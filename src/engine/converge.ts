@@ -1,6 +1,7 @@
 /**
  * `up` on a stack that already runs converges it, as `docker compose up` does, instead of
- * refusing. (A live `stack up` holding the lock still refuses: lock.ts.)
+ * refusing. (A live foreground `stack up` holding the lock still refuses; the background
+ * supervisor of `up --detach` is relieved first, leaving its services running: lock.ts.)
  *
  * The runtimes decide what changed: each `start` compares the config hash of what it is asked
  * to run with the running instance's (a Docker label; the process runtime's pid file), returns

@@ -34,9 +34,10 @@
  *   `docker compose up` (converge.ts): an unchanged instance is kept — it still passes its gates
  *   and is registered, and is reported `healthy` with reason `unchanged` — a changed one is
  *   replaced when its gates open, and one the profile no longer has is stopped first. A live
- *   `up` holding the lock still refuses (`stack_locked`). A failed converge rolls back like any
- *   failed `up`: the whole stack is stopped, kept instances too, so exit 1 never leaves half of
- *   an old and half of a new stack running (`--on-failure leave` keeps what runs).
+ *   foreground `up` holding the lock still refuses (`stack_locked`); a detached supervisor is
+ *   relieved first (lock.ts). A failed converge rolls back like any failed `up`: the whole
+ *   stack is stopped, kept instances too, so exit 1 never leaves half of an old and half of a
+ *   new stack running (`--on-failure leave` keeps what runs).
  */
 import path from 'node:path';
 import { InterruptedError } from '../errors.js';
