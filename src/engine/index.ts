@@ -21,7 +21,8 @@ export { startStack, type RenderConfigs, type RenderContext, type RenderedConfig
 export { stopStack, type StopReport, type StopStackOptions, type StoppedService } from './stop.js';
 export { readStackStatus, type ReadStatusOptions, type ServiceStatusView, type StackStatusView } from './status.js';
 export { createLocalGates, judge, readinessOf, type DependencyStatus, type GateSource, type GateVerdict, type LocalGates, type Readiness } from './gates.js';
-export { acquireLock, readLock, type LockInfo, type StackLock } from './lock.js';
+export { acquireLock, readLock, RELIEVE_SIGNAL, type AcquireLockOptions, type LockInfo, type StackLock } from './lock.js';
+export { startSupervisor, supervisorLogPath, type SupervisorOptions, type SupervisorProcess } from './supervisor.js';
 export { readStateFile, stateDirOf, type StackStateFile } from './state.js';
 export { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.js';
 export { restartDecision, type RestartDecision } from './restart.js';
