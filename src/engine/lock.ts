@@ -99,8 +99,9 @@ export async function acquireLock(stateDir: string, stack: string, opts: Acquire
       }
       const holder = await readLock(stateDir);
       if (holder && lockOwnerAlive(holder)) {
-        // Relieve once: a second live holder after that is another `up` that got in first.
-        if (!holder.detached || relieved) throw lockedBy(stack, holder);
+        // Relieve once: a second live holder after that is another `up` that got in first. Never
+        // ourselves (two runs in one process): the signal would be ours to answer.
+        if (!holder.detached || relieved || holder.pid === process.pid) throw lockedBy(stack, holder);
         relieved = true;
         await relieve(stack, holder, opts.relieveTimeoutMs ?? 60_000, opts.clock ?? realClock);
         continue; // it released the lock (or died holding it: stale)
