@@ -83,10 +83,11 @@ export function supervisorPid(stdout: string): number | undefined {
 /** Live `stack` processes (supervisors, say) whose working directory is `cwd`, found in /proc. */
 export function stackProcessesIn(cwd: string): number[] {
   const found: number[] = [];
+  const dir = realpathSync(cwd);
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (realpathSync(`/proc/${entry}/cwd`) !== realpathSync(cwd)) continue;
+      if (realpathSync(`/proc/${entry}/cwd`) !== dir) continue;
       const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const zombie = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';

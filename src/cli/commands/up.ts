@@ -186,6 +186,7 @@ async function detach(opts: UpOptions, o: Output, { ref, profile, plan: thePlan 
     if (report && !opts.json) summarize(o, report, profile.name, opts.onFailure ?? 'rollback');
     if (ended === 'released') {
       supervisor.release();
+      // The last `--json` line says who runs the stack now.
       if (opts.json) o.out(JSON.stringify({ time: new Date().toISOString(), type: 'stack', stack: profile.name, phase: 'detached', elapsedMs: report?.elapsedMs ?? 0, supervisor: supervisor.pid }));
       else o.out(`detached: supervised by pid ${supervisor.pid}; \`stack status\` shows it, \`stack down\` stops it (log: ${path.relative(process.cwd(), supervisor.logFile)})`);
       return ExitCode.ok;
