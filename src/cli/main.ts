@@ -45,7 +45,7 @@ export function buildProgram(o: Output, setCode: (code: number) => void): Comman
 
   varOptions(
     profileOption(program.command('up').description('start the stack, health-gated, as parallel as the graph allows'))
-      .option('-d, --detach', 'return once everything is healthy and leave the stack running')
+      .option('-d, --detach', 'run the stack under a background supervisor (heartbeats, health, restarts); return once everything is healthy')
       .option('--dry-run', 'print the plan and do nothing (same as `stack plan`)')
       .option('-s, --service <name>', 'start only this service and what it depends on (repeatable)', collect, [])
       .addOption(new Option('--on-failure <policy>', 'what to do when a service fails').choices(['rollback', 'leave']).default('rollback'))

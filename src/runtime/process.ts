@@ -82,7 +82,7 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
   const children = new Map<number, LocalChild>();
   /**
    * Cuts the polls of `wait` for processes we did not start (kept instances of an earlier `up`)
-   * on close: their timers would keep `stack up --detach` from exiting. Waits cut short stay
+   * on close: their timers would keep a supervisor that hands the stack over (re-`up`) from exiting. Waits cut short stay
    * pending, like those of our own unref'd children: the instance has not exited as far as we know.
    */
   let closing = new AbortController();
@@ -204,7 +204,7 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       await spawned(child, service.name, program);
       const pid = child.pid as number;
       children.set(pid, local);
-      child.unref(); // a detached stack (`up --detach`) must be able to exit while services run
+      child.unref(); // `stack` may exit (hand-over, crash) while its services run on
 
       const startTime = processStartTime(pid);
       const handle: ProcessHandle = {

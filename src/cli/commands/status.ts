@@ -32,7 +32,11 @@ export async function run(opts: CommonOptions, o: Output): Promise<number> {
       o.out(`stack '${profile.name}': nothing is running`);
       return ExitCode.ok;
     }
-    const owner = view.owner ? ` — started by pid ${view.owner.pid}${view.owner.alive ? '' : ' (no longer running)'}` : '';
+    const owner = !view.owner
+      ? ''
+      : view.owner.alive
+        ? ` — supervised by pid ${view.owner.pid}${view.owner.detached ? ' (detached)' : ''}`
+        : ` — started by pid ${view.owner.pid} (no longer running; nothing supervises it)`;
     o.out(paint(o, 'bold', `stack '${profile.name}'${view.phase ? `: ${view.phase}` : ''}${owner}`));
     printTable(o, view.services);
     return ExitCode.ok;
