@@ -409,7 +409,7 @@ describe('docker runtime', () => {
     }
   });
 
-  it("fails clearly when a missing image cannot be pulled ('missing')", async () => {
+  it("fails clearly when a missing image cannot be pulled ('missing'): an unreachable registry is exit 3", async () => {
     // A registry on a closed loopback port: the pull fails without leaving this machine.
     const image = `127.0.0.1:${await freePort()}/absent:1`;
     const progress: string[] = [];
@@ -417,8 +417,9 @@ describe('docker runtime', () => {
     try {
       const service = busyboxService({ network: 'host', image, pull: 'missing' });
       const err = await pulling.prepare(stack, [service], {}).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(StackFailedError);
-      expect((err as StackFailedError).code).toBe('image_pull_failed');
+      expect(err).toBeInstanceOf(UnreachableError);
+      expect((err as UnreachableError).code).toBe('registry_unreachable');
+      expect((err as UnreachableError).exitCode).toBe(3);
       const message = (err as Error).message;
       expect(message.startsWith(`cannot pull image ${image} (service 'web'): `)).toBe(true);
       expect(message).not.toContain('HTTP code'); // the engine's reason, not dockerode's wrapper
