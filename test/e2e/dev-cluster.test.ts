@@ -12,11 +12,10 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, runStack, type CliResult } from '../helpers/cli.js';
-import { freePort } from '../helpers/net.js';
+import { freePort, portOpen } from '../helpers/net.js';
 import { tmpFiles } from '../helpers/tmp.js';
 
 /** The first `up` may install packages and compile a native module: minutes, not seconds. */
@@ -80,17 +79,6 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 /** Registration files the file discovery backend holds (`.stack/discovery/<service>/<id>.json`). */
 function registrations(): string[] {
   const dir = path.join(work.dir, '.stack', 'discovery');
@@ -100,8 +88,8 @@ function registrations(): string[] {
 
 async function expectNothingLeft(plcPort: number, pdsPort: number): Promise<void> {
   for (const pid of seenPids) expect(isAlive(pid), `process ${pid} is still running`).toBe(false);
-  expect(await accepts(plcPort)).toBe(false);
-  expect(await accepts(pdsPort)).toBe(false);
+  expect(await portOpen(plcPort)).toBe(false);
+  expect(await portOpen(pdsPort)).toBe(false);
   expect(registrations()).toEqual([]);
   expect(existsSync(path.join(stateDir(), 'lock'))).toBe(false);
   const pids = path.join(stateDir(), 'pids');

@@ -33,3 +33,15 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false> | T | 
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+export function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
