@@ -1,38 +1,26 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CollisionError } from '../../src/discovery/errors.js';
-import { UnreachableError } from '../../src/errors.js';
 import { createEtcdBackend } from '../../src/discovery/etcd.js';
-import type { DiscoveryBackend, ServiceInstance } from '../../src/discovery/types.js';
+import type { DiscoveryBackend } from '../../src/discovery/types.js';
 import type { DiscoveryConfig } from '../../src/profile/types.js';
 import { startEtcd, type EtcdServer } from '../fixtures/etcd.js';
 import { waitFor } from '../helpers/net.js';
 import { describeBackendConformance } from './conformance.js';
+import { checkError, expectCloseEndsWatches, expectUnreachableWithout, ids, loopbackCertificates, testDiscoveryConfig } from './helpers.js';
 
 let server: EtcdServer;
 const opened: DiscoveryBackend[] = [];
 let prefixes = 0;
 
 function config(overrides: Partial<DiscoveryConfig> = {}): DiscoveryConfig {
-  return {
+  return testDiscoveryConfig({
     backends: ['etcd'],
-    consulAddress: '127.0.0.1:8500',
-    consulScheme: 'http',
     etcdEndpoints: [server.endpoint],
     // A prefix per backend keeps tests independent on one server.
     etcdPrefix: `/etcd-test-${process.pid}-${++prefixes}`,
-    natsUrl: 'nats://127.0.0.1:4222',
-    natsBucket: 'services',
-    fileDirectory: '.stack/discovery',
-    dnsServer: '127.0.0.1:53',
-    dnsDomain: 'service.consul',
-    ttlMs: 2000,
-    heartbeatIntervalMs: 500,
     ...overrides,
-  };
+  });
 }
 
 function backend(overrides: Partial<DiscoveryConfig> = {}): DiscoveryBackend {
@@ -49,8 +37,6 @@ afterAll(async () => {
   await Promise.all(opened.map((b) => b.close()));
   await server?.destroy();
 });
-
-const ids = (list: ServiceInstance[]) => list.map((i) => i.id);
 
 describe('etcd backend', () => {
   test('stores the record under <prefix>/services/<service>/<id> on a lease', async () => {
@@ -99,13 +85,7 @@ describe('etcd backend', () => {
   });
 
   test('close() ends the watches of the backend', async () => {
-    const b = backend();
-    const it = b.watch('closing')[Symbol.asyncIterator]();
-    expect((await it.next()).done).toBe(false);
-    const pending = it.next();
-    await b.close();
-    const r = await Promise.race([pending, new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), 20_000))]);
-    expect(r).toMatchObject({ done: true });
+    await expectCloseEndsWatches(backend());
   });
 
   test('a heartbeat for an instance nobody registered is an error', async () => {
@@ -169,15 +149,10 @@ describe('etcd backend', () => {
       await good.close();
 
       const bad = backend({ etcdEndpoints: [secured.endpoint], etcdUsername: 'root', etcdPassword: 'wrong-pass-456' });
-      const err = await bad.check().then(
-        () => undefined,
-        (e: unknown) => e as UnreachableError,
-      );
-      expect(err).toBeInstanceOf(UnreachableError);
+      const err = await checkError(bad);
+      expectUnreachableWithout(err, ['wrong-pass-456', 'root-pass-123']);
       expect(err?.exitCode).toBe(3);
       expect(err?.message).toContain('etcd');
-      expect(err?.message).not.toContain('wrong-pass-456');
-      expect(err?.message).not.toContain('root-pass-123');
     } finally {
       await secured.destroy();
     }
@@ -204,10 +179,7 @@ describe('etcd backend', () => {
       config({ etcdEndpoints: ['http://127.0.0.1:1'], etcdUsername: 'root', etcdPassword: 'hunter2-secret' }),
     );
     opened.push(b);
-    const err = await b.check().then(
-      () => undefined,
-      (e: unknown) => e as Error,
-    );
+    const err = await checkError(b);
     expect(err).toBeDefined();
     expect(String(err?.message)).not.toContain('hunter2-secret');
   });
@@ -217,16 +189,3 @@ describeBackendConformance('etcd', {
   make: async ({ ttlMs }) => backend({ ttlMs }),
   shortTtlMs: 1000,
 });
-
-/** A throwaway CA and a server certificate for 127.0.0.1, made with openssl in a temp dir. */
-async function loopbackCertificates(): Promise<{ dir: string; ca: string; cert: string; key: string }> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'stack-tls-'));
-  const at = (f: string) => path.join(dir, f);
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
-  run(['req', '-x509', ...ec, '-keyout', at('ca.key'), '-out', at('ca.crt'), '-days', '1', '-subj', '/CN=stack-test-ca']);
-  run(['req', ...ec, '-keyout', at('server.key'), '-out', at('server.csr'), '-subj', '/CN=127.0.0.1']);
-  await writeFile(at('ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  run(['x509', '-req', '-in', at('server.csr'), '-CA', at('ca.crt'), '-CAkey', at('ca.key'), '-CAcreateserial', '-out', at('server.crt'), '-days', '1', '-extfile', at('ext')]);
-  return { dir, ca: at('ca.crt'), cert: at('server.crt'), key: at('server.key') };
-}
