@@ -4,50 +4,15 @@
  * recreates the changed one, removes the one gone from the profile; `down` then leaves nothing.
  * Containers use host networking on 127.0.0.1, or ports published on 127.0.0.1.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import Docker from 'dockerode';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LABELS } from '../../src/runtime/docker-spec.js';
-import { buildDist, runStack, StackProcess } from '../cli/helpers.js';
-import { BUSYBOX_IMAGE, ensureBusyboxImage, httpdCommand } from '../fixtures/docker-image.js';
+import { describe, expect, it } from 'vitest';
+import { StackProcess } from '../cli/helpers.js';
+import { BUSYBOX_IMAGE, httpdCommand } from '../fixtures/docker-image.js';
+import { useDockerStack } from '../fixtures/docker-stack.js';
 import { freePort, waitFor } from '../helpers/net.js';
 
-const docker = new Docker();
-let stack: string;
-let dir: string;
-
-beforeAll(async () => {
-  buildDist();
-  await ensureBusyboxImage();
-}, 180_000);
-
-afterEach(async () => {
-  const left = await leftovers();
-  // Whatever a failed test left: remove by label, so it cannot leak into the next run.
-  for (const c of await docker.listContainers({ all: true, filters: labelFilter() })) await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
-  for (const n of await docker.listNetworks({ filters: labelFilter() })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
-  await rm(dir, { recursive: true, force: true });
-  expect(left).toEqual({ containers: [], networks: [] });
-});
-
-const labelFilter = () => ({ label: [`${LABELS.stack}=${stack}`] });
-
-async function leftovers() {
-  const containers = await docker.listContainers({ all: true, filters: labelFilter() });
-  const networks = await docker.listNetworks({ filters: labelFilter() });
-  return { containers: containers.map((c) => c.Names[0]), networks: networks.map((n) => n.Name) };
-}
-
-/** Write (or rewrite) the stack's profile; state, discovery files and logs stay in its folder. */
-async function writeProfile(services: Record<string, unknown>): Promise<void> {
-  const body = { name: stack, runtime: 'docker', discovery: { backend: 'file', fileDirectory: path.join(dir, 'discovery') }, coordination: { dependencyTimeout: '60s' }, services };
-  await writeFile(path.join(dir, 'stack.json'), JSON.stringify(body, null, 2));
-}
-
-const stackCmd = (...args: string[]) => runStack([...args, '--profile', 'stack.json'], dir);
+const ds = useDockerStack('stack-docker-converge-');
+const { docker } = ds;
+const stackCmd = ds.run;
 
 const httpCheck = { strategy: 'http', endpoint: '/', interval: '100ms', retries: 0 };
 
@@ -58,8 +23,7 @@ function hostWeb(port: number, extra: Record<string, unknown> = {}) {
 
 /** Container id of each service's container, running or not. */
 async function containerIds(): Promise<Record<string, string>> {
-  const list = await docker.listContainers({ all: true, filters: labelFilter() });
-  return Object.fromEntries(list.map((c) => [c.Labels[LABELS.service] ?? '', c.Id]));
+  return ds.byService((c) => c.Id);
 }
 
 function stateEvents(stdout: string): { service: string; state: string; reason?: string }[] {
@@ -75,13 +39,12 @@ function stateEvents(stdout: string): { service: string; state: string; reason?:
 
 describe('re-`up` of a running stack of containers', () => {
   it('keeps unchanged containers, recreates a changed one (its dependent kept), removes one gone from the profile', async () => {
-    stack = `t-${randomBytes(4).toString('hex')}`;
-    dir = await mkdtemp(path.join(os.tmpdir(), 'stack-docker-converge-'));
+    await ds.create();
     const [pa, pb, pc] = [await freePort(), await freePort(), await freePort()];
     const api = (version: string) => hostWeb(pa, { environment: { VERSION: version } });
     // web runs on the stack's network, its port published on 127.0.0.1 for the health check.
     const web = { image: BUSYBOX_IMAGE, pull: 'never', port: 8080, command: httpdCommand(8080, 'all'), healthCheck: httpCheck, dependencies: ['api'] };
-    await writeProfile({ api: api('1'), web, old: hostWeb(pb), cache: hostWeb(pc) });
+    await ds.writeProfile({ api: api('1'), web, old: hostWeb(pb), cache: hostWeb(pc) });
 
     const first = await stackCmd('up', '--detach');
     expect(first.code, first.stderr + first.stdout).toBe(0);
@@ -97,7 +60,7 @@ describe('re-`up` of a running stack of containers', () => {
     );
 
     // api's environment changes, old leaves the profile.
-    await writeProfile({ api: api('2'), web, cache: hostWeb(pc) });
+    await ds.writeProfile({ api: api('2'), web, cache: hostWeb(pc) });
     const second = await stackCmd('up', '--detach', '--json');
     expect(second.code, second.stderr + second.stdout).toBe(0);
     const after = await containerIds();
@@ -121,11 +84,10 @@ describe('re-`up` of a running stack of containers', () => {
   });
 
   it('a second foreground `up` while one runs is refused (exit 1), and the running one is untouched', async () => {
-    stack = `t-${randomBytes(4).toString('hex')}`;
-    dir = await mkdtemp(path.join(os.tmpdir(), 'stack-docker-converge-'));
+    await ds.create();
     const port = await freePort();
-    await writeProfile({ api: hostWeb(port) });
-    const first = new StackProcess(['up', '--json', '--profile', 'stack.json'], dir);
+    await ds.writeProfile({ api: hostWeb(port) });
+    const first = new StackProcess(['up', '--json', '--profile', 'stack.json'], ds.dir);
     try {
       await waitFor(() => first.hasState('api', 'healthy'), 60_000, 'api to be healthy');
       const before = await containerIds();

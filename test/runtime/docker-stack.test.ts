@@ -5,58 +5,20 @@
  * or the stack's network with ports published on 127.0.0.1; afterwards no container or network
  * of the stack may be left.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import Docker from 'dockerode';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LABELS } from '../../src/runtime/docker-spec.js';
-import { buildDist, runStack, StackProcess } from '../cli/helpers.js';
-import { BUSYBOX_IMAGE, ensureBusyboxImage, httpdCommand } from '../fixtures/docker-image.js';
+import { describe, expect, it } from 'vitest';
+import { StackProcess } from '../cli/helpers.js';
+import { BUSYBOX_IMAGE, httpdCommand } from '../fixtures/docker-image.js';
+import { useDockerStack } from '../fixtures/docker-stack.js';
 import { freePort, waitFor } from '../helpers/net.js';
 
-const docker = new Docker();
-let stack: string;
-let dir: string;
-
-beforeAll(async () => {
-  buildDist();
-  await ensureBusyboxImage();
-}, 180_000);
-
-afterEach(async () => {
-  const left = await leftovers();
-  // Whatever a failed test left: remove by label, so it cannot leak into the next run.
-  for (const c of await docker.listContainers({ all: true, filters: labelFilter() })) await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
-  for (const n of await docker.listNetworks({ filters: labelFilter() })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
-  await rm(dir, { recursive: true, force: true });
-  expect(left).toEqual({ containers: [], networks: [] });
-});
-
-const labelFilter = () => ({ label: [`${LABELS.stack}=${stack}`] });
-
-async function leftovers() {
-  const containers = await docker.listContainers({ all: true, filters: labelFilter() });
-  const networks = await docker.listNetworks({ filters: labelFilter() });
-  return { containers: containers.map((c) => c.Names[0]), networks: networks.map((n) => n.Name) };
-}
+const ds = useDockerStack('stack-docker-stack-');
+const stackCmd = ds.run;
 
 /** A profile in a fresh folder (state, discovery files and logs stay in it). */
 async function profile(services: Record<string, unknown>): Promise<void> {
-  stack = `t-${randomBytes(4).toString('hex')}`;
-  dir = await mkdtemp(path.join(os.tmpdir(), 'stack-docker-stack-'));
-  const body = {
-    name: stack,
-    runtime: 'docker',
-    discovery: { backend: 'file', fileDirectory: path.join(dir, 'discovery') },
-    coordination: { dependencyTimeout: '60s' },
-    services,
-  };
-  await writeFile(path.join(dir, 'stack.json'), JSON.stringify(body, null, 2));
+  await ds.create();
+  await ds.writeProfile(services);
 }
-
-const stackCmd = (...args: string[]) => runStack([...args, '--profile', 'stack.json'], dir);
 
 const httpCheck = { strategy: 'http', endpoint: '/', interval: '100ms', retries: 0 };
 
@@ -78,8 +40,7 @@ function hostWeb(port: number, before = 'true', extra: Record<string, unknown> =
 const mustReach = (port: number) => `wget -q -O /dev/null http://127.0.0.1:${port}/ || exit 7`;
 
 async function containersByService(): Promise<Record<string, string>> {
-  const list = await docker.listContainers({ all: true, filters: labelFilter() });
-  return Object.fromEntries(list.map((c) => [c.Labels[LABELS.service] ?? '', c.State]));
+  return ds.byService((c) => c.State);
 }
 
 describe('stacks of containers through `stack`', () => {
@@ -103,7 +64,7 @@ describe('stacks of containers through `stack`', () => {
     const up = await stackCmd('up', '--detach');
     expect(up.code, up.stderr + up.stdout).toBe(0);
     expect(await containersByService()).toEqual({ a: 'running', b: 'running', c: 'running' });
-    expect((await leftovers()).networks).toEqual([`${stack}_default`]);
+    expect((await ds.leftovers()).networks).toEqual([`${ds.name}_default`]);
 
     const status = await stackCmd('status', '--json');
     expect(status.code, status.stderr).toBe(0);
@@ -143,7 +104,7 @@ describe('stacks of containers through `stack`', () => {
       b: { ...hostWeb(pb, 'sleep 1000'), dependencies: ['a'] },
     });
 
-    const up = new StackProcess(['up', '--json', '--profile', 'stack.json'], dir);
+    const up = new StackProcess(['up', '--json', '--profile', 'stack.json'], ds.dir);
     try {
       await waitFor(async () => (await containersByService()).b === 'running', 30_000, 'b to be started');
       up.child.kill('SIGKILL');
