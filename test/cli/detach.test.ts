@@ -4,53 +4,26 @@
  * supervisor leaves the services to `down`, a failed start leaves nothing, and a re-`up` hands
  * the stack over to exactly one new supervisor.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { fixture, survivors, tempDir } from '../engine/helpers.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { survivors } from '../engine/helpers.js';
 import { freePort, waitFor } from '../helpers/net.js';
-import { buildDist, runStack, stackProcessesIn, StackProcess, supervisorPid, type CliResult } from './helpers.js';
+import { buildDist, runStack, stackProcessesIn, StackProcess, supervisorPid, useStackFolders, webService, type CliResult } from './helpers.js';
 
 beforeAll(() => buildDist(), 180_000);
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
 const TTL_MS = 2000;
 
-/** A stack folder whose file discovery registrations live 2 s without heartbeats (every 500 ms). */
-async function stackFolder(services: Record<string, unknown>): Promise<{ dir: string; pids: number[] }> {
-  const { dir, cleanup } = await tempDir('stack-detach-');
-  const pids: number[] = [];
-  const profile = {
-    name: 'detach-test',
-    runtime: 'process',
-    discovery: { backend: 'file', fileDirectory: path.join(dir, 'discovery'), ttl: `${TTL_MS}ms`, heartbeatInterval: '500ms' },
-    coordination: { dependencyTimeout: '30s' },
-    services,
-  };
-  await writeFile(path.join(dir, 'stack.json'), JSON.stringify(profile, null, 2));
-  cleanups.push(async () => {
-    await runStack(['down', '--timeout', '1'], dir);
-    expect(survivors(pids)).toEqual([]);
-    expect(stackProcessesIn(dir)).toEqual([]);
-    await cleanup();
-  });
-  return { dir, pids };
-}
+/** Stack folders whose file discovery registrations live 2 s without heartbeats (every 500 ms). */
+const { stackFolder } = useStackFolders({
+  prefix: 'stack-detach-',
+  name: 'detach-test',
+  dependencyTimeout: '30s',
+  discovery: { ttl: `${TTL_MS}ms`, heartbeatInterval: '500ms' },
+});
 
-function web(port: number, extra: Record<string, unknown> = {}, env: Record<string, string> = {}) {
-  return {
-    command: [process.execPath, fixture],
-    port,
-    environment: { PORT: String(port), ...env },
-    healthCheck: { strategy: 'http', endpoint: '/health', interval: '100ms', retries: 0 },
-    stopGracePeriod: '2s',
-    ...extra,
-  };
-}
+const web = (port: number, extra: Record<string, unknown> = {}, env: Record<string, string> = {}) => webService(port, env, extra);
 
 /** JSON events of a `--json` run, with the pid each service became healthy as. */
 function healthyPids(r: CliResult): Record<string, number> {

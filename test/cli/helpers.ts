@@ -1,7 +1,11 @@
 /** Run the built `stack` command (bin/stack.js → dist/) as a separate process. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach, expect } from 'vitest';
+import { fixture, survivors, tempDir } from '../engine/helpers.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const stackBin = fileURLToPath(new URL('../../bin/stack.js', import.meta.url));
@@ -97,4 +101,55 @@ export function stackProcessesIn(cwd: string): number[] {
     }
   }
   return found;
+}
+
+/** The http-service fixture as a process service on `port`, healthy at /health. */
+export function webService(port: number, env: Record<string, string> = {}, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    command: [process.execPath, fixture],
+    port,
+    environment: { PORT: String(port), ...env },
+    healthCheck: { strategy: 'http', endpoint: '/health', interval: '100ms', retries: 0 },
+    stopGracePeriod: '2s',
+    ...extra,
+  };
+}
+
+export interface StackFolders {
+  /**
+   * A fresh folder with a `stack.json` (runtime process, file discovery in the folder) for
+   * `services`, `extra` appended to the file. After the test: `stack down` there, and neither
+   * the `pids` pushed to the result nor any `stack` process of the folder may survive.
+   */
+  stackFolder(services: Record<string, unknown>, extra?: string): Promise<{ dir: string; pids: number[] }>;
+  /** Run after the current test, last pushed first. */
+  cleanups: (() => Promise<void>)[];
+}
+
+/** Register the afterEach that runs the cleanups, and return the folder maker. */
+export function useStackFolders(settings: { prefix: string; name: string; dependencyTimeout: string; discovery?: Record<string, unknown> }): StackFolders {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  async function stackFolder(services: Record<string, unknown>, extra = ''): Promise<{ dir: string; pids: number[] }> {
+    const { dir, cleanup } = await tempDir(settings.prefix);
+    const pids: number[] = [];
+    const profile = {
+      name: settings.name,
+      runtime: 'process',
+      discovery: { backend: 'file', fileDirectory: path.join(dir, 'discovery'), ...settings.discovery },
+      coordination: { dependencyTimeout: settings.dependencyTimeout },
+      services,
+    };
+    await writeFile(path.join(dir, 'stack.json'), JSON.stringify(profile, null, 2) + extra);
+    cleanups.push(async () => {
+      await runStack(['down', '--timeout', '1'], dir);
+      expect(survivors(pids)).toEqual([]);
+      expect(stackProcessesIn(dir)).toEqual([]); // no supervisor left behind
+      await cleanup();
+    });
+    return { dir, pids };
+  }
+  return { stackFolder, cleanups };
 }

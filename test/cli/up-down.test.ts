@@ -4,49 +4,15 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { freePort, waitFor } from '../helpers/net.js';
-import { fixture, survivors, tempDir } from '../engine/helpers.js';
-import { buildDist, runStack, stackProcessesIn, StackProcess, supervisorPid } from './helpers.js';
+import { survivors, tempDir } from '../engine/helpers.js';
+import { buildDist, runStack, stackProcessesIn, StackProcess, supervisorPid, useStackFolders, webService } from './helpers.js';
 
 beforeAll(() => buildDist(), 180_000);
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-/** A profile file in a fresh folder; everything the stack writes stays in that folder. */
-async function stackFolder(services: Record<string, unknown>, extra = ''): Promise<{ dir: string; pids: number[] }> {
-  const { dir, cleanup } = await tempDir('stack-cli-');
-  const pids: number[] = [];
-  const profile = {
-    name: 'cli-test',
-    runtime: 'process',
-    discovery: { backend: 'file', fileDirectory: path.join(dir, 'discovery') },
-    coordination: { dependencyTimeout: '60s' },
-    services,
-  };
-  await writeFile(path.join(dir, 'stack.json'), JSON.stringify(profile, null, 2) + extra);
-  cleanups.push(async () => {
-    await runStack(['down', '--timeout', '1'], dir);
-    expect(survivors(pids)).toEqual([]);
-    expect(stackProcessesIn(dir)).toEqual([]); // no supervisor left behind
-    await cleanup();
-  });
-  return { dir, pids };
-}
-
-function web(port: number, env: Record<string, string> = {}, extra: Record<string, unknown> = {}) {
-  return {
-    command: [process.execPath, fixture],
-    port,
-    environment: { PORT: String(port), ...env },
-    healthCheck: { strategy: 'http', endpoint: '/health', interval: '100ms', retries: 0 },
-    stopGracePeriod: '2s',
-    ...extra,
-  };
-}
+const { stackFolder, cleanups } = useStackFolders({ prefix: 'stack-cli-', name: 'cli-test', dependencyTimeout: '60s' });
+const web = webService;
 
 describe('stack up / down across processes', () => {
   it('kill -9 of `stack up` mid-startup: status and down from fresh processes leave no orphan', async () => {
