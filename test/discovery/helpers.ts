@@ -8,6 +8,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
+import { discoveryConfig } from '../../src/discovery/index.js';
 import { UnreachableError } from '../../src/errors.js';
 import type { DiscoveryBackend, ServiceInstance } from '../../src/discovery/types.js';
 import type { DiscoveryConfig } from '../../src/profile/types.js';
@@ -53,23 +54,9 @@ export function instrument(inner: DiscoveryBackend, name = inner.name): Instrume
   return wrapper;
 }
 
-/** A discovery config with short test timings and every backend at its default address; `overrides` win. */
+/** The default discovery config with no backend, short test timings and no etcd endpoint; `overrides` win. */
 export function testDiscoveryConfig(overrides: Partial<DiscoveryConfig> = {}): DiscoveryConfig {
-  return {
-    backends: [],
-    consulAddress: '127.0.0.1:8500',
-    consulScheme: 'http',
-    etcdEndpoints: [],
-    etcdPrefix: '/atproto-stacks',
-    natsUrl: 'nats://127.0.0.1:4222',
-    natsBucket: 'services',
-    fileDirectory: '.stack/discovery',
-    dnsServer: '127.0.0.1:53',
-    dnsDomain: 'service.consul',
-    ttlMs: 2000,
-    heartbeatIntervalMs: 500,
-    ...overrides,
-  };
+  return discoveryConfig({ backends: [], etcdEndpoints: [], ttlMs: 2000, heartbeatIntervalMs: 500, ...overrides });
 }
 
 /** The ids of a lookup or watch result, in order. */
