@@ -33,7 +33,7 @@ import type {
   ServiceInstance,
   WatchOptions,
 } from './types.js';
-import { sleep } from './resync.js';
+import { createKeyedQueue, sleep } from './resync.js';
 
 /** Meta keys this backend adds; user meta must not use them. */
 const META_ID = 'stack-id';
@@ -98,7 +98,6 @@ export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
   const target = consulTarget(config);
   const own = new Map<string, OwnRegistration>();
   /** Per service ID: the tail of its chain of register / deregister / heartbeat calls. */
-  const queues = new Map<string, Promise<unknown>>();
   let clientPromise: Promise<ConsulClient> | undefined;
   let closed = false;
   const cancelOnClose = new Set<CallContext>();
@@ -173,15 +172,7 @@ export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
    * check-then-register atomic within this process, and keeps a heartbeat that re-registers a
    * forgotten service from undoing a deregistration that overtook it.
    */
-  function oneAtATime<T>(key: string, op: () => Promise<T>): Promise<T> {
-    const next = (queues.get(key) ?? Promise.resolve()).then(op, op);
-    const tail = next.catch(() => undefined);
-    queues.set(key, tail);
-    void tail.then(() => {
-      if (queues.get(key) === tail) queues.delete(key);
-    });
-    return next;
-  }
+  const oneAtATime = createKeyedQueue();
 
   return {
     name: 'consul',

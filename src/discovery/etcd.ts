@@ -28,7 +28,7 @@ import type {
   ServiceInstance,
   WatchOptions,
 } from './types.js';
-import { parseStored, redactUrl, watchByResync } from './resync.js';
+import { createKeyedQueue, parseStored, redactUrl, watchByResync } from './resync.js';
 
 /** How long one unary call (or one keep-alive round trip) may take: a hung server is "unreachable". */
 const REQUEST_TIMEOUT_MS = 5000;
@@ -47,7 +47,6 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
   const root = `${config.etcdPrefix.replace(/\/+$/, '')}/services/`;
   const own = new Map<string, OwnRegistration>();
   /** Per key: the tail of its chain of register / deregister / heartbeat calls (see `oneAtATime`). */
-  const queues = new Map<string, Promise<unknown>>();
   let clientPromise: Promise<Etcd3> | undefined;
   let closed = false;
   /** Aborted by close(): ends every watch of this backend. */
@@ -89,15 +88,7 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
    * and a re-registration could each put the key on their own lease, and the loser's revoke
    * would delete the winner's record.
    */
-  function oneAtATime<T>(key: string, op: () => Promise<T>): Promise<T> {
-    const next = (queues.get(key) ?? Promise.resolve()).then(op, op);
-    const tail = next.catch(() => undefined);
-    queues.set(key, tail);
-    void tail.then(() => {
-      if (queues.get(key) === tail) queues.delete(key);
-    });
-    return next;
-  }
+  const oneAtATime = createKeyedQueue();
 
   /** One keep-alive round trip; the remaining TTL, 0 when the lease no longer exists. */
   async function keepAlive(etcd: Etcd3, leaseId: string): Promise<number> {

@@ -39,7 +39,7 @@ import type {
   ServiceInstance,
   WatchOptions,
 } from './types.js';
-import { parseStored, redactUrl, sleep, watchByResync } from './resync.js';
+import { createKeyedQueue, parseStored, redactUrl, sleep, watchByResync } from './resync.js';
 
 /** Node's transport also takes `rejectUnauthorized` (its NodeTlsOptions, not exported by name). */
 type NodeTlsOptions = TlsOptions & { rejectUnauthorized?: boolean };
@@ -65,7 +65,6 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
   const bucket = config.natsBucket || 'services';
   const own = new Map<string, OwnRegistration>();
   /** Per key: the tail of its chain of register / deregister / heartbeat calls (see `oneAtATime`). */
-  const queues = new Map<string, Promise<unknown>>();
   /** Called on every reconnect: watchers re-read and re-subscribe. */
   const reconnectListeners = new Set<() => void>();
   let connecting: Promise<Connected> | undefined;
@@ -138,15 +137,7 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
    * Calls on one key run one at a time, in order: a heartbeat's put racing a deregistration's
    * delete could otherwise bring the record back after it was removed.
    */
-  function oneAtATime<T>(key: string, op: () => Promise<T>): Promise<T> {
-    const next = (queues.get(key) ?? Promise.resolve()).then(op, op);
-    const tail = next.catch(() => undefined);
-    queues.set(key, tail);
-    void tail.then(() => {
-      if (queues.get(key) === tail) queues.delete(key);
-    });
-    return next;
-  }
+  const oneAtATime = createKeyedQueue();
 
   /** Put back everything we registered (the server may have lost it, or it expired meanwhile). */
   async function reestablish(): Promise<void> {

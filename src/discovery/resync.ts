@@ -21,6 +21,23 @@ export function redactUrl(url: string): string {
   return url.replace(/\/\/[^/@]*@/, '//');
 }
 
+/**
+ * Runs calls that share a key one at a time, in order (a failed call does not stop the next);
+ * a key with nothing queued takes no memory.
+ */
+export function createKeyedQueue(): <T>(key: string, op: () => Promise<T>) => Promise<T> {
+  const queues = new Map<string, Promise<unknown>>();
+  return <T>(key: string, op: () => Promise<T>): Promise<T> => {
+    const next = (queues.get(key) ?? Promise.resolve()).then(op, op);
+    const tail = next.catch(() => undefined);
+    queues.set(key, tail);
+    void tail.then(() => {
+      if (queues.get(key) === tail) queues.delete(key);
+    });
+    return next;
+  };
+}
+
 export interface ResyncSource {
   read(): Promise<ServiceInstance[]>;
   stop(): Promise<void>;
