@@ -12,16 +12,10 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createFileBackend } from '../dist/discovery/file.js';
 import { atomicWrite } from '../dist/util/fs.js';
+import { measureWatchPropagation, summary } from './lib.mjs';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 300);
 
-function quantile(sorted, q) {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-}
-function summary(label, samples) {
-  const s = [...samples].sort((a, b) => a - b);
-  return { label, median: quantile(s, 0.5), p99: quantile(s, 0.99), max: s[s.length - 1] };
-}
 
 const root = await mkdtemp(path.join(tmpdir(), 'stack-bench-file-'));
 try {
@@ -46,30 +40,7 @@ try {
   // The file backend: register, and wait for the watcher to yield a list holding the new id.
   const writer = createFileBackend({ directory: path.join(root, 'disc'), ttlMs: 60_000 });
   const reader = createFileBackend({ directory: path.join(root, 'disc'), ttlMs: 60_000 });
-  const ac = new AbortController();
-  const it = reader.watch('pds', { signal: ac.signal })[Symbol.asyncIterator]();
-  await it.next();
-  const registerToSeen = [];
-  const deregisterToSeen = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    const id = `pds-${i}`;
-    let t0 = performance.now();
-    await writer.register({ id, service: 'pds', address: '127.0.0.1', port: 3000 + (i % 1000) });
-    for (;;) {
-      const { value } = await it.next();
-      if (value.some((r) => r.id === id)) break;
-    }
-    registerToSeen.push(performance.now() - t0);
-    t0 = performance.now();
-    await writer.deregister('pds', id);
-    for (;;) {
-      const { value } = await it.next();
-      if (!value.some((r) => r.id === id)) break;
-    }
-    deregisterToSeen.push(performance.now() - t0);
-  }
-  ac.abort();
-  await it.return?.();
+  const { registerToSeen, deregisterToSeen } = await measureWatchPropagation(writer, reader, SAMPLES);
   await writer.close();
   await reader.close();
 

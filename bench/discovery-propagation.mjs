@@ -9,34 +9,17 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createEtcdBackend } from '../dist/discovery/etcd.js';
 import { createNatsBackend } from '../dist/discovery/nats.js';
+import { freePort, summary, measureWatchPropagation } from './lib.mjs';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
 const STARTUP_DEADLINE_MS = 20_000;
 
-function quantile(sorted, q) {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-}
-function summary(label, samples) {
-  const s = [...samples].sort((a, b) => a - b);
-  return { label, median: quantile(s, 0.5), p99: quantile(s, 0.99), max: s[s.length - 1] };
-}
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function until(what, fn) {
   const deadline = Date.now() + STARTUP_DEADLINE_MS;
@@ -102,34 +85,6 @@ function config(overrides) {
   };
 }
 
-/** Register / deregister through one client, time until a watcher in another client reflects it. */
-async function measureBackend(writer, reader) {
-  const ac = new AbortController();
-  const it = reader.watch('pds', { signal: ac.signal })[Symbol.asyncIterator]();
-  await it.next();
-  const registerToSeen = [];
-  const deregisterToSeen = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    const id = `pds-${i}`;
-    let t0 = performance.now();
-    await writer.register({ id, service: 'pds', address: '127.0.0.1', port: 3000 + (i % 1000) });
-    for (;;) {
-      const { value } = await it.next();
-      if (value.some((r) => r.id === id)) break;
-    }
-    registerToSeen.push(performance.now() - t0);
-    t0 = performance.now();
-    await writer.deregister('pds', id);
-    for (;;) {
-      const { value } = await it.next();
-      if (!value.some((r) => r.id === id)) break;
-    }
-    deregisterToSeen.push(performance.now() - t0);
-  }
-  ac.abort();
-  await it.return?.();
-  return { registerToSeen, deregisterToSeen };
-}
 
 async function benchEtcd() {
   const etcd = await startEtcd();
@@ -155,7 +110,7 @@ async function benchEtcd() {
 
     const writer = createEtcdBackend(config({ etcdEndpoints: [etcd.endpoint] }));
     const reader = createEtcdBackend(config({ etcdEndpoints: [etcd.endpoint] }));
-    const { registerToSeen, deregisterToSeen } = await measureBackend(writer, reader);
+    const { registerToSeen, deregisterToSeen } = await measureWatchPropagation(writer, reader, SAMPLES);
     await writer.close();
     await reader.close();
     return [
@@ -197,7 +152,7 @@ async function benchNats() {
 
     const writer = createNatsBackend(config({ natsUrl: nats.url }));
     const reader = createNatsBackend(config({ natsUrl: nats.url }));
-    const { registerToSeen, deregisterToSeen } = await measureBackend(writer, reader);
+    const { registerToSeen, deregisterToSeen } = await measureWatchPropagation(writer, reader, SAMPLES);
     await writer.close();
     await reader.close();
     return [

@@ -24,6 +24,7 @@ import { startStack } from '../dist/engine/index.js';
 import { buildGraph } from '../dist/graph/graph.js';
 import { planStack } from '../dist/graph/plan.js';
 import { mkDeploymentProfile } from '../dist/profile/api.js';
+import { freePort } from './lib.mjs';
 
 const args = process.argv.slice(2);
 const sizes = args.map(Number).filter((n) => n > 0);
@@ -45,16 +46,6 @@ function rng(seed) {
   };
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const LISTENER = "setTimeout(() => require('net').createServer((s) => s.end()).listen(+process.env.PORT, '127.0.0.1'), +process.env.READY_AFTER_MS); process.on('SIGTERM', () => process.exit(0));";
 

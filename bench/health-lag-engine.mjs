@@ -11,7 +11,6 @@
  * Build first: `npx tsc -p tsconfig.build.json`, then `node bench/health-lag-engine.mjs [pairs]`.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,21 +18,12 @@ import { startStack } from '../dist/engine/index.js';
 import { buildGraph } from '../dist/graph/graph.js';
 import { planStack } from '../dist/graph/plan.js';
 import { mkDeploymentProfile } from '../dist/profile/api.js';
+import { freePort, median } from './lib.mjs';
 
 const PAIRS = Number(process.argv[2] ?? 15);
 const fixture = fileURLToPath(new URL('../test/fixtures/http-service.mjs', import.meta.url));
 const epochNow = () => performance.timeOrigin + performance.now();
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-health-lag-'));
 const services = {};
@@ -80,7 +70,6 @@ for (let i = 0; i < PAIRS; i++) {
   overhead.push(starting.get(`b${i}`) - healthy.get(`a${i}`));
 }
 await rm(dir, { recursive: true, force: true });
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (xs) => `median ${median(xs).toFixed(1)} ms, min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)}`;
 console.log(`health-lag-engine: ${PAIRS} pairs, ${os.cpus().length} CPUs, node ${process.version}`);
 console.log(`  ready → dependency seen healthy: ${fmt(detect)}`);

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitUntilHealthy } from '../dist/health/index.js';
+import { freePort } from './lib.mjs';
 
 const RUNS = Number(process.argv[2] ?? 30);
 const READY_MIN_MS = 100;
@@ -25,16 +26,6 @@ const fixture = fileURLToPath(new URL('../test/fixtures/http-service.mjs', impor
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'health-lag-'));
 const epochNow = () => performance.timeOrigin + performance.now();
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Start the fixture; returns its port, the file it writes its ready time to, and a stop function. */
 async function startService(run, kind) {

@@ -10,6 +10,7 @@
 // Target (issue 3): all 10,000 under 1 s.
 import { performance } from 'node:perf_hooks';
 import { buildTemplateContext, renderStackConfigs } from '../dist/template/index.js';
+import { median } from './lib.mjs';
 
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -98,7 +99,6 @@ for (let r = 0; r < RUNS; r++) {
   warm.push(w.ms);
   warmCpu.push(w.cpuMs);
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 // Per format, warm: the same pipeline on the services of one format.
 const perFormat = FORMATS.map((format) => {

@@ -19,12 +19,12 @@
  */
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { waitUntilHealthy } from '../../dist/health/index.js';
 import { createDockerRuntime } from '../../dist/runtime/docker.js';
+import { freePort } from '../lib.mjs';
 
 const run = promisify(execFile);
 const ROUNDS = Number(process.argv[2] ?? 3);
@@ -55,16 +55,6 @@ async function ensureImage() {
   await run('docker', ['import', '--change', 'ENV PATH=/bin', '--change', 'CMD ["/bin/sh"]', tar, IMAGE]);
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const httpd = (port) => ['/bin/httpd', '-f', '-p', `127.0.0.1:${port}`, '-h', '/www'];
 
