@@ -5,6 +5,7 @@ import type { DependencyGraph } from '../graph/types.js';
 import { inspectProfile, inspectProfileObject, type LoadOptions } from './load.js';
 import { normalizeHealthCheck } from './normalize.js';
 import { schemas, type RawHealthCheck, type RawProfile } from './schema.js';
+import { formatPath } from './source.js';
 import type { DependencySpec, DependencyType, HealthCheckSpec, Profile } from './types.js';
 
 export interface ValidationReport {
@@ -38,7 +39,7 @@ export function mkDependencyGraph(profile: Pick<Profile, 'services'>): Dependenc
   const { graph, problems } = buildGraph(profile);
   const errors = problems.filter((p) => p.severity !== 'warning');
   if (errors.length > 0) {
-    throw new InvalidInputError(errors.map((p) => ({ ...p, path: p.path.map((s) => (typeof s === 'number' ? `[${s}]` : s)).join('.').replace(/\.\[/g, '[') })));
+    throw new InvalidInputError(errors.map((p) => ({ ...p, path: formatPath(p.path) })));
   }
   return graph;
 }

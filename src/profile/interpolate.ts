@@ -91,8 +91,3 @@ function expand(body: string, env: Env): string {
       return missing ? '' : interpolate(arg, env);
   }
 }
-
-/** True when a string holds anything interpolation would change. */
-export function hasInterpolation(text: string): boolean {
-  return text.includes('$');
-}

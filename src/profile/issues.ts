@@ -5,7 +5,7 @@
 import type { z } from 'zod';
 import type { Problem } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
-import { formatPath, type PathSegment } from './source.js';
+import type { PathSegment } from './source.js';
 
 type Issue = z.core.$ZodIssue;
 type AnySchema = z.core.$ZodType;
@@ -158,4 +158,3 @@ function knownKeys(s: AnySchema | undefined): string[] {
   return d.type === 'object' ? Object.keys(d.shape ?? {}) : [];
 }
 
-export { formatPath };
