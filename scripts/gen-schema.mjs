@@ -32,3 +32,6 @@ for (const name of builtinProfileNames()) {
   if (parsed.problems.length > 0) throw new Error(`profiles/${name}.yaml: ${parsed.problems[0].message}`);
   writeFileSync(join(root, 'dist', 'profiles', `${name}.json`), JSON.stringify({ sha256: sha256(text), value: parsed.value }));
 }
+
+// Last step of the build: test/global-setup.ts compares sources against this stamp.
+writeFileSync(join(root, 'dist', '.build-stamp'), `${new Date().toISOString()}\n`);

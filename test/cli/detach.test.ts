@@ -6,12 +6,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { survivors } from '../engine/helpers.js';
 import { freePort, waitFor } from '../helpers/net.js';
-import { buildDist, runStack, stackProcessesIn, StackProcess, supervisorPid, useStackFolders, webService, type CliResult } from './helpers.js';
+import { runStack, stackProcessesIn, StackProcess, supervisorPid, useStackFolders, webService, type CliResult } from './helpers.js';
 
-beforeAll(() => buildDist(), 180_000);
 
 const TTL_MS = 2000;
 

@@ -1,5 +1,5 @@
 /** Run the built `stack` command (bin/stack.js → dist/) as a separate process. */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,10 +11,6 @@ export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const stackBin = fileURLToPath(new URL('../../bin/stack.js', import.meta.url));
 
 /** Compile src/ to dist/ once; type errors in files still in progress elsewhere do not stop the emit. */
-export function buildDist(): void {
-  spawnSync(process.execPath, [fileURLToPath(new URL('../../node_modules/typescript/bin/tsc', import.meta.url)), '-p', 'tsconfig.build.json'], { cwd: repoRoot, stdio: 'ignore' });
-}
-
 export interface CliResult {
   code: number | null;
   stdout: string;

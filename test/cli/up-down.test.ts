@@ -4,12 +4,11 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort, waitFor } from '../helpers/net.js';
 import { survivors, tempDir } from '../engine/helpers.js';
-import { buildDist, runStack, stackProcessesIn, StackProcess, supervisorPid, useStackFolders, webService } from './helpers.js';
+import { runStack, stackProcessesIn, StackProcess, supervisorPid, useStackFolders, webService } from './helpers.js';
 
-beforeAll(() => buildDist(), 180_000);
 
 const { stackFolder, cleanups } = useStackFolders({ prefix: 'stack-cli-', name: 'cli-test', dependencyTimeout: '60s' });
 const web = webService;
