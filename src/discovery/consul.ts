@@ -25,9 +25,10 @@ import type { IncomingMessage } from 'node:http';
 import { ExitCode, StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
 import { assertInstanceId, assertServiceName, FULL_CAPABILITIES, sortById, toRecord, topologyFingerprint } from './record.js';
-import type { DiscoveryConfig } from '../profile/types.js';
 import type {
   DiscoveryBackend,
+  DiscoveryCommonConfig,
+  DiscoveryDriver,
   InstanceInput,
   RegisterOptions,
   ServiceInstance,
@@ -94,7 +95,7 @@ interface OwnRegistration {
   registeredAt: string;
 }
 
-export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
+export function createConsulBackend(config: ConsulConfig): DiscoveryBackend {
   const target = consulTarget(config);
   const own = new Map<string, OwnRegistration>();
   /** Per service ID: the tail of its chain of register / deregister / heartbeat calls. */
@@ -359,9 +360,9 @@ interface ConsulTarget {
 }
 
 /** `consulAddress` is `host:port` or a URL; `consulScheme` applies to the former. */
-function consulTarget(config: DiscoveryConfig): ConsulTarget {
-  const raw = config.consulAddress || '127.0.0.1:8500';
-  const url = new URL(raw.includes('://') ? raw : `${config.consulScheme ?? 'http'}://${raw}`);
+function consulTarget(config: ConsulConfig): ConsulTarget {
+  const raw = config.consulAddress || consulDriver.defaults.consulAddress;
+  const url = new URL(raw.includes('://') ? raw : `${config.consulScheme}://${raw}`);
   const secure = url.protocol === 'https:';
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = url.port ? Number(url.port) : secure ? 8501 : 8500;
@@ -401,3 +402,28 @@ function toStackError(err: unknown, what: string, where: string): unknown {
   }
   return new StackError(`consul (${where}) ${what} failed: ${message}`, { code: 'discovery_error', cause: err });
 }
+
+/** The `discovery:` keys the Consul backend owns. */
+export interface ConsulDriverOptions {
+  /** `host:port` or a URL. */
+  consulAddress: string;
+  consulToken?: string;
+  consulScheme: 'http' | 'https';
+}
+type ConsulConfig = DiscoveryCommonConfig & ConsulDriverOptions;
+
+/** The definition listed in `registry.ts`; the consul client is imported on the backend's first call. */
+export const consulDriver: DiscoveryDriver<'consul', ConsulDriverOptions> = {
+  name: 'consul',
+  description: "Consul's catalog: TTL health checks, blocking queries for watches",
+  capabilities: FULL_CAPABILITIES,
+  options: (z) => ({
+    consulAddress: z.string().describe('consul: agent address, host:port or a URL'),
+    consulToken: z.string().optional(),
+    consulScheme: z.enum(['http', 'https']),
+  }),
+  defaults: { consulAddress: '127.0.0.1:8500', consulScheme: 'http' },
+  secretOptions: ['consulToken'],
+  urlOptions: ['consulAddress'],
+  create: (config) => createConsulBackend(config),
+};

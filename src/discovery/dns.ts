@@ -13,7 +13,7 @@ import { promises as dnsPromises, type SrvRecord } from 'node:dns';
 import { isIP } from 'node:net';
 import { InvalidInputError, UnreachableError } from '../errors.js';
 import { assertServiceName, unsupported } from './record.js';
-import type { DiscoveryBackend, DiscoveryCapabilities, ServiceInstance } from './types.js';
+import type { DiscoveryBackend, DiscoveryCapabilities, DiscoveryDriver, ServiceInstance } from './types.js';
 
 export interface DnsBackendOptions {
   /** `host:port`, `[v6]:port` or a bare IP (port 53). Default: the system's resolvers. */
@@ -137,3 +137,25 @@ export function createDnsBackend(options: DnsBackendOptions): DiscoveryBackend {
     },
   };
 }
+
+/** The `discovery:` keys the DNS backend owns. */
+export interface DnsDriverOptions {
+  /** `host:port`, `[v6]:port` or a bare IP (port 53). */
+  dnsServer: string;
+  /** Domain the service names live in. */
+  dnsDomain: string;
+}
+
+/** The definition listed in `registry.ts`. */
+export const dnsDriver: DiscoveryDriver<'dns', DnsDriverOptions> = {
+  name: 'dns',
+  description: 'Read-only: SRV, then A/AAAA records from a DNS server (Consul DNS, CoreDNS, dnsmasq)',
+  capabilities: CAPABILITIES,
+  options: (z) => ({
+    dnsServer: z.string().describe('dns: server to query, host:port'),
+    dnsDomain: z.string().describe('dns: domain the service names live in'),
+  }),
+  defaults: { dnsServer: '127.0.0.1:53', dnsDomain: 'service.consul' },
+  secretOptions: [],
+  create: (config) => createDnsBackend({ server: config.dnsServer, domain: config.dnsDomain }),
+};

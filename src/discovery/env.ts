@@ -15,7 +15,7 @@
  *    environment, and its own never changes after start; these throw UnsupportedError.
  */
 import { assertServiceName, sortById, unsupported } from './record.js';
-import type { DiscoveryBackend, DiscoveryCapabilities, ServiceInstance } from './types.js';
+import type { DiscoveryBackend, DiscoveryCapabilities, DiscoveryDriver, ServiceInstance } from './types.js';
 
 export const ENV_PREFIX = 'ATPROTO_SERVICE_';
 
@@ -130,3 +130,14 @@ export function createEnvBackend(options: EnvBackendOptions = {}): DiscoveryBack
     async close(): Promise<void> {},
   };
 }
+
+/** The definition listed in `registry.ts`: no options; it reads the environment it is given. */
+export const envDriver: DiscoveryDriver<'env', object> = {
+  name: 'env',
+  description: 'Read-only: ATPROTO_SERVICE_<NAME>_URL/_HOST/_PORT variables, injected into dependents',
+  capabilities: CAPABILITIES,
+  options: () => ({}),
+  defaults: {},
+  secretOptions: [],
+  create: (_config, context) => createEnvBackend(context.env ? { env: context.env } : {}),
+};

@@ -30,10 +30,11 @@ import {
   sortById,
   toRecord,
 } from './record.js';
-import type { DiscoveryConfig } from '../profile/types.js';
 import { anySignal } from './watch.js';
 import type {
   DiscoveryBackend,
+  DiscoveryCommonConfig,
+  DiscoveryDriver,
   InstanceInput,
   RegisterOptions,
   ServiceInstance,
@@ -59,10 +60,10 @@ interface OwnRegistration {
 
 type Announcement = 'register' | 'heartbeat' | 'deregister';
 
-export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
+export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
   const servers = config.natsUrl.split(',').map((s) => s.trim()).filter(Boolean);
   const where = servers.map(redactUrl).join(',');
-  const bucket = config.natsBucket || 'services';
+  const bucket = config.natsBucket || natsDriver.defaults.natsBucket;
   const own = new Map<string, OwnRegistration>();
   /** Per key: the tail of its chain of register / deregister / heartbeat calls (see `oneAtATime`). */
   /** Called on every reconnect: watchers re-read and re-subscribe. */
@@ -382,7 +383,7 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
  * TLS when the URL asks for it (`tls://`) or TLS files are configured. `insecureSkipVerify`
  * turns off certificate verification (for test setups only).
  */
-function tlsOptions(config: DiscoveryConfig, servers: string[]): { tls?: NodeTlsOptions } {
+function tlsOptions(config: NatsConfig, servers: string[]): { tls?: NodeTlsOptions } {
   const tls = config.tls;
   const wanted = servers.some((s) => s.startsWith('tls://')) || !!(tls?.ca || tls?.cert || tls?.key);
   if (!wanted) return {};
@@ -517,3 +518,34 @@ function toStackError(err: unknown, what: string, where: string): unknown {
   }
   return new StackError(`nats (${where}) ${what} failed: ${message}`, { code: 'discovery_error', cause: err });
 }
+
+/** The `discovery:` keys the NATS backend owns. */
+export interface NatsDriverOptions {
+  /** One URL or several, comma-separated. */
+  natsUrl: string;
+  natsCredsFile?: string;
+  natsToken?: string;
+  natsUser?: string;
+  natsPassword?: string;
+  natsBucket: string;
+}
+type NatsConfig = DiscoveryCommonConfig & NatsDriverOptions;
+
+/** The definition listed in `registry.ts`; the NATS client is imported on the backend's first call. */
+export const natsDriver: DiscoveryDriver<'nats', NatsDriverOptions> = {
+  name: 'nats',
+  description: 'NATS JetStream key-value bucket: per-key TTLs, watches',
+  capabilities: FULL_CAPABILITIES,
+  options: (z) => ({
+    natsUrl: z.string().describe('nats: server URL(s), comma-separated'),
+    natsCredsFile: z.string().optional(),
+    natsToken: z.string().optional(),
+    natsUser: z.string().optional(),
+    natsPassword: z.string().optional(),
+    natsBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('nats: key-value bucket name'),
+  }),
+  defaults: { natsUrl: 'nats://127.0.0.1:4222', natsBucket: 'services' },
+  secretOptions: ['natsToken', 'natsPassword'],
+  urlOptions: ['natsUrl'],
+  create: (config) => createNatsBackend(config),
+};

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { DEFAULT_DISCOVERY_BACKENDS, DISCOVERY_COMMON_DEFAULTS, discoveryDriverDefaults } from '../discovery/registry.js';
 import { parseByteSize, parseDuration } from '../util/duration.js';
 import type { RawDiscovery, RawHealthCheck, RawProfile, RawService } from './schema.js';
 import type {
@@ -27,8 +28,6 @@ export const DEFAULTS = {
   healthRetries: 3,
   dependencyTimeoutMs: 60_000,
   stopGracePeriodMs: 10_000,
-  ttlMs: 30_000,
-  heartbeatIntervalMs: 10_000,
   address: '127.0.0.1',
 } as const;
 
@@ -247,27 +246,18 @@ function normalizeVariable(name: string, raw: NonNullable<RawProfile['variables'
   };
 }
 
+/**
+ * Common settings, then every backend's options: the raw value where the profile gives one, the
+ * backend's default otherwise (both from the discovery registry; the schema admits no other key).
+ */
 function normalizeDiscovery(raw: RawDiscovery): DiscoveryConfig {
+  const { backend, backends, ttl, heartbeatInterval, tls, ...options } = raw;
   return {
-    backends: raw.backends ?? (raw.backend ? [raw.backend] : ['file']),
-    consulAddress: raw.consulAddress ?? '127.0.0.1:8500',
-    ...(raw.consulToken !== undefined ? { consulToken: raw.consulToken } : {}),
-    consulScheme: raw.consulScheme ?? 'http',
-    etcdEndpoints: raw.etcdEndpoints ?? ['http://127.0.0.1:2379'],
-    etcdPrefix: raw.etcdPrefix ?? '/atproto-stacks',
-    ...(raw.etcdUsername !== undefined ? { etcdUsername: raw.etcdUsername } : {}),
-    ...(raw.etcdPassword !== undefined ? { etcdPassword: raw.etcdPassword } : {}),
-    natsUrl: raw.natsUrl ?? 'nats://127.0.0.1:4222',
-    ...(raw.natsCredsFile !== undefined ? { natsCredsFile: raw.natsCredsFile } : {}),
-    ...(raw.natsToken !== undefined ? { natsToken: raw.natsToken } : {}),
-    ...(raw.natsUser !== undefined ? { natsUser: raw.natsUser } : {}),
-    ...(raw.natsPassword !== undefined ? { natsPassword: raw.natsPassword } : {}),
-    natsBucket: raw.natsBucket ?? 'services',
-    fileDirectory: raw.fileDirectory ?? '.stack/discovery',
-    dnsServer: raw.dnsServer ?? '127.0.0.1:53',
-    dnsDomain: raw.dnsDomain ?? 'service.consul',
-    ttlMs: ms(raw.ttl, DEFAULTS.ttlMs),
-    heartbeatIntervalMs: ms(raw.heartbeatInterval, DEFAULTS.heartbeatIntervalMs),
-    ...(raw.tls ? { tls: { ...raw.tls, insecureSkipVerify: raw.tls.insecureSkipVerify ?? false } } : {}),
+    backends: backends ?? (backend ? [backend] : [...DEFAULT_DISCOVERY_BACKENDS]),
+    ...discoveryDriverDefaults(),
+    ...(options as Partial<DiscoveryConfig>),
+    ttlMs: ms(ttl, DISCOVERY_COMMON_DEFAULTS.ttlMs),
+    heartbeatIntervalMs: ms(heartbeatInterval, DISCOVERY_COMMON_DEFAULTS.heartbeatIntervalMs),
+    ...(tls ? { tls: { ...tls, insecureSkipVerify: tls.insecureSkipVerify ?? false } } : {}),
   };
 }

@@ -7,6 +7,8 @@
  */
 import { createRequire } from 'node:module';
 import type * as Zod from 'zod';
+import { DISCOVERY_BACKEND_NAMES, DISCOVERY_DRIVERS } from '../discovery/registry.js';
+import { mergeOptionSchemas, type SharedOptionTypes, type ZodSchema } from '../util/driver.js';
 import { DURATION_PATTERN } from '../util/duration.js';
 
 /**
@@ -15,6 +17,11 @@ import { DURATION_PATTERN } from '../util/duration.js';
  * for loading zod; invalid input falls back to zod for its precise, positioned messages.
  */
 const requireCjs = createRequire(import.meta.url);
+
+/** A driver's options as profile keys: every one may be left out (defaults fill them in). */
+function optionalShape(shape: Record<string, ZodSchema>): Record<string, ZodSchema> {
+  return Object.fromEntries(Object.entries(shape).map(([key, schema]) => [key, schema.optional()]));
+}
 
 function build(z: typeof Zod.z) {
 
@@ -159,27 +166,15 @@ function build(z: typeof Zod.z) {
     }),
   ]);
 
-  const backendName = z.enum(['consul', 'etcd', 'dns', 'file', 'env', 'nats', 'memory']);
+  const options: SharedOptionTypes = { duration, port, argv };
+
+  // Backends, their option keys and their types come from the discovery registry.
+  const backendName = z.enum(DISCOVERY_BACKEND_NAMES);
 
   const discoverySchema = z.strictObject({
     backend: backendName.optional(),
     backends: z.array(backendName).min(1).optional(),
-    consulAddress: z.string().optional(),
-    consulToken: z.string().optional(),
-    consulScheme: z.enum(['http', 'https']).optional(),
-    etcdEndpoints: z.array(z.string()).min(1).optional(),
-    etcdPrefix: z.string().optional(),
-    etcdUsername: z.string().optional(),
-    etcdPassword: z.string().optional(),
-    natsUrl: z.string().optional(),
-    natsCredsFile: z.string().optional(),
-    natsToken: z.string().optional(),
-    natsUser: z.string().optional(),
-    natsPassword: z.string().optional(),
-    natsBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
-    fileDirectory: z.string().optional(),
-    dnsServer: z.string().optional(),
-    dnsDomain: z.string().optional(),
+    ...optionalShape(mergeOptionSchemas(DISCOVERY_DRIVERS, z, options)),
     ttl: duration.optional(),
     heartbeatInterval: duration.optional(),
     tls: z

@@ -12,8 +12,8 @@ export type DependencyType = 'required' | 'optional' | 'soft' | 'circular';
 export const DEPENDENCY_TYPES: readonly DependencyType[] = ['required', 'optional', 'soft', 'circular'];
 
 export type RuntimeName = 'docker' | 'process';
+export type { DiscoveryBackendName } from '../discovery/registry.js';
 export type ServiceKind = 'service' | 'task';
-export type DiscoveryBackendName = 'consul' | 'etcd' | 'dns' | 'file' | 'env' | 'nats' | 'memory';
 export type CoordinationStrategy = 'hub-spoke' | 'leader-follower' | 'peer-to-peer' | 'mesh';
 /** `text`: free text with no structure to check (Caddyfile, nginx.conf). */
 export type TemplateFormat = 'json' | 'yaml' | 'toml' | 'env' | 'ini' | 'text';
@@ -170,29 +170,8 @@ export interface VariableSpec {
   generate?: { bytes: number; encoding: 'hex' | 'base64url' };
 }
 
-export interface DiscoveryConfig {
-  /** Ordered list: register in every writable one, look up in order. */
-  backends: DiscoveryBackendName[];
-  consulAddress: string;
-  consulToken?: string;
-  consulScheme: 'http' | 'https';
-  etcdEndpoints: string[];
-  etcdPrefix: string;
-  etcdUsername?: string;
-  etcdPassword?: string;
-  natsUrl: string;
-  natsCredsFile?: string;
-  natsToken?: string;
-  natsUser?: string;
-  natsPassword?: string;
-  natsBucket: string;
-  fileDirectory: string;
-  dnsServer: string;
-  dnsDomain: string;
-  ttlMs: number;
-  heartbeatIntervalMs: number;
-  tls?: { ca?: string; cert?: string; key?: string; insecureSkipVerify: boolean };
-}
+/** The normalised `discovery:` section: common settings and every backend's options (see discovery/registry.ts). */
+export type { DiscoveryConfig } from '../discovery/registry.js';
 
 export interface CoordinationConfig {
   strategy: CoordinationStrategy;
@@ -220,6 +199,8 @@ export interface ProfileSource {
   /** Every file that contributed (the profile and what it extends), child first. */
   files: string[];
 }
+
+import type { DiscoveryConfig } from '../discovery/registry.js';
 
 export interface Profile {
   name: string;
