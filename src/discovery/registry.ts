@@ -26,6 +26,8 @@ export const DISCOVERY_BACKEND_NAMES = DISCOVERY_DRIVERS.map((d) => d.name) as r
 type OptionsOf<D> = D extends DiscoveryDriver<string, infer O> ? O : never;
 /** Every backend's options, as one flat type (the keys are prefixed with the backend's name). */
 export type DiscoveryDriverOptions = UnionToIntersection<OptionsOf<AnyDiscoveryDriver>>;
+/** Every backend's options as written in a profile (each may be left out). */
+export type DiscoveryRawOptions = Partial<DiscoveryDriverOptions>;
 /** The normalised `discovery:` section of a profile. */
 export type DiscoveryConfig = DiscoveryCommonConfig & DiscoveryDriverOptions;
 

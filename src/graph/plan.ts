@@ -4,6 +4,7 @@
  * The engine does not run waves — it starts each service the moment its gates open — but the
  * waves say what can run in parallel, and the critical chain bounds how fast `up` can be.
  */
+import { describeHealthCheck } from '../health/registry.js';
 import type { Profile } from '../profile/types.js';
 import type { DependencyGraph, Plan, PlannedService } from './types.js';
 
@@ -123,7 +124,7 @@ export function planStack(profile: Pick<Profile, 'name'>, graph: DependencyGraph
       wave: wave.get(unitOf(name)) ?? -1,
       ...(svc.runtime === 'docker' && svc.image ? { runs: svc.image } : svc.command?.[0] ? { runs: svc.command[0] } : {}),
       ...(svc.port !== undefined ? { port: svc.port } : {}),
-      ...(hc ? { health: describeHealth(hc) } : svc.kind === 'task' ? { health: 'exit 0' } : {}),
+      ...(hc ? { health: describeHealthCheck(hc) } : svc.kind === 'task' ? { health: 'exit 0' } : {}),
       ...(group !== undefined ? { group } : {}),
     });
   }
@@ -138,23 +139,6 @@ export function planStack(profile: Pick<Profile, 'name'>, graph: DependencyGraph
     skipped,
     criticalChain,
   };
-}
-
-function describeHealth(hc: NonNullable<import('../profile/types.js').ServiceSpec['healthCheck']>): string {
-  switch (hc.strategy) {
-    case 'http':
-      return `http ${hc.scheme ?? 'http'}://${hc.host ?? '127.0.0.1'}:${hc.port ?? '?'}${hc.endpoint ?? '/'}`;
-    case 'tcp':
-      return `tcp ${hc.host ?? '127.0.0.1'}:${hc.port ?? '?'}`;
-    case 'command':
-      return `command ${hc.command?.[0] ?? ''}`;
-    case 'file':
-      return `file ${hc.path ?? ''}`;
-    case 'systemd':
-      return `systemd ${hc.unit ?? ''}`;
-    case 'docker':
-      return 'docker HEALTHCHECK';
-  }
 }
 
 /** The named services and everything they (transitively) depend on; all when none are named. */

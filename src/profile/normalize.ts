@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { healthStrategyDefinition } from '../health/registry.js';
 import { DEFAULT_DISCOVERY_BACKENDS, DISCOVERY_COMMON_DEFAULTS, discoveryDriverDefaults } from '../discovery/registry.js';
 import { parseByteSize, parseDuration } from '../util/duration.js';
 import type { RawDiscovery, RawHealthCheck, RawProfile, RawService } from './schema.js';
@@ -135,24 +136,18 @@ function toArgv(v: string | string[]): string[] {
   return typeof v === 'string' ? [v] : [...v];
 }
 
+/** Common settings here; the strategy's own keys are normalised by its definition (health/registry.ts). */
 export function normalizeHealthCheck(raw: RawHealthCheck, servicePort: number | undefined): HealthCheckSpec {
-  const port = raw.port ?? servicePort;
-  const expected = raw.expectedStatus;
+  const { strategy, host, port = servicePort, interval, timeout, retries, startPeriod, ...own } = raw;
   return {
-    strategy: raw.strategy,
-    ...(raw.endpoint !== undefined ? { endpoint: raw.endpoint } : raw.strategy === 'http' ? { endpoint: '/' } : {}),
-    ...(raw.host !== undefined ? { host: raw.host } : {}),
+    strategy,
+    ...(host !== undefined ? { host } : {}),
     ...(port !== undefined ? { port } : {}),
-    ...(raw.scheme !== undefined ? { scheme: raw.scheme } : {}),
-    ...(expected !== undefined ? { expectedStatus: Array.isArray(expected) ? expected : [expected] } : {}),
-    ...(raw.command !== undefined ? { command: toArgv(raw.command) } : {}),
-    ...(raw.shell !== undefined ? { shell: raw.shell } : {}),
-    ...(raw.path !== undefined ? { path: raw.path } : {}),
-    ...(raw.unit !== undefined ? { unit: raw.unit } : {}),
-    intervalMs: ms(raw.interval, DEFAULTS.healthIntervalMs),
-    timeoutMs: ms(raw.timeout, DEFAULTS.healthTimeoutMs),
-    retries: raw.retries ?? DEFAULTS.healthRetries,
-    startPeriodMs: ms(raw.startPeriod, 0),
+    ...healthStrategyDefinition(strategy).normalize(own),
+    intervalMs: ms(interval, DEFAULTS.healthIntervalMs),
+    timeoutMs: ms(timeout, DEFAULTS.healthTimeoutMs),
+    retries: retries ?? DEFAULTS.healthRetries,
+    startPeriodMs: ms(startPeriod, 0),
   };
 }
 

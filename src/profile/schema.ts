@@ -7,7 +7,8 @@
  */
 import { createRequire } from 'node:module';
 import type * as Zod from 'zod';
-import { DISCOVERY_BACKEND_NAMES, DISCOVERY_DRIVERS } from '../discovery/registry.js';
+import { DISCOVERY_BACKEND_NAMES, DISCOVERY_DRIVERS, type DiscoveryRawOptions } from '../discovery/registry.js';
+import { HEALTH_STRATEGIES, HEALTH_STRATEGY_NAMES, type HealthCheckRawOptions } from '../health/registry.js';
 import { mergeOptionSchemas, type SharedOptionTypes, type ZodSchema } from '../util/driver.js';
 import { DURATION_PATTERN } from '../util/duration.js';
 
@@ -34,18 +35,15 @@ function build(z: typeof Zod.z) {
   const envValue = z.union([z.string(), z.number(), z.boolean()]);
   const argv = z.union([z.array(z.string()).min(1), z.string()]);
 
+  const options: SharedOptionTypes = { duration, port, argv };
+
+  // Strategy names and each strategy's own keys come from the health registry.
   const healthCheckSchema = z
     .strictObject({
-      strategy: z.enum(['http', 'tcp', 'command', 'file', 'systemd', 'docker']),
-      endpoint: z.string().startsWith('/').optional().describe('http: request path, e.g. /xrpc/_health'),
+      strategy: z.enum(HEALTH_STRATEGY_NAMES),
       host: z.string().optional(),
       port: port.optional(),
-      scheme: z.enum(['http', 'https']).optional(),
-      expectedStatus: z.union([z.int().min(100).max(599), z.array(z.int().min(100).max(599))]).optional(),
-      command: argv.optional().describe('command: argv list (a string only with shell: true)'),
-      shell: z.boolean().optional(),
-      path: z.string().optional().describe('file: path that must exist'),
-      unit: z.string().optional().describe('systemd: unit name'),
+      ...mergeOptionSchemas(HEALTH_STRATEGIES, z, options),
       interval: duration.optional(),
       timeout: duration.optional(),
       retries: z.int().min(0).optional(),
@@ -166,8 +164,6 @@ function build(z: typeof Zod.z) {
     }),
   ]);
 
-  const options: SharedOptionTypes = { duration, port, argv };
-
   // Backends, their option keys and their types come from the discovery registry.
   const backendName = z.enum(DISCOVERY_BACKEND_NAMES);
 
@@ -230,5 +226,6 @@ export function schemas(): Schemas {
 
 export type RawProfile = Zod.infer<Schemas['profileSchema']>;
 export type RawService = Zod.infer<Schemas['serviceSchema']>;
-export type RawHealthCheck = Zod.infer<Schemas['healthCheckSchema']>;
-export type RawDiscovery = Zod.infer<Schemas['discoverySchema']>;
+// The drivers' own keys are typed by their definitions (zod cannot infer through the registries).
+export type RawHealthCheck = Zod.infer<Schemas['healthCheckSchema']> & HealthCheckRawOptions;
+export type RawDiscovery = Zod.infer<Schemas['discoverySchema']> & DiscoveryRawOptions;

@@ -7,6 +7,8 @@
  * defaults filled in. Nothing here is optional "because the user may have left it out";
  * optional fields are optional because they are genuinely absent for some services.
  */
+import type { DiscoveryConfig } from '../discovery/registry.js';
+import type { HealthCheckSpec } from '../health/registry.js';
 
 export type DependencyType = 'required' | 'optional' | 'soft' | 'circular';
 export const DEPENDENCY_TYPES: readonly DependencyType[] = ['required', 'optional', 'soft', 'circular'];
@@ -18,34 +20,11 @@ export type CoordinationStrategy = 'hub-spoke' | 'leader-follower' | 'peer-to-pe
 /** `text`: free text with no structure to check (Caddyfile, nginx.conf). */
 export type TemplateFormat = 'json' | 'yaml' | 'toml' | 'env' | 'ini' | 'text';
 export type VariableType = 'string' | 'number' | 'boolean' | 'url' | 'secret';
-export type HealthStrategyName = 'http' | 'tcp' | 'command' | 'file' | 'systemd' | 'docker';
+export type { HealthStrategyName } from '../health/registry.js';
 export type RestartPolicyName = 'no' | 'on-failure' | 'always' | 'unless-stopped';
 
-/** How to decide that a service is healthy. All durations in milliseconds. */
-export interface HealthCheckSpec {
-  strategy: HealthStrategyName;
-  /** http: request path (`/xrpc/_health`). */
-  endpoint?: string;
-  /** http / tcp: host to probe; default 127.0.0.1 (loopback only). */
-  host?: string;
-  /** http / tcp: port to probe; default the service's port. */
-  port?: number;
-  /** http: `http` or `https`. */
-  scheme?: 'http' | 'https';
-  /** http: accepted status codes; default any 2xx. */
-  expectedStatus?: number[];
-  /** command: argv (or a single string run through a shell when `shell` is true). */
-  command?: string[];
-  shell?: boolean;
-  /** file: path that must exist. */
-  path?: string;
-  /** systemd: unit name. */
-  unit?: string;
-  intervalMs: number;
-  timeoutMs: number;
-  retries: number;
-  startPeriodMs: number;
-}
+/** How to decide that a service is healthy: common settings and the strategy's own keys (see health/registry.ts). */
+export type { HealthCheckSpec } from '../health/registry.js';
 
 export interface DependencySpec {
   /** Name of the service depended upon. */
@@ -199,8 +178,6 @@ export interface ProfileSource {
   /** Every file that contributed (the profile and what it extends), child first. */
   files: string[];
 }
-
-import type { DiscoveryConfig } from '../discovery/registry.js';
 
 export interface Profile {
   name: string;
