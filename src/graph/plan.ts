@@ -5,7 +5,8 @@
  * waves say what can run in parallel, and the critical chain bounds how fast `up` can be.
  */
 import { describeHealthCheck } from '../health/registry.js';
-import type { Profile } from '../profile/types.js';
+import type { Profile, ServiceSpec } from '../profile/types.js';
+import { runtimeDefinition } from '../runtime/registry.js';
 import type { DependencyGraph, Plan, PlannedService } from './types.js';
 
 export interface PlanOptions {
@@ -122,7 +123,7 @@ export function planStack(profile: Pick<Profile, 'name'>, graph: DependencyGraph
       kind: svc.kind,
       runtime: svc.runtime,
       wave: wave.get(unitOf(name)) ?? -1,
-      ...(svc.runtime === 'docker' && svc.image ? { runs: svc.image } : svc.command?.[0] ? { runs: svc.command[0] } : {}),
+      ...runsOf(svc),
       ...(svc.port !== undefined ? { port: svc.port } : {}),
       ...(hc ? { health: describeHealthCheck(hc) } : svc.kind === 'task' ? { health: 'exit 0' } : {}),
       ...(group !== undefined ? { group } : {}),
@@ -139,6 +140,12 @@ export function planStack(profile: Pick<Profile, 'name'>, graph: DependencyGraph
     skipped,
     criticalChain,
   };
+}
+
+/** What the service's runtime says it runs (an image, a program). */
+function runsOf(svc: ServiceSpec): { runs?: string } {
+  const runs = runtimeDefinition(svc.runtime).describeRun(svc);
+  return runs ? { runs } : {};
 }
 
 /** The named services and everything they (transitively) depend on; all when none are named. */

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { healthStrategyDefinition } from '../health/registry.js';
+import { DEFAULT_RUNTIME, defaultRuntimeFor, RUNTIMES, type RuntimeSections } from '../runtime/registry.js';
 import { DEFAULT_DISCOVERY_BACKENDS, DISCOVERY_COMMON_DEFAULTS, discoveryDriverDefaults } from '../discovery/registry.js';
 import { parseByteSize, parseDuration } from '../util/duration.js';
 import type { RawDiscovery, RawHealthCheck, RawProfile, RawService } from './schema.js';
@@ -52,19 +53,26 @@ export function normalizeProfile(raw: RawProfile, ctx: { defaultName: string; so
     name: raw.name ?? ctx.defaultName,
     ...(raw.description !== undefined ? { description: raw.description } : {}),
     domain: raw.domain ?? 'localhost',
-    runtime: runtime ?? 'docker',
+    runtime: runtime ?? DEFAULT_RUNTIME,
     discovery: normalizeDiscovery(raw.discovery ?? {}),
     coordination: {
       strategy: raw.coordination?.strategy ?? 'hub-spoke',
       enableHealthChecks: raw.coordination?.enableHealthChecks ?? true,
       dependencyTimeoutMs: ms(raw.coordination?.dependencyTimeout, DEFAULTS.dependencyTimeoutMs),
     },
-    docker: { ...(raw.docker ?? {}) },
+    ...runtimeSections(raw),
     variables,
     services,
     ...(raw.stateDir !== undefined ? { stateDir: raw.stateDir } : {}),
     source: ctx.source,
   };
+}
+
+/** Each runtime's section (`docker:`), an empty one when the profile has none. */
+function runtimeSections(raw: RawProfile): RuntimeSections {
+  const given = raw as unknown as Record<string, object | undefined>;
+  const withSettings = RUNTIMES.filter((r) => r.settings !== undefined);
+  return Object.fromEntries(withSettings.map((r) => [r.name, { ...(given[r.name] ?? {}) }])) as RuntimeSections;
 }
 
 function normalizeService(name: string, raw: RawService, profileRuntime: RawProfile['runtime']): ServiceSpec {
@@ -84,7 +92,7 @@ function normalizeService(name: string, raw: RawService, profileRuntime: RawProf
     enable: raw.enable ?? true,
     kind,
     ...(raw.description !== undefined ? { description: raw.description } : {}),
-    runtime: raw.runtime ?? profileRuntime ?? (raw.image ? 'docker' : 'process'),
+    runtime: raw.runtime ?? profileRuntime ?? defaultRuntimeFor(raw),
     ...(raw.image !== undefined ? { image: raw.image } : {}),
     ...(raw.command !== undefined ? { command: toArgv(raw.command) } : {}),
     ...(raw.entrypoint !== undefined ? { entrypoint: toArgv(raw.entrypoint) } : {}),

@@ -8,6 +8,7 @@
 import { createRequire } from 'node:module';
 import type * as Zod from 'zod';
 import { DISCOVERY_BACKEND_NAMES, DISCOVERY_DRIVERS, type DiscoveryRawOptions } from '../discovery/registry.js';
+import { RUNTIME_NAMES, RUNTIMES, type RuntimeDefinition, type RuntimeSections } from '../runtime/registry.js';
 import { HEALTH_STRATEGIES, HEALTH_STRATEGY_NAMES, type HealthCheckRawOptions } from '../health/registry.js';
 import { mergeOptionSchemas, type SharedOptionTypes, type ZodSchema } from '../util/driver.js';
 import { DURATION_PATTERN } from '../util/duration.js';
@@ -36,6 +37,14 @@ function build(z: typeof Zod.z) {
   const argv = z.union([z.array(z.string()).min(1), z.string()]);
 
   const options: SharedOptionTypes = { duration, port, argv };
+
+  // Runtime names, and each runtime's section of settings (`docker:`), come from the runtime registry.
+  const runtimeName = z.enum(RUNTIME_NAMES);
+  const runtimeSections: Record<string, ZodSchema> = {};
+  for (const runtime of RUNTIMES) {
+    const settings: RuntimeDefinition['settings'] = runtime.settings;
+    if (settings) runtimeSections[runtime.name] = z.strictObject(settings(z, options)).optional();
+  }
 
   // Strategy names and each strategy's own keys come from the health registry.
   const healthCheckSchema = z
@@ -104,7 +113,7 @@ function build(z: typeof Zod.z) {
     enable: z.boolean().optional(),
     kind: z.enum(['service', 'task']).optional().describe('task: runs to completion; dependents wait for success'),
     description: z.string().optional(),
-    runtime: z.enum(['docker', 'process']).optional(),
+    runtime: runtimeName.optional(),
     image: z.string().optional(),
     command: argv.optional(),
     entrypoint: argv.optional(),
@@ -190,7 +199,7 @@ function build(z: typeof Zod.z) {
       description: z.string().optional(),
       extends: z.string().optional().describe('A built-in profile name or a relative path; deep-merged'),
       domain: z.string().optional(),
-      runtime: z.enum(['docker', 'process']).optional(),
+      runtime: runtimeName.optional(),
       discovery: discoverySchema.optional(),
       coordination: z
         .strictObject({
@@ -199,14 +208,7 @@ function build(z: typeof Zod.z) {
           dependencyTimeout: duration.optional(),
         })
         .optional(),
-      docker: z
-        .strictObject({
-          host: z.string().optional(),
-          tlsVerify: z.boolean().optional(),
-          certPath: z.string().optional(),
-          network: z.string().optional(),
-        })
-        .optional(),
+      ...runtimeSections,
       variables: z.record(z.string(), variableSchema).optional(),
       services: z.record(z.string(), serviceSchema),
       stateDir: z.string().optional(),
@@ -224,7 +226,7 @@ export function schemas(): Schemas {
   return built;
 }
 
-export type RawProfile = Zod.infer<Schemas['profileSchema']>;
+export type RawProfile = Zod.infer<Schemas['profileSchema']> & Partial<RuntimeSections>;
 export type RawService = Zod.infer<Schemas['serviceSchema']>;
 // The drivers' own keys are typed by their definitions (zod cannot infer through the registries).
 export type RawHealthCheck = Zod.infer<Schemas['healthCheckSchema']> & HealthCheckRawOptions;

@@ -9,11 +9,13 @@
  */
 import type { DiscoveryConfig } from '../discovery/registry.js';
 import type { HealthCheckSpec } from '../health/registry.js';
+import type { DockerRuntimeSettings } from '../runtime/docker.js';
+import type { RuntimeName, RuntimeSections } from '../runtime/registry.js';
 
 export type DependencyType = 'required' | 'optional' | 'soft' | 'circular';
 export const DEPENDENCY_TYPES: readonly DependencyType[] = ['required', 'optional', 'soft', 'circular'];
 
-export type RuntimeName = 'docker' | 'process';
+export type { RuntimeName } from '../runtime/registry.js';
 export type { DiscoveryBackendName } from '../discovery/registry.js';
 export type ServiceKind = 'service' | 'task';
 export type CoordinationStrategy = 'hub-spoke' | 'leader-follower' | 'peer-to-peer' | 'mesh';
@@ -158,14 +160,8 @@ export interface CoordinationConfig {
   dependencyTimeoutMs: number;
 }
 
-export interface DockerConfig {
-  /** Engine endpoint: unix:///var/run/docker.sock, tcp://host:2376, ssh://user@host. Default: DOCKER_HOST. */
-  host?: string;
-  tlsVerify?: boolean;
-  certPath?: string;
-  /** Name of the stack's network; default `<stack>_default`. */
-  network?: string;
-}
+/** The profile's `docker:` section (the Docker runtime's settings). */
+export type DockerConfig = DockerRuntimeSettings;
 
 /** Where a profile came from; template files resolve against `dir`. */
 export interface ProfileSource {
@@ -179,14 +175,14 @@ export interface ProfileSource {
   files: string[];
 }
 
-export interface Profile {
+/** A profile; each runtime with settings has its section (`docker`), see runtime/registry.ts. */
+export interface Profile extends RuntimeSections {
   name: string;
   description?: string;
   domain: string;
   runtime: RuntimeName;
   discovery: DiscoveryConfig;
   coordination: CoordinationConfig;
-  docker: DockerConfig;
   variables: Record<string, VariableSpec>;
   services: Record<string, ServiceSpec>;
   /** Folder for state, logs and rendered configs; default `.stack/<name>` under the working directory. */
