@@ -4,9 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { DEFAULT_DISCOVERY_BACKENDS, DISCOVERY_COMMON_DEFAULTS, discoveryDriverDefaults } from '../discovery/registry.js';
 import { healthStrategyDefinition } from '../health/registry.js';
 import { DEFAULT_RUNTIME, defaultRuntimeFor, RUNTIMES, type RuntimeSections } from '../runtime/registry.js';
-import { DEFAULT_DISCOVERY_BACKENDS, DISCOVERY_COMMON_DEFAULTS, discoveryDriverDefaults } from '../discovery/registry.js';
+import { formatFromDestination } from '../template/formats/registry.js';
 import { parseByteSize, parseDuration } from '../util/duration.js';
 import type { RawDiscovery, RawHealthCheck, RawProfile, RawService } from './schema.js';
 import type {
@@ -18,7 +19,6 @@ import type {
   ProfileSource,
   RestartPolicy,
   ServiceSpec,
-  TemplateFormat,
   TemplateSpec,
   VariableSpec,
   VolumeSpec,
@@ -197,20 +197,7 @@ function normalizeRestart(raw: RawService['restart'], kind: ServiceSpec['kind'])
   };
 }
 
-const FORMAT_BY_EXT: Record<string, TemplateFormat> = {
-  '.json': 'json',
-  '.yaml': 'yaml',
-  '.yml': 'yaml',
-  '.toml': 'toml',
-  '.env': 'env',
-  '.ini': 'ini',
-};
-
-export function formatFromDestination(destination: string): TemplateFormat {
-  const base = path.basename(destination).toLowerCase();
-  if (base === '.env' || base.endsWith('.env')) return 'env';
-  return FORMAT_BY_EXT[path.extname(base)] ?? 'text';
-}
+export { formatFromDestination } from '../template/formats/registry.js';
 
 function normalizeTemplate(
   raw: NonNullable<RawService['templates']>[number],

@@ -8,8 +8,9 @@
 import { createRequire } from 'node:module';
 import type * as Zod from 'zod';
 import { DISCOVERY_BACKEND_NAMES, DISCOVERY_DRIVERS, type DiscoveryRawOptions } from '../discovery/registry.js';
-import { RUNTIME_NAMES, RUNTIMES, type RuntimeDefinition, type RuntimeSections } from '../runtime/registry.js';
 import { HEALTH_STRATEGIES, HEALTH_STRATEGY_NAMES, type HealthCheckRawOptions } from '../health/registry.js';
+import { RUNTIME_NAMES, RUNTIMES, type RuntimeDefinition, type RuntimeSections } from '../runtime/registry.js';
+import { FORMAT_NAMES } from '../template/formats/registry.js';
 import { mergeOptionSchemas, type SharedOptionTypes, type ZodSchema } from '../util/driver.js';
 import { DURATION_PATTERN } from '../util/duration.js';
 
@@ -71,7 +72,7 @@ function build(z: typeof Zod.z) {
 
   const templateSchema = z.strictObject({
     destination: z.string().min(1).describe("Output path, relative to the service's config directory"),
-    format: z.enum(['json', 'yaml', 'toml', 'env', 'ini', 'text']).optional().describe('Default: from the destination extension; text for free text with no structure'),
+    format: z.enum(FORMAT_NAMES).optional().describe('Default: from the destination extension; text for free text with no structure'),
     data: z.unknown().optional().describe('Structured tree whose strings are Handlebars templates'),
     template: z.string().optional().describe('Free-text Handlebars: a file path under the profile folder, or inline text'),
     env: z.boolean().optional().describe("Also load the rendered file into the service's environment"),

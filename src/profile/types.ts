@@ -11,6 +11,7 @@ import type { DiscoveryConfig } from '../discovery/registry.js';
 import type { HealthCheckSpec } from '../health/registry.js';
 import type { DockerRuntimeSettings } from '../runtime/docker.js';
 import type { RuntimeName, RuntimeSections } from '../runtime/registry.js';
+import type { TemplateFormat } from '../template/formats/registry.js';
 
 export type DependencyType = 'required' | 'optional' | 'soft' | 'circular';
 export const DEPENDENCY_TYPES: readonly DependencyType[] = ['required', 'optional', 'soft', 'circular'];
@@ -19,8 +20,8 @@ export type { RuntimeName } from '../runtime/registry.js';
 export type { DiscoveryBackendName } from '../discovery/registry.js';
 export type ServiceKind = 'service' | 'task';
 export type CoordinationStrategy = 'hub-spoke' | 'leader-follower' | 'peer-to-peer' | 'mesh';
-/** `text`: free text with no structure to check (Caddyfile, nginx.conf). */
-export type TemplateFormat = 'json' | 'yaml' | 'toml' | 'env' | 'ini' | 'text';
+/** Output formats of templates (see template/formats/registry.ts); `text`: free text with no structure. */
+export type { TemplateFormat } from '../template/formats/registry.js';
 export type VariableType = 'string' | 'number' | 'boolean' | 'url' | 'secret';
 export type { HealthStrategyName } from '../health/registry.js';
 export type RestartPolicyName = 'no' | 'on-failure' | 'always' | 'unless-stopped';
