@@ -1,7 +1,7 @@
 import { EnvSyntaxError, parseEnv, stringifyEnv } from './env.js';
 import { FormatError, OutputSyntaxError } from './errors.js';
 import type { FormatDefinition } from './format.js';
-import { requireObject } from './tree.js';
+import { checkTree, requireObject } from './tree.js';
 
 export const envFormat: FormatDefinition<'env'> = {
   name: 'env',
@@ -15,6 +15,7 @@ export const envFormat: FormatDefinition<'env'> = {
       const flat: Record<string, string> = {};
       for (const [k, v] of Object.entries(obj)) {
         if (v === null || typeof v === 'object') throw new FormatError('ENV values must be strings, numbers or booleans', [k]);
+        checkTree(v, [k], false); // no functions, undefined or NaN written out as text
         flat[k] = String(v);
       }
       try {

@@ -1,8 +1,8 @@
 /**
  * Every template output format, one line each. The profile schema's `format:` enum, the format a
  * destination's file name implies, and the codecs are derived from this list: adding a format is
- * one file (copy `toml-format.ts`), one line here, and one line in `test/template/formats.test.ts`
- * running the shared format cases.
+ * one file (copy `toml-format.ts`), one line here, and one line in
+ * `test/template/format-registry.test.ts` running the shared format cases (`format.case.ts`).
  */
 import path from 'node:path';
 import { envFormat } from './env-format.js';
