@@ -24,11 +24,10 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { ExitCode, StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
+import { consulDriver, type ConsulConfig } from './drivers/consul.js';
 import { assertInstanceId, assertServiceName, FULL_CAPABILITIES, sortById, toRecord, topologyFingerprint } from './record.js';
 import type {
   DiscoveryBackend,
-  DiscoveryCommonConfig,
-  DiscoveryDriver,
   InstanceInput,
   RegisterOptions,
   ServiceInstance,
@@ -402,28 +401,3 @@ function toStackError(err: unknown, what: string, where: string): unknown {
   }
   return new StackError(`consul (${where}) ${what} failed: ${message}`, { code: 'discovery_error', cause: err });
 }
-
-/** The `discovery:` keys the Consul backend owns. */
-export interface ConsulDriverOptions {
-  /** `host:port` or a URL. */
-  consulAddress: string;
-  consulToken?: string;
-  consulScheme: 'http' | 'https';
-}
-type ConsulConfig = DiscoveryCommonConfig & ConsulDriverOptions;
-
-/** The definition listed in `registry.ts`; the consul client is imported on the backend's first call. */
-export const consulDriver: DiscoveryDriver<'consul', ConsulDriverOptions> = {
-  name: 'consul',
-  description: "Consul's catalog: TTL health checks, blocking queries for watches",
-  capabilities: FULL_CAPABILITIES,
-  options: (z) => ({
-    consulAddress: z.string().describe('consul: agent address, host:port or a URL'),
-    consulToken: z.string().optional(),
-    consulScheme: z.enum(['http', 'https']),
-  }),
-  defaults: { consulAddress: '127.0.0.1:8500', consulScheme: 'http' },
-  secretOptions: ['consulToken'],
-  urlOptions: ['consulAddress'],
-  create: (config) => createConsulBackend(config),
-};

@@ -18,12 +18,11 @@ import { readFileSync } from 'node:fs';
 import type { Etcd3, IOptions } from 'etcd3';
 import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
+import { etcdDriver, type EtcdConfig } from './drivers/etcd.js';
 import { assertInstanceId, assertServiceName, FULL_CAPABILITIES, sortById, toRecord } from './record.js';
 import { anySignal } from './watch.js';
 import type {
   DiscoveryBackend,
-  DiscoveryCommonConfig,
-  DiscoveryDriver,
   InstanceInput,
   RegisterOptions,
   ServiceInstance,
@@ -363,29 +362,3 @@ function toStackError(err: unknown, what: string, where: string): unknown {
   }
   return new StackError(`etcd (${where}) ${what} failed: ${message}`, { code: 'discovery_error', cause: err });
 }
-
-/** The `discovery:` keys the etcd backend owns. */
-export interface EtcdDriverOptions {
-  etcdEndpoints: string[];
-  etcdPrefix: string;
-  etcdUsername?: string;
-  etcdPassword?: string;
-}
-type EtcdConfig = DiscoveryCommonConfig & EtcdDriverOptions;
-
-/** The definition listed in `registry.ts`; etcd3 is imported on the backend's first call. */
-export const etcdDriver: DiscoveryDriver<'etcd', EtcdDriverOptions> = {
-  name: 'etcd',
-  description: 'etcd v3: leases for TTLs, watches on a key prefix',
-  capabilities: FULL_CAPABILITIES,
-  options: (z) => ({
-    etcdEndpoints: z.array(z.string()).min(1).describe('etcd: client URLs, e.g. http://127.0.0.1:2379'),
-    etcdPrefix: z.string().describe('etcd: key prefix of the registry'),
-    etcdUsername: z.string().optional(),
-    etcdPassword: z.string().optional(),
-  }),
-  defaults: { etcdEndpoints: ['http://127.0.0.1:2379'], etcdPrefix: '/atproto-stacks' },
-  secretOptions: ['etcdPassword'],
-  urlOptions: ['etcdEndpoints'],
-  create: (config) => createEtcdBackend(config),
-};

@@ -16,10 +16,12 @@ import { StackError, UnreachableError } from '../errors.js';
 import { atomicWrite } from '../util/fs.js';
 import { CollisionError, NotRegisteredError } from './errors.js';
 import { FULL_CAPABILITIES, assertInstanceId, assertServiceName, isExpired, parseRecord, sortById, toRecord } from './record.js';
+import { fileDriver } from './drivers/file.js';
 import { anySignal, watchList } from './watch.js';
-import type { DiscoveryBackend, DiscoveryDriver, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
+import type { DiscoveryBackend, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
 
-export const DEFAULT_FILE_DIRECTORY = '.stack/discovery';
+/** Where registrations go by default (the file backend's default `fileDirectory`). */
+export const DEFAULT_FILE_DIRECTORY = fileDriver.defaults.fileDirectory;
 
 export interface FileBackendOptions {
   /** Root folder; default `.stack/discovery` under the working directory. */
@@ -317,21 +319,3 @@ export function createFileBackend(options: FileBackendOptions = {}): DiscoveryBa
     },
   };
 }
-
-/** The `discovery:` keys the file backend owns. */
-export interface FileDriverOptions {
-  /** Root folder, relative to the working directory. */
-  fileDirectory: string;
-}
-
-/** The definition listed in `registry.ts`. */
-export const fileDriver: DiscoveryDriver<'file', FileDriverOptions> = {
-  name: 'file',
-  description: 'One JSON file per instance under a folder: one host, no server needed (the default)',
-  capabilities: FULL_CAPABILITIES,
-  options: (z) => ({ fileDirectory: z.string().describe('file: folder of the registry, relative to the working directory') }),
-  defaults: { fileDirectory: DEFAULT_FILE_DIRECTORY },
-  secretOptions: [],
-  create: (config, context) =>
-    createFileBackend({ directory: path.resolve(context.cwd ?? process.cwd(), config.fileDirectory), ttlMs: config.ttlMs }),
-};

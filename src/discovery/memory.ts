@@ -7,7 +7,7 @@
 import { CollisionError, NotRegisteredError } from './errors.js';
 import { FULL_CAPABILITIES, assertServiceName, isExpired, sortById, toRecord } from './record.js';
 import { anySignal, watchList } from './watch.js';
-import type { DiscoveryBackend, DiscoveryDriver, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
+import type { DiscoveryBackend, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
 
 export interface MemoryBackendOptions {
   /** Default registration TTL; 0 or undefined: registrations never expire. */
@@ -106,14 +106,3 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Discove
     },
   };
 }
-
-/** The definition listed in `registry.ts`: no options of its own (the TTL is a common setting). */
-export const memoryDriver: DiscoveryDriver<'memory', object> = {
-  name: 'memory',
-  description: 'In-process registry: every service in one process (monolithic mode), and tests',
-  capabilities: FULL_CAPABILITIES,
-  options: () => ({}),
-  defaults: {},
-  secretOptions: [],
-  create: (config) => createMemoryBackend({ ttlMs: config.ttlMs }),
-};

@@ -21,6 +21,7 @@ import type { NatsConnection, TlsOptions } from '@nats-io/transport-node';
 import type { KV, KvEntry, Kvm } from '@nats-io/kv';
 import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
+import { natsDriver, type NatsConfig } from './drivers/nats.js';
 import {
   assertInstanceId,
   assertServiceName,
@@ -33,8 +34,6 @@ import {
 import { anySignal } from './watch.js';
 import type {
   DiscoveryBackend,
-  DiscoveryCommonConfig,
-  DiscoveryDriver,
   InstanceInput,
   RegisterOptions,
   ServiceInstance,
@@ -518,34 +517,3 @@ function toStackError(err: unknown, what: string, where: string): unknown {
   }
   return new StackError(`nats (${where}) ${what} failed: ${message}`, { code: 'discovery_error', cause: err });
 }
-
-/** The `discovery:` keys the NATS backend owns. */
-export interface NatsDriverOptions {
-  /** One URL or several, comma-separated. */
-  natsUrl: string;
-  natsCredsFile?: string;
-  natsToken?: string;
-  natsUser?: string;
-  natsPassword?: string;
-  natsBucket: string;
-}
-type NatsConfig = DiscoveryCommonConfig & NatsDriverOptions;
-
-/** The definition listed in `registry.ts`; the NATS client is imported on the backend's first call. */
-export const natsDriver: DiscoveryDriver<'nats', NatsDriverOptions> = {
-  name: 'nats',
-  description: 'NATS JetStream key-value bucket: per-key TTLs, watches',
-  capabilities: FULL_CAPABILITIES,
-  options: (z) => ({
-    natsUrl: z.string().describe('nats: server URL(s), comma-separated'),
-    natsCredsFile: z.string().optional(),
-    natsToken: z.string().optional(),
-    natsUser: z.string().optional(),
-    natsPassword: z.string().optional(),
-    natsBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('nats: key-value bucket name'),
-  }),
-  defaults: { natsUrl: 'nats://127.0.0.1:4222', natsBucket: 'services' },
-  secretOptions: ['natsToken', 'natsPassword'],
-  urlOptions: ['natsUrl'],
-  create: (config) => createNatsBackend(config),
-};

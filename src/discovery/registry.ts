@@ -1,20 +1,21 @@
 /**
  * Every discovery backend, one line each. The profile schema (enum and option keys), the
  * normalised defaults, `DiscoveryConfig`, and the masking of secrets in printed profiles are all
- * derived from this list: adding a backend is one file (copy `memory.ts` or `etcd.ts`), one line
- * here, and one line in `test/` running the conformance suite.
+ * derived from this list. Adding a backend: its definition in `drivers/<name>.ts` (copy
+ * `drivers/etcd.ts`), its implementation in `<name>.ts` (copy `memory.ts`), one line here, and one
+ * line in `test/discovery/` running the conformance suite.
  *
- * Importing this file is cheap: definitions import their client libraries only when a backend is
- * created.
+ * Importing this file is cheap (`stack validate` does): a definition loads its implementation
+ * when a backend is created, and the implementation its client library on first use.
  */
 import type { UnionToIntersection } from '../util/driver.js';
-import { consulDriver } from './consul.js';
-import { dnsDriver } from './dns.js';
-import { envDriver } from './env.js';
-import { etcdDriver } from './etcd.js';
-import { fileDriver } from './file.js';
-import { memoryDriver } from './memory.js';
-import { natsDriver } from './nats.js';
+import { consulDriver } from './drivers/consul.js';
+import { dnsDriver } from './drivers/dns.js';
+import { envDriver } from './drivers/env.js';
+import { etcdDriver } from './drivers/etcd.js';
+import { fileDriver } from './drivers/file.js';
+import { memoryDriver } from './drivers/memory.js';
+import { natsDriver } from './drivers/nats.js';
 import type { DiscoveryCommonConfig, DiscoveryDriver } from './types.js';
 
 export const DISCOVERY_DRIVERS = [consulDriver, etcdDriver, dnsDriver, fileDriver, envDriver, natsDriver, memoryDriver] as const;

@@ -1,5 +1,5 @@
 import { describeAbort, probeSignal, untilAborted } from './timeout.js';
-import type { HealthStrategy, HealthStrategyDefinition } from './types.js';
+import type { HealthStrategy } from './types.js';
 
 /**
  * `docker`: the container's own HEALTHCHECK status, which the runtime supplies through
@@ -25,13 +25,3 @@ export function createDockerStrategy(): HealthStrategy {
     },
   };
 }
-
-export const dockerHealth: HealthStrategyDefinition<'docker', object, object> = {
-  name: 'docker',
-  description: "The container image's own HEALTHCHECK (Docker runtime only)",
-  capabilities: { needsPort: false, needsContainer: true },
-  options: () => ({}),
-  normalize: () => ({}),
-  describe: () => 'docker HEALTHCHECK',
-  create: () => createDockerStrategy(),
-};

@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
 import path from 'node:path';
-import { definedOnly, type HealthStrategy, type HealthStrategyDefinition } from './types.js';
+import type { HealthStrategy } from './types.js';
 
 /** `file`: healthy when the path exists (relative paths resolve against the target's cwd). */
 export function createFileStrategy(): HealthStrategy {
@@ -18,18 +18,3 @@ export function createFileStrategy(): HealthStrategy {
     },
   };
 }
-
-export interface FileCheckOptions {
-  /** Path that must exist (relative to the service's working directory). */
-  path?: string;
-}
-
-export const fileHealth: HealthStrategyDefinition<'file', FileCheckOptions, FileCheckOptions> = {
-  name: 'file',
-  description: 'Healthy once a file exists',
-  capabilities: { needsPort: false, needsContainer: false },
-  options: (z) => ({ path: z.string().optional().describe('file: path that must exist') }),
-  normalize: (raw) => definedOnly(raw),
-  describe: (hc) => `file ${hc.path ?? ''}`,
-  create: () => createFileStrategy(),
-};

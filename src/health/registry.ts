@@ -1,17 +1,21 @@
 /**
  * Every health strategy, one line each. The `healthCheck` schema (strategy names, each strategy's
  * keys), its normalisation, `HealthCheckSpec` and the text `stack plan` prints are derived from
- * this list: adding a strategy is one file (copy `tcp.ts` or `file.ts`), one line here, and one
- * line in `test/health/` running the shared cases (`strategy.case.ts`).
+ * this list. Adding a strategy: its definition in `drivers/<name>.ts` (copy `drivers/file.ts`), its
+ * probe in `<name>.ts` (copy `file.ts`), one line here, and one line in
+ * `test/health/strategies.test.ts` running the shared cases (`strategy.case.ts`).
+ *
+ * Importing this file is cheap (`stack validate` does): a strategy's implementation, with the
+ * modules it needs (node:http, child processes), loads on its first probe.
  */
 import { UnsupportedError } from '../errors.js';
 import type { UnionToIntersection } from '../util/driver.js';
-import { commandHealth } from './command.js';
-import { dockerHealth } from './docker.js';
-import { fileHealth } from './file.js';
-import { httpHealth } from './http.js';
-import { systemdHealth } from './systemd.js';
-import { tcpHealth } from './tcp.js';
+import { commandHealth } from './drivers/command.js';
+import { dockerHealth } from './drivers/docker.js';
+import { fileHealth } from './drivers/file.js';
+import { httpHealth } from './drivers/http.js';
+import { systemdHealth } from './drivers/systemd.js';
+import { tcpHealth } from './drivers/tcp.js';
 import type { HealthCheckCommon, HealthStrategy, HealthStrategyDefinition } from './types.js';
 
 export const HEALTH_STRATEGIES = [httpHealth, tcpHealth, commandHealth, fileHealth, systemdHealth, dockerHealth] as const;

@@ -1,5 +1,5 @@
 import { runProbeCommand } from './run-command.js';
-import { definedOnly, type HealthStrategy, type HealthStrategyDefinition } from './types.js';
+import type { HealthStrategy } from './types.js';
 
 /** `systemd`: healthy when `systemctl is-active --quiet <unit>` exits 0. */
 export function createSystemdStrategy(opts: { systemctl?: string } = {}): HealthStrategy {
@@ -18,18 +18,3 @@ export function createSystemdStrategy(opts: { systemctl?: string } = {}): Health
     },
   };
 }
-
-export interface SystemdCheckOptions {
-  /** Unit name, e.g. `postgresql.service`. */
-  unit?: string;
-}
-
-export const systemdHealth: HealthStrategyDefinition<'systemd', SystemdCheckOptions, SystemdCheckOptions> = {
-  name: 'systemd',
-  description: 'Healthy while a systemd unit is active',
-  capabilities: { needsPort: false, needsContainer: false },
-  options: (z) => ({ unit: z.string().optional().describe('systemd: unit name') }),
-  normalize: (raw) => definedOnly(raw),
-  describe: (hc) => `systemd ${hc.unit ?? ''}`,
-  create: () => createSystemdStrategy(),
-};

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { isLoopbackHost, remoteHostRefused } from './loopback.js';
 import { describeAbort, probeSignal } from './timeout.js';
-import type { HealthStrategy, HealthStrategyDefinition, ProbeResult } from './types.js';
+import type { HealthStrategy, ProbeResult } from './types.js';
 
 export interface TcpStrategyOptions {
   /** Allow probing hosts other than loopback (off by default). */
@@ -39,13 +39,3 @@ function connect(host: string, port: number, signal: AbortSignal, timeoutMs: num
     });
   });
 }
-
-export const tcpHealth: HealthStrategyDefinition<'tcp', object, object> = {
-  name: 'tcp',
-  description: 'Open a TCP connection; healthy when it is accepted',
-  capabilities: { needsPort: true, needsContainer: false },
-  options: () => ({}),
-  normalize: () => ({}),
-  describe: (hc) => `tcp ${hc.host ?? '127.0.0.1'}:${hc.port ?? '?'}`,
-  create: () => createTcpStrategy(),
-};

@@ -6,6 +6,8 @@
 import type { OptionSchemas } from '../util/driver.js';
 import type { HealthCheckSpec, HealthStrategyName } from './registry.js';
 
+export type { HealthStrategyName } from './registry.js';
+
 export type ContainerHealth = 'starting' | 'healthy' | 'unhealthy' | 'none';
 
 /** Where and how to probe one service instance. */
@@ -75,9 +77,4 @@ export interface HealthStrategyDefinition<Name extends string = string, Raw exte
   describe(check: HealthCheckCommon & Options): string;
   /** The default instance (strategies are stateless). No heavy client: created on first use all the same. */
   create(): HealthStrategy;
-}
-
-/** Keys present in `raw` with a value, copied (a profile's left-out keys stay out). */
-export function definedOnly<T extends object>(raw: T): Partial<T> {
-  return Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -9,7 +9,7 @@
  */
 import type { DiscoveryConfig } from '../discovery/registry.js';
 import type { HealthCheckSpec } from '../health/registry.js';
-import type { DockerRuntimeSettings } from '../runtime/docker.js';
+import type { DockerRuntimeSettings } from '../runtime/drivers/docker.js';
 import type { RuntimeName, RuntimeSections } from '../runtime/registry.js';
 import type { TemplateFormat } from '../template/formats/registry.js';
 

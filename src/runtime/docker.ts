@@ -22,7 +22,6 @@ import { demuxLines } from './docker-logs.js';
 import { exitInfo, handleOf, healthOf } from './docker-inspect.js';
 import { LABELS, planContainer, sha256, stackLabelFilter, stackNetworksFor } from './docker-spec.js';
 import type { ExitInfo, InstanceStatus, LogOptions, Runtime, ServiceHandle, StartRequest, StopOptions } from './types.js';
-import type { RuntimeDefinition } from './registry.js';
 
 export interface DockerRuntimeOptions extends DockerConnectOptions {
   /** Name of the stack's default network (the profile's `docker.network`); default `<stack>_default`. */
@@ -402,35 +401,3 @@ async function digestFiles(req: StartRequest): Promise<Record<string, string>> {
   for (const f of req.files) digests[f.destination] = `${f.mode.toString(8)}:${sha256(await readFile(f.hostPath))}`;
   return digests;
 }
-
-/** The profile's `docker:` section. */
-export interface DockerRuntimeSettings {
-  /** Engine endpoint: unix:///var/run/docker.sock, tcp://host:2376, ssh://user@host. Default: DOCKER_HOST. */
-  host?: string;
-  tlsVerify?: boolean;
-  certPath?: string;
-  /** Name of the stack's network; default `<stack>_default`. */
-  network?: string;
-}
-
-/** The Docker runtime's definition, listed in `registry.ts`; dockerode is imported on first use. */
-export const dockerRuntime: RuntimeDefinition<'docker', DockerRuntimeSettings> = {
-  name: 'docker',
-  description: 'Docker containers from local images, on a stack network, published on loopback',
-  capabilities: { images: true, hostWorkingDir: false },
-  settings: (z) => ({
-    host: z.string().optional(),
-    tlsVerify: z.boolean().optional(),
-    certPath: z.string().optional(),
-    network: z.string().optional(),
-  }),
-  describeRun: (service) => service.image ?? service.command?.[0],
-  create: async ({ settings, pull }) =>
-    createDockerRuntime({
-      ...(settings.host !== undefined ? { host: settings.host } : {}),
-      ...(settings.tlsVerify !== undefined ? { tlsVerify: settings.tlsVerify } : {}),
-      ...(settings.certPath !== undefined ? { certPath: settings.certPath } : {}),
-      ...(settings.network !== undefined ? { network: settings.network } : {}),
-      ...(pull !== undefined ? { pull } : {}),
-    }),
-};

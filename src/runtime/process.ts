@@ -38,7 +38,6 @@ import { logFilePath, pidFileOf, pidFilePath, pidsDir, processConfigHash, readPi
 import { readLogLines } from './process-logs.js';
 import { isProcessAlive, liveGroupMembers, processStartTime, readProcStat } from './process-proc.js';
 import type { ExitInfo, InstanceStatus, LogOptions, Runtime, ServiceHandle, StartRequest, StopOptions } from './types.js';
-import type { RuntimeDefinition } from './registry.js';
 
 export type { ProcessHandle } from './process-files.js';
 
@@ -385,15 +384,3 @@ async function commandProblems(service: ServiceSpec): Promise<Problem[]> {
 async function* emptyLines(): AsyncGenerator<string> {
   // A handle without a log file has no output to show.
 }
-
-/**
- * The process runtime's definition, listed in `registry.ts` (copy this to add a runtime). It has
- * no profile section: everything it needs is in the services.
- */
-export const processRuntime: RuntimeDefinition<'process', object> = {
-  name: 'process',
-  description: 'Local processes in their own process groups, with pid files and logs under the state folder',
-  capabilities: { images: false, hostWorkingDir: true },
-  describeRun: (service) => service.command?.[0],
-  create: async ({ stateDir }) => createProcessRuntime({ stateDirFor: () => stateDir }),
-};

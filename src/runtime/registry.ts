@@ -1,17 +1,18 @@
 /**
  * Every runtime, one line each. The profile's `runtime:` enums, each runtime's settings section
  * (`docker:`), what `stack plan` says a service runs, and the runtime a service gets when it names
- * none are derived from this list: adding a runtime is one file with a definition (copy the one
- * at the end of `process.ts`), one line here, and one line in `test/` running the runtime suite.
+ * none are derived from this list. Adding a runtime: its definition in `drivers/<name>.ts` (copy
+ * `drivers/process.ts`), its implementation of `Runtime` in `<name>.ts`, one line here, and one
+ * line in `test/runtime/` running the runtime suite.
  *
- * Importing this file is cheap: definitions import their client libraries (dockerode) only when
- * the runtime is created and first used.
+ * Importing this file is cheap (`stack validate` does): a definition loads its implementation
+ * when the runtime is created, and the implementation its client library (dockerode) on first use.
  */
 import { InvalidInputError } from '../errors.js';
 import type { ServiceSpec } from '../profile/types.js';
 import type { OptionSchemas, UnionToIntersection } from '../util/driver.js';
-import { dockerRuntime } from './docker.js';
-import { processRuntime } from './process.js';
+import { dockerRuntime } from './drivers/docker.js';
+import { processRuntime } from './drivers/process.js';
 import type { Runtime } from './types.js';
 
 /** What a runtime's factory gets. */

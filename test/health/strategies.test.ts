@@ -16,12 +16,12 @@ import {
   strategyFor,
   type ContainerHealth,
 } from '../../src/health/index.js';
-import { commandHealth } from '../../src/health/command.js';
-import { dockerHealth } from '../../src/health/docker.js';
-import { fileHealth } from '../../src/health/file.js';
-import { httpHealth } from '../../src/health/http.js';
-import { systemdHealth } from '../../src/health/systemd.js';
-import { tcpHealth } from '../../src/health/tcp.js';
+import { commandHealth } from '../../src/health/drivers/command.js';
+import { dockerHealth } from '../../src/health/drivers/docker.js';
+import { fileHealth } from '../../src/health/drivers/file.js';
+import { httpHealth } from '../../src/health/drivers/http.js';
+import { systemdHealth } from '../../src/health/drivers/systemd.js';
+import { tcpHealth } from '../../src/health/drivers/tcp.js';
 import { isProcessAlive } from '../../src/runtime/process-proc.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { makeCheck } from './check.js';

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { envFormat } from '../../src/template/formats/env-format.js';
+import { envFormat } from '../../src/template/formats/drivers/env.js';
 import { CODECS, environmentOf, FORMATS, formatFromDestination } from '../../src/template/formats/index.js';
-import { iniFormat } from '../../src/template/formats/ini-format.js';
-import { jsonFormat } from '../../src/template/formats/json-format.js';
-import { textFormat } from '../../src/template/formats/text-format.js';
-import { tomlFormat } from '../../src/template/formats/toml-format.js';
-import { yamlFormat } from '../../src/template/formats/yaml-format.js';
+import { iniFormat } from '../../src/template/formats/drivers/ini.js';
+import { jsonFormat } from '../../src/template/formats/drivers/json.js';
+import { textFormat } from '../../src/template/formats/drivers/text.js';
+import { tomlFormat } from '../../src/template/formats/drivers/toml.js';
+import { yamlFormat } from '../../src/template/formats/drivers/yaml.js';
 import { schemas } from '../../src/profile/schema.js';
 import { describeFormatCases } from './format.case.js';
 

@@ -2,7 +2,7 @@
  * Output formats: serialising a rendered `data:` tree (escaping by construction: a value is always
  * one value), and parsing free-text output back before it is written.
  *
- * One small codec per format, like unstorage's drivers, each defined in its own `<name>-format.ts`
+ * One small codec per format, like unstorage's drivers, each defined in its own `drivers/<name>.ts`
  * and listed in `registry.ts`: `serialize` for structured templates, `parse` to check free text
  * (and to read `env: true` files into an environment).
  */

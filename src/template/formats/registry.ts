@@ -1,17 +1,17 @@
 /**
  * Every template output format, one line each. The profile schema's `format:` enum, the format a
  * destination's file name implies, and the codecs are derived from this list: adding a format is
- * one file (copy `toml-format.ts`), one line here, and one line in
+ * one file, `drivers/<name>.ts` (copy `drivers/toml.ts`), one line here, and one line in
  * `test/template/format-registry.test.ts` running the shared format cases (`format.case.ts`).
  */
 import path from 'node:path';
-import { envFormat } from './env-format.js';
+import { envFormat } from './drivers/env.js';
 import type { FormatCodec, FormatDefinition } from './format.js';
-import { iniFormat } from './ini-format.js';
-import { jsonFormat } from './json-format.js';
-import { textFormat } from './text-format.js';
-import { tomlFormat } from './toml-format.js';
-import { yamlFormat } from './yaml-format.js';
+import { iniFormat } from './drivers/ini.js';
+import { jsonFormat } from './drivers/json.js';
+import { textFormat } from './drivers/text.js';
+import { tomlFormat } from './drivers/toml.js';
+import { yamlFormat } from './drivers/yaml.js';
 
 export const FORMATS = [jsonFormat, yamlFormat, tomlFormat, envFormat, iniFormat, textFormat] as const;
 

@@ -1,7 +1,7 @@
 import type * as Yaml from 'yaml';
-import { OutputSyntaxError } from './errors.js';
-import { requireLibrary, type FormatDefinition } from './format.js';
-import { checkTree } from './tree.js';
+import { OutputSyntaxError } from '../errors.js';
+import { requireLibrary, type FormatDefinition } from '../format.js';
+import { checkTree } from '../tree.js';
 
 export const yamlFormat: FormatDefinition<'yaml'> = {
   name: 'yaml',

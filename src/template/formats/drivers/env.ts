@@ -1,7 +1,7 @@
-import { EnvSyntaxError, parseEnv, stringifyEnv } from './env.js';
-import { FormatError, OutputSyntaxError } from './errors.js';
-import type { FormatDefinition } from './format.js';
-import { checkTree, requireObject } from './tree.js';
+import { EnvSyntaxError, parseEnv, stringifyEnv } from '../env.js';
+import { FormatError, OutputSyntaxError } from '../errors.js';
+import type { FormatDefinition } from '../format.js';
+import { checkTree, requireObject } from '../tree.js';
 
 export const envFormat: FormatDefinition<'env'> = {
   name: 'env',

@@ -1,5 +1,5 @@
-import { FormatError } from './errors.js';
-import type { FormatDefinition } from './format.js';
+import { FormatError } from '../errors.js';
+import type { FormatDefinition } from '../format.js';
 
 /** Free text with no structure to check (Caddyfile, nginx.conf): the fallback for unknown extensions. */
 export const textFormat: FormatDefinition<'text'> = {

@@ -1,6 +1,6 @@
-import { OutputSyntaxError } from './errors.js';
-import type { FormatDefinition } from './format.js';
-import { checkTree } from './tree.js';
+import { OutputSyntaxError } from '../errors.js';
+import type { FormatDefinition } from '../format.js';
+import { checkTree } from '../tree.js';
 
 export const jsonFormat: FormatDefinition<'json'> = {
   name: 'json',

@@ -1,8 +1,8 @@
 import type * as Ini from 'ini';
-import { requireLibrary, type FormatDefinition } from './format.js';
-import { checkIni } from './ini-check.js';
-import { stringifyIni } from './ini.js';
-import { checkTree, requireObject } from './tree.js';
+import { requireLibrary, type FormatDefinition } from '../format.js';
+import { checkIni } from '../ini-check.js';
+import { stringifyIni } from '../ini.js';
+import { checkTree, requireObject } from '../tree.js';
 
 export const iniFormat: FormatDefinition<'ini'> = {
   name: 'ini',

@@ -1,7 +1,7 @@
 import type * as SmolToml from 'smol-toml';
-import { OutputSyntaxError } from './errors.js';
-import { requireLibrary, type FormatDefinition } from './format.js';
-import { checkTree, requireObject } from './tree.js';
+import { OutputSyntaxError } from '../errors.js';
+import { requireLibrary, type FormatDefinition } from '../format.js';
+import { checkTree, requireObject } from '../tree.js';
 
 export const tomlFormat: FormatDefinition<'toml'> = {
   name: 'toml',
