@@ -160,7 +160,7 @@ export function startStack(input: StartStackInput, opts: StartStackOptions = {})
   const clock = opts.clock ?? realClock;
   const stateDir = opts.stateDir ?? stateDirOf(profile, opts.cwd);
   const runtimes: RuntimeSet = !opts.runtimes
-    ? createRuntimeSet({ stateDir, docker: profile.docker })
+    ? createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm })
     : 'get' in opts.runtimes && typeof opts.runtimes.get === 'function'
       ? (opts.runtimes as RuntimeSet)
       : fixedRuntimeSet(opts.runtimes as Partial<Record<RuntimeName, Runtime>>);

@@ -43,7 +43,7 @@ export function mkServiceCoordination(profile: Profile, opts: PlanOptions & { cw
   const { graph } = buildGraph(profile);
   const plan = planStack(profile, graph, opts);
   const stateDir = stateDirOf(profile, opts.cwd);
-  const runtimes = () => opts.runtimes ?? createRuntimeSet({ stateDir, docker: profile.docker });
+  const runtimes = () => opts.runtimes ?? createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm });
   const runtimeNames = [...new Set(Object.values(profile.services).map((s) => s.runtime))];
   return {
     profile,

@@ -13,6 +13,7 @@ import type { ServiceSpec } from '../profile/types.js';
 import type { OptionSchemas, UnionToIntersection } from '../util/driver.js';
 import { dockerRuntime } from './drivers/docker.js';
 import { processRuntime } from './drivers/process.js';
+import { swarmRuntime } from './drivers/swarm.js';
 import type { Runtime } from './types.js';
 
 /** What a runtime's factory gets. */
@@ -46,7 +47,7 @@ export interface RuntimeDefinition<Name extends string = string, Settings extend
   create(context: RuntimeCreateContext<Settings>): Promise<Runtime>;
 }
 
-export const RUNTIMES = [dockerRuntime, processRuntime] as const;
+export const RUNTIMES = [dockerRuntime, processRuntime, swarmRuntime] as const;
 
 type AnyRuntime = (typeof RUNTIMES)[number];
 export type RuntimeName = AnyRuntime['name'];

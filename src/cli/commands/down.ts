@@ -25,7 +25,7 @@ export async function run(opts: DownOptions, o: Output): Promise<number> {
   const { createRuntimeSet } = await import('../../engine/runtimes.js');
   const { stopStack } = await import('../../engine/stop.js');
   const stateDir = stateDirOf(profile);
-  const runtimes = createRuntimeSet({ stateDir, docker: profile.docker });
+  const runtimes = createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm });
   const discovery = await openDiscovery(profile.discovery, o, Boolean(opts.json));
   const progress = createProgress(o, { json: Boolean(opts.json), services: [] });
   try {

@@ -26,7 +26,7 @@ export async function run(opts: LogsOptions, o: Output, args: string[]): Promise
   const { stateDirOf, readStateFile } = await import('../../engine/state.js');
   const { createRuntimeSet } = await import('../../engine/runtimes.js');
   const stateDir = stateDirOf(profile);
-  const runtimes = createRuntimeSet({ stateDir, docker: profile.docker });
+  const runtimes = createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm });
   const interrupt = new AbortController();
   const onSignal = () => interrupt.abort();
   process.on('SIGINT', onSignal);

@@ -16,7 +16,7 @@ export async function run(opts: CommonOptions, o: Output): Promise<number> {
   const { createRuntimeSet } = await import('../../engine/runtimes.js');
   const { readStackStatus } = await import('../../engine/status.js');
   const stateDir = stateDirOf(profile);
-  const runtimes = createRuntimeSet({ stateDir, docker: profile.docker });
+  const runtimes = createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm });
   try {
     const view = await readStackStatus({
       stack: profile.name,

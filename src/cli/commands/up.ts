@@ -75,7 +75,7 @@ async function foreground(opts: UpOptions, o: Output, { profile, graph, plan: th
   const { createRuntimeSet } = await import('../../engine/runtimes.js');
   const { stateDirOf } = await import('../../engine/state.js');
   const stateDir = stateDirOf(profile);
-  const runtimes = createRuntimeSet({ stateDir, docker: profile.docker, ...(opts.pull ? { pull: opts.pull } : {}) });
+  const runtimes = createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm, ...(opts.pull ? { pull: opts.pull } : {}) });
   const { createDiscovery } = await import('../../discovery/index.js');
   const discovery = await createDiscovery(profile.discovery);
   const interrupt = new AbortController();

@@ -1,0 +1,105 @@
+/**
+ * The Docker Swarm runtime's definition, listed in `../registry.ts`. The implementation
+ * (`../swarm.ts`) loads when the runtime is created, dockerode on its first call to the manager.
+ *
+ * Per-service Swarm settings (placement, update/rollback, endpoint and publish mode, an in-container
+ * health command) live under `swarm.services.<name>`, so the service schema stays runtime-neutral.
+ */
+import type { RuntimeDefinition } from '../registry.js';
+
+/** `update:` and `rollback:` of a service (Swarm's UpdateConfig / RollbackConfig). */
+export interface SwarmUpdateSettings {
+  parallelism?: number;
+  /** Between batches: a duration (`2s`). */
+  delay?: number | string;
+  order?: 'stop-first' | 'start-first';
+  failureAction?: 'pause' | 'continue' | 'rollback';
+  /** How long each new task is watched for failure: a duration. */
+  monitor?: number | string;
+}
+
+/** What a service runs with on Swarm beyond its runtime-neutral spec. */
+export interface SwarmServiceSettings {
+  placement?: {
+    /** `node.labels.tier==db`, `node.role==manager`, … */
+    constraints?: string[];
+    /** `spread=node.labels.zone` (or just the descriptor `node.labels.zone`). */
+    preferences?: string[];
+    maxReplicasPerNode?: number;
+  };
+  update?: SwarmUpdateSettings;
+  rollback?: SwarmUpdateSettings;
+  /** `dnsrr` (default) or `vip` (needs IPVS on every node). */
+  endpointMode?: 'dnsrr' | 'vip';
+  /** `host` (default: each task's node publishes the port) or `ingress` (routing mesh, needs IPVS). */
+  publishMode?: 'host' | 'ingress';
+  /**
+   * The container's HEALTHCHECK, run inside each task, when the profile's `healthCheck` should
+   * not be converted (or there is none): argv, or one string run by `/bin/sh -c`.
+   */
+  healthcheck?: string | string[];
+}
+
+/** The profile's `swarm:` section. */
+export interface SwarmRuntimeSettings {
+  /** A manager: unix:///var/run/docker.sock, tcp://host:2376, ssh://user@host. Default: DOCKER_HOST. */
+  host?: string;
+  tlsVerify?: boolean;
+  certPath?: string;
+  /** Name of the stack's attachable overlay network; default `<stack>_default`. */
+  network?: string;
+  /** Default endpoint mode of every service: `dnsrr` (default, works without IPVS) or `vip`. */
+  endpointMode?: 'dnsrr' | 'vip';
+  /** Default publish mode of every port: `host` (default) or `ingress`. */
+  publishMode?: 'host' | 'ingress';
+  /** How long `start` waits for every desired task to run healthy; default 60s (the default dependencyTimeout). */
+  readyTimeout?: number | string;
+  services?: Record<string, SwarmServiceSettings>;
+}
+
+export const swarmRuntime: RuntimeDefinition<'swarm', SwarmRuntimeSettings> = {
+  name: 'swarm',
+  description: 'Docker Swarm services on a cluster, created in dependency order once their dependencies run healthy',
+  capabilities: { images: true, hostWorkingDir: false },
+  settings: (z, t) => {
+    const mode = <T extends readonly [string, ...string[]]>(values: T) => z.enum(values).optional();
+    const update = z
+      .strictObject({
+        parallelism: z.int().min(0).optional(),
+        delay: t.duration.optional(),
+        order: mode(['stop-first', 'start-first'] as const),
+        failureAction: mode(['pause', 'continue', 'rollback'] as const),
+        monitor: t.duration.optional(),
+      })
+      .optional();
+    const service = z.strictObject({
+      placement: z
+        .strictObject({
+          constraints: z.array(z.string().min(1)).optional(),
+          preferences: z.array(z.string().min(1)).optional(),
+          maxReplicasPerNode: z.int().min(0).optional(),
+        })
+        .optional(),
+      update,
+      rollback: update,
+      endpointMode: mode(['dnsrr', 'vip'] as const),
+      publishMode: mode(['host', 'ingress'] as const),
+      healthcheck: t.argv.optional(),
+    });
+    return {
+      host: z.string().optional(),
+      tlsVerify: z.boolean().optional(),
+      certPath: z.string().optional(),
+      network: z.string().optional(),
+      endpointMode: mode(['dnsrr', 'vip'] as const),
+      publishMode: mode(['host', 'ingress'] as const),
+      readyTimeout: t.duration.optional(),
+      services: z.record(z.string(), service).optional(),
+    };
+  },
+  describeRun: (service) => (service.image ? `${service.image} (swarm service)` : undefined),
+  create: async ({ settings }) => {
+    const { createSwarmRuntime } = await import('../swarm.js');
+    return createSwarmRuntime(settings);
+  },
+};

@@ -1,0 +1,103 @@
+/**
+ * Reading Swarm tasks back: readiness of a service, and each task on its node, for `inspect`
+ * and `status`. Pure functions over the manager's task list.
+ *
+ * Task health is not a field of the manager's task list: a task whose container has a HEALTHCHECK
+ * stays `starting` until the first healthy result, then `running`; an unhealthy one goes `failed`
+ * ("unhealthy container") and Swarm replaces it. So `running` with desired state `running` is
+ * "running and healthy" (or running with no check).
+ */
+import type Dockerode from 'dockerode';
+
+/** The fields of a task we read (dockerode types tasks as `any`). */
+export interface SwarmTask {
+  ID: string;
+  NodeID?: string;
+  Slot?: number;
+  DesiredState?: string;
+  CreatedAt?: string;
+  UpdatedAt?: string;
+  Status?: {
+    State?: string;
+    Timestamp?: string;
+    Message?: string;
+    Err?: string;
+    ContainerStatus?: { ContainerID?: string; ExitCode?: number };
+    PortStatus?: { Ports?: { TargetPort?: number; PublishedPort?: number; Protocol?: string }[] };
+  };
+}
+
+/** One task as `status` shows it. */
+export interface TaskView {
+  id: string;
+  slot: number;
+  node: string;
+  nodeId: string;
+  /** The node's address (where host-mode ports are published). */
+  address: string;
+  nodeState: string;
+  state: string;
+  desired: string;
+  /** healthy: running (after its HEALTHCHECK passed); starting; unhealthy: failed as such. */
+  health: 'healthy' | 'starting' | 'unhealthy' | 'none';
+  since: string;
+  error?: string;
+  containerId?: string;
+  ports: { container: number; published: number }[];
+}
+
+export function describeTasks(tasks: SwarmTask[], nodes: Map<string, { name: string; address: string; state: string }>): TaskView[] {
+  return tasks
+    .map((t): TaskView => {
+      const node = nodes.get(t.NodeID ?? '');
+      const state = t.Status?.State ?? 'unknown';
+      const error = t.Status?.Err;
+      const view: TaskView = {
+        id: t.ID,
+        slot: t.Slot ?? 0,
+        node: node?.name ?? t.NodeID ?? '',
+        nodeId: t.NodeID ?? '',
+        address: node?.address ?? '',
+        nodeState: node?.state ?? 'unknown',
+        state,
+        desired: t.DesiredState ?? 'unknown',
+        health: state === 'running' ? 'healthy' : state === 'starting' ? 'starting' : error?.includes('unhealthy') ? 'unhealthy' : 'none',
+        since: t.Status?.Timestamp ?? t.UpdatedAt ?? '',
+        ports: (t.Status?.PortStatus?.Ports ?? []).filter((p) => p.TargetPort && p.PublishedPort).map((p) => ({ container: p.TargetPort!, published: p.PublishedPort! })),
+      };
+      if (error) view.error = error;
+      if (t.Status?.ContainerStatus?.ContainerID) view.containerId = t.Status.ContainerStatus.ContainerID;
+      return view;
+    })
+    .sort((a, b) => a.slot - b.slot || (b.since < a.since ? -1 : 1));
+}
+
+export interface Readiness {
+  ready: boolean;
+  /** Set when waiting longer cannot help (rolled-back or paused update). */
+  failed?: string;
+  /** Tasks that failed or were rejected since the start began. */
+  failures: number;
+  lastError?: string;
+  /** "1/3 running; pending: no suitable node (…)": for a timeout's message. */
+  summary: string;
+}
+
+const FAILED_STATES = new Set(['failed', 'rejected']);
+
+export function readiness(info: Dockerode.Service, tasks: SwarmTask[], sinceMs: number): Readiness {
+  const desired = info.Spec?.Mode?.Replicated?.Replicas ?? 1;
+  const update = (info as Dockerode.Service & { UpdateStatus?: { State?: string; Message?: string } }).UpdateStatus;
+  const failures = tasks.filter((t) => FAILED_STATES.has(t.Status?.State ?? '') && Date.parse(t.CreatedAt ?? '') >= sinceMs);
+  const lastError = failures.map((t) => t.Status?.Err ?? t.Status?.Message).find((e) => e);
+  const base = { failures: failures.length, ...(lastError ? { lastError } : {}) };
+  if (update?.State === 'rollback_completed' || update?.State === 'rollback_paused' || update?.State === 'paused') {
+    return { ...base, ready: false, failed: `update ${update.State.replace('_', ' ')}: ${update.Message ?? ''}`.trim(), summary: update.State };
+  }
+  const current = tasks.filter((t) => t.DesiredState === 'running');
+  const running = current.filter((t) => t.Status?.State === 'running').length;
+  const updating = update?.State === 'updating' || update?.State === 'rollback_started';
+  const waiting = current.filter((t) => t.Status?.State !== 'running').map((t) => `${t.Status?.State ?? '?'}${t.Status?.Err ? ` (${t.Status.Err})` : t.Status?.Message ? ` (${t.Status.Message})` : ''}`);
+  const summary = `${running}/${desired} tasks running${waiting.length ? `; ${[...new Set(waiting)].join(', ')}` : ''}${updating ? '; update in progress' : ''}`;
+  return { ...base, ready: !updating && running >= desired && current.length === running, summary };
+}

@@ -1,0 +1,448 @@
+/**
+ * The Docker Swarm runtime: each profile service is one Swarm service `<stack>_<service>` with
+ * its replicas, created through a manager with dockerode (imported on first use).
+ *
+ * - Health-gated ordering across the cluster: `start` resolves only once the service is *ready*:
+ *   every desired task running, which Swarm grants a task with a HEALTHCHECK only after its first
+ *   healthy result (the check is written into the spec, swarm-spec.ts). The engine starts a
+ *   dependent only after `start` (and its own probe of the published port) succeeded, so no
+ *   dependent is created before its dependencies run healthy on whatever nodes they landed on.
+ *   The wait is bounded by `swarm.readyTimeout` (default 60 s, the default dependencyTimeout);
+ *   repeated task failures or a rolled-back update fail it at once, with Swarm's reason.
+ * - Converge: an existing service with the same config hash is kept; a changed one is updated in
+ *   place (a rolling update with `failureAction: rollback` by default), and `start` waits until
+ *   the update completed and the new tasks are ready.
+ * - Configs and secrets: rendered files become Swarm configs, files with mode 0600 Swarm secrets,
+ *   named by content hash; a secret's rendered copy on this machine is deleted as soon as the
+ *   secret exists. Objects of a service that its current spec no longer uses are removed.
+ * - Everything is found by label on the manager, so `status`, `logs` and `down` work from any
+ *   machine that reaches a manager, after a `kill -9` of the `stack` that created it.
+ * - Swarm applies the restart policy and reschedules tasks of lost nodes (`appliesRestartPolicy`).
+ */
+import { readFile, rm } from 'node:fs/promises';
+import type Dockerode from 'dockerode';
+import { InvalidInputError, StackFailedError, type Problem } from '../errors.js';
+import type { ServiceSpec } from '../profile/types.js';
+import { parseDuration } from '../util/duration.js';
+import { connectDocker, pingDocker, resolveDockerEndpoint, type DockerEndpoint } from './docker-connect.js';
+import { engineError, isNotFound, statusOf } from './docker-errors.js';
+import { demuxLines } from './docker-logs.js';
+import type { SwarmRuntimeSettings } from './drivers/swarm.js';
+import {
+  healthToolOf,
+  labelFilter,
+  planSwarmService,
+  serviceSettings,
+  swarmFile,
+  swarmNetworkName,
+  swarmServiceName,
+  swarmServiceProblems,
+  SWARM_LABELS,
+  type SwarmFile,
+} from './swarm-spec.js';
+import { describeTasks, readiness, type SwarmTask, type TaskView } from './swarm-tasks.js';
+import type { ExitInfo, InstanceStatus, LogOptions, Runtime, ServiceHandle } from './types.js';
+
+export interface SwarmRuntimeOptions extends SwarmRuntimeSettings {
+  /** How often readiness and exits are polled on the manager. */
+  pollMs?: number;
+}
+
+/** What `inspect` reports beyond the common fields: every task, on its node. */
+export interface SwarmInstanceStatus extends InstanceStatus {
+  tasks: TaskView[];
+  /** Desired replicas, and how many run ready. */
+  replicas: { desired: number; ready: number };
+}
+
+const DEFAULT_READY_TIMEOUT_MS = 60_000;
+/** Failed tasks of one start before it counts as failed (Swarm would go on replacing them). */
+const MAX_TASK_FAILURES = 3;
+
+export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
+  let endpoint: DockerEndpoint | undefined;
+  let client: Promise<Dockerode> | undefined;
+  const pollMs = opts.pollMs ?? 250;
+  const readyTimeoutMs = opts.readyTimeout !== undefined ? (parseDuration(opts.readyTimeout) ?? DEFAULT_READY_TIMEOUT_MS) : DEFAULT_READY_TIMEOUT_MS;
+  const closing = new AbortController();
+  const openStreams = new Set<NodeJS.ReadableStream>();
+
+  const url = () => endpoint?.url ?? opts.host ?? process.env.DOCKER_HOST ?? 'the default Docker endpoint';
+
+  function docker(): Promise<Dockerode> {
+    client ??= (async () => {
+      endpoint = resolveDockerEndpoint({
+        ...(opts.host !== undefined ? { host: opts.host } : {}),
+        ...(opts.tlsVerify !== undefined ? { tlsVerify: opts.tlsVerify } : {}),
+        ...(opts.certPath !== undefined ? { certPath: opts.certPath } : {}),
+      });
+      const d = await connectDocker(endpoint);
+      await pingDocker(d, endpoint);
+      return d;
+    })().catch((err: unknown) => {
+      client = undefined;
+      throw err;
+    });
+    return client;
+  }
+
+  async function call<T>(doing: string, fn: (d: Dockerode) => Promise<T>): Promise<T> {
+    const d = await docker();
+    try {
+      return await fn(d);
+    } catch (err) {
+      throw engineError(err, doing, url());
+    }
+  }
+
+  async function serviceInfo(d: Dockerode, idOrName: string): Promise<Dockerode.Service | undefined> {
+    try {
+      return (await d.getService(idOrName).inspect()) as Dockerode.Service;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async function tasksOf(d: Dockerode, serviceName: string): Promise<SwarmTask[]> {
+    return (await d.listTasks({ filters: { service: [serviceName] } })) as SwarmTask[];
+  }
+
+  async function nodeAddresses(d: Dockerode): Promise<Map<string, { name: string; address: string; state: string }>> {
+    const nodes = await d.listNodes();
+    return new Map(
+      nodes.map((n) => {
+        const addr = n.Status?.Addr && n.Status.Addr !== '0.0.0.0' ? n.Status.Addr : (n.ManagerStatus?.Addr?.split(':')[0] ?? '');
+        return [n.ID ?? '', { name: n.Description?.Hostname ?? n.ID ?? '', address: addr, state: n.Status?.State ?? 'unknown' }];
+      }),
+    );
+  }
+
+  async function handleOf(d: Dockerode, info: Dockerode.Service): Promise<ServiceHandle> {
+    const labels = info.Spec?.Labels ?? {};
+    const handle: ServiceHandle = {
+      runtime: 'swarm' as ServiceHandle['runtime'],
+      stack: labels[SWARM_LABELS.stack] ?? '',
+      service: labels[SWARM_LABELS.service] ?? '',
+      replica: 0,
+      id: info.ID,
+      containerName: info.Spec?.Name ?? '',
+      startedAt: info.UpdatedAt ?? info.CreatedAt ?? '',
+    };
+    const views = describeTasks(await tasksOf(d, handle.containerName!), await nodeAddresses(d));
+    const ports: Record<string, { host: string; port: number }> = {};
+    for (const t of views.filter((v) => v.state === 'running')) {
+      for (const p of t.ports) ports[String(p.container)] ??= { host: t.address, port: p.published };
+    }
+    if (Object.keys(ports).length > 0) handle.publishedPorts = ports;
+    return handle;
+  }
+
+  /** Rendered files as Swarm configs and secrets (created when absent), by name → id. */
+  async function ensureObjects(d: Dockerode, stack: string, service: string, files: SwarmFile[]): Promise<Record<string, string>> {
+    const ids: Record<string, string> = {};
+    for (const f of files) {
+      const labels = { [SWARM_LABELS.stack]: stack, [SWARM_LABELS.service]: service, [SWARM_LABELS.file]: f.destination };
+      const list = f.secret ? () => d.listSecrets({ filters: { name: [f.name] } }) : () => d.listConfigs({ filters: { name: [f.name] } });
+      const found = ((await list()) as { ID: string; Spec?: { Name?: string } }[]).find((o) => o.Spec?.Name === f.name);
+      if (found) {
+        ids[f.name] = found.ID;
+        continue;
+      }
+      const body = { Name: f.name, Labels: labels, Data: f.data.toString('base64') };
+      try {
+        const made = (await (f.secret ? d.createSecret(body) : d.createConfig(body))) as { id?: string; ID?: string };
+        ids[f.name] = made.id ?? made.ID ?? '';
+      } catch (err) {
+        if (statusOf(err) !== 409) throw err;
+        const again = ((await list()) as { ID: string; Spec?: { Name?: string } }[]).find((o) => o.Spec?.Name === f.name);
+        ids[f.name] = again?.ID ?? '';
+      }
+    }
+    return ids;
+  }
+
+  /** Configs and secrets of a service (or the whole stack) that no current spec uses; in-use ones stay. */
+  async function removeUnusedObjects(d: Dockerode, stack: string, service?: string, keep: Set<string> = new Set()): Promise<void> {
+    const filters = { label: labelFilter(stack, service) };
+    const configs = (await d.listConfigs({ filters })) as { ID: string; Spec?: { Name?: string } }[];
+    const secrets = (await d.listSecrets({ filters })) as unknown as { ID: string; Spec?: { Name?: string } }[];
+    const gone = async (remove: () => Promise<unknown>) => {
+      try {
+        await remove();
+      } catch (err) {
+        // 404: gone already; 400/409/500: still referenced by a task on its way out; a later run removes it.
+        if (!isNotFound(err) && ![400, 409, 500].includes(statusOf(err) ?? 0)) throw err;
+      }
+    };
+    for (const c of configs) if (!keep.has(c.Spec?.Name ?? '')) await gone(() => d.getConfig(c.ID).remove());
+    for (const s of secrets) if (!keep.has(s.Spec?.Name ?? '')) await gone(() => d.getSecret(s.ID).remove());
+  }
+
+  async function ensureNetwork(d: Dockerode, stack: string): Promise<void> {
+    const name = swarmNetworkName(stack, opts);
+    const existing = await d.listNetworks({ filters: { name: [name] } });
+    if (existing.some((n) => n.Name === name)) return;
+    try {
+      await d.createNetwork({ Name: name, Driver: 'overlay', Attachable: true, CheckDuplicate: true, Labels: { [SWARM_LABELS.stack]: stack, [SWARM_LABELS.network]: name } });
+    } catch (err) {
+      if (statusOf(err) !== 409) throw err;
+    }
+  }
+
+  /** The programs converted checks need, looked up in each image present on the manager. */
+  async function healthToolProblems(d: Dockerode, stack: string, services: ServiceSpec[]): Promise<Problem[]> {
+    const problems: Problem[] = [];
+    for (const service of services) {
+      const tool = healthToolOf(service, serviceSettings(opts, service.name));
+      if (!tool || !service.image) continue;
+      try {
+        await d.getImage(service.image).inspect();
+      } catch (err) {
+        if (isNotFound(err)) continue; // not on the manager: the task's own failure will say so
+        throw err;
+      }
+      if (!(await imageHasProgram(d, stack, service.image, tool))) {
+        problems.push({
+          code: 'health_unrunnable',
+          path: `services.${service.name}.healthCheck`,
+          message: `on swarm the ${service.healthCheck?.strategy} check runs '${tool}' inside the container, and image ${service.image} has no '${tool}': add it to the image, or set swarm.services.${service.name}.healthcheck to a command the image has`,
+        });
+      }
+    }
+    return problems;
+  }
+
+  /**
+   * Until the service is ready: every desired task running (Swarm's `running` comes after the
+   * first healthy HEALTHCHECK) and no update in flight. Rejects on a rolled-back or paused
+   * update, on repeated task failures, and after `readyTimeoutMs`.
+   */
+  async function waitReady(d: Dockerode, name: string, since: number, signal?: AbortSignal): Promise<void> {
+    const deadline = Date.now() + readyTimeoutMs;
+    let last = '';
+    for (;;) {
+      signal?.throwIfAborted();
+      const info = await serviceInfo(d, name);
+      if (!info) throw new StackFailedError(`service ${name} disappeared while starting`, { code: 'swarm_service_gone' });
+      const state = readiness(info, await tasksOf(d, name), since);
+      if (state.failed) throw new StackFailedError(`service ${name}: ${state.failed}`, { code: 'swarm_service_failed' });
+      if (state.failures >= MAX_TASK_FAILURES) throw new StackFailedError(`service ${name}: ${state.failures} tasks failed (${state.lastError ?? 'no reason given'})`, { code: 'swarm_service_failed' });
+      if (state.ready) return;
+      last = state.summary;
+      if (Date.now() > deadline) throw new StackFailedError(`service ${name} not ready within ${readyTimeoutMs} ms: ${last}`, { code: 'swarm_not_ready' });
+      await sleep(pollMs, closing.signal);
+    }
+  }
+
+  const runtime: Runtime = {
+    name: 'swarm' as Runtime['name'],
+    appliesRestartPolicy: true,
+
+    async prepare(stack, services, { signal }) {
+      const own = services.filter((s) => (s.runtime as string) === 'swarm');
+      const problems = own.flatMap((s) => swarmServiceProblems(s, opts));
+      if (problems.length > 0) throw new InvalidInputError(problems, 'cannot create swarm services');
+      if (own.length === 0) return;
+      const toolProblems = await call(`checking images of stack '${stack}'`, async (d) => {
+        const info = (await d.info()) as { Swarm?: { ControlAvailable?: boolean; LocalNodeState?: string } };
+        if (!info.Swarm?.ControlAvailable) {
+          throw new StackFailedError(`${url()} is not a Swarm manager (node state: ${info.Swarm?.LocalNodeState ?? 'unknown'})`, { code: 'not_swarm_manager' });
+        }
+        return healthToolProblems(d, stack, own);
+      });
+      if (toolProblems.length > 0) throw new InvalidInputError(toolProblems, 'cannot create swarm services');
+      signal?.throwIfAborted();
+      await call(`creating the network of stack '${stack}'`, (d) => ensureNetwork(d, stack));
+    },
+
+    async start(req) {
+      const { stack, service } = req;
+      return call(`starting swarm service '${service.name}'`, async (d) => {
+        const files = await Promise.all(req.files.map(async (f) => swarmFile(stack, service.name, f.destination, f.mode, await readFile(f.hostPath))));
+        const objectIds = await ensureObjects(d, stack, service.name, files);
+        // A secret lives in the cluster's encrypted store only; the rendered copy goes at once.
+        await Promise.all(req.files.filter((_f, i) => files[i]!.secret).map((f) => rm(f.hostPath, { force: true })));
+        const plan = planSwarmService({ stack, service, environment: req.environment, files, objectIds, settings: opts });
+        await ensureNetwork(d, stack);
+        const since = Date.now();
+        const existing = await serviceInfo(d, plan.name);
+        if (existing) {
+          const labels = existing.Spec?.Labels ?? {};
+          if (labels[SWARM_LABELS.stack] !== stack) {
+            throw new StackFailedError(`swarm service ${plan.name} exists and is not part of stack '${stack}'`, { code: 'service_name_taken' });
+          }
+          if (labels[SWARM_LABELS.configHash] !== plan.configHash) {
+            await d.getService(existing.ID).update({ _query: { version: existing.Version?.Index }, _body: plan.spec } as unknown as Dockerode.ServiceSpec);
+          }
+        } else {
+          await d.createService(plan.spec);
+        }
+        await waitReady(d, plan.name, existing && existing.Spec?.Labels?.[SWARM_LABELS.configHash] === plan.configHash ? 0 : since);
+        await removeUnusedObjects(d, stack, service.name, new Set(files.map((f) => f.name)));
+        const info = await serviceInfo(d, plan.name);
+        if (!info) throw new StackFailedError(`service ${plan.name} disappeared while starting`, { code: 'swarm_service_gone' });
+        return handleOf(d, info);
+      });
+    },
+
+    async wait(handle): Promise<ExitInfo> {
+      // Swarm restarts and reschedules; the service has stopped for good only when it is gone, or
+      // when no task is meant to run any more (restart condition none, after an exit).
+      try {
+        const d = await docker();
+        for (;;) {
+          await sleep(pollMs * 4, closing.signal);
+          const info = await serviceInfo(d, handle.id).catch(() => 'unknown' as const);
+          if (info === 'unknown') continue;
+          if (!info) return { code: null, signal: null };
+          const tasks = await tasksOf(d, handle.containerName ?? handle.id).catch(() => undefined);
+          if (!tasks || tasks.length === 0) continue;
+          if (tasks.every((t) => t.DesiredState !== 'running' && t.DesiredState !== 'ready')) {
+            const latest = [...tasks].sort((a, b) => (b.CreatedAt ?? '').localeCompare(a.CreatedAt ?? ''))[0];
+            return { code: latest?.Status?.ContainerStatus?.ExitCode ?? null, signal: null };
+          }
+        }
+      } catch {
+        return new Promise<ExitInfo>(() => undefined); // closed: not exited as far as we know
+      }
+    },
+
+    async stop(handle, stopOpts) {
+      await call(`removing swarm service '${handle.service}'`, async (d) => {
+        const name = handle.containerName ?? swarmServiceName(handle.stack, handle.service);
+        try {
+          await d.getService(handle.id).remove();
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+        // Tasks stop on their nodes after the removal (stop signal, then the grace period).
+        const deadline = Date.now() + stopOpts.gracePeriodMs + 15_000;
+        while (Date.now() < deadline && (await tasksOf(d, name)).length > 0) await sleep(pollMs, closing.signal);
+        await removeUnusedObjects(d, handle.stack, handle.service);
+      });
+    },
+
+    async inspect(handle): Promise<SwarmInstanceStatus> {
+      return call(`inspecting swarm service '${handle.service}'`, async (d) => {
+        const info = await serviceInfo(d, handle.id);
+        if (!info) return { running: false, exit: { code: null, signal: null }, tasks: [], replicas: { desired: 0, ready: 0 } };
+        const tasks = describeTasks(await tasksOf(d, info.Spec?.Name ?? handle.id), await nodeAddresses(d));
+        const desired = info.Spec?.Mode?.Replicated?.Replicas ?? tasks.filter((t) => t.desired === 'running').length;
+        const current = tasks.filter((t) => t.desired === 'running');
+        const ready = current.filter((t) => t.state === 'running').length;
+        const health: InstanceStatus['health'] = ready >= desired && desired > 0 ? 'healthy' : ready > 0 || current.some((t) => t.state === 'starting') ? 'starting' : 'unhealthy';
+        return { running: ready > 0, health, tasks, replicas: { desired, ready } };
+      });
+    },
+
+    logs(handle, logOpts) {
+      return followLogs(handle, logOpts);
+    },
+
+    async discover(stack) {
+      return call(`listing swarm services of stack '${stack}'`, async (d) => {
+        const services = await d.listServices({ filters: { label: labelFilter(stack) } });
+        const handles = await Promise.all(services.map((s) => handleOf(d, s)));
+        return handles.sort((a, b) => a.service.localeCompare(b.service));
+      });
+    },
+
+    async teardown(stack) {
+      await call(`removing configs, secrets and networks of stack '${stack}'`, async (d) => {
+        const left = await d.listServices({ filters: { label: labelFilter(stack) } });
+        if (left.length > 0) return; // services of the stack still run (a partial down): keep what they use
+        await removeUnusedObjects(d, stack);
+        const networks = await d.listNetworks({ filters: { label: labelFilter(stack) } });
+        for (const n of networks) {
+          // A network is released by each node once its tasks are gone, which can lag the service removal.
+          const deadline = Date.now() + 20_000;
+          for (;;) {
+            try {
+              await d.getNetwork(n.Id).remove();
+              break;
+            } catch (err) {
+              if (isNotFound(err)) break;
+              if (Date.now() > deadline) throw err;
+              await sleep(500, closing.signal);
+            }
+          }
+        }
+      });
+    },
+
+    endpoint(handle, port) {
+      // Where a task publishes the port (host mode: its node's address); otherwise the service's
+      // name on the overlay network, which only clients on that network can resolve.
+      return handle.publishedPorts?.[String(port)] ?? { host: handle.service, port };
+    },
+
+    async close() {
+      closing.abort();
+      for (const s of openStreams) (s as NodeJS.ReadableStream & { destroy?(): void }).destroy?.();
+      openStreams.clear();
+      client = undefined;
+    },
+  };
+
+  async function* followLogs(handle: ServiceHandle, logOpts: LogOptions): AsyncGenerator<string> {
+    const d = await docker();
+    const options = { stdout: true, stderr: true, follow: logOpts.follow, ...(logOpts.tail !== undefined ? { tail: logOpts.tail } : {}), ...(logOpts.signal ? { abortSignal: logOpts.signal } : {}) };
+    let stream: NodeJS.ReadableStream | Buffer;
+    try {
+      stream = (await d.getService(handle.id).logs(options)) as unknown as NodeJS.ReadableStream | Buffer;
+    } catch (err) {
+      if (logOpts.signal?.aborted) return;
+      throw engineError(err, `reading logs of swarm service '${handle.service}'`, url());
+    }
+    if (Buffer.isBuffer(stream)) {
+      yield* demuxLines([stream]);
+      return;
+    }
+    openStreams.add(stream);
+    try {
+      yield* demuxLines(stream as AsyncIterable<Uint8Array>);
+    } catch (err) {
+      if (logOpts.signal?.aborted || !openStreams.has(stream)) return;
+      throw engineError(err, `reading logs of swarm service '${handle.service}'`, url());
+    } finally {
+      openStreams.delete(stream);
+      (stream as NodeJS.ReadableStream & { destroy?(): void }).destroy?.();
+    }
+  }
+
+  return runtime;
+}
+
+/** Whether `program` exists in the image, looked up in the usual PATH folders of a created (never started) container. */
+async function imageHasProgram(d: Dockerode, stack: string, image: string, program: string): Promise<boolean> {
+  const container = await d.createContainer({ Image: image, Entrypoint: ['/nonexistent'], Cmd: [], Labels: { [SWARM_LABELS.stack]: stack }, HostConfig: { NetworkMode: 'none' } });
+  try {
+    for (const dir of ['/bin', '/usr/bin', '/sbin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin']) {
+      try {
+        await container.infoArchive({ path: `${dir}/${program}` });
+        return true;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    return false;
+  } finally {
+    await container.remove({ force: true }).catch(() => undefined);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason as Error);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
