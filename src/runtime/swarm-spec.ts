@@ -189,16 +189,8 @@ export function swarmServiceProblems(service: ServiceSpec, settings: SwarmRuntim
         problems.push({ code: 'invalid_health', path: at('healthCheck'), message: 'on swarm an http check runs as `wget` inside the container: only plain http with a 2xx status (set swarm.services.<name>.healthcheck for anything else)' });
       }
       if (check.host !== undefined) problems.push({ code: 'invalid_health', path: at('healthCheck', 'host'), message: 'on swarm the check runs inside each task against 127.0.0.1; healthCheck.host is not supported' });
-      const port = check.port ?? service.port;
-      if (port !== undefined && !service.ports.some((p) => p.container === port)) {
-        problems.push({
-          code: 'unpublished_health_port',
-          path: at('healthCheck', 'port'),
-          message: `stack also probes the check from this machine, through the published port: publish container port ${port} (ports:), or drop healthCheck and set swarm.services.${service.name}.healthcheck (in-container only)`,
-        });
-      }
     } else {
-      problems.push({ code: 'invalid_health', path: hcPath, message: `the '${check.strategy}' strategy cannot run inside a swarm task: use http or tcp, or swarm.services.${service.name}.healthcheck (a command run in the container)` });
+      problems.push({ code: 'invalid_health', path: hcPath, message: `the '${check.strategy}' strategy cannot judge a swarm service: use http or tcp (run inside every task as its HEALTHCHECK), or drop healthCheck and set swarm.services.${service.name}.healthcheck (a command run in the container)` });
     }
   }
   for (const [key, value] of [['readyTimeout', settings.readyTimeout], ['update.delay', own.update?.delay], ['update.monitor', own.update?.monitor], ['rollback.delay', own.rollback?.delay], ['rollback.monitor', own.rollback?.monitor]] as const) {

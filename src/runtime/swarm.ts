@@ -2,13 +2,15 @@
  * The Docker Swarm runtime: each profile service is one Swarm service `<stack>_<service>` with
  * its replicas, created through a manager with dockerode (imported on first use).
  *
- * - Health-gated ordering across the cluster: `start` resolves only once the service is *ready*:
- *   every desired task running, which Swarm grants a task with a HEALTHCHECK only after its first
- *   healthy result (the check is written into the spec, swarm-spec.ts). The engine starts a
- *   dependent only after `start` (and its own probe of the published port) succeeded, so no
- *   dependent is created before its dependencies run healthy on whatever nodes they landed on.
- *   The wait is bounded by `swarm.readyTimeout` (default 60 s, the default dependencyTimeout);
- *   repeated task failures or a rolled-back update fail it at once, with Swarm's reason.
+ * - Health-gated ordering across the cluster. The profile's check runs *inside every task* as its
+ *   HEALTHCHECK (swarm-spec.ts), and Swarm holds a task in `starting` until its first healthy
+ *   result. The engine's own probe (loopback only) cannot reach tasks on other machines, so for
+ *   each service this runtime serves a *readiness endpoint* on 127.0.0.1 (`endpoint()`), which
+ *   answers 200 only while the service is ready on the cluster: every desired task running, no
+ *   update in flight; 503 with Swarm's reason otherwise. The engine's http gate (bounded by
+ *   `dependencyTimeout`, then its health monitor) therefore judges the whole service on every
+ *   node. A service without a check, or with a tcp check, is waited for in `start` instead
+ *   (bounded by `swarm.readyTimeout`, default 60 s).
  * - Converge: an existing service with the same config hash is kept; a changed one is updated in
  *   place (a rolling update with `failureAction: rollback` by default), and `start` waits until
  *   the update completed and the new tasks are ready.
@@ -20,6 +22,8 @@
  * - Swarm applies the restart policy and reschedules tasks of lost nodes (`appliesRestartPolicy`).
  */
 import { readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type Dockerode from 'dockerode';
 import { InvalidInputError, StackFailedError, type Problem } from '../errors.js';
 import type { ServiceSpec } from '../profile/types.js';
@@ -66,6 +70,8 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
   const readyTimeoutMs = opts.readyTimeout !== undefined ? (parseDuration(opts.readyTimeout) ?? DEFAULT_READY_TIMEOUT_MS) : DEFAULT_READY_TIMEOUT_MS;
   const closing = new AbortController();
   const openStreams = new Set<NodeJS.ReadableStream>();
+  /** Readiness endpoints on loopback, by service id (see the header). */
+  const readinessServers = new Map<string, { server: http.Server; port: number }>();
 
   const url = () => endpoint?.url ?? opts.host ?? process.env.DOCKER_HOST ?? 'the default Docker endpoint';
 
@@ -104,8 +110,14 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
     }
   }
 
+  /** The service's tasks; none once the service is gone (the manager answers 404 then). */
   async function tasksOf(d: Dockerode, serviceName: string): Promise<SwarmTask[]> {
-    return (await d.listTasks({ filters: { service: [serviceName] } })) as SwarmTask[];
+    try {
+      return (await d.listTasks({ filters: { service: [serviceName] } })) as SwarmTask[];
+    } catch (err) {
+      if (isNotFound(err)) return [];
+      throw err;
+    }
   }
 
   async function nodeAddresses(d: Dockerode): Promise<Map<string, { name: string; address: string; state: string }>> {
@@ -235,6 +247,54 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
     }
   }
 
+  /** A loopback HTTP endpoint answering for the service's readiness on the cluster. */
+  async function serveReadiness(d: Dockerode, id: string, name: string, probeTimeoutMs: number, startedAt: number): Promise<number> {
+    const existing = readinessServers.get(id);
+    if (existing) return existing.port;
+    const holdMs = Math.max(0, probeTimeoutMs * 0.8 - pollMs);
+    let cached: { at: number; status: number; body: string } | undefined;
+    const server = http.createServer((_req, res) => {
+      const look = async () => {
+        if (cached && Date.now() - cached.at < pollMs / 2) return { ...cached, settled: true };
+        const info = await serviceInfo(d, id);
+        const state = info ? readiness(info, await tasksOf(d, name), startedAt) : undefined;
+        cached = { at: Date.now(), status: state?.ready ? 200 : 503, body: state ? (state.failed ?? state.summary) : `service ${name} is gone` };
+        // Still converging (tasks scheduled, starting, updating) with nothing failed: worth waiting for.
+        return { ...cached, settled: !state || state.ready || state.failed !== undefined || state.failures > 0 };
+      };
+      // A probe is held while the service converges, up to most of the probe's timeout, so
+      // scheduling delays on the cluster do not use up the check's retries.
+      const answer = async () => {
+        const until = Date.now() + holdMs;
+        for (;;) {
+          const a = await look();
+          if (a.settled || Date.now() + pollMs > until) return a;
+          await sleep(pollMs, closing.signal);
+        }
+      };
+      answer().then(
+        (a) => res.writeHead(a.status, { 'content-type': 'text/plain' }).end(`${a.body}\n`),
+        (err: unknown) => res.writeHead(503).end(`cannot read service ${name}: ${err instanceof Error ? err.message : String(err)}\n`),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    server.unref(); // the endpoint never keeps a finished `stack` alive
+    const port = (server.address() as AddressInfo).port;
+    readinessServers.set(id, { server, port });
+    return port;
+  }
+
+  function closeReadiness(id: string): void {
+    const entry = readinessServers.get(id);
+    if (!entry) return;
+    readinessServers.delete(id);
+    entry.server.closeAllConnections();
+    entry.server.close();
+  }
+
   const runtime: Runtime = {
     name: 'swarm' as Runtime['name'],
     appliesRestartPolicy: true,
@@ -278,10 +338,13 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
         } else {
           await d.createService(plan.spec);
         }
-        await waitReady(d, plan.name, existing && existing.Spec?.Labels?.[SWARM_LABELS.configHash] === plan.configHash ? 0 : since);
-        await removeUnusedObjects(d, stack, service.name, new Set(files.map((f) => f.name)));
+        const gatedByEngine = service.healthCheck?.strategy === 'http';
+        if (!gatedByEngine) await waitReady(d, plan.name, existing && existing.Spec?.Labels?.[SWARM_LABELS.configHash] === plan.configHash ? 0 : since);
         const info = await serviceInfo(d, plan.name);
         if (!info) throw new StackFailedError(`service ${plan.name} disappeared while starting`, { code: 'swarm_service_gone' });
+        if (service.healthCheck) await serveReadiness(d, info.ID, plan.name, service.healthCheck.timeoutMs, since);
+        // Objects the previous spec used go once its tasks are gone; in-use ones stay for a later run.
+        void removeUnusedObjects(d, stack, service.name, new Set(files.map((f) => f.name))).catch(() => undefined);
         return handleOf(d, info);
       });
     },
@@ -317,6 +380,7 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
           if (!isNotFound(err)) throw err;
         }
         // Tasks stop on their nodes after the removal (stop signal, then the grace period).
+        closeReadiness(handle.id);
         const deadline = Date.now() + stopOpts.gracePeriodMs + 15_000;
         while (Date.now() < deadline && (await tasksOf(d, name)).length > 0) await sleep(pollMs, closing.signal);
         await removeUnusedObjects(d, handle.stack, handle.service);
@@ -372,13 +436,17 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
     },
 
     endpoint(handle, port) {
-      // Where a task publishes the port (host mode: its node's address); otherwise the service's
-      // name on the overlay network, which only clients on that network can resolve.
+      // The engine's probes: this process's readiness endpoint for the service. Anyone else: where
+      // a task publishes the port (host mode: its node's address), else the service's name on the
+      // overlay network, which only clients on that network resolve.
+      const served = readinessServers.get(handle.id);
+      if (served) return { host: '127.0.0.1', port: served.port };
       return handle.publishedPorts?.[String(port)] ?? { host: handle.service, port };
     },
 
     async close() {
       closing.abort();
+      for (const id of [...readinessServers.keys()]) closeReadiness(id);
       for (const s of openStreams) (s as NodeJS.ReadableStream & { destroy?(): void }).destroy?.();
       openStreams.clear();
       client = undefined;
