@@ -488,7 +488,10 @@ async function imageHasProgram(d: Dockerode, stack: string, image: string, progr
   try {
     for (const dir of ['/bin', '/usr/bin', '/sbin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin']) {
       try {
-        await container.infoArchive({ path: `${dir}/${program}` });
+        // GET, not HEAD (`infoArchive`): dockerode never finishes a HEAD response, and its socket
+        // would keep `stack` alive. The tar stream is dropped unread.
+        const tar = (await container.getArchive({ path: `${dir}/${program}` })) as NodeJS.ReadableStream & { destroy?(): void };
+        tar.destroy?.();
         return true;
       } catch (err) {
         if (!isNotFound(err)) throw err;
