@@ -374,15 +374,28 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
     async stop(handle, stopOpts) {
       await call(`removing swarm service '${handle.service}'`, async (d) => {
         const name = handle.containerName ?? swarmServiceName(handle.stack, handle.service);
+        closeReadiness(handle.id);
+        // Scale to zero first and wait for the tasks to shut down (stop signal, then the grace
+        // period, on their nodes): once a service is removed its tasks vanish from the manager
+        // while their containers still run, and the stack's network would still be in use.
+        const info = await serviceInfo(d, handle.id);
+        if (info?.Spec?.Mode?.Replicated) {
+          const spec = { ...info.Spec, Mode: { Replicated: { Replicas: 0 } } };
+          await d
+            .getService(info.ID)
+            .update({ _query: { version: info.Version?.Index }, _body: spec } as unknown as Dockerode.ServiceSpec)
+            .catch((err: unknown) => {
+              if (!isNotFound(err)) throw err;
+            });
+          const deadline = Date.now() + stopOpts.gracePeriodMs + 15_000;
+          const live = (tasks: SwarmTask[]) => tasks.filter((t) => !['complete', 'shutdown', 'failed', 'rejected', 'orphaned', 'remove'].includes(t.Status?.State ?? ''));
+          while (Date.now() < deadline && live(await tasksOf(d, name)).length > 0) await sleep(pollMs, closing.signal);
+        }
         try {
           await d.getService(handle.id).remove();
         } catch (err) {
           if (!isNotFound(err)) throw err;
         }
-        // Tasks stop on their nodes after the removal (stop signal, then the grace period).
-        closeReadiness(handle.id);
-        const deadline = Date.now() + stopOpts.gracePeriodMs + 15_000;
-        while (Date.now() < deadline && (await tasksOf(d, name)).length > 0) await sleep(pollMs, closing.signal);
         await removeUnusedObjects(d, handle.stack, handle.service);
       });
     },
