@@ -128,7 +128,8 @@ export function planSwarmService(input: SwarmServiceInput): SwarmServicePlan {
     TaskTemplate: {
       ContainerSpec: containerSpec,
       Resources: { Limits: limits(service) },
-      RestartPolicy: restartPolicy(service.restart),
+      // A task runs to completion once; Swarm would otherwise start it again after it exits.
+      RestartPolicy: service.kind === 'task' ? { Condition: 'none' } : restartPolicy(service.restart),
       Placement: placement(own),
       Networks: [{ Target: swarmNetworkName(stack, settings), Aliases: [service.name] }],
     },

@@ -338,7 +338,8 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
         } else {
           await d.createService(plan.spec);
         }
-        const gatedByEngine = service.healthCheck?.strategy === 'http';
+        // A task (`kind: task`) may be done before it is ever seen running: the engine waits for its exit.
+        const gatedByEngine = service.healthCheck?.strategy === 'http' || service.kind === 'task';
         if (!gatedByEngine) await waitReady(d, plan.name, existing && existing.Spec?.Labels?.[SWARM_LABELS.configHash] === plan.configHash ? 0 : since);
         const info = await serviceInfo(d, plan.name);
         if (!info) throw new StackFailedError(`service ${plan.name} disappeared while starting`, { code: 'swarm_service_gone' });
@@ -361,7 +362,9 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
           if (!info) return { code: null, signal: null };
           const tasks = await tasksOf(d, handle.containerName ?? handle.id).catch(() => undefined);
           if (!tasks || tasks.length === 0) continue;
-          if (tasks.every((t) => t.DesiredState !== 'running' && t.DesiredState !== 'ready')) {
+          const oneShot = info.Spec?.TaskTemplate?.RestartPolicy?.Condition === 'none';
+          const finished = (t: SwarmTask) => ['complete', 'failed', 'shutdown', 'rejected', 'orphaned'].includes(t.Status?.State ?? '');
+          if (tasks.every((t) => t.DesiredState !== 'running' && t.DesiredState !== 'ready') || (oneShot && tasks.every(finished))) {
             const latest = [...tasks].sort((a, b) => (b.CreatedAt ?? '').localeCompare(a.CreatedAt ?? ''))[0];
             return { code: latest?.Status?.ContainerStatus?.ExitCode ?? null, signal: null };
           }
