@@ -144,6 +144,7 @@ try {
     const up = await run(['up', '--detach', '--profile', 'stack.json'], dir);
     const upMs = Date.now() - t0;
     if (up.code !== 0) throw new Error(`stack up failed:\n${up.out}`);
+    if (process.env.BENCH_VERBOSE) console.log(up.out);
     const times = await taskTimes(docker, name);
     const floor = times.reduce((sum, t) => sum + (t.healthy - t.created), 0);
     const early = times.slice(1).filter((t, i) => t.created < times[i].healthy).length;

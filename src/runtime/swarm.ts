@@ -22,6 +22,7 @@
  * - Swarm applies the restart policy and reschedules tasks of lost nodes (`appliesRestartPolicy`).
  */
 import { readFile, rm } from 'node:fs/promises';
+import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Dockerode from 'dockerode';
@@ -69,6 +70,8 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
   const pollMs = opts.pollMs ?? 250;
   const readyTimeoutMs = opts.readyTimeout !== undefined ? (parseDuration(opts.readyTimeout) ?? DEFAULT_READY_TIMEOUT_MS) : DEFAULT_READY_TIMEOUT_MS;
   const closing = new AbortController();
+  // Every service's `wait` and every held readiness probe sleeps on this one signal.
+  setMaxListeners(0, closing.signal);
   const openStreams = new Set<NodeJS.ReadableStream>();
   /** Readiness endpoints on loopback, by service id (see the header). */
   const readinessServers = new Map<string, { server: http.Server; port: number }>();
@@ -247,6 +250,26 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
     }
   }
 
+  /**
+   * Replicas 0, retried when another writer got there first ("update out of sequence": a
+   * concurrent `down`, or the supervisor stopping the same stack). Undefined: the service is gone.
+   */
+  async function scaleToZero(d: Dockerode, id: string): Promise<Dockerode.Service | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const info = await serviceInfo(d, id);
+      if (!info?.Spec?.Mode?.Replicated) return info;
+      if (info.Spec.Mode.Replicated.Replicas === 0) return info;
+      try {
+        const spec = { ...info.Spec, Mode: { Replicated: { Replicas: 0 } } };
+        await d.getService(info.ID).update({ _query: { version: info.Version?.Index }, _body: spec } as unknown as Dockerode.ServiceSpec);
+        return info;
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        if (attempt >= 5 || !/out of sequence/i.test(err instanceof Error ? err.message : String(err))) throw err;
+      }
+    }
+  }
+
   /** A loopback HTTP endpoint answering for the service's readiness on the cluster. */
   async function serveReadiness(d: Dockerode, id: string, name: string, probeTimeoutMs: number, startedAt: number): Promise<number> {
     const existing = readinessServers.get(id);
@@ -381,15 +404,8 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
         // Scale to zero first and wait for the tasks to shut down (stop signal, then the grace
         // period, on their nodes): once a service is removed its tasks vanish from the manager
         // while their containers still run, and the stack's network would still be in use.
-        const info = await serviceInfo(d, handle.id);
-        if (info?.Spec?.Mode?.Replicated) {
-          const spec = { ...info.Spec, Mode: { Replicated: { Replicas: 0 } } };
-          await d
-            .getService(info.ID)
-            .update({ _query: { version: info.Version?.Index }, _body: spec } as unknown as Dockerode.ServiceSpec)
-            .catch((err: unknown) => {
-              if (!isNotFound(err)) throw err;
-            });
+        const info = await scaleToZero(d, handle.id);
+        if (info) {
           const deadline = Date.now() + stopOpts.gracePeriodMs + 15_000;
           const live = (tasks: SwarmTask[]) => tasks.filter((t) => !['complete', 'shutdown', 'failed', 'rejected', 'orphaned', 'remove'].includes(t.Status?.State ?? ''));
           while (Date.now() < deadline && live(await tasksOf(d, name)).length > 0) await sleep(pollMs, closing.signal);
