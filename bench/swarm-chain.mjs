@@ -151,7 +151,7 @@ try {
     const failed = times.reduce((s, t) => s + t.failed, 0);
     const down = await run(['down', '--profile', 'stack.json'], dir);
     if (down.code !== 0) throw new Error(`stack down failed:\n${down.out}`);
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 250 }); // the supervisor may write a last line after down returns
 
     // docker stack deploy of the same services
     const cdir = mkdtempSync(path.join(os.tmpdir(), 'swarm-chain-compose-'));

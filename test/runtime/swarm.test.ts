@@ -290,6 +290,18 @@ describe('stacks on a three-node swarm', { timeout: 150_000 }, () => {
     }
   });
 
+  it('rolls back what the run created when a service never becomes healthy, and never creates its dependent', async () => {
+    await profile({
+      ok: web(18121, 'true'),
+      sick: web(18122, 'exec sleep 600', { healthCheck: { strategy: 'http', endpoint: '/', interval: '200ms', retries: 2 } }),
+      after: web(18123, 'true', { dependencies: ['sick'] }),
+    });
+    const up = await stackCmd('up', '--json');
+    expect(up.code, up.stderr).toBe(1);
+    expect(up.stdout).toMatch(/"service":"after"[^\n]*"state":"blocked"/);
+    // afterEach: no service, config, secret or network of the stack is left.
+  });
+
   it('refuses, before creating anything, checks that cannot run inside a task', async () => {
     await profile({
       a: { ...web(18111), healthCheck: { strategy: 'file', path: '/tmp/ready' } },
