@@ -61,6 +61,10 @@ export interface SwarmInstanceStatus extends InstanceStatus {
 }
 
 const DEFAULT_READY_TIMEOUT_MS = 60_000;
+/** How often a held readiness probe looks again: the gate's latency on top of Swarm's own. */
+const HOLD_POLL_MS = 100;
+/** How often `wait` looks for a removed service or a finished one-shot task (nothing urgent). */
+const WAIT_POLL_MS = 2_000;
 /** Failed tasks of one start before it counts as failed (Swarm would go on replacing them). */
 const MAX_TASK_FAILURES = 3;
 
@@ -194,8 +198,17 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
     for (const s of secrets) if (!keep.has(s.Spec?.Name ?? '')) await gone(() => d.getSecret(s.ID).remove());
   }
 
+  /** Networks made sure of in this process (`start` would otherwise list networks every time). */
+  const readyNetworks = new Set<string>();
+
   async function ensureNetwork(d: Dockerode, stack: string): Promise<void> {
     const name = swarmNetworkName(stack, opts);
+    if (readyNetworks.has(name)) return;
+    await createNetworkUnlessPresent(d, stack, name);
+    readyNetworks.add(name);
+  }
+
+  async function createNetworkUnlessPresent(d: Dockerode, stack: string, name: string): Promise<void> {
     const existing = await d.listNetworks({ filters: { name: [name] } });
     if (existing.some((n) => n.Name === name)) return;
     try {
@@ -278,7 +291,7 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
     let cached: { at: number; status: number; body: string } | undefined;
     const server = http.createServer((_req, res) => {
       const look = async () => {
-        if (cached && Date.now() - cached.at < pollMs / 2) return { ...cached, settled: true };
+        if (cached && Date.now() - cached.at < HOLD_POLL_MS / 2) return { ...cached, settled: true };
         const info = await serviceInfo(d, id);
         const state = info ? readiness(info, await tasksOf(d, name), startedAt) : undefined;
         cached = { at: Date.now(), status: state?.ready ? 200 : 503, body: state ? (state.failed ?? state.summary) : `service ${name} is gone` };
@@ -291,8 +304,8 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
         const until = Date.now() + holdMs;
         for (;;) {
           const a = await look();
-          if (a.settled || Date.now() + pollMs > until) return a;
-          await sleep(pollMs, closing.signal);
+          if (a.settled || Date.now() + HOLD_POLL_MS > until) return a;
+          await sleep(HOLD_POLL_MS, closing.signal);
         }
       };
       answer().then(
@@ -379,7 +392,7 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
       try {
         const d = await docker();
         for (;;) {
-          await sleep(pollMs * 4, closing.signal);
+          await sleep(WAIT_POLL_MS, closing.signal);
           const info = await serviceInfo(d, handle.id).catch(() => 'unknown' as const);
           if (info === 'unknown') continue;
           if (!info) return { code: null, signal: null };
@@ -450,6 +463,7 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
         if (left.length > 0) return; // services of the stack still run (a partial down): keep what they use
         await removeUnusedObjects(d, stack);
         const networks = await d.listNetworks({ filters: { label: labelFilter(stack) } });
+        readyNetworks.delete(swarmNetworkName(stack, opts));
         for (const n of networks) {
           // A network is released by each node once its tasks are gone, which can lag the service removal.
           const deadline = Date.now() + 20_000;
