@@ -22,7 +22,7 @@ describe('stack (offline commands)', () => {
 
   it('profiles lists the built-ins with descriptions; show prints one merged, secrets masked', async () => {
     const list = await runStack(['profiles', '--json']);
-    expect(JSON.parse(list.stdout).map((p: { name: string }) => p.name)).toEqual(['dev-cluster', 'full-node', 'prod-cluster', 'simple-pds']);
+    expect(JSON.parse(list.stdout).map((p: { name: string }) => p.name)).toEqual(['dev-cluster', 'full-node', 'prod-cluster', 'prod-cluster-swarm', 'simple-pds']);
     const show = await runStack(['profiles', 'show', 'prod-cluster', '--json']);
     expect(show.code).toBe(0);
     const p = JSON.parse(show.stdout);

@@ -18,7 +18,7 @@ const errorsOf = (ref: string, opts = {}) => inspectProfile(ref, opts).problems.
 
 describe('built-in profiles', () => {
   it('ships the four ATproto profiles, each loading cleanly', () => {
-    expect(builtinProfileNames()).toEqual(['dev-cluster', 'full-node', 'prod-cluster', 'simple-pds']);
+    expect(builtinProfileNames()).toEqual(['dev-cluster', 'full-node', 'prod-cluster', 'prod-cluster-swarm', 'simple-pds']);
     for (const name of builtinProfileNames()) {
       const result = inspectProfile(name, { env: {} });
       expect(result.problems.filter((p) => p.severity !== 'warning'), name).toEqual([]);

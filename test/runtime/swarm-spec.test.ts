@@ -8,6 +8,7 @@ import type { HealthCheckSpec } from '../../src/profile/types.js';
 import { healthcheckOf, planSwarmService, swarmFile, swarmServiceProblems } from '../../src/runtime/swarm-spec.js';
 import { readiness, type SwarmTask } from '../../src/runtime/swarm-tasks.js';
 import { busyboxService } from '../fixtures/docker-image.js';
+import { loadProfile } from '../../src/profile/load.js';
 
 const http = (extra: Partial<HealthCheckSpec> = {}): HealthCheckSpec =>
   ({ strategy: 'http', endpoint: '/health', intervalMs: 500, timeoutMs: 2000, retries: 3, startPeriodMs: 10_000, ...extra }) as HealthCheckSpec;
@@ -88,5 +89,19 @@ describe('swarm readiness', () => {
     const since = Date.parse('2026-01-01T00:00:05Z');
     const r = readiness(info(1), [task('failed', 'shutdown', '2026-01-01T00:00:06Z', 'task: non-zero exit (7)'), task('failed', 'shutdown', '2026-01-01T00:00:01Z'), task('starting')], since);
     expect(r).toMatchObject({ ready: false, failures: 1, lastError: 'task: non-zero exit (7)' });
+  });
+});
+
+describe('the prod-cluster-swarm profile', () => {
+  it('runs every service of prod-cluster on swarm, by DNS name, with nothing the swarm runtime refuses', () => {
+    const p = loadProfile('prod-cluster-swarm', { env: {} });
+    const services = Object.values(p.services);
+    expect(services.map((s) => s.name).sort()).toEqual(Object.keys(loadProfile('prod-cluster', { env: {} }).services).sort());
+    for (const s of services) {
+      expect(s.runtime, s.name).toBe('swarm');
+      expect(s.address, s.name).toBe(s.name);
+      expect(swarmServiceProblems(s, p.swarm), s.name).toEqual([]);
+    }
+    expect(p.swarm.services?.postgres?.placement?.constraints).toEqual(['node.labels.tier==db']);
   });
 });
