@@ -6,6 +6,7 @@ import path from 'node:path';
 import { buildGraph } from '../graph/graph.js';
 import { isPlainObject } from './merge.js';
 import { dnsLabelProblem } from '../util/names.js';
+import { runtimeDefinition } from '../runtime/registry.js';
 import type { RawProblem } from './issues.js';
 import type { RawProfile } from './schema.js';
 import { DEPENDENCY_TYPES, type DependencySpec, type DependencyType, type HealthCheckSpec, type Profile, type ServiceSpec } from './types.js';
@@ -184,7 +185,13 @@ const coordination: Rule = (profile) => {
   return out;
 };
 
-export const RULES: readonly Rule[] = [runnable, health, templates, ports, volumes, variables, coordination];
+/** Each runtime's own rules on the services it runs (runtime/registry.ts: `serviceProblems`). */
+const runtimeRules: Rule = (profile) =>
+  enabled(profile).flatMap((svc) =>
+    (runtimeDefinition(svc.runtime).serviceProblems?.(svc, (profile as unknown as Record<string, object>)[svc.runtime] ?? {}) ?? []).map((p) => ({ ...p, path: p.path?.split('.') ?? [] })),
+  );
+
+export const RULES: readonly Rule[] = [runnable, health, templates, ports, volumes, variables, coordination, runtimeRules];
 
 export function checkProfile(profile: Profile, raw: RawProfile): RawProblem[] {
   return RULES.flatMap((rule) => rule(profile, raw));

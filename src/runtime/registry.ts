@@ -8,7 +8,7 @@
  * Importing this file is cheap (`stack validate` does): a definition loads its implementation
  * when the runtime is created, and the implementation its client library (dockerode) on first use.
  */
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, type Problem } from '../errors.js';
 import type { ServiceSpec } from '../profile/types.js';
 import type { OptionSchemas, UnionToIntersection } from '../util/driver.js';
 import { dockerRuntime } from './drivers/docker.js';
@@ -42,6 +42,11 @@ export interface RuntimeDefinition<Name extends string = string, Settings extend
   };
   /** The zod schema of each key of the runtime's profile section; absent: no section. */
   readonly settings?: OptionSchemas<Settings>;
+  /**
+   * The runtime's own rules on a service it runs, checked by `stack validate` with the profile's
+   * other rules (paths dotted from the profile's root). Optional; keep it free of client libraries.
+   */
+  serviceProblems?(service: ServiceSpec, settings: Partial<Settings>): Problem[];
   /** What `stack plan` prints as what a service runs (an image, a program). */
   describeRun(service: ServiceSpec): string | undefined;
   create(context: RuntimeCreateContext<Settings>): Promise<Runtime>;

@@ -8,7 +8,10 @@ import type { HealthCheckSpec } from '../../src/profile/types.js';
 import { healthcheckOf, planSwarmService, swarmFile, swarmServiceProblems } from '../../src/runtime/swarm-spec.js';
 import { readiness, type SwarmTask } from '../../src/runtime/swarm-tasks.js';
 import { busyboxService } from '../fixtures/docker-image.js';
-import { loadProfile } from '../../src/profile/load.js';
+import { inspectProfile, loadProfile } from '../../src/profile/load.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const http = (extra: Partial<HealthCheckSpec> = {}): HealthCheckSpec =>
   ({ strategy: 'http', endpoint: '/health', intervalMs: 500, timeoutMs: 2000, retries: 3, startPeriodMs: 10_000, ...extra }) as HealthCheckSpec;
@@ -103,5 +106,22 @@ describe('the prod-cluster-swarm profile', () => {
       expect(swarmServiceProblems(s, p.swarm), s.name).toEqual([]);
     }
     expect(p.swarm.services?.postgres?.placement?.constraints).toEqual(['node.labels.tier==db']);
+  });
+});
+
+describe('validation of swarm services', () => {
+  it('reports the swarm runtime’s problems with the other rules, at their place in the file', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'swarm-validate-'));
+    try {
+      const file = path.join(dir, 'stack.yaml');
+      writeFileSync(file, 'name: v\nruntime: swarm\nservices:\n  a:\n    image: busybox\n    port: 8080\n    healthCheck: { strategy: file, path: /tmp/x }\n  b:\n    image: busybox\n    network: host\n');
+      const problems = inspectProfile(file, { env: {} }).problems.filter((p) => p.severity !== 'warning');
+      expect(problems.map((p) => [p.path, p.line])).toEqual([
+        ['services.a.healthCheck.strategy', 7],
+        ['services.b.network', 10],
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,6 +6,7 @@
  * health command) live under `swarm.services.<name>`, so the service schema stays runtime-neutral.
  */
 import type { RuntimeDefinition } from '../registry.js';
+import { swarmServiceProblems } from '../swarm-spec.js';
 
 /** `update:` and `rollback:` of a service (Swarm's UpdateConfig / RollbackConfig). */
 export interface SwarmUpdateSettings {
@@ -97,6 +98,7 @@ export const swarmRuntime: RuntimeDefinition<'swarm', SwarmRuntimeSettings> = {
       services: z.record(z.string(), service).optional(),
     };
   },
+  serviceProblems: (service, settings) => swarmServiceProblems(service, settings),
   describeRun: (service) => (service.image ? `${service.image} (swarm service)` : undefined),
   create: async ({ settings }) => {
     const { createSwarmRuntime } = await import('../swarm.js');
