@@ -20,7 +20,9 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
+import http from 'node:http';
 import { createRequire } from 'node:module';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -149,7 +151,6 @@ export function stopOnSignals(name, close) {
  * net.Server's listen is undone as soon as `start` settles; calls that name a host are untouched.
  */
 export async function listeningOn(host, start) {
-  const net = await import('node:net');
   const original = net.Server.prototype.listen;
   net.Server.prototype.listen = function listen(...args) {
     if (typeof args[0] === 'number' && (args.length === 1 || typeof args[1] === 'function')) args.splice(1, 0, host);
@@ -188,7 +189,6 @@ export function defaultEnv(name, value, env = process.env) {
  * as atproto's dev-env does. Other handles resolve as upstream does (DNS, then HTTPS).
  */
 export function resolveHandlesAtPds(idResolver, pdsUrl, domains) {
-  const http = requireNodeHttp();
   const upstream = idResolver.handle.resolve.bind(idResolver.handle);
   const under = domains.filter(Boolean).map((d) => (d.startsWith('.') ? d : `.${d}`));
   idResolver.handle.resolve = async (handle) => {
@@ -206,10 +206,6 @@ export function resolveHandlesAtPds(idResolver, pdsUrl, domains) {
       req.on('error', () => resolve(undefined));
     });
   };
-}
-
-function requireNodeHttp() {
-  return createRequire(import.meta.url)('node:http');
 }
 
 /** A comma-separated list from the environment (empty entries dropped). */
