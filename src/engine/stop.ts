@@ -23,7 +23,7 @@ import { poll, PollTimeoutError } from '../util/retry.js';
 import { lockFilePath, lockOwnerAlive, readLock } from './lock.js';
 import type { RuntimeSet } from './runtimes.js';
 import { readStateFile, removeStateFile, type StackStateFile } from './state.js';
-import { stopInReverseOrder } from './stop-order.js';
+import { stopTargets, type StopTarget } from './stopper.js';
 import type { EngineEvent } from './types.js';
 import { rm } from 'node:fs/promises';
 
@@ -106,26 +106,16 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   const t0 = clock.now();
   const passThrough = knownServices(opts, state)
     .filter((name) => !targets.some((t) => t.name === name))
-    .map((name) => ({ name, dependsOn: state?.services[name]?.dependsOn ?? opts.graph?.dependenciesOf(name).map((e) => e.to) ?? [] }));
-  const errors = await stopInReverseOrder([
-    ...passThrough,
-    ...targets.map((t) => ({
-      name: t.name,
-      dependsOn: t.dependsOn,
-      stop: async () => {
-        const runtime = await opts.runtimes.get(t.handle.runtime);
-        const since = clock.now();
-        emit({ type: 'state', service: t.name, state: 'stopping', previous: 'healthy', elapsedMs: 0, ...(t.handle.pid !== undefined ? { pid: t.handle.pid } : {}) });
-        await runtime.stop(t.handle, { signal: t.stopSignal, gracePeriodMs: opts.timeoutMs ?? t.gracePeriodMs });
-        if (t.registration && opts.discovery) {
-          await opts.discovery.deregister(t.registration.service, t.registration.id).catch((err) =>
-            emit({ type: 'warning', service: t.name, message: `could not deregister: ${err instanceof Error ? err.message : String(err)}` }),
-          );
-        }
-        emit({ type: 'state', service: t.name, state: 'stopped', previous: 'stopping', elapsedMs: clock.now() - since });
-      },
-    })),
-  ]);
+    .map((name): StopTarget => ({
+      name,
+      dependsOn: state?.services[name]?.dependsOn ?? opts.graph?.dependenciesOf(name).map((e) => e.to) ?? [],
+      resolve: () => ({ instances: [], stopSignal: 'SIGTERM', gracePeriodMs: 0 }),
+    }));
+  const errors = await stopTargets([...passThrough, ...targets.map((t) => downTarget(t, opts, clock, emit))], {
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    ...(opts.discovery ? { discovery: opts.discovery } : {}),
+    onDeregisterError: (service, err) => emit({ type: 'warning', service, message: `could not deregister: ${err instanceof Error ? err.message : String(err)}` }),
+  });
   for (const { name, error } of errors) {
     const entry = report.services.find((s) => s.service === name);
     if (entry) entry.error = error instanceof Error ? error.message : String(error);
@@ -147,6 +137,27 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   }
   emit({ type: 'stack', stack, phase: 'stopped', elapsedMs: clock.now() - t0 });
   return report;
+}
+
+/** One running service, for the stopper: its events say what happens to it. */
+function downTarget(t: Target, opts: StopStackOptions, clock: Clock, emit: (e: EngineEvent) => void): StopTarget {
+  let since = 0;
+  const pid = t.handle.pid;
+  return {
+    name: t.name,
+    dependsOn: t.dependsOn,
+    resolve: async () => ({
+      instances: [{ handle: t.handle, runtime: await opts.runtimes.get(t.handle.runtime) }],
+      stopSignal: t.stopSignal,
+      gracePeriodMs: t.gracePeriodMs,
+      ...(t.registration ? { registration: t.registration } : {}),
+    }),
+    onStopping: () => {
+      since = clock.now();
+      emit({ type: 'state', service: t.name, state: 'stopping', previous: 'healthy', elapsedMs: 0, ...(pid !== undefined ? { pid } : {}) });
+    },
+    onStopped: () => emit({ type: 'state', service: t.name, state: 'stopped', previous: 'stopping', elapsedMs: clock.now() - since }),
+  };
 }
 
 /** Every service the state file or the profile knows (for the order of stops). */
