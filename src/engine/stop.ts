@@ -5,8 +5,8 @@
  * What runs is found twice over: the state file (handles, dependencies, registrations) and each
  * runtime's own discovery (pid files, Docker labels), so an instance started just before a crash,
  * before the state file caught up, is still found. A live `stack up` that holds the stack's lock
- * is asked to stop first (SIGTERM: it stops its services in reverse order and exits), so it does
- * not restart what we stop.
+ * is asked to stop first (supervisor.ts: SIGTERM, with `timeoutMs` passed on; it stops its
+ * services in reverse order and exits), so it does not restart what we stop.
  *
  * Order: dependents first, as parallel as the reverse graph allows; each service gets its stop
  * signal, then SIGKILL after its grace period (or `timeoutMs`). Then registrations are removed,
@@ -16,14 +16,13 @@
 import type { DiscoveryManager } from '../discovery/manager.js';
 import type { DependencyGraph } from '../graph/types.js';
 import type { RuntimeName } from '../profile/types.js';
-import { isProcessAlive } from '../runtime/process-proc.js';
 import type { ServiceHandle } from '../runtime/types.js';
 import { realClock, type Clock } from '../util/clock.js';
-import { poll, PollTimeoutError } from '../util/retry.js';
 import { lockFilePath, lockOwnerAlive, readLock } from './lock.js';
 import type { RuntimeSet } from './runtimes.js';
 import { readStateFile, removeStateFile, type StackStateFile } from './state.js';
 import { stopTargets, type StopTarget } from './stopper.js';
+import { askOwnerToStop } from './supervisor.js';
 import type { EngineEvent } from './types.js';
 import { rm } from 'node:fs/promises';
 
@@ -84,7 +83,9 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   const lock = await readLock(stateDir);
   const ownerAlive = lock !== undefined && lock.pid !== process.pid && lockOwnerAlive(lock);
   if (lock && ownerAlive && !opts.dryRun) {
-    report.owner = { pid: lock.pid, stopped: await stopOwner(lock.pid, lock.processStartTime, opts, clock, await readStateFile(stateDir)) };
+    const graces = Object.values((await readStateFile(stateDir))?.services ?? {}).map((s) => s.stopGracePeriodMs);
+    const request = opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {};
+    report.owner = { pid: lock.pid, stopped: await askOwnerToStop(stateDir, lock, request, graces, clock) };
   } else if (lock && ownerAlive) {
     report.owner = { pid: lock.pid, stopped: false };
   }
@@ -208,23 +209,4 @@ async function findTargets(opts: StopStackOptions, state: StackStateFile | undef
     }
   }
   return [...byKey.values()];
-}
-
-/** SIGTERM the `stack up` holding the lock and wait for it to finish stopping its services. */
-async function stopOwner(pid: number, startTime: string | undefined, opts: StopStackOptions, clock: Clock, state: StackStateFile | undefined): Promise<boolean> {
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return true; // already gone
-  }
-  const graces = Object.values(state?.services ?? {}).map((s) => opts.timeoutMs ?? s.stopGracePeriodMs);
-  // Its services stop in reverse order, each within its grace period: allow the sum, plus slack.
-  const deadlineMs = graces.reduce((a, b) => a + b, 0) + 10_000;
-  try {
-    await poll(() => (isProcessAlive(pid, startTime) ? undefined : true), { clock, deadlineMs, initialDelayMs: 20, maxDelayMs: 200 });
-    return true;
-  } catch (err) {
-    if (err instanceof PollTimeoutError) return false; // we stop what is left ourselves
-    throw err;
-  }
 }
