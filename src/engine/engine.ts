@@ -1,6 +1,12 @@
 /**
  * The health-gated startup engine: take a plan and make it real, as fast as the graph allows.
  *
+ * In parts: a run (run.ts) holds the state and ties together the pure scheduler (scheduler.ts:
+ * which units start now), each service's lifecycle (lifecycle.ts: start → ready → register →
+ * monitor → restart, on the run's Clock) and the one stopper (stopper.ts, also used by `down`).
+ * Its behaviour is tested on the in-memory runtime (runtime/memory.ts) and a manual clock. Most
+ * callers want `upStack` (stack.ts), which adds the wiring: runtimes, discovery, templates.
+ *
  * Scheduling is event-driven. Every state change is recorded in the gate source (gates.ts); the
  * scheduler then looks at every unit still waiting (a service, or a circular group that starts
  * together) and starts it the moment its gates open — not when a "wave" finishes.

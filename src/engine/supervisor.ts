@@ -60,6 +60,11 @@ export interface StopRequest {
   timeoutMs?: number;
 }
 
+/** On disk: the request, and the pid it is meant for (a stale file never shortens a later Ctrl-C). */
+interface StopRequestFile extends StopRequest {
+  pid: number;
+}
+
 export function supervisorLogPath(stateDir: string): string {
   return path.join(stateDir, 'supervisor.log');
 }
@@ -216,7 +221,10 @@ export function stopRequestPath(stateDir: string): string {
  * left itself). `graces`: the grace periods of its services, to bound the wait.
  */
 export async function askOwnerToStop(stateDir: string, owner: LockInfo, request: StopRequest, graces: number[], clock: Clock = realClock): Promise<boolean> {
-  await writeFile(stopRequestPath(stateDir), `${JSON.stringify(request)}\n`, { mode: 0o600 });
+  const file = stopRequestPath(stateDir);
+  await rm(file, { force: true });
+  // O_EXCL: never through a symlink someone planted in its place.
+  await writeFile(file, `${JSON.stringify({ ...request, pid: owner.pid } satisfies StopRequestFile)}\n`, { mode: 0o600, flag: 'wx' });
   try {
     process.kill(owner.pid, 'SIGTERM');
   } catch {
@@ -240,7 +248,8 @@ export async function askOwnerToStop(stateDir: string, owner: LockInfo, request:
 export function takeStopRequest(stateDir: string): StopRequest {
   const file = stopRequestPath(stateDir);
   try {
-    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<StopRequest>;
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<StopRequestFile>;
+    if (parsed.pid !== process.pid) return {}; // meant for another (earlier) `stack up`
     rmSync(file, { force: true });
     const timeoutMs = parsed.timeoutMs;
     return typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs >= 0 ? { timeoutMs } : {};

@@ -6,6 +6,7 @@
  * real processes, as integration tests.)
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { createDiscovery } from '../../src/discovery/index.js';
 import type { StackController } from '../../src/engine/engine.js';
 import type { MemoryScript } from '../../src/runtime/memory.js';
 import { drive, memCheck, memoryStack, type MemoryStackOptions } from './helpers.js';
@@ -298,5 +299,21 @@ describe('stopping, on the memory runtime', () => {
     expect(report.outcome).toBe('up');
     expect(report.services.find((st) => st.name === 'db')).toMatchObject({ unchanged: true, reason: 'unchanged', handle: db });
     expect(s.runtime.running()).toHaveLength(2);
+  });
+});
+
+describe('discovery, on the memory runtime', () => {
+  it('registers a service once ready, before its dependents start, injects its address into them, deregisters on stop', async () => {
+    const s = await setup({ db: { port: 5432 }, app: { dependencies: ['db'] } }, {}, { extra: { discovery: { backends: ['memory', 'env'] } } });
+    const discovery = await createDiscovery(s.input.profile.discovery);
+    cleanups.push(() => discovery.close());
+    const { controller, report } = await up(s, { discovery });
+    expect(report.outcome).toBe('up');
+    expect(s.log.events.findIndex((e) => e.type === 'registered' && e.service === 'db')).toBeLessThan(s.log.at('app', 'starting'));
+    expect(await discovery.lookup('db')).toEqual([expect.objectContaining({ id: 'mem-db-0', port: 5432, url: 'http://127.0.0.1:5432' })]);
+    expect(s.runtime.current('app')?.request.environment).toMatchObject({ ATPROTO_SERVICE_DB_PORT: '5432' });
+    await drive(s.clock, controller.stop());
+    discovery.invalidate();
+    expect(await discovery.lookup('db')).toEqual([]);
   });
 });

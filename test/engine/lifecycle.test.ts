@@ -1,3 +1,4 @@
+/** Integration tests: the engine with real processes (behaviour.test.ts has the same cases on the memory runtime and a manual clock). */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
