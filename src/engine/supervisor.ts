@@ -41,6 +41,7 @@ import { isProcessAlive } from '../runtime/process-proc.js';
 import { realClock, type Clock } from '../util/clock.js';
 import { poll, PollTimeoutError } from '../util/retry.js';
 import type { LockInfo } from './lock.js';
+import type { EngineEvent, StartupReport } from './types.js';
 
 /** Set in the supervisor's environment: this `stack up` is the background supervisor of `up --detach`. */
 export const SUPERVISOR_ENV = 'STACK_SUPERVISOR';
@@ -187,6 +188,50 @@ export async function readSupervisorInput(stdin: NodeJS.ReadableStream = process
     return { vars: Array.isArray(parsed.vars) ? parsed.vars.filter((v): v is string => typeof v === 'string') : [] };
   } catch (err) {
     throw new StackFailedError('the supervisor got no valid input on its stdin (it is started by `stack up --detach`)', { code: 'supervisor_input', cause: err });
+  }
+}
+
+/** What the supervisor is run with: `stack up` again, without `--detach` nor `--var` (those come on stdin). */
+export interface SupervisorCommand {
+  /** The profile: an absolute file path, or a built-in name. */
+  profile: string;
+  onFailure: 'rollback' | 'leave';
+  services: string[];
+  /** `--vars FILE`, absolute (a path, not a secret). */
+  varsFile?: string;
+  pull?: 'missing' | 'always' | 'never';
+}
+
+/** The supervisor's arguments after the program: every value as `--name=value`, so one starting with a dash never reads as an option. */
+export function supervisorArgs(cmd: SupervisorCommand): string[] {
+  return [
+    'up',
+    '--json',
+    `--profile=${cmd.profile}`,
+    `--on-failure=${cmd.onFailure}`,
+    ...cmd.services.map((s) => `--service=${s}`),
+    ...(cmd.varsFile ? [`--vars=${cmd.varsFile}`] : []),
+    ...(cmd.pull ? [`--pull=${cmd.pull}`] : []),
+  ];
+}
+
+/** The supervisor's startup report: one line of its output, for the `up --detach` following it. */
+export interface ReportLine {
+  type: 'report';
+  report: StartupReport;
+}
+
+export function reportLine(report: StartupReport): string {
+  return JSON.stringify({ type: 'report', report } satisfies ReportLine);
+}
+
+/** An engine event or the report, from one line of the supervisor's output; undefined for text (its errors). */
+export function parseSupervisorLine(line: string): EngineEvent | ReportLine | undefined {
+  try {
+    const value = JSON.parse(line) as unknown;
+    return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string' ? (value as EngineEvent | ReportLine) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -30,9 +30,8 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { EngineEvent, StartupReport } from '../../engine/types.js';
+import type { StartupReport } from '../../engine/types.js';
 import { ExitCode, UsageError } from '../../errors.js';
-import type { Profile } from '../../profile/types.js';
 import type { CommonOptions } from '../common.js';
 import { loadAndPlan, type Planned } from '../load-plan.js';
 import { paint, type Output } from '../output.js';
@@ -51,12 +50,6 @@ interface UpOptions extends CommonOptions {
 
 const STACK_BIN = fileURLToPath(new URL('../../../bin/stack.js', import.meta.url));
 
-/** The supervisor's startup report, one line in its output (not shown: it is summarised). */
-interface ReportLine {
-  type: 'report';
-  report: StartupReport;
-}
-
 export async function run(opts: UpOptions, o: Output): Promise<number> {
   if (opts.dryRun) return plan(opts, o);
   const planned = loadAndPlan(opts, o);
@@ -72,7 +65,7 @@ export async function run(opts: UpOptions, o: Output): Promise<number> {
 
 async function foreground(opts: UpOptions, o: Output, { profile, graph, plan: thePlan }: Planned, supervisor: boolean): Promise<number> {
   const { upStack } = await import('../../engine/stack.js');
-  const { answerSignals } = await import('../../engine/supervisor.js');
+  const { answerSignals, reportLine } = await import('../../engine/supervisor.js');
   const { stateDirOf } = await import('../../engine/state.js');
   const interrupt = new AbortController();
   const progress = createProgress(o, { json: Boolean(opts.json), services: [...thePlan.services.map((s) => s.name), ...thePlan.blocked.map((b) => b.service)] });
@@ -117,7 +110,7 @@ async function foreground(opts: UpOptions, o: Output, { profile, graph, plan: th
   try {
     const report = await controller.ready;
     progress.finish();
-    if (supervisor) o.out(JSON.stringify({ type: 'report', report } satisfies ReportLine));
+    if (supervisor) o.out(reportLine(report));
     if (!opts.json) summarize(o, report, profile.name, opts.onFailure ?? 'rollback');
     if (report.outcome === 'interrupted') return ExitCode.interrupted;
     if (report.outcome === 'failed') return ExitCode.stackFailed;
@@ -135,9 +128,19 @@ async function foreground(opts: UpOptions, o: Output, { profile, graph, plan: th
 /** `up --detach`: start the supervisor, show its progress until the stack is up or it has ended. */
 async function detach(opts: UpOptions, o: Output, { ref, profile, plan: thePlan }: Planned): Promise<number> {
   const { stateDirOf } = await import('../../engine/state.js');
-  const { startSupervisor } = await import('../../engine/supervisor.js');
+  const { parseSupervisorLine, startSupervisor, supervisorArgs } = await import('../../engine/supervisor.js');
   const supervisor = await startSupervisor({
-    argv: [process.execPath, STACK_BIN, ...supervisorArgs(opts, profile, ref)],
+    argv: [
+      process.execPath,
+      STACK_BIN,
+      ...supervisorArgs({
+        profile: profile.source.file ?? profile.source.builtin ?? ref,
+        onFailure: opts.onFailure ?? 'rollback',
+        services: opts.service ?? [],
+        ...(opts.vars ? { varsFile: path.resolve(opts.vars) } : {}),
+        ...(opts.pull ? { pull: opts.pull } : {}),
+      }),
+    ],
     cwd: process.cwd(),
     env: process.env,
     stateDir: stateDirOf(profile),
@@ -159,7 +162,7 @@ async function detach(opts: UpOptions, o: Output, { ref, profile, plan: thePlan 
   let report: StartupReport | undefined;
   try {
     const ended = await supervisor.follow((line) => {
-      const parsed = parseLine(line);
+      const parsed = parseSupervisorLine(line);
       if (!parsed) {
         o.err(line); // its error messages (invalid templates, a locked stack, …)
         return false;
@@ -190,30 +193,6 @@ async function detach(opts: UpOptions, o: Output, { ref, profile, plan: thePlan 
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-  }
-}
-
-/** The supervisor's command line: this `up`, without `--detach` nor `--var` (sent on its stdin), every path absolute. */
-function supervisorArgs(opts: UpOptions, profile: Profile, ref: string): string[] {
-  // `--name=value`: a value starting with a dash must not read as an option.
-  return [
-    'up',
-    '--json',
-    `--profile=${profile.source.file ?? profile.source.builtin ?? ref}`,
-    `--on-failure=${opts.onFailure ?? 'rollback'}`,
-    ...(opts.service ?? []).map((s) => `--service=${s}`),
-    ...(opts.vars ? [`--vars=${path.resolve(opts.vars)}`] : []),
-    ...(opts.pull ? [`--pull=${opts.pull}`] : []),
-  ];
-}
-
-/** An engine event or the report, from one line of the supervisor's output; undefined for text. */
-function parseLine(line: string): EngineEvent | ReportLine | undefined {
-  try {
-    const value = JSON.parse(line) as unknown;
-    return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string' ? (value as EngineEvent | ReportLine) : undefined;
-  } catch {
-    return undefined;
   }
 }
 
