@@ -5,7 +5,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startStack, type StackController } from '../../src/engine/index.js';
-import { stopInReverseOrder } from '../../src/engine/stop-order.js';
+import { stopInReverseOrder } from '../../src/engine/stopper.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { EventLog, httpService, makeStack, survivors, tempDir } from './helpers.js';
 
