@@ -179,7 +179,9 @@ export function takeSupervisorMark(): boolean {
 }
 
 /** In the supervisor: read what `startSupervisor` wrote on its stdin. */
-export async function readSupervisorInput(stdin: NodeJS.ReadableStream = process.stdin): Promise<SupervisorInput> {
+export async function readSupervisorInput(stdin: NodeJS.ReadableStream & { isTTY?: boolean } = process.stdin): Promise<SupervisorInput> {
+  // Someone typed `STACK_SUPERVISOR=1 stack up` in a terminal: nothing will come, do not wait for it.
+  if (stdin.isTTY) return { vars: [] };
   const chunks: Buffer[] = [];
   for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
   const text = Buffer.concat(chunks).toString('utf8');
