@@ -60,12 +60,13 @@ describe('the library entry point', () => {
     const discovery = await createDiscovery(profile.discovery);
     cleanups.push(() => discovery.close());
     expect((await discovery.lookup('db')).map((i) => i.id)).toEqual(['lib-db-0']);
-    expect((await stack.status()).services.map((s) => [s.name, s.state])).toEqual([
-      ['app', 'healthy'],
-      ['db', 'healthy'],
-    ]);
 
-    await controller.detach(); // another process may stop it: down finds it through the state file
+    // Another process may look at it and stop it: status and down read the state file.
+    await controller.detach(); // (which also writes the state file's last version)
+    expect((await stack.status()).services.map((s) => [s.name, s.state, s.running])).toEqual([
+      ['app', 'healthy', true],
+      ['db', 'healthy', true],
+    ]);
     const down = await stack.down();
     expect(down.services.map((s) => s.service).sort()).toEqual(['app', 'db']);
     expect(runtime.running()).toEqual([]);
