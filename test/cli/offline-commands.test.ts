@@ -70,7 +70,9 @@ describe('stack (offline commands)', () => {
   });
 
   it('plan never prints secret values', async () => {
-    const t = tmpFiles({ 'stack.yaml': 'services:\n  a: { command: [a], environment: { API_TOKEN: s3cr3t-value } }\n' });
+    // Discovery secrets too: the backends' definitions say which options are secret or URLs.
+    const discovery = "discovery: { backend: nats, natsToken: s3cr3t-value, natsUrl: 'nats://app:s3cr3t-value@127.0.0.1:4222', etcdPassword: s3cr3t-value }\n";
+    const t = tmpFiles({ 'stack.yaml': `${discovery}services:\n  a: { command: [a], environment: { API_TOKEN: s3cr3t-value } }\n` });
     try {
       for (const args of [['plan'], ['plan', '--json'], ['up', '--dry-run'], ['graph', '--format', 'json'], ['profiles', 'show', './stack.yaml']]) {
         const r = await runStack(args, { cwd: t.dir });
