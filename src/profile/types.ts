@@ -16,17 +16,18 @@ import type { TemplateFormat } from '../template/formats/registry.js';
 export type DependencyType = 'required' | 'optional' | 'soft' | 'circular';
 export const DEPENDENCY_TYPES: readonly DependencyType[] = ['required', 'optional', 'soft', 'circular'];
 
-export type { RuntimeName } from '../runtime/registry.js';
-export type { DiscoveryBackendName } from '../discovery/registry.js';
 export type ServiceKind = 'service' | 'task';
 export type CoordinationStrategy = 'hub-spoke' | 'leader-follower' | 'peer-to-peer' | 'mesh';
-/** Output formats of templates (see template/formats/registry.ts); `text`: free text with no structure. */
-export type { TemplateFormat } from '../template/formats/registry.js';
 export type VariableType = 'string' | 'number' | 'boolean' | 'url' | 'secret';
-export type { HealthStrategyName } from '../health/registry.js';
 export type RestartPolicyName = 'no' | 'on-failure' | 'always' | 'unless-stopped';
 
-/** How to decide that a service is healthy: common settings and the strategy's own keys (see health/registry.ts). */
+// Driver names and driver-owned shapes are derived from the registries of drivers, one per kind.
+export type { DiscoveryBackendName } from '../discovery/registry.js';
+export type { RuntimeName } from '../runtime/registry.js';
+/** Output formats of templates; `text`: free text with no structure. */
+export type { TemplateFormat } from '../template/formats/registry.js';
+export type { HealthStrategyName } from '../health/registry.js';
+/** How to decide that a service is healthy: common settings and the strategy's own keys. */
 export type { HealthCheckSpec } from '../health/registry.js';
 
 export interface DependencySpec {
