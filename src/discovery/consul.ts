@@ -25,7 +25,7 @@ import type { IncomingMessage } from 'node:http';
 import { ExitCode, StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
 import { consulDriver, type ConsulConfig } from './drivers/consul.js';
-import { assertInstanceId, assertServiceName, FULL_CAPABILITIES, sortById, toRecord, topologyFingerprint } from './record.js';
+import { assertInstanceId, assertServiceName, sortById, toRecord, topologyFingerprint } from './record.js';
 import type {
   DiscoveryBackend,
   InstanceInput,
@@ -176,7 +176,7 @@ export function createConsulBackend(config: ConsulConfig): DiscoveryBackend {
 
   return {
     name: 'consul',
-    capabilities: FULL_CAPABILITIES,
+    capabilities: consulDriver.capabilities,
 
     async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
       const sid = serviceId(input.service, input.id);

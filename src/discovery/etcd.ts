@@ -19,7 +19,7 @@ import type { Etcd3, IOptions } from 'etcd3';
 import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
 import { etcdDriver, type EtcdConfig } from './drivers/etcd.js';
-import { assertInstanceId, assertServiceName, FULL_CAPABILITIES, sortById, toRecord } from './record.js';
+import { assertInstanceId, assertServiceName, sortById, toRecord } from './record.js';
 import { anySignal } from './watch.js';
 import type {
   DiscoveryBackend,
@@ -162,7 +162,7 @@ export function createEtcdBackend(config: EtcdConfig): DiscoveryBackend {
 
   return {
     name: 'etcd',
-    capabilities: FULL_CAPABILITIES,
+    capabilities: etcdDriver.capabilities,
 
     async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
       const ttlMs = opts.ttlMs ?? config.ttlMs;

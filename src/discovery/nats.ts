@@ -26,7 +26,6 @@ import {
   assertInstanceId,
   assertServiceName,
   earliestExpiry,
-  FULL_CAPABILITIES,
   isExpired,
   sortById,
   toRecord,
@@ -210,7 +209,7 @@ export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
 
   return {
     name: 'nats',
-    capabilities: FULL_CAPABILITIES,
+    capabilities: natsDriver.capabilities,
 
     async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
       const ttlMs = opts.ttlMs ?? config.ttlMs;
