@@ -33,7 +33,7 @@ export function buildProgram(o: Output, setCode: (code: number) => void): Comman
     .description('Deploy stacks of services from declarative profiles: typed dependency graphs, health-gated startup, discovery, config rendering.')
     .version(version, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
+    .configureOutput({ writeOut: (s) => (o.write ? o.write(s) : void process.stdout.write(s)), writeErr: (s) => o.err(s.replace(/\n$/, '')) })
     .exitOverride();
 
   const action = (load: Loader) =>

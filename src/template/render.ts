@@ -198,9 +198,10 @@ class TemplateRenderer {
   }
 }
 
+/** The content holds a secret value in any spelling: a secret variable, a `*_TOKEN` environment value, a URL's password. */
 function containsSecret(content: string, context: TemplateContext): boolean {
   for (const v of context.secrets.values()) if (v.length > 0 && content.includes(v)) return true;
-  return false;
+  return context.redact.holds(content);
 }
 
 function firstLine(err: unknown): string {

@@ -7,6 +7,7 @@
  */
 import type { Problem } from '../errors.js';
 import type { TemplateFormat, VariableType } from '../profile/types.js';
+import type { Redactor } from '../util/redact.js';
 
 /** What `{{service.<name>}}` is for a service that is present. */
 export interface ServiceView {
@@ -77,8 +78,13 @@ export interface TemplateContext {
   readonly stateDir: string;
   /** Secret values generated in this run: persist them (`saveSecrets`) so later runs reuse them. */
   readonly generatedSecrets: Readonly<Record<string, string>>;
-  /** Masks every secret value in a text (`••••`). */
-  redact(text: string): string;
+  /**
+   * Masks every secret value in a text (`••••`), in every spelling a format gives it: secret
+   * variables, environment variables whose names look secret (`*_TOKEN`, `*_PASSWORD`, …) and the
+   * passwords of URLs in variables, the environment and discovery records. `redact.holds(text)`:
+   * the text holds one of them (a file holding one is written 0600).
+   */
+  readonly redact: Redactor;
 }
 
 /** One config file rendered for a service. */

@@ -1,0 +1,34 @@
+/**
+ * How each output format spells a string value, for masking secrets in printed text
+ * (src/util/redact.ts): the value is written by the format's own serialiser, in each style it may
+ * choose (YAML plain, quoted, block scalar; TOML basic string; ENV bare, single or double quotes;
+ * INI bare or JSON-quoted), and what stands for the value is taken out of the document.
+ */
+import { stringify as stringifyToml } from 'smol-toml';
+import { stringify as stringifyYaml } from 'yaml';
+import type { Speller } from '../../util/redact.js';
+import { escapeEnvDoubleQuoted, quoteEnvValue } from './env.js';
+import { iniValue } from './ini.js';
+
+const unquote = (s: string) => (/^(["']).*\1$/s.test(s) ? s.slice(1, -1) : s);
+
+function yamlSpellings(value: string): string[] {
+  const out: string[] = [];
+  for (const defaultStringType of ['PLAIN', 'QUOTE_DOUBLE', 'QUOTE_SINGLE', 'BLOCK_LITERAL'] as const) {
+    // As a mapping value, under a key (the serialiser picks its style per value, so each is asked for).
+    const text = stringifyYaml({ k: value }, { lineWidth: 0, defaultStringType }).replace(/\n$/, '');
+    out.push(unquote(text.replace(/^k: ?/, '').replace(/^[|>][-+0-9]*\n/, '')));
+  }
+  return out;
+}
+
+function tomlSpelling(value: string): string[] {
+  return [unquote(stringifyToml({ k: value }).replace(/^k = /, '').trim())];
+}
+
+export const FORMAT_SPELLERS: readonly Speller[] = [
+  yamlSpellings,
+  tomlSpelling,
+  (v) => [unquote(iniValue(v))],
+  (v) => [unquote(quoteEnvValue(v)), escapeEnvDoubleQuoted(v)],
+];
