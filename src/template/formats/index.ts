@@ -7,10 +7,11 @@
  */
 import ini from 'ini';
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
-import { parseDocument, stringify as stringifyYaml } from 'yaml';
+import { LineCounter, parseDocument, stringify as stringifyYaml } from 'yaml';
 import type { TemplateFormat } from '../../profile/types.js';
 import { EnvSyntaxError, parseEnv, stringifyEnv } from './env.js';
 import { FormatError, OutputSyntaxError, type PathSegment } from './errors.js';
+import { checkJsonDuplicates, checkYamlDuplicates } from './duplicates.js';
 import { checkIni } from './ini-check.js';
 import { stringifyIni } from './ini.js';
 
@@ -54,8 +55,9 @@ const json: FormatCodec = {
     return `${JSON.stringify(data, null, 2)}\n`;
   },
   parse: (text) => {
+    let value: unknown;
     try {
-      return JSON.parse(text) as unknown;
+      value = JSON.parse(text) as unknown;
     } catch {
       // Node's message quotes a snippet of the input (maybe half a secret, which masking cannot
       // recognise): report only the kind of error, and find the position ourselves.
@@ -65,6 +67,8 @@ const json: FormatCodec = {
       const kind = offset >= text.trimEnd().length ? 'unexpected end of input' : 'unexpected character';
       throw new OutputSyntaxError(kind, line, offset - before.lastIndexOf('\n'));
     }
+    checkJsonDuplicates(text); // JSON.parse keeps the last of two equal keys
+    return value;
   },
 };
 
@@ -102,9 +106,11 @@ const yaml: FormatCodec = {
     return stringifyYaml(data, { lineWidth: 0 });
   },
   parse: (text) => {
-    const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, strict: true });
+    const lineCounter = new LineCounter();
+    const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, strict: true, lineCounter });
     const err = doc.errors[0];
     if (err) throw new OutputSyntaxError(err.message.split('\n')[0] ?? 'invalid YAML', err.linePos?.[0].line, err.linePos?.[0].col);
+    checkYamlDuplicates(doc, (offset) => lineCounter.linePos(offset)); // `123` and `"123"` are one key in toJS
     try {
       return doc.toJS({ maxAliasCount: 100 }) as unknown;
     } catch (e) {

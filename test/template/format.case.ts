@@ -1,0 +1,119 @@
+/**
+ * The cases every output format passes, run by each format in one line (format.cases.test.ts), like
+ * hono's `*.case.test.ts`: a new format adds its line and gets the whole suite.
+ *
+ *   - round trip: a `data:` tree of hostile strings serialises and parses back to the same tree;
+ *   - hostile values cannot add or re-set keys: a free-text template written the way the format
+ *     itself writes the document (`"name": "{{v}}"`, `name={{v}}`, …) either renders with exactly
+ *     the template's keys and their values, or is refused;
+ *   - duplicate keys are refused, at the line of the second one;
+ *   - parse-back errors have a position (line and column).
+ * The fixtures are made with the format's own serialiser, so the suite needs nothing but the name.
+ */
+import { describe, expect, it } from 'vitest';
+import type { TemplateFormat, TemplateSpec } from '../../src/profile/types.js';
+import { buildTemplateContext } from '../../src/template/context.js';
+import { CODECS, OutputSyntaxError } from '../../src/template/formats/index.js';
+import { renderTemplate } from '../../src/template/render.js';
+import { profileIn } from './helpers.js';
+
+/** Values that break out of a naive quoting in one format or another. */
+export const HOSTILE_VALUES = [
+  'plain',
+  '',
+  'say "hi"',
+  "it's",
+  'x", "admin": "yes", "name": "y',
+  "x', 'admin': 'yes', 'name': 'y",
+  'x"\nadmin = "yes"\nname = "y',
+  'x\nadmin: yes',
+  'x\nadmin=yes',
+  'x\r\nadmin=yes',
+  'x\radmin=yes',
+  'x\u2028admin=yes',
+  '[evil]\nadmin = yes',
+  'x # c\nadmin=yes',
+  '\\"\nadmin=yes',
+  '$HOME `id` ${X}',
+  '{"admin": "yes"}',
+  '---\nadmin: yes',
+  '"""\nadmin = "yes"\n"""',
+  'é ☃ 🦋\ttab',
+  'true',
+  'null',
+];
+
+const SLOT = 'SLOTVALUE';
+
+export interface FormatCaseOptions {
+  /** Text the format's parser must refuse, with the line it should point at. */
+  malformed: { text: string; line: number };
+  /** How parsed values compare (INI and ENV hold strings only). */
+  stringly?: boolean;
+}
+
+function contextFor(payload: string) {
+  const { dir, profile } = profileIn('name: fmt\nruntime: process\nvariables:\n  v: { type: string }\nservices:\n  app: { command: [app] }\n');
+  return { dir, context: buildTemplateContext(profile, { vars: { v: payload }, env: {}, secrets: {}, cwd: dir }) };
+}
+
+function render(format: TemplateFormat, spec: Partial<TemplateSpec>, payload: string) {
+  const { dir, context } = contextFor(payload);
+  return renderTemplate({ destination: `out.${format}`, format, env: false, index: 0, ...spec }, context, { cwd: dir });
+}
+
+export function formatCases(format: TemplateFormat, opts: FormatCaseOptions): void {
+  const codec = CODECS[format];
+  const flat = { name: SLOT, admin: 'no', last: 'z' };
+
+  describe(`format ${format}: shared cases`, () => {
+    it.each(HOSTILE_VALUES.map((v) => [JSON.stringify(v), v]))('round trip of a data: tree holding %s', (_label, v) => {
+      const data = { first: 'one', value: '{{v}}', mixed: 'pre-{{v}}-post', last: 'last' };
+      const out = render(format, { data }, v);
+      expect(out.problems).toEqual([]);
+      const expected = { first: 'one', value: v, mixed: `pre-${v}-post`, last: 'last' };
+      const back = codec.parse(out.content) as Record<string, unknown>;
+      expect(opts.stringly ? Object.fromEntries(Object.entries(back).map(([k, x]) => [k, String(x)])) : back).toEqual(expected);
+    });
+
+    it.each(HOSTILE_VALUES.map((v) => [JSON.stringify(v), v]))('free text: %s adds or re-sets no key', (_label, v) => {
+      const template = codec.serialize(flat).replace(SLOT, '{{v}}');
+      const out = render(format, { template }, v);
+      if (out.problems.some((p) => p.severity !== 'warning')) {
+        expect(out.problems.map((p) => p.code)).toEqual([expect.stringMatching(/^(invalid_output|value_changes_structure)$/)]);
+        return;
+      }
+      const back = codec.parse(out.content) as Record<string, unknown>;
+      expect(Object.keys(back).sort()).toEqual(['admin', 'last', 'name']);
+      expect(String(back.admin)).toBe('no');
+      expect(String(back.last)).toBe('z');
+    });
+
+    it('refuses a key set twice, at the line of the second', () => {
+      const text = codec.serialize({ first: 'x', second: 'y' });
+      const line = text.split('\n').findIndex((l) => l.includes('second')) + 1;
+      const twice = text.replace('second', 'first');
+      let error: unknown;
+      try {
+        codec.parse(twice);
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(OutputSyntaxError);
+      expect((error as OutputSyntaxError).line).toBe(line);
+      expect((error as OutputSyntaxError).message).toMatch(/first|twice|duplicate|unique|already/i);
+    });
+
+    it('a parse-back error has a line and a column', () => {
+      let error: unknown;
+      try {
+        codec.parse(opts.malformed.text);
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(OutputSyntaxError);
+      expect((error as OutputSyntaxError).line).toBe(opts.malformed.line);
+      expect((error as OutputSyntaxError).column).toBeGreaterThan(0);
+    });
+  });
+}
