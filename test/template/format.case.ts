@@ -50,6 +50,8 @@ export interface FormatCaseOptions {
   malformed: { text: string; line: number };
   /** How parsed values compare (INI and ENV hold strings only). */
   stringly?: boolean;
+  /** One key per line (INI, ENV): also checked as a reader that breaks lines at a lone CR sees it. */
+  lineOriented?: boolean;
 }
 
 function contextFor(payload: string) {
@@ -85,6 +87,8 @@ export function formatCases(format: TemplateFormat, opts: FormatCaseOptions): vo
       }
       const back = codec.parse(out.content) as Record<string, unknown>;
       expect(Object.keys(back).sort()).toEqual(['admin', 'last', 'name']);
+      // Readers that break lines at a lone CR too (the Node `dotenv` package, `ini`) see one `admin` line.
+      if (opts.lineOriented) expect(out.content.split(/\r\n|\r|\n/).filter((l) => /^\s*["']?admin["']?\s*[:=]/.test(l))).toHaveLength(1);
       expect(String(back.admin)).toBe('no');
       expect(String(back.last)).toBe('z');
     });

@@ -111,6 +111,13 @@ const yaml: FormatCodec = {
     const err = doc.errors[0];
     if (err) throw new OutputSyntaxError(err.message.split('\n')[0] ?? 'invalid YAML', err.linePos?.[0].line, err.linePos?.[0].col);
     checkYamlDuplicates(doc, (offset) => lineCounter.linePos(offset)); // `123` and `"123"` are one key in toJS
+    // A lone CR is a line break to some readers (PyYAML) and text to others: where they disagree, a
+    // value can start a key only one of them sees. Our writer escapes it (`\r`).
+    const cr = /\r(?!\n)/.exec(text);
+    if (cr) {
+      const pos = lineCounter.linePos(cr.index);
+      throw new OutputSyntaxError('a carriage return inside a line (some YAML readers take it as a line break)', pos.line, pos.col);
+    }
     try {
       return doc.toJS({ maxAliasCount: 100 }) as unknown;
     } catch (e) {
