@@ -95,13 +95,12 @@ export function renderTemplate(spec: TemplateSpec, context: TemplateContext, opt
  * rendered against a tame context (see structure.ts) must have the same key paths.
  */
 function injectedKeys(source: string, codec: FormatCodec, parsed: unknown, context: TemplateContext): string | undefined {
-  const tameText = new TemplateRenderer(tameContext(context)).text(source, () => ({}));
-  if (tameText === undefined) return undefined;
-  let tame: unknown;
-  try {
-    tame = codec.parse(tameText);
-  } catch {
-    return undefined;
+  const tame = tameParse(source, codec, context);
+  if (tame === NO_TEXT) return undefined;
+  if (tame === UNPARSABLE) {
+    // Without the template's own structure there is nothing to compare with: a value that made the
+    // text parse (`\n:` after `name: `) is exactly what an injection looks like.
+    return `the rendered ${codec.label} parses only with these values, so whether a value changes its structure cannot be checked: use a \`data:\` template (escaped by construction)`;
   }
   const { added, removed } = structureDifference(parsed, tame);
   if (added.length === 0 && removed.length === 0) return undefined;
@@ -114,6 +113,23 @@ function injectedKeys(source: string, codec: FormatCodec, parsed: unknown, conte
   const list = (keys: string[]) => keys.slice(0, 5).map((k) => `'${show(k)}'`).join(', ') + (keys.length > 5 ? ', …' : '');
   const what = [added.length > 0 ? `adds ${list(added)}` : '', removed.length > 0 ? `removes ${list(removed)}` : ''].filter(Boolean).join(' and ');
   return `a value ${what} in the rendered ${codec.label}: values in free text are not escaped — use a \`data:\` template (escaped by construction), or check the value`;
+}
+
+const NO_TEXT = Symbol('no text');
+const UNPARSABLE = Symbol('unparsable');
+
+/** The template rendered against a tame context, parsed: harmless characters first, letters and digits if that does not parse. */
+function tameParse(source: string, codec: FormatCodec, context: TemplateContext): unknown {
+  for (const level of ['harmless', 'alphanumeric'] as const) {
+    const tameText = new TemplateRenderer(tameContext(context, level)).text(source, () => ({}));
+    if (tameText === undefined) return NO_TEXT;
+    try {
+      return codec.parse(tameText);
+    } catch {
+      /* try the stricter one */
+    }
+  }
+  return UNPARSABLE;
 }
 
 /** Collects problems and secret use while one template's strings render. */
