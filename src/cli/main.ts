@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { createRequire } from 'node:module';
 import { ExitCode, exitCodeOf, InvalidInputError, StackError } from '../errors.js';
+import { addKnownSecrets, secretEnvironmentValues } from '../util/redact.js';
 import { collect } from './common.js';
 import { createOutput, printProblems, type Output } from './output.js';
 
@@ -119,6 +120,9 @@ export function buildProgram(o: Output, setCode: (code: number) => void): Comman
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // Values of `*_TOKEN`, `*_PASSWORD`, … variables and URL passwords in the environment are masked
+  // in everything printed, whichever command or message would show them.
+  addKnownSecrets(secretEnvironmentValues(process.env));
   const o = createOutput();
   let code: number = ExitCode.ok;
   const program = buildProgram(o, (c) => (code = c));

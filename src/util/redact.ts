@@ -128,16 +128,18 @@ export function createRedactor(values: Iterable<string>, spellers: readonly Spel
 }
 
 /**
- * A copy of a value for display: every string redacted, and the value of every key whose name
- * looks secret (`natsPassword`, `API_TOKEN`) masked whole. For JSON and YAML output, mask the data
- * before it is serialised: a value masked inside serialised text could span a quote.
+ * A copy of a value for display, every string redacted. With `byName`, the value of every key
+ * whose name looks secret (`natsPassword`, `API_TOKEN`) is masked whole too — for showing
+ * configuration (`profiles show`), not for machine output whose fields must keep their meaning.
+ * For JSON and YAML output, mask the data before it is serialised: a mask applied to serialised
+ * text could cut across a quote.
  */
-export function redactDeep(value: unknown, redact: (text: string) => string = redactUrlCredentials, key?: string): unknown {
-  if (typeof value === 'string') return key !== undefined && isSecretName(key) && value !== '' ? MASK : redact(value);
-  if (Array.isArray(value)) return value.map((v) => redactDeep(v, redact));
+export function redactDeep(value: unknown, redact: (text: string) => string = redactUrlCredentials, opts: { byName?: boolean } = {}, key?: string): unknown {
+  if (typeof value === 'string') return opts.byName && key !== undefined && isSecretName(key) && value !== '' ? MASK : redact(value);
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v, redact, opts));
   if (typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = redactDeep(v, redact, k);
+    for (const [k, v] of Object.entries(value)) out[k] = redactDeep(v, redact, opts, k);
     return out;
   }
   return value;
