@@ -145,5 +145,14 @@ services:
     expect(check.code).toBe(1);
     expect(check.stdout).toContain('+name: web');
     for (const r of [shown, json, check]) expectNoPem(r.stdout + r.stderr);
+
+    // A file holding an older key nobody here knows (rotated): no line of it in the diff either.
+    const OLD = ['MIIBoldoldoldoldKEYline0123456789abcdefABCDEF0123456789abcdef0==', 'c2Vjb25kIGxpbmUgb2YgdGhlIG9sZCBrZXk=', 'QQ=='];
+    const current = readFileSync(file, 'utf8');
+    writeFileSync(file, current.replace(BODY_LINES[0]!, OLD[0]!).replace(BODY_LINES[1]!, OLD[1]!).replace(BODY_LINES[3]!, OLD[2]!), { mode: 0o600 });
+    const rotated = await runStack(['render', '--vars', 'vars.yaml', '--out', 'out', '--check'], { cwd });
+    expect(rotated.code).toBe(1);
+    expectNoPem(rotated.stdout + rotated.stderr);
+    for (const line of OLD) expect(rotated.stdout).not.toContain(line.slice(0, 8));
   });
 });
