@@ -66,7 +66,8 @@ function render(format: TemplateFormat, spec: Partial<TemplateSpec>, payload: st
 
 export function formatCases(format: TemplateFormat, opts: FormatCaseOptions): void {
   const codec = CODECS[format];
-  const flat = { name: SLOT, admin: 'no', last: 'z' };
+  // The value sits after `admin`: an injected `admin` comes later and would win with a last-wins reader.
+  const flat = { admin: 'no', name: SLOT, last: 'z' };
 
   describe(`format ${format}: shared cases`, () => {
     it.each(HOSTILE_VALUES.map((v) => [JSON.stringify(v), v]))('round trip of a data: tree holding %s', (_label, v) => {
