@@ -88,6 +88,7 @@ export function buildTemplateContext(profile: Profile, opts: ContextOptions = {}
     problems,
     stateDir,
     generatedSecrets: resolved.generated,
+    secretValues,
     redact: createRedactor(secretValues),
   };
 }

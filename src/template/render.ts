@@ -15,6 +15,7 @@ import { analyzeTemplate, type Locate } from './analyze.js';
 import { buildTemplateContext, contextForService, type ContextOptions } from './context.js';
 import { compileTemplate, runTemplate, type RenderState } from './engine.js';
 import { CODECS, environmentOf, FormatError, OutputSyntaxError, type FormatCodec } from './formats/index.js';
+import { displayContext, showMasked } from './display.js';
 import { createProfileLocator, displayPath, type ProfileLocator } from './locate.js';
 import { MASK, saveSecrets } from './secrets.js';
 import { structureDifference, tameContext } from './structure.js';
@@ -248,6 +249,15 @@ function outputMessage(label: string, content: string, err: OutputSyntaxError, c
   return `rendered output is not valid ${label}${at}: ${context.redact(err.message)}`;
 }
 
+/**
+ * A file's printable form: rendered again with every secret a token (display.ts), so masking does
+ * not depend on the format's spelling; the real content, redacted, if that rendering fails.
+ */
+function maskedContent(spec: TemplateSpec, context: TemplateContext, content: string, opts: RenderTemplateOptions): string {
+  const shown = renderTemplate(spec, displayContext(context), opts);
+  return hasErrors(shown.problems) ? context.redact(content) : showMasked(shown.content, context);
+}
+
 export interface RenderStackOptions extends ContextOptions {
   /** Services whose templates render; default every enabled service. */
   services?: string[];
@@ -283,7 +293,7 @@ export function renderStackConfigs(profile: Profile, opts: RenderStackOptions = 
         destination: spec.destination,
         format: spec.format,
         content: out.content,
-        masked: out.secret ? context.redact(out.content) : out.content,
+        masked: out.secret ? maskedContent(spec, own, out.content, { service: name, locate, cwd }) : out.content,
         mode: out.secret ? SECRET_MODE : (spec.mode ?? FILE_MODE),
         secret: out.secret,
       };

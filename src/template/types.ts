@@ -66,6 +66,11 @@ export interface TemplateContext {
   readonly root: Readonly<Record<string, unknown>>;
   /** Secret variables' values, by name: for the `secret` helper, file modes and masking. */
   readonly secrets: ReadonlyMap<string, string>;
+  /**
+   * Every value masked in printed output: the secret variables', environment values whose names
+   * look secret, URL passwords found in variables, the environment and discovery records.
+   */
+  readonly secretValues?: readonly string[];
   /** Declared variables that have no value (their root entry is null); `invalid`: its value had a type error (already reported). */
   readonly missing: ReadonlyMap<string, { required: boolean; invalid?: boolean }>;
   /** Services named by the profile (or a dependency) that are absent (root entry null): why. */

@@ -56,6 +56,13 @@ describe('a multi-line secret, in every format', () => {
     expect(file.masked).toContain(MASK);
   });
 
+  it('the printable form is masked at the data level: even a value too short to search for is masked', () => {
+    const { dir, profile } = profileIn(PEM_PROFILE('yaml'));
+    const { files } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { tlsKey: 'q7\nZ9' } });
+    expect(files[0]!.content).toContain('q7\n');
+    expect(files[0]!.masked).toBe(`name: web\nkey: ${MASK}\nlist:\n  - ${MASK}\n`);
+  });
+
   it('an error message quoting a line of rendered output is masked too', () => {
     const { dir, profile } = profileIn(`name: pem
 runtime: process
