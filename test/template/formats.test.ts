@@ -178,3 +178,14 @@ describe('keys that are one key to the reader', () => {
     expect(out.problems.map((p) => [p.code, p.message])).toEqual([['invalid_output', expect.stringContaining("key 'admin' is set twice")]]);
   });
 });
+
+describe('yaml output for YAML 1.1 readers', () => {
+  it('writes NEL, LS and PS escaped (\\N \\L \\P), never raw: to PyYAML and others they are line breaks', async () => {
+    const { CODECS } = await import('../../src/template/formats/index.js');
+    const data = { k: 'a\u2029#x', l: 'a\u2028b: c', n: 'a\u0085- x', ['key\u2029x']: 'v', list: ['p\u2029q'] };
+    const text = CODECS.yaml.serialize(data);
+    expect(text).not.toMatch(/[\u0085\u2028\u2029]/);
+    expect(text).toContain('"a\\P#x"');
+    expect(CODECS.yaml.parse(text)).toEqual(data);
+  });
+});

@@ -7,7 +7,7 @@
  */
 import ini from 'ini';
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
-import { LineCounter, parseDocument, stringify as stringifyYaml } from 'yaml';
+import { Document, LineCounter, parseDocument, visit } from 'yaml';
 import type { TemplateFormat } from '../../profile/types.js';
 import { EnvSyntaxError, parseEnv, stringifyEnv } from './env.js';
 import { FormatError, OutputSyntaxError, type PathSegment } from './errors.js';
@@ -103,7 +103,7 @@ const yaml: FormatCodec = {
   serialize: (data) => {
     checkTree(data, [], true);
     // lineWidth 0: never fold long values (folding round-trips, but reads badly in a config file).
-    return stringifyYaml(data, { lineWidth: 0 });
+    return yamlWithoutOddBreaks(new Document(data), { lineWidth: 0 });
   },
   parse: (text) => {
     const lineCounter = new LineCounter();
@@ -125,6 +125,27 @@ const yaml: FormatCodec = {
     }
   },
 };
+
+/**
+ * NEL, LS and PS (U+0085, U+2028, U+2029) are line breaks to YAML 1.1 readers (PyYAML, many
+ * others) and text to YAML 1.2: written raw, a value's `#…` becomes a comment there, or the rest
+ * of the line something else. Strings holding them are double-quoted, where the escapes `\N`,
+ * `\L` and `\P` stand for them in every YAML version.
+ */
+function yamlWithoutOddBreaks(doc: Document, options: { lineWidth: number }): string {
+  const ODD = /[\u0085\u2028\u2029]/;
+  let found = false;
+  visit(doc, {
+    Scalar(_, node) {
+      if (typeof node.value === 'string' && ODD.test(node.value)) {
+        node.type = 'QUOTE_DOUBLE';
+        found = true;
+      }
+    },
+  });
+  const text = doc.toString(options);
+  return found ? text.replace(/\u0085/g, '\\N').replace(/\u2028/g, '\\L').replace(/\u2029/g, '\\P') : text;
+}
 
 const toml: FormatCodec = {
   label: 'TOML',

@@ -17,7 +17,10 @@ function yamlSpellings(value: string): string[] {
   for (const defaultStringType of ['PLAIN', 'QUOTE_DOUBLE', 'QUOTE_SINGLE', 'BLOCK_LITERAL'] as const) {
     // As a mapping value, under a key (the serialiser picks its style per value, so each is asked for).
     const text = stringifyYaml({ k: value }, { lineWidth: 0, defaultStringType }).replace(/\n$/, '');
-    out.push(unquote(text.replace(/^k: ?/, '').replace(/^[|>][-+0-9]*\n/, '')));
+    const spelled = unquote(text.replace(/^k: ?/, '').replace(/^[|>][-+0-9]*\n/, ''));
+    out.push(spelled);
+    // As our YAML writer escapes NEL, LS and PS (formats/index.ts).
+    if (/[\u0085\u2028\u2029]/.test(spelled)) out.push(spelled.replace(/\u0085/g, '\\N').replace(/\u2028/g, '\\L').replace(/\u2029/g, '\\P'));
   }
   return out;
 }
