@@ -31,7 +31,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const FORMATS: TemplateFormat[] = ['json', 'yaml', 'toml', 'ini', 'env'];
 
 /** Strings heavy in the characters that break formats, plus any Unicode. */
-const hostileChar = fc.constantFrom('"', "'", '\\', '\n', '\r', '\t', '=', ':', '#', ';', '[', ']', '{', '}', ',', '$', '`', '-', ' ', '\u2028', '\u0085', '\u0000', '\u001b', 'a', 'Z', '0', 'é', '🦋');
+const hostileChar = fc.constantFrom('"', "'", '\\', '\n', '\r', '\t', '=', ':', '#', ';', '[', ']', '{', '}', ',', '$', '`', '-', ' ', '\u2028', '\u2029', '\u0085', '\u0000', '\u001b', 'a', 'Z', '0', 'é', '🦋');
 const hostileString = fc.oneof(fc.string({ unit: hostileChar, maxLength: 24 }), fc.string({ unit: 'grapheme', maxLength: 16 }), fc.string({ maxLength: 16 }));
 
 describe('fuzz: loadProfile', () => {
@@ -117,9 +117,12 @@ describe('fuzz: no value adds or changes a key', () => {
         const out = render(format, { data: { first: 'one', value: '{{v}}', mixed: 'a{{v}}b', last: 'z' } }, { v });
         expect(out.problems).toEqual([]);
         const back = CODECS[format].parse(out.file!.content) as Record<string, unknown>;
+        // YAML 1.1 readers (PyYAML) break lines at NEL, LS and PS: never written raw.
+        if (format === 'yaml') expect(out.file!.content).not.toMatch(/[\u0085\u2028\u2029]/);
         expect(Object.fromEntries(Object.entries(back).map(([k, x]) => [k, stringly(x)]))).toEqual({ first: 'one', value: v, mixed: `a${v}b`, last: 'z' });
       }),
-      params<[string]>([['x\r\nADMIN=1'], ['\u2028'], ['\u0085'], [' trailing  \nx']]),
+      // Found: the YAML writer left U+2029 raw in a plain scalar (`a\u2029#x` read as `a` by PyYAML).
+      params<[string]>([['x\r\nADMIN=1'], ['\u2028'], ['\u0085'], [' trailing  \nx'], ['a\u2029#x']]),
     );
   });
 
