@@ -258,6 +258,15 @@ function maskedContent(spec: TemplateSpec, context: TemplateContext, content: st
   return hasErrors(shown.problems) ? context.redact(content) : showMasked(shown.content, context);
 }
 
+/**
+ * The file with `masked` computed when first read: only printing needs it, and a render for
+ * `stack up` (thousands of files) should not pay a second rendering per secret file.
+ */
+function withMasked(file: Omit<RenderedConfig, 'masked'>, mask: () => string): RenderedConfig {
+  let masked: string | undefined;
+  return Object.defineProperty(file, 'masked', { enumerable: true, get: () => (masked ??= mask()) }) as RenderedConfig;
+}
+
 export interface RenderStackOptions extends ContextOptions {
   /** Services whose templates render; default every enabled service. */
   services?: string[];
@@ -288,15 +297,17 @@ export function renderStackConfigs(profile: Profile, opts: RenderStackOptions = 
       const out = renderTemplate(spec, own, { service: name, locate, cwd });
       problems.push(...out.problems);
       if (hasErrors(out.problems)) continue;
-      const file: RenderedConfig = {
-        service: name,
-        destination: spec.destination,
-        format: spec.format,
-        content: out.content,
-        masked: out.secret ? maskedContent(spec, own, out.content, { service: name, locate, cwd }) : out.content,
-        mode: out.secret ? SECRET_MODE : (spec.mode ?? FILE_MODE),
-        secret: out.secret,
-      };
+      const file = withMasked(
+        {
+          service: name,
+          destination: spec.destination,
+          format: spec.format,
+          content: out.content,
+          mode: out.secret ? SECRET_MODE : (spec.mode ?? FILE_MODE),
+          secret: out.secret,
+        },
+        () => (out.secret ? maskedContent(spec, own, out.content, { service: name, locate, cwd }) : out.content),
+      );
       if (spec.env) {
         try {
           file.env = environmentOf(spec.format, out.content);

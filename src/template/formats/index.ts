@@ -103,7 +103,7 @@ const yaml: FormatCodec = {
   serialize: (data) => {
     checkTree(data, [], true);
     // lineWidth 0: never fold long values (folding round-trips, but reads badly in a config file).
-    return yamlWithoutOddBreaks(new Document(data), { lineWidth: 0 });
+    return yamlWithoutOddBreaks(data, { lineWidth: 0 });
   },
   parse: (text) => {
     const lineCounter = new LineCounter();
@@ -132,8 +132,14 @@ const yaml: FormatCodec = {
  * of the line something else. Strings holding them are double-quoted, where the escapes `\N`,
  * `\L` and `\P` stand for them in every YAML version.
  */
-function yamlWithoutOddBreaks(doc: Document, options: { lineWidth: number }): string {
-  const ODD = /[\u0085\u2028\u2029]/;
+const ODD_BREAK = /[\u0085\u2028\u2029]/;
+const holdsOddBreak = (v: unknown): boolean =>
+  typeof v === 'string' ? ODD_BREAK.test(v) : typeof v === 'object' && v !== null && Object.entries(v).some(([k, x]) => ODD_BREAK.test(k) || holdsOddBreak(x));
+
+function yamlWithoutOddBreaks(data: unknown, options: { lineWidth: number }): string {
+  const doc = new Document(data);
+  if (!holdsOddBreak(data)) return doc.toString(options); // the common case: no walk over the document
+  const ODD = ODD_BREAK;
   let found = false;
   visit(doc, {
     Scalar(_, node) {
