@@ -8,7 +8,7 @@
  * further output to it is dropped and the command finishes with its own exit code.
  */
 import { formatProblem, type Problem } from '../errors.js';
-import { redactDeep, redactOutput } from '../util/redact.js';
+import { redactOutput } from '../util/redact.js';
 
 export interface Output {
   readonly color: boolean;
@@ -56,7 +56,7 @@ export function createOutput(stdout: NodeJS.WriteStream = process.stdout, stderr
     out: (line = '') => writeTo(stdout, `${redactOutput(line)}\n`),
     err: (line = '') => writeTo(stderr, `${redactOutput(line)}\n`),
     // Masked as data before serialising: a mask applied to JSON text could cut across a quote.
-    json: (value) => writeTo(stdout, `${JSON.stringify(redactDeep(value, redactOutput), null, 2)}\n`),
+    json: (value) => writeTo(stdout, `${JSON.stringify(value, (_key, v: unknown) => (typeof v === 'string' ? redactOutput(v) : v), 2)}\n`),
     write: (text) => writeTo(stdout, redactOutput(text)),
   };
 }
