@@ -4,9 +4,12 @@
  * still stop every service and exit with its own code; nothing may crash with a stack trace.
  */
 import { spawn } from 'node:child_process';
+import { Writable } from 'node:stream';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { clean, createOutput } from '../../src/cli/output.js';
+import { addKnownSecrets } from '../../src/util/redact.js';
 import { survivors, tempDir } from '../engine/helpers.js';
 import { freePort } from '../helpers/net.js';
 import { runStack, stackBin, supervisorPid, useStackFolders, webService } from './helpers.js';
@@ -68,5 +71,44 @@ describe('a closed output pipe', () => {
     } finally {
       await cleanup();
     }
+  });
+});
+
+describe('createOutput', () => {
+  /** A stream that fails every write with EPIPE, as a pipe whose reader left does. */
+  function brokenPipe(): { stream: NodeJS.WriteStream; writes: string[] } {
+    const writes: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        writes.push(chunk.toString());
+        done(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+      },
+    });
+    return { stream: stream as unknown as NodeJS.WriteStream, writes };
+  }
+
+  it('an EPIPE on stdout stops writes there and nothing else; stderr still works', async () => {
+    const out = brokenPipe();
+    const errs: string[] = [];
+    const err = new Writable({ write: (c: Buffer, _e, done) => (errs.push(c.toString()), done()) }) as unknown as NodeJS.WriteStream;
+    const o = createOutput(out.stream, err);
+    o.out('first');
+    await new Promise((r) => setImmediate(r));
+    o.out('second');
+    o.json({ a: 1 });
+    o.err('still reported');
+    expect(out.writes).toEqual(['first\n']);
+    expect(errs).toEqual(['still reported\n']);
+  });
+
+  it('masks known secrets in lines and JSON, and clean() escapes what came from outside', () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (c: Buffer, _e, done) => (lines.push(c.toString()), done()) }) as unknown as NodeJS.WriteStream;
+    addKnownSecrets(['known-secret-value-42\nsecond-line-of-it']);
+    const o = createOutput(sink, sink);
+    o.out('a known-secret-value-42 b');
+    o.json({ v: 'second-line-of-it', url: 'postgres://u:pw-in-url-1@h/db' });
+    expect(lines.join('')).not.toMatch(/known-secret-value-42|second-line-of-it|pw-in-url-1/);
+    expect(clean('a\u001b]0;t\u0007\nb\r\u202ec')).toBe('a\\x1b]0;t\\x07\\nb\\r\\u202ec');
   });
 });
