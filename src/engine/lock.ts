@@ -119,7 +119,10 @@ export async function acquireLock(stateDir: string, stack: string, opts: Acquire
     ...(opts.detached ? { detached: true } : {}),
   };
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(info)}\n`, { mode: 0o600 });
+  // O_EXCL ('wx') never writes through a symlink planted at this predictable name; a leftover of
+  // a crashed run with our pid is removed first (rm removes a link, not its target).
+  await rm(tmp, { force: true });
+  await writeFile(tmp, `${JSON.stringify(info)}\n`, { mode: 0o600, flag: 'wx' });
   let relieved = false;
   try {
     for (let attempt = 0; ; attempt++) {

@@ -3,7 +3,7 @@
  * lets go and exits) by a later `up`; any other live holder still refuses it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { acquireLock, lockFilePath, lockOwnerAlive, readLock, RELIEVE_SIGNAL, type LockInfo } from '../../src/engine/lock.js';
@@ -166,6 +166,19 @@ describe('a state folder shared by two stacks', () => {
     const lock = await acquireLock(other, 'alpha');
     await expect(acquireLock(other, 'beta')).rejects.toMatchObject({ code: 'state_dir_shared' });
     await expect(readLock(other, 'beta')).rejects.toMatchObject({ code: 'state_dir_shared' });
+    await lock.release();
+  });
+});
+
+describe('stack lock: symlinks', () => {
+  it('never writes the lock through a symlink planted at its temporary name', async () => {
+    const dir = await stateDir();
+    const victim = `${dir}/victim`;
+    await writeFile(victim, 'precious\n');
+    await symlink(victim, `${lockFilePath(dir)}.${process.pid}.tmp`);
+    const lock = await acquireLock(dir, 'locked');
+    expect(await readFile(victim, 'utf8')).toBe('precious\n');
+    expect(await readLock(dir)).toMatchObject({ pid: process.pid, stack: 'locked' });
     await lock.release();
   });
 });
