@@ -36,6 +36,7 @@ import { realClock, type Clock } from '../util/clock.js';
 import { atomicWrite, openNoFollow } from '../util/fs.js';
 import { poll, PollTimeoutError } from '../util/retry.js';
 import { logFilePath, pidFileOf, pidFilePath, pidsDir, processConfigHash, readPidFile, readPidFiles, type ProcessHandle } from './process-files.js';
+import { instanceCgroupMembers, joinInstanceCgroup, removeInstanceCgroup, removeStackCgroups } from './process-cgroup.js';
 import { readLogLines } from './process-logs.js';
 import {
   INSTANCE_ENV,
@@ -197,8 +198,11 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
   /** Stop what of an instance left its process group (a daemon: double fork, new session), found by its marker. */
   const stopSurvivors = async (handle: ServiceHandle, instance: string | undefined, stopOpts: StopOptions): Promise<void> => {
     if (!instance) return;
-    const survivors = processesWithMarker(instance).filter((pid) => pid > 1);
-    if (survivors.length === 0) return;
+    const survivors = [...new Set([...processesWithMarker(instance), ...instanceCgroupMembers(instance)])].filter((pid) => pid > 1);
+    if (survivors.length === 0) {
+      removeInstanceCgroup(instance);
+      return;
+    }
     const described = survivors.map((pid) => `${pid} (${processName(pid) ?? '?'})`).join(', ');
     const started = new Map(survivors.map((pid) => [pid, readProcStat(pid)?.startTime]));
     const alive = () => [...started].filter(([pid, t]) => t !== undefined && isProcessAlive(pid, t)).map(([pid]) => pid);
@@ -209,7 +213,8 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
     if (left.length > 0) {
       throw new StackFailedError(`'${handle.service}' left processes outside its group that survived SIGKILL: ${left.join(', ')}`, { code: 'stop_failed' });
     }
-    warn(`'${handle.service}' had left its process group (daemonised): stopped ${described}, found by its ${INSTANCE_ENV} marker`);
+    removeInstanceCgroup(instance);
+    warn(`'${handle.service}' had left its process group (daemonised): stopped ${described}, found by its ${INSTANCE_ENV} marker or cgroup`);
   };
 
   const waitUntilNone = async (alive: () => number[], deadlineMs: number): Promise<number[]> => {
@@ -281,6 +286,7 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       await spawning;
       const pid = child.pid as number;
       children.set(pid, local);
+      joinInstanceCgroup(instance, pid); // where cgroups v2 are ours to use: the kernel tracks its whole tree
       child.unref(); // `stack` may exit (hand-over, crash) while its services run on
 
       const startTime = processStartTime(pid);
@@ -389,6 +395,7 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
 
     async teardown(stack) {
       await rm(pidsDir(stateDirOf(stack)), { recursive: true, force: true });
+      removeStackCgroups(stack);
     },
 
     endpoint(_handle, port) {

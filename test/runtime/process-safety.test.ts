@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createProcessRuntime, type ProcessHandle } from '../../src/runtime/process.js';
+import { cgroupsUsable, instanceCgroup } from '../../src/runtime/process-cgroup.js';
 import { isProcessAlive, processStartTime } from '../../src/runtime/process-proc.js';
 import type { Runtime, StartRequest } from '../../src/runtime/types.js';
 import { atomicWrite } from '../../src/util/fs.js';
@@ -168,6 +169,23 @@ describe('process runtime: a service that daemonises', () => {
     expect(isProcessAlive(daemon)).toBe(false);
     expect(warnings.join('\n')).toContain(String(daemon));
     await rt.close();
+  });
+});
+
+describe('process runtime: a cgroup per instance, where cgroup v2 is writable', () => {
+  it.runIf(cgroupsUsable())('stops a daemon that also cleared its environment, found through the instance cgroup', async () => {
+    const daemonPidFile = path.join(dir, 'daemon.pid');
+    // It forks after a moment: the child joins its cgroup right after spawning (what it forks in
+    // that first instant is found by the marker only, and this daemon drops the marker).
+    const service = processService('web', { command: ['sh', '-c', `sleep 0.3; setsid env -i /bin/sleep 300 & echo $! > ${daemonPidFile}; exec sleep 300`] });
+    const handle = (await runtime.start(request(STACK, service))) as ProcessHandle;
+    trackStarted(handle);
+    const daemon = Number(await waitFor(async () => (await readFile(daemonPidFile, 'utf8').catch(() => '')).trim(), 10_000, 'the daemon pid'));
+    cleanups.push(() => killGroup(daemon));
+    await waitFor(async () => processSession(daemon) === daemon && !(await readFile(`/proc/${daemon}/environ`, 'utf8')).includes('STACK_INSTANCE'), 10_000, 'the daemon on its own');
+    await runtime.stop(handle, { signal: 'SIGTERM', gracePeriodMs: 2000 });
+    expect(isProcessAlive(daemon)).toBe(false);
+    expect(existsSync(instanceCgroup(handle.instance!)!)).toBe(false); // removed once empty
   });
 });
 
