@@ -27,7 +27,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { access, rm, stat } from 'node:fs/promises';
+import { access, rm, rmdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { InvalidInputError, StackFailedError, type Problem } from '../errors.js';
@@ -394,7 +394,10 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
     },
 
     async teardown(stack) {
-      await rm(pidsDir(stateDirOf(stack)), { recursive: true, force: true });
+      // Only this stack's pid files: another stack's in a shared folder are not ours to forget.
+      const dir = pidsDir(stateDirOf(stack));
+      for (const handle of await readPidFiles(stateDirOf(stack))) if (handle.stack === stack) await rm(handle.pidFile, { force: true });
+      await rmdir(dir).catch(() => undefined); // kept while something else is in it
       removeStackCgroups(stack);
     },
 

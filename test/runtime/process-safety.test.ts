@@ -132,6 +132,9 @@ describe('process runtime: a state folder shared by two stacks', () => {
     expect(await other.discover('beta')).toEqual([]);
     expect(JSON.parse(await readFile(alpha.pidFile, 'utf8'))).toMatchObject({ stack: 'alpha', pid: alpha.pid });
     expect(isProcessAlive(alpha.pid)).toBe(true);
+    // Nor does its teardown forget alpha's instance.
+    await other.teardown('beta');
+    expect((await runtime.discover('alpha')).map((h) => h.pid)).toEqual([alpha.pid]);
     await other.close();
   });
 });
