@@ -14,9 +14,17 @@
  *   tree (`kill(-pgid)`), and a Ctrl-C in our terminal does not reach services directly.
  * - Output goes straight to `<stateDir>/logs/<service>.log`: the child gets the file's fd, so it
  *   keeps logging after `stack` exits or dies (no pipe through us).
- * - A pid file per instance (`<stateDir>/pids/<service>-<replica>.json`) records pid, pgid and the
- *   kernel start time, so `discover`, `stop` and `wait` work from another process after a crash,
- *   and a recycled pid is never mistaken for ours.
+ * - A pid file per instance (`<stateDir>/pids/<service>-<replica>.json`) records pid, pgid, the
+ *   kernel start time and the instance's `STACK_INSTANCE` marker (set in its environment), so
+ *   `discover`, `stop` and `wait` work from another process after a crash.
+ * - Nothing is signalled unless proven ours (`proveOwnership`): a pid and group above 1 that the
+ *   instance led, the recorded start time matching the kernel's, the marker in its environment.
+ *   A record that cannot be proven (no start time, no /proc, forged) is reported, never signalled.
+ * - `stop` also stops what left the group (a daemon in a new session), found by its marker and,
+ *   where cgroup v2 is writable, by the instance's own cgroup (process-cgroup.ts).
+ * - Before a start, a port of the service that something else listens on fails the start and
+ *   names the holder: otherwise the foreign listener would pass the health check.
+ * - Nothing under the state folder is opened through a symlink (logs, pid files).
  * - The engine applies restart policies (`appliesRestartPolicy` is false): `wait` reports exits.
  * - `start` converges, as the Docker runtime does with its label: the pid file keeps the
  *   instance's config hash (`processConfigHash`); a live instance (pid and kernel start time
