@@ -6,6 +6,7 @@
  * Counterparts of the ATproto stacks builders: `renderTemplate` ~ mkConfigTemplate /
  * processTemplateWithDiscovery, `renderStackConfigs` ~ generateStackConfigs.
  */
+import path from 'node:path';
 import { InvalidInputError, type Problem } from '../errors.js';
 import { formatPath, type PathSegment } from '../profile/source.js';
 import type { Profile, TemplateSpec } from '../profile/types.js';
@@ -335,6 +336,12 @@ export function renderStackConfigs(profile: Profile, opts: RenderStackOptions = 
  * environment its `env: true` templates add. Generated secrets are saved first, so every later
  * run renders the same values. Throws InvalidInputError listing every problem; writes nothing then.
  */
+const isInside = (root: string | undefined, dir: string): root is string => {
+  if (root === undefined) return false;
+  const rel = path.relative(path.resolve(root), path.resolve(dir));
+  return !rel.startsWith('..') && !path.isAbsolute(rel);
+};
+
 export async function renderServiceConfigs(
   profile: Profile,
   serviceName: string,
@@ -347,7 +354,7 @@ export async function renderServiceConfigs(
   const environment: Record<string, string> = {};
   const written: RenderedFile[] = [];
   for (const f of files) {
-    const hostPath = await writeFileInside(configDir, f.destination, f.content, f.mode);
+    const hostPath = await writeFileInside(configDir, f.destination, f.content, f.mode, isInside(context.stateDir, configDir) ? context.stateDir : configDir);
     written.push({ hostPath, destination: f.destination, mode: f.mode });
     Object.assign(environment, f.env ?? {});
   }
