@@ -3,17 +3,17 @@
  * merge, interpolate the environment, validate against the schema, normalise, then run the rule
  * functions — collecting every problem, each with file:line:column and its dotted path.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidInputError, type Problem } from '../errors.js';
 import { toDnsLabel } from '../util/names.js';
 import { didYouMean } from '../util/suggest.js';
 import { builtinProfileFile, builtinProfileNames, PACKAGE_ROOT } from './builtin.js';
 import { interpolate, InterpolationError, type Env } from './interpolate.js';
-import { issuesToProblems, type RawProblem } from './issues.js';
+import { issuesToProblems, schemaAtPath, valueAt, type RawProblem } from './issues.js';
 import { deepMerge, isPlainObject } from './merge.js';
 import { isInlineTemplate, normalizeProfile } from './normalize.js';
-import { checkProfile, checkRawProfile } from './rules.js';
+import { checkProfile, checkRawProfile, relatedPaths } from './rules.js';
 import { fastValidate } from './fast-check.js';
 import { schemas, type RawProfile } from './schema.js';
 import { precompiledValue } from './precompiled.js';
@@ -96,19 +96,18 @@ function finishInspection(layers: Layer[], problems: RawProblem[], opts: LoadOpt
   const interpolated = interpolateProfile(merged, opts.env ?? process.env, opts.services, problems);
 
   const defaultName = main.builtin ?? toDnsLabel(path.basename(main.absFile).replace(/\.(ya?ml|json|toml)$/i, ''));
-  let schemaOk = fastValidate(interpolated) === true;
-  if (!schemaOk) {
-    const { profileSchema } = schemas();
-    const parsed = profileSchema.safeParse(interpolated);
-    if (!parsed.success) problems.push(...issuesToProblems(parsed.error.issues, profileSchema, interpolated));
-    schemaOk = parsed.success;
-  }
   problems.push(...checkRawProfile(interpolated, defaultName));
-  if (!schemaOk || problems.some((p) => p.severity !== 'warning')) {
-    return { problems: sortProblems(located(problems)) };
+
+  // Schema and rule problems are reported together: what the schema rejects is pruned (with
+  // everything that depends on it) and the rules run on the rest.
+  const unusable = problems.filter((p) => p.severity !== 'warning' && UNUSABLE.has(p.code)).map((p) => cutAtList(p.path));
+  let valid: { value: unknown; removed: Removed[] } | undefined = { value: interpolated, removed: [] };
+  if (unusable.length > 0 || fastValidate(interpolated) !== true) {
+    valid = schemaValid(interpolated, unusable, problems);
   }
+  if (!valid) return { problems: sortProblems(located(problems)) };
   // Strict objects without transforms: what passed the schema is the value itself.
-  const raw = interpolated as RawProfile;
+  const raw = valid.value as RawProfile;
 
   const profile = normalizeProfile(raw, {
     defaultName,
@@ -118,9 +117,71 @@ function finishInspection(layers: Layer[], problems: RawProblem[], opts: LoadOpt
       files: layers.map((l) => l.absFile),
     },
   });
-  problems.push(...checkProfile(profile, raw));
+  // A rule judging a service part of which was pruned would report what is missing, not wrong.
+  const judged = valid.removed.filter((r) => !r.unknownKey).map((r) => r.path);
+  problems.push(...checkProfile(profile, raw).filter((p) => !judged.some((r) => relatedPaths(r, p.path))));
   const all = sortProblems(located(problems));
   return all.some((p) => p.severity !== 'warning') ? { problems: all } : { profile, problems: all };
+}
+
+/** Problems whose value cannot be normalised (a template file that is missing): pruned like schema errors. */
+const UNUSABLE = new Set(['template_outside', 'template_not_found', 'template_not_file']);
+
+interface Removed {
+  path: PathSegment[];
+  unknownKey: boolean;
+}
+
+/** A path inside a list stops at the list: removing an item would renumber its siblings. */
+function cutAtList(at: readonly PathSegment[]): PathSegment[] {
+  const i = at.findIndex((seg) => typeof seg === 'number');
+  return i >= 0 ? at.slice(0, i) : [...at];
+}
+
+/**
+ * Check the value with the schema, reporting its problems, and return a copy with every invalid
+ * value removed (and the paths removed), so the rules can judge the rest. A required value that is
+ * invalid takes its parent with it. Undefined when nothing usable remains.
+ */
+function schemaValid(value: unknown, unusable: PathSegment[][], problems: RawProblem[]): { value: unknown; removed: Removed[] } | undefined {
+  const { profileSchema } = schemas();
+  const first = profileSchema.safeParse(value);
+  if (!first.success) problems.push(...issuesToProblems(first.error.issues, profileSchema, value));
+  if (first.success && unusable.length === 0) return { value, removed: [] };
+
+  const copy = structuredClone(value);
+  const removed: Removed[] = [];
+  const remove = (target: readonly PathSegment[], unknownKey: boolean): boolean => {
+    let at = cutAtList(target);
+    for (;;) {
+      if (at.length === 0) return false;
+      if (removed.some((r) => r.path.length < at.length && samePath(r.path, at.slice(0, r.path.length)))) return true;
+      // absent (a required key) or already removed and still reported: its parent goes
+      if (valueAt(copy, at) === undefined || removed.some((r) => samePath(r.path, at))) at = at.slice(0, -1);
+      else break;
+    }
+    const parent = valueAt(copy, at.slice(0, -1));
+    if (isPlainObject(parent)) delete parent[String(at[at.length - 1])];
+    removed.push({ path: at, unknownKey });
+    return true;
+  };
+  for (const at of unusable) if (!remove(at, false)) return undefined;
+  let issues = first.success ? [] : first.error.issues;
+  for (let round = 0; round < 8; round++) {
+    for (const issue of issues) {
+      const base = issue.path as PathSegment[];
+      const targets = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...base, k]) : [base];
+      for (const t of targets) if (!remove(t, issue.code === 'unrecognized_keys')) return undefined;
+    }
+    const again = profileSchema.safeParse(copy);
+    if (again.success) return { value: copy, removed };
+    issues = again.error.issues;
+  }
+  return undefined;
+}
+
+function samePath(a: readonly PathSegment[], b: readonly PathSegment[]): boolean {
+  return a.length === b.length && a.every((seg, i) => seg === b[i]);
 }
 
 /** Resolve a profile reference to a file: a path if it looks like one, else a built-in name. */
@@ -129,7 +190,9 @@ export function resolveProfileRef(ref: string, fromDir: string): { file: string;
   const candidate = path.resolve(fromDir, ref);
   if (looksLikePath || existsSync(candidate)) {
     if (!existsSync(candidate)) return { error: `profile file not found: ${ref}` };
-    if (statSync(candidate).isDirectory()) return { error: `profile path is a folder, not a file: ${ref}` };
+    const st = statSync(candidate);
+    if (st.isDirectory()) return { error: `profile path is a folder, not a file: ${ref}` };
+    if (!st.isFile()) return { error: `profile path is not a regular file (a device, FIFO or socket): ${ref}` };
     return { file: candidate };
   }
   const file = builtinProfileFile(ref);
@@ -153,9 +216,9 @@ function readChain(ref: string, fromDir: string, cwd: string, chain: string[], l
   }
   let text: string;
   try {
-    text = readFileSync(resolved.file, 'utf8');
+    text = readRegularFile(resolved.file, MAX_PROFILE_BYTES);
   } catch (err) {
-    problems.push({ code: 'read_error', path: [], file: display, message: `cannot read profile: ${(err as Error).message}` });
+    problems.push({ code: 'read_error', path: [], file: display, line: 1, column: 1, message: `cannot read profile: ${(err as Error).message}`, ...viaLoc() });
     return;
   }
   const compiled = resolved.builtin ? precompiledValue(resolved.builtin, text) : undefined;
@@ -181,6 +244,30 @@ function readChain(ref: string, fromDir: string, cwd: string, chain: string[], l
     return;
   }
   readChain(parent, path.dirname(resolved.file), cwd, [...chain, resolved.file], layers, problems, layer);
+}
+
+/** Profiles and template files larger than this are refused (a profile of 10,000 services is ~1.5 MB). */
+export const MAX_PROFILE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Read a regular file of at most `limit` bytes. Devices (`/dev/zero`), FIFOs and sockets are
+ * refused: opened non-blocking (a FIFO without a writer would block forever), checked on the
+ * open descriptor, and read no further than the limit whatever the size said.
+ */
+export function readRegularFile(file: string, limit: number): string {
+  const fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error(`${file} is not a regular file`);
+    if (st.size > limit) throw new Error(`${file} is larger than ${limit} bytes`);
+    const buf = Buffer.alloc(Math.min(st.size, limit) + 1);
+    let length = 0;
+    for (let n = 1; n > 0 && length < buf.length; length += n) n = readSync(fd, buf, length, buf.length - length, null);
+    if (length > limit) throw new Error(`${file} is larger than ${limit} bytes`);
+    return buf.subarray(0, length).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function displayName(file: string, cwd: string): string {
@@ -209,6 +296,9 @@ function rebasePaths(layer: Layer, problems: RawProblem[]): Record<string, unkno
           problems.push({ code: 'template_outside', path: at, ...where(), message: `template file '${t.template}' is outside the profile's folder` });
         } else if (!existsSync(abs)) {
           problems.push({ code: 'template_not_found', path: at, ...where(), message: `template file not found: ${t.template}` });
+        } else if (!statSync(abs).isFile() || statSync(abs).size > MAX_PROFILE_BYTES) {
+          const what = statSync(abs).isFile() ? `larger than ${MAX_PROFILE_BYTES} bytes` : 'not a regular file';
+          problems.push({ code: 'template_not_file', path: at, ...where(), message: `template '${t.template}' is ${what}` });
         }
         t.template = abs; // absolute from here on; normalize reads it
       });
@@ -231,11 +321,14 @@ function rebasePaths(layer: Layer, problems: RawProblem[]): Record<string, unkno
  */
 function interpolateProfile(merged: unknown, env: Env, selection: string[] | undefined, problems: RawProblem[]): unknown {
   const selected = selectedServices(merged, selection);
+  const interpolatedDefaults = new Set<string>();
   const walk = (v: unknown, at: PathSegment[], strict: boolean): unknown => {
     if (typeof v === 'string') {
       if (!v.includes('$')) return v;
       try {
-        return coerce(interpolate(v, env));
+        const text = interpolate(v, env);
+        if (text !== v && at[0] === 'variables' && at[2] === 'default') interpolatedDefaults.add(String(at[1]));
+        return text === v ? text : typedAt(at, text);
       } catch (err) {
         if (strict && err instanceof InterpolationError) problems.push({ code: 'interpolation', path: at, message: err.message });
         return v;
@@ -257,14 +350,36 @@ function interpolateProfile(merged: unknown, env: Env, selection: string[] | und
     }
     return v;
   };
-  return walk(merged, [], true);
+  const out = walk(merged, [], true);
+  typeVariableDefaults(out, interpolatedDefaults);
+  return out;
 }
 
-/** After interpolation, whole numbers and booleans become typed values (`port: ${PORT:-3000}`). */
-function coerce(text: string): string | number | boolean {
-  if (/^-?(0|[1-9]\d*)(\.\d+)?$/.test(text)) return Number(text);
-  if (text === 'true' || text === 'false') return text === 'true';
-  return text;
+/**
+ * After interpolation the text stays what the user wrote (`VERSION: "${V}"` with V=1.10 is the
+ * string "1.10"), except where the schema accepts no string but a number or a boolean
+ * (`port: ${PORT:-3000}`), like Compose. A variable's default follows the variable's type.
+ */
+function typedAt(at: PathSegment[], text: string): string | number | boolean {
+  const looksNumber = /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(text);
+  const looksBoolean = text === 'true' || text === 'false';
+  if (!looksNumber && !looksBoolean) return text;
+  const typed = looksNumber ? Number(text) : text === 'true';
+  const { profileSchema } = schemas();
+  const schema = at[0] === 'variables' && at[2] === 'default' ? undefined : schemaAtPath(profileSchema, at);
+  if (!schema) return text;
+  const accepts = (v: unknown) => (schema as unknown as { safeParse(v: unknown): { success: boolean } }).safeParse(v).success;
+  return !accepts(text) && accepts(typed) ? typed : text;
+}
+
+/** A variable's interpolated default takes the variable's declared type. */
+function typeVariableDefaults(value: unknown, names: Set<string>): void {
+  const variables = isPlainObject(value) && isPlainObject(value.variables) ? value.variables : {};
+  for (const [name, v] of Object.entries(variables)) {
+    if (!names.has(name) || !isPlainObject(v) || typeof v.default !== 'string') continue;
+    if (v.type === 'number' && /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(v.default)) v.default = Number(v.default);
+    else if (v.type === 'boolean' && (v.default === 'true' || v.default === 'false')) v.default = v.default === 'true';
+  }
 }
 
 /** The services a run selects: the named ones and what they depend on, or every enabled one. */
