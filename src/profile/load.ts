@@ -280,15 +280,22 @@ function displayName(file: string, cwd: string): string {
  * the built-in's templates, and its own resolve against its own folder.
  */
 function rebasePaths(layer: Layer, problems: RawProblem[]): Record<string, unknown> {
-  const value = structuredClone(layer.value);
-  const services = value.services;
-  if (!isPlainObject(services)) return value;
-  for (const [name, svc] of Object.entries(services)) {
-    if (!isPlainObject(svc)) continue;
-    if (typeof svc.workingDir === 'string' && !path.isAbsolute(svc.workingDir)) svc.workingDir = path.resolve(layer.dir, svc.workingDir);
+  // Copy on write: only the services whose paths change are copied (a deep copy of a
+  // 10,000-service profile costs more than everything the rules do).
+  const value = { ...layer.value };
+  if (!isPlainObject(value.services)) return value;
+  const services = { ...value.services };
+  value.services = services;
+  for (const [name, original] of Object.entries(services)) {
+    if (!isPlainObject(original)) continue;
+    const relativeDir = typeof original.workingDir === 'string' && !path.isAbsolute(original.workingDir);
+    if (!relativeDir && !Array.isArray(original.templates) && !Array.isArray(original.volumes)) continue;
+    const svc = { ...original };
+    services[name] = svc;
+    if (relativeDir) svc.workingDir = path.resolve(layer.dir, svc.workingDir as string);
     if (Array.isArray(svc.templates)) {
-      svc.templates.forEach((t, i) => {
-        if (!isPlainObject(t) || typeof t.template !== 'string' || isInlineTemplate(t.template)) return;
+      svc.templates = svc.templates.map((t: unknown, i) => {
+        if (!isPlainObject(t) || typeof t.template !== 'string' || isInlineTemplate(t.template)) return t;
         const at: PathSegment[] = ['services', name, 'templates', i, 'template'];
         const abs = path.resolve(layer.dir, t.template);
         const where = () => ({ file: layer.parsed.file, ...layer.parsed.locate(at) });
@@ -300,11 +307,11 @@ function rebasePaths(layer: Layer, problems: RawProblem[]): Record<string, unkno
           const what = statSync(abs).isFile() ? `larger than ${MAX_PROFILE_BYTES} bytes` : 'not a regular file';
           problems.push({ code: 'template_not_file', path: at, ...where(), message: `template '${t.template}' is ${what}` });
         }
-        t.template = abs; // absolute from here on; normalize reads it
+        return { ...t, template: abs }; // absolute from here on; normalize reads it
       });
     }
     if (Array.isArray(svc.volumes)) {
-      svc.volumes = svc.volumes.map((v) => {
+      svc.volumes = svc.volumes.map((v: unknown) => {
         if (typeof v === 'string' && /^\.\.?\//.test(v)) return path.resolve(layer.dir, v.split(':')[0]!) + v.slice(v.indexOf(':'));
         if (isPlainObject(v) && typeof v.source === 'string' && /^\.\.?\//.test(v.source)) return { ...v, source: path.resolve(layer.dir, v.source) };
         return v;
@@ -322,35 +329,46 @@ function rebasePaths(layer: Layer, problems: RawProblem[]): Record<string, unkno
 function interpolateProfile(merged: unknown, env: Env, selection: string[] | undefined, problems: RawProblem[]): unknown {
   const selected = selectedServices(merged, selection);
   const interpolatedDefaults = new Set<string>();
-  const walk = (v: unknown, at: PathSegment[], strict: boolean): unknown => {
+  // Copy on write, with one shared path (pushed and popped): most of a large profile holds no `$`.
+  const at: PathSegment[] = [];
+  const walk = (v: unknown, strict: boolean): unknown => {
     if (typeof v === 'string') {
       if (!v.includes('$')) return v;
       try {
         const text = interpolate(v, env);
         if (text !== v && at[0] === 'variables' && at[2] === 'default') interpolatedDefaults.add(String(at[1]));
-        return text === v ? text : typedAt(at, text);
+        return text === v ? text : typedAt([...at], text);
       } catch (err) {
-        if (strict && err instanceof InterpolationError) problems.push({ code: 'interpolation', path: at, message: err.message });
+        if (strict && err instanceof InterpolationError) problems.push({ code: 'interpolation', path: [...at], message: err.message });
         return v;
       }
     }
-    if (Array.isArray(v)) return v.map((x, i) => walk(x, [...at, i], strict));
-    if (isPlainObject(v)) {
-      const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) {
-        const here = [...at, k];
-        if (at.length === 2 && at[0] === 'services' && k === 'templates') {
-          out[k] = x;
-          continue;
-        }
-        const strictHere = at.length === 1 && at[0] === 'services' ? selected.has(k) : strict;
-        out[k] = walk(x, here, strictHere);
+    if (Array.isArray(v)) {
+      let out: unknown[] | undefined;
+      for (let i = 0; i < v.length; i++) {
+        at.push(i);
+        const x = walk(v[i], strict);
+        at.pop();
+        if (x !== v[i]) (out ??= [...v])[i] = x;
       }
-      return out;
+      return out ?? v;
+    }
+    if (isPlainObject(v)) {
+      let out: Record<string, unknown> | undefined;
+      const inServices = at.length === 1 && at[0] === 'services';
+      const inService = at.length === 2 && at[0] === 'services';
+      for (const [k, x] of Object.entries(v)) {
+        if (inService && k === 'templates') continue;
+        at.push(k);
+        const y = walk(x, inServices ? selected.has(k) : strict);
+        at.pop();
+        if (y !== x) (out ??= { ...v })[k] = y;
+      }
+      return out ?? v;
     }
     return v;
   };
-  const out = walk(merged, [], true);
+  const out = walk(merged, true);
   typeVariableDefaults(out, interpolatedDefaults);
   return out;
 }

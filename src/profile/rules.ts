@@ -71,24 +71,32 @@ export function checkRawProfile(raw: unknown, defaultName: string): RawProblem[]
 
 /**
  * Values no field can honour, wherever they are: NaN and infinities (YAML's `.nan`, `.inf`) and
- * strings holding a NUL byte (argv, environment and paths cannot carry one). Iterative: depth is
- * bounded by the parser, but the walk stays flat anyway.
+ * strings holding a NUL byte (argv, environment and paths cannot carry one).
  */
 function rawValues(raw: unknown): RawProblem[] {
   const out: RawProblem[] = [];
-  const stack: [unknown, Path][] = [[raw, []]];
-  while (stack.length > 0) {
-    const [v, at] = stack.pop()!;
-    if (typeof v === 'number' && !Number.isFinite(v)) out.push({ code: 'invalid_number', path: at, message: `${String(v)} is not a usable number` });
-    else if (typeof v === 'string' && v.includes('\0')) out.push({ code: 'nul_byte', path: at, message: 'contains a NUL byte, which no argument, variable or path can carry' });
-    else if (Array.isArray(v)) v.forEach((x, i) => stack.push([x, [...at, i]]));
-    else if (isPlainObject(v)) {
+  const at: Path = []; // one shared path, copied only for a problem
+  const visit = (v: unknown): void => {
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) out.push({ code: 'invalid_number', path: [...at], message: `${String(v)} is not a usable number` });
+    } else if (typeof v === 'string') {
+      if (v.includes('\0')) out.push({ code: 'nul_byte', path: [...at], message: 'contains a NUL byte, which no argument, variable or path can carry' });
+    } else if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        at.push(i);
+        visit(v[i]);
+        at.pop();
+      }
+    } else if (isPlainObject(v)) {
       for (const [k, x] of Object.entries(v)) {
-        if (k.includes('\0')) out.push({ code: 'nul_byte', path: [...at, k], atKey: true, message: 'the key contains a NUL byte' });
-        stack.push([x, [...at, k]]);
+        at.push(k);
+        if (k.includes('\0')) out.push({ code: 'nul_byte', path: [...at], atKey: true, message: 'the key contains a NUL byte' });
+        visit(x);
+        at.pop();
       }
     }
-  }
+  };
+  visit(raw); // depth is bounded by the parsers (MAX_DEPTH)
   return out;
 }
 

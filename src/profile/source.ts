@@ -153,16 +153,16 @@ function withDepthCheck(parsed: ParsedFile, text: string): ParsedFile {
   return failedFile(parsed.file, [tooDeepProblem(text, parsed.file, deepOffset(text))]);
 }
 
-/** Nesting depth of a parsed value, without recursion. */
-export function depthOf(value: unknown): number {
-  let max = 0;
-  const stack: [unknown, number][] = [[value, 0]];
-  while (stack.length > 0) {
-    const [v, d] = stack.pop()!;
-    if (v === null || typeof v !== 'object') continue;
-    if (d + 1 > max) max = d + 1;
-    if (max > MAX_DEPTH) return max;
-    for (const child of Object.values(v)) stack.push([child, d + 1]);
+/** Nesting depth of a parsed value, stopping as soon as it exceeds MAX_DEPTH. */
+export function depthOf(value: unknown, depth = 0): number {
+  if (value === null || typeof value !== 'object') return depth;
+  if (depth >= MAX_DEPTH) return depth + 1;
+  let max = depth + 1;
+  for (const child of Array.isArray(value) ? value : Object.values(value)) {
+    if (child === null || typeof child !== 'object') continue;
+    const d = depthOf(child, depth + 1);
+    if (d > max) max = d;
+    if (max > MAX_DEPTH) break;
   }
   return max;
 }
