@@ -76,7 +76,7 @@ export function parseProfileText(text: string, file: string): ParsedFile {
  * anchors, aliases, merge keys or directives (anything else, and anything js-yaml rejects, goes
  * to the positioned parser, which also judges errors). Returns no value when not applicable.
  */
-function fastYaml(text: string): { value?: unknown; tooDeep?: number } {
+export function fastYaml(text: string): { value?: unknown; tooDeep?: number } {
   if (/^%/m.test(text) || /(?:^|[\s,[{])[&*!][^\s]|<</m.test(text)) return {};
   const { load, YAMLException } = jsYaml();
   try {
