@@ -441,7 +441,10 @@ function locateProblem(p: RawProblem, layers: Layer[]): Problem {
 }
 
 function sortProblems(list: Problem[]): Problem[] {
-  return [...list].sort(
+  // NaN and infinities: "is not a usable number" says it better than the schema's type message.
+  const unusableNumbers = new Set(list.filter((p) => p.code === 'invalid_number').map((p) => `${p.file}\0${p.path}`));
+  const kept = unusableNumbers.size === 0 ? list : list.filter((p) => p.code !== 'invalid_type' || !unusableNumbers.has(`${p.file}\0${p.path}`));
+  return [...kept].sort(
     (a, b) => (a.file ?? '').localeCompare(b.file ?? '') || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0),
   );
 }

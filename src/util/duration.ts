@@ -34,7 +34,7 @@ function durationMs(value: number | string): number | undefined {
  */
 export function durationProblem(value: unknown, opts: { positive?: boolean } = {}): string | undefined {
   if (typeof value !== 'number' && typeof value !== 'string') return undefined; // the schema reports the type
-  if (typeof value === 'number' && !Number.isFinite(value)) return `${String(value)} is not a duration`;
+  if (typeof value === 'number' && !Number.isFinite(value)) return undefined; // reported as an unusable number
   const ms = durationMs(value);
   if (ms === undefined) return undefined; // the schema reports the format
   if (ms > MAX_DURATION_MS) return `${JSON.stringify(value)} is longer than ${MAX_DURATION_MS} ms (about 24.8 days), the longest wait a timer can honour`;
