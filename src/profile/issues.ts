@@ -138,21 +138,6 @@ function schemaAt(root: AnySchema, path: readonly PathSegment[]): AnySchema | un
   return s && unwrapToContainer(s, 'keyed');
 }
 
-/** The schema of the value at a path (a leaf or a container), or undefined if the path is unknown. */
-export function schemaAtPath(root: AnySchema, path: readonly PathSegment[]): AnySchema | undefined {
-  let s: AnySchema | undefined = root;
-  for (const seg of path) {
-    s = s && unwrapToContainer(s, typeof seg === 'number' ? 'array' : 'keyed');
-    if (!s) return undefined;
-    const d = defOf(s);
-    if (d.type === 'object') s = d.shape?.[String(seg)];
-    else if (d.type === 'record') s = d.valueType;
-    else if (d.type === 'array') s = d.element;
-    else return undefined;
-  }
-  return s;
-}
-
 function unwrapToContainer(s: AnySchema, want: 'array' | 'keyed'): AnySchema | undefined {
   const d = defOf(s);
   if (d.type === 'optional' || d.type === 'nullable' || d.type === 'default') return d.innerType && unwrapToContainer(d.innerType, want);

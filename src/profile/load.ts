@@ -10,7 +10,7 @@ import { toDnsLabel } from '../util/names.js';
 import { didYouMean } from '../util/suggest.js';
 import { builtinProfileFile, builtinProfileNames, PACKAGE_ROOT } from './builtin.js';
 import { interpolate, InterpolationError, type Env } from './interpolate.js';
-import { issuesToProblems, schemaAtPath, valueAt, type RawProblem } from './issues.js';
+import { issuesToProblems, valueAt, type RawProblem } from './issues.js';
 import { deepMerge, isPlainObject } from './merge.js';
 import { isInlineTemplate, normalizeProfile } from './normalize.js';
 import { checkProfile, checkRawProfile, relatedPaths } from './rules.js';
@@ -381,13 +381,56 @@ function interpolateProfile(merged: unknown, env: Env, selection: string[] | und
 function typedAt(at: PathSegment[], text: string): string | number | boolean {
   const looksNumber = /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(text);
   const looksBoolean = text === 'true' || text === 'false';
-  if (!looksNumber && !looksBoolean) return text;
+  if ((!looksNumber && !looksBoolean) || (at[0] === 'variables' && at[2] === 'default')) return text;
   const typed = looksNumber ? Number(text) : text === 'true';
-  const { profileSchema } = schemas();
-  const schema = at[0] === 'variables' && at[2] === 'default' ? undefined : schemaAtPath(profileSchema, at);
-  if (!schema) return text;
-  const accepts = (v: unknown) => (schema as unknown as { safeParse(v: unknown): { success: boolean } }).safeParse(v).success;
+  const leaves = jsonSchemasAt(at);
+  if (leaves.length === 0) return text;
+  const accepts = (v: unknown) => leaves.some((s) => acceptsType(s, v));
   return !accepts(text) && accepts(typed) ? typed : text;
+}
+
+/**
+ * The generated JSON Schema (schema/profile.schema.json, from the zod schema at build time): read
+ * for field types after interpolation, so a valid profile never loads zod. Only `type`, `pattern`,
+ * `anyOf`/`oneOf`, `properties`, `additionalProperties` and `items` are consulted.
+ */
+interface JsonSchema {
+  type?: string | string[];
+  pattern?: string;
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  properties?: Record<string, JsonSchema>;
+  additionalProperties?: JsonSchema | boolean;
+  items?: JsonSchema;
+}
+let profileJsonSchema: JsonSchema | undefined;
+
+function jsonSchemasAt(at: readonly PathSegment[]): JsonSchema[] {
+  profileJsonSchema ??= JSON.parse(readRegularFile(path.join(PACKAGE_ROOT, 'schema', 'profile.schema.json'), MAX_PROFILE_BYTES)) as JsonSchema;
+  const flatten = (s: JsonSchema): JsonSchema[] => (s.anyOf || s.oneOf ? [...(s.anyOf ?? []), ...(s.oneOf ?? [])].flatMap(flatten) : [s]);
+  let current = flatten(profileJsonSchema);
+  for (const seg of at) {
+    const next: JsonSchema[] = [];
+    for (const s of current) {
+      if (typeof seg === 'number' && s.items) next.push(...flatten(s.items));
+      else if (typeof seg === 'string' && s.properties?.[seg]) next.push(...flatten(s.properties[seg]));
+      else if (typeof seg === 'string' && typeof s.additionalProperties === 'object') next.push(...flatten(s.additionalProperties));
+    }
+    current = next;
+  }
+  return current;
+}
+
+function acceptsType(s: JsonSchema, v: unknown): boolean {
+  const types = s.type === undefined ? [] : Array.isArray(s.type) ? s.type : [s.type];
+  if (types.length === 0) return true; // anything (template data)
+  return types.some((t) => {
+    if (t === 'string') return typeof v === 'string' && (s.pattern === undefined || new RegExp(s.pattern).test(v));
+    if (t === 'number') return typeof v === 'number';
+    if (t === 'integer') return Number.isInteger(v);
+    if (t === 'boolean') return typeof v === 'boolean';
+    return false;
+  });
 }
 
 /** A variable's interpolated default takes the variable's declared type. */

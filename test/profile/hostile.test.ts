@@ -134,6 +134,12 @@ describe('interpolation keeps what the user wrote', () => {
     expect(p.services.a?.environment).toEqual({ VERSION: '1.10', ID: '12345678901234567890', FLAG: 'true', NAME: 'x' });
     expect(p.services.a?.port).toBe(3000);
   });
+  it('fields that take a number (or a duration given as one) or a boolean get one', () => {
+    const f = write('services:\n  a: { command: [a], stopGracePeriod: "${G:-30}", init: "${I:-false}", environment: { G: "${G:-30}" } }\n');
+    const p = loadProfile(f, { env: {} });
+    expect(p.services.a).toMatchObject({ stopGracePeriodMs: 30_000, init: false, environment: { G: '30' } });
+  });
+
   it('no prototype lookups', () => {
     expect(interpolate('${toString:-x}/${constructor}/${__proto__:-y}', {})).toBe('x//y');
   });
