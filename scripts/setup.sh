@@ -6,7 +6,8 @@ set -euo pipefail
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 # python3, make and g++ build native addons from source (better-sqlite3 for the dev-cluster PDS).
-for pkg in docker.io busybox-static etcd-server nats-server dnsmasq-base docker-compose iproute2 procps python3 make g++; do
+# postgresql: the full-node profile runs Debian's server itself (launchers/postgres.mjs).
+for pkg in docker.io busybox-static etcd-server nats-server dnsmasq-base docker-compose iproute2 procps python3 make g++ postgresql; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 
@@ -16,6 +17,12 @@ if [ "${#need[@]}" -gt 0 ]; then
     exit 3
   fi
   echo "setup: installing ${need[*]}" >&2
+  # Debian's postgresql creates and starts a cluster of its own on port 5432; full-node runs its
+  # own cluster under .stack/, so tell postgresql-common (before it is installed) not to make one.
+  if [[ " ${need[*]} " == *" postgresql "* ]] && ! have_pkg postgresql-common; then
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false  # atproto-stacks: full-node runs its own cluster" >/etc/postgresql-common/createcluster.d/atproto-stacks.conf
+  fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -25,11 +25,15 @@ export * from './health/index.js';
 // Runtimes: local processes and Docker (dockerode loads on first use).
 export { createProcessRuntime, type ProcessRuntimeOptions } from './runtime/process.js';
 export { createDockerRuntime } from './runtime/docker.js';
+export { createMemoryRuntime, type MemoryRuntime, type MemoryRuntimeOptions, type MemoryScript } from './runtime/memory.js';
 export type * from './runtime/types.js';
 // The engine: start a plan health-gated, stop it, observe events.
 export {
   mkServiceCoordination,
   mkDependencyManagement,
+  upStack,
+  downStack,
+  stackStatus,
   startStack,
   stopStack,
   readStackStatus,
@@ -38,6 +42,8 @@ export {
   type StackController,
   type StartStackInput,
   type StartStackOptions,
+  type UpStackOptions,
+  type DownStackOptions,
   type StopReport,
   type StackStatusView,
 } from './engine/index.js';

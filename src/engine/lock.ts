@@ -23,10 +23,10 @@ import path from 'node:path';
 import { StackFailedError } from '../errors.js';
 import { isProcessAlive, processStartTime } from '../runtime/process-proc.js';
 import { realClock, type Clock } from '../util/clock.js';
-import { poll, PollTimeoutError } from '../util/retry.js';
+import { relieveSupervisor } from './supervisor.js';
 
-/** Asks a detached supervisor to let go of its stack (release the lock, exit, leave services running). */
-export const RELIEVE_SIGNAL: NodeJS.Signals = 'SIGUSR2';
+// The relieving side of the supervisor protocol lives with the rest of it (supervisor.ts).
+export { RELIEVE_SIGNAL } from './supervisor.js';
 
 export interface LockInfo {
   pid: number;
@@ -103,7 +103,7 @@ export async function acquireLock(stateDir: string, stack: string, opts: Acquire
         // ourselves (two runs in one process): the signal would be ours to answer.
         if (!holder.detached || relieved || holder.pid === process.pid) throw lockedBy(stack, holder);
         relieved = true;
-        await relieve(stack, holder, opts.relieveTimeoutMs ?? 60_000, opts.clock ?? realClock);
+        await relieveSupervisor(stack, holder, opts.relieveTimeoutMs ?? 60_000, opts.clock ?? realClock);
         continue; // it released the lock (or died holding it: stale)
       }
       if (attempt >= 3) throw new StackFailedError(`cannot take the lock of stack '${stack}' at ${file}`, { code: 'stack_locked' });
@@ -129,21 +129,4 @@ function lockedBy(stack: string, holder: LockInfo): StackFailedError {
     `stack '${stack}' is already being run by \`stack ${holder.command}\` (pid ${holder.pid}, since ${holder.startedAt}); stop it with \`stack down\` or wait for it`,
     { code: 'stack_locked' },
   );
-}
-
-/** Ask a detached supervisor to let go of the stack, and wait until it has exited. */
-async function relieve(stack: string, holder: LockInfo, timeoutMs: number, clock: Clock): Promise<void> {
-  try {
-    process.kill(holder.pid, RELIEVE_SIGNAL);
-  } catch {
-    return; // already gone
-  }
-  try {
-    await poll(() => (isProcessAlive(holder.pid, holder.processStartTime) ? undefined : true), { clock, deadlineMs: timeoutMs, initialDelayMs: 10, maxDelayMs: 100 });
-  } catch (err) {
-    if (!(err instanceof PollTimeoutError)) throw err;
-    throw new StackFailedError(`the supervisor of stack '${stack}' (pid ${holder.pid}) did not hand over within ${timeoutMs} ms; try again, or \`stack down\` first`, {
-      code: 'stack_locked',
-    });
-  }
 }

@@ -18,7 +18,7 @@ const errorsOf = (ref: string, opts = {}) => inspectProfile(ref, opts).problems.
 
 describe('built-in profiles', () => {
   it('ships the four ATproto profiles, each loading cleanly', () => {
-    expect(builtinProfileNames()).toEqual(['dev-cluster', 'full-node', 'prod-cluster', 'simple-pds']);
+    expect(builtinProfileNames()).toEqual(['dev-cluster', 'full-node', 'full-node-docker', 'prod-cluster', 'simple-pds']);
     for (const name of builtinProfileNames()) {
       const result = inspectProfile(name, { env: {} });
       expect(result.problems.filter((p) => p.severity !== 'warning'), name).toEqual([]);
@@ -26,14 +26,14 @@ describe('built-in profiles', () => {
     }
   });
 
-  it('prod-cluster extends full-node: consul, leader-follower and hardened containers', () => {
+  it('prod-cluster extends full-node-docker: consul, leader-follower and hardened containers', () => {
     const p = loadProfile('prod-cluster', { env: {} });
     expect(p.discovery.backends).toEqual(['consul']);
     expect(p.coordination.strategy).toBe('leader-follower');
-    expect(Object.keys(p.services).sort()).toEqual(Object.keys(loadProfile('full-node', { env: {} }).services).sort());
+    expect(Object.keys(p.services).sort()).toEqual(Object.keys(loadProfile('full-node-docker', { env: {} }).services).sort());
     expect(p.services.pds?.security).toMatchObject({ noNewPrivileges: true, capDrop: ['ALL'], readOnlyRootFilesystem: true });
-    // inherited from full-node untouched
-    expect(p.services.pds?.image).toBe('ghcr.io/bluesky-social/pds:0.4');
+    // inherited from full-node-docker untouched
+    expect(p.services.pds?.image).toBe('node:20.20.0-bookworm-slim');
     expect(p.source.files).toHaveLength(2);
   });
 });

@@ -12,37 +12,24 @@ import { pad, paint, type Output, type Style } from '../output.js';
 
 export async function run(opts: CommonOptions, o: Output): Promise<number> {
   const profile = loadProfile(profileRef(opts, o));
-  const { stateDirOf } = await import('../../engine/state.js');
-  const { createRuntimeSet } = await import('../../engine/runtimes.js');
-  const { readStackStatus } = await import('../../engine/status.js');
-  const stateDir = stateDirOf(profile);
-  const runtimes = createRuntimeSet({ stateDir, docker: profile.docker });
-  try {
-    const view = await readStackStatus({
-      stack: profile.name,
-      stateDir,
-      runtimes,
-      runtimeNames: [...new Set(Object.values(profile.services).filter((s) => s.enable).map((s) => s.runtime))],
-    });
-    if (opts.json) {
-      o.json(view);
-      return ExitCode.ok;
-    }
-    if (view.empty) {
-      o.out(`stack '${profile.name}': nothing is running`);
-      return ExitCode.ok;
-    }
-    const owner = !view.owner
-      ? ''
-      : view.owner.alive
-        ? ` — supervised by pid ${view.owner.pid}${view.owner.detached ? ' (detached)' : ''}`
-        : ` — started by pid ${view.owner.pid} (no longer running; nothing supervises it)`;
-    o.out(paint(o, 'bold', `stack '${profile.name}'${view.phase ? `: ${view.phase}` : ''}${owner}`));
-    printTable(o, view.services);
+  const { stackStatus } = await import('../../engine/stack.js');
+  const view = await stackStatus(profile);
+  if (opts.json) {
+    o.json(view);
     return ExitCode.ok;
-  } finally {
-    await runtimes.close();
   }
+  if (view.empty) {
+    o.out(`stack '${profile.name}': nothing is running`);
+    return ExitCode.ok;
+  }
+  const owner = !view.owner
+    ? ''
+    : view.owner.alive
+      ? ` — supervised by pid ${view.owner.pid}${view.owner.detached ? ' (detached)' : ''}`
+      : ` — started by pid ${view.owner.pid} (no longer running; nothing supervises it)`;
+  o.out(paint(o, 'bold', `stack '${profile.name}'${view.phase ? `: ${view.phase}` : ''}${owner}`));
+  printTable(o, view.services);
+  return ExitCode.ok;
 }
 
 const STATE_STYLE: Record<string, Style> = { healthy: 'green', completed: 'green', failed: 'red', blocked: 'red', stopped: 'gray' };
