@@ -13,7 +13,7 @@ import { interpolate, InterpolationError, type Env } from './interpolate.js';
 import { issuesToProblems, valueAt, type RawProblem } from './issues.js';
 import { deepMerge, isPlainObject } from './merge.js';
 import { isInlineTemplate, normalizeProfile } from './normalize.js';
-import { checkProfile, checkRawProfile, relatedPaths } from './rules.js';
+import { checkProfile, checkRawProfile } from './rules.js';
 import { fastValidate } from './fast-check.js';
 import { schemas, type RawProfile } from './schema.js';
 import { precompiledValue } from './precompiled.js';
@@ -96,7 +96,7 @@ function finishInspection(layers: Layer[], problems: RawProblem[], opts: LoadOpt
   const interpolated = interpolateProfile(merged, opts.env ?? process.env, opts.services, problems);
 
   const defaultName = main.builtin ?? toDnsLabel(path.basename(main.absFile).replace(/\.(ya?ml|json|toml)$/i, ''));
-  problems.push(...checkRawProfile(interpolated, defaultName));
+  append(problems, checkRawProfile(interpolated, defaultName));
 
   // Schema and rule problems are reported together: what the schema rejects is pruned (with
   // everything that depends on it) and the rules run on the rest.
@@ -118,10 +118,27 @@ function finishInspection(layers: Layer[], problems: RawProblem[], opts: LoadOpt
     },
   });
   // A rule judging a service part of which was pruned would report what is missing, not wrong.
-  const judged = valid.removed.filter((r) => !r.unknownKey).map((r) => r.path);
-  problems.push(...checkProfile(profile, raw).filter((p) => !judged.some((r) => relatedPaths(r, p.path))));
+  const related = relatedToAny(valid.removed.filter((r) => !r.unknownKey).map((r) => r.path));
+  append(problems, checkProfile(profile, raw).filter((p) => !related(p.path)));
   const all = sortProblems(located(problems));
   return all.some((p) => p.severity !== 'warning') ? { problems: all } : { profile, problems: all };
+}
+
+/** A test whether a path is one of `paths`, inside one, or contains one; linear in the path's length. */
+function relatedToAny(paths: readonly PathSegment[][]): (at: readonly PathSegment[]) => boolean {
+  const exact = new Set(paths.map((p) => JSON.stringify(p)));
+  const ancestors = new Set(paths.flatMap((p) => p.map((_, i) => JSON.stringify(p.slice(0, i + 1)))));
+  return (at) => {
+    if (exact.size === 0) return false;
+    if (at.length === 0 || ancestors.has(JSON.stringify(at))) return true;
+    for (let n = 1; n < at.length; n++) if (exact.has(JSON.stringify(at.slice(0, n)))) return true;
+    return false;
+  };
+}
+
+/** push(...list) passes every item as an argument: hostile input can make more than the stack holds. */
+function append<T>(to: T[], list: readonly T[]): void {
+  for (const item of list) to.push(item);
 }
 
 /** Problems whose value cannot be normalised (a template file that is missing): pruned like schema errors. */
@@ -146,23 +163,26 @@ function cutAtList(at: readonly PathSegment[]): PathSegment[] {
 function schemaValid(value: unknown, unusable: PathSegment[][], problems: RawProblem[]): { value: unknown; removed: Removed[] } | undefined {
   const { profileSchema } = schemas();
   const first = profileSchema.safeParse(value);
-  if (!first.success) problems.push(...issuesToProblems(first.error.issues, profileSchema, value));
+  if (!first.success) append(problems, issuesToProblems(first.error.issues, profileSchema, value));
   if (first.success && unusable.length === 0) return { value, removed: [] };
 
   const copy = structuredClone(value);
   const removed: Removed[] = [];
+  const removedKeys = new Set<string>(); // JSON of each removed path: lookups stay linear with thousands of problems
+  const isRemoved = (at: readonly PathSegment[]) => removedKeys.has(JSON.stringify(at));
   const remove = (target: readonly PathSegment[], unknownKey: boolean): boolean => {
     let at = cutAtList(target);
     for (;;) {
       if (at.length === 0) return false;
-      if (removed.some((r) => r.path.length < at.length && samePath(r.path, at.slice(0, r.path.length)))) return true;
+      for (let n = 1; n < at.length; n++) if (isRemoved(at.slice(0, n))) return true; // inside something removed
       // absent (a required key) or already removed and still reported: its parent goes
-      if (valueAt(copy, at) === undefined || removed.some((r) => samePath(r.path, at))) at = at.slice(0, -1);
+      if (valueAt(copy, at) === undefined || isRemoved(at)) at = at.slice(0, -1);
       else break;
     }
     const parent = valueAt(copy, at.slice(0, -1));
     if (isPlainObject(parent)) delete parent[String(at[at.length - 1])];
     removed.push({ path: at, unknownKey });
+    removedKeys.add(JSON.stringify(at));
     return true;
   };
   for (const at of unusable) if (!remove(at, false)) return undefined;
@@ -178,10 +198,6 @@ function schemaValid(value: unknown, unusable: PathSegment[][], problems: RawPro
     issues = again.error.issues;
   }
   return undefined;
-}
-
-function samePath(a: readonly PathSegment[], b: readonly PathSegment[]): boolean {
-  return a.length === b.length && a.every((seg, i) => seg === b[i]);
 }
 
 /** Resolve a profile reference to a file: a path if it looks like one, else a built-in name. */

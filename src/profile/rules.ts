@@ -16,13 +16,6 @@ import { DEPENDENCY_TYPES, type DependencySpec, type DependencyType, type Health
 type Rule = (profile: Profile, raw: RawProfile) => RawProblem[];
 type Path = (string | number)[];
 
-/** Whether one path is the other or contains it. */
-export function relatedPaths(a: readonly (string | number)[], b: readonly (string | number)[]): boolean {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 const svcPath = (s: ServiceSpec, ...rest: (string | number)[]) => ['services', s.name, ...rest];
 const enabled = (p: Profile) => Object.values(p.services).filter((s) => s.enable);
 
@@ -64,9 +57,8 @@ export function checkRawProfile(raw: unknown, defaultName: string): RawProblem[]
     });
     lenient[svcName] = { name: svcName, dependencies: deps };
   }
-  out.push(...buildGraph({ services: lenient }).problems);
-  out.push(...rawValues(raw), ...durations(obj), ...environmentNames(services));
-  return out;
+  // concat, not push(...): a hostile profile can hold more problems than a call has arguments
+  return out.concat(buildGraph({ services: lenient }).problems, rawValues(raw), durations(obj), environmentNames(services));
 }
 
 /**

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import type { TomlError } from 'smol-toml';
 import type * as JsYaml from 'js-yaml';
 import type * as Yaml from 'yaml';
-import type { Document, Node } from 'yaml';
+import type { Document, Node, Pair, YAMLMap } from 'yaml';
 import type { Problem, SourceLocation } from '../errors.js';
 
 // Parsers load on first use (synchronously): validating a built-in profile needs neither.
@@ -303,16 +303,30 @@ function cleanYamlMessage(message: string): string {
   return message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? message;
 }
 
+/** Each mapping's pairs by key, built on first lookup: locating every problem of a large mapping stays linear. */
+const pairIndex = new WeakMap<object, Map<string, Pair>>();
+
+function pairByKey(map: YAMLMap, key: string): Pair | undefined {
+  const { isPair, isScalar } = yaml();
+  let index = pairIndex.get(map);
+  if (!index) {
+    index = new Map();
+    for (const p of map.items) if (isPair(p) && isScalar(p.key) && !index.has(String(p.key.value))) index.set(String(p.key.value), p);
+    pairIndex.set(map, index);
+  }
+  return index.get(key);
+}
+
 /** Walk a YAML document along a path; returns the key node for map entries when `key` is set. */
 function findYamlNode(doc: Document, path: readonly PathSegment[], key: boolean, exact = false): Node | undefined {
-  const { isMap, isPair, isScalar, isSeq } = yaml();
+  const { isMap, isSeq } = yaml();
   let node: unknown = doc.contents;
   let last: Node | undefined = (doc.contents as Node | null) ?? undefined;
   for (let i = 0; i < path.length; i++) {
     const seg = path[i];
     const isLast = i === path.length - 1;
     if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+      const pair = pairByKey(node, String(seg));
       if (!pair) return exact ? undefined : last;
       const keyNode = pair.key as Node;
       if (isLast && key) return keyNode;
