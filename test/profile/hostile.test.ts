@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { interpolate } from '../../src/profile/interpolate.js';
-import { inspectProfile, loadProfile } from '../../src/profile/load.js';
+import { inspectProfile, loadProfile, MAX_PROFILE_BYTES, readRegularFile } from '../../src/profile/load.js';
 import { parseDuration } from '../../src/util/duration.js';
 import { tmpFiles } from '../helpers/tmp.js';
 
@@ -34,6 +34,13 @@ describe('extends: only regular files, with a size limit', () => {
     const child = write(`extends: ./pipe.yaml\nservices: {}\n`);
     const [e] = errorsOf(child);
     expect(e?.message).toMatch(/not a regular file/);
+  });
+
+  it('reads no more than the size limit', () => {
+    const file = write('x'.repeat(64));
+    expect(() => readRegularFile(file, 63)).toThrow(/larger than 63 bytes/);
+    expect(readRegularFile(file, 64)).toHaveLength(64);
+    expect(MAX_PROFILE_BYTES).toBeGreaterThanOrEqual(4 * 1024 * 1024); // 10,000 services are ~1.6 MB
   });
 
   it('refuses a template that is not a regular file (template: ".")', () => {
