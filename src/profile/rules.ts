@@ -344,15 +344,39 @@ const disabledDependencies: Rule = (profile) => {
 /** Settings only the Docker runtime reads: on a process service they do nothing, which deserves a word. */
 const DOCKER_ONLY = ['image', 'ports', 'volumes', 'network', 'resources', 'security', 'init', 'pull'] as const;
 
+/** The health-check settings each strategy reads, besides strategy, interval, timeout, retries and startPeriod. */
+const HEALTH_FIELDS: Record<string, readonly string[]> = {
+  http: ['endpoint', 'host', 'port', 'scheme', 'expectedStatus'],
+  tcp: ['host', 'port'],
+  command: ['command', 'shell'],
+  file: ['path'],
+  systemd: ['unit'],
+  docker: [],
+};
+const HEALTH_COMMON = new Set(['strategy', 'interval', 'timeout', 'retries', 'startPeriod']);
+
+function ineffectiveHealth(hc: unknown, at: Path): RawProblem[] {
+  if (!isPlainObject(hc) || typeof hc.strategy !== 'string') return [];
+  const reads = HEALTH_FIELDS[hc.strategy];
+  if (!reads) return [];
+  return Object.keys(hc)
+    .filter((key) => !HEALTH_COMMON.has(key) && !reads.includes(key))
+    .map((key) => ({ code: 'ineffective_field', severity: 'warning' as const, path: [...at, key], atKey: true, message: `'${key}' has no effect on a ${String(hc.strategy)} health check` }));
+}
+
 const ineffective: Rule = (profile, raw) => {
   const out: RawProblem[] = [];
   for (const svc of enabled(profile)) {
-    if (svc.runtime !== 'process') continue;
     const written = raw.services[svc.name] as Record<string, unknown> | undefined;
-    for (const key of DOCKER_ONLY) {
-      if (written?.[key] === undefined) continue;
-      out.push({ code: 'ineffective_field', severity: 'warning', path: svcPath(svc, key), atKey: true, message: `'${key}' has no effect on a process service (only the docker runtime reads it)` });
+    if (svc.runtime === 'process') {
+      for (const key of DOCKER_ONLY) {
+        if (written?.[key] === undefined) continue;
+        out.push({ code: 'ineffective_field', severity: 'warning', path: svcPath(svc, key), atKey: true, message: `'${key}' has no effect on a process service (only the docker runtime reads it)` });
+      }
     }
+    out.push(...ineffectiveHealth(written?.healthCheck, svcPath(svc, 'healthCheck')));
+    const deps = Array.isArray(written?.dependencies) ? written.dependencies : [];
+    deps.forEach((d, i) => isPlainObject(d) && out.push(...ineffectiveHealth(d.healthCheck, svcPath(svc, 'dependencies', i, 'healthCheck'))));
   }
   return out;
 };

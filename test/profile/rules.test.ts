@@ -69,6 +69,8 @@ const CASES: Case[] = [
   { code: 'disabled_dependency', what: 'required dependency on a disabled service', yaml: P('  a: { command: [a], dependencies: [b] }\n  b: { command: [b], enable: false }\n'), path: 'services.a.dependencies[0]' },
   { code: 'ineffective_field', what: 'ports on a process service', yaml: P('  a: { command: [a], ports: [8080] }\n'), path: 'services.a.ports', severity: 'warning' },
   { code: 'ineffective_field', what: 'image with runtime: process', yaml: P('  a: { runtime: process, image: x, command: [a] }\n'), path: 'services.a.image', severity: 'warning' },
+  { code: 'ineffective_field', what: 'an endpoint on a tcp check', yaml: P('  a: { command: [a], port: 1, healthCheck: { strategy: tcp, endpoint: /health } }\n'), path: 'services.a.healthCheck.endpoint', severity: 'warning' },
+  { code: 'ineffective_field', what: 'a port on a dependency\'s command check', yaml: P('  a: { command: [a], dependencies: [{ name: b, healthCheck: { strategy: command, command: [check], port: 5 } }] }\n  b: { command: [b] }\n'), path: 'services.a.dependencies[0].healthCheck.port', severity: 'warning' },
   { code: 'invalid_ttl', what: 'heartbeat not shorter than ttl', yaml: P('  a: { command: [a] }\n', 'discovery: { ttl: 5s, heartbeatInterval: 10s }\n'), path: 'discovery.heartbeatInterval' },
 ];
 
