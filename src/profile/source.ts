@@ -67,7 +67,7 @@ export function parseProfileText(text: string, file: string): ParsedFile {
   }
   const fast = fastYaml(text);
   if (fast.tooDeep !== undefined) return failedFile(file, [tooDeepProblem(text, file, fast.tooDeep)]);
-  if (fast.value !== undefined) return withDepthCheck(preparsedFile(text, file, fast.value), text);
+  if (fast.value !== undefined) return preparsedFile(text, file, fast.value); // js-yaml bounds the depth itself
   return parseYamlFile(text, file);
 }
 
