@@ -18,8 +18,8 @@ import { readFileSync } from 'node:fs';
 import type { Etcd3, IOptions } from 'etcd3';
 import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
-import { assertInstanceId, assertServiceName, FULL_CAPABILITIES, sortById, toRecord } from './record.js';
-import type { DiscoveryConfig } from '../profile/types.js';
+import { etcdDriver, type EtcdConfig } from './drivers/etcd.js';
+import { assertInstanceId, assertServiceName, sortById, toRecord } from './record.js';
 import { anySignal } from './watch.js';
 import type {
   DiscoveryBackend,
@@ -41,8 +41,8 @@ interface OwnRegistration {
   leaseId: string;
 }
 
-export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
-  const endpoints = config.etcdEndpoints.length > 0 ? config.etcdEndpoints : ['http://127.0.0.1:2379'];
+export function createEtcdBackend(config: EtcdConfig): DiscoveryBackend {
+  const endpoints = config.etcdEndpoints.length > 0 ? config.etcdEndpoints : etcdDriver.defaults.etcdEndpoints;
   const where = endpoints.map(redactUrl).join(',');
   const root = `${config.etcdPrefix.replace(/\/+$/, '')}/services/`;
   const own = new Map<string, OwnRegistration>();
@@ -162,7 +162,7 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
 
   return {
     name: 'etcd',
-    capabilities: FULL_CAPABILITIES,
+    capabilities: etcdDriver.capabilities,
 
     async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
       const ttlMs = opts.ttlMs ?? config.ttlMs;
@@ -262,7 +262,7 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
   };
 }
 
-function clientOptions(config: DiscoveryConfig, endpoints: string[]): IOptions {
+function clientOptions(config: EtcdConfig, endpoints: string[]): IOptions {
   const options: IOptions = {
     hosts: endpoints,
     dialTimeout: 3000,

@@ -15,11 +15,13 @@ import path from 'node:path';
 import { StackError, UnreachableError } from '../errors.js';
 import { atomicWrite } from '../util/fs.js';
 import { CollisionError, NotRegisteredError } from './errors.js';
-import { FULL_CAPABILITIES, assertInstanceId, assertServiceName, isExpired, parseRecord, sortById, toRecord } from './record.js';
+import { assertInstanceId, assertServiceName, isExpired, parseRecord, sortById, toRecord } from './record.js';
+import { fileDriver } from './drivers/file.js';
 import { anySignal, watchList } from './watch.js';
 import type { DiscoveryBackend, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
 
-export const DEFAULT_FILE_DIRECTORY = '.stack/discovery';
+/** Where registrations go by default (the file backend's default `fileDirectory`). */
+export const DEFAULT_FILE_DIRECTORY = fileDriver.defaults.fileDirectory;
 
 export interface FileBackendOptions {
   /** Root folder; default `.stack/discovery` under the working directory. */
@@ -171,7 +173,7 @@ export function createFileBackend(options: FileBackendOptions = {}): DiscoveryBa
 
   return {
     name: 'file',
-    capabilities: FULL_CAPABILITIES,
+    capabilities: fileDriver.capabilities,
 
     async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
       const ttlMs = opts.ttlMs ?? options.ttlMs;
