@@ -6,6 +6,7 @@ import net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { buildGraph } from '../graph/graph.js';
+import { HEALTH_STRATEGIES } from '../health/registry.js';
 import { durationProblem } from '../util/duration.js';
 import { isPlainObject } from './merge.js';
 import { dnsLabelProblem } from '../util/names.js';
@@ -205,7 +206,8 @@ function isLoopbackHost(host: string): boolean {
 
 function checkHealth(hc: HealthCheckSpec, at: (string | number)[]): RawProblem[] {
   const out: RawProblem[] = [];
-  if ((hc.strategy === 'http' || hc.strategy === 'tcp') && hc.port === undefined) {
+  const needsPort = HEALTH_STRATEGIES.find((d) => d.name === hc.strategy)?.capabilities.needsPort ?? false;
+  if (needsPort && hc.port === undefined) {
     out.push({ code: 'missing_port', path: at, message: `${hc.strategy} health check needs a port (set healthCheck.port or the service's port)` });
   }
   if (hc.strategy === 'command') {
@@ -214,7 +216,7 @@ function checkHealth(hc: HealthCheckSpec, at: (string | number)[]): RawProblem[]
       out.push({ code: 'command_needs_argv', path: [...at, 'command'], message: 'is a single string with spaces: write an argv list, or set shell: true' });
     }
   }
-  if (hc.host !== undefined && (hc.strategy === 'http' || hc.strategy === 'tcp') && !isLoopbackHost(hc.host)) {
+  if (hc.host !== undefined && needsPort && !isLoopbackHost(hc.host)) {
     out.push({ code: 'remote_health_host', path: [...at, 'host'], message: `'${hc.host}' is not a loopback address: health probes only reach loopback (127.0.0.1, ::1, localhost)` });
   }
   if (hc.strategy === 'file' && !hc.path) out.push({ code: 'missing_path', path: at, message: 'file health check needs a path' });
@@ -344,10 +346,15 @@ const disabledDependencies: Rule = (profile) => {
 /** Settings only the Docker runtime reads: on a process service they do nothing, which deserves a word. */
 const DOCKER_ONLY = ['image', 'ports', 'volumes', 'network', 'resources', 'security', 'init', 'pull'] as const;
 
-/** The health-check settings each strategy reads, besides strategy, interval, timeout, retries and startPeriod. */
-const HEALTH_FIELDS: Record<string, readonly string[]> = {
-  http: ['endpoint', 'host', 'port', 'scheme', 'expectedStatus'],
-  tcp: ['host', 'port'],
+/**
+ * The keys of `healthCheck` each strategy owns (its definition's `options` in src/health/drivers/;
+ * listed here because reading them from the definitions needs zod, which a valid profile never
+ * loads; test/profile/rules.test.ts checks the two agree). Strategies that need a port also read
+ * `host` and `port`; every strategy reads strategy, interval, timeout, retries and startPeriod.
+ */
+export const HEALTH_OWN_KEYS: Record<string, readonly string[]> = {
+  http: ['endpoint', 'scheme', 'expectedStatus'],
+  tcp: [],
   command: ['command', 'shell'],
   file: ['path'],
   systemd: ['unit'],
@@ -355,9 +362,16 @@ const HEALTH_FIELDS: Record<string, readonly string[]> = {
 };
 const HEALTH_COMMON = new Set(['strategy', 'interval', 'timeout', 'retries', 'startPeriod']);
 
+function healthReads(strategy: string): readonly string[] | undefined {
+  const def = HEALTH_STRATEGIES.find((d) => d.name === strategy);
+  const own = HEALTH_OWN_KEYS[strategy];
+  if (!def || !own) return undefined; // unknown to this table: judge nothing
+  return def.capabilities.needsPort ? [...own, 'host', 'port'] : own;
+}
+
 function ineffectiveHealth(hc: unknown, at: Path): RawProblem[] {
   if (!isPlainObject(hc) || typeof hc.strategy !== 'string') return [];
-  const reads = HEALTH_FIELDS[hc.strategy];
+  const reads = healthReads(hc.strategy);
   if (!reads) return [];
   return Object.keys(hc)
     .filter((key) => !HEALTH_COMMON.has(key) && !reads.includes(key))

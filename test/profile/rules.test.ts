@@ -2,7 +2,10 @@
 // deleting a rule fails its case, and the last test fails when a rule's code has no case here.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { HEALTH_STRATEGIES } from '../../src/health/registry.js';
 import { inspectProfile } from '../../src/profile/load.js';
+import { HEALTH_OWN_KEYS } from '../../src/profile/rules.js';
+import { schemas } from '../../src/profile/schema.js';
 import { tmpFiles } from '../helpers/tmp.js';
 
 const tmp = tmpFiles();
@@ -102,6 +105,17 @@ describe('every rule rejects what it is for, at its path', () => {
     const codes = new Set([...source.matchAll(/code: '([a-z_]+)'/g)].map((m) => m[1]));
     const covered = new Set(CASES.map((c) => c.code));
     expect([...codes].filter((c) => !covered.has(c!))).toEqual([]);
+  });
+});
+
+describe('ineffective health-check keys follow the health registry', () => {
+  it("each strategy's own keys in rules.ts are the keys its definition declares", () => {
+    const { z } = schemas();
+    const t = { duration: z.string(), port: z.number(), argv: z.string() };
+    for (const def of HEALTH_STRATEGIES) {
+      const declared = Object.keys((def.options as (z: unknown, t: unknown) => Record<string, unknown>)(z, t)).sort();
+      expect([...(HEALTH_OWN_KEYS[def.name] ?? ['<missing>'])].sort(), def.name).toEqual(declared);
+    }
   });
 });
 
