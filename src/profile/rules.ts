@@ -7,6 +7,7 @@ import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { buildGraph } from '../graph/graph.js';
 import { HEALTH_STRATEGIES } from '../health/registry.js';
+import { RUNTIMES } from '../runtime/registry.js';
 import { durationProblem } from '../util/duration.js';
 import { isPlainObject } from './merge.js';
 import { dnsLabelProblem } from '../util/names.js';
@@ -343,7 +344,7 @@ const disabledDependencies: Rule = (profile) => {
   return out;
 };
 
-/** Settings only the Docker runtime reads: on a process service they do nothing, which deserves a word. */
+/** Settings only runtimes that run images read: on a process service they do nothing, which deserves a word. */
 const DOCKER_ONLY = ['image', 'ports', 'volumes', 'network', 'resources', 'security', 'init', 'pull'] as const;
 
 /**
@@ -382,10 +383,11 @@ const ineffective: Rule = (profile, raw) => {
   const out: RawProblem[] = [];
   for (const svc of enabled(profile)) {
     const written = raw.services[svc.name] as Record<string, unknown> | undefined;
-    if (svc.runtime === 'process') {
+    // Container settings mean nothing to a runtime that runs no images (the runtime registry says which).
+    if (RUNTIMES.find((r) => r.name === svc.runtime)?.capabilities.images === false) {
       for (const key of DOCKER_ONLY) {
         if (written?.[key] === undefined) continue;
-        out.push({ code: 'ineffective_field', severity: 'warning', path: svcPath(svc, key), atKey: true, message: `'${key}' has no effect on a process service (only the docker runtime reads it)` });
+        out.push({ code: 'ineffective_field', severity: 'warning', path: svcPath(svc, key), atKey: true, message: `'${key}' has no effect on a ${svc.runtime} service (only runtimes that run images read it)` });
       }
     }
     out.push(...ineffectiveHealth(written?.healthCheck, svcPath(svc, 'healthCheck')));
