@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { createRequire } from 'node:module';
-import { ExitCode, exitCodeOf, InvalidInputError, StackError } from '../errors.js';
+import { ExitCode, exitCodeOf, fileSystemErrorOf, InvalidInputError, StackError } from '../errors.js';
 import { addKnownSecrets, secretEnvironmentValues } from '../util/redact.js';
 import { collect } from './common.js';
 import { createOutput, printProblems, type Output } from './output.js';
@@ -134,7 +134,8 @@ export async function main(argv: string[]): Promise<void> {
   process.exitCode = code;
 }
 
-function reportError(err: unknown, o: Output): number {
+function reportError(thrown: unknown, o: Output): number {
+  const err = fileSystemErrorOf(thrown);
   if (err instanceof CommanderError) {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
     return ExitCode.invalidInput; // commander already printed the message

@@ -26,7 +26,8 @@
  * SIGTERM: SIGTERM (`stack down`, Ctrl-C) means "stop the stack". A signal rather than a control
  * file: the lock already names the process, and signals need no polling on its side.
  */
-import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, readFile, rm, writeFile } from 'node:fs/promises';
+import { makeDirs } from '../util/fs.js';
 import path from 'node:path';
 import { StackFailedError } from '../errors.js';
 import { isProcessAlive, procAvailable, processStartTime } from '../runtime/process-proc.js';
@@ -106,7 +107,7 @@ export function sharedFolder(file: string, owner: string, stack: string): StackF
 }
 
 export async function acquireLock(stateDir: string, stack: string, opts: AcquireLockOptions = {}): Promise<StackLock> {
-  await mkdir(stateDir, { recursive: true });
+  await makeDirs(stateDir);
   const file = lockFilePath(stateDir);
   await refuseOtherStacksState(stateDir, stack);
   const startTime = processStartTime(process.pid);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { chmod, lstat, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { StackFailedError } from '../errors.js';
 
@@ -15,6 +15,31 @@ export interface AtomicWriteOptions {
 }
 
 /**
+ * `mkdir -p`, one level at a time. Node's `mkdir(…, { recursive: true })` retries forever on some
+ * paths that can never be made (under /proc, seen with strace); this fails with the first error.
+ */
+export async function makeDirs(dir: string): Promise<void> {
+  const target = path.resolve(dir);
+  const missing: string[] = [];
+  for (let current = target; ; current = path.dirname(current)) {
+    try {
+      if ((await stat(current)).isDirectory()) break;
+      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${target}'`), { code: 'ENOTDIR', syscall: 'mkdir', path: current });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || path.dirname(current) === current) throw err;
+      missing.push(current);
+    }
+  }
+  for (const folder of missing.reverse()) {
+    try {
+      await mkdir(folder);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
+/**
  * Write a file atomically: a temp file in the same folder, then rename over the target.
  * Readers see the old content or the new one, never half a file. `mode` applies before the
  * rename, so a secret file is never readable by others, even for a moment. The rename replaces
@@ -23,7 +48,7 @@ export interface AtomicWriteOptions {
 export async function atomicWrite(file: string, data: string | Uint8Array, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<void> {
   const dir = path.dirname(file);
   if (opts.within !== undefined) await ensureRealDir(opts.within, dir);
-  else await mkdir(dir, { recursive: true });
+  else await makeDirs(dir);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     // O_EXCL and O_NOFOLLOW: never through something planted at the temp name.
@@ -53,7 +78,7 @@ export async function ensureRealDir(root: string, dir: string): Promise<void> {
   if (rel.startsWith('..') || path.isAbsolute(rel)) {
     throw new StackFailedError(`${target} is outside ${base}`, { code: 'path_outside_state' });
   }
-  await mkdir(base, { recursive: true });
+  await makeDirs(base);
   let current = base;
   for (const part of rel.split(path.sep).filter(Boolean)) {
     current = path.join(current, part);
