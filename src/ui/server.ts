@@ -109,6 +109,7 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>stack ui</title>
+<link rel="icon" href="data:,">
 <style nonce="${nonce}">${assets.css}</style>
 </head>
 <body>

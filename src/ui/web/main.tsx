@@ -148,7 +148,7 @@ function GraphSvg({ view, selected, onSelect }: { view: PageView; selected: stri
               key={n.name}
               class={`node tone-${stateTone(state)}${selected === n.name ? ' selected' : ''}`}
               transform={`translate(${n.x - NODE_W / 2}, ${n.y - NODE_H / 2})`}
-              tabIndex={0}
+              tabindex={0}
               role="button"
               aria-label={`${n.name}: ${state}`}
               aria-pressed={selected === n.name}
@@ -168,7 +168,7 @@ function GraphSvg({ view, selected, onSelect }: { view: PageView; selected: stri
               </text>
               <text x="10" y="35" class="node-state">
                 {state}
-                {s && s.health !== 'none' && s.health !== 'unknown' ? ` · ${s.health}` : ''}
+                {s?.health === 'unhealthy' ? ' · unhealthy' : ''}
               </text>
             </g>
           );
@@ -428,4 +428,6 @@ function ConfirmDialog({ confirm, onClose }: { confirm: Confirm; onClose: () => 
   );
 }
 
-render(<App />, document.getElementById('app')!);
+const root = document.getElementById('app')!;
+root.textContent = ''; // the "Loading…" placeholder
+render(<App />, root);
