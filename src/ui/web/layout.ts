@@ -16,7 +16,7 @@ export const NODE_H = 44;
 
 export function place(graph: GraphView): Placed {
   const g = new Graph({ multigraph: true });
-  g.setGraph({ rankdir: 'LR', nodesep: 22, ranksep: 56, marginx: 16, marginy: 16 });
+  g.setGraph({ rankdir: 'LR', nodesep: 30, ranksep: 56, marginx: 16, marginy: 30 }); // room for group labels
   g.setDefaultEdgeLabel(() => ({}));
   for (const n of graph.nodes) g.setNode(n.name, { width: NODE_W, height: NODE_H });
   // Drawn from the dependency to its dependent: the start order reads left to right.
