@@ -146,7 +146,8 @@ export function createFeed(opts: FeedOptions): Feed {
         }
       });
   };
-  const statusTimer = setInterval(refresh, opts.pollMs ?? 400);
+  // Nobody looks: nothing to poll (a page that connects gets a fresh picture first).
+  const statusTimer = setInterval(() => listeners.size > 0 && refresh(), opts.pollMs ?? 400);
   statusTimer.unref();
 
   const services = new Set(Object.keys(profile.services));
@@ -167,7 +168,7 @@ export function createFeed(opts: FeedOptions): Feed {
   };
   let discoveryBusy = false;
   const discoveryTimer = setInterval(() => {
-    if (discoveryBusy) return;
+    if (discoveryBusy || listeners.size === 0) return;
     discoveryBusy = true;
     void pollDiscovery().finally(() => (discoveryBusy = false));
   }, 1000);
@@ -223,12 +224,15 @@ export function createFeed(opts: FeedOptions): Feed {
 
   return {
     subscribe(listener) {
-      listeners.add(listener);
       let removed = false;
-      void ready.then(() => {
+      void ready.then(async () => {
         if (removed) return;
+        if (listeners.size === 0) await Promise.all([poll().catch(() => undefined), pollDiscovery()]); // the first look in a while: fresh
+        if (removed) return;
+        // The picture so far, then (in the same tick: nothing in between) every new message.
         listener(hello);
         for (const m of [renders, registrations, ...history, status]) if (m) listener(m);
+        listeners.add(listener);
       });
       return () => {
         removed = true;

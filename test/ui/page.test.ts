@@ -37,7 +37,8 @@ afterAll(async () => {
 /** db (holds a secret in its rendered config), web (requires db, optionally cache), cache (soft on db), a circular pair. */
 async function uiStack(): Promise<{ dir: string; pids: number[]; ports: Record<string, number> }> {
   const ports = { db: await freePort(), web: await freePort(), cache: await freePort(), ping: await freePort(), pong: await freePort() };
-  const always = { restart: { policy: 'always', backoff: '100ms' } };
+  // A backoff long enough for the page to show db waiting to restart.
+  const always = { restart: { policy: 'always', backoff: '500ms' } };
   const services = {
     db: webService(ports.db, {}, { ...always, templates: [{ destination: 'db.env', format: 'env', data: { PASSWORD: '{{pw}}', NAME: 'db' } }] }),
     web: webService(ports.web, {}, { ...always, dependencies: [{ name: 'db' }, { name: 'cache', type: 'optional' }] }),
