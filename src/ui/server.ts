@@ -130,15 +130,18 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     res.writeHead(200, { ...SAFE_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive' });
     res.write('retry: 1000\n\n');
     streams.add(res);
+    res.on('error', () => undefined); // the page went away mid-write
     req.on('close', () => streams.delete(res));
     // Masked here, whatever the payload: events, status and log lines alike.
-    return (data) => void res.write(`data: ${opts.masker.text(data).replaceAll('\n', '\ndata: ')}\n\n`);
+    return (data) => {
+      if (!res.destroyed && !res.writableEnded) res.write(`data: ${opts.masker.text(data).replaceAll('\n', '\ndata: ')}\n\n`);
+    };
   }
 
   function eventStream(req: http.IncomingMessage, res: http.ServerResponse): void {
     const write = openStream(req, res);
     const unsubscribe = opts.feed.subscribe((msg: UiMessage) => write(JSON.stringify(msg)));
-    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    const keepAlive = setInterval(() => !res.destroyed && res.write(': keep-alive\n\n'), 15_000);
     req.on('close', () => {
       clearInterval(keepAlive);
       unsubscribe();

@@ -3,7 +3,10 @@
  * its stop action ends that run), `stack ui` next to a foreground `stack up` streams that engine's
  * events live (through its control channel), and bad flags are usage errors.
  */
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort, waitFor } from '../helpers/net.js';
 import { runStack, StackProcess, useStackFolders, webService } from '../cli/helpers.js';
@@ -94,6 +97,33 @@ describe('stack ui', () => {
     expect(body).toMatch(/"type":"restart","service":"app","attempt":1/);
     await waitFor(() => up.pids().length > 1, 10_000, 'the new pid');
     pids.push(...up.pids());
+  });
+
+  it('--open hands the browser a 0600 file forwarding to the page, never the token in a command line', async () => {
+    const { dir } = await stackFolder({ app: webService(await freePort()) });
+    const record = path.join(dir, 'browser.json');
+    const fakeBrowser = path.join(dir, 'browser.cjs');
+    await writeFile(
+      fakeBrowser,
+      `#!${process.execPath}\nconst fs = require('node:fs');\nconst file = process.argv[2];\nfs.writeFileSync(${JSON.stringify(record)}, JSON.stringify({ argv: process.argv.slice(2), mode: fs.statSync(file).mode & 0o777, html: fs.readFileSync(file, 'utf8') }));\n`,
+      { mode: 0o755 },
+    );
+    process.env.BROWSER = fakeBrowser; // the child's environment is copied when it is spawned
+    let ui: StackProcess;
+    try {
+      ui = new StackProcess(['ui', '--open'], dir);
+    } finally {
+      delete process.env.BROWSER;
+    }
+    cleanups.push(async () => {
+      ui.child.kill('SIGINT');
+      await ui.exited;
+    });
+    const url = await waitFor(() => addressIn(ui.lines.join('\n')), 20_000, "stack ui's address");
+    const seen = await waitFor(async () => (existsSync(record) ? (JSON.parse(await readFile(record, 'utf8')) as { argv: string[]; mode: number; html: string }) : undefined), 10_000, 'the browser to be started');
+    expect(seen.argv.join(' ')).not.toContain(url.searchParams.get('token')!);
+    expect(seen.mode).toBe(0o600);
+    expect(seen.html).toContain(`url=${url.href}`);
   });
 
   it('rejects a bad --port with exit 2', async () => {

@@ -7,12 +7,12 @@
  * one whose `stack up` died (from the state folder, the runtimes and discovery). Runs until
  * Ctrl-C (exit 130).
  *
- * `--open` hands the browser a 0600 file in the state folder that forwards to the page, never
+ * `--open` ($BROWSER, else xdg-open/open) hands the browser a 0600 file in the state folder that forwards to the page, never
  * the address itself: a command line (the opener's, the browser's) is readable by every user of
  * the machine, and the token must not be.
  */
 import { spawn } from 'node:child_process';
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ExitCode, UsageError } from '../../errors.js';
 import { loadProfile } from '../../profile/load.js';
@@ -63,10 +63,12 @@ export async function run(opts: UiOptions, o: Output): Promise<number> {
 /** Open the page through a 0600 forwarding file, so the token never appears in a command line. */
 export async function openInBrowser(url: string, stateDir: string, o: Output): Promise<void> {
   const file = path.join(stateDir, 'ui-open.html');
+  await mkdir(stateDir, { recursive: true });
   await rm(file, { force: true });
   const escaped = url.replaceAll('&', '&amp;').replaceAll('"', '&quot;');
   await writeFile(file, `<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${escaped}"><title>stack ui</title>\n`, { mode: 0o600, flag: 'wx' });
-  const opener = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
+  // $BROWSER, as xdg-open and Python's webbrowser honour it; else the platform's opener.
+  const opener = process.env.BROWSER || (process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open');
   const child = spawn(opener, [path.resolve(file)], { stdio: 'ignore', detached: true });
   child.on('error', (err) => o.err(`warning: could not open a browser (${opener}: ${err.message}); open the address above`));
   child.unref();
