@@ -24,8 +24,8 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { ExitCode, StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
-import { assertInstanceId, assertServiceName, FULL_CAPABILITIES, sortById, toRecord, topologyFingerprint } from './record.js';
-import type { DiscoveryConfig } from '../profile/types.js';
+import { consulDriver, type ConsulConfig } from './drivers/consul.js';
+import { assertInstanceId, assertServiceName, sortById, toRecord, topologyFingerprint } from './record.js';
 import type {
   DiscoveryBackend,
   InstanceInput,
@@ -94,7 +94,7 @@ interface OwnRegistration {
   registeredAt: string;
 }
 
-export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
+export function createConsulBackend(config: ConsulConfig): DiscoveryBackend {
   const target = consulTarget(config);
   const own = new Map<string, OwnRegistration>();
   /** Per service ID: the tail of its chain of register / deregister / heartbeat calls. */
@@ -176,7 +176,7 @@ export function createConsulBackend(config: DiscoveryConfig): DiscoveryBackend {
 
   return {
     name: 'consul',
-    capabilities: FULL_CAPABILITIES,
+    capabilities: consulDriver.capabilities,
 
     async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
       const sid = serviceId(input.service, input.id);
@@ -359,9 +359,9 @@ interface ConsulTarget {
 }
 
 /** `consulAddress` is `host:port` or a URL; `consulScheme` applies to the former. */
-function consulTarget(config: DiscoveryConfig): ConsulTarget {
-  const raw = config.consulAddress || '127.0.0.1:8500';
-  const url = new URL(raw.includes('://') ? raw : `${config.consulScheme ?? 'http'}://${raw}`);
+function consulTarget(config: ConsulConfig): ConsulTarget {
+  const raw = config.consulAddress || consulDriver.defaults.consulAddress;
+  const url = new URL(raw.includes('://') ? raw : `${config.consulScheme}://${raw}`);
   const secure = url.protocol === 'https:';
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = url.port ? Number(url.port) : secure ? 8501 : 8500;

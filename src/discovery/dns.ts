@@ -13,7 +13,8 @@ import { promises as dnsPromises, type SrvRecord } from 'node:dns';
 import { isIP } from 'node:net';
 import { InvalidInputError, UnreachableError } from '../errors.js';
 import { assertServiceName, unsupported } from './record.js';
-import type { DiscoveryBackend, DiscoveryCapabilities, ServiceInstance } from './types.js';
+import { dnsDriver } from './drivers/dns.js';
+import type { DiscoveryBackend, ServiceInstance } from './types.js';
 
 export interface DnsBackendOptions {
   /** `host:port`, `[v6]:port` or a bare IP (port 53). Default: the system's resolvers. */
@@ -25,16 +26,6 @@ export interface DnsBackendOptions {
   /** Attempts per query; default 2. */
   tries?: number;
 }
-
-const CAPABILITIES: Readonly<DiscoveryCapabilities> = Object.freeze({
-  register: false,
-  deregister: false,
-  lookup: true,
-  watch: false,
-  heartbeat: false,
-  list: false,
-  inject: false,
-});
 
 /** Answers meaning "no such record": an empty result, not a failure. */
 const NOT_FOUND = new Set(['ENOTFOUND', 'ENODATA', 'NXDOMAIN']);
@@ -91,7 +82,7 @@ export function createDnsBackend(options: DnsBackendOptions): DiscoveryBackend {
 
   return {
     name: 'dns',
-    capabilities: CAPABILITIES,
+    capabilities: dnsDriver.capabilities,
 
     async lookup(service: string): Promise<ServiceInstance[]> {
       assertServiceName(service);

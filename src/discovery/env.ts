@@ -15,7 +15,8 @@
  *    environment, and its own never changes after start; these throw UnsupportedError.
  */
 import { assertServiceName, sortById, unsupported } from './record.js';
-import type { DiscoveryBackend, DiscoveryCapabilities, ServiceInstance } from './types.js';
+import { envDriver } from './drivers/env.js';
+import type { DiscoveryBackend, ServiceInstance } from './types.js';
 
 export const ENV_PREFIX = 'ATPROTO_SERVICE_';
 
@@ -23,16 +24,6 @@ export interface EnvBackendOptions {
   /** The environment to read; default process.env (read at each lookup, not copied). */
   env?: Record<string, string | undefined>;
 }
-
-const CAPABILITIES: Readonly<DiscoveryCapabilities> = Object.freeze({
-  register: false,
-  deregister: false,
-  lookup: true,
-  watch: false,
-  heartbeat: false,
-  list: true,
-  inject: true,
-});
 
 /** `pds-admin` → `PDS_ADMIN`. */
 export function envName(service: string): string {
@@ -80,7 +71,7 @@ export function createEnvBackend(options: EnvBackendOptions = {}): DiscoveryBack
 
   return {
     name: 'env',
-    capabilities: CAPABILITIES,
+    capabilities: envDriver.capabilities,
 
     async lookup(service: string): Promise<ServiceInstance[]> {
       assertServiceName(service);

@@ -18,8 +18,8 @@ import { readFileSync } from 'node:fs';
 import type { Etcd3, IOptions } from 'etcd3';
 import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
-import { assertInstanceId, assertServiceName, FULL_CAPABILITIES, sortById, toRecord } from './record.js';
-import type { DiscoveryConfig } from '../profile/types.js';
+import { etcdDriver, type EtcdConfig } from './drivers/etcd.js';
+import { assertInstanceId, assertServiceName, sortById, toRecord } from './record.js';
 import { anySignal } from './watch.js';
 import type {
   DiscoveryBackend,
@@ -28,6 +28,7 @@ import type {
   ServiceInstance,
   WatchOptions,
 } from './types.js';
+import { redactUrlCredentials } from '../util/redact.js';
 import { createKeyedQueue, parseStored, redactUrl, watchByResync } from './resync.js';
 
 /** How long one unary call (or one keep-alive round trip) may take: a hung server is "unreachable". */
@@ -41,8 +42,8 @@ interface OwnRegistration {
   leaseId: string;
 }
 
-export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
-  const endpoints = config.etcdEndpoints.length > 0 ? config.etcdEndpoints : ['http://127.0.0.1:2379'];
+export function createEtcdBackend(config: EtcdConfig): DiscoveryBackend {
+  const endpoints = config.etcdEndpoints.length > 0 ? config.etcdEndpoints : etcdDriver.defaults.etcdEndpoints;
   const where = endpoints.map(redactUrl).join(',');
   const root = `${config.etcdPrefix.replace(/\/+$/, '')}/services/`;
   const own = new Map<string, OwnRegistration>();
@@ -162,7 +163,7 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
 
   return {
     name: 'etcd',
-    capabilities: FULL_CAPABILITIES,
+    capabilities: etcdDriver.capabilities,
 
     async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
       const ttlMs = opts.ttlMs ?? config.ttlMs;
@@ -262,7 +263,7 @@ export function createEtcdBackend(config: DiscoveryConfig): DiscoveryBackend {
   };
 }
 
-function clientOptions(config: DiscoveryConfig, endpoints: string[]): IOptions {
+function clientOptions(config: EtcdConfig, endpoints: string[]): IOptions {
   const options: IOptions = {
     hosts: endpoints,
     dialTimeout: 3000,
@@ -345,7 +346,7 @@ function notRegistered(service: string, id: string): StackError {
 function toStackError(err: unknown, what: string, where: string): unknown {
   if (err instanceof StackError) return err;
   const name = err instanceof Error ? err.constructor.name : '';
-  const message = err instanceof Error ? err.message : String(err);
+  const message = redactUrlCredentials(err instanceof Error ? err.message : String(err)); // gRPC quotes the endpoint, password and all
   const unreachable =
     /GRPCUnavailable|GRPCDeadlineExceeded|GRPCConnectFailed|GRPCCancelled|BrokenCircuit|TaskCancelled/.test(name) ||
     /unavailable|ECONNREFUSED|deadline|connect|circuit/i.test(message);

@@ -2,111 +2,54 @@
  * Discovery's front door: build backends by name, a manager over the configured ones, and the
  * small library API services use to register themselves and find each other.
  *
- * Backends load lazily: `stack plan` never pays for etcd3 or the NATS client, and a backend
- * whose client library is missing fails only when someone configures it.
+ * Backends are listed in `registry.ts`. Their client libraries load lazily: `stack plan` never
+ * pays for etcd3 or the NATS client, and a backend whose client library is missing fails only
+ * when someone uses it.
  */
-import path from 'node:path';
 import { ExitCode, StackError } from '../errors.js';
-import type { DiscoveryBackendName, DiscoveryConfig } from '../profile/types.js';
 import { createDiscoveryManager, type DiscoveryManager, type DiscoveryManagerOptions } from './manager.js';
-import type { DiscoveryBackend, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
+import {
+  DEFAULT_DISCOVERY_BACKENDS,
+  DISCOVERY_BACKEND_NAMES,
+  DISCOVERY_COMMON_DEFAULTS,
+  discoveryDriver,
+  discoveryDriverDefaults,
+  type DiscoveryBackendName,
+  type DiscoveryConfig,
+} from './registry.js';
+import type { DiscoveryBackend, DiscoveryBackendContext, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
 
 export type { DiscoveryManager, DiscoveryManagerOptions } from './manager.js';
 export { createDiscoveryManager } from './manager.js';
 export { CollisionError, NotRegisteredError } from './errors.js';
 export type * from './types.js';
+export { DISCOVERY_DRIVERS, DISCOVERY_BACKEND_NAMES, discoveryDriver, type DiscoveryBackendName, type DiscoveryConfig } from './registry.js';
 
-/** The defaults a profile gets (mirrors profile/normalize.ts), for services configuring discovery in code. */
+/** The defaults a profile gets (the same values: both come from the registry), for services configuring discovery in code. */
 export const DEFAULT_DISCOVERY_CONFIG: Readonly<DiscoveryConfig> = Object.freeze({
-  backends: ['file'],
-  consulAddress: '127.0.0.1:8500',
-  consulScheme: 'http',
-  etcdEndpoints: ['http://127.0.0.1:2379'],
-  etcdPrefix: '/atproto-stacks',
-  natsUrl: 'nats://127.0.0.1:4222',
-  natsBucket: 'services',
-  fileDirectory: '.stack/discovery',
-  dnsServer: '127.0.0.1:53',
-  dnsDomain: 'service.consul',
-  ttlMs: 30_000,
-  heartbeatIntervalMs: 10_000,
+  backends: [...DEFAULT_DISCOVERY_BACKENDS],
+  ...discoveryDriverDefaults(),
+  ...DISCOVERY_COMMON_DEFAULTS,
 } satisfies DiscoveryConfig);
 
+/** The defaults with `overrides` on top (a fresh copy: arrays are not shared with the defaults). */
 export function discoveryConfig(overrides: Partial<DiscoveryConfig> = {}): DiscoveryConfig {
-  return { ...DEFAULT_DISCOVERY_CONFIG, backends: [...DEFAULT_DISCOVERY_CONFIG.backends], etcdEndpoints: [...DEFAULT_DISCOVERY_CONFIG.etcdEndpoints], ...overrides };
+  return { ...structuredClone(DEFAULT_DISCOVERY_CONFIG), ...overrides };
 }
 
-export interface CreateBackendOptions {
-  /** Environment the env backend reads; default process.env. */
-  env?: Record<string, string | undefined>;
-  /** Folder a relative `fileDirectory` resolves against; default the working directory. */
-  cwd?: string;
-}
-
-type RemoteBackendFactory = (config: DiscoveryConfig) => DiscoveryBackend | Promise<DiscoveryBackend>;
-
-/**
- * Backends that talk to a server, each in its own module with its own client library. The module
- * names are held in variables so this file does not depend on them at compile time.
- */
-const REMOTE_BACKENDS: Record<'etcd' | 'nats' | 'consul', { module: string; factory: string }> = {
-  etcd: { module: './etcd.js', factory: 'createEtcdBackend' },
-  nats: { module: './nats.js', factory: 'createNatsBackend' },
-  consul: { module: './consul.js', factory: 'createConsulBackend' },
-};
-
-async function loadRemoteFactory(name: keyof typeof REMOTE_BACKENDS): Promise<RemoteBackendFactory> {
-  const { module, factory } = REMOTE_BACKENDS[name];
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(module)) as Record<string, unknown>;
-  } catch (err) {
-    throw new StackError(`the ${name} discovery backend could not be loaded: ${err instanceof Error ? err.message : String(err)}`, {
-      code: 'backend_unavailable',
-      exitCode: ExitCode.invalidInput,
-      path: 'discovery.backends',
-      cause: err,
-    });
-  }
-  const create = mod[factory];
-  if (typeof create !== 'function') {
-    throw new StackError(`the ${name} discovery backend module does not export ${factory}()`, {
-      code: 'backend_unavailable',
-      exitCode: ExitCode.invalidInput,
-      path: 'discovery.backends',
-    });
-  }
-  return create as RemoteBackendFactory;
-}
+export type CreateBackendOptions = DiscoveryBackendContext;
 
 /** Build one backend by name from the profile's discovery settings. */
 export async function createBackend(name: DiscoveryBackendName, config: DiscoveryConfig, opts: CreateBackendOptions = {}): Promise<DiscoveryBackend> {
-  switch (name) {
-    case 'memory': {
-      const { createMemoryBackend } = await import('./memory.js');
-      return createMemoryBackend({ ttlMs: config.ttlMs });
-    }
-    case 'file': {
-      const { createFileBackend } = await import('./file.js');
-      return createFileBackend({ directory: path.resolve(opts.cwd ?? process.cwd(), config.fileDirectory), ttlMs: config.ttlMs });
-    }
-    case 'env': {
-      const { createEnvBackend } = await import('./env.js');
-      return createEnvBackend(opts.env ? { env: opts.env } : {});
-    }
-    case 'dns': {
-      const { createDnsBackend } = await import('./dns.js');
-      return createDnsBackend({ server: config.dnsServer, domain: config.dnsDomain });
-    }
-    case 'etcd':
-    case 'nats':
-    case 'consul':
-      return (await loadRemoteFactory(name))(config);
-    default: {
-      const unknown: never = name;
-      throw new StackError(`unknown discovery backend '${String(unknown)}'`, { code: 'invalid_input', exitCode: ExitCode.invalidInput, path: 'discovery.backends' });
-    }
+  const driver = discoveryDriver(name);
+  if (!driver) {
+    throw new StackError(`unknown discovery backend '${String(name)}' (known: ${DISCOVERY_BACKEND_NAMES.join(', ')})`, {
+      code: 'invalid_input',
+      exitCode: ExitCode.invalidInput,
+      path: 'discovery.backends',
+    });
   }
+  return driver.create(config, opts);
 }
 
 export interface CreateDiscoveryOptions extends CreateBackendOptions, Omit<DiscoveryManagerOptions, 'backends' | 'ownsBackends'> {}

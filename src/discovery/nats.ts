@@ -21,16 +21,15 @@ import type { NatsConnection, TlsOptions } from '@nats-io/transport-node';
 import type { KV, KvEntry, Kvm } from '@nats-io/kv';
 import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
+import { natsDriver, type NatsConfig } from './drivers/nats.js';
 import {
   assertInstanceId,
   assertServiceName,
   earliestExpiry,
-  FULL_CAPABILITIES,
   isExpired,
   sortById,
   toRecord,
 } from './record.js';
-import type { DiscoveryConfig } from '../profile/types.js';
 import { anySignal } from './watch.js';
 import type {
   DiscoveryBackend,
@@ -59,10 +58,10 @@ interface OwnRegistration {
 
 type Announcement = 'register' | 'heartbeat' | 'deregister';
 
-export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
+export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
   const servers = config.natsUrl.split(',').map((s) => s.trim()).filter(Boolean);
   const where = servers.map(redactUrl).join(',');
-  const bucket = config.natsBucket || 'services';
+  const bucket = config.natsBucket || natsDriver.defaults.natsBucket;
   const own = new Map<string, OwnRegistration>();
   /** Per key: the tail of its chain of register / deregister / heartbeat calls (see `oneAtATime`). */
   /** Called on every reconnect: watchers re-read and re-subscribe. */
@@ -210,7 +209,7 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
 
   return {
     name: 'nats',
-    capabilities: FULL_CAPABILITIES,
+    capabilities: natsDriver.capabilities,
 
     async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
       const ttlMs = opts.ttlMs ?? config.ttlMs;
@@ -382,7 +381,7 @@ export function createNatsBackend(config: DiscoveryConfig): DiscoveryBackend {
  * TLS when the URL asks for it (`tls://`) or TLS files are configured. `insecureSkipVerify`
  * turns off certificate verification (for test setups only).
  */
-function tlsOptions(config: DiscoveryConfig, servers: string[]): { tls?: NodeTlsOptions } {
+function tlsOptions(config: NatsConfig, servers: string[]): { tls?: NodeTlsOptions } {
   const tls = config.tls;
   const wanted = servers.some((s) => s.startsWith('tls://')) || !!(tls?.ca || tls?.cert || tls?.key);
   if (!wanted) return {};

@@ -1,3 +1,6 @@
+import type { OptionSchemas } from '../util/driver.js';
+import type { DiscoveryBackendName } from './registry.js';
+
 /**
  * Service discovery seam (DESIGN.md §5): one small interface, many backends, a manager in front.
  *
@@ -80,4 +83,54 @@ export interface DiscoveryEvent {
   backend: string;
   service?: string;
   message: string;
+}
+
+/** The discovery settings every backend shares (the rest belong to the backends: see `DiscoveryDriver`). */
+export interface DiscoveryCommonConfig {
+  /** Ordered list: register in every writable one, look up in order. */
+  backends: DiscoveryBackendName[];
+  ttlMs: number;
+  heartbeatIntervalMs: number;
+  /** TLS for the backends that talk to a server (etcd, NATS, Consul). */
+  tls?: { ca?: string; cert?: string; key?: string; insecureSkipVerify: boolean };
+}
+
+/** What a backend's factory gets besides the profile's settings. */
+export interface DiscoveryBackendContext {
+  /** Environment the env backend reads; default process.env. */
+  env?: Record<string, string | undefined>;
+  /** Folder relative paths (`fileDirectory`) resolve against; default the working directory. */
+  cwd?: string;
+}
+
+/** Keys of T that are not optional. */
+type RequiredKeys<T> = { [K in keyof T]-?: object extends Pick<T, K> ? never : K }[keyof T];
+
+/**
+ * A discovery backend's definition: everything the rest of `stack` needs to know about it without
+ * loading it. The profile schema, the normalised defaults, the redaction of printed profiles and
+ * `DiscoveryConfig` are all derived from the definitions listed in `registry.ts`.
+ *
+ * `Options` is the backend's slice of the profile's `discovery:` section: flat keys prefixed with
+ * the backend's name (`etcdEndpoints`), normalised values (the same as the raw ones: durations
+ * are common settings, not options).
+ */
+export interface DiscoveryDriver<Name extends string = string, Options extends object = object> {
+  readonly name: Name;
+  /** One line, for documentation and `--help`. */
+  readonly description: string;
+  readonly capabilities: Readonly<DiscoveryCapabilities>;
+  /** The zod schema of each option key the backend owns under `discovery:`. */
+  readonly options: OptionSchemas<Options>;
+  /** The value of every required option a profile leaves out: the one place defaults live. */
+  readonly defaults: Readonly<Pick<Options, RequiredKeys<Options>>>;
+  /** Option keys whose values are secrets: masked wherever a profile is printed. */
+  readonly secretOptions: readonly (keyof Options & string)[];
+  /** Option keys holding URLs, which may embed a password (`nats://user:pass@host`): masked too. */
+  readonly urlOptions?: readonly (keyof Options & string)[];
+  /**
+   * Build the backend. Heavy client libraries are imported here, on first use, never at module
+   * load: `stack validate` imports every definition and must stay fast.
+   */
+  create(config: DiscoveryCommonConfig & Options, context: DiscoveryBackendContext): DiscoveryBackend | Promise<DiscoveryBackend>;
 }

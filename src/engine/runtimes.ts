@@ -1,8 +1,10 @@
 /**
- * Runtimes by name, created on first use. The Docker runtime (and dockerode behind it) is
- * imported only when a service of the run uses it, so a process-only stack never loads it.
+ * Runtimes by name, created on first use from their definitions (runtime/registry.ts). A runtime's
+ * client library (dockerode behind Docker) is loaded only when a service of the run uses it, so a
+ * process-only stack never loads it. An unknown name is an input error, never another runtime.
  */
-import type { Profile, RuntimeName } from '../profile/types.js';
+import { runtimeDefinition, type RuntimeSections } from '../runtime/registry.js';
+import type { RuntimeName } from '../profile/types.js';
 import type { Runtime } from '../runtime/types.js';
 
 export interface RuntimeSet {
@@ -12,10 +14,10 @@ export interface RuntimeSet {
   close(): Promise<void>;
 }
 
-export interface RuntimeSetOptions {
+/** The state folder, and the profile's runtime sections (`docker: profile.docker`). */
+export interface RuntimeSetOptions extends Partial<RuntimeSections> {
   /** The stack's state folder: where the process runtime keeps pid files and logs. */
   stateDir: string;
-  docker?: Profile['docker'];
   /** Overrides every Docker service's `pull` (`stack up --pull`). */
   pull?: 'missing' | 'always' | 'never';
 }
@@ -23,18 +25,12 @@ export interface RuntimeSetOptions {
 export function createRuntimeSet(opts: RuntimeSetOptions): RuntimeSet {
   const made = new Map<RuntimeName, Promise<Runtime>>();
   const resolved: Runtime[] = [];
+  const sections = opts as unknown as Partial<Record<string, object>>;
   const create = async (name: RuntimeName): Promise<Runtime> => {
-    if (name === 'process') {
-      const { createProcessRuntime } = await import('../runtime/process.js');
-      return createProcessRuntime({ stateDirFor: () => opts.stateDir });
-    }
-    const { createDockerRuntime } = await import('../runtime/docker.js');
-    const d = opts.docker ?? {};
-    return createDockerRuntime({
-      ...(d.host !== undefined ? { host: d.host } : {}),
-      ...(d.tlsVerify !== undefined ? { tlsVerify: d.tlsVerify } : {}),
-      ...(d.certPath !== undefined ? { certPath: d.certPath } : {}),
-      ...(d.network !== undefined ? { network: d.network } : {}),
+    const definition = runtimeDefinition(name); // an unknown name rejects: no silent fallback
+    return definition.create({
+      stateDir: opts.stateDir,
+      settings: sections[name] ?? {},
       ...(opts.pull !== undefined ? { pull: opts.pull } : {}),
     });
   };

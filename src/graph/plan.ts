@@ -4,7 +4,9 @@
  * The engine does not run waves — it starts each service the moment its gates open — but the
  * waves say what can run in parallel, and the critical chain bounds how fast `up` can be.
  */
-import type { Profile } from '../profile/types.js';
+import { describeHealthCheck } from '../health/registry.js';
+import type { Profile, ServiceSpec } from '../profile/types.js';
+import { runtimeDefinition } from '../runtime/registry.js';
 import type { DependencyGraph, Plan, PlannedService } from './types.js';
 
 export interface PlanOptions {
@@ -121,9 +123,9 @@ export function planStack(profile: Pick<Profile, 'name'>, graph: DependencyGraph
       kind: svc.kind,
       runtime: svc.runtime,
       wave: wave.get(unitOf(name)) ?? -1,
-      ...(svc.runtime === 'docker' && svc.image ? { runs: svc.image } : svc.command?.[0] ? { runs: svc.command[0] } : {}),
+      ...runsOf(svc),
       ...(svc.port !== undefined ? { port: svc.port } : {}),
-      ...(hc ? { health: describeHealth(hc) } : svc.kind === 'task' ? { health: 'exit 0' } : {}),
+      ...(hc ? { health: describeHealthCheck(hc) } : svc.kind === 'task' ? { health: 'exit 0' } : {}),
       ...(group !== undefined ? { group } : {}),
     });
   }
@@ -140,21 +142,10 @@ export function planStack(profile: Pick<Profile, 'name'>, graph: DependencyGraph
   };
 }
 
-function describeHealth(hc: NonNullable<import('../profile/types.js').ServiceSpec['healthCheck']>): string {
-  switch (hc.strategy) {
-    case 'http':
-      return `http ${hc.scheme ?? 'http'}://${hc.host ?? '127.0.0.1'}:${hc.port ?? '?'}${hc.endpoint ?? '/'}`;
-    case 'tcp':
-      return `tcp ${hc.host ?? '127.0.0.1'}:${hc.port ?? '?'}`;
-    case 'command':
-      return `command ${hc.command?.[0] ?? ''}`;
-    case 'file':
-      return `file ${hc.path ?? ''}`;
-    case 'systemd':
-      return `systemd ${hc.unit ?? ''}`;
-    case 'docker':
-      return 'docker HEALTHCHECK';
-  }
+/** What the service's runtime says it runs (an image, a program). */
+function runsOf(svc: ServiceSpec): { runs?: string } {
+  const runs = runtimeDefinition(svc.runtime).describeRun(svc);
+  return runs ? { runs } : {};
 }
 
 /** The named services and everything they (transitively) depend on; all when none are named. */

@@ -1,3 +1,4 @@
+import { describeAbort, probeSignal, untilAborted } from './timeout.js';
 import type { HealthStrategy } from './types.js';
 
 /**
@@ -8,14 +9,17 @@ import type { HealthStrategy } from './types.js';
 export function createDockerStrategy(): HealthStrategy {
   return {
     name: 'docker',
-    async probe(_check, target) {
+    async probe(check, target, signal) {
       if (!target.containerHealth) return { ok: false, detail: 'docker check needs a container (no container health available)' };
+      // A busy or stuck engine must not hold the probe past its timeout or the caller's abort.
+      const bounded = probeSignal(signal, check.timeoutMs);
       try {
-        const status = await target.containerHealth();
+        const status = await untilAborted(target.containerHealth(), bounded);
         if (status === 'healthy') return { ok: true, detail: 'container is healthy' };
         if (status === 'none') return { ok: false, detail: 'container image defines no HEALTHCHECK' };
         return { ok: false, detail: `container is ${status}` };
       } catch (err) {
+        if (bounded.aborted) return { ok: false, detail: describeAbort(bounded, check.timeoutMs) };
         return { ok: false, detail: `cannot read container health: ${err instanceof Error ? err.message : String(err)}` };
       }
     },

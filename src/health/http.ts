@@ -1,8 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { HealthCheckSpec } from '../profile/types.js';
 import { isLoopbackHost, remoteHostRefused } from './loopback.js';
 import { describeAbort, probeSignal } from './timeout.js';
+import type { HealthCheckSpec } from './registry.js';
 import type { HealthStrategy, ProbeResult } from './types.js';
 
 export interface HttpStrategyOptions {

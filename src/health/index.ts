@@ -3,7 +3,7 @@
  * picks the default instance by name. Waiting for readiness and monitoring afterwards live in
  * `monitor.ts`.
  */
-export { strategyFor } from './strategies.js';
+export { describeHealthCheck, HEALTH_STRATEGIES, HEALTH_STRATEGY_NAMES, healthStrategyDefinition, strategyFor, type HealthCheckSpec, type HealthStrategyName } from './registry.js';
 export { createCommandStrategy } from './command.js';
 export { createDockerStrategy } from './docker.js';
 export { createFileStrategy } from './file.js';
@@ -13,4 +13,4 @@ export { createTcpStrategy, type TcpStrategyOptions } from './tcp.js';
 export { healthTargetFor, type HealthTargetContext } from './target.js';
 export { HealthCheckFailedError, monitorHealth, probeOnce, waitUntilHealthy } from './monitor.js';
 export type { MonitorOptions, ProbeInfo, WaitOptions } from './monitor.js';
-export type { ContainerHealth, HealthStrategy, HealthTarget, ProbeResult } from './types.js';
+export type { ContainerHealth, HealthCheckCommon, HealthStrategy, HealthStrategyDefinition, HealthTarget, ProbeResult } from './types.js';

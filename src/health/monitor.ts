@@ -26,7 +26,7 @@ import { StackFailedError } from '../errors.js';
 import type { HealthCheckSpec } from '../profile/types.js';
 import { realClock, type Clock } from '../util/clock.js';
 import { poll, PollTimeoutError } from '../util/retry.js';
-import { strategyFor } from './strategies.js';
+import { strategyFor } from './registry.js';
 import type { HealthStrategy, HealthTarget, ProbeResult } from './types.js';
 
 /** Delay between the first and second probe while starting. */

@@ -1,5 +1,7 @@
 import path from 'node:path';
-import type { HealthCheckSpec, ServiceSpec } from '../profile/types.js';
+import type { ServiceSpec } from '../profile/types.js';
+import type { HealthCheckSpec } from './registry.js';
+import { runtimeDefinition } from '../runtime/registry.js';
 import type { Runtime, ServiceHandle } from '../runtime/types.js';
 import type { HealthTarget } from './types.js';
 
@@ -25,7 +27,7 @@ export function healthTargetFor(
 ): HealthTarget {
   const port = check.port ?? service.port;
   const target: HealthTarget = {
-    cwd: service.runtime === 'process' ? path.resolve(context.profileDir, service.workingDir ?? '.') : context.profileDir,
+    cwd: runtimeDefinition(service.runtime).capabilities.hostWorkingDir ? path.resolve(context.profileDir, service.workingDir ?? '.') : context.profileDir,
     containerHealth: async () => (await runtime.inspect(handle)).health ?? 'none',
   };
   if (context.environment) target.env = context.environment;

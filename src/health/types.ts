@@ -3,7 +3,10 @@
  * was wait strategies bound to Docker). The engine asks the runtime for a `HealthTarget`
  * (`runtime.endpoint(handle, port)` plus the service's cwd and environment) and hands it here.
  */
-import type { HealthCheckSpec, HealthStrategyName } from '../profile/types.js';
+import type { OptionSchemas } from '../util/driver.js';
+import type { HealthCheckSpec, HealthStrategyName } from './registry.js';
+
+export type { HealthStrategyName } from './registry.js';
 
 export type ContainerHealth = 'starting' | 'healthy' | 'unhealthy' | 'none';
 
@@ -34,4 +37,44 @@ export interface ProbeResult {
 export interface HealthStrategy {
   readonly name: HealthStrategyName;
   probe(check: HealthCheckSpec, target: HealthTarget, signal: AbortSignal): Promise<ProbeResult>;
+}
+
+/** What every normalised check has, whatever its strategy. All durations in milliseconds. */
+export interface HealthCheckCommon {
+  strategy: HealthStrategyName;
+  /** http / tcp: host to probe; default 127.0.0.1 (loopback only). */
+  host?: string;
+  /** Port to probe; default the service's port. */
+  port?: number;
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startPeriodMs: number;
+}
+
+/**
+ * A health strategy's definition, listed in `registry.ts`: the profile schema of `healthCheck`,
+ * its normalisation and the text `stack plan` prints are derived from these.
+ *
+ * `Raw` is the strategy's own keys of `healthCheck` as written in a profile, `Options` the same
+ * keys normalised (shorthands expanded, defaults filled in).
+ */
+export interface HealthStrategyDefinition<Name extends string = string, Raw extends object = object, Options extends object = object> {
+  readonly name: Name;
+  /** One line, for documentation. */
+  readonly description: string;
+  readonly capabilities: {
+    /** Probes an address (host and port), so the check needs a port. */
+    readonly needsPort: boolean;
+    /** Needs a container's own HEALTHCHECK (only a runtime with containers can supply it). */
+    readonly needsContainer: boolean;
+  };
+  /** The zod schema of each key of `healthCheck` this strategy owns. */
+  readonly options: OptionSchemas<Raw>;
+  /** The owned keys normalised; keys the profile left out stay out unless they have a default. */
+  normalize(raw: Raw): Options;
+  /** What `stack plan` prints, e.g. `http http://127.0.0.1:2583/xrpc/_health`. */
+  describe(check: HealthCheckCommon & Options): string;
+  /** The default instance (strategies are stateless). No heavy client: created on first use all the same. */
+  create(): HealthStrategy;
 }

@@ -4,6 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { DEFAULT_DISCOVERY_BACKENDS, DISCOVERY_COMMON_DEFAULTS, discoveryDriverDefaults } from '../discovery/registry.js';
+import { healthStrategyDefinition } from '../health/registry.js';
+import { DEFAULT_RUNTIME, defaultRuntimeFor, RUNTIMES, type RuntimeSections } from '../runtime/registry.js';
+import { formatFromDestination } from '../template/formats/registry.js';
 import { parseByteSize, parseDuration } from '../util/duration.js';
 import type { RawDiscovery, RawHealthCheck, RawProfile, RawService } from './schema.js';
 import type {
@@ -15,7 +19,6 @@ import type {
   ProfileSource,
   RestartPolicy,
   ServiceSpec,
-  TemplateFormat,
   TemplateSpec,
   VariableSpec,
   VolumeSpec,
@@ -27,8 +30,6 @@ export const DEFAULTS = {
   healthRetries: 3,
   dependencyTimeoutMs: 60_000,
   stopGracePeriodMs: 10_000,
-  ttlMs: 30_000,
-  heartbeatIntervalMs: 10_000,
   address: '127.0.0.1',
 } as const;
 
@@ -52,19 +53,26 @@ export function normalizeProfile(raw: RawProfile, ctx: { defaultName: string; so
     name: raw.name ?? ctx.defaultName,
     ...(raw.description !== undefined ? { description: raw.description } : {}),
     domain: raw.domain ?? 'localhost',
-    runtime: runtime ?? 'docker',
+    runtime: runtime ?? DEFAULT_RUNTIME,
     discovery: normalizeDiscovery(raw.discovery ?? {}),
     coordination: {
       strategy: raw.coordination?.strategy ?? 'hub-spoke',
       enableHealthChecks: raw.coordination?.enableHealthChecks ?? true,
       dependencyTimeoutMs: ms(raw.coordination?.dependencyTimeout, DEFAULTS.dependencyTimeoutMs),
     },
-    docker: { ...(raw.docker ?? {}) },
+    ...runtimeSections(raw),
     variables,
     services,
     ...(raw.stateDir !== undefined ? { stateDir: raw.stateDir } : {}),
     source: ctx.source,
   };
+}
+
+/** Each runtime's section (`docker:`), an empty one when the profile has none. */
+function runtimeSections(raw: RawProfile): RuntimeSections {
+  const given = raw as unknown as Record<string, object | undefined>;
+  const withSettings = RUNTIMES.filter((r) => r.settings !== undefined);
+  return Object.fromEntries(withSettings.map((r) => [r.name, { ...(given[r.name] ?? {}) }])) as RuntimeSections;
 }
 
 function normalizeService(name: string, raw: RawService, profileRuntime: RawProfile['runtime']): ServiceSpec {
@@ -84,7 +92,7 @@ function normalizeService(name: string, raw: RawService, profileRuntime: RawProf
     enable: raw.enable ?? true,
     kind,
     ...(raw.description !== undefined ? { description: raw.description } : {}),
-    runtime: raw.runtime ?? profileRuntime ?? (raw.image ? 'docker' : 'process'),
+    runtime: raw.runtime ?? profileRuntime ?? defaultRuntimeFor(raw),
     ...(raw.image !== undefined ? { image: raw.image } : {}),
     ...(raw.command !== undefined ? { command: toArgv(raw.command) } : {}),
     ...(raw.entrypoint !== undefined ? { entrypoint: toArgv(raw.entrypoint) } : {}),
@@ -136,24 +144,18 @@ function toArgv(v: string | string[]): string[] {
   return typeof v === 'string' ? [v] : [...v];
 }
 
+/** Common settings here; the strategy's own keys are normalised by its definition (health/registry.ts). */
 export function normalizeHealthCheck(raw: RawHealthCheck, servicePort: number | undefined): HealthCheckSpec {
-  const port = raw.port ?? servicePort;
-  const expected = raw.expectedStatus;
+  const { strategy, host, port = servicePort, interval, timeout, retries, startPeriod, ...own } = raw;
   return {
-    strategy: raw.strategy,
-    ...(raw.endpoint !== undefined ? { endpoint: raw.endpoint } : raw.strategy === 'http' ? { endpoint: '/' } : {}),
-    ...(raw.host !== undefined ? { host: raw.host } : {}),
+    strategy,
+    ...(host !== undefined ? { host } : {}),
     ...(port !== undefined ? { port } : {}),
-    ...(raw.scheme !== undefined ? { scheme: raw.scheme } : {}),
-    ...(expected !== undefined ? { expectedStatus: Array.isArray(expected) ? expected : [expected] } : {}),
-    ...(raw.command !== undefined ? { command: toArgv(raw.command) } : {}),
-    ...(raw.shell !== undefined ? { shell: raw.shell } : {}),
-    ...(raw.path !== undefined ? { path: raw.path } : {}),
-    ...(raw.unit !== undefined ? { unit: raw.unit } : {}),
-    intervalMs: ms(raw.interval, DEFAULTS.healthIntervalMs),
-    timeoutMs: ms(raw.timeout, DEFAULTS.healthTimeoutMs),
-    retries: raw.retries ?? DEFAULTS.healthRetries,
-    startPeriodMs: ms(raw.startPeriod, 0),
+    ...healthStrategyDefinition(strategy).normalize(own),
+    intervalMs: ms(interval, DEFAULTS.healthIntervalMs),
+    timeoutMs: ms(timeout, DEFAULTS.healthTimeoutMs),
+    retries: retries ?? DEFAULTS.healthRetries,
+    startPeriodMs: ms(startPeriod, 0),
   };
 }
 
@@ -195,20 +197,7 @@ function normalizeRestart(raw: RawService['restart'], kind: ServiceSpec['kind'])
   };
 }
 
-const FORMAT_BY_EXT: Record<string, TemplateFormat> = {
-  '.json': 'json',
-  '.yaml': 'yaml',
-  '.yml': 'yaml',
-  '.toml': 'toml',
-  '.env': 'env',
-  '.ini': 'ini',
-};
-
-export function formatFromDestination(destination: string): TemplateFormat {
-  const base = path.basename(destination).toLowerCase();
-  if (base === '.env' || base.endsWith('.env')) return 'env';
-  return FORMAT_BY_EXT[path.extname(base)] ?? 'text';
-}
+export { formatFromDestination } from '../template/formats/registry.js';
 
 function normalizeTemplate(
   raw: NonNullable<RawService['templates']>[number],
@@ -247,27 +236,18 @@ function normalizeVariable(name: string, raw: NonNullable<RawProfile['variables'
   };
 }
 
+/**
+ * Common settings, then every backend's options: the raw value where the profile gives one, the
+ * backend's default otherwise (both from the discovery registry; the schema admits no other key).
+ */
 function normalizeDiscovery(raw: RawDiscovery): DiscoveryConfig {
+  const { backend, backends, ttl, heartbeatInterval, tls, ...options } = raw;
   return {
-    backends: raw.backends ?? (raw.backend ? [raw.backend] : ['file']),
-    consulAddress: raw.consulAddress ?? '127.0.0.1:8500',
-    ...(raw.consulToken !== undefined ? { consulToken: raw.consulToken } : {}),
-    consulScheme: raw.consulScheme ?? 'http',
-    etcdEndpoints: raw.etcdEndpoints ?? ['http://127.0.0.1:2379'],
-    etcdPrefix: raw.etcdPrefix ?? '/atproto-stacks',
-    ...(raw.etcdUsername !== undefined ? { etcdUsername: raw.etcdUsername } : {}),
-    ...(raw.etcdPassword !== undefined ? { etcdPassword: raw.etcdPassword } : {}),
-    natsUrl: raw.natsUrl ?? 'nats://127.0.0.1:4222',
-    ...(raw.natsCredsFile !== undefined ? { natsCredsFile: raw.natsCredsFile } : {}),
-    ...(raw.natsToken !== undefined ? { natsToken: raw.natsToken } : {}),
-    ...(raw.natsUser !== undefined ? { natsUser: raw.natsUser } : {}),
-    ...(raw.natsPassword !== undefined ? { natsPassword: raw.natsPassword } : {}),
-    natsBucket: raw.natsBucket ?? 'services',
-    fileDirectory: raw.fileDirectory ?? '.stack/discovery',
-    dnsServer: raw.dnsServer ?? '127.0.0.1:53',
-    dnsDomain: raw.dnsDomain ?? 'service.consul',
-    ttlMs: ms(raw.ttl, DEFAULTS.ttlMs),
-    heartbeatIntervalMs: ms(raw.heartbeatInterval, DEFAULTS.heartbeatIntervalMs),
-    ...(raw.tls ? { tls: { ...raw.tls, insecureSkipVerify: raw.tls.insecureSkipVerify ?? false } } : {}),
+    backends: backends ?? (backend ? [backend] : [...DEFAULT_DISCOVERY_BACKENDS]),
+    ...discoveryDriverDefaults(),
+    ...(options as Partial<DiscoveryConfig>),
+    ttlMs: ms(ttl, DISCOVERY_COMMON_DEFAULTS.ttlMs),
+    heartbeatIntervalMs: ms(heartbeatInterval, DISCOVERY_COMMON_DEFAULTS.heartbeatIntervalMs),
+    ...(tls ? { tls: { ...tls, insecureSkipVerify: tls.insecureSkipVerify ?? false } } : {}),
   };
 }

@@ -7,6 +7,11 @@
  */
 import { createRequire } from 'node:module';
 import type * as Zod from 'zod';
+import { DISCOVERY_BACKEND_NAMES, DISCOVERY_DRIVERS, type DiscoveryRawOptions } from '../discovery/registry.js';
+import { HEALTH_STRATEGIES, HEALTH_STRATEGY_NAMES, type HealthCheckRawOptions } from '../health/registry.js';
+import { RUNTIME_NAMES, RUNTIMES, type RuntimeDefinition, type RuntimeSections } from '../runtime/registry.js';
+import { FORMAT_NAMES } from '../template/formats/registry.js';
+import { mergeOptionSchemas, type SharedOptionTypes, type ZodSchema } from '../util/driver.js';
 import { DURATION_PATTERN } from '../util/duration.js';
 
 /**
@@ -15,6 +20,11 @@ import { DURATION_PATTERN } from '../util/duration.js';
  * for loading zod; invalid input falls back to zod for its precise, positioned messages.
  */
 const requireCjs = createRequire(import.meta.url);
+
+/** A driver's options as profile keys: every one may be left out (defaults fill them in). */
+function optionalShape(shape: Record<string, ZodSchema>): Record<string, ZodSchema> {
+  return Object.fromEntries(Object.entries(shape).map(([key, schema]) => [key, schema.optional()]));
+}
 
 function build(z: typeof Zod.z) {
 
@@ -27,18 +37,23 @@ function build(z: typeof Zod.z) {
   const envValue = z.union([z.string(), z.number(), z.boolean()]);
   const argv = z.union([z.array(z.string()).min(1), z.string()]);
 
+  const options: SharedOptionTypes = { duration, port, argv };
+
+  // Runtime names, and each runtime's section of settings (`docker:`), come from the runtime registry.
+  const runtimeName = z.enum(RUNTIME_NAMES);
+  const runtimeSections: Record<string, ZodSchema> = {};
+  for (const runtime of RUNTIMES) {
+    const settings: RuntimeDefinition['settings'] = runtime.settings;
+    if (settings) runtimeSections[runtime.name] = z.strictObject(settings(z, options)).optional();
+  }
+
+  // Strategy names and each strategy's own keys come from the health registry.
   const healthCheckSchema = z
     .strictObject({
-      strategy: z.enum(['http', 'tcp', 'command', 'file', 'systemd', 'docker']),
-      endpoint: z.string().startsWith('/').optional().describe('http: request path, e.g. /xrpc/_health'),
+      strategy: z.enum(HEALTH_STRATEGY_NAMES),
       host: z.string().optional(),
       port: port.optional(),
-      scheme: z.enum(['http', 'https']).optional(),
-      expectedStatus: z.union([z.int().min(100).max(599), z.array(z.int().min(100).max(599))]).optional(),
-      command: argv.optional().describe('command: argv list (a string only with shell: true)'),
-      shell: z.boolean().optional(),
-      path: z.string().optional().describe('file: path that must exist'),
-      unit: z.string().optional().describe('systemd: unit name'),
+      ...mergeOptionSchemas(HEALTH_STRATEGIES, z, options),
       interval: duration.optional(),
       timeout: duration.optional(),
       retries: z.int().min(0).optional(),
@@ -57,7 +72,7 @@ function build(z: typeof Zod.z) {
 
   const templateSchema = z.strictObject({
     destination: z.string().min(1).describe("Output path, relative to the service's config directory"),
-    format: z.enum(['json', 'yaml', 'toml', 'env', 'ini', 'text']).optional().describe('Default: from the destination extension; text for free text with no structure'),
+    format: z.enum(FORMAT_NAMES).optional().describe('Default: from the destination extension; text for free text with no structure'),
     data: z.unknown().optional().describe('Structured tree whose strings are Handlebars templates'),
     template: z.string().optional().describe('Free-text Handlebars: a file path under the profile folder, or inline text'),
     env: z.boolean().optional().describe("Also load the rendered file into the service's environment"),
@@ -99,7 +114,7 @@ function build(z: typeof Zod.z) {
     enable: z.boolean().optional(),
     kind: z.enum(['service', 'task']).optional().describe('task: runs to completion; dependents wait for success'),
     description: z.string().optional(),
-    runtime: z.enum(['docker', 'process']).optional(),
+    runtime: runtimeName.optional(),
     image: z.string().optional(),
     command: argv.optional(),
     entrypoint: argv.optional(),
@@ -159,27 +174,13 @@ function build(z: typeof Zod.z) {
     }),
   ]);
 
-  const backendName = z.enum(['consul', 'etcd', 'dns', 'file', 'env', 'nats', 'memory']);
+  // Backends, their option keys and their types come from the discovery registry.
+  const backendName = z.enum(DISCOVERY_BACKEND_NAMES);
 
   const discoverySchema = z.strictObject({
     backend: backendName.optional(),
     backends: z.array(backendName).min(1).optional(),
-    consulAddress: z.string().optional(),
-    consulToken: z.string().optional(),
-    consulScheme: z.enum(['http', 'https']).optional(),
-    etcdEndpoints: z.array(z.string()).min(1).optional(),
-    etcdPrefix: z.string().optional(),
-    etcdUsername: z.string().optional(),
-    etcdPassword: z.string().optional(),
-    natsUrl: z.string().optional(),
-    natsCredsFile: z.string().optional(),
-    natsToken: z.string().optional(),
-    natsUser: z.string().optional(),
-    natsPassword: z.string().optional(),
-    natsBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
-    fileDirectory: z.string().optional(),
-    dnsServer: z.string().optional(),
-    dnsDomain: z.string().optional(),
+    ...optionalShape(mergeOptionSchemas(DISCOVERY_DRIVERS, z, options)),
     ttl: duration.optional(),
     heartbeatInterval: duration.optional(),
     tls: z
@@ -199,7 +200,7 @@ function build(z: typeof Zod.z) {
       description: z.string().optional(),
       extends: z.string().optional().describe('A built-in profile name or a relative path; deep-merged'),
       domain: z.string().optional(),
-      runtime: z.enum(['docker', 'process']).optional(),
+      runtime: runtimeName.optional(),
       discovery: discoverySchema.optional(),
       coordination: z
         .strictObject({
@@ -208,14 +209,7 @@ function build(z: typeof Zod.z) {
           dependencyTimeout: duration.optional(),
         })
         .optional(),
-      docker: z
-        .strictObject({
-          host: z.string().optional(),
-          tlsVerify: z.boolean().optional(),
-          certPath: z.string().optional(),
-          network: z.string().optional(),
-        })
-        .optional(),
+      ...runtimeSections,
       variables: z.record(z.string(), variableSchema).optional(),
       services: z.record(z.string(), serviceSchema),
       stateDir: z.string().optional(),
@@ -233,7 +227,8 @@ export function schemas(): Schemas {
   return built;
 }
 
-export type RawProfile = Zod.infer<Schemas['profileSchema']>;
+export type RawProfile = Zod.infer<Schemas['profileSchema']> & Partial<RuntimeSections>;
 export type RawService = Zod.infer<Schemas['serviceSchema']>;
-export type RawHealthCheck = Zod.infer<Schemas['healthCheckSchema']>;
-export type RawDiscovery = Zod.infer<Schemas['discoverySchema']>;
+// The drivers' own keys are typed by their definitions (zod cannot infer through the registries).
+export type RawHealthCheck = Zod.infer<Schemas['healthCheckSchema']> & HealthCheckRawOptions;
+export type RawDiscovery = Zod.infer<Schemas['discoverySchema']> & DiscoveryRawOptions;

@@ -7,45 +7,28 @@
  * defaults filled in. Nothing here is optional "because the user may have left it out";
  * optional fields are optional because they are genuinely absent for some services.
  */
+import type { DiscoveryConfig } from '../discovery/registry.js';
+import type { HealthCheckSpec } from '../health/registry.js';
+import type { DockerRuntimeSettings } from '../runtime/drivers/docker.js';
+import type { RuntimeName, RuntimeSections } from '../runtime/registry.js';
+import type { TemplateFormat } from '../template/formats/registry.js';
 
 export type DependencyType = 'required' | 'optional' | 'soft' | 'circular';
 export const DEPENDENCY_TYPES: readonly DependencyType[] = ['required', 'optional', 'soft', 'circular'];
 
-export type RuntimeName = 'docker' | 'process';
 export type ServiceKind = 'service' | 'task';
-export type DiscoveryBackendName = 'consul' | 'etcd' | 'dns' | 'file' | 'env' | 'nats' | 'memory';
 export type CoordinationStrategy = 'hub-spoke' | 'leader-follower' | 'peer-to-peer' | 'mesh';
-/** `text`: free text with no structure to check (Caddyfile, nginx.conf). */
-export type TemplateFormat = 'json' | 'yaml' | 'toml' | 'env' | 'ini' | 'text';
 export type VariableType = 'string' | 'number' | 'boolean' | 'url' | 'secret';
-export type HealthStrategyName = 'http' | 'tcp' | 'command' | 'file' | 'systemd' | 'docker';
 export type RestartPolicyName = 'no' | 'on-failure' | 'always' | 'unless-stopped';
 
-/** How to decide that a service is healthy. All durations in milliseconds. */
-export interface HealthCheckSpec {
-  strategy: HealthStrategyName;
-  /** http: request path (`/xrpc/_health`). */
-  endpoint?: string;
-  /** http / tcp: host to probe; default 127.0.0.1 (loopback only). */
-  host?: string;
-  /** http / tcp: port to probe; default the service's port. */
-  port?: number;
-  /** http: `http` or `https`. */
-  scheme?: 'http' | 'https';
-  /** http: accepted status codes; default any 2xx. */
-  expectedStatus?: number[];
-  /** command: argv (or a single string run through a shell when `shell` is true). */
-  command?: string[];
-  shell?: boolean;
-  /** file: path that must exist. */
-  path?: string;
-  /** systemd: unit name. */
-  unit?: string;
-  intervalMs: number;
-  timeoutMs: number;
-  retries: number;
-  startPeriodMs: number;
-}
+// Driver names and driver-owned shapes are derived from the registries of drivers, one per kind.
+export type { DiscoveryBackendName } from '../discovery/registry.js';
+export type { RuntimeName } from '../runtime/registry.js';
+/** Output formats of templates; `text`: free text with no structure. */
+export type { TemplateFormat } from '../template/formats/registry.js';
+export type { HealthStrategyName } from '../health/registry.js';
+/** How to decide that a service is healthy: common settings and the strategy's own keys. */
+export type { HealthCheckSpec } from '../health/registry.js';
 
 export interface DependencySpec {
   /** Name of the service depended upon. */
@@ -170,29 +153,8 @@ export interface VariableSpec {
   generate?: { bytes: number; encoding: 'hex' | 'base64url' };
 }
 
-export interface DiscoveryConfig {
-  /** Ordered list: register in every writable one, look up in order. */
-  backends: DiscoveryBackendName[];
-  consulAddress: string;
-  consulToken?: string;
-  consulScheme: 'http' | 'https';
-  etcdEndpoints: string[];
-  etcdPrefix: string;
-  etcdUsername?: string;
-  etcdPassword?: string;
-  natsUrl: string;
-  natsCredsFile?: string;
-  natsToken?: string;
-  natsUser?: string;
-  natsPassword?: string;
-  natsBucket: string;
-  fileDirectory: string;
-  dnsServer: string;
-  dnsDomain: string;
-  ttlMs: number;
-  heartbeatIntervalMs: number;
-  tls?: { ca?: string; cert?: string; key?: string; insecureSkipVerify: boolean };
-}
+/** The normalised `discovery:` section: common settings and every backend's options (see discovery/registry.ts). */
+export type { DiscoveryConfig } from '../discovery/registry.js';
 
 export interface CoordinationConfig {
   strategy: CoordinationStrategy;
@@ -200,14 +162,8 @@ export interface CoordinationConfig {
   dependencyTimeoutMs: number;
 }
 
-export interface DockerConfig {
-  /** Engine endpoint: unix:///var/run/docker.sock, tcp://host:2376, ssh://user@host. Default: DOCKER_HOST. */
-  host?: string;
-  tlsVerify?: boolean;
-  certPath?: string;
-  /** Name of the stack's network; default `<stack>_default`. */
-  network?: string;
-}
+/** The profile's `docker:` section (the Docker runtime's settings). */
+export type DockerConfig = DockerRuntimeSettings;
 
 /** Where a profile came from; template files resolve against `dir`. */
 export interface ProfileSource {
@@ -221,14 +177,14 @@ export interface ProfileSource {
   files: string[];
 }
 
-export interface Profile {
+/** A profile; each runtime with settings has its section (`docker`), see runtime/registry.ts. */
+export interface Profile extends RuntimeSections {
   name: string;
   description?: string;
   domain: string;
   runtime: RuntimeName;
   discovery: DiscoveryConfig;
   coordination: CoordinationConfig;
-  docker: DockerConfig;
   variables: Record<string, VariableSpec>;
   services: Record<string, ServiceSpec>;
   /** Folder for state, logs and rendered configs; default `.stack/<name>` under the working directory. */

@@ -9,6 +9,7 @@
  */
 import { afterEach, describe, expect, test } from 'vitest';
 import { createEtcdBackend } from '../../src/discovery/etcd.js';
+import { discoveryConfig } from '../../src/discovery/index.js';
 import { createNatsBackend } from '../../src/discovery/nats.js';
 import type { DiscoveryBackend, ServiceInstance } from '../../src/discovery/types.js';
 import { UnreachableError } from '../../src/errors.js';
@@ -21,22 +22,17 @@ const TTL_MS = 2000;
 const HEARTBEAT_MS = 400;
 const RECOVERY_DEADLINE_MS = 30_000;
 
+/** The registry's defaults (every backend's), with this suite's TTLs and no servers configured. */
 function config(overrides: Partial<DiscoveryConfig>): DiscoveryConfig {
-  return {
+  return discoveryConfig({
     backends: [],
-    consulAddress: '127.0.0.1:8500',
-    consulScheme: 'http',
     etcdEndpoints: [],
     etcdPrefix: '/faults',
     natsUrl: '',
-    natsBucket: 'services',
-    fileDirectory: '.stack/discovery',
-    dnsServer: '127.0.0.1:53',
-    dnsDomain: 'service.consul',
     ttlMs: TTL_MS,
     heartbeatIntervalMs: HEARTBEAT_MS,
     ...overrides,
-  };
+  });
 }
 
 interface RestartableServer {

@@ -2,7 +2,10 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createBackend, createDiscovery, createDiscoveryClient, discoveryConfig } from '../../src/discovery/index.js';
+import { createBackend, createDiscovery, createDiscoveryClient, DEFAULT_DISCOVERY_CONFIG, discoveryConfig } from '../../src/discovery/index.js';
+import { DISCOVERY_DRIVERS, discoverySecretValues, redactDiscoveryConfig } from '../../src/discovery/registry.js';
+import { schemas } from '../../src/profile/schema.js';
+import { normalizeProfile } from '../../src/profile/normalize.js';
 import type { DiscoveryBackendName } from '../../src/profile/types.js';
 import type { ServiceInstance } from '../../src/discovery/types.js';
 
@@ -35,6 +38,54 @@ describe('createBackend', () => {
     await b.register({ id: 'a-1', service: 'pds', address: '127.0.0.1' });
     expect(await readdir(path.join(cwd, 'state', 'disc', 'pds'))).toEqual(['a-1.json']);
     await b.close();
+  });
+});
+
+describe('the registry of backends', () => {
+  it('each definition says what its backend can do, and names it', async () => {
+    const cwd = await tempDir();
+    const config = discoveryConfig({ dnsServer: '127.0.0.1:5353', dnsDomain: 'test.local' });
+    for (const driver of DISCOVERY_DRIVERS) {
+      const b = await createBackend(driver.name, config, { cwd, env: {} });
+      expect(b.name).toBe(driver.name);
+      expect(b.capabilities).toEqual(driver.capabilities);
+      await b.close();
+    }
+  });
+
+  it('an unknown backend name is an input error naming the known ones', async () => {
+    await expect(createBackend('zookeeper' as never, discoveryConfig())).rejects.toMatchObject({ code: 'invalid_input', path: 'discovery.backends' });
+  });
+
+  it("the profile schema takes its backend names and option keys from the definitions", () => {
+    const { discoverySchema } = schemas();
+    for (const driver of DISCOVERY_DRIVERS) expect(discoverySchema.safeParse({ backend: driver.name }).success).toBe(true);
+    expect(discoverySchema.safeParse({ backend: 'zookeeper' }).success).toBe(false);
+    expect(discoverySchema.safeParse({ natsBucket: 'has space' }).success).toBe(false); // nats's own option type
+    expect(discoverySchema.safeParse({ natsBukket: 'services' }).success).toBe(false);
+  });
+
+  it('a profile without discovery settings normalises to the same defaults the library uses', () => {
+    const profile = normalizeProfile({ services: {} }, { defaultName: 't', source: { dir: '/', files: [] } });
+    expect(profile.discovery).toEqual(DEFAULT_DISCOVERY_CONFIG);
+    for (const driver of DISCOVERY_DRIVERS) expect(profile.discovery).toMatchObject(driver.defaults);
+  });
+
+  it("masks each backend's secret options and passwords in its URLs, and nothing else", () => {
+    const config = discoveryConfig({
+      consulToken: 'ctok',
+      etcdPassword: 'epw',
+      etcdEndpoints: ['http://root:epw2@127.0.0.1:2379', 'http://127.0.0.1:2380'],
+      natsUrl: 'nats://app:npw@127.0.0.1:4222',
+      natsToken: 'ntok',
+      natsPassword: 'npw3',
+    });
+    const shown = JSON.stringify(redactDiscoveryConfig(config));
+    for (const secret of ['ctok', 'epw', 'epw2', 'npw', 'ntok', 'npw3']) expect(shown).not.toContain(`"${secret}"`);
+    expect(shown).not.toMatch(/epw2|:npw@/);
+    expect(shown).toContain('nats://app:••••@127.0.0.1:4222');
+    expect(shown).toContain('http://127.0.0.1:2380');
+    expect(discoverySecretValues(config).sort()).toEqual(['ctok', 'epw', 'epw2', 'npw', 'npw3', 'ntok']);
   });
 });
 

@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   createCommandStrategy,
   createDockerStrategy,
@@ -13,10 +14,18 @@ import {
   createSystemdStrategy,
   createTcpStrategy,
   strategyFor,
+  type ContainerHealth,
 } from '../../src/health/index.js';
+import { commandHealth } from '../../src/health/drivers/command.js';
+import { dockerHealth } from '../../src/health/drivers/docker.js';
+import { fileHealth } from '../../src/health/drivers/file.js';
+import { httpHealth } from '../../src/health/drivers/http.js';
+import { systemdHealth } from '../../src/health/drivers/systemd.js';
+import { tcpHealth } from '../../src/health/drivers/tcp.js';
 import { isProcessAlive } from '../../src/runtime/process-proc.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { makeCheck } from './check.js';
+import { describeStrategyCases, type StrategyFixture } from './strategy.case.js';
 
 const signal = () => new AbortController().signal;
 
@@ -47,41 +56,12 @@ describe('http strategy', () => {
     close = undefined;
   });
 
-  it('is healthy on a 2xx and reports the status', async () => {
-    const server = await startServer(204);
-    close = server.close;
-    const result = await http.probe(makeCheck({ endpoint: '/health' }), { port: server.port }, signal());
-    expect(result).toEqual({ ok: true, detail: expect.stringContaining('HTTP 204') });
-  });
-
-  it('is unhealthy on a 5xx', async () => {
-    const server = await startServer(503);
-    close = server.close;
-    const result = await http.probe(makeCheck({ endpoint: '/health' }), { host: '127.0.0.1', port: server.port }, signal());
-    expect(result.ok).toBe(false);
-    expect(result.detail).toContain('HTTP 503');
-  });
-
   it('accepts exactly the configured statuses', async () => {
     const server = await startServer(401);
     close = server.close;
     const check = makeCheck({ expectedStatus: [401] });
     expect((await http.probe(check, { port: server.port }, signal())).ok).toBe(true);
     expect((await http.probe(makeCheck({ expectedStatus: [200] }), { port: server.port }, signal())).ok).toBe(false);
-  });
-
-  it('times out on a server that never answers', async () => {
-    const server = await startServer(null);
-    close = server.close;
-    const result = await http.probe(makeCheck({ timeoutMs: 100 }), { port: server.port }, signal());
-    expect(result).toEqual({ ok: false, detail: 'timed out after 100 ms' });
-  });
-
-  it('is unhealthy when nothing listens', async () => {
-    const port = await freePort();
-    const result = await http.probe(makeCheck(), { port }, signal());
-    expect(result.ok).toBe(false);
-    expect(result.detail).toContain('ECONNREFUSED');
   });
 
   it('refuses non-loopback hosts unless allowed', async () => {
@@ -92,17 +72,6 @@ describe('http strategy', () => {
 
 describe('tcp strategy', () => {
   const tcp = createTcpStrategy();
-
-  it('is healthy when a connection is accepted', async () => {
-    const server = net.createServer((socket) => socket.destroy());
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    try {
-      const { port } = server.address() as net.AddressInfo;
-      expect(await tcp.probe(makeCheck({ strategy: 'tcp' }), { port }, signal())).toEqual({ ok: true, detail: `connected to 127.0.0.1:${port}` });
-    } finally {
-      await new Promise((resolve) => server.close(resolve));
-    }
-  });
 
   it('is unhealthy on a closed port', async () => {
     const port = await freePort();
@@ -120,11 +89,6 @@ describe('command strategy', () => {
   });
   afterEach(async () => {
     await rm(dir, { recursive: true, force: true });
-  });
-
-  it('is healthy on exit 0 and unhealthy on exit 1', async () => {
-    expect(await command.probe(makeCheck({ strategy: 'command', command: ['true'] }), {}, signal())).toEqual({ ok: true, detail: 'exit code 0' });
-    expect(await command.probe(makeCheck({ strategy: 'command', command: ['false'] }), {}, signal())).toEqual({ ok: false, detail: 'exit code 1' });
   });
 
   it('passes arguments verbatim, never through a shell', async () => {
@@ -164,7 +128,7 @@ describe('command strategy', () => {
 });
 
 describe('file strategy', () => {
-  it('is healthy once the file exists, relative to the target cwd', async () => {
+  it('turns healthy once the file appears, relative to the target cwd', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'health-file-'));
     try {
       const check = makeCheck({ strategy: 'file', path: 'ready.flag' });
@@ -202,3 +166,55 @@ describe('docker strategy', () => {
     expect((await docker.probe(check, {}, signal())).ok).toBe(false);
   });
 });
+
+// ---- The shared cases (strategy.case.ts), one line per strategy; fixtures below. ----
+
+describeStrategyCases(httpHealth, { healthy: () => httpTarget(204), failing: () => httpTarget(503), failingDetail: /HTTP 503/, hanging: () => httpTarget(null) });
+describeStrategyCases(tcpHealth, { healthy: tcpListening, failing: tcpClosed, failingDetail: /ECONNREFUSED/ });
+describeStrategyCases(commandHealth, { healthy: () => argv(['true']), failing: () => argv(['false']), failingDetail: /exit code 1/, hanging: () => argv(['sleep', '30']) });
+describeStrategyCases(fileHealth, { healthy: () => fileTarget(true), failing: () => fileTarget(false), failingDetail: /does not exist/ });
+describeStrategyCases(systemdHealth, { strategy: createSystemdStrategy({ systemctl: stubSystemctl() }), healthy: () => unit('active'), failing: () => unit('failed'), failingDetail: /unit failed\.service is not active \(exit code 3\)/, hanging: () => unit('hang') });
+describeStrategyCases(dockerHealth, { healthy: () => container(async () => 'healthy'), failing: () => container(async () => 'unhealthy'), failingDetail: /container is unhealthy/, hanging: () => container(() => new Promise(() => {})) });
+
+async function httpTarget(status: number | null): Promise<StrategyFixture> {
+  const server = await startServer(status);
+  return { check: { endpoint: '/health' }, target: { port: server.port }, cleanup: server.close };
+}
+
+async function tcpListening(): Promise<StrategyFixture> {
+  const server = net.createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return { target: { port }, cleanup: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+async function tcpClosed(): Promise<StrategyFixture> {
+  return { check: { port: await freePort() } };
+}
+
+async function argv(command: string[]): Promise<StrategyFixture> {
+  return { check: { command } };
+}
+
+async function fileTarget(present: boolean): Promise<StrategyFixture> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'health-file-case-'));
+  if (present) await writeFile(path.join(dir, 'ready.flag'), '');
+  return { check: { path: 'ready.flag' }, target: { cwd: dir }, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** A systemctl stand-in: `is-active --quiet active.service` exits 0, `hang.service` never returns, others exit 3 (as systemctl does). */
+function stubSystemctl(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'health-systemctl-'));
+  const file = path.join(dir, 'systemctl');
+  writeFileSync(file, '#!/bin/sh\ncase "$3" in active.service) exit 0;; hang.service) exec sleep 30;; *) exit 3;; esac\n', { mode: 0o755 });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+  return file;
+}
+
+async function unit(name: string): Promise<StrategyFixture> {
+  return { check: { unit: `${name}.service` } };
+}
+
+async function container(health: () => Promise<ContainerHealth>): Promise<StrategyFixture> {
+  return { target: { containerHealth: health } };
+}

@@ -1,4 +1,5 @@
 import { stringify } from 'yaml';
+import { redactDiscoveryConfig } from '../../discovery/registry.js';
 import { ExitCode } from '../../errors.js';
 import { builtinDescription, builtinProfileNames } from '../../profile/builtin.js';
 import { loadProfile } from '../../profile/load.js';
@@ -33,14 +34,8 @@ function redact(profile: Profile): unknown {
       { ...s, environment: Object.fromEntries(Object.entries(s.environment).map(([k, v]) => [k, s.secretEnvironment.includes(k) ? '••••' : v])) },
     ]),
   );
-  const d = profile.discovery;
-  const discovery = {
-    ...d,
-    ...(d.consulToken ? { consulToken: '••••' } : {}),
-    ...(d.etcdPassword ? { etcdPassword: '••••' } : {}),
-    ...(d.natsToken ? { natsToken: '••••' } : {}),
-    ...(d.natsPassword ? { natsPassword: '••••' } : {}),
-  };
+  // Which discovery options are secret is each backend's own declaration (discovery/registry.ts).
+  const discovery = redactDiscoveryConfig(profile.discovery);
   const variables = Object.fromEntries(
     Object.entries(profile.variables).map(([k, v]) => [k, v.type === 'secret' && v.default !== undefined ? { ...v, default: '••••' } : v]),
   );

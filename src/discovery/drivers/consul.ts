@@ -1,0 +1,29 @@
+/** The Consul backend's definition: the implementation (`../consul.ts`) loads when one is created, the consul client on its first call. */
+import { FULL_CAPABILITIES } from '../record.js';
+import type { DiscoveryCommonConfig, DiscoveryDriver } from '../types.js';
+
+/** The `discovery:` keys the Consul backend owns. */
+export interface ConsulDriverOptions {
+  /** `host:port` or a URL. */
+  consulAddress: string;
+  consulToken?: string;
+  consulScheme: 'http' | 'https';
+}
+/** What the backend is created from. */
+export type ConsulConfig = DiscoveryCommonConfig & ConsulDriverOptions;
+
+/** Listed in `registry.ts`; the consul client is imported on the backend's first call. */
+export const consulDriver: DiscoveryDriver<'consul', ConsulDriverOptions> = {
+  name: 'consul',
+  description: "Consul's catalog: TTL health checks, blocking queries for watches",
+  capabilities: FULL_CAPABILITIES,
+  options: (z) => ({
+    consulAddress: z.string().describe('consul: agent address, host:port or a URL'),
+    consulToken: z.string().optional(),
+    consulScheme: z.enum(['http', 'https']),
+  }),
+  defaults: { consulAddress: '127.0.0.1:8500', consulScheme: 'http' },
+  secretOptions: ['consulToken'],
+  urlOptions: ['consulAddress'],
+  create: async (config) => (await import('../consul.js')).createConsulBackend(config),
+};
