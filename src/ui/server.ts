@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { redactDeep } from '../util/redact.js';
 import type { ServiceData } from './data.js';
 import type { Feed } from './feed.js';
 import type { Masker } from './mask.js';
@@ -74,6 +75,9 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     });
   });
 
+  // Every JSON answer, whatever it holds (events, status, log lines, errors): each string masked
+  // before serialising, so a mask never cuts across JSON's own quoting.
+  const maskedJson = (value: unknown) => JSON.stringify(redactDeep(value, opts.masker.text));
   const hostAllowed = (host: string | undefined) => host === `127.0.0.1:${port}` || host === `localhost:${port}`;
   const originAllowed = (origin: string | undefined) => origin === undefined || origin === `http://127.0.0.1:${port}` || origin === `http://localhost:${port}`;
 
@@ -89,7 +93,7 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     if (req.method === 'GET' && url.pathname === '/logs') return logStream(req, res, url.searchParams.get('service') ?? '');
     if (req.method === 'GET' && url.pathname === '/api/configs') {
       const view = await opts.data.configs(url.searchParams.get('service') ?? '').catch((err: unknown) => ({ error: (err as Error).message }));
-      return send(res, 'error' in view ? 404 : 200, 'application/json', opts.masker.text(JSON.stringify(view)));
+      return send(res, 'error' in view ? 404 : 200, 'application/json', maskedJson(view));
     }
     if (url.pathname.startsWith('/api/actions/')) {
       if (req.method !== 'POST') return send(res, 405, 'text/plain', 'actions are POSTs\n');
@@ -132,15 +136,14 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     streams.add(res);
     res.on('error', () => undefined); // the page went away mid-write
     req.on('close', () => streams.delete(res));
-    // Masked here, whatever the payload: events, status and log lines alike.
     return (data) => {
-      if (!res.destroyed && !res.writableEnded) res.write(`data: ${opts.masker.text(data).replaceAll('\n', '\ndata: ')}\n\n`);
+      if (!res.destroyed && !res.writableEnded) res.write(`data: ${data.replaceAll('\n', '\ndata: ')}\n\n`);
     };
   }
 
   function eventStream(req: http.IncomingMessage, res: http.ServerResponse): void {
     const write = openStream(req, res);
-    const unsubscribe = opts.feed.subscribe((msg: UiMessage) => write(JSON.stringify(msg)));
+    const unsubscribe = opts.feed.subscribe((msg: UiMessage) => write(maskedJson(msg)));
     const keepAlive = setInterval(() => !res.destroyed && res.write(': keep-alive\n\n'), 15_000);
     req.on('close', () => {
       clearInterval(keepAlive);
@@ -153,9 +156,9 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     const stop = new AbortController();
     req.on('close', () => stop.abort());
     opts.data
-      .logs(service, stop.signal, (line) => write(JSON.stringify({ line })))
+      .logs(service, stop.signal, (line) => write(maskedJson({ line })))
       .catch((err: unknown) => {
-        if (!stop.signal.aborted) write(JSON.stringify({ error: (err as Error).message }));
+        if (!stop.signal.aborted) write(maskedJson({ error: (err as Error).message }));
       })
       .finally(() => res.end());
   }
@@ -170,9 +173,9 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     try {
       const message = await run();
       opts.feed.refresh();
-      send(res, 200, 'application/json', opts.masker.text(JSON.stringify({ ok: true, message })));
+      send(res, 200, 'application/json', maskedJson({ ok: true, message }));
     } catch (err) {
-      send(res, 409, 'application/json', opts.masker.text(JSON.stringify({ ok: false, error: err instanceof Error ? err.message : String(err) })));
+      send(res, 409, 'application/json', maskedJson({ ok: false, error: err instanceof Error ? err.message : String(err) }));
     }
   }
 

@@ -34,6 +34,7 @@ describe('createMasker', () => {
     expect(masker.text('a stored-secret-1 b')).toBe('a •••• b');
     expect(masker.text(JSON.stringify({ pw: 'given "quoted" pw' }))).toBe('{"pw":"••••"}');
     expect(masker.text('visible stays')).toBe('visible stays');
+    expect(masker.text('postgres://app:s3cr3t-pw@db:5432/app')).toBe('postgres://app:••••@db:5432/app'); // as the CLI masks URLs
     expect(masker.configFile('TOKEN=stored-secret-1\nNAME=visible\n', true)).toBe('TOKEN=••••\nNAME=visible\n');
   });
 
@@ -43,6 +44,8 @@ describe('createMasker', () => {
     const masker = createMasker(profile, { stateDir: path.join(dir, '.stack', 'm'), cwd: dir });
     expect(masker.unknownSecrets).toEqual(['pw']);
     expect(masker.configFile('PASSWORD=whatever-it-was\nNAME: db\n\nplain line\n', true)).toBe('PASSWORD=••••\nNAME: ••••\n\n••••\n');
+    // A base64 block (a PEM key) is not read as `KEY=value`: no part of its lines shows.
+    expect(masker.configFile('key: |\n  MIIBVAIBADANBgkqhkiG9w0BAQEFAASCAT4w\n  Ag==\n', true)).toBe('key: ••••\n  ••••\n  ••••\n');
     expect(masker.configFile('NAME=db\n', false)).toBe('NAME=db\n'); // a file written without secrets (not 0600)
   });
 });
