@@ -175,48 +175,13 @@ export function createFeed(opts: FeedOptions): Feed {
   discoveryTimer.unref();
 
   // ---- events --------------------------------------------------------------------------------
-  let unsubscribe: (() => void) | undefined;
-  let subscription: ControlSubscription | undefined;
-  let retry: NodeJS.Timeout | undefined;
-  const timed = (e: EngineEvent): TimedEvent => ({ time: new Date().toISOString(), ...e });
-  if (opts.events) {
-    unsubscribe = opts.events((e) => onEvent(timed(e)));
-  } else {
-    const connect = () => {
-      retry = undefined;
-      if (closed) return;
-      if (!existsSync(controlSocketPath(stateDir))) {
-        retry = setTimeout(connect, 500);
-        retry.unref();
-        return;
-      }
-      subscription = subscribeControl(
-        stateDir,
-        (line) => {
-          const parsed = parseSupervisorLine(line);
-          if (parsed && parsed.type !== 'report') onEvent(withTime(parsed, line));
-        },
-        () => {
-          subscription = undefined;
-          if (closed) return;
-          refresh();
-          retry = setTimeout(connect, 500); // a later `stack up` serves it again
-          retry.unref();
-        },
-      );
-    };
-    connect();
-  }
+  const stopEvents = opts.events
+    ? opts.events((e) => onEvent({ time: new Date().toISOString(), ...e } as TimedEvent))
+    : followControlChannel(stateDir, onEvent, refresh);
 
   const ready = (async () => {
-    // A detached stack's history: the events its supervisor logged before we came.
-    const text = await readFile(supervisorLogPath(stateDir), 'utf8').catch(() => '');
-    const past: UiMessage[] = [];
-    for (const line of text.split('\n')) {
-      const parsed = line ? parseSupervisorLine(line) : undefined;
-      if (parsed && parsed.type !== 'report') past.push({ kind: 'event', event: withTime(parsed, line) });
-    }
-    history.unshift(...past.slice(-HISTORY));
+    const past = await supervisorHistory(stateDir);
+    history.unshift(...past.slice(-HISTORY).map((event): UiMessage => ({ kind: 'event', event })));
     history.splice(0, Math.max(0, history.length - HISTORY));
     await poll().catch(() => undefined);
     await pollDiscovery();
@@ -244,13 +209,57 @@ export function createFeed(opts: FeedOptions): Feed {
       closed = true;
       clearInterval(statusTimer);
       clearInterval(discoveryTimer);
-      if (retry) clearTimeout(retry);
-      subscription?.close();
-      unsubscribe?.();
+      stopEvents();
       await ready.catch(() => undefined);
       await polling;
     },
   };
+}
+
+/**
+ * The events of whoever runs the stack, from its control channel; while nobody does (the stack
+ * is down, or its `stack up` died), look again every half second: a later `up` serves it again.
+ * Returns the function that stops following.
+ */
+function followControlChannel(stateDir: string, onEvent: (e: TimedEvent) => void, onGone: () => void): () => void {
+  let stopped = false;
+  let subscription: ControlSubscription | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  const later = () => {
+    retry = setTimeout(connect, 500);
+    retry.unref();
+  };
+  function connect(): void {
+    if (stopped) return;
+    if (!existsSync(controlSocketPath(stateDir))) return later();
+    const toEvent = (line: string) => {
+      const parsed = parseSupervisorLine(line);
+      if (parsed && parsed.type !== 'report') onEvent(withTime(parsed, line));
+    };
+    subscription = subscribeControl(stateDir, toEvent, () => {
+      subscription = undefined;
+      if (stopped) return;
+      onGone();
+      later();
+    });
+  }
+  connect();
+  return () => {
+    stopped = true;
+    if (retry) clearTimeout(retry);
+    subscription?.close();
+  };
+}
+
+/** A detached stack's history: the events its supervisor logged (supervisor.log) before we came. */
+async function supervisorHistory(stateDir: string): Promise<TimedEvent[]> {
+  const text = await readFile(supervisorLogPath(stateDir), 'utf8').catch(() => '');
+  const past: TimedEvent[] = [];
+  for (const line of text.split('\n')) {
+    const parsed = line ? parseSupervisorLine(line) : undefined;
+    if (parsed && parsed.type !== 'report') past.push(withTime(parsed, line));
+  }
+  return past;
 }
 
 /** An event line keeps the time it was printed with. */
