@@ -20,6 +20,7 @@ import type { RuntimeSet } from '../engine/runtimes.js';
 import { downStack } from '../engine/stack.js';
 import { readStateFile } from '../engine/state.js';
 import type { DiscoveryManager } from '../discovery/manager.js';
+import type { EngineEvent } from '../engine/types.js';
 import { StackFailedError, UsageError } from '../errors.js';
 import type { Profile } from '../profile/types.js';
 import type { ServiceHandle } from '../runtime/types.js';
@@ -63,6 +64,8 @@ export interface ServiceDataOptions {
   discovery?: DiscoveryManager;
   /** `stack up --ui`: stop the engine of this process. */
   stopOwnEngine?: () => Promise<void>;
+  /** Events of a stop done here (as `stack down --json` prints them). */
+  onEvent?: (event: EngineEvent) => void;
   /** `--var`/`--vars` of `stack ui`, for a re-render done here. */
   vars?: string[];
   varsFile?: string;
@@ -138,7 +141,7 @@ export function createServiceData(opts: ServiceDataOptions): ServiceData {
         await opts.stopOwnEngine();
         return `stack '${profile.name}' stopped`;
       }
-      const report = await downStack(profile, { cwd: opts.cwd, ...(opts.discovery ? { discovery: opts.discovery } : {}) });
+      const report = await downStack(profile, { cwd: opts.cwd, ...(opts.discovery ? { discovery: opts.discovery } : {}), ...(opts.onEvent ? { onEvent: opts.onEvent } : {}) });
       if (report.nothingRunning) return `stack '${profile.name}': nothing was running`;
       return `stack '${profile.name}' stopped${report.owner ? ` (by its \`stack up\`, pid ${report.owner.pid})` : ''}`;
     },

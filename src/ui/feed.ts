@@ -15,6 +15,7 @@ import type { DiscoveryManager } from '../discovery/manager.js';
 import { controlSocketPath, readRenderRecords, subscribeControl, type ControlSubscription } from '../engine/control.js';
 import type { RuntimeSet } from '../engine/runtimes.js';
 import { stackStatus } from '../engine/stack.js';
+import { readStateFile } from '../engine/state.js';
 import type { ServiceStatusView } from '../engine/status.js';
 import { parseSupervisorLine, supervisorLogPath } from '../engine/supervisor.js';
 import type { EngineEvent } from '../engine/types.js';
@@ -27,6 +28,8 @@ export interface Feed {
   subscribe(listener: (msg: UiMessage) => void): () => void;
   /** Poll status now (after an action). */
   refresh(): void;
+  /** An event of this process's own doing (the stop action stopping a stack nobody runs). */
+  publish(event: EngineEvent): void;
   close(): Promise<void>;
 }
 
@@ -77,8 +80,9 @@ function hostOf(endpoint: string): string {
   }
 }
 
-export function snapshotOf(view: { phase?: StatusSnapshot['phase']; owner?: StatusSnapshot['owner']; services: ServiceStatusView[] }): StatusSnapshot {
+export function snapshotOf(view: { phase?: StatusSnapshot['phase']; owner?: StatusSnapshot['owner']; services: ServiceStatusView[] }, asOf?: string): StatusSnapshot {
   return {
+    ...(asOf ? { asOf } : {}),
     ...(view.phase ? { phase: view.phase } : {}),
     ...(view.owner ? { owner: view.owner } : {}),
     services: view.services.map((s): ServiceSnapshot => ({
@@ -122,9 +126,11 @@ export function createFeed(opts: FeedOptions): Feed {
   let polling: Promise<void> | undefined;
   let again = false;
   const poll = async () => {
+    // Read first: the status read next is at least as new as this time says.
+    const asOf = (await readStateFile(stateDir).catch(() => undefined))?.updatedAt;
     const view = await stackStatus(profile, { runtimes: opts.runtimes, cwd: opts.cwd }).catch(() => undefined);
     if (view && !closed) {
-      const next: UiMessage = { kind: 'status', status: snapshotOf(view) };
+      const next: UiMessage = { kind: 'status', status: snapshotOf(view, asOf) };
       if (JSON.stringify(next) !== JSON.stringify(status)) broadcast((status = next));
     }
     const records = await readRenderRecords(stateDir);
@@ -205,6 +211,7 @@ export function createFeed(opts: FeedOptions): Feed {
       };
     },
     refresh,
+    publish: (event) => onEvent({ time: new Date().toISOString(), ...event } as TimedEvent),
     async close() {
       closed = true;
       clearInterval(statusTimer);

@@ -41,6 +41,7 @@ export async function serveUi(opts: ServeUiOptions): Promise<ServedUi> {
     cwd,
     runtimes,
     masker,
+    onEvent: (event) => feed.publish(event),
     ...(discovery ? { discovery } : {}),
     ...(opts.stopOwnEngine ? { stopOwnEngine: opts.stopOwnEngine } : {}),
     ...(opts.vars ? { vars: opts.vars } : {}),

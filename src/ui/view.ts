@@ -63,6 +63,8 @@ export interface ServiceSnapshot {
 }
 
 export interface StatusSnapshot {
+  /** When the state file it was read from was written (ISO-8601): older than an event, it is stale for that service. */
+  asOf?: string;
   phase?: StackPhase;
   owner?: { pid: number; alive: boolean; detached?: boolean };
   services: ServiceSnapshot[];
@@ -92,6 +94,8 @@ export type UiMessage =
   | { kind: 'note'; text: string };
 
 export interface ServiceView extends ServiceSnapshot {
+  /** Time of the last event about it (the engine's clock). */
+  eventAt?: string;
   node?: GraphNode;
   registrations: Registration[];
   lastRender?: RenderRecordView;
@@ -135,12 +139,16 @@ export function applyMessage(view: PageView, msg: UiMessage): PageView {
       for (const snap of msg.status.services) {
         seen.add(snap.name);
         const before = view.services[snap.name] ?? blank(snap.name);
-        // A snapshot replaces what events said: it is the state file checked against the runtimes.
-        services[snap.name] = { ...stripSnapshot(before), ...snap };
+        // A snapshot replaces what events said (it is the state file checked against the runtimes),
+        // unless the file was written before the last event about the service: then it is behind.
+        const stale = before.eventAt !== undefined && msg.status.asOf !== undefined && before.eventAt > msg.status.asOf;
+        services[snap.name] = stale ? before : { ...stripSnapshot(before), ...snap };
       }
       for (const [name, s] of Object.entries(view.services)) {
         // Not in the state file (never started, or the stack is down): shown as not running.
-        if (!seen.has(name)) services[name] = s.node ? { ...stripSnapshot(s), state: msg.status.phase === undefined ? 'stopped' : s.state, running: false } : s;
+        if (seen.has(name)) continue;
+        const down = msg.status.phase === undefined; // nothing recorded: the stack is down
+        services[name] = s.node ? { ...stripSnapshot(s), state: down ? 'stopped' : s.state, ...(down ? { health: 'unknown' as const } : {}), running: false } : s;
       }
       const next: PageView = { ...view, services };
       if (msg.status.phase !== undefined) next.phase = msg.status.phase;
@@ -182,7 +190,7 @@ function stripSnapshot(s: ServiceView): ServiceView {
 function applyEvent(view: PageView, e: TimedEvent): PageView {
   if (e.type === 'stack') return { ...view, phase: e.phase };
   if (e.type === 'warning') return view;
-  const before = view.services[e.service] ?? blank(e.service);
+  const before: ServiceView = { ...(view.services[e.service] ?? blank(e.service)), eventAt: e.time };
   let after: ServiceView = before;
   switch (e.type) {
     case 'state': {

@@ -89,7 +89,7 @@ function request(url: string, opts: { method?: string; headers?: Record<string, 
       res.on('end', done);
       res.on('close', done);
     });
-    req.on('error', reject);
+    req.on('error', (err) => reject(new Error(`${opts.method ?? 'GET'} ${url}: ${err.message}`)));
     req.end(opts.body);
   });
 }
@@ -162,9 +162,12 @@ describe('stack ui in Chromium', () => {
     })()`);
     process.kill(services.db!, 'SIGKILL');
     await waitFor(async () => (await cellText(page, 'db', 'restarts')) === '1', 15_000, 'the restart of db on the page');
-    await page.locator('g.node[data-service="db"][data-state="healthy"]').waitFor({ timeout: 15_000 });
-    const seen = (await page.evaluate('window.seen')) as string[];
-    expect(seen.some((s) => s === 'waiting' || s === 'starting' || s === 'checking')).toBe(true);
+    // Seen on its way back (waiting, starting or checking), then healthy again.
+    const seen = await waitFor(async () => {
+      const states = (await page.evaluate('window.seen')) as string[];
+      const back = states.findIndex((s) => s === 'waiting' || s === 'starting' || s === 'checking');
+      return back >= 0 && states.at(-1) === 'healthy' ? states : undefined;
+    }, 15_000, 'db restarting, then healthy, on the page');
     expect(seen.at(-1)).toBe('healthy');
     expect(await page.evaluate('window.marker')).toBe(42); // same page: no reload
     await page.getByTestId('events').getByText(/db: killed by SIGKILL; restart 1/).waitFor();
@@ -226,8 +229,9 @@ describe('stack ui in Chromium', () => {
     await page.locator('tr[data-service="web"] button').click();
     expect(await confirmAction(page, 'Restart web')).toContain('restarting web');
     await waitFor(async () => (await cellText(page, 'web', 'restarts')) === '1', 15_000, 'the restart of web');
-    await page.locator('g.node[data-service="web"][data-state="healthy"]').waitFor({ timeout: 15_000 });
     await page.getByTestId('events').getByText(/web: .*restart requested/).waitFor();
+    await page.getByTestId('events').getByText('web: healthy').nth(1).waitFor({ timeout: 15_000 }); // healthy again
+    await page.locator('g.node[data-service="web"][data-state="healthy"]').waitFor();
     const after = JSON.parse((await runStack(['status', '--json'], dir)).stdout) as { services: { name: string; handle?: { pid?: number } }[] };
     const webPid = after.services.find((s) => s.name === 'web')?.handle?.pid;
     expect(webPid).not.toBe(services.web);
@@ -243,6 +247,8 @@ describe('stack ui in Chromium', () => {
     await page.getByText(/which is gone: nothing supervises it/).waitFor({ timeout: 10_000 });
     expect(await confirmAction(page, 'Stop stack')).toContain("stack 'ui-test' stopped");
     for (const name of ['db', 'web', 'cache', 'ping', 'pong']) await page.locator(`g.node[data-service="${name}"][data-state="stopped"]`).waitFor({ timeout: 15_000 });
+    // What this stop did, as `stack down --json` prints it, in the events pane.
+    await page.getByTestId('events').getByText('stack ui-test: stopped').waitFor();
     const status = JSON.parse((await runStack(['status', '--json'], dir)).stdout) as { empty: boolean };
     expect(status.empty).toBe(true);
     await page.screenshot({ path: path.join(ARTIFACTS, 'stack-ui-stopped.png'), fullPage: true });

@@ -23,6 +23,7 @@ function stubFeed(messages: UiMessage[]): Feed & { refreshed: number } {
     refresh() {
       feed.refreshed++;
     },
+    publish: () => undefined,
     close: async () => undefined,
   };
   return feed;

@@ -66,10 +66,22 @@ describe('applyMessage', () => {
     expect(view.owner).toEqual({ pid: 10, alive: false });
   });
 
+  it('keeps what a newer event said over a snapshot of a state file written before it', () => {
+    let view = fold({ kind: 'hello', stack: 's', graph }, { kind: 'status', status: { ...healthySnapshot, asOf: at(1) } });
+    view = applyMessage(view, event({ type: 'state', service: 'db', state: 'waiting', previous: 'healthy', elapsedMs: 0, reason: 'killed' }, 5));
+    view = applyMessage(view, { kind: 'status', status: { ...healthySnapshot, asOf: at(4) } }); // read before the state file caught up
+    expect(view.services.db).toMatchObject({ state: 'waiting', reason: 'killed' });
+    expect(view.services.web).toMatchObject({ state: 'healthy' });
+    const caughtUp: StatusSnapshot = { ...healthySnapshot, asOf: at(6), services: [{ ...healthySnapshot.services[0]!, state: 'starting', running: false }, healthySnapshot.services[1]!] };
+    view = applyMessage(view, { kind: 'status', status: caughtUp });
+    expect(view.services.db).toMatchObject({ state: 'starting', running: false });
+  });
+
   it('shows every service stopped once nothing is recorded (the stack is down)', () => {
     let view = fold({ kind: 'hello', stack: 's', graph }, { kind: 'status', status: healthySnapshot });
     view = applyMessage(view, { kind: 'status', status: { services: [] } });
-    expect(view.services.db).toMatchObject({ state: 'stopped', running: false });
+    expect(view.services.db).toMatchObject({ state: 'stopped', running: false, health: 'unknown' });
+    expect(view.services.db!.lastHealth).toBeUndefined();
     expect(view.phase).toBeUndefined();
     expect(view.owner).toBeUndefined();
   });
