@@ -114,6 +114,15 @@ export function createFeed(opts: FeedOptions): Feed {
   const broadcast = (msg: UiMessage) => {
     for (const l of listeners) l(msg);
   };
+  // A note says once what went wrong (Docker unreachable…), not at every poll.
+  let lastNote: string | undefined;
+  const note = (text: string) => {
+    if (text === lastNote) return;
+    lastNote = text;
+    const msg: UiMessage = { kind: 'note', text };
+    history.push(msg);
+    broadcast(msg);
+  };
   const onEvent = (event: TimedEvent) => {
     const msg: UiMessage = { kind: 'event', event };
     history.push(msg);
@@ -128,7 +137,10 @@ export function createFeed(opts: FeedOptions): Feed {
   const poll = async () => {
     // Read first: the status read next is at least as new as this time says.
     const asOf = (await readStateFile(stateDir).catch(() => undefined))?.updatedAt;
-    const view = await stackStatus(profile, { runtimes: opts.runtimes, cwd: opts.cwd }).catch(() => undefined);
+    const view = await stackStatus(profile, { runtimes: opts.runtimes, cwd: opts.cwd }).catch((err: unknown) => {
+      note(`cannot read the stack's status: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    });
     if (view && !closed) {
       const next: UiMessage = { kind: 'status', status: snapshotOf(view, asOf) };
       if (JSON.stringify(next) !== JSON.stringify(status)) broadcast((status = next));
