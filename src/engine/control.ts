@@ -19,10 +19,9 @@
  * Renders are recorded in `<stateDir>/renders.json` (when, why, which files; never content), so
  * `stack ui` can say when and why each config file was last rendered, even after the engine is gone.
  */
-import { chmod, rm } from 'node:fs/promises';
+import { chmod, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { readFile } from 'node:fs/promises';
 import { atomicWrite } from '../util/fs.js';
 import type { RenderConfigs } from './engine.js';
 import type { EngineEvent } from './types.js';

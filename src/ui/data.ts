@@ -115,7 +115,7 @@ export function createServiceData(opts: ServiceDataOptions): ServiceData {
         });
       }
       const lastRender = (await readRenderRecords(stateDir))[service];
-      return { service, files, ...(lastRender ? { lastRender } : {}), unknownSecrets: secret(opts.masker) };
+      return { service, files, ...(lastRender ? { lastRender } : {}), unknownSecrets: [...opts.masker.unknownSecrets] };
     },
 
     async restart(service) {
@@ -130,7 +130,10 @@ export function createServiceData(opts: ServiceDataOptions): ServiceData {
     async render(service) {
       const spec = specOf(service);
       if (spec.templates.length === 0) throw new UsageError(`'${service}' has no templates`);
-      const answer = await controlRequest(stateDir, { op: 'render', service }).catch(() => undefined);
+      const answer = await controlRequest(stateDir, { op: 'render', service }).catch((err: unknown) => {
+        if (nobodyThere(err)) return undefined; // nothing runs the stack: render here
+        throw noEngine(profile.name, err, 'try again');
+      });
       if (answer && !answer.ok) throw new StackFailedError(answer.error, { code: 'action_refused' });
       if (answer?.ok) return `re-rendered ${answer.files?.length ?? 0} file(s) of ${service}; they apply when it restarts`;
       return renderHere(opts, service);
@@ -148,13 +151,14 @@ export function createServiceData(opts: ServiceDataOptions): ServiceData {
   };
 }
 
-function secret(masker: Masker): string[] {
-  return [...masker.unknownSecrets];
+/** No control channel, or nobody behind it: the engine that ran the stack is gone. */
+function nobodyThere(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ECONNREFUSED';
 }
 
 function noEngine(stack: string, err: unknown, hint: string): StackFailedError {
-  const code = (err as NodeJS.ErrnoException).code;
-  const gone = code === 'ENOENT' || code === 'ECONNREFUSED';
+  const gone = nobodyThere(err);
   return new StackFailedError(gone ? `nothing supervises stack '${stack}' now (its \`stack up\` is gone): ${hint}` : `cannot reach the engine of stack '${stack}': ${(err as Error).message}`, {
     code: 'no_engine',
     cause: err,

@@ -103,6 +103,7 @@ async function confirmAction(page: Page, button: string): Promise<string> {
   const dialog = page.getByRole('dialog');
   await dialog.waitFor();
   await dialog.getByRole('button', { name: 'Confirm' }).click();
+  await dialog.waitFor({ state: 'detached', timeout: 30_000 }); // closed once the action answered, its outcome shown
   const outcome = page.getByTestId('outcome');
   await outcome.waitFor();
   return (await outcome.textContent()) ?? '';
@@ -245,6 +246,11 @@ describe('stack ui in Chromium', () => {
     // The supervisor dies: the page goes on from the state folder; stop works as `stack down` does.
     process.kill(supervisor, 'SIGKILL');
     await page.getByText(/which is gone: nothing supervises it/).waitFor({ timeout: 10_000 });
+    // Nobody to ask: a restart is refused, a re-render is done by stack ui itself.
+    expect(await confirmAction(page, 'Restart db')).toMatch(/nothing supervises stack 'ui-test' now/);
+    expect(await confirmAction(page, 'Re-render templates')).toContain('done by stack ui');
+    await waitFor(async () => ((await page.getByTestId('render-why').textContent()) ?? '').includes('no engine running'), 10_000, 'the render reason');
+    await page.getByText('PASSWORD=••••').waitFor();
     expect(await confirmAction(page, 'Stop stack')).toContain("stack 'ui-test' stopped");
     for (const name of ['db', 'web', 'cache', 'ping', 'pong']) await page.locator(`g.node[data-service="${name}"][data-state="stopped"]`).waitFor({ timeout: 15_000 });
     // What this stop did, as `stack down --json` prints it, in the events pane.
