@@ -25,6 +25,7 @@ export * from './health/index.js';
 // Runtimes: local processes and Docker (dockerode loads on first use).
 export { createProcessRuntime, type ProcessRuntimeOptions } from './runtime/process.js';
 export { createDockerRuntime } from './runtime/docker.js';
+export { healthTargetFor, type HealthTargetContext } from './runtime/target.js';
 export { createMemoryRuntime, type MemoryRuntime, type MemoryRuntimeOptions, type MemoryScript } from './runtime/memory.js';
 export type * from './runtime/types.js';
 // The engine: start a plan health-gated, stop it, observe events.

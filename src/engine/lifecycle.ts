@@ -16,7 +16,7 @@ import type { DiscoveryManager } from '../discovery/manager.js';
 import type { ServiceInstance } from '../discovery/types.js';
 import type { DependencyGraph } from '../graph/types.js';
 import { monitorHealth, waitUntilHealthy } from '../health/monitor.js';
-import { healthTargetFor } from '../health/target.js';
+import { healthTargetFor } from '../runtime/target.js';
 import type { HealthStrategy, HealthTarget, ProbeResult } from '../health/types.js';
 import type { HealthCheckSpec, HealthStrategyName, Profile, ServiceSpec } from '../profile/types.js';
 import type { ExitInfo, Runtime, ServiceHandle, StartRequest } from '../runtime/types.js';

@@ -6,7 +6,7 @@
  */
 import { describeHealthCheck } from '../health/registry.js';
 import type { Profile, ServiceSpec } from '../profile/types.js';
-import { runtimeDefinition } from '../runtime/registry.js';
+import { runtimeDefinition } from '../drivers/runtime/registry.js';
 import type { DependencyGraph, Plan, PlannedService } from './types.js';
 
 export interface PlanOptions {

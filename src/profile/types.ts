@@ -9,9 +9,9 @@
  */
 import type { DiscoveryConfig } from '../discovery/registry.js';
 import type { HealthCheckSpec } from '../health/registry.js';
-import type { DockerRuntimeSettings } from '../runtime/drivers/docker.js';
-import type { RuntimeName, RuntimeSections } from '../runtime/registry.js';
-import type { TemplateFormat } from '../template/formats/registry.js';
+import type { DockerRuntimeSettings } from '../drivers/runtime/docker.js';
+import type { RuntimeName, RuntimeSections } from '../drivers/runtime/registry.js';
+import type { TemplateFormat } from '../formats/registry.js';
 
 export type DependencyType = 'required' | 'optional' | 'soft' | 'circular';
 export const DEPENDENCY_TYPES: readonly DependencyType[] = ['required', 'optional', 'soft', 'circular'];
@@ -23,9 +23,9 @@ export type RestartPolicyName = 'no' | 'on-failure' | 'always' | 'unless-stopped
 
 // Driver names and driver-owned shapes are derived from the registries of drivers, one per kind.
 export type { DiscoveryBackendName } from '../discovery/registry.js';
-export type { RuntimeName } from '../runtime/registry.js';
+export type { RuntimeName } from '../drivers/runtime/registry.js';
 /** Output formats of templates; `text`: free text with no structure. */
-export type { TemplateFormat } from '../template/formats/registry.js';
+export type { TemplateFormat } from '../formats/registry.js';
 export type { HealthStrategyName } from '../health/registry.js';
 /** How to decide that a service is healthy: common settings and the strategy's own keys. */
 export type { HealthCheckSpec } from '../health/registry.js';

@@ -59,6 +59,7 @@ import {
   socketHolders,
   tcpListenersOn,
 } from './process-proc.js';
+import type { RuntimeFactory } from './create.js';
 import type { ExitInfo, InstanceStatus, LogOptions, Runtime, ServiceHandle, StartRequest, StopOptions } from './types.js';
 
 export type { ProcessHandle } from './process-files.js';
@@ -83,6 +84,10 @@ export interface ProcessRuntimeOptions {
    */
   onWarning?: (message: string) => void;
 }
+
+/** The runtime made for a run (found by name: src/runtime/create.ts); it has no profile section. */
+export const fromProfile: RuntimeFactory<object> = async ({ stateDir, onWarning }) =>
+  createProcessRuntime({ stateDirFor: () => stateDir, ...(onWarning ? { onWarning } : {}) });
 
 /**
  * Whether a handle's process is ours to look at and signal:

@@ -13,7 +13,7 @@ import type { Profile, ServiceSpec } from '../profile/types.js';
 import type { ServiceInstance } from '../discovery/types.js';
 import { createProfileLocator, type ProfileLocator } from './locate.js';
 import { addKnownSecrets, secretEnvironmentValues, urlPasswords } from '../util/redact.js';
-import { FORMAT_SPELLERS } from './formats/spell.js';
+import { FORMAT_SPELLERS } from '../formats/spell.js';
 import { createRedactor, readSecrets, stateDirOf } from './secrets.js';
 import type { InstanceView, ServiceView, TemplateContext, VariableSource } from './types.js';
 import { environmentSource, resolveVariables } from './variables.js';

@@ -11,5 +11,5 @@ export { checkRenderedConfigs, type CheckOptions, type ConfigDifference } from '
 export { readDiscoverySnapshot } from './snapshot.js';
 export { createRedactor, generateSecret, MASK, readSecrets, saveSecrets, SECRETS_FILE, stateDirOf } from './secrets.js';
 export { coerceVariable, ENV_PREFIX, environmentSource, flagSource, screamingSnake, varsFileSource } from './variables.js';
-export { CODECS, environmentOf, FormatError, OutputSyntaxError, type FormatCodec } from './formats/index.js';
-export { parseEnv, quoteEnvValue, stringifyEnv } from './formats/env.js';
+export { CODECS, environmentOf, FormatError, OutputSyntaxError, type FormatCodec } from '../formats/index.js';
+export { parseEnv, quoteEnvValue, stringifyEnv } from '../formats/env.js';

@@ -9,7 +9,7 @@ import { InvalidInputError } from '../errors.js';
 import type { VariableSpec } from '../profile/types.js';
 import { atomicWrite } from '../util/fs.js';
 import { BASIC_SPELLERS, createRedactor as createTextRedactor, type Redactor } from '../util/redact.js';
-import { FORMAT_SPELLERS } from './formats/spell.js';
+import { FORMAT_SPELLERS } from '../formats/spell.js';
 
 export { MASK, MIN_MASKABLE } from '../util/redact.js';
 export const SECRETS_FILE = 'secrets.json';

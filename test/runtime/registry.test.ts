@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { createRuntimeSet } from '../../src/engine/runtimes.js';
-import { healthTargetFor } from '../../src/health/target.js';
+import { healthTargetFor } from '../../src/runtime/target.js';
 import { normalizeProfile } from '../../src/profile/normalize.js';
 import { schemas } from '../../src/profile/schema.js';
 import type { ServiceSpec } from '../../src/profile/types.js';
-import { RUNTIMES, runtimeDefinition } from '../../src/runtime/registry.js';
+import { RUNTIMES, runtimeDefinition } from '../../src/drivers/runtime/registry.js';
 import type { Runtime, ServiceHandle } from '../../src/runtime/types.js';
 
 const source = { dir: '/', files: [] };

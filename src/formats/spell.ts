@@ -7,7 +7,7 @@
 import type * as Toml from 'smol-toml';
 import type * as Yaml from 'yaml';
 import { requireLibrary } from './format.js';
-import type { Speller } from '../../util/redact.js';
+import type { Speller } from '../util/redact.js';
 import { escapeEnvDoubleQuoted, quoteEnvValue } from './env.js';
 import { iniValue } from './ini.js';
 
