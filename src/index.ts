@@ -7,12 +7,13 @@
 export * from './errors.js';
 export type * from './profile/types.js';
 export type * from './graph/types.js';
+export type * from './plan/types.js';
 export { loadProfile, inspectProfile, inspectProfileObject, resolveProfileRef, type LoadOptions, type LoadResult } from './profile/load.js';
 export { builtinProfileNames, builtinDescription } from './profile/builtin.js';
 export { schemas } from './profile/schema.js';
 export { buildGraph } from './graph/graph.js';
-export { planStack, type PlanOptions } from './graph/plan.js';
-export { renderGraph, type GraphFormat } from './graph/render.js';
+export { planStack, type PlanOptions } from './plan/plan.js';
+export { renderGraph, type GraphFormat } from './plan/render.js';
 export { validateProfile, mkDeploymentProfile, mkDependency, mkDependencyGraph, mkHealthCheck } from './profile/api.js';
 export { stateDirOf } from './profile/paths.js';
 

@@ -13,8 +13,10 @@ import type { DockerRuntimeSettings } from '../drivers/runtime/docker.js';
 import type { RuntimeName, RuntimeSections } from '../drivers/runtime/registry.js';
 import type { TemplateFormat } from '../formats/registry.js';
 
-export type DependencyType = 'required' | 'optional' | 'soft' | 'circular';
-export const DEPENDENCY_TYPES: readonly DependencyType[] = ['required', 'optional', 'soft', 'circular'];
+import type { DependencyType } from '../graph/types.js';
+
+/** How a dependent depends on a service: owned by the graph (below the profile), named here too. */
+export { DEPENDENCY_TYPES, type DependencyType } from '../graph/types.js';
 
 export type ServiceKind = 'service' | 'task';
 export type CoordinationStrategy = 'hub-spoke' | 'leader-follower' | 'peer-to-peer' | 'mesh';

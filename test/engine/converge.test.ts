@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readStateFile, startStack, stopStack, type StackController, type StartupReport } from '../../src/engine/index.js';
 import { sortOut } from '../../src/engine/converge.js';
 import { createRuntimeSet } from '../../src/engine/runtimes.js';
-import { planStack } from '../../src/graph/plan.js';
+import { planStack } from '../../src/plan/plan.js';
 import type { ServiceSpec } from '../../src/profile/types.js';
 import { createProcessRuntime, type ProcessHandle } from '../../src/runtime/process.js';
 import { isProcessAlive } from '../../src/runtime/process-proc.js';

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { startStack, type StartStackOptions } from '../../src/engine/engine.js';
 import type { EngineEvent, ServiceState } from '../../src/engine/types.js';
 import { buildGraph } from '../../src/graph/graph.js';
-import { planStack } from '../../src/graph/plan.js';
+import { planStack } from '../../src/plan/plan.js';
 import { mkDeploymentProfile } from '../../src/profile/api.js';
 import type { Profile } from '../../src/profile/types.js';
 import { createMemoryRuntime, type MemoryScript } from '../../src/runtime/memory.js';
