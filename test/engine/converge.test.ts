@@ -11,7 +11,7 @@ import { createRuntimeSet } from '../../src/engine/runtimes.js';
 import { planStack } from '../../src/plan/plan.js';
 import type { ServiceSpec } from '../../src/profile/types.js';
 import { createProcessRuntime, type ProcessHandle } from '../../src/runtime/process.js';
-import { isProcessAlive } from '../../src/runtime/process-proc.js';
+import { isProcessAlive } from '../../src/util/proc.js';
 import type { StartRequest } from '../../src/runtime/types.js';
 import { freePort } from '../helpers/net.js';
 import { EventLog, httpService, makeStack, nodeProgram, survivors, tempDir } from './helpers.js';

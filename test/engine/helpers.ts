@@ -10,7 +10,7 @@ import { planStack } from '../../src/plan/plan.js';
 import { mkDeploymentProfile } from '../../src/profile/api.js';
 import type { Profile } from '../../src/profile/types.js';
 import { createMemoryRuntime, type MemoryScript } from '../../src/runtime/memory.js';
-import { isProcessAlive, liveGroupMembers } from '../../src/runtime/process-proc.js';
+import { isProcessAlive, liveGroupMembers } from '../../src/util/proc.js';
 import { createManualClock, type ManualClock } from '../../src/util/clock.js';
 
 export const fixture = fileURLToPath(new URL('../fixtures/http-service.mjs', import.meta.url));
