@@ -86,6 +86,27 @@ function mutualImports(imports: readonly FolderImport[]): { pair: [string, strin
   return pairs;
 }
 
+/**
+ * The layers of docs/architecture.md: a folder imports only folders of lower layers. A new folder
+ * of src/ gets its line here (and in the document's table) when it is added.
+ */
+const LAYERS: Record<string, number> = {
+  'errors.ts': 0,
+  util: 1,
+  drivers: 2,
+  discovery: 2,
+  formats: 2,
+  graph: 2,
+  health: 2,
+  profile: 3,
+  plan: 4,
+  runtime: 4,
+  template: 5,
+  engine: 6,
+  cli: 7,
+  'index.ts': 7,
+};
+
 function describePairs(pairs: ReturnType<typeof mutualImports>): string {
   return pairs.map(({ pair: [a, b], forth, back }) => `${a} ↔ ${b}\n  ${a} → ${b}:\n    ${forth.join('\n    ')}\n  ${b} → ${a}:\n    ${back.join('\n    ')}`).join('\n');
 }
@@ -102,6 +123,14 @@ describe('the folder layering of src/', () => {
     expect(files.length).toBeGreaterThan(100);
     const pairs = mutualImports(folderImports(files));
     expect(pairs, `folders of src/ that import each other:\n${describePairs(pairs)}`).toEqual([]);
+  });
+
+  it('every folder has a layer, and imports only folders of lower layers (docs/architecture.md)', () => {
+    const files = sourceFiles();
+    const unplaced = [...new Set(files.map((f) => folderOf(f.path)))].filter((folder) => LAYERS[folder] === undefined);
+    expect(unplaced, 'folders of src/ with no layer: add them to LAYERS here and to the table in docs/architecture.md').toEqual([]);
+    const upward = folderImports(files).filter((i) => LAYERS[i.to]! >= LAYERS[i.from]!);
+    expect(upward.map((i) => `${i.how} (layer ${LAYERS[i.from]} imports layer ${LAYERS[i.to]})`), 'imports that do not go down a layer').toEqual([]);
   });
 
   it('the check finds a planted cycle, type-only and re-exports included, and names the files of both sides', () => {

@@ -44,6 +44,13 @@ describe('the registry of runtimes', () => {
     await runtimes.close();
   });
 
+  it('every registered runtime has its implementation, src/runtime/<name>.ts exporting fromProfile', async () => {
+    for (const r of RUNTIMES) {
+      const module = (await import(`../../src/runtime/${r.name}.ts`)) as { fromProfile?: unknown };
+      expect(typeof module.fromProfile, r.name).toBe('function');
+    }
+  });
+
   it('what plan says a service runs comes from its runtime', () => {
     expect(runtimeDefinition('docker').describeRun({ image: 'busybox', command: ['sh'] } as ServiceSpec)).toBe('busybox');
     expect(runtimeDefinition('process').describeRun({ command: ['node', 'server.js'] } as ServiceSpec)).toBe('node');
