@@ -1,5 +1,5 @@
 /**
- * "Is this gate open?" (DESIGN.md §3), behind one small interface.
+ * "Is this gate open?" (docs/architecture.md, "Gates"), behind one small interface.
  *
  * Today the answers come from local events: the engine records each service's state as it
  * changes. Later coordination strategies (peer-to-peer, leader-follower, several hosts) answer

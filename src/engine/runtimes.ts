@@ -1,7 +1,8 @@
 /**
- * Runtimes by name, created on first use (runtime/create.ts) from their definitions (drivers/runtime/registry.ts). A runtime's
- * client library (dockerode behind Docker) is loaded only when a service of the run uses it, so a
- * process-only stack never loads it. An unknown name is an input error, never another runtime.
+ * Runtimes by name, created on first use (runtime/create.ts) from their definitions
+ * (drivers/runtime/registry.ts). A runtime's client library (dockerode behind Docker) is loaded
+ * only when a service of the run uses it, so a process-only stack never loads it. An unknown name
+ * is an input error, never another runtime.
  */
 import type { RuntimeSections } from '../drivers/runtime/registry.js';
 import { createRuntime } from '../runtime/create.js';

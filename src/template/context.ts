@@ -1,5 +1,5 @@
 /**
- * Building the context templates render against (DESIGN.md §6):
+ * Building the context templates render against (docs/architecture.md, "The seams"):
  *   - the profile's variables at the top level (typed; null when a variable has no value);
  *   - `service.<name>`: `url`, `host`, `address`, `port`, `tags`, `meta`, `instances`, from discovery
  *     records (live, or a snapshot) or, without them, from each service's planned address in the

@@ -1,5 +1,5 @@
 /**
- * Config templating (DESIGN.md §6): strict Handlebars templates, structured (`data:`) or free text,
+ * Config templating (docs/architecture.md, "The seams"): strict Handlebars templates, structured (`data:`) or free text,
  * rendered against variables, discovery and the environment; every problem of a run reported at
  * once; secrets generated once, kept 0600 and masked wherever text is printed.
  */
