@@ -179,7 +179,7 @@ export interface ProfileSource {
   files: string[];
 }
 
-/** A profile; each runtime with settings has its section (`docker`), see runtime/registry.ts. */
+/** A profile; each runtime with settings has its section (`docker`), see drivers/runtime/registry.ts. */
 export interface Profile extends RuntimeSections {
   name: string;
   description?: string;

@@ -54,7 +54,7 @@ export async function saveSecrets(stateDir: string, values: Record<string, strin
 
 /**
  * A function masking every secret value in a text: the value as written, and as each output format
- * spells it (src/template/formats/spell.ts), longest first; see src/util/redact.ts.
+ * spells it (src/formats/spell.ts), longest first; see src/util/redact.ts.
  */
 export function createRedactor(values: Iterable<string>): Redactor {
   return createTextRedactor(values, [...BASIC_SPELLERS, ...FORMAT_SPELLERS]);
