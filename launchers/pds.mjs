@@ -12,12 +12,15 @@
  * PDS_JWT_SECRET, PDS_ADMIN_PASSWORD, PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX, PDS_DEV_MODE,
  * PDS_INVITE_REQUIRED, PDS_CRAWLERS, …): the dev-cluster profile renders it into pds.env.
  *
+ * When an AppView or moderation service URL is given (PDS_BSKY_APP_VIEW_URL, PDS_MOD_SERVICE_URL,
+ * as full-node does) without its DID, the DID comes from the service-dids task's dids.json.
+ *
  * Health: GET /xrpc/_health answers {"version": …}. Logs: upstream's pino JSON lines on stdout
  * (LOG_ENABLED=true).
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { bindAppTo, dataDirFor, installedVersion, listenHost, loadPackage, log, stopOnSignals } from './lib/common.mjs';
+import { bindAppTo, dataDirFor, defaultEnv, installedVersion, listenHost, loadPackage, log, readServiceDids, stopOnSignals } from './lib/common.mjs';
 
 const NAME = 'pds';
 
@@ -26,6 +29,12 @@ process.env.PDS_DATA_DIRECTORY = dataDirectory;
 process.env.PDS_BLOBSTORE_DISK_LOCATION ||= path.join(dataDirectory, 'blocks');
 mkdirSync(process.env.PDS_BLOBSTORE_DISK_LOCATION, { recursive: true, mode: 0o700 });
 mkdirSync(dataDirectory, { recursive: true, mode: 0o700 });
+
+if ((process.env.PDS_BSKY_APP_VIEW_URL && !process.env.PDS_BSKY_APP_VIEW_DID) || (process.env.PDS_MOD_SERVICE_URL && !process.env.PDS_MOD_SERVICE_DID)) {
+  const dids = readServiceDids();
+  if (process.env.PDS_BSKY_APP_VIEW_URL) defaultEnv('PDS_BSKY_APP_VIEW_DID', () => dids.appview.did);
+  if (process.env.PDS_MOD_SERVICE_URL) defaultEnv('PDS_MOD_SERVICE_DID', () => dids.ozone.did);
+}
 
 // The PDS reads LOG_* when its logger module loads: load it only after the environment is final.
 const { PDS, envToCfg, envToSecrets, readEnv } = loadPackage('@atproto/pds');

@@ -1,5 +1,7 @@
 // After tsc: writes schema/profile.schema.json from the zod schema, and compiles it with Ajv into
 // dist/profile/fast-validate.cjs, the zod-free fast path of validation (src/profile/fast-check.ts).
+// The zod schema takes its driver names and option keys from the registries (discovery backends,
+// runtimes, health strategies, output formats), so both outputs follow a new driver by themselves.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -20,7 +20,9 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
+import http from 'node:http';
 import { createRequire } from 'node:module';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -141,4 +143,75 @@ export function stopOnSignals(name, close) {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/**
+ * Runs `start` (which creates servers with a bare `listen(port)`, as @atproto/bsky's dataplane and
+ * MockBsync do: every interface) so that those servers listen on `host` only. The patch of
+ * net.Server's listen is undone as soon as `start` settles; calls that name a host are untouched.
+ */
+export async function listeningOn(host, start) {
+  const original = net.Server.prototype.listen;
+  net.Server.prototype.listen = function listen(...args) {
+    if (typeof args[0] === 'number' && (args.length === 1 || typeof args[1] === 'function')) args.splice(1, 0, host);
+    return original.apply(this, args);
+  };
+  try {
+    return await start();
+  } finally {
+    net.Server.prototype.listen = original;
+  }
+}
+
+/** Where the service-dids task keeps the AppView's and Ozone's DIDs (data/service-dids/dids.json). */
+export function serviceDidsFile(env = process.env) {
+  return path.join(dataDirFor('service-dids', 'SERVICE_DIDS_DIR', env), 'dids.json');
+}
+
+/** The DIDs the service-dids task registered: `{ appview: { did, … }, ozone: { did, … } }`. */
+export function readServiceDids(env = process.env) {
+  const file = serviceDidsFile(env);
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    fail(`cannot read the service DIDs from ${file} (${err?.code ?? err}): run \`node launchers/service-dids.mjs\` (the profile's service-dids task) first`);
+  }
+}
+
+/** Sets `env[name]` from `value()` when it is unset or empty (so the profile can still override it). */
+export function defaultEnv(name, value, env = process.env) {
+  if (!env[name]) env[name] = value();
+}
+
+/**
+ * Makes `idResolver` resolve handles under the PDS's handle domains (e.g. `.test`, which no DNS
+ * server knows) by asking the PDS itself: GET <pds>/.well-known/atproto-did with `Host: <handle>`,
+ * as atproto's dev-env does. Other handles resolve as upstream does (DNS, then HTTPS).
+ */
+export function resolveHandlesAtPds(idResolver, pdsUrl, domains) {
+  const upstream = idResolver.handle.resolve.bind(idResolver.handle);
+  const under = domains.filter(Boolean).map((d) => (d.startsWith('.') ? d : `.${d}`));
+  idResolver.handle.resolve = async (handle) => {
+    if (!under.some((d) => handle.endsWith(d))) return upstream(handle);
+    return new Promise((resolve) => {
+      const url = new URL('/.well-known/atproto-did', pdsUrl);
+      const req = http.get(url, { headers: { host: handle }, timeout: 3000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve(res.statusCode === 200 && body.trim().startsWith('did:') ? body.trim() : undefined));
+        res.on('error', () => resolve(undefined));
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(undefined));
+    });
+  };
+}
+
+/** A comma-separated list from the environment (empty entries dropped). */
+export function envList(value) {
+  return String(value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }

@@ -1,5 +1,5 @@
 /**
- * Consul discovery backend (DESIGN.md §5), on the `consul` client (v2).
+ * Consul discovery backend (docs/architecture.md, "Adding a driver"), on the `consul` client (v2).
  *
  * Registration is an agent service registration with one TTL check:
  *   ID   `<service>:<id>` — service names are DNS labels and hold no `:`, so the mapping is
@@ -25,7 +25,7 @@ import type { IncomingMessage } from 'node:http';
 import { ExitCode, StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
 import { consulDriver, type ConsulConfig } from './drivers/consul.js';
-import { assertInstanceId, assertServiceName, FULL_CAPABILITIES, sortById, toRecord, topologyFingerprint } from './record.js';
+import { assertInstanceId, assertServiceName, sortById, toRecord, topologyFingerprint } from './record.js';
 import type {
   DiscoveryBackend,
   InstanceInput,
@@ -176,7 +176,7 @@ export function createConsulBackend(config: ConsulConfig): DiscoveryBackend {
 
   return {
     name: 'consul',
-    capabilities: FULL_CAPABILITIES,
+    capabilities: consulDriver.capabilities,
 
     async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
       const sid = serviceId(input.service, input.id);

@@ -1,5 +1,5 @@
 /**
- * etcd discovery backend (DESIGN.md §5), on the `etcd3` client.
+ * etcd discovery backend (docs/architecture.md, "Adding a driver"), on the `etcd3` client.
  *
  * Layout: key `<etcdPrefix>/services/<service>/<id>` holds the instance's JSON record and is
  * attached to a lease whose TTL is the registration's TTL. A heartbeat is one lease keep-alive,
@@ -19,7 +19,7 @@ import type { Etcd3, IOptions } from 'etcd3';
 import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
 import { etcdDriver, type EtcdConfig } from './drivers/etcd.js';
-import { assertInstanceId, assertServiceName, FULL_CAPABILITIES, sortById, toRecord } from './record.js';
+import { assertInstanceId, assertServiceName, sortById, toRecord } from './record.js';
 import { anySignal } from './watch.js';
 import type {
   DiscoveryBackend,
@@ -28,6 +28,7 @@ import type {
   ServiceInstance,
   WatchOptions,
 } from './types.js';
+import { redactUrlCredentials } from '../util/redact.js';
 import { createKeyedQueue, parseStored, redactUrl, watchByResync } from './resync.js';
 
 /** How long one unary call (or one keep-alive round trip) may take: a hung server is "unreachable". */
@@ -162,7 +163,7 @@ export function createEtcdBackend(config: EtcdConfig): DiscoveryBackend {
 
   return {
     name: 'etcd',
-    capabilities: FULL_CAPABILITIES,
+    capabilities: etcdDriver.capabilities,
 
     async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
       const ttlMs = opts.ttlMs ?? config.ttlMs;
@@ -345,7 +346,7 @@ function notRegistered(service: string, id: string): StackError {
 function toStackError(err: unknown, what: string, where: string): unknown {
   if (err instanceof StackError) return err;
   const name = err instanceof Error ? err.constructor.name : '';
-  const message = err instanceof Error ? err.message : String(err);
+  const message = redactUrlCredentials(err instanceof Error ? err.message : String(err)); // gRPC quotes the endpoint, password and all
   const unreachable =
     /GRPCUnavailable|GRPCDeadlineExceeded|GRPCConnectFailed|GRPCCancelled|BrokenCircuit|TaskCancelled/.test(name) ||
     /unavailable|ECONNREFUSED|deadline|connect|circuit/i.test(message);

@@ -5,7 +5,8 @@
  * at the earliest expiry. So the backend owns no timers and leaves nothing behind.
  */
 import { CollisionError, NotRegisteredError } from './errors.js';
-import { FULL_CAPABILITIES, assertServiceName, isExpired, sortById, toRecord } from './record.js';
+import { assertServiceName, isExpired, sortById, toRecord } from './record.js';
+import { memoryDriver } from './drivers/memory.js';
 import { anySignal, watchList } from './watch.js';
 import type { DiscoveryBackend, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
 
@@ -46,7 +47,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Discove
 
   return {
     name,
-    capabilities: FULL_CAPABILITIES,
+    capabilities: memoryDriver.capabilities,
 
     async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
       const ttlMs = opts.ttlMs ?? options.ttlMs;

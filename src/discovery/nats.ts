@@ -1,5 +1,5 @@
 /**
- * NATS discovery backend (DESIGN.md §5), on `@nats-io/transport-node` and `@nats-io/kv`.
+ * NATS discovery backend (docs/architecture.md, "Adding a driver"), on `@nats-io/transport-node` and `@nats-io/kv`.
  *
  * Layout: JetStream KV bucket `config.natsBucket` (default `services`), key `<service>.<id>`,
  * value the instance's JSON record. The bucket's TTL (stream max age) is the registration TTL;
@@ -26,7 +26,6 @@ import {
   assertInstanceId,
   assertServiceName,
   earliestExpiry,
-  FULL_CAPABILITIES,
   isExpired,
   sortById,
   toRecord,
@@ -210,7 +209,7 @@ export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
 
   return {
     name: 'nats',
-    capabilities: FULL_CAPABILITIES,
+    capabilities: natsDriver.capabilities,
 
     async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<ServiceInstance> {
       const ttlMs = opts.ttlMs ?? config.ttlMs;

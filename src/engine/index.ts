@@ -1,41 +1,49 @@
 /**
- * The engine as a library: start a plan, stop it, observe it.
+ * The engine as a library: start a plan, stop it, observe it. `upStack`, `downStack` and
+ * `stackStatus` (stack.ts) are the one way in, used by the CLI and by `mkServiceCoordination`.
  *
  * `mkServiceCoordination` and `mkDependencyManagement` are the counterparts of the ATproto
  * stacks builders of the same names: the first runs a stack (up, down, status, events), the
  * second answers "may this service start yet?" for a graph, from recorded states.
  */
-import type { DiscoveryManager } from '../discovery/manager.js';
 import { buildGraph } from '../graph/graph.js';
-import { planStack, type PlanOptions } from '../graph/plan.js';
-import type { DependencyGraph, Plan } from '../graph/types.js';
+import { planStack, type PlanOptions } from '../plan/plan.js';
+import type { Plan, StackGraph } from '../plan/types.js';
 import type { Profile } from '../profile/types.js';
-import { startStack, type StackController, type StartStackOptions } from './engine.js';
+import type { StackController } from './engine.js';
 import { createLocalGates, readinessOf, type DependencyStatus, type LocalGates, type Readiness } from './gates.js';
-import { createRuntimeSet, type RuntimeSet } from './runtimes.js';
+import type { RuntimeSet } from './runtimes.js';
+import { downStack, stackStatus, upStack, type DownStackOptions, type UpStackOptions } from './stack.js';
 import { stateDirOf } from './state.js';
-import { readStackStatus, type StackStatusView } from './status.js';
-import { stopStack, type StopReport } from './stop.js';
+import type { StackStatusView } from './status.js';
+import type { StopReport } from './stop.js';
 
 export { startStack, type RenderConfigs, type RenderContext, type RenderedConfigs, type StackController, type StartStackInput, type StartStackOptions } from './engine.js';
 export { stopStack, type StopReport, type StopStackOptions, type StoppedService } from './stop.js';
 export { readStackStatus, type ReadStatusOptions, type ServiceStatusView, type StackStatusView } from './status.js';
 export { createLocalGates, judge, readinessOf, type DependencyStatus, type GateSource, type GateVerdict, type LocalGates, type Readiness } from './gates.js';
-export { acquireLock, readLock, RELIEVE_SIGNAL, type AcquireLockOptions, type LockInfo, type StackLock } from './lock.js';
-export { startSupervisor, supervisorLogPath, type SupervisorOptions, type SupervisorProcess } from './supervisor.js';
+export { upStack, downStack, stackStatus, type UpStackOptions, type DownStackOptions } from './stack.js';
+export { acquireLock, readLock, type AcquireLockOptions, type LockInfo, type StackLock } from './lock.js';
+export { RELIEVE_SIGNAL, startSupervisor, supervisorLogPath, type StopRequest, type SupervisorInput, type SupervisorOptions, type SupervisorProcess } from './supervisor.js';
 export { readStateFile, stateDirOf, type StackStateFile } from './state.js';
 export { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.js';
 export { restartDecision, type RestartDecision } from './restart.js';
+export { decide, unitsAffectedBy, unitsOf, type Unit, type UnitDecision } from './scheduler.js';
+export { stopTargets, type StopSubject, type StopTarget, type StopperOptions } from './stopper.js';
 export type * from './types.js';
 
 export interface ServiceCoordination {
   readonly profile: Profile;
   readonly plan: Plan;
   readonly stateDir: string;
-  /** Start the stack; observe it through `onEvent` or the controller's `subscribe`. */
-  up(opts?: Omit<StartStackOptions, 'stateDir'>): StackController;
-  /** Stop the stack, also one started by another process. */
-  down(opts?: { timeoutMs?: number; dryRun?: boolean; discovery?: DiscoveryManager }): Promise<StopReport>;
+  /**
+   * Start the stack exactly as `stack up` does (`upStack`): templates rendered, services
+   * registered in the profile's discovery and heartbeated, the state file and the lock. Observe
+   * it through `onEvent` or the controller's `subscribe`.
+   */
+  up(opts?: Omit<UpStackOptions, 'stateDir' | 'cwd'>): StackController;
+  /** Stop the stack as `stack down` does (`downStack`), also one started by another process. */
+  down(opts?: Omit<DownStackOptions, 'cwd' | 'runtimes'>): Promise<StopReport>;
   status(): Promise<StackStatusView>;
 }
 
@@ -43,34 +51,19 @@ export function mkServiceCoordination(profile: Profile, opts: PlanOptions & { cw
   const { graph } = buildGraph(profile);
   const plan = planStack(profile, graph, opts);
   const stateDir = stateDirOf(profile, opts.cwd);
-  const runtimes = () => opts.runtimes ?? createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm });
-  const runtimeNames = [...new Set(Object.values(profile.services).map((s) => s.runtime))];
+  const where = { ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.runtimes ? { runtimes: opts.runtimes } : {}) };
   return {
     profile,
     plan,
     stateDir,
-    up: (upOpts = {}) => startStack({ profile, graph, plan }, { ...(opts.runtimes ? { runtimes: opts.runtimes } : {}), ...upOpts, stateDir }),
-    async down(downOpts = {}) {
-      const set = runtimes();
-      try {
-        return await stopStack({ stack: profile.name, stateDir, runtimes: set, runtimeNames, graph, ...downOpts });
-      } finally {
-        if (!opts.runtimes) await set.close();
-      }
-    },
-    async status() {
-      const set = runtimes();
-      try {
-        return await readStackStatus({ stack: profile.name, stateDir, runtimes: set, runtimeNames });
-      } finally {
-        if (!opts.runtimes) await set.close();
-      }
-    },
+    up: (upOpts = {}) => upStack({ profile, graph, plan }, { ...where, ...upOpts }),
+    down: (downOpts = {}) => downStack(profile, { ...where, ...downOpts }),
+    status: () => stackStatus(profile, where),
   };
 }
 
 export interface DependencyManagement {
-  readonly graph: DependencyGraph;
+  readonly graph: StackGraph;
   readonly gates: LocalGates;
   /** Record a service's state (from local events, or from discovery records elsewhere). */
   record(service: string, status: DependencyStatus): void;

@@ -5,8 +5,8 @@
  * What runs is found twice over: the state file (handles, dependencies, registrations) and each
  * runtime's own discovery (pid files, Docker labels), so an instance started just before a crash,
  * before the state file caught up, is still found. A live `stack up` that holds the stack's lock
- * is asked to stop first (SIGTERM: it stops its services in reverse order and exits), so it does
- * not restart what we stop.
+ * is asked to stop first (supervisor.ts: SIGTERM, with `timeoutMs` passed on; it stops its
+ * services in reverse order and exits), so it does not restart what we stop.
  *
  * Order: dependents first, as parallel as the reverse graph allows; each service gets its stop
  * signal, then SIGKILL after its grace period (or `timeoutMs`). Then registrations are removed,
@@ -14,16 +14,15 @@
  * with nothing running it reports exactly that.
  */
 import type { DiscoveryManager } from '../discovery/manager.js';
-import type { DependencyGraph } from '../graph/types.js';
+import type { StackGraph } from '../plan/types.js';
 import type { RuntimeName } from '../profile/types.js';
-import { isProcessAlive } from '../runtime/process-proc.js';
 import type { ServiceHandle } from '../runtime/types.js';
 import { realClock, type Clock } from '../util/clock.js';
-import { poll, PollTimeoutError } from '../util/retry.js';
 import { lockFilePath, lockOwnerAlive, readLock } from './lock.js';
 import type { RuntimeSet } from './runtimes.js';
 import { readStateFile, removeStateFile, type StackStateFile } from './state.js';
-import { stopInReverseOrder } from './stop-order.js';
+import { stopTargets, type StopTarget } from './stopper.js';
+import { askOwnerToStop } from './supervisor.js';
 import type { EngineEvent } from './types.js';
 import { rm } from 'node:fs/promises';
 
@@ -34,7 +33,7 @@ export interface StopStackOptions {
   /** Runtimes to look in besides those the state file names (the profile's). */
   runtimeNames?: RuntimeName[];
   /** The profile's graph: dependencies of services the state file does not know. */
-  graph?: DependencyGraph;
+  graph?: StackGraph;
   discovery?: DiscoveryManager;
   /** Grace period for every service, overriding each one's own. */
   timeoutMs?: number;
@@ -81,16 +80,18 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   const report: StopReport = { stack, nothingRunning: false, services: [], dryRun: Boolean(opts.dryRun) };
 
   // 1. A live `stack up` owns the stack: ask it to stop first.
-  const lock = await readLock(stateDir);
+  const lock = await readLock(stateDir, stack);
   const ownerAlive = lock !== undefined && lock.pid !== process.pid && lockOwnerAlive(lock);
   if (lock && ownerAlive && !opts.dryRun) {
-    report.owner = { pid: lock.pid, stopped: await stopOwner(lock.pid, lock.processStartTime, opts, clock, await readStateFile(stateDir)) };
+    const graces = Object.values((await readStateFile(stateDir, stack))?.services ?? {}).map((s) => s.stopGracePeriodMs);
+    const request = opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {};
+    report.owner = { pid: lock.pid, stopped: await askOwnerToStop(stateDir, lock, request, graces, clock) };
   } else if (lock && ownerAlive) {
     report.owner = { pid: lock.pid, stopped: false };
   }
 
   // 2. What runs: the state file, plus every runtime's own view.
-  const state = await readStateFile(stateDir);
+  const state = await readStateFile(stateDir, stack);
   const targets = await findTargets(opts, state);
   if (targets.length === 0 && !state && !lock && !report.owner) {
     report.nothingRunning = true;
@@ -106,26 +107,16 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   const t0 = clock.now();
   const passThrough = knownServices(opts, state)
     .filter((name) => !targets.some((t) => t.name === name))
-    .map((name) => ({ name, dependsOn: state?.services[name]?.dependsOn ?? opts.graph?.dependenciesOf(name).map((e) => e.to) ?? [] }));
-  const errors = await stopInReverseOrder([
-    ...passThrough,
-    ...targets.map((t) => ({
-      name: t.name,
-      dependsOn: t.dependsOn,
-      stop: async () => {
-        const runtime = await opts.runtimes.get(t.handle.runtime);
-        const since = clock.now();
-        emit({ type: 'state', service: t.name, state: 'stopping', previous: 'healthy', elapsedMs: 0, ...(t.handle.pid !== undefined ? { pid: t.handle.pid } : {}) });
-        await runtime.stop(t.handle, { signal: t.stopSignal, gracePeriodMs: opts.timeoutMs ?? t.gracePeriodMs });
-        if (t.registration && opts.discovery) {
-          await opts.discovery.deregister(t.registration.service, t.registration.id).catch((err) =>
-            emit({ type: 'warning', service: t.name, message: `could not deregister: ${err instanceof Error ? err.message : String(err)}` }),
-          );
-        }
-        emit({ type: 'state', service: t.name, state: 'stopped', previous: 'stopping', elapsedMs: clock.now() - since });
-      },
-    })),
-  ]);
+    .map((name): StopTarget => ({
+      name,
+      dependsOn: state?.services[name]?.dependsOn ?? opts.graph?.dependenciesOf(name).map((e) => e.to) ?? [],
+      resolve: () => ({ instances: [], stopSignal: 'SIGTERM', gracePeriodMs: 0 }),
+    }));
+  const errors = await stopTargets([...passThrough, ...targets.map((t) => downTarget(t, opts, clock, emit))], {
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    ...(opts.discovery ? { discovery: opts.discovery } : {}),
+    onDeregisterError: (service, err) => emit({ type: 'warning', service, message: `could not deregister: ${err instanceof Error ? err.message : String(err)}` }),
+  });
   for (const { name, error } of errors) {
     const entry = report.services.find((s) => s.service === name);
     if (entry) entry.error = error instanceof Error ? error.message : String(error);
@@ -142,11 +133,32 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   if (errors.length === 0) {
     for (const name of runtimeNamesOf(opts, state)) await (await opts.runtimes.get(name)).teardown(stack).catch(() => undefined);
     await removeStateFile(stateDir);
-    const holder = await readLock(stateDir);
+    const holder = await readLock(stateDir, stack);
     if (holder && !lockOwnerAlive(holder)) await rm(lockFilePath(stateDir), { force: true });
   }
   emit({ type: 'stack', stack, phase: 'stopped', elapsedMs: clock.now() - t0 });
   return report;
+}
+
+/** One running service, for the stopper: its events say what happens to it. */
+function downTarget(t: Target, opts: StopStackOptions, clock: Clock, emit: (e: EngineEvent) => void): StopTarget {
+  let since = 0;
+  const pid = t.handle.pid;
+  return {
+    name: t.name,
+    dependsOn: t.dependsOn,
+    resolve: async () => ({
+      instances: [{ handle: t.handle, runtime: await opts.runtimes.get(t.handle.runtime) }],
+      stopSignal: t.stopSignal,
+      gracePeriodMs: t.gracePeriodMs,
+      ...(t.registration ? { registration: t.registration } : {}),
+    }),
+    onStopping: () => {
+      since = clock.now();
+      emit({ type: 'state', service: t.name, state: 'stopping', previous: 'healthy', elapsedMs: 0, ...(pid !== undefined ? { pid } : {}) });
+    },
+    onStopped: () => emit({ type: 'state', service: t.name, state: 'stopped', previous: 'stopping', elapsedMs: clock.now() - since }),
+  };
 }
 
 /** Every service the state file or the profile knows (for the order of stops). */
@@ -197,23 +209,4 @@ async function findTargets(opts: StopStackOptions, state: StackStateFile | undef
     }
   }
   return [...byKey.values()];
-}
-
-/** SIGTERM the `stack up` holding the lock and wait for it to finish stopping its services. */
-async function stopOwner(pid: number, startTime: string | undefined, opts: StopStackOptions, clock: Clock, state: StackStateFile | undefined): Promise<boolean> {
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return true; // already gone
-  }
-  const graces = Object.values(state?.services ?? {}).map((s) => opts.timeoutMs ?? s.stopGracePeriodMs);
-  // Its services stop in reverse order, each within its grace period: allow the sum, plus slack.
-  const deadlineMs = graces.reduce((a, b) => a + b, 0) + 10_000;
-  try {
-    await poll(() => (isProcessAlive(pid, startTime) ? undefined : true), { clock, deadlineMs, initialDelayMs: 20, maxDelayMs: 200 });
-    return true;
-  } catch (err) {
-    if (err instanceof PollTimeoutError) return false; // we stop what is left ourselves
-    throw err;
-  }
 }

@@ -9,24 +9,27 @@
  */
 import type { DiscoveryConfig } from '../discovery/registry.js';
 import type { HealthCheckSpec } from '../health/registry.js';
-import type { DockerRuntimeSettings } from '../runtime/drivers/docker.js';
-import type { RuntimeName, RuntimeSections } from '../runtime/registry.js';
-import type { TemplateFormat } from '../template/formats/registry.js';
+import type { DockerRuntimeSettings } from '../drivers/runtime/docker.js';
+import type { RuntimeName, RuntimeSections } from '../drivers/runtime/registry.js';
+import type { TemplateFormat } from '../formats/registry.js';
 
-export type DependencyType = 'required' | 'optional' | 'soft' | 'circular';
-export const DEPENDENCY_TYPES: readonly DependencyType[] = ['required', 'optional', 'soft', 'circular'];
+import type { DependencyType } from '../graph/types.js';
 
-export type { RuntimeName } from '../runtime/registry.js';
-export type { DiscoveryBackendName } from '../discovery/registry.js';
+/** How a dependent depends on a service: owned by the graph (below the profile), named here too. */
+export { DEPENDENCY_TYPES, type DependencyType } from '../graph/types.js';
+
 export type ServiceKind = 'service' | 'task';
 export type CoordinationStrategy = 'hub-spoke' | 'leader-follower' | 'peer-to-peer' | 'mesh';
-/** Output formats of templates (see template/formats/registry.ts); `text`: free text with no structure. */
-export type { TemplateFormat } from '../template/formats/registry.js';
 export type VariableType = 'string' | 'number' | 'boolean' | 'url' | 'secret';
-export type { HealthStrategyName } from '../health/registry.js';
 export type RestartPolicyName = 'no' | 'on-failure' | 'always' | 'unless-stopped';
 
-/** How to decide that a service is healthy: common settings and the strategy's own keys (see health/registry.ts). */
+// Driver names and driver-owned shapes are derived from the registries of drivers, one per kind.
+export type { DiscoveryBackendName } from '../discovery/registry.js';
+export type { RuntimeName } from '../drivers/runtime/registry.js';
+/** Output formats of templates; `text`: free text with no structure. */
+export type { TemplateFormat } from '../formats/registry.js';
+export type { HealthStrategyName } from '../health/registry.js';
+/** How to decide that a service is healthy: common settings and the strategy's own keys. */
 export type { HealthCheckSpec } from '../health/registry.js';
 
 export interface DependencySpec {
@@ -176,7 +179,7 @@ export interface ProfileSource {
   files: string[];
 }
 
-/** A profile; each runtime with settings has its section (`docker`), see runtime/registry.ts. */
+/** A profile; each runtime with settings has its section (`docker`), see drivers/runtime/registry.ts. */
 export interface Profile extends RuntimeSections {
   name: string;
   description?: string;

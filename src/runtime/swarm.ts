@@ -32,7 +32,8 @@ import { parseDuration } from '../util/duration.js';
 import { connectDocker, pingDocker, resolveDockerEndpoint, type DockerEndpoint } from './docker-connect.js';
 import { engineError, isNotFound, statusOf } from './docker-errors.js';
 import { demuxLines } from './docker-logs.js';
-import type { SwarmRuntimeSettings } from './drivers/swarm.js';
+import type { SwarmRuntimeSettings } from '../drivers/runtime/swarm.js';
+import type { RuntimeFactory } from './create.js';
 import {
   healthToolOf,
   labelFilter,
@@ -67,6 +68,9 @@ const HOLD_POLL_MS = 100;
 const WAIT_POLL_MS = 2_000;
 /** Failed tasks of one start before it counts as failed (Swarm would go on replacing them). */
 const MAX_TASK_FAILURES = 3;
+
+/** The runtime made from the profile's `swarm:` section (found by name: src/runtime/create.ts). */
+export const fromProfile: RuntimeFactory<SwarmRuntimeSettings> = async ({ settings }) => createSwarmRuntime(settings);
 
 export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
   let endpoint: DockerEndpoint | undefined;

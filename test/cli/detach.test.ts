@@ -4,7 +4,8 @@
  * supervisor leaves the services to `down`, a failed start leaves nothing, and a re-`up` hands
  * the stack over to exactly one new supervisor.
  */
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { survivors } from '../engine/helpers.js';
@@ -57,6 +58,13 @@ async function registrations(dir: string, service: string): Promise<Registration
 async function pastOneTtl(since: string | undefined): Promise<void> {
   const until = Date.parse(since ?? new Date().toISOString()) + 500;
   await waitFor(() => Date.now() > until, TTL_MS * 3, 'one TTL to pass');
+}
+
+/** Rewrite the folder's stack.json with `services` (and `variables`), keeping its other settings. */
+async function writeStack(dir: string, services: Record<string, unknown>, variables?: Record<string, unknown>): Promise<void> {
+  const file = path.join(dir, 'stack.json');
+  const profile = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  await writeFile(file, JSON.stringify({ ...profile, services, ...(variables ? { variables } : {}) }, null, 2));
 }
 
 async function upDetached(dir: string, pids: number[]): Promise<{ result: CliResult; supervisor: number; services: Record<string, number> }> {
@@ -203,6 +211,44 @@ describe('up --detach: a supervisor keeps the stack', () => {
     takeover.child.kill('SIGINT');
     expect(await takeover.exited).toBe(130);
     expect(survivors(pids)).toEqual([]);
+  });
+
+  it('down --timeout reaches the supervisor: a service that ignores SIGTERM is killed after the timeout, not its own grace', async () => {
+    const { dir, pids } = await stackFolder({});
+    const marker = path.join(dir, 'got-sigterm');
+    const stubborn = `process.on('SIGTERM', () => require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'x')); setInterval(() => {}, 1000);`;
+    await writeStack(dir, { stubborn: { command: [process.execPath, '-e', stubborn], stopGracePeriod: '600s' } });
+    const { supervisor, services } = await upDetached(dir, pids);
+    expect(services.stubborn).toBeDefined();
+    // Its own grace period (10 minutes) is longer than this test may take: only the timeout ends it.
+    const down = await runStack(['down', '--timeout', '1'], dir);
+    expect(down.code, down.stderr).toBe(0);
+    expect(down.stdout).toContain(`asked the running \`stack up\` (pid ${supervisor}) to stop; it did`);
+    expect(await readFile(marker, 'utf8')).toBe('x'); // it got SIGTERM first, and ignored it
+    expect(survivors(pids)).toEqual([]);
+    expect(existsSync(path.join(dir, '.stack', 'detach-test', 'stop-request.json'))).toBe(false);
+  }, 45_000);
+
+  it('up --detach --var keeps the value out of the supervisor\'s argv and environment; it still reaches the templates', async () => {
+    const secret = 'hunter2-s3cr3t-on-stdin';
+    const { dir, pids } = await stackFolder({});
+    const service = {
+      command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'],
+      templates: [{ destination: 'app.env', format: 'env', data: { PASSWORD: '{{pw}}' } }],
+    };
+    await writeStack(dir, { app: service }, { pw: { type: 'secret', required: true } });
+    const result = await runStack(['up', '--detach', '--json', '--var', `pw=${secret}`], dir);
+    expect(result.code, result.stderr).toBe(0);
+    const supervisor = supervisorPid(result.stdout)!;
+    pids.push(supervisor, ...Object.values(healthyPids(result)));
+    const cmdline = await readFile(`/proc/${supervisor}/cmdline`, 'utf8');
+    expect(cmdline).toContain('up'); // it is the supervisor
+    expect(cmdline).not.toContain(secret);
+    expect(cmdline).not.toContain('pw=');
+    expect(await readFile(`/proc/${supervisor}/environ`, 'utf8')).not.toContain(secret);
+    expect(result.stdout + result.stderr).not.toContain(secret);
+    const rendered = await readFile(path.join(dir, '.stack', 'detach-test', 'config', 'app', 'app.env'), 'utf8');
+    expect(rendered).toContain(secret);
   });
 
   it('Ctrl-C while following the start stops the supervisor, which rolls back; exit 130', async () => {

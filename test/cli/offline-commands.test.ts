@@ -22,16 +22,16 @@ describe('stack (offline commands)', () => {
 
   it('profiles lists the built-ins with descriptions; show prints one merged, secrets masked', async () => {
     const list = await runStack(['profiles', '--json']);
-    expect(JSON.parse(list.stdout).map((p: { name: string }) => p.name)).toEqual(['dev-cluster', 'full-node', 'prod-cluster', 'prod-cluster-swarm', 'simple-pds']);
+    expect(JSON.parse(list.stdout).map((p: { name: string }) => p.name)).toEqual(['dev-cluster', 'full-node', 'full-node-docker', 'prod-cluster', 'prod-cluster-swarm', 'simple-pds']);
     const show = await runStack(['profiles', 'show', 'prod-cluster', '--json']);
     expect(show.code).toBe(0);
     const p = JSON.parse(show.stdout);
     expect(p.discovery.backends).toEqual(['consul']);
-    expect(p.services.pds.image).toBe('ghcr.io/bluesky-social/pds:0.4');
+    expect(p.services.pds.image).toBe('node:20.20.0-bookworm-slim');
   });
 
   it('validate: exit 0 for every built-in profile', async () => {
-    for (const name of ['simple-pds', 'full-node', 'dev-cluster', 'prod-cluster']) {
+    for (const name of ['simple-pds', 'full-node', 'full-node-docker', 'dev-cluster', 'prod-cluster']) {
       const r = await runStack(['validate', '--profile', name]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain(`profile '${name}' is valid`);
@@ -58,21 +58,26 @@ describe('stack (offline commands)', () => {
   });
 
   it('plan --json gives order (waves) and typed edges; up --dry-run is the same plan', async () => {
-    const r = await runStack(['plan', '--profile', 'full-node', '--json']);
+    const r = await runStack(['plan', '--profile', 'full-node-docker', '--json']);
     expect(r.code).toBe(0);
     const plan = JSON.parse(r.stdout);
-    expect(plan.order[0]).toEqual(['postgres', 'redis']);
+    expect(plan.order[0]).toEqual(['postgres', 'setup']);
     expect(plan.order.at(-1)).toEqual(['caddy']);
-    expect(plan.edges).toContainEqual({ from: 'appview', to: 'redis', type: 'optional', gate: 'settled' });
-    const dry = await runStack(['up', '--dry-run', '--profile', 'full-node', '--json']);
+    expect(plan.edges).toContainEqual({ from: 'caddy', to: 'appview', type: 'optional', gate: 'settled' });
+    const dry = await runStack(['up', '--dry-run', '--profile', 'full-node-docker', '--json']);
     expect(JSON.parse(dry.stdout).order).toEqual(plan.order);
-    expect(existsSync(path.join(process.cwd(), '.stack', 'full-node'))).toBe(false);
+    expect(existsSync(path.join(process.cwd(), '.stack', 'full-node-docker'))).toBe(false);
   });
 
   it('plan never prints secret values', async () => {
-    const t = tmpFiles({ 'stack.yaml': 'services:\n  a: { command: [a], environment: { API_TOKEN: s3cr3t-value } }\n' });
+    // Discovery secrets too: the backends' definitions say which options are secret or URLs.
+    const discovery =
+      "discovery: { backend: nats, natsToken: s3cr3t-value, natsUrl: 'nats://app:s3cr3t-value@127.0.0.1:4222', etcdPassword: s3cr3t-value, etcdEndpoints: ['http://root:s3cr3t-value@127.0.0.1:2379'] }\n";
+    // A password inside a URL is masked whatever the key holding it is called (DATABASE_URL is not a secret-looking name).
+    const env = "{ API_TOKEN: s3cr3t-value, DATABASE_URL: 'postgres://app:s3cr3t-value@127.0.0.1:5432/db' }";
+    const t = tmpFiles({ 'stack.yaml': `${discovery}services:\n  a: { command: [a], environment: ${env} }\n` });
     try {
-      for (const args of [['plan'], ['plan', '--json'], ['up', '--dry-run'], ['graph', '--format', 'json'], ['profiles', 'show', './stack.yaml']]) {
+      for (const args of [['plan'], ['plan', '--json'], ['up', '--dry-run'], ['graph', '--format', 'json'], ['profiles', 'show', './stack.yaml'], ['profiles', 'show', './stack.yaml', '--json']]) {
         const r = await runStack(args, { cwd: t.dir });
         expect(r.code, args.join(' ')).toBe(0);
         expect(r.stdout + r.stderr).not.toContain('s3cr3t-value');
@@ -83,9 +88,9 @@ describe('stack (offline commands)', () => {
   });
 
   it('graph draws dot, mermaid and json', async () => {
-    const dot = await runStack(['graph', '--profile', 'full-node']);
-    expect(dot.stdout).toMatch(/^digraph "full-node"/);
-    expect(dot.stdout).toContain('"appview" -> "redis" [style=dashed');
+    const dot = await runStack(['graph', '--profile', 'full-node-docker']);
+    expect(dot.stdout).toMatch(/^digraph "full-node-docker"/);
+    expect(dot.stdout).toContain('"caddy" -> "appview" [style=dashed');
     const mermaid = await runStack(['graph', '--profile', 'full-node', '--format', 'mermaid']);
     expect(mermaid.stdout).toMatch(/^flowchart BT/);
     const bad = await runStack(['graph', '--profile', 'full-node', '--format', 'png']);

@@ -1,3 +1,4 @@
+/** Integration tests: the engine with real processes (behaviour.test.ts has the same cases on the memory runtime and a manual clock). */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startStack, type StackController } from '../../src/engine/index.js';
 import { freePort } from '../helpers/net.js';

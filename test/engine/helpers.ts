@@ -3,12 +3,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startStack, type StartStackOptions } from '../../src/engine/engine.js';
 import type { EngineEvent, ServiceState } from '../../src/engine/types.js';
 import { buildGraph } from '../../src/graph/graph.js';
-import { planStack } from '../../src/graph/plan.js';
+import { planStack } from '../../src/plan/plan.js';
 import { mkDeploymentProfile } from '../../src/profile/api.js';
 import type { Profile } from '../../src/profile/types.js';
-import { isProcessAlive, liveGroupMembers } from '../../src/runtime/process-proc.js';
+import { createMemoryRuntime, type MemoryScript } from '../../src/runtime/memory.js';
+import { isProcessAlive, liveGroupMembers } from '../../src/util/proc.js';
+import { createManualClock, type ManualClock } from '../../src/util/clock.js';
 
 export const fixture = fileURLToPath(new URL('../fixtures/http-service.mjs', import.meta.url));
 
@@ -67,4 +70,46 @@ export class EventLog {
 /** Pids (process-group leaders) still alive, or with live group members. */
 export function survivors(pids: number[]): number[] {
   return pids.filter((pid) => isProcessAlive(pid) || liveGroupMembers(pid).length > 0);
+}
+
+/** A stack on the in-memory runtime and a manual clock: engine behaviour in milliseconds, no process. */
+export async function memoryStack(services: Record<string, Record<string, unknown>>, opts: MemoryStackOptions = {}) {
+  const { dir, cleanup } = await tempDir('engine-mem-');
+  const clock = createManualClock();
+  const runtime = createMemoryRuntime({ clock, ...(opts.script ? { script: opts.script } : {}) });
+  const withCommands = Object.fromEntries(Object.entries(services).map(([name, s]) => [name, { command: [process.execPath], stopGracePeriod: '2s', ...s }]));
+  const input = makeStack(opts.name ?? 'mem', dir, withCommands, opts.extra ?? {});
+  const log = new EventLog();
+  const start = (more: Partial<StartStackOptions> = {}) =>
+    startStack(input, { runtimes: { process: runtime }, clock, strategyFor: () => runtime.health, onEvent: log.push, ...more });
+  return { dir, cleanup, clock, runtime, input, log, start };
+}
+
+export interface MemoryStackOptions {
+  name?: string;
+  extra?: Record<string, unknown>;
+  script?: (service: string, attempt: number) => MemoryScript;
+}
+
+/** A health check the memory runtime answers (any strategy works; its probes never touch the network). */
+export const memCheck = (extra: Record<string, unknown> = {}) => ({ strategy: 'http', endpoint: '/health', port: 1, interval: '100ms', timeout: '1s', retries: 0, ...extra });
+
+/**
+ * Drive a manual clock until `promise` settles: fire the next timer whenever one is pending, else
+ * let real I/O (the lock, the state file) progress. Bounded (in real time, as a safety net only),
+ * so a bug that never settles fails the test instead of hanging it.
+ */
+export async function drive<T>(clock: ManualClock, promise: Promise<T>): Promise<T> {
+  let outcome: { value: T } | { error: unknown } | undefined;
+  promise.then(
+    (value) => (outcome = { value }),
+    (error: unknown) => (outcome = { error }),
+  );
+  const giveUpAt = Date.now() + 20_000;
+  while (!outcome) {
+    if (Date.now() > giveUpAt) throw new Error('the promise did not settle');
+    if (!(await clock.advanceToNext()) && !outcome) await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  if ('error' in outcome) throw outcome.error;
+  return outcome.value;
 }

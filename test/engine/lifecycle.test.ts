@@ -1,10 +1,11 @@
+/** Integration tests: the engine with real processes (behaviour.test.ts has the same cases on the memory runtime and a manual clock). */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startStack, type StackController } from '../../src/engine/index.js';
-import { stopInReverseOrder } from '../../src/engine/stop-order.js';
+import { stopInReverseOrder } from '../../src/engine/stopper.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { EventLog, httpService, makeStack, survivors, tempDir } from './helpers.js';
 

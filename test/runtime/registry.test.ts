@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { createRuntimeSet } from '../../src/engine/runtimes.js';
-import { healthTargetFor } from '../../src/health/target.js';
+import { healthTargetFor } from '../../src/runtime/target.js';
 import { normalizeProfile } from '../../src/profile/normalize.js';
 import { schemas } from '../../src/profile/schema.js';
 import type { ServiceSpec } from '../../src/profile/types.js';
-import { RUNTIMES, runtimeDefinition } from '../../src/runtime/registry.js';
+import { RUNTIMES, runtimeDefinition } from '../../src/drivers/runtime/registry.js';
 import type { Runtime, ServiceHandle } from '../../src/runtime/types.js';
 
 const source = { dir: '/', files: [] };
@@ -13,7 +13,7 @@ describe('the registry of runtimes', () => {
   it('an unknown runtime name is an input error, never Docker', async () => {
     const runtimes = createRuntimeSet({ stateDir: '/tmp/unused' });
     await expect(runtimes.get('podman' as never)).rejects.toMatchObject({ code: 'invalid_input', exitCode: 2 });
-    expect(() => runtimeDefinition('podman')).toThrow(/unknown runtime 'podman' \(known: docker, process, swarm\)/);
+    expect(() => runtimeDefinition('podman')).toThrow(new RegExp(`unknown runtime 'podman' \\(known: ${RUNTIMES.map((r) => r.name).join(', ')}\\)`));
     const service = { name: 'a', runtime: 'podman', workingDir: '.' } as unknown as ServiceSpec;
     const runtime = { endpoint: (_h: ServiceHandle, port: number) => ({ host: '127.0.0.1', port }) } as unknown as Runtime;
     expect(() => healthTargetFor(runtime, {} as ServiceHandle, service, { strategy: 'tcp', port: 1 } as never, { profileDir: '/' })).toThrow(/unknown runtime/);
@@ -42,6 +42,13 @@ describe('the registry of runtimes', () => {
     const runtime = await runtimes.get('process');
     expect(runtimes.created()).toEqual([runtime]);
     await runtimes.close();
+  });
+
+  it('every registered runtime has its implementation, src/runtime/<name>.ts exporting fromProfile', async () => {
+    for (const r of RUNTIMES) {
+      const module = (await import(`../../src/runtime/${r.name}.ts`)) as { fromProfile?: unknown };
+      expect(typeof module.fromProfile, r.name).toBe('function');
+    }
   });
 
   it('what plan says a service runs comes from its runtime', () => {

@@ -21,8 +21,9 @@ describe('stack render with the built-in profiles', () => {
   it.each([
     ['simple-pds', ['caddy/Caddyfile', 'pds/pds.env']],
     ['dev-cluster', ['pds/pds.env']],
-    ['full-node', ['appview/appview.env', 'caddy/Caddyfile', 'ozone/ozone.env', 'pds/pds.env', 'plc/plc.env', 'postgres-init/init-databases.sql', 'postgres-init/init.env', 'postgres/postgres.env', 'relay/relay.env']],
-    ['prod-cluster', ['appview/appview.env', 'caddy/Caddyfile', 'ozone/ozone.env', 'pds/pds.env', 'plc/plc.env', 'postgres-init/init-databases.sql', 'postgres-init/init.env', 'postgres/postgres.env', 'relay/relay.env']],
+    ['full-node', ['appview/appview.env', 'databases/databases.env', 'dataplane/dataplane.env', 'ozone/ozone.env', 'pds/pds.env', 'plc/plc.env', 'postgres/postgres.env', 'service-dids/service-dids.env']],
+    ['full-node-docker', ['appview/appview.env', 'caddy/Caddyfile', 'databases/databases.env', 'dataplane/dataplane.env', 'ozone/ozone.env', 'pds/pds.env', 'plc/plc.env', 'postgres/postgres.env', 'service-dids/service-dids.env']],
+    ['prod-cluster', ['appview/appview.env', 'caddy/Caddyfile', 'databases/databases.env', 'dataplane/dataplane.env', 'ozone/ozone.env', 'pds/pds.env', 'plc/plc.env', 'postgres/postgres.env', 'service-dids/service-dids.env']],
   ])('%s renders offline, secrets 0600 and never printed; --check then matches', async (name, expected) => {
     const cwd = tempDir();
     const r = await render(cwd, ['--profile', name, '--out', 'out']);
@@ -41,12 +42,13 @@ describe('stack render with the built-in profiles', () => {
     expect(check.stdout).toContain('up to date');
   });
 
-  it('full-node: the PDS reaches the PLC directory, AppView and relay at their planned addresses', async () => {
+  it('full-node-docker: the PDS reaches the PLC directory, AppView and Ozone at their planned addresses', async () => {
     const cwd = tempDir();
-    const r = await render(cwd, ['--profile', 'full-node', '--out', '-', '--service', 'pds', '--service', 'caddy']);
+    const r = await render(cwd, ['--profile', 'full-node-docker', '--out', '-', '--service', 'pds', '--service', 'caddy']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('PDS_DID_PLC_URL=http://127.0.0.1:2582');
-    expect(r.stdout).toContain('PDS_BSKY_APP_VIEW_URL=http://127.0.0.1:2584');
+    expect(r.stdout).toContain('PDS_BSKY_APP_VIEW_URL=http://localhost:2584');
+    expect(r.stdout).toContain('PDS_MOD_SERVICE_URL=http://localhost:2587');
     expect(r.stdout).toContain('PDS_JWT_SECRET=••••');
     expect(r.stdout).toContain('reverse_proxy 127.0.0.1:2583');
     expect(existsSync(path.join(cwd, '.stack'))).toBe(false); // printing writes nothing, not even secrets
@@ -59,18 +61,18 @@ describe('stack render --check', () => {
     expect((await render(cwd, ['--profile', 'full-node', '--out', 'out'])).code).toBe(0);
     const out = path.join(cwd, 'out');
     const pdsEnv = path.join(out, 'pds', 'pds.env');
-    writeFileSync(pdsEnv, readFileSync(pdsEnv, 'utf8').replace('PDS_PORT=2583', 'PDS_PORT=9999').replace(/^PDS_JWT_SECRET=.*$/m, 'PDS_JWT_SECRET=an-old-rotated-secret'), { mode: 0o600 });
-    rmSync(path.join(out, 'relay', 'relay.env'));
-    writeFileSync(path.join(out, 'caddy', 'stray.conf'), 'left over\n');
+    writeFileSync(pdsEnv, readFileSync(pdsEnv, 'utf8').replace('PDS_HOSTNAME=localhost', 'PDS_HOSTNAME=example.org').replace(/^PDS_JWT_SECRET=.*$/m, 'PDS_JWT_SECRET=an-old-rotated-secret'), { mode: 0o600 });
+    rmSync(path.join(out, 'ozone', 'ozone.env'));
+    writeFileSync(path.join(out, 'pds', 'stray.conf'), 'left over\n');
     chmodSync(path.join(out, 'plc', 'plc.env'), 0o644);
 
     const r = await render(cwd, ['--profile', 'full-node', '--out', 'out', '--check']);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('--- a/pds/pds.env');
-    expect(r.stdout).toContain('+PDS_PORT=2583');
-    expect(r.stdout).toMatch(/^-PDS_PORT=/m);
-    expect(r.stdout).toContain('missing file: relay/relay.env');
-    expect(r.stdout).toContain('extra file: caddy/stray.conf');
+    expect(r.stdout).toContain('+PDS_HOSTNAME=localhost');
+    expect(r.stdout).toMatch(/^-PDS_HOSTNAME=/m);
+    expect(r.stdout).toContain('missing file: ozone/ozone.env');
+    expect(r.stdout).toContain('extra file: pds/stray.conf');
     expect(r.stdout).toContain('mode of plc/plc.env is 0644, expected 0600');
     expect(r.stderr).toContain('4 differences');
     for (const s of [...secretsOf(cwd, 'full-node'), 'an-old-rotated-secret']) expect(r.stdout + r.stderr).not.toContain(s);
@@ -79,7 +81,7 @@ describe('stack render --check', () => {
     expect(json.code).toBe(1);
     const report = JSON.parse(json.stdout) as { ok: boolean; differences: { status: string; destination: string }[] };
     expect(report.ok).toBe(false);
-    expect(report.differences.map((d) => `${d.status} ${d.destination}`).sort()).toEqual(['changed pds.env', 'extra stray.conf', 'missing relay.env', 'mode plc.env']);
+    expect(report.differences.map((d) => `${d.status} ${d.destination}`).sort()).toEqual(['changed pds.env', 'extra stray.conf', 'missing ozone.env', 'mode plc.env']);
   });
 
   it('in a checkout without the stored secrets (CI), compares everything but the secret values', async () => {
@@ -90,11 +92,11 @@ describe('stack render --check', () => {
     expect(same.code, same.stdout + same.stderr).toBe(0);
     expect(existsSync(path.join(cwd, '.stack'))).toBe(false); // --check stores nothing
 
-    const appview = path.join(cwd, 'out', 'appview', 'appview.env');
-    writeFileSync(appview, readFileSync(appview, 'utf8').replace('@127.0.0.1:5432/bsky', '@10.0.0.9:5432/bsky'), { mode: 0o600 });
+    const dataplane = path.join(cwd, 'out', 'dataplane', 'dataplane.env');
+    writeFileSync(dataplane, readFileSync(dataplane, 'utf8').replace('@127.0.0.1:2578/bsky', '@10.0.0.9:2578/bsky'), { mode: 0o600 });
     const changed = await render(cwd, ['--profile', 'full-node', '--out', 'out', '--check']);
     expect(changed.code).toBe(1);
-    expect(changed.stdout).toContain('+BSKY_DB_POSTGRES_URL=postgres://pg:••••@127.0.0.1:5432/bsky');
+    expect(changed.stdout).toContain('+DATABASE_URL=postgres://pg:••••@127.0.0.1:2578/bsky');
   });
 
   it('with --service compares only those services’ folders', async () => {

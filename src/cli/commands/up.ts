@@ -13,8 +13,10 @@
  * it stops what it started) and exits 130. `stack down` stops it the same way; `kill -9` of it
  * leaves the services running, their registrations expire after one TTL, and `stack down` still
  * cleans up. The supervisor is this command again, without `--detach`, with `--json` and
- * `STACK_SUPERVISOR=1`, which makes it mark its lock `detached`, answer RELIEVE_SIGNAL, and print
- * its startup report as one JSON line for us.
+ * `STACK_SUPERVISOR=1`, which makes it read its `--var` values from its stdin (never its argv),
+ * mark its lock `detached`, answer RELIEVE_SIGNAL, and print its startup report as one JSON line
+ * for us (the protocol: engine/supervisor.ts). The wiring of a run (runtimes, discovery,
+ * templates) is the library's `upStack` (engine/stack.ts), as for every library user.
  *
  * On a stack that already runs (detached, or left by an `up` that died), `up` converges it like
  * `docker compose up`: unchanged services are kept (shown `healthy — unchanged`), changed ones
@@ -28,10 +30,8 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { StackController } from '../../engine/engine.js';
-import type { EngineEvent, StartupReport } from '../../engine/types.js';
+import type { StartupReport } from '../../engine/types.js';
 import { ExitCode, UsageError } from '../../errors.js';
-import type { Profile } from '../../profile/types.js';
 import type { CommonOptions } from '../common.js';
 import { loadAndPlan, type Planned } from '../load-plan.js';
 import { paint, type Output } from '../output.js';
@@ -46,86 +46,78 @@ interface UpOptions extends CommonOptions {
   var?: string[];
   vars?: string;
   pull?: 'missing' | 'always' | 'never';
+  ui?: boolean;
 }
 
-/** Set by `up --detach` in its supervisor's environment. */
-const SUPERVISOR_ENV = 'STACK_SUPERVISOR';
 const STACK_BIN = fileURLToPath(new URL('../../../bin/stack.js', import.meta.url));
-
-/** The supervisor's startup report, one line in its output (not shown: it is summarised). */
-interface ReportLine {
-  type: 'report';
-  report: StartupReport;
-}
 
 export async function run(opts: UpOptions, o: Output): Promise<number> {
   if (opts.dryRun) return plan(opts, o);
   const planned = loadAndPlan(opts, o);
   const unknown = (opts.service ?? []).filter((s) => !planned.graph.services.has(s));
   if (unknown.length > 0) throw new UsageError(`unknown service${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
+  if (opts.detach && opts.ui) throw new UsageError('--ui serves the page while this `stack up` runs; with --detach, run `stack ui` once it is up', { path: '--ui' });
   if (opts.detach) return detach(opts, o, planned);
-  const supervisor = process.env[SUPERVISOR_ENV] === '1';
-  delete process.env[SUPERVISOR_ENV]; // services inherit our environment: they are not supervisors
-  return foreground(opts, o, planned, supervisor);
+  const { takeSupervisorMark, readSupervisorInput } = await import('../../engine/supervisor.js');
+  const supervisor = takeSupervisorMark(); // services inherit our environment: they are not supervisors
+  // A supervisor gets its `--var` values on stdin, never in its argv (`ps` shows argv to everyone).
+  const vars = supervisor ? (await readSupervisorInput()).vars : (opts.var ?? []);
+  return foreground({ ...opts, var: vars }, o, planned, supervisor);
 }
 
 async function foreground(opts: UpOptions, o: Output, { profile, graph, plan: thePlan }: Planned, supervisor: boolean): Promise<number> {
-  const { startStack } = await import('../../engine/engine.js');
-  const { RELIEVE_SIGNAL } = await import('../../engine/lock.js');
-  const { createRuntimeSet } = await import('../../engine/runtimes.js');
+  const { upStack } = await import('../../engine/stack.js');
+  const { answerSignals, reportLine } = await import('../../engine/supervisor.js');
   const { stateDirOf } = await import('../../engine/state.js');
-  const stateDir = stateDirOf(profile);
-  const runtimes = createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm, ...(opts.pull ? { pull: opts.pull } : {}) });
-  const { createDiscovery } = await import('../../discovery/index.js');
-  const discovery = await createDiscovery(profile.discovery);
   const interrupt = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupt.signal.aborted) {
-      // A second Ctrl-C: the user will not wait for grace periods. Services keep running in their
-      // own process groups; `stack down` finds them (our lock becomes stale when we exit).
-      o.err(`${signal} again: exiting now; what still runs is left to \`stack down\``);
-      process.exit(ExitCode.interrupted);
-    }
-    if (!opts.json) o.err(`\n${signal}: stopping the stack (dependents first)… (again to exit at once)`);
-    interrupt.abort(signal);
-  };
+  const progress = createProgress(o, { json: Boolean(opts.json), services: [...thePlan.services.map((s) => s.name), ...thePlan.blocked.map((b) => b.service)] });
+  const controller = upStack(
+    { profile, graph, plan: thePlan },
+    {
+      signal: interrupt.signal,
+      onEvent: progress.event,
+      onFailure: opts.onFailure ?? 'rollback',
+      detached: supervisor,
+      ...(opts.var && opts.var.length > 0 ? { vars: opts.var } : {}),
+      ...(opts.vars ? { varsFile: opts.vars } : {}),
+      ...(opts.pull ? { pull: opts.pull } : {}),
+    },
+  );
+  let ui: Awaited<ReturnType<typeof serveOwnUi>> | undefined;
   // A later `up` relieves a supervisor: let go of the stack (services keep running) and exit.
   // Not before startup is over: a half-started stack is not handed over, the new `up` waits.
-  let controller: StackController | undefined;
   let isUp = false;
   let relieved = false;
-  const onRelieve = () => {
-    relieved = true;
-    if (isUp) void controller?.detach();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  if (supervisor) process.on(RELIEVE_SIGNAL, onRelieve);
+  const stopAnswering = answerSignals(stateDirOf(profile), {
+    onStop(signal, request) {
+      if (interrupt.signal.aborted) {
+        // A second Ctrl-C: the user will not wait for grace periods. Services keep running in their
+        // own process groups; `stack down` finds them (our lock becomes stale when we exit).
+        o.err(`${signal} again: exiting now; what still runs is left to \`stack down\``);
+        process.exit(ExitCode.interrupted);
+      }
+      if (!opts.json) o.err(`\n${signal}: stopping the stack (dependents first)… (again to exit at once)`);
+      // `stack down --timeout`: the grace period it asked for, for every service.
+      if (request.timeoutMs !== undefined) void controller.stop({ timeoutMs: request.timeoutMs });
+      interrupt.abort(signal);
+    },
+    ...(supervisor
+      ? {
+          onRelieve() {
+            relieved = true;
+            if (isUp) void controller.detach();
+          },
+        }
+      : {}),
+  });
   try {
-    await discovery.check(); // unreachable discovery: exit 3 before anything starts
-    const progress = createProgress(o, { json: Boolean(opts.json), services: [...thePlan.services.map((s) => s.name), ...thePlan.blocked.map((b) => b.service)] });
-    const { createTemplateRenderer } = await import('../../engine/templates.js');
-    const renderConfigs = await createTemplateRenderer(
-      profile,
-      thePlan.services.map((s) => s.name),
-      { stateDir, ...(opts.var ? { vars: opts.var } : {}), ...(opts.vars ? { varsFile: opts.vars } : {}) },
-    );
-    controller = startStack(
-      { profile, graph, plan: thePlan },
-      {
-        discovery,
-        runtimes,
-        stateDir,
-        signal: interrupt.signal,
-        onEvent: progress.event,
-        onFailure: opts.onFailure ?? 'rollback',
-        detached: supervisor,
-        ...(renderConfigs ? { renderConfigs } : {}),
-      },
-    );
+    if (opts.ui) ui = await serveOwnUi(opts, o, profile, controller).catch(async (err: unknown) => {
+      await controller.stop(); // no page (its port is taken?): nothing started is left behind
+      throw err;
+    });
     const report = await controller.ready;
     progress.finish();
-    if (supervisor) o.out(JSON.stringify({ type: 'report', report } satisfies ReportLine));
+    if (supervisor) o.out(reportLine(report));
     if (!opts.json) summarize(o, report, profile.name, opts.onFailure ?? 'rollback');
     if (report.outcome === 'interrupted') return ExitCode.interrupted;
     if (report.outcome === 'failed') return ExitCode.stackFailed;
@@ -135,23 +127,50 @@ async function foreground(opts: UpOptions, o: Output, { profile, graph, plan: th
     await controller.done;
     return interrupt.signal.aborted ? ExitCode.interrupted : ExitCode.ok;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    process.off(RELIEVE_SIGNAL, onRelieve);
-    await discovery.close();
-    await runtimes.close(); // services run in their own process groups: closing only lets go of them
+    stopAnswering();
+    await controller.done; // discovery and runtimes closed
+    await ui?.close();
   }
+}
+
+/** `up --ui`: the page of `stack ui`, fed by this engine's own events; its stop action stops this run. */
+async function serveOwnUi(opts: UpOptions, o: Output, profile: Planned['profile'], controller: import('../../engine/engine.js').StackController) {
+  const { serveUi } = await import('../../ui/index.js');
+  const ui = await serveUi({
+    profile,
+    stateDir: controller.stateDir,
+    cwd: process.cwd(),
+    ...(opts.var && opts.var.length > 0 ? { vars: opts.var } : {}),
+    ...(opts.vars ? { varsFile: opts.vars } : {}),
+    events: (listener) => controller.subscribe(listener),
+    stopOwnEngine: () => controller.stop(),
+    onWarning: (m) => o.err(`warning: ${m}`),
+  });
+  // stdout holds only events with --json.
+  (opts.json ? o.err : o.out)(`stack ui: ${ui.url}`);
+  return ui;
 }
 
 /** `up --detach`: start the supervisor, show its progress until the stack is up or it has ended. */
 async function detach(opts: UpOptions, o: Output, { ref, profile, plan: thePlan }: Planned): Promise<number> {
   const { stateDirOf } = await import('../../engine/state.js');
-  const { startSupervisor } = await import('../../engine/supervisor.js');
+  const { parseSupervisorLine, startSupervisor, supervisorArgs } = await import('../../engine/supervisor.js');
   const supervisor = await startSupervisor({
-    argv: [process.execPath, STACK_BIN, ...supervisorArgs(opts, profile, ref)],
+    argv: [
+      process.execPath,
+      STACK_BIN,
+      ...supervisorArgs({
+        profile: profile.source.file ?? profile.source.builtin ?? ref,
+        onFailure: opts.onFailure ?? 'rollback',
+        services: opts.service ?? [],
+        ...(opts.vars ? { varsFile: path.resolve(opts.vars) } : {}),
+        ...(opts.pull ? { pull: opts.pull } : {}),
+      }),
+    ],
     cwd: process.cwd(),
-    env: { ...process.env, [SUPERVISOR_ENV]: '1' },
+    env: process.env,
     stateDir: stateDirOf(profile),
+    input: { vars: opts.var ?? [] },
   });
   const progress = createProgress(o, { json: Boolean(opts.json), services: [...thePlan.services.map((s) => s.name), ...thePlan.blocked.map((b) => b.service)] });
   let interrupted = false;
@@ -169,7 +188,7 @@ async function detach(opts: UpOptions, o: Output, { ref, profile, plan: thePlan 
   let report: StartupReport | undefined;
   try {
     const ended = await supervisor.follow((line) => {
-      const parsed = parseLine(line);
+      const parsed = parseSupervisorLine(line);
       if (!parsed) {
         o.err(line); // its error messages (invalid templates, a locked stack, …)
         return false;
@@ -200,31 +219,6 @@ async function detach(opts: UpOptions, o: Output, { ref, profile, plan: thePlan 
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-  }
-}
-
-/** The supervisor's command line: this `up`, without `--detach`, every path absolute. */
-function supervisorArgs(opts: UpOptions, profile: Profile, ref: string): string[] {
-  // `--name=value`: a value starting with a dash must not read as an option.
-  return [
-    'up',
-    '--json',
-    `--profile=${profile.source.file ?? profile.source.builtin ?? ref}`,
-    `--on-failure=${opts.onFailure ?? 'rollback'}`,
-    ...(opts.service ?? []).map((s) => `--service=${s}`),
-    ...(opts.var ?? []).map((v) => `--var=${v}`),
-    ...(opts.vars ? [`--vars=${path.resolve(opts.vars)}`] : []),
-    ...(opts.pull ? [`--pull=${opts.pull}`] : []),
-  ];
-}
-
-/** An engine event or the report, from one line of the supervisor's output; undefined for text. */
-function parseLine(line: string): EngineEvent | ReportLine | undefined {
-  try {
-    const value = JSON.parse(line) as unknown;
-    return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string' ? (value as EngineEvent | ReportLine) : undefined;
-  } catch {
-    return undefined;
   }
 }
 

@@ -1,0 +1,467 @@
+/**
+ * One run of `startStack` (engine.ts explains the choices): it owns the run's state — the
+ * services' lifecycles, the gates, the phase, the lock, the state file — and ties the parts
+ * together: the scheduler (scheduler.ts) says which units start, each service's lifecycle
+ * (lifecycle.ts) brings it up and watches it, the stopper (stopper.ts) stops it all.
+ */
+import { InterruptedError } from '../errors.js';
+import type { Plan, StackGraph } from '../plan/types.js';
+import type { HealthStrategy } from '../health/types.js';
+import type { HealthStrategyName, Profile, RuntimeName, ServiceSpec } from '../profile/types.js';
+import type { Runtime } from '../runtime/types.js';
+import { realClock, type Clock } from '../util/clock.js';
+import { findInstances, sortOut, type SortedInstances } from './converge.js';
+import { recordingRenderer, serveControl, type ControlHandlers, type ControlServer } from './control.js';
+import type { RenderConfigs, StackController, StartStackInput, StartStackOptions } from './engine.js';
+import { createLocalGates, type LocalGates } from './gates.js';
+import { errorText, ServiceLifecycle, type LifecycleHost, type LifecycleSettings } from './lifecycle.js';
+import { acquireLock, type StackLock } from './lock.js';
+import { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.js';
+import { decide, unitsAffectedBy, unitsOf, type Unit } from './scheduler.js';
+import { createStateWriter, readStateFile, removeStateFile, stateDirOf, type StackStateFile, type StateWriter } from './state.js';
+import { stopTargets, type StopTarget } from './stopper.js';
+import { SETTLED_STATES, type EngineEvent, type ServiceState, type ServiceStatus, type StackPhase, type StartupReport } from './types.js';
+
+const EMPTY_FOUND: SortedInstances = { previous: new Map(), obsolete: [], carried: [], retired: [] };
+
+export class StackRun implements LifecycleHost {
+  readonly stack: string;
+  readonly profile: Profile;
+  readonly graph: StackGraph;
+  readonly stateDir: string;
+  readonly clock: Clock;
+  readonly runtimes: RuntimeSet;
+  readonly discovery: StartStackOptions['discovery'];
+  readonly renderConfigs: RenderConfigs | undefined;
+  readonly gates: LocalGates;
+  readonly settings: LifecycleSettings;
+  readonly strategyFor: ((name: HealthStrategyName) => HealthStrategy) | undefined;
+  private readonly plan: Plan;
+  private readonly ownsRuntimes: boolean;
+  private readonly t0: number;
+  private readonly startedAtIso = new Date().toISOString();
+  private readonly listeners = new Set<(e: EngineEvent) => void>();
+  private readonly lifecycles = new Map<string, ServiceLifecycle>();
+  private readonly writer: StateWriter;
+  private phase: StackPhase = 'starting';
+  private lock: StackLock | undefined;
+  private stopping: Promise<void> | undefined;
+  private finished = false;
+  /** What already ran when this `up` began (a converge); empty for a fresh start. */
+  private found: SortedInstances = EMPTY_FOUND;
+  /** Services not yet settled; kept as a count so a state change costs O(1) here. */
+  private unsettled = 0;
+  private unitOf = new Map<string, Unit>();
+  private readonly launched = new Set<Unit>();
+  /** Units whose gates may have changed since the scheduler last looked. */
+  private readonly dirty = new Set<Unit>();
+  private scheduled = false;
+  private readonly allSettled = deferred();
+  private readonly done = deferred();
+  /** The control channel (`stack ui`'s actions and events), while this run holds the lock. */
+  private control: ControlServer | undefined;
+  /** Why a service's next render happens, when asked for from outside (control.ts). */
+  private readonly renderReasons = new Map<string, string>();
+
+  constructor(
+    input: StartStackInput,
+    private readonly opts: StartStackOptions,
+  ) {
+    this.profile = input.profile;
+    this.graph = input.graph;
+    this.plan = input.plan;
+    this.stack = input.plan.stack;
+    this.clock = opts.clock ?? realClock;
+    this.stateDir = opts.stateDir ?? stateDirOf(this.profile, opts.cwd);
+    this.runtimes = runtimeSetOf(opts.runtimes, this.stateDir, this.profile);
+    this.ownsRuntimes = !opts.runtimes;
+    this.discovery = opts.discovery;
+    this.renderConfigs = opts.renderConfigs && recordingRenderer(opts.renderConfigs, this.stateDir, (name) => this.renderReason(name));
+    this.strategyFor = opts.strategyFor;
+    const { coordination, discovery } = this.profile;
+    this.settings = {
+      dependencyTimeoutMs: coordination.dependencyTimeoutMs,
+      healthChecks: coordination.enableHealthChecks,
+      settleMs: opts.settleMs ?? 200,
+      ttlMs: discovery.ttlMs,
+      heartbeatIntervalMs: discovery.heartbeatIntervalMs,
+    };
+    this.t0 = this.clock.now();
+    this.gates = createLocalGates(this.graph);
+    if (opts.onEvent) this.listeners.add(opts.onEvent);
+    this.writer = createStateWriter(this.stateDir, (err) => this.warn(`cannot write the state file: ${errorText(err)}`));
+  }
+
+  controller(): StackController {
+    const ready = this.run();
+    ready.catch(() => undefined);
+    return {
+      stack: this.stack,
+      stateDir: this.stateDir,
+      ready,
+      done: this.done.promise,
+      status: () => [...this.lifecycles.values()].map((s) => structuredClone(s.status)),
+      subscribe: (listener) => {
+        this.listeners.add(listener);
+        return () => this.listeners.delete(listener);
+      },
+      stop: (stopOpts = {}) => this.stopAll(stopOpts.timeoutMs),
+      detach: () => this.detach(),
+    };
+  }
+
+  // ---- LifecycleHost --------------------------------------------------------------------------
+
+  lifecycle(service: string): ServiceLifecycle | undefined {
+    return this.lifecycles.get(service);
+  }
+
+  all(): Iterable<ServiceLifecycle> {
+    return this.lifecycles.values();
+  }
+
+  emit(event: EngineEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // a listener's bug must not break the engine
+      }
+    }
+  }
+
+  warn(message: string, service?: string): void {
+    this.emit({ type: 'warning', message, ...(service ? { service } : {}) });
+  }
+
+  persist(): void {
+    if (!this.finished) this.writer.save(() => this.snapshot());
+  }
+
+  setState(s: ServiceLifecycle, state: ServiceState, reason?: string): void {
+    const previous = s.status.state;
+    const now = this.clock.now();
+    this.unsettled += (SETTLED_STATES.has(previous) ? 1 : 0) - (SETTLED_STATES.has(state) ? 1 : 0);
+    s.status.state = state;
+    if (reason !== undefined) s.status.reason = reason;
+    else if (state !== 'stopped' && state !== 'stopping') delete s.status.reason;
+    const elapsedMs = now - s.since;
+    s.since = now;
+    const pid = s.status.handle?.pid;
+    this.emit({ type: 'state', service: s.name, state, previous, elapsedMs, ...(reason !== undefined ? { reason } : {}), ...(pid !== undefined ? { pid } : {}) });
+    this.gates.record(s.name, { state, kind: s.spec.kind, started: s.status.started, ...(s.status.reason ? { reason: s.status.reason } : {}) });
+    this.persist();
+    this.checkSettled();
+  }
+
+  // ---- state ----------------------------------------------------------------------------------
+
+  private snapshot(): StackStateFile {
+    const { profile, lock } = this;
+    return {
+      version: 1,
+      stack: this.stack,
+      owner: { pid: process.pid, ...(lock?.info.processStartTime ? { processStartTime: lock.info.processStartTime } : {}), startedAt: this.startedAtIso },
+      phase: this.phase,
+      updatedAt: new Date().toISOString(),
+      profile: { ...(profile.source.file ? { file: profile.source.file } : {}), ...(profile.source.builtin ? { builtin: profile.source.builtin } : {}) },
+      services: Object.fromEntries([...this.found.carried.map((s) => [s.name, s] as const), ...[...this.lifecycles].map(([name, s]) => [name, s.status] as const)]),
+    };
+  }
+
+  private setPhase(next: StackPhase): void {
+    this.phase = next;
+    this.emit({ type: 'stack', stack: this.stack, phase: next, elapsedMs: this.clock.now() - this.t0 });
+    this.persist();
+  }
+
+  private checkSettled(): void {
+    if (this.unsettled === 0) this.allSettled.resolve();
+  }
+
+  // ---- scheduling -----------------------------------------------------------------------------
+
+  private readonly onGateChange = (service: string): void => {
+    for (const unit of unitsAffectedBy(service, this.graph, this.unitOf)) if (!this.launched.has(unit)) this.dirty.add(unit);
+    if (this.dirty.size === 0 || this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.schedule();
+    });
+  };
+
+  private schedule(): void {
+    if (this.stopping || this.phase !== 'starting') return;
+    const units = [...this.dirty].filter((unit) => !this.launched.has(unit));
+    this.dirty.clear();
+    for (const decision of decide(units, this.graph, this.gates, (name) => this.lifecycles.has(name))) {
+      this.launched.add(decision.unit);
+      for (const name of decision.unit.members) {
+        const s = this.lifecycles.get(name)!;
+        if (decision.kind === 'block') {
+          this.setState(s, 'blocked', decision.reason);
+          continue;
+        }
+        for (const w of decision.warnings) this.warn(w, name);
+        s.launch();
+      }
+    }
+  }
+
+  // ---- the run --------------------------------------------------------------------------------
+
+  private async run(): Promise<StartupReport> {
+    const warnings: string[] = [];
+    this.listeners.add((e) => {
+      if (e.type === 'warning') warnings.push(e.service ? `${e.service}: ${e.message}` : e.message);
+    });
+    const runServices = this.plan.services.flatMap((p) => this.graph.services.get(p.name) ?? []);
+    await this.prepare(runServices);
+    this.createLifecycles(runServices);
+    this.setPhase('starting');
+    await this.retireObsolete();
+    for (const s of this.lifecycles.values()) {
+      if (s.status.state === 'pending') this.setState(s, 'waiting');
+      else this.gates.record(s.name, { state: s.status.state, kind: s.spec.kind, started: false });
+    }
+    this.gates.subscribe(this.onGateChange);
+    this.listenForAbort();
+    this.schedule();
+    this.checkSettled();
+    await Promise.race([this.allSettled.promise, this.done.promise, this.stopping ?? new Promise<never>(() => {})]);
+    return this.conclude(warnings);
+  }
+
+  /** Before anything starts: the lock, what runs already, and each runtime's preparation. */
+  private async prepare(runServices: ServiceSpec[]): Promise<void> {
+    const { opts, stack, runtimes } = this;
+    try {
+      this.lock = await acquireLock(this.stateDir, stack, opts.detached ? { command: 'up --detach', detached: true, clock: this.clock } : { clock: this.clock });
+      const lastState = await readStateFile(this.stateDir);
+      const blocked = this.plan.blocked.flatMap((b) => this.graph.services.get(b.service) ?? []);
+      const planned = [...runServices, ...blocked];
+      const instances = await findInstances(stack, runtimes, new Set(planned.map((s) => s.runtime)), lastState, (m) => this.warn(m));
+      this.found = sortOut(instances, this.graph, new Set(planned.map((s) => s.name)), lastState);
+      const byRuntime = new Map<RuntimeName, ServiceSpec[]>();
+      for (const spec of runServices) byRuntime.set(spec.runtime, [...(byRuntime.get(spec.runtime) ?? []), spec]);
+      for (const [name, specs] of byRuntime) await (await runtimes.get(name)).prepare(stack, specs, opts.signal ? { signal: opts.signal } : {});
+      this.control = await serveControl(this.stateDir, this.controlHandlers(), (m) => this.warn(m));
+    } catch (err) {
+      await this.lock?.release();
+      if (this.ownsRuntimes) await runtimes.close();
+      this.done.resolve();
+      // Ctrl-C while preparing (pulling images): that is an interruption, not an error.
+      if (opts.signal?.aborted) throw new InterruptedError(String(opts.signal.reason ?? 'SIGINT'));
+      throw err;
+    }
+  }
+
+  private createLifecycles(runServices: ServiceSpec[]): void {
+    for (const spec of runServices) {
+      if (spec.replicas > 1) this.warn(`replicas: ${spec.replicas} is not supported yet; starting one instance`, spec.name);
+      this.lifecycles.set(spec.name, new ServiceLifecycle(this, spec, this.statusOf(spec)));
+    }
+    for (const b of this.plan.blocked) {
+      const spec = this.graph.services.get(b.service);
+      if (spec) this.lifecycles.set(spec.name, new ServiceLifecycle(this, spec, { ...this.statusOf(spec), state: 'blocked', reason: b.reason }));
+    }
+    // A running instance is shown (and stopped, should this run stop) until `start` keeps or replaces it.
+    for (const [name, { handle, runtime }] of this.found.previous) this.lifecycles.get(name)!.adopt(handle, runtime);
+    this.unsettled = [...this.lifecycles.values()].filter((s) => !SETTLED_STATES.has(s.status.state)).length;
+    this.unitOf = unitsOf(this.plan.groups, runServices.map((s) => s.name));
+    for (const unit of this.unitOf.values()) this.dirty.add(unit); // every unit is looked at once
+  }
+
+  private statusOf(spec: ServiceSpec): ServiceStatus {
+    const healthChecks = this.settings.healthChecks;
+    return {
+      name: spec.name,
+      kind: spec.kind,
+      state: 'pending',
+      started: false,
+      health: spec.kind === 'task' || !healthChecks || !spec.healthCheck ? 'none' : 'unknown',
+      restarts: 0,
+      dependsOn: this.graph.dependenciesOf(spec.name).map((e) => e.to),
+      stopSignal: spec.stopSignal,
+      stopGracePeriodMs: spec.stopGracePeriodMs,
+    };
+  }
+
+  private listenForAbort(): void {
+    const signal = this.opts.signal;
+    if (!signal) return;
+    const onAbort = () => void this.stopAll();
+    if (signal.aborted) void this.stopAll();
+    signal.addEventListener('abort', onAbort, { once: true });
+    void this.done.promise.then(() => signal.removeEventListener('abort', onAbort));
+  }
+
+  /** Startup is over: up, or failed (rolled back unless `leave`), or interrupted. */
+  private async conclude(warnings: string[]): Promise<StartupReport> {
+    if (this.stopping) {
+      await this.stopping;
+      return this.report('interrupted', warnings);
+    }
+    const bad = [...this.lifecycles.values()].some((s) => s.status.state === 'failed' || s.status.state === 'blocked');
+    if (!bad) {
+      this.setPhase('up');
+      if (this.opts.supervise ?? true) for (const s of this.lifecycles.values()) s.watch();
+      return this.report('up', warnings);
+    }
+    if ((this.opts.onFailure ?? 'rollback') === 'rollback') {
+      const before = this.report('failed', warnings);
+      await this.stopAll();
+      // Keep why each service failed; the rollback itself stopped the rest.
+      const after = this.report('failed', warnings);
+      return { ...after, failed: before.failed, blocked: before.blocked };
+    }
+    this.setPhase('failed');
+    await this.finish(false);
+    return this.report('failed', warnings);
+  }
+
+  private report(outcome: StartupReport['outcome'], warnings: string[]): StartupReport {
+    const services = [...this.lifecycles.values()].map((s) => structuredClone(s.status));
+    return {
+      outcome,
+      services,
+      failed: services.filter((s) => s.state === 'failed').map((s) => ({ service: s.name, reason: s.reason ?? 'failed' })),
+      blocked: services.filter((s) => s.state === 'blocked').map((s) => ({ service: s.name, reason: s.reason ?? '' })),
+      warnings: [...warnings],
+      elapsedMs: this.clock.now() - this.t0,
+    };
+  }
+
+  // ---- the control channel (control.ts) ------------------------------------------------------
+
+  private controlHandlers(): ControlHandlers {
+    const running = (service: string) => {
+      const s = this.lifecycles.get(service);
+      if (!s) throw new Error(`stack '${this.stack}' runs no service '${service}'`);
+      if (this.stopping || this.phase === 'stopping' || this.phase === 'stopped') throw new Error(`stack '${this.stack}' is stopping`);
+      if (this.phase === 'starting') throw new Error(`stack '${this.stack}' is still starting; try again once it is up`);
+      return s;
+    };
+    return {
+      subscribe: (listener) => {
+        this.listeners.add(listener);
+        return () => this.listeners.delete(listener);
+      },
+      restart: async (service) => {
+        const s = running(service);
+        this.renderReasons.set(service, 'restart requested (stack ui)');
+        await s.restartOnRequest().catch((err: unknown) => {
+          this.renderReasons.delete(service);
+          throw err;
+        });
+      },
+      render: async (service) => {
+        const s = running(service);
+        this.renderReasons.set(service, 're-render requested (stack ui)');
+        return s.renderOnRequest().finally(() => this.renderReasons.delete(service));
+      },
+    };
+  }
+
+  private renderReason(service: string): string {
+    const asked = this.renderReasons.get(service);
+    this.renderReasons.delete(service);
+    if (asked) return asked;
+    const restarts = this.lifecycles.get(service)?.status.restarts ?? 0;
+    return restarts > 0 ? `restart ${restarts} (restart policy)` : 'started by `stack up`';
+  }
+
+  // ---- stopping -------------------------------------------------------------------------------
+
+  private stopAll(graceOverrideMs?: number): Promise<void> {
+    this.stopping ??= (async () => {
+      this.setPhase('stopping');
+      for (const s of this.lifecycles.values()) s.cancel(); // cancel waits and monitors at once
+      const errors = await stopTargets(
+        [...this.lifecycles.values()].map((s) => s.stopTarget()),
+        this.stopperOptions(graceOverrideMs),
+      );
+      for (const { name, error } of errors) this.warn(`could not stop '${name}': ${errorText(error)}`, name);
+      for (const runtime of this.runtimes.created()) await runtime.teardown(this.stack).catch(() => undefined);
+      this.setPhase('stopped');
+      await this.finish(true);
+    })();
+    return this.stopping;
+  }
+
+  private stopperOptions(timeoutMs?: number) {
+    return {
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      ...(this.discovery ? { discovery: this.discovery } : {}),
+      onDeregisterError: (service: string, err: unknown) => this.warn(`could not deregister '${service}': ${errorText(err)}`, service),
+    };
+  }
+
+  private async detach(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    for (const s of this.lifecycles.values()) await s.detach();
+    this.setPhase('detached');
+    await this.finish(false);
+  }
+
+  /** Write the last state (or remove it once nothing runs), release the lock and runtimes. */
+  private async finish(removeState: boolean): Promise<void> {
+    await this.writer.flush();
+    this.finished = true;
+    await this.control?.close();
+    // Unselected services of an earlier run still run: their state stays for `status` and `down`.
+    if (removeState && this.found.carried.length === 0) await removeStateFile(this.stateDir);
+    await this.lock?.release();
+    if (this.ownsRuntimes) await this.runtimes.close();
+    this.done.resolve();
+  }
+
+  /**
+   * Converging: stop the instances of services this run no longer has (dependents first, as
+   * `down` would), before anything starts, and drop registrations nobody renews any more.
+   */
+  private async retireObsolete(): Promise<void> {
+    const { found } = this;
+    const byService = new Map<string, typeof found.obsolete>();
+    for (const instance of found.obsolete) byService.set(instance.handle.service, [...(byService.get(instance.handle.service) ?? []), instance]);
+    const targets = [...byService].map(([service, instances]) => this.obsoleteTarget(service, instances));
+    const errors = await stopTargets(targets);
+    for (const { name, error } of errors) this.warn(`could not stop the obsolete instance of '${name}': ${errorText(error)}`, name);
+    if (!this.discovery) return;
+    for (const status of found.retired) {
+      const reg = status.registration;
+      if (reg) await this.discovery.deregister(reg.service, reg.id).catch((err) => this.warn(`could not deregister '${reg.service}': ${errorText(err)}`, reg.service));
+    }
+  }
+
+  private obsoleteTarget(service: string, instances: SortedInstances['obsolete']): StopTarget {
+    const known = this.found.retired.find((s) => s.name === service);
+    const spec = this.graph.services.get(service);
+    const reason = instances.map((i) => i.reason).join('; ');
+    let since = 0;
+    return {
+      name: service,
+      dependsOn: known?.dependsOn ?? this.graph.dependenciesOf(service).map((e) => e.to),
+      resolve: () => ({ instances, stopSignal: known?.stopSignal ?? spec?.stopSignal ?? 'SIGTERM', gracePeriodMs: known?.stopGracePeriodMs ?? spec?.stopGracePeriodMs ?? 10_000 }),
+      onStopping: () => {
+        since = this.clock.now();
+        const pid = instances[0]?.handle.pid;
+        this.emit({ type: 'state', service, state: 'stopping', previous: 'healthy', elapsedMs: 0, reason, ...(pid !== undefined ? { pid } : {}) });
+      },
+      onStopped: () => this.emit({ type: 'state', service, state: 'stopped', previous: 'stopping', elapsedMs: this.clock.now() - since, reason }),
+    };
+  }
+}
+
+function runtimeSetOf(given: StartStackOptions['runtimes'], stateDir: string, profile: Profile): RuntimeSet {
+  if (!given) return createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm });
+  if ('get' in given && typeof given.get === 'function') return given as RuntimeSet;
+  return fixedRuntimeSet(given as Partial<Record<RuntimeName, Runtime>>);
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
