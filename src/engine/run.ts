@@ -6,6 +6,7 @@
  */
 import { InterruptedError } from '../errors.js';
 import type { DependencyGraph, Plan } from '../graph/types.js';
+import type { ServiceInstance } from '../discovery/types.js';
 import type { HealthStrategy } from '../health/types.js';
 import type { HealthStrategyName, Profile, RuntimeName, ServiceSpec } from '../profile/types.js';
 import type { Runtime } from '../runtime/types.js';
@@ -15,6 +16,7 @@ import type { RenderConfigs, StackController, StartStackInput, StartStackOptions
 import { createLocalGates, type LocalGates } from './gates.js';
 import { errorText, ServiceLifecycle, type LifecycleHost, type LifecycleSettings } from './lifecycle.js';
 import { acquireLock, type StackLock } from './lock.js';
+import { TemplateReloader } from './reload.js';
 import { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.js';
 import { decide, unitsAffectedBy, unitsOf, type Unit } from './scheduler.js';
 import { createStateWriter, readStateFile, removeStateFile, stateDirOf, type StackStateFile, type StateWriter } from './state.js';
@@ -57,6 +59,11 @@ export class StackRun implements LifecycleHost {
   private scheduled = false;
   private readonly allSettled = deferred();
   private readonly done = deferred();
+  /** After startup: templates follow discovery (with `rerender` and a discovery that can look up). */
+  private readonly reloader: TemplateReloader | undefined;
+  /** After startup: services down (not healthy) since; their required dependents are blocked after `dependencyTimeout`. */
+  private readonly down = new Map<string, AbortController>();
+  private readonly supervising = new AbortController();
 
   constructor(
     input: StartStackInput,
@@ -84,6 +91,7 @@ export class StackRun implements LifecycleHost {
     this.t0 = this.clock.now();
     this.gates = createLocalGates(this.graph);
     if (opts.onEvent) this.listeners.add(opts.onEvent);
+    if (opts.rerender && opts.discovery?.backends.some((b) => b.capabilities.watch || b.capabilities.lookup) && (opts.supervise ?? true)) this.reloader = new TemplateReloader(this, opts.discovery, opts.rerender);
     this.writer = createStateWriter(this.stateDir, (err) => this.warn(`cannot write the state file: ${errorText(err)}`));
   }
 
@@ -125,6 +133,32 @@ export class StackRun implements LifecycleHost {
     }
   }
 
+  watching(s: ServiceLifecycle): void {
+    this.reloader?.follow(s);
+  }
+
+  recordsFor(service: string): ServiceInstance[] {
+    return this.reloader?.recordsFor(service) ?? [];
+  }
+
+  /** A dependency came back from a restart: each dependent reacts as its edge says. */
+  restarted(s: ServiceLifecycle, reason: string): void {
+    if (this.phase !== 'up' || this.stopping) return;
+    for (const edge of this.graph.dependentsOf(s.name)) {
+      const dependent = this.lifecycles.get(edge.from);
+      const dep = dependent?.spec.dependencies.find((d) => d.name === s.name);
+      if (!dependent || !dep) continue;
+      const reaction = dep.onDependencyRestart ?? (dep.type === 'required' ? 'restart' : 'rerender');
+      const why = `dependency '${s.name}' was restarted (${reason})`;
+      if (reaction === 'restart' && dependent.running) {
+        this.emit({ type: 'reload', service: dependent.name, action: 'restart', reason: why });
+        void dependent.restartNow(why);
+      } else if (reaction === 'rerender') {
+        this.reloader?.poke(dependent, why);
+      }
+    }
+  }
+
   warn(message: string, service?: string): void {
     this.emit({ type: 'warning', message, ...(service ? { service } : {}) });
   }
@@ -147,6 +181,7 @@ export class StackRun implements LifecycleHost {
     this.gates.record(s.name, { state, kind: s.spec.kind, started: s.status.started, ...(s.status.reason ? { reason: s.status.reason } : {}) });
     this.persist();
     this.checkSettled();
+    if (this.phase === 'up') this.afterStartup(s, state);
   }
 
   // ---- state ----------------------------------------------------------------------------------
@@ -172,6 +207,59 @@ export class StackRun implements LifecycleHost {
 
   private checkSettled(): void {
     if (this.unsettled === 0) this.allSettled.resolve();
+  }
+
+  // ---- after startup: required dependencies that stay down -----------------------------------
+
+  /**
+   * A service that stops being healthy after startup gets `dependencyTimeout` to come back; then
+   * its required dependents are stopped and shown `blocked` (theirs in turn at once), and started
+   * again once every required dependency of theirs is healthy again.
+   */
+  private afterStartup(s: ServiceLifecycle, state: ServiceState): void {
+    if (this.stopping) return;
+    if (state === 'healthy' || state === 'completed') {
+      this.down.get(s.name)?.abort();
+      this.down.delete(s.name);
+      this.unblockDependents(s.name);
+      return;
+    }
+    if (state === 'blocked') return this.blockDependents(s.name);
+    if (state === 'stopping' || state === 'stopped' || this.down.has(s.name)) return;
+    const timer = new AbortController();
+    this.down.set(s.name, timer);
+    this.clock.sleep(this.settings.dependencyTimeoutMs, AbortSignal.any([timer.signal, this.supervising.signal])).then(
+      () => {
+        this.down.delete(s.name);
+        const now = s.status.state as ServiceState;
+        if (now !== 'healthy' && now !== 'completed') this.blockDependents(s.name);
+      },
+      () => undefined,
+    );
+  }
+
+  private requiredDependents(service: string): ServiceLifecycle[] {
+    return this.graph
+      .dependentsOf(service)
+      .filter((e) => this.graph.services.get(e.from)?.dependencies.find((d) => d.name === service)?.type === 'required')
+      .flatMap((e) => this.lifecycles.get(e.from) ?? []);
+  }
+
+  private blockDependents(service: string): void {
+    for (const d of this.requiredDependents(service)) void d.block(`required dependency '${service}' is down for longer than dependencyTimeout (${this.settings.dependencyTimeoutMs} ms)`);
+  }
+
+  private unblockDependents(service: string): void {
+    for (const d of this.requiredDependents(service)) {
+      if (d.status.state !== 'blocked') continue;
+      const requiredUp = d.spec.dependencies
+        .filter((dep) => dep.type === 'required')
+        .every((dep) => {
+          const state = this.lifecycles.get(dep.name)?.status.state;
+          return state === undefined || state === 'healthy' || state === 'completed';
+        });
+      if (requiredUp) d.unblock(`required dependency '${service}' is back`);
+    }
   }
 
   // ---- scheduling -----------------------------------------------------------------------------
@@ -332,6 +420,7 @@ export class StackRun implements LifecycleHost {
   private stopAll(graceOverrideMs?: number): Promise<void> {
     this.stopping ??= (async () => {
       this.setPhase('stopping');
+      this.endSupervision();
       for (const s of this.lifecycles.values()) s.cancel(); // cancel waits and monitors at once
       const errors = await stopTargets(
         [...this.lifecycles.values()].map((s) => s.stopTarget()),
@@ -355,9 +444,15 @@ export class StackRun implements LifecycleHost {
 
   private async detach(): Promise<void> {
     if (this.stopping) return this.stopping;
+    this.endSupervision();
     for (const s of this.lifecycles.values()) await s.detach();
     this.setPhase('detached');
     await this.finish(false);
+  }
+
+  private endSupervision(): void {
+    this.supervising.abort();
+    this.reloader?.close();
   }
 
   /** Write the last state (or remove it once nothing runs), release the lock and runtimes. */

@@ -17,12 +17,12 @@ import { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.j
 import { stateDirOf } from './state.js';
 import { readStackStatus, type StackStatusView } from './status.js';
 import { stopStack, type StopReport } from './stop.js';
-import { createTemplateRenderer } from './templates.js';
+import { createTemplateHooks } from './templates.js';
 import type { EngineEvent, ServiceStatus, StartupReport } from './types.js';
 
 type GivenRuntimes = RuntimeSet | Partial<Record<RuntimeName, Runtime>>;
 
-export interface UpStackOptions extends Omit<StartStackOptions, 'runtimes' | 'discovery' | 'renderConfigs'> {
+export interface UpStackOptions extends Omit<StartStackOptions, 'runtimes' | 'discovery' | 'renderConfigs' | 'rerender'> {
   /** Default: created from the profile (the process runtime; Docker imported on first use). */
   runtimes?: GivenRuntimes;
   /** Default: created from the profile's `discovery` and checked first (unreachable: exit 3). */
@@ -88,7 +88,7 @@ export function upStack(input: StartStackInput, opts: UpStackOptions = {}): Stac
 }
 
 interface Wiring {
-  engine: Pick<StartStackOptions, 'runtimes' | 'discovery' | 'renderConfigs'>;
+  engine: Pick<StartStackOptions, 'runtimes' | 'discovery' | 'renderConfigs' | 'rerender'>;
   /** Close what was created here (not what the caller gave). */
   close(): Promise<void>;
 }
@@ -103,12 +103,12 @@ async function wire({ profile, plan }: StartStackInput, opts: UpStackOptions, st
   };
   try {
     await discovery.check(); // unreachable discovery: exit 3 before anything starts
-    const renderConfigs = await createTemplateRenderer(
+    const hooks = await createTemplateHooks(
       profile,
       plan.services.map((s) => s.name),
-      { stateDir, ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.vars ? { vars: opts.vars } : {}), ...(opts.varsFile ? { varsFile: opts.varsFile } : {}) },
+      { stateDir, discovery, ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.vars ? { vars: opts.vars } : {}), ...(opts.varsFile ? { varsFile: opts.varsFile } : {}) },
     );
-    return { engine: { runtimes, discovery, ...(renderConfigs ? { renderConfigs } : {}) }, close };
+    return { engine: { runtimes, discovery, ...(hooks ? { renderConfigs: hooks.renderConfigs, rerender: hooks.rerender } : {}) }, close };
   } catch (err) {
     await close();
     throw err;

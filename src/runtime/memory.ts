@@ -47,6 +47,8 @@ export interface MemoryInstance {
   exited?: ExitInfo;
   /** How it was stopped (absent when it exited by itself or runs). */
   stoppedWith?: { signal: string; gracePeriodMs: number; killed: boolean };
+  /** Signals sent to it while it ran (`Runtime.signal`), in order. */
+  signals: string[];
 }
 
 export interface MemoryRuntimeOptions {
@@ -114,7 +116,7 @@ export function createMemoryRuntime(opts: MemoryRuntimeOptions): MemoryRuntime {
       pid: 100_000 + nextId,
       startedAt: new Date().toISOString(),
     };
-    const instance: Live = { handle, request: req, attempt, startedAtMs: clock.now(), script, exit, finish, stopTimers: new AbortController() };
+    const instance: Live = { handle, request: req, attempt, startedAtMs: clock.now(), script, exit, finish, stopTimers: new AbortController(), signals: [] };
     all.push(instance);
     if (script.exitAfterMs !== undefined) {
       clock.sleep(script.exitAfterMs, instance.stopTimers.signal).then(
@@ -183,6 +185,11 @@ export function createMemoryRuntime(opts: MemoryRuntimeOptions): MemoryRuntime {
       l.stoppedWith = { signal: stopOpts.signal, gracePeriodMs: stopOpts.gracePeriodMs, killed };
       if (killed) await clock.sleep(stopOpts.gracePeriodMs);
       end(l, { code: null, signal: killed ? 'SIGKILL' : stopOpts.signal });
+    },
+    async signal(handle, signal) {
+      const l = byHandle(handle);
+      if (!l || !live(l)) throw new StackFailedError(`${handle.service} does not run`, { code: 'not_running' });
+      l.signals.push(signal);
     },
     async inspect(handle): Promise<InstanceStatus> {
       const l = byHandle(handle);
