@@ -9,6 +9,7 @@
  * discovery (tests, embedders), which are then not closed here.
  */
 import type { DiscoveryManager } from '../discovery/manager.js';
+import type { DiscoveryEvent } from '../discovery/types.js';
 import type { Profile, RuntimeName } from '../profile/types.js';
 import type { Runtime } from '../runtime/types.js';
 import { buildGraph } from '../graph/graph.js';
@@ -52,7 +53,7 @@ export function upStack(input: StartStackInput, opts: UpStackOptions = {}): Stac
   };
 
   const ready = (async (): Promise<StartupReport> => {
-    const wiring = await wire(input, opts, stateDir).catch((err: unknown) => {
+    const wiring = await wire(input, opts, stateDir, onEvent).catch((err: unknown) => {
       resolveDone();
       throw err;
     });
@@ -94,9 +95,12 @@ interface Wiring {
 }
 
 /** Runtimes, discovery (checked), and the template renderer (every template checked once). */
-async function wire({ profile, plan }: StartStackInput, opts: UpStackOptions, stateDir: string): Promise<Wiring> {
+async function wire({ profile, plan }: StartStackInput, opts: UpStackOptions, stateDir: string, onEvent: (e: EngineEvent) => void): Promise<Wiring> {
   const runtimes = givenRuntimes(opts.runtimes) ?? createRuntimeSet({ stateDir, docker: profile.docker, ...(opts.pull ? { pull: opts.pull } : {}) });
-  const discovery = opts.discovery ?? (await (await import('../discovery/index.js')).createDiscovery(profile.discovery));
+  // What discovery has to say while the stack runs (a backend down, a watch retrying, stale
+  // answers, registrations restored) is a warning in the run's events and the supervisor log.
+  const onDiscoveryEvent = (e: DiscoveryEvent) => onEvent({ type: 'warning', message: `discovery (${e.backend}): ${e.message}`, ...(e.service ? { service: e.service } : {}) });
+  const discovery = opts.discovery ?? (await (await import('../discovery/index.js')).createDiscovery(profile.discovery, { onEvent: onDiscoveryEvent }));
   const close = async () => {
     if (!opts.discovery) await discovery.close();
     if (!opts.runtimes) await runtimes.close(); // services run in their own process groups: closing only lets go of them
