@@ -96,10 +96,15 @@ export class ServiceLifecycle {
     private readonly host: LifecycleHost,
     readonly spec: ServiceSpec,
     status: ServiceStatus,
+    /** `replicas: N`: which one (0 is the service itself, the one dependents are gated on). */
+    readonly replica = 0,
   ) {
     this.status = status;
     this.since = host.clock.now();
   }
+
+  /** Replicas 1…N-1 of this service (on replica 0 only); they follow its reloads. */
+  peers: ServiceLifecycle[] = [];
 
   get name(): string {
     return this.spec.name;
@@ -235,11 +240,14 @@ export class ServiceLifecycle {
     // paths. Host paths mean nothing inside a container, so Docker services do not get them. The
     // profile's own environment may override them.
     const dirs: Record<string, string> = spec.runtime === 'process' ? { STACK_STATE_DIR: path.resolve(stateDir), STACK_CONFIG_DIR: path.resolve(configDir) } : {};
+    // Replicas: each knows its index; a process replica listens on `port + index` (STACK_PORT),
+    // since they share the host. Set for every replica count, so scaling never changes replica 0.
+    const replica: Record<string, string> = { STACK_REPLICA: String(this.replica), ...(spec.runtime === 'process' && spec.port !== undefined ? { STACK_PORT: String(spec.port) } : {}) };
     return {
       stack,
       service: spec,
-      replica: 0,
-      environment: { ...dirs, ...injected, ...spec.environment, ...rendered.environment },
+      replica: this.replica,
+      environment: { ...dirs, ...replica, ...injected, ...spec.environment, ...rendered.environment },
       files: rendered.files,
       configDir,
       stateDir,
@@ -268,7 +276,7 @@ export class ServiceLifecycle {
   /** Dependents with their own check of this service probe it themselves, from now, within `dependencyTimeout`. */
   private checkForDependents(runtime: Runtime, handle: ServiceHandle): void {
     const { graph, gates, clock, settings } = this.host;
-    if (!settings.healthChecks) return;
+    if (!settings.healthChecks || this.replica > 0) return; // dependents are gated on replica 0
     const signal = this.abort.signal;
     for (const edge of graph.dependentsOf(this.name)) {
       const own = graph.services.get(edge.from)?.dependencies.find((d) => d.name === this.name)?.healthCheck;
@@ -298,11 +306,12 @@ export class ServiceLifecycle {
   private async register(): Promise<void> {
     const { stack, discovery, settings } = this.host;
     const spec = this.spec;
+    const { address, port } = this.registeredEndpoint();
     const instance: ServiceInstance = {
-      id: `${stack}-${spec.name}-0`,
+      id: `${stack}-${spec.name}-${this.replica}`,
       service: spec.name,
-      address: spec.address,
-      ...(spec.port !== undefined ? { port: spec.port, url: `http://${spec.address}:${spec.port}` } : {}),
+      address,
+      ...(port !== undefined ? { port, url: `http://${address.includes(':') ? `[${address}]` : address}:${port}` } : {}),
       tags: [...spec.tags],
       meta: { ...spec.meta, stack },
       registeredAt: new Date().toISOString(),
@@ -318,6 +327,21 @@ export class ServiceLifecycle {
     } catch (err) {
       this.host.warn(`could not register '${spec.name}' in discovery: ${errorText(err)}`, spec.name);
     }
+  }
+
+  /**
+   * Where clients reach it. A Docker replica other than 0 publishes its port on an ephemeral host
+   * port (two cannot share one): it is registered at that loopback endpoint. A process replica's
+   * spec already carries `port + index`.
+   */
+  private registeredEndpoint(): { address: string; port?: number } {
+    const { spec, runtime } = this;
+    const handle = this.status.handle;
+    if (this.replica > 0 && spec.port !== undefined && runtime && handle && runtime.name !== 'process') {
+      const ep = runtime.endpoint(handle, spec.port);
+      return { address: ep.host, port: ep.port };
+    }
+    return { address: spec.address, ...(spec.port !== undefined ? { port: spec.port } : {}) };
   }
 
   /** Stop heartbeating; hand back the registration for whoever removes it. */
@@ -342,7 +366,7 @@ export class ServiceLifecycle {
   watch(): void {
     const runtime = this.runtime;
     const handle = this.status.handle;
-    if (!runtime || !handle || this.spec.kind === 'task') return;
+    if (!runtime || !handle || this.spec.kind === 'task' || this.watched) return;
     const watch = new AbortController();
     const signal = AbortSignal.any([this.abort.signal, watch.signal]);
     const check = this.host.settings.healthChecks ? this.spec.healthCheck : undefined;
@@ -391,7 +415,7 @@ export class ServiceLifecycle {
   /** After startup, a dependent's own check of this service keeps running; its verdicts go to the gates and the log. */
   private monitorDependencyChecks(runtime: Runtime, handle: ServiceHandle, signal: AbortSignal): void {
     const { graph, gates, clock, settings } = this.host;
-    if (!settings.healthChecks) return;
+    if (!settings.healthChecks || this.replica > 0) return;
     for (const edge of graph.dependentsOf(this.name)) {
       const own = graph.services.get(edge.from)?.dependencies.find((d) => d.name === this.name)?.healthCheck;
       if (!own || !this.host.lifecycle(edge.from)) continue;

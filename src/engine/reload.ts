@@ -121,15 +121,19 @@ export class TemplateReloader {
       case 'restart':
         if (!s.running) return;
         emit();
-        return s.restartNow(reason);
+        await Promise.all([s, ...s.peers].map((l) => l.restartNow(reason)));
+        return;
       case 'signal': {
         const signal = t.changeSignal ?? 'SIGHUP';
-        try {
-          await s.sendSignal(signal);
-          emit({ signal });
-        } catch (err) {
-          this.host.warn(`could not send ${signal} after ${t.destination} changed: ${errorText(err)}`, s.name);
+        for (const l of [s, ...s.peers]) {
+          if (l !== s && !l.running) continue;
+          try {
+            await l.sendSignal(signal);
+          } catch (err) {
+            this.host.warn(`could not send ${signal} after ${t.destination} changed: ${errorText(err)}`, s.name);
+          }
         }
+        emit({ signal });
         return;
       }
       case 'script': {

@@ -23,7 +23,7 @@ import { createStateWriter, readStateFile, removeStateFile, stateDirOf, type Sta
 import { stopTargets, type StopTarget } from './stopper.js';
 import { SETTLED_STATES, type EngineEvent, type ServiceState, type ServiceStatus, type StackPhase, type StartupReport } from './types.js';
 
-const EMPTY_FOUND: SortedInstances = { previous: new Map(), obsolete: [], carried: [], retired: [] };
+const EMPTY_FOUND: SortedInstances = { previous: new Map(), replicas: [], obsolete: [], carried: [], retired: [] };
 
 export class StackRun implements LifecycleHost {
   readonly stack: string;
@@ -152,7 +152,7 @@ export class StackRun implements LifecycleHost {
       const why = `dependency '${s.name}' was restarted (${reason})`;
       if (reaction === 'restart' && dependent.running) {
         this.emit({ type: 'reload', service: dependent.name, action: 'restart', reason: why });
-        void dependent.restartNow(why);
+        for (const l of [dependent, ...dependent.peers]) void l.restartNow(why);
       } else if (reaction === 'rerender') {
         this.reloader?.poke(dependent, why);
       }
@@ -246,7 +246,8 @@ export class StackRun implements LifecycleHost {
   }
 
   private blockDependents(service: string): void {
-    for (const d of this.requiredDependents(service)) void d.block(`required dependency '${service}' is down for longer than dependencyTimeout (${this.settings.dependencyTimeoutMs} ms)`);
+    const why = `required dependency '${service}' is down for longer than dependencyTimeout (${this.settings.dependencyTimeoutMs} ms)`;
+    for (const d of this.requiredDependents(service)) for (const l of [...d.peers, d]) void l.block(why);
   }
 
   private unblockDependents(service: string): void {
@@ -258,7 +259,7 @@ export class StackRun implements LifecycleHost {
           const state = this.lifecycles.get(dep.name)?.status.state;
           return state === undefined || state === 'healthy' || state === 'completed';
         });
-      if (requiredUp) d.unblock(`required dependency '${service}' is back`);
+      if (requiredUp) for (const l of [d, ...d.peers]) l.unblock(`required dependency '${service}' is back`);
     }
   }
 
@@ -284,10 +285,12 @@ export class StackRun implements LifecycleHost {
         const s = this.lifecycles.get(name)!;
         if (decision.kind === 'block') {
           this.setState(s, 'blocked', decision.reason);
+          for (const p of s.peers) this.setReplicaState(p, 'blocked', decision.reason);
           continue;
         }
         for (const w of decision.warnings) this.warn(w, name);
         s.launch();
+        for (const p of s.peers) p.launch();
       }
     }
   }
@@ -341,8 +344,9 @@ export class StackRun implements LifecycleHost {
 
   private createLifecycles(runServices: ServiceSpec[]): void {
     for (const spec of runServices) {
-      if (spec.replicas > 1) this.warn(`replicas: ${spec.replicas} is not supported yet; starting one instance`, spec.name);
-      this.lifecycles.set(spec.name, new ServiceLifecycle(this, spec, this.statusOf(spec)));
+      const s = new ServiceLifecycle(this, spec, this.statusOf(spec));
+      this.lifecycles.set(spec.name, s);
+      this.createReplicas(s);
     }
     for (const b of this.plan.blocked) {
       const spec = this.graph.services.get(b.service);
@@ -350,9 +354,94 @@ export class StackRun implements LifecycleHost {
     }
     // A running instance is shown (and stopped, should this run stop) until `start` keeps or replaces it.
     for (const [name, { handle, runtime }] of this.found.previous) this.lifecycles.get(name)!.adopt(handle, runtime);
+    for (const { handle, runtime } of this.found.replicas) this.lifecycles.get(handle.service)?.peers.find((p) => p.replica === handle.replica)?.adopt(handle, runtime);
     this.unsettled = [...this.lifecycles.values()].filter((s) => !SETTLED_STATES.has(s.status.state)).length;
     this.unitOf = unitsOf(this.plan.groups, runServices.map((s) => s.name));
     for (const unit of this.unitOf.values()) this.dirty.add(unit); // every unit is looked at once
+  }
+
+  // ---- replicas -------------------------------------------------------------------------------
+
+  /**
+   * `replicas: N` (process and Docker runtimes): replicas 1…N-1 run beside the service (replica
+   * 0), each started, checked, registered (`<stack>-<service>-<i>`), watched and restarted on its
+   * own. Dependents are gated on replica 0 only, and the startup report is about it; the others
+   * show in its status (`replicas`) and events (`<service>#<i>`). A process replica listens on
+   * `port + i` (its check too, when it probes that port), told by STACK_PORT and STACK_REPLICA.
+   */
+  private createReplicas(s: ServiceLifecycle): void {
+    const { spec } = s;
+    if (spec.replicas <= 1 || spec.kind === 'task') return;
+    if (spec.runtime !== 'process' && spec.runtime !== 'docker') {
+      this.warn(`replicas: ${spec.replicas} runs on the process and Docker runtimes only; starting one instance`, spec.name);
+      return;
+    }
+    const host = this.replicaHost();
+    for (let i = 1; i < spec.replicas; i++) {
+      const replicaSpec = replicaSpecOf(spec, i);
+      s.peers.push(new ServiceLifecycle(host, replicaSpec, { ...this.statusOf(replicaSpec), replica: i }, i));
+    }
+    s.status.replicas = s.peers.map((p) => p.status);
+  }
+
+  /** What replicas report to: their own status and events only (gates and the report know replica 0). */
+  private replicaHost(): LifecycleHost {
+    return {
+      stack: this.stack,
+      profile: this.profile,
+      graph: this.graph,
+      stateDir: this.stateDir,
+      clock: this.clock,
+      runtimes: this.runtimes,
+      ...(this.discovery ? { discovery: this.discovery } : {}),
+      ...(this.renderConfigs ? { renderConfigs: this.renderConfigs } : {}),
+      gates: this.gates,
+      settings: this.settings,
+      ...(this.strategyFor ? { strategyFor: this.strategyFor } : {}),
+      lifecycle: (name) => this.lifecycle(name),
+      all: () => this.all(),
+      setState: (r, state, reason) => this.setReplicaState(r, state, reason),
+      emit: (e) => this.emit(e),
+      warn: (m, service) => this.warn(m, service),
+      persist: () => this.persist(),
+      recordsFor: (service) => this.recordsFor(service),
+    };
+  }
+
+  private setReplicaState(r: ServiceLifecycle, state: ServiceState, reason?: string): void {
+    const previous = r.status.state;
+    const now = this.clock.now();
+    r.status.state = state;
+    if (reason !== undefined) r.status.reason = reason;
+    else if (state !== 'stopped' && state !== 'stopping') delete r.status.reason;
+    const elapsedMs = now - r.since;
+    r.since = now;
+    const pid = r.status.handle?.pid;
+    this.emit({ type: 'state', service: `${r.name}#${r.replica}`, state, previous, elapsedMs, ...(reason !== undefined ? { reason } : {}), ...(pid !== undefined ? { pid } : {}) });
+    this.persist();
+    // A replica that comes up after startup is over is watched from then on.
+    if (state === 'healthy' && this.phase === 'up' && (this.opts.supervise ?? true)) r.watch();
+  }
+
+  /** One stop target per service: its replicas' instances go with replica 0's. */
+  private stopTargetOf(s: ServiceLifecycle): StopTarget {
+    const base = s.stopTarget();
+    if (s.peers.length === 0) return base;
+    const peers = s.peers.map((p) => p.stopTarget());
+    return {
+      ...base,
+      resolve: async () => {
+        const [first, ...rest] = await Promise.all([base.resolve(), ...peers.map((p) => p.resolve())]);
+        for (const r of rest) {
+          const reg = r.registration;
+          if (reg && this.discovery) await this.discovery.deregister(reg.service, reg.id).catch((err) => this.warn(`could not deregister '${reg.service}': ${errorText(err)}`, reg.service));
+        }
+        return { ...first!, instances: [first!, ...rest].flatMap((r) => r.instances) };
+      },
+      onNothing: () => [base, ...peers].forEach((t) => t.onNothing?.()),
+      onStopping: (subject) => [base, ...peers].forEach((t) => t.onStopping?.(subject)),
+      onStopped: (subject) => [base, ...peers].forEach((t) => t.onStopped?.(subject)),
+    };
   }
 
   private statusOf(spec: ServiceSpec): ServiceStatus {
@@ -388,7 +477,12 @@ export class StackRun implements LifecycleHost {
     const bad = [...this.lifecycles.values()].some((s) => s.status.state === 'failed' || s.status.state === 'blocked');
     if (!bad) {
       this.setPhase('up');
-      if (this.opts.supervise ?? true) for (const s of this.lifecycles.values()) s.watch();
+      if (this.opts.supervise ?? true) {
+        for (const s of this.lifecycles.values()) {
+          s.watch();
+          for (const p of s.peers) if (p.status.state === 'healthy') p.watch();
+        }
+      }
       return this.report('up', warnings);
     }
     if ((this.opts.onFailure ?? 'rollback') === 'rollback') {
@@ -421,9 +515,9 @@ export class StackRun implements LifecycleHost {
     this.stopping ??= (async () => {
       this.setPhase('stopping');
       this.endSupervision();
-      for (const s of this.lifecycles.values()) s.cancel(); // cancel waits and monitors at once
+      for (const s of this.lifecycles.values()) for (const l of [s, ...s.peers]) l.cancel(); // cancel waits and monitors at once
       const errors = await stopTargets(
-        [...this.lifecycles.values()].map((s) => s.stopTarget()),
+        [...this.lifecycles.values()].map((s) => this.stopTargetOf(s)),
         this.stopperOptions(graceOverrideMs),
       );
       for (const { name, error } of errors) this.warn(`could not stop '${name}': ${errorText(error)}`, name);
@@ -445,7 +539,7 @@ export class StackRun implements LifecycleHost {
   private async detach(): Promise<void> {
     if (this.stopping) return this.stopping;
     this.endSupervision();
-    for (const s of this.lifecycles.values()) await s.detach();
+    for (const s of this.lifecycles.values()) for (const l of [s, ...s.peers]) await l.detach();
     this.setPhase('detached');
     await this.finish(false);
   }
@@ -501,6 +595,14 @@ export class StackRun implements LifecycleHost {
       onStopped: () => this.emit({ type: 'state', service, state: 'stopped', previous: 'stopping', elapsedMs: this.clock.now() - since, reason }),
     };
   }
+}
+
+/** Replica `i` of a service: a process replica listens on `port + i` (and is checked there). */
+function replicaSpecOf(spec: ServiceSpec, i: number): ServiceSpec {
+  if (spec.runtime !== 'process' || spec.port === undefined) return spec;
+  const port = spec.port + i;
+  const check = spec.healthCheck;
+  return { ...spec, port, ...(check ? { healthCheck: { ...check, ...(check.port === spec.port ? { port } : {}) } } : {}) };
 }
 
 function runtimeSetOf(given: StartStackOptions['runtimes'], stateDir: string, profile: Profile): RuntimeSet {

@@ -63,6 +63,10 @@ export interface ServiceStatus {
   registration?: { service: string; id: string };
   /** After startup: the last re-render of its templates, and why it happened. */
   lastRender?: LastRender;
+  /** `replicas: N`: the status of replicas 1…N-1 (this one is replica 0). */
+  replicas?: ServiceStatus[];
+  /** Its replica index when it is one of `replicas` (absent: 0). */
+  replica?: number;
 }
 
 export interface LastRender {

@@ -194,3 +194,66 @@ describe('dependents hear about it', () => {
     expect(s.status('db')).toMatchObject({ state: 'healthy', restarts: 1 });
   });
 });
+
+describe('replicas', () => {
+  it('replicas: N runs N instances, each on its own port and registered; scaling converges without touching the others', async () => {
+    const { startStack } = await import('../../src/engine/engine.js');
+    const { makeStack } = await import('./helpers.js');
+    const api = (replicas: number) => ({ command: [process.execPath], port: 7000, replicas, healthCheck: memCheck({ port: 7000 }), stopGracePeriod: '1s' });
+    const s = await memoryStack({ api: api(3), app: { dependencies: ['api'], templates: [upstreams({ destination: 'app.env' })] } });
+    cleanups.push(s.cleanup);
+    const discovery = await createDiscovery(s.input.profile.discovery);
+    cleanups.push(() => discovery.close());
+    const stateDir = s.input.profile.stateDir!;
+    const run = async (replicas: number) => {
+      const input = makeStack('mem', s.dir, { api: api(replicas), app: { command: [process.execPath], dependencies: ['api'], templates: [upstreams()] } });
+      const hooks = (await createTemplateHooks(input.profile, ['api', 'app'], { stateDir, cwd: s.dir, discovery }))!;
+      const controller = startStack(input, { runtimes: { process: s.runtime }, clock: s.clock, strategyFor: () => s.runtime.health, discovery, onEvent: s.log.push, renderConfigs: hooks.renderConfigs, rerender: hooks.rerender });
+      const report = await drive(s.clock, controller.ready);
+      expect(report.outcome).toBe('up');
+      return controller;
+    };
+    const live = () =>
+      s.runtime
+        .running()
+        .filter((i) => i.handle.service === 'api')
+        .map((i) => ({ replica: i.handle.replica, id: i.handle.id, port: i.request.service.port, env: i.request.environment.STACK_REPLICA }))
+        .sort((a, b) => a.replica - b.replica);
+
+    const first = await run(3);
+    expect(live().map(({ replica, port, env }) => ({ replica, port, env }))).toEqual([
+      { replica: 0, port: 7000, env: '0' },
+      { replica: 1, port: 7001, env: '1' },
+      { replica: 2, port: 7002, env: '2' },
+    ]);
+    expect((await discovery.lookup('api')).map((i) => `${i.id}@${i.port}`)).toEqual(['mem-api-0@7000', 'mem-api-1@7001', 'mem-api-2@7002']);
+    expect(await readFile(path.join(stateDir, 'config', 'app', 'app.env'), 'utf8')).toBe("UPSTREAMS='http://127.0.0.1:7000 http://127.0.0.1:7001 http://127.0.0.1:7002 '\n");
+    expect(first.status().find((st) => st.name === 'api')?.replicas?.map((r) => r.state)).toEqual(['healthy', 'healthy']);
+    const before = live();
+    await drive(s.clock, first.detach());
+
+    // Scale down to 2: replica 2 goes, 0 and 1 are kept as they are.
+    const second = await run(2);
+    expect(live().map((i) => i.id)).toEqual(before.slice(0, 2).map((i) => i.id));
+    expect(s.log.events).toContainEqual(expect.objectContaining({ type: 'state', service: 'api', state: 'stopped', reason: 'replica 2 scaled down' }));
+    await drive(s.clock, second.detach());
+
+    // Scale up to 4: 0 and 1 kept, 2 and 3 new.
+    const third = await run(4);
+    const now = live();
+    expect(now.slice(0, 2).map((i) => i.id)).toEqual(before.slice(0, 2).map((i) => i.id));
+    expect(now.map((i) => i.port)).toEqual([7000, 7001, 7002, 7003]);
+    await drive(s.clock, third.stop());
+    expect(s.runtime.running()).toEqual([]);
+  });
+
+  it('an unhealthy replica is withdrawn and restarted on its own', async () => {
+    const s = await setup({ api: { port: 7000, replicas: 2, healthCheck: memCheck({ port: 7000, retries: 1 }), restart: { policy: 'always', backoff: '100ms' } } });
+    s.runtime.setHealthy('api', false, 1);
+    await s.until((e) => e.type === 'deregistered' && e.id === 'mem-api-1');
+    expect((await s.discovery.lookup('api')).map((i) => i.id)).toEqual(['mem-api-0']);
+    await s.until((e) => e.type === 'state' && e.service === 'api#1' && e.state === 'healthy' && s.attempts('api') === 3);
+    expect((await s.discovery.lookup('api')).map((i) => i.id)).toEqual(['mem-api-0', 'mem-api-1']);
+    expect(s.status('api')).toMatchObject({ restarts: 0, replicas: [expect.objectContaining({ restarts: 1 })] });
+  });
+});
