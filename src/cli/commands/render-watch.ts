@@ -5,7 +5,8 @@
  * Then each selected service's files follow the discovery records their templates name: written
  * (atomically, only when the content changed) into `--out` (`<out>/<service>/<destination>`),
  * after each template's `wait` window, and on a change
- *   --exec CMD    runs CMD through /bin/sh (it is the user's own command line), or
+ *   --exec CMD    runs CMD through /bin/sh (it is the user's own command line), with
+ *                 STACK_SERVICE and STACK_TEMPLATE (the file's path) in its environment, or
  *   --pid PID     is sent --signal (default SIGHUP).
  * A failed render keeps the last good file (a warning); so does an answer that drops every
  * instance while discovery is unreachable. SIGINT/SIGTERM end it (exit 0). `--json`: one JSON
@@ -86,11 +87,15 @@ export async function run(opts: RenderWatchOptions, o: Output): Promise<number> 
           return;
         }
         emit({ type: 'render', service: svc.name, template: t.destination, outcome: outcome.changed ? 'changed' : 'unchanged', reason: why, path: outcome.path });
-        if (outcome.changed) await reload(svc.name, t.destination, `${t.destination} changed (${why})`);
+        if (outcome.changed) await reload(svc.name, t.destination, `${t.destination} changed (${why})`, outcome.path);
       },
       onWarning: (message) => emit({ type: 'warning', message }),
     });
+    // Discovery's watchers hold no reference on the event loop (they must not keep a library
+    // user's process alive): this command lives until it is told to stop.
+    const keepAlive = setInterval(() => undefined, 1 << 30);
     if (!stop.signal.aborted) await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
+    clearInterval(keepAlive);
     await watch.done;
     return ExitCode.ok;
   } finally {
@@ -118,7 +123,7 @@ async function renderOne(
 /** What a changed file does: run --exec (one at a time), or signal --pid. */
 function reloader(opts: { exec?: string; pid?: number; signal: string; cwd: string }, emit: (e: WatchEvent) => void) {
   let running: Promise<void> = Promise.resolve();
-  return (service: string, template: string, reason: string): Promise<void> => {
+  return (service: string, template: string, reason: string, file: string): Promise<void> => {
     if (opts.pid !== undefined) {
       try {
         process.kill(opts.pid, opts.signal as NodeJS.Signals);
@@ -134,7 +139,7 @@ function reloader(opts: { exec?: string; pid?: number; signal: string; cwd: stri
       () =>
         new Promise<void>((resolve) => {
           emit({ type: 'reload', service, template, action: 'exec', reason });
-          const child = spawn('/bin/sh', ['-c', command], { cwd: opts.cwd, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, STACK_SERVICE: service, STACK_TEMPLATE: template } });
+          const child = spawn('/bin/sh', ['-c', command], { cwd: opts.cwd, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, STACK_SERVICE: service, STACK_TEMPLATE: file } });
           child.once('error', (err) => {
             emit({ type: 'warning', service, message: `--exec could not run: ${err.message}` });
             resolve();
