@@ -64,6 +64,7 @@ export class StackRun implements LifecycleHost {
   /** After startup: services down (not healthy) since; their required dependents are blocked after `dependencyTimeout`. */
   private readonly down = new Map<string, AbortController>();
   private readonly supervising = new AbortController();
+  private keepAlive: NodeJS.Timeout | undefined;
 
   constructor(
     input: StartStackInput,
@@ -316,6 +317,7 @@ export class StackRun implements LifecycleHost {
     this.schedule();
     this.checkSettled();
     await Promise.race([this.allSettled.promise, this.done.promise, this.stopping ?? new Promise<never>(() => {})]);
+    await this.replicasSettled();
     return this.conclude(warnings);
   }
 
@@ -382,6 +384,14 @@ export class StackRun implements LifecycleHost {
       s.peers.push(new ServiceLifecycle(host, replicaSpec, { ...this.statusOf(replicaSpec), replica: i }, i));
     }
     s.status.replicas = s.peers.map((p) => p.status);
+  }
+
+  /** Startup also waits for the other replicas (a failed one is a warning: dependents rely on replica 0). */
+  private async replicasSettled(): Promise<void> {
+    if (this.stopping) return;
+    const peers = [...this.lifecycles.values()].flatMap((s) => s.peers);
+    await Promise.race([Promise.all(peers.map((p) => p.inflight)), this.stopping ?? new Promise<never>(() => {})]);
+    for (const p of peers) if (p.status.state === 'failed') this.warn(`replica ${p.replica} failed: ${p.status.reason ?? 'failed'}`, p.name);
   }
 
   /** What replicas report to: their own status and events only (gates and the report know replica 0). */
@@ -478,6 +488,9 @@ export class StackRun implements LifecycleHost {
     if (!bad) {
       this.setPhase('up');
       if (this.opts.supervise ?? true) {
+        // Watches and heartbeats hold no reference on the event loop (they must not keep a process
+        // alive by themselves); a supervising run does, until it is stopped or detached.
+        this.keepAlive = setInterval(() => undefined, 1 << 30);
         for (const s of this.lifecycles.values()) {
           s.watch();
           for (const p of s.peers) if (p.status.state === 'healthy') p.watch();
@@ -545,6 +558,7 @@ export class StackRun implements LifecycleHost {
   }
 
   private endSupervision(): void {
+    clearInterval(this.keepAlive);
     this.supervising.abort();
     this.reloader?.close();
   }
@@ -572,6 +586,10 @@ export class StackRun implements LifecycleHost {
     const errors = await stopTargets(targets);
     for (const { name, error } of errors) this.warn(`could not stop the obsolete instance of '${name}': ${errorText(error)}`, name);
     if (!this.discovery) return;
+    // A scaled-down replica's registration (its id is `<stack>-<service>-<replica>`) goes with it.
+    for (const { handle } of found.obsolete) {
+      if (handle.replica > 0 && this.discovery.canRegister) await this.discovery.deregister(handle.service, `${this.stack}-${handle.service}-${handle.replica}`).catch(() => undefined);
+    }
     for (const status of found.retired) {
       const reg = status.registration;
       if (reg) await this.discovery.deregister(reg.service, reg.id).catch((err) => this.warn(`could not deregister '${reg.service}': ${errorText(err)}`, reg.service));

@@ -148,3 +148,52 @@ describe('health has consequences, with real processes', () => {
     await waitFor(async () => ((await s.other.lookup('api')).length === 1 ? true : (s.other.invalidate(), undefined)), 10_000, 'registered again');
   }, 60_000);
 });
+
+describe('replicas, with real processes', () => {
+  it('scale up and down with `up` again: each replica on port + index, registered; the others untouched', async () => {
+    const { dir, cleanup } = await tempDir('replicas-');
+    cleanups.push(cleanup);
+    const port = await freePort();
+    const { fixture } = await import('./helpers.js');
+    const api = (replicas: number) => ({
+      ...httpService(port),
+      command: ['/bin/sh', '-c', `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(fixture)} --port=$$STACK_PORT`],
+      replicas,
+    });
+    const discovery = { backend: 'file', fileDirectory: path.join(dir, 'discovery') };
+    const up = async (replicas: number) => {
+      const input = makeStack('replicas', dir, { api: api(replicas) }, { discovery: { ...discovery, ttl: '10s', heartbeatInterval: '1s' } });
+      const controller = upStack(input, { cwd: dir });
+      cleanups.push(() => controller.stop());
+      const report = await controller.ready;
+      expect(report.outcome, JSON.stringify(report.failed)).toBe('up');
+      return { controller, input, status: report.services[0]! };
+    };
+    const pids = (st: { handle?: { pid?: number }; replicas?: { handle?: { pid?: number } }[] }) => [st.handle?.pid, ...(st.replicas ?? []).map((r) => r.handle?.pid)];
+
+    const first = await up(2);
+    const two = pids(first.status);
+    expect(two).toHaveLength(2);
+    const reader = await createDiscovery(first.input.profile.discovery, { cwd: dir });
+    cleanups.push(() => reader.close());
+    expect((await reader.lookup('api')).map((i) => i.port)).toEqual([port, port + 1]);
+    await first.controller.detach();
+
+    const second = await up(3);
+    const three = pids(second.status);
+    expect(three.slice(0, 2)).toEqual(two);
+    expect(three[2]).toBeGreaterThan(0);
+    reader.invalidate();
+    expect((await reader.lookup('api')).map((i) => i.port)).toEqual([port, port + 1, port + 2]);
+    await second.controller.detach();
+
+    const third = await up(1);
+    expect(pids(third.status)).toEqual([two[0]]);
+    reader.invalidate();
+    await waitFor(async () => {
+      reader.invalidate();
+      return (await reader.lookup('api')).length === 1 || undefined;
+    }, 10_000, 'the scaled-down replicas deregistered');
+    await third.controller.stop();
+  }, 90_000);
+});
