@@ -228,6 +228,11 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
       }
     },
 
+    async signal(handle, signal) {
+      // A template's `changeMode: signal`: the init process forwards it to the service.
+      await call(`signalling service '${handle.service}'`, (d) => d.getContainer(handle.id).kill({ signal }));
+    },
+
     async stop(handle, stopOpts: StopOptions) {
       await call(`stopping service '${handle.service}'`, async (d) => {
         const container = d.getContainer(handle.id);

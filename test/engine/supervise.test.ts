@@ -104,6 +104,25 @@ describe('templates follow discovery', () => {
     expect(await s.file('quiet', 'quiet.env')).toContain('10.0.0.2:7001');
   });
 
+  it('changeMode script runs its argv (no shell) with the file in STACK_TEMPLATE; script without changeScript is invalid', async () => {
+    const { tempDir } = await import('./helpers.js');
+    const out = await tempDir('script-');
+    cleanups.push(out.cleanup);
+    const marker = path.join(out.dir, 'ran');
+    const code = `require('fs').appendFileSync(${JSON.stringify(marker)}, process.env.STACK_SERVICE + ' ' + require('fs').readFileSync(process.env.STACK_TEMPLATE, 'utf8'))`;
+    const s = await setup({ api: { port: 7000 }, app: { dependencies: ['api'], templates: [upstreams({ changeMode: 'script', changeScript: [process.execPath, '-e', code], wait: { min: '0s' } })] } });
+    await s.discovery.register(remote('api-r1', 7001));
+    await s.until((e) => e.type === 'reload' && e.service === 'app' && e.action === 'script');
+    const { existsSync } = await import('node:fs');
+    await drive(s.clock, (async () => { while (!existsSync(marker)) await new Promise((r) => setTimeout(r, 10)); })());
+    await drive(s.clock, (async () => { while (!(await readFile(marker, 'utf8')).includes('7001')) await new Promise((r) => setTimeout(r, 10)); })());
+    expect(await readFile(marker, 'utf8')).toContain('app UPSTREAMS=');
+    expect(s.attempts('app')).toBe(1);
+    await expect(memoryStack({ app: { templates: [{ destination: 'a.env', data: { A: 'x' }, changeMode: 'script' }] } })).rejects.toMatchObject({
+      message: expect.stringContaining('changeMode: script needs changeScript'),
+    });
+  });
+
   it('a template may name a service only in discovery (external); losing it fails the render, keeps the last good file and warns', async () => {
     const template = { destination: 'remote.json', data: { url: '{{service.remote.url}}' }, external: ['remote'], wait: { min: '0s' } };
     const s = await setup({ app: { templates: [template] } }, {}, async (d) => {
