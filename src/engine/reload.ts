@@ -106,13 +106,6 @@ export class TemplateReloader {
 
   private async apply(s: ServiceLifecycle, t: TemplateSpec, reason: string, configDir: string): Promise<void> {
     const mode = t.changeMode ?? 'restart';
-    if ((mode === 'restart' || mode === 'signal') && (t.splayMs ?? 0) > 0) {
-      try {
-        await this.host.clock.sleep(Math.floor(this.random() * (t.splayMs ?? 0)), this.stop.signal);
-      } catch {
-        return;
-      }
-    }
     const emit = (extra: { signal?: string } = {}) =>
       this.host.emit({ type: 'reload', service: s.name, action: mode, reason, template: t.destination, ...extra });
     switch (mode) {
@@ -121,18 +114,13 @@ export class TemplateReloader {
       case 'restart':
         if (!s.running) return;
         emit();
-        await Promise.all([s, ...s.peers].map((l) => l.restartNow(reason)));
+        await this.eachReplica(s, t, (l) => l.restartNow(reason));
         return;
       case 'signal': {
         const signal = t.changeSignal ?? 'SIGHUP';
-        for (const l of [s, ...s.peers]) {
-          if (l !== s && !l.running) continue;
-          try {
-            await l.sendSignal(signal);
-          } catch (err) {
-            this.host.warn(`could not send ${signal} after ${t.destination} changed: ${errorText(err)}`, s.name);
-          }
-        }
+        await this.eachReplica(s, t, (l) =>
+          l.sendSignal(signal).catch((err: unknown) => this.host.warn(`could not send ${signal} after ${t.destination} changed: ${errorText(err)}`, s.name)),
+        );
         emit({ signal });
         return;
       }
@@ -146,6 +134,25 @@ export class TemplateReloader {
         return;
       }
     }
+  }
+
+  /** Every running replica, each after its own random `splay` (so they do not all reload at once). */
+  private async eachReplica(s: ServiceLifecycle, t: TemplateSpec, act: (l: ServiceLifecycle) => Promise<void>): Promise<void> {
+    const splayMs = t.splayMs ?? 0;
+    await Promise.all(
+      [s, ...s.peers]
+        .filter((l) => l === s || l.running)
+        .map(async (l) => {
+          if (splayMs > 0) {
+            try {
+              await this.host.clock.sleep(Math.floor(this.random() * splayMs), this.stop.signal);
+            } catch {
+              return;
+            }
+          }
+          await act(l);
+        }),
+    );
   }
 }
 
