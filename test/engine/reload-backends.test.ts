@@ -198,3 +198,27 @@ describe('replicas, with real processes', () => {
     await third.controller.stop();
   }, 90_000);
 });
+
+describe('dependents hear about it, with real processes', () => {
+  it('a restarted required dependency restarts its dependent; an optional one only re-renders it', async () => {
+    const { dir, cleanup } = await tempDir('deps-');
+    cleanups.push(cleanup);
+    const port = await freePort();
+    const s = await start(dir, { backend: 'file', fileDirectory: path.join(dir, 'discovery') }, {
+      api: httpService(port, {}, { restart: { policy: 'on-failure', backoff: '100ms' } }),
+      app: { ...nodeProgram('setInterval(()=>{},1e6)'), dependencies: ['api'] },
+      web: {
+        ...nodeProgram('setInterval(()=>{},1e6)'),
+        dependencies: [{ name: 'api', type: 'optional' }],
+        templates: [{ destination: 'api.env', data: { API: '{{service.api.url}}' }, changeMode: 'signal' }],
+      },
+    });
+    const api = s.controller.status().find((st) => st.name === 'api')!;
+    process.kill(api.handle!.pid!, 'SIGKILL');
+    await s.until('app restarted', (e) => e.type === 'reload' && e.service === 'app' && e.action === 'restart');
+    await s.until('app healthy again', (e) => e.type === 'state' && e.service === 'app' && e.state === 'healthy' && s.log.states('app').filter((x) => x === 'healthy').length === 2);
+    await s.until('web re-rendered', (e) => e.type === 'render' && e.service === 'web' && e.reason.includes("dependency 'api' was restarted"));
+    expect(s.log.states('web').filter((x) => x === 'starting')).toHaveLength(1);
+    expect(s.controller.status().find((st) => st.name === 'app')!.restarts).toBe(1);
+  }, 60_000);
+});
