@@ -224,17 +224,12 @@ export class ServiceLifecycle {
   }
 
   private async buildRequest(): Promise<StartRequest> {
-    const { stack, stateDir, profile, discovery, renderConfigs } = this.host;
+    const { stack, stateDir, profile, discovery } = this.host;
     const spec = this.spec;
     const configDir = path.join(stateDir, 'config', spec.name);
     const dependencies = this.dependencyInstances();
     const injected = discovery ? discovery.environmentFor(Object.values(dependencies).flat()) : {};
-    // The records its templates were last re-rendered against (after startup), then this run's own.
-    const byKey = new Map<string, ServiceInstance>();
-    for (const r of this.host.recordsFor?.(spec.name) ?? []) byKey.set(`${r.service}/${r.id}`, r);
-    for (const s of this.host.all()) if (s.instance) byKey.set(`${s.instance.service}/${s.instance.id}`, s.instance);
-    const instances = [...byKey.values()];
-    const rendered = renderConfigs ? await renderConfigs(spec, { stack, profile, configDir, dependencies, instances }) : { files: [], environment: {} };
+    const rendered = await this.render(configDir, dependencies);
     // Like Nomad's NOMAD_ALLOC_DIR / NOMAD_TASK_DIR, a process service is told where its stack
     // keeps state (launchers put data under it) and where its rendered configs are, as absolute
     // paths. Host paths mean nothing inside a container, so Docker services do not get them. The
@@ -253,6 +248,45 @@ export class ServiceLifecycle {
       stateDir,
       profileDir: profile.source.dir,
     };
+  }
+
+  private async render(configDir: string, dependencies: Record<string, ServiceInstance[]>) {
+    const { stack, profile, renderConfigs } = this.host;
+    // The records its templates were last re-rendered against (after startup), then this run's own.
+    const byKey = new Map<string, ServiceInstance>();
+    for (const r of this.host.recordsFor?.(this.spec.name) ?? []) byKey.set(`${r.service}/${r.id}`, r);
+    for (const s of this.host.all()) if (s.instance) byKey.set(`${s.instance.service}/${s.instance.id}`, s.instance);
+    const instances = [...byKey.values()];
+    return renderConfigs ? renderConfigs(this.spec, { stack, profile, configDir, dependencies, instances }) : { files: [], environment: {} };
+  }
+
+  /** Render its templates again now (`stack ui`), as before a start; the running instance is left alone. */
+  async renderOnRequest(): Promise<string[]> {
+    if (this.spec.templates.length === 0) return [];
+    const rendered = await this.render(path.join(this.host.stateDir, 'config', this.spec.name), this.dependencyInstances());
+    return rendered.files.map((f) => f.destination);
+  }
+
+  /**
+   * Restart on request (`stack ui`): stop the instance and start it again — templates re-render —
+   * whatever its restart policy. Resolves once the instance is stopped; the restart follows.
+   */
+  async restartOnRequest(): Promise<void> {
+    if (this.spec.kind === 'task') throw new Error(`'${this.name}' is a task: tasks run once per \`stack up\``);
+    if (this.stopping || this.abort.signal.aborted) throw new Error(`'${this.name}' is being stopped`);
+    if (!SETTLED_STATES.has(this.status.state)) throw new Error(`'${this.name}' is ${this.status.state}; try again once it has settled`);
+    const { runtime } = this;
+    const handle = this.status.handle;
+    const running = runtime && handle ? await runtime.inspect(handle).then((s) => s.running, () => false) : false;
+    const stop = () => runtime!.stop(handle!, { signal: this.spec.stopSignal, gracePeriodMs: this.spec.stopGracePeriodMs });
+    if (running && this.watched) {
+      await this.restartNow('restart requested'); // onExit starts it again
+      return;
+    }
+    if (running) await stop();
+    delete this.planned; // a blocked service is started too: it was asked for
+    this.host.emit({ type: 'restart', service: this.name, attempt: this.status.restarts + 1, delayMs: 0, exit: 'restart requested' });
+    void this.restart();
   }
 
   /** Instances of the healthy services it depends on (for templates and env injection). */

@@ -20,6 +20,8 @@ export interface RuntimeSetOptions extends Partial<RuntimeSections> {
   stateDir: string;
   /** Overrides every Docker service's `pull` (`stack up --pull`). */
   pull?: 'missing' | 'always' | 'never';
+  /** Warnings of the runtimes (a daemonised survivor found and stopped, …). */
+  onWarning?: (message: string) => void;
 }
 
 export function createRuntimeSet(opts: RuntimeSetOptions): RuntimeSet {
@@ -32,6 +34,7 @@ export function createRuntimeSet(opts: RuntimeSetOptions): RuntimeSet {
       stateDir: opts.stateDir,
       settings: sections[name] ?? {},
       ...(opts.pull !== undefined ? { pull: opts.pull } : {}),
+      ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
     });
   };
   return {

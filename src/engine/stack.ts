@@ -96,7 +96,8 @@ interface Wiring {
 
 /** Runtimes, discovery (checked), and the template renderer (every template checked once). */
 async function wire({ profile, plan }: StartStackInput, opts: UpStackOptions, stateDir: string, onEvent: (e: EngineEvent) => void): Promise<Wiring> {
-  const runtimes = givenRuntimes(opts.runtimes) ?? createRuntimeSet({ stateDir, docker: profile.docker, ...(opts.pull ? { pull: opts.pull } : {}) });
+  const onWarning = (message: string) => onEvent({ type: 'warning', message });
+  const runtimes = givenRuntimes(opts.runtimes) ?? createRuntimeSet({ stateDir, docker: profile.docker, onWarning, ...(opts.pull ? { pull: opts.pull } : {}) });
   // What discovery has to say while the stack runs (a backend down, a watch retrying, stale
   // answers, registrations restored) is a warning in the run's events and the supervisor log.
   const onDiscoveryEvent = (e: DiscoveryEvent) => onEvent({ type: 'warning', message: `discovery (${e.backend}): ${e.message}`, ...(e.service ? { service: e.service } : {}) });
@@ -130,7 +131,7 @@ export interface DownStackOptions {
   timeoutMs?: number;
   dryRun?: boolean;
   onEvent?: (event: EngineEvent) => void;
-  /** Discovery could not be opened: registrations are left to expire (stopping goes on). */
+  /** Discovery could not be opened (registrations are left to expire), a runtime stopped a survivor, … */
   onWarning?: (message: string) => void;
   runtimes?: GivenRuntimes;
   /** Default: created from the profile; `false`: leave registrations alone. */
@@ -141,7 +142,7 @@ export interface DownStackOptions {
 /** Stop a stack as `stack down` does, from any process: also one a supervisor or a dead `up` left. */
 export async function downStack(profile: Profile, opts: DownStackOptions = {}): Promise<StopReport> {
   const stateDir = stateDirOf(profile, opts.cwd);
-  const runtimes = givenRuntimes(opts.runtimes) ?? createRuntimeSet({ stateDir, docker: profile.docker });
+  const runtimes = givenRuntimes(opts.runtimes) ?? createRuntimeSet({ stateDir, docker: profile.docker, ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) });
   const discovery = opts.discovery === undefined ? await openDiscovery(profile, opts.onWarning) : opts.discovery || undefined;
   try {
     return await stopStack({

@@ -235,7 +235,12 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
 
     async stop(handle, stopOpts: StopOptions) {
       await call(`stopping service '${handle.service}'`, async (d) => {
-        const container = d.getContainer(handle.id);
+        // The id comes from a state file anyone could have edited: stop and remove (with its
+        // anonymous volumes) only a container that carries this stack's and service's labels.
+        const existing = await inspectOrUndefined(d, handle.id);
+        if (!existing) return;
+        refuseForeign(existing, handle);
+        const container = d.getContainer(existing.Id);
         // Docker sends the stop signal, then SIGKILL after `t` seconds; the init process forwards
         // the signal to the service. Engines before API 1.42 ignore `signal` and send the
         // container's StopSignal, which was set from the same `service.stopSignal` at create.
@@ -264,7 +269,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
       await removalsSettled((_r, id) => id === handle.id);
       return call(`inspecting service '${handle.service}'`, async (d) => {
         const info = await inspectOrUndefined(d, handle.id);
-        if (!info) return { running: false };
+        if (!info || !isOwnContainer(info, handle)) return { running: false }; // not ours: not our instance
         const running = info.State.Running && !info.State.Restarting;
         return {
           running,
@@ -356,6 +361,22 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
   }
 
   return runtime;
+}
+
+/** Whether a container carries the labels of the handle's stack, service and replica. */
+function isOwnContainer(info: Dockerode.ContainerInspectInfo, handle: ServiceHandle): boolean {
+  const labels = info.Config.Labels ?? {};
+  return labels[LABELS.stack] === handle.stack && labels[LABELS.service] === handle.service && (labels[LABELS.replica] ?? '0') === String(handle.replica);
+}
+
+function refuseForeign(info: Dockerode.ContainerInspectInfo, handle: ServiceHandle): void {
+  if (isOwnContainer(info, handle)) return;
+  const labels = info.Config.Labels ?? {};
+  const owner = labels[LABELS.stack] ? `stack '${labels[LABELS.stack]}'` : 'no stack';
+  throw new StackFailedError(
+    `not stopping container ${info.Name.replace(/^\//, '')} (${info.Id.slice(0, 12)}) for '${handle.service}' of stack '${handle.stack}': it belongs to ${owner}`,
+    { code: 'not_ours' },
+  );
 }
 
 function serviceProblems(service: ServiceSpec): Problem[] {

@@ -7,7 +7,7 @@
  * ticks since boot) tells our process apart from a later one with the same pid. Without /proc
  * (not Linux) we fall back to `kill(pid, 0)`.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
 export interface ProcStat {
   pid: number;
@@ -77,4 +77,124 @@ function signalZeroSucceeds(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'; // exists, but not ours to signal
   }
+}
+
+/** Whether this system has /proc: without it nothing about a process can be proven ours. */
+export function procAvailable(): boolean {
+  return hasProc;
+}
+
+/**
+ * The environment variable the process runtime sets in every instance it spawns, with a random
+ * nonce: `STACK_INSTANCE=<stack>/<service>/<replica>/<nonce>`. It is inherited by everything the
+ * instance forks (also a daemon that left the process group), so it proves a process ours and
+ * finds the survivors of a `stop`.
+ */
+export const INSTANCE_ENV = 'STACK_INSTANCE';
+
+/** The value of `name` in the initial environment of `pid` (undefined when unreadable or unset). */
+export function processEnvironmentValue(pid: number, name: string): string | undefined {
+  let raw: Buffer;
+  try {
+    raw = readFileSync(`/proc/${pid}/environ`);
+  } catch {
+    return undefined;
+  }
+  const prefix = `${name}=`;
+  for (const entry of raw.toString('utf8').split('\0')) if (entry.startsWith(prefix)) return entry.slice(prefix.length);
+  return undefined;
+}
+
+/** Live processes whose environment carries `INSTANCE_ENV=<marker>` (the whole tree of an instance, daemons included). */
+export function processesWithMarker(marker: string): number[] {
+  if (!hasProc) return [];
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    const stat = readProcStat(pid);
+    if (!stat || stat.state === 'Z' || stat.state === 'X') continue;
+    if (processEnvironmentValue(pid, INSTANCE_ENV) === marker) found.push(pid);
+  }
+  return found;
+}
+
+/** The command name of a process (`/proc/<pid>/comm`), for messages. */
+export function processName(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** A TCP listener found in /proc/net/tcp{,6}. */
+export interface TcpListener {
+  address: string;
+  port: number;
+  inode: string;
+}
+
+/** TCP sockets in LISTEN state on `port`, any address, IPv4 and IPv6 (empty without /proc). */
+export function tcpListenersOn(port: number): TcpListener[] {
+  const found: TcpListener[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      const [local, , state] = [cols[1], cols[2], cols[3]];
+      const inode = cols[9];
+      if (!local || state !== '0A' || inode === undefined) continue; // 0A: LISTEN
+      const [hexAddr, hexPort] = local.split(':');
+      if (hexAddr === undefined || hexPort === undefined || parseInt(hexPort, 16) !== port) continue;
+      found.push({ address: decodeProcAddress(hexAddr), port, inode });
+    }
+  }
+  return found;
+}
+
+/** Pids holding a socket with one of these inodes open (unreadable processes are skipped). */
+export function socketHolders(inodes: string[]): number[] {
+  if (!hasProc || inodes.length === 0) return [];
+  const wanted = new Set(inodes.map((i) => `socket:[${i}]`));
+  const holders: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${entry}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${entry}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (wanted.has(target)) {
+        holders.push(Number(entry));
+        break;
+      }
+    }
+  }
+  return holders;
+}
+
+/** `0100007F` → `127.0.0.1`; IPv6 as 32 hex digits in 4-byte little-endian words. */
+function decodeProcAddress(hex: string): string {
+  const bytes = (word: string) => [word.slice(6, 8), word.slice(4, 6), word.slice(2, 4), word.slice(0, 2)].map((b) => parseInt(b, 16));
+  if (hex.length === 8) return bytes(hex).join('.');
+  const all = [0, 8, 16, 24].flatMap((i) => bytes(hex.slice(i, i + 8)));
+  if (all.slice(0, 10).every((b) => b === 0) && all[10] === 0xff && all[11] === 0xff) return all.slice(12).join('.');
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((((all[i] ?? 0) << 8) | (all[i + 1] ?? 0)).toString(16));
+  return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
 }

@@ -23,6 +23,8 @@ export interface RuntimeCreateContext<Settings> {
   settings: Partial<Settings>;
   /** Overrides every service's `pull` (`stack up --pull`), for runtimes with images. */
   pull?: ServiceSpec['pull'];
+  /** Something the runtime did that the user should hear of (a daemonised survivor stopped): a warning event. */
+  onWarning?: (message: string) => void;
 }
 
 /**

@@ -12,6 +12,8 @@ import type { Problem } from '../errors.js';
 import type { Profile, ServiceSpec } from '../profile/types.js';
 import type { ServiceInstance } from '../discovery/types.js';
 import { createProfileLocator, type ProfileLocator } from './locate.js';
+import { addKnownSecrets, secretEnvironmentValues, urlPasswords } from '../util/redact.js';
+import { FORMAT_SPELLERS } from './formats/spell.js';
 import { createRedactor, readSecrets, stateDirOf } from './secrets.js';
 import type { InstanceView, ServiceView, TemplateContext, VariableSource } from './types.js';
 import { environmentSource, resolveVariables } from './variables.js';
@@ -79,6 +81,9 @@ export function buildTemplateContext(profile: Profile, opts: ContextOptions = {}
   for (const [k, v] of Object.entries(env)) if (typeof v === 'string') environment[k] = v;
 
   const root: Record<string, unknown> = { ...resolved.values, service: views, env: environment };
+  const secretValues = [...resolved.secrets.values(), ...secretEnvironmentValues(environment), ...passwordsIn(resolved.values), ...passwordsIn(views)];
+  // Whatever the CLI prints afterwards (errors included) is masked by these values too.
+  addKnownSecrets(secretValues, FORMAT_SPELLERS);
   return {
     root,
     secrets: resolved.secrets,
@@ -88,8 +93,17 @@ export function buildTemplateContext(profile: Profile, opts: ContextOptions = {}
     problems,
     stateDir,
     generatedSecrets: resolved.generated,
-    redact: createRedactor(resolved.secrets.values()),
+    secretValues,
+    redact: createRedactor(secretValues),
   };
+}
+
+/** Passwords of URLs anywhere in a tree of values (`postgres://user:pw@host` in a variable, a discovery URL). */
+function passwordsIn(value: unknown, out: string[] = []): string[] {
+  if (typeof value === 'string') out.push(...urlPasswords(value));
+  else if (Array.isArray(value)) for (const v of value) passwordsIn(v, out);
+  else if (typeof value === 'object' && value !== null) for (const v of Object.values(value)) passwordsIn(v, out);
+  return out;
 }
 
 function serviceViews(profile: Profile, instances: ServiceInstance[] | undefined, external: ServiceInstance[] = []): { views: Record<string, ServiceView | null>; absent: Map<string, string> } {

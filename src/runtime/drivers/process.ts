@@ -10,8 +10,8 @@ export const processRuntime: RuntimeDefinition<'process', object> = {
   description: 'Local processes in their own process groups, with pid files and logs under the state folder',
   capabilities: { images: false, hostWorkingDir: true },
   describeRun: (service) => service.command?.[0],
-  create: async ({ stateDir }) => {
+  create: async ({ stateDir, onWarning }) => {
     const { createProcessRuntime } = await import('../process.js');
-    return createProcessRuntime({ stateDirFor: () => stateDir });
+    return createProcessRuntime({ stateDirFor: () => stateDir, ...(onWarning ? { onWarning } : {}) });
   },
 };

@@ -11,7 +11,8 @@
  * Keys must be identifiers (`[A-Za-z_][A-Za-z0-9_]*`); NUL cannot be in an environment at all.
  *
  * Parser: the same conventions, strict — a line that is neither blank, a comment nor `KEY=value`
- * is an error with its line number, and so is a key set twice.
+ * is an error with its line number, and so are a key set twice and a carriage return that does not
+ * end a line (a line break for `dotenv`).
  */
 
 export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -51,6 +52,13 @@ export function parseEnv(text: string): Record<string, string> {
   const fail = (msg: string, at: number): never => {
     throw new EnvSyntaxError(msg, line, at - text.lastIndexOf('\n', at - 1));
   };
+  // A carriage return not ending a line: the Node `dotenv` package (and others) read it as a line
+  // break, so in a value it starts a key of its own. Our writer never emits one (it writes `\r`).
+  const cr = /\r(?!\n)/.exec(text);
+  if (cr) {
+    line = text.slice(0, cr.index).split('\n').length;
+    fail('a carriage return inside a line (dotenv readers take it as a line break, which would start another key)', cr.index);
+  }
   while (i < n) {
     // One statement per iteration; `i` is at the start of a line.
     const lineStart = i;

@@ -1,5 +1,6 @@
 import { OutputSyntaxError } from '../errors.js';
 import type { FormatDefinition } from '../format.js';
+import { checkJsonDuplicates } from '../duplicates.js';
 import { checkTree } from '../tree.js';
 
 export const jsonFormat: FormatDefinition<'json'> = {
@@ -14,8 +15,9 @@ export const jsonFormat: FormatDefinition<'json'> = {
       return `${JSON.stringify(data, null, 2)}\n`;
     },
     parse: (text) => {
+      let value: unknown;
       try {
-        return JSON.parse(text) as unknown;
+        value = JSON.parse(text) as unknown;
       } catch {
         // Node's message quotes a snippet of the input (maybe half a secret, which masking cannot
         // recognise): report only the kind of error, and find the position ourselves.
@@ -25,6 +27,8 @@ export const jsonFormat: FormatDefinition<'json'> = {
         const kind = offset >= text.trimEnd().length ? 'unexpected end of input' : 'unexpected character';
         throw new OutputSyntaxError(kind, line, offset - before.lastIndexOf('\n'));
       }
+      checkJsonDuplicates(text); // JSON.parse keeps the last of two equal keys
+      return value;
     },
   }),
 };
