@@ -42,7 +42,8 @@ function printRenders(o: Output, services: ServiceStatusView[]): void {
   for (const s of rendered) {
     const r = s.lastRender!;
     const what = r.outcome === 'changed' ? 're-rendered' : r.outcome === 'unchanged' ? 'unchanged' : 'failed, last good file kept';
-    const line = `  ${s.name}: ${r.template} ${what} at ${r.at} — ${r.reason}`;
+    // Read from the state file: escaped like the table's cells.
+    const line = `  ${clean(s.name)}: ${clean(r.template)} ${what} at ${clean(r.at)} — ${clean(r.reason)}`;
     o.out(r.outcome === 'failed' ? paint(o, 'yellow', line) : line);
   }
 }
