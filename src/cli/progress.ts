@@ -76,11 +76,11 @@ function describe(e: EngineEvent): string | undefined {
     case 'stack':
       return `stack ${e.stack}: ${e.phase}`;
     case 'render':
-      return e.outcome === 'unchanged' ? undefined : `${e.service}: ${e.template} ${e.outcome === 'changed' ? 're-rendered' : 'not re-rendered, the last good file is kept'} — ${e.reason}`;
+      return e.outcome === 'unchanged' ? undefined : `${e.service}: ${clean(e.template)} ${e.outcome === 'changed' ? 're-rendered' : 'not re-rendered, the last good file is kept'} — ${clean(e.reason)}`;
     case 'reload':
-      return `${e.service}: ${e.action}${e.signal ? ` ${e.signal}` : ''} — ${e.reason}`;
+      return `${e.service}: ${e.action}${e.signal ? ` ${e.signal}` : ''} — ${clean(e.reason)}`;
     case 'deregistered':
-      return `${e.service}: withdrawn from discovery — ${e.reason}`;
+      return `${e.service}: withdrawn from discovery — ${clean(e.reason)}`;
   }
 }
 

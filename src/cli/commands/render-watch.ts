@@ -21,7 +21,7 @@ import { stateDirOf } from '../../template/secrets.js';
 import { servicesNamedBy, watchTemplates } from '../../template/watch.js';
 import { didYouMean } from '../../util/suggest.js';
 import { profileRef } from '../common.js';
-import { paint, type Output } from '../output.js';
+import { clean, paint, type Output } from '../output.js';
 import type { RenderOptions } from './render.js';
 
 export interface RenderWatchOptions extends RenderOptions {
@@ -158,12 +158,12 @@ function print(o: Output, json: boolean, e: WatchEvent): void {
   if (json) return o.out(JSON.stringify({ time: new Date().toISOString(), ...e }));
   switch (e.type) {
     case 'render':
-      if (e.outcome === 'changed') o.out(`${e.service}/${e.template}: re-rendered — ${e.reason}`);
-      else if (e.outcome === 'failed') o.err(paint(o, 'yellow', `${e.service}/${e.template}: render failed, the last good file is kept — ${e.reason}`));
+      if (e.outcome === 'changed') o.out(`${e.service}/${e.template}: re-rendered — ${clean(e.reason)}`);
+      else if (e.outcome === 'failed') o.err(paint(o, 'yellow', `${e.service}/${e.template}: render failed, the last good file is kept — ${clean(e.reason)}`));
       return;
     case 'reload':
       return o.out(`${e.service}/${e.template}: ${e.action === 'exec' ? 'ran --exec' : `sent ${e.signal} to pid ${e.pid}`}`);
     case 'warning':
-      return o.err(paint(o, 'yellow', `warning: ${e.service ? `${e.service}: ` : ''}${e.message}`));
+      return o.err(paint(o, 'yellow', `warning: ${e.service ? `${e.service}: ` : ''}${clean(e.message)}`));
   }
 }
