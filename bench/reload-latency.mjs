@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { createDiscovery } from '../dist/discovery/index.js';
 import { upStack } from '../dist/engine/stack.js';
 import { buildGraph } from '../dist/graph/graph.js';
-import { planStack } from '../dist/graph/plan.js';
+import { planStack } from '../dist/plan/plan.js';
 import { mkDeploymentProfile } from '../dist/profile/api.js';
 import { freePort, summary } from './lib.mjs';
 

@@ -14,9 +14,9 @@
 import path from 'node:path';
 import type { DiscoveryManager } from '../discovery/manager.js';
 import type { ServiceInstance } from '../discovery/types.js';
-import type { DependencyGraph } from '../graph/types.js';
+import type { StackGraph } from '../plan/types.js';
 import { monitorHealth, waitUntilHealthy } from '../health/monitor.js';
-import { healthTargetFor } from '../health/target.js';
+import { healthTargetFor } from '../runtime/target.js';
 import type { HealthStrategy, HealthTarget, ProbeResult } from '../health/types.js';
 import type { HealthCheckSpec, HealthStrategyName, Profile, ServiceSpec } from '../profile/types.js';
 import type { ExitInfo, Runtime, ServiceHandle, StartRequest } from '../runtime/types.js';
@@ -33,7 +33,7 @@ import { SETTLED_STATES, type EngineEvent, type ServiceState, type ServiceStatus
 export interface LifecycleHost {
   readonly stack: string;
   readonly profile: Profile;
-  readonly graph: DependencyGraph;
+  readonly graph: StackGraph;
   readonly stateDir: string;
   readonly clock: Clock;
   readonly runtimes: RuntimeSet;

@@ -5,8 +5,8 @@
  * (lifecycle.ts) brings it up and watches it, the stopper (stopper.ts) stops it all.
  */
 import { InterruptedError } from '../errors.js';
-import type { DependencyGraph, Plan } from '../graph/types.js';
 import type { ServiceInstance } from '../discovery/types.js';
+import type { Plan, StackGraph } from '../plan/types.js';
 import type { HealthStrategy } from '../health/types.js';
 import type { HealthStrategyName, Profile, RuntimeName, ServiceSpec } from '../profile/types.js';
 import type { Runtime } from '../runtime/types.js';
@@ -29,7 +29,7 @@ const EMPTY_FOUND: SortedInstances = { previous: new Map(), replicas: [], obsole
 export class StackRun implements LifecycleHost {
   readonly stack: string;
   readonly profile: Profile;
-  readonly graph: DependencyGraph;
+  readonly graph: StackGraph;
   readonly stateDir: string;
   readonly clock: Clock;
   readonly runtimes: RuntimeSet;
