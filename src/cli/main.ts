@@ -86,7 +86,11 @@ export function buildProgram(o: Output, setCode: (code: number) => void): Comman
       .option('-s, --service <name>', 'render only this service (repeatable)', collect, [])
       .option('--check', 'do not write: exit 1 with a diff if the files in --out differ')
       .option('--discovery-snapshot <file>', 'JSON or YAML list of service records standing in for live discovery')
-      .option('--dry-run', 'render and report, write nothing'),
+      .option('--dry-run', 'render and report, write nothing')
+      .option('--watch', 'keep re-rendering when the discovery records the templates name change (starts nothing)')
+      .option('--exec <command>', 'with --watch: run this shell command after a file changed')
+      .option('--pid <pid>', 'with --watch: signal this process after a file changed')
+      .option('--signal <signal>', 'with --pid: the signal to send', 'SIGHUP'),
   ).action(action(() => import('./commands/render.js')));
 
   const discovery = program.command('discovery').description('inspect and edit service discovery');

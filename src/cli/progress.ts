@@ -75,6 +75,12 @@ function describe(e: EngineEvent): string | undefined {
       return `warning: ${e.service ? `${e.service}: ` : ''}${clean(e.message)}`;
     case 'stack':
       return `stack ${e.stack}: ${e.phase}`;
+    case 'render':
+      return e.outcome === 'unchanged' ? undefined : `${e.service}: ${clean(e.template)} ${e.outcome === 'changed' ? 're-rendered' : 'not re-rendered, the last good file is kept'} — ${clean(e.reason)}`;
+    case 'reload':
+      return `${e.service}: ${e.action}${e.signal ? ` ${e.signal}` : ''} — ${clean(e.reason)}`;
+    case 'deregistered':
+      return `${e.service}: withdrawn from discovery — ${clean(e.reason)}`;
   }
 }
 
@@ -142,7 +148,7 @@ function ttyProgress(o: Output, opts: ProgressOptions): Progress {
         const row: Row = { state: e.state, since: now() };
         if (e.reason) row.reason = clean(e.reason);
         rows.set(e.service, row);
-      } else if (e.type === 'warning' || e.type === 'restart' || e.type === 'health') {
+      } else if (e.type === 'warning' || e.type === 'restart' || e.type === 'health' || e.type === 'render' || e.type === 'reload' || e.type === 'deregistered') {
         const text = describe(e);
         if (text) notes.push(text);
       } else {

@@ -11,7 +11,7 @@
  * - planned services: their running instance is the slot's `previous` instance, handed to `start`
  *   when the gates open, in the normal order;
  * - obsolete instances: the service left the profile, is disabled, runs in another runtime now,
- *   or is a replica beyond what runs (scaled down): stopped before anything starts, dependents
+ *   or is a replica beyond `replicas` (scaled down): stopped before anything starts, dependents
  *   first, so a port or a name they hold is free for the new run;
  * - services the profile still has but this run did not select (`up --service x`): left alone,
  *   and their state-file entries carried over, so `status` and `down` still know them.
@@ -40,6 +40,8 @@ export interface ObsoleteInstance extends FoundInstance {
 export interface SortedInstances {
   /** The running instance of each planned service (replica 0 in its planned runtime). */
   previous: Map<string, FoundInstance>;
+  /** Running replicas 1…N-1 of planned services (`replicas: N`), kept or replaced like replica 0. */
+  replicas: FoundInstance[];
   /** To stop before the run starts. */
   obsolete: ObsoleteInstance[];
   /** State-file entries of unselected services that still run: kept in the new state file. */
@@ -78,22 +80,24 @@ export async function findInstances(
 /** Split what runs into the planned services' previous instances, obsolete ones, and the rest. */
 export function sortOut(found: readonly FoundInstance[], graph: StackGraph, planned: ReadonlySet<string>, state: StackStateFile | undefined): SortedInstances {
   const previous = new Map<string, FoundInstance>();
+  const replicas: FoundInstance[] = [];
   const obsolete: ObsoleteInstance[] = [];
   const carried = new Map<string, ServiceStatus>();
   for (const instance of found) {
     const { service, runtime, replica } = instance.handle;
     const spec = graph.services.get(service);
-    // The engine runs one instance per service (replica 0); any other replica is scaled down.
+    // Replicas beyond `replicas` are scaled down; the others are kept or replaced like replica 0.
     const reason = !spec
       ? 'removed from the profile'
       : !spec.enable
         ? 'disabled (enable: false)'
         : spec.runtime !== runtime
           ? `moved to the ${spec.runtime} runtime`
-          : replica !== 0
+          : replica >= spec.replicas
             ? `replica ${replica} scaled down`
             : undefined;
     if (reason !== undefined) obsolete.push({ ...instance, reason });
+    else if (planned.has(service) && replica > 0) replicas.push(instance);
     else if (planned.has(service)) previous.set(service, instance);
     else {
       const status = state?.services[service];
@@ -101,7 +105,7 @@ export function sortOut(found: readonly FoundInstance[], graph: StackGraph, plan
     }
   }
   const retired = Object.values(state?.services ?? {}).filter((s) => !planned.has(s.name) && !carried.has(s.name));
-  return { previous, obsolete, carried: [...carried.values()], retired };
+  return { previous, replicas, obsolete, carried: [...carried.values()], retired };
 }
 
 /** Whether `start` returned the very instance that ran before (reused), not a new one. */

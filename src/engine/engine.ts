@@ -29,8 +29,12 @@
  *   first; with `'leave'` it is left as it is.
  * - The restart policy applies after startup, for runtimes that do not apply it themselves
  *   (`runtime.appliesRestartPolicy`: Docker does). An exit during startup is a failure: a health
- *   gate must not be satisfied by a service that keeps crashing. An unhealthy service is
- *   reported, not restarted (Docker's behaviour).
+ *   gate must not be satisfied by a service that keeps crashing.
+ * - After startup (issue 12): a service failing its check `restart.failuresBeforeRestart` times in
+ *   a row is restarted (`restart.onUnhealthy: false` turns that off) and is withdrawn from
+ *   discovery while unhealthy; templates follow discovery (reload.ts); a dependency's restart
+ *   restarts or re-renders its dependents per edge (`onDependencyRestart`); a required
+ *   dependency down past `dependencyTimeout` blocks its dependents until it is back.
  * - Only one instance per service: `replicas` above 1 is reported as a warning and ignored.
  * - Discovery: a service is registered once ready, with the profile's TTL, and heartbeated for as
  *   long as this engine runs it. Nothing registers "forever" (etcd leases, NATS bucket TTLs and
@@ -54,6 +58,7 @@ import type { RenderedFile, Runtime } from '../runtime/types.js';
 import type { Clock } from '../util/clock.js';
 import type { RuntimeSet } from './runtimes.js';
 import { StackRun } from './run.js';
+import type { RerenderTemplate } from './templates.js';
 import type { EngineEvent, ServiceStatus, StartupReport } from './types.js';
 
 /** What a service's templates produced: files for the runtime, variables for its environment. */
@@ -87,6 +92,8 @@ export interface StartStackOptions {
   runtimes?: RuntimeSet | Partial<Record<RuntimeName, Runtime>>;
   discovery?: DiscoveryManager;
   renderConfigs?: RenderConfigs;
+  /** After startup: re-render one template when the records it names change (templates.ts); needs `discovery`. */
+  rerender?: RerenderTemplate;
   clock?: Clock;
   /** Aborting stops the stack (reverse order); a startup then reports `interrupted`. */
   signal?: AbortSignal;

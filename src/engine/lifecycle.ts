@@ -49,7 +49,16 @@ export interface LifecycleHost {
   emit(event: EngineEvent): void;
   warn(message: string, service?: string): void;
   persist(): void;
+  /** After startup: this service was restarted (or replaced) and is healthy again; its dependents react. */
+  restarted?(lifecycle: ServiceLifecycle, reason: string): void;
+  /** After startup: a new instance of it is being watched (its templates are watched from now on). */
+  watching?(lifecycle: ServiceLifecycle): void;
+  /** Discovery records its templates were last re-rendered against. */
+  recordsFor?(service: string): ServiceInstance[];
 }
+
+/** Why the engine itself ended the current instance (so its exit is not a crash). */
+type PlannedExit = { kind: 'restart'; reason: string; delayMs: number } | { kind: 'block'; reason: string };
 
 export interface LifecycleSettings {
   dependencyTimeoutMs: number;
@@ -77,19 +86,25 @@ export class ServiceLifecycle {
   private exit?: Promise<ExitInfo>;
   private request?: StartRequest;
   private stopKeepAlive?: () => Promise<void>;
-  /** Its exit is being watched (after startup): an exit goes through `onExit`. */
-  private watching = false;
-  /** Set by `restartOnRequest`: the next exit is ours, and starts it again whatever the policy. */
-  private restartRequested = false;
+  /** Set while the current instance is watched after startup (restarts on request only then). */
+  private watched = false;
+  private planned?: PlannedExit;
+  /** Registration withdrawn while unhealthy (restored when healthy again). */
+  private withdrawn = false;
 
   constructor(
     private readonly host: LifecycleHost,
     readonly spec: ServiceSpec,
     status: ServiceStatus,
+    /** `replicas: N`: which one (0 is the service itself, the one dependents are gated on). */
+    readonly replica = 0,
   ) {
     this.status = status;
     this.since = host.clock.now();
   }
+
+  /** Replicas 1…N-1 of this service (on replica 0 only); they follow its reloads. */
+  peers: ServiceLifecycle[] = [];
 
   get name(): string {
     return this.spec.name;
@@ -220,11 +235,14 @@ export class ServiceLifecycle {
     // paths. Host paths mean nothing inside a container, so Docker services do not get them. The
     // profile's own environment may override them.
     const dirs: Record<string, string> = spec.runtime === 'process' ? { STACK_STATE_DIR: path.resolve(stateDir), STACK_CONFIG_DIR: path.resolve(configDir) } : {};
+    // Replicas: each knows its index; a process replica listens on `port + index` (STACK_PORT),
+    // since they share the host. Set for every replica count, so scaling never changes replica 0.
+    const replica: Record<string, string> = { STACK_REPLICA: String(this.replica), ...(spec.runtime === 'process' && spec.port !== undefined ? { STACK_PORT: String(spec.port) } : {}) };
     return {
       stack,
       service: spec,
-      replica: 0,
-      environment: { ...dirs, ...injected, ...spec.environment, ...rendered.environment },
+      replica: this.replica,
+      environment: { ...dirs, ...replica, ...injected, ...spec.environment, ...rendered.environment },
       files: rendered.files,
       configDir,
       stateDir,
@@ -234,7 +252,11 @@ export class ServiceLifecycle {
 
   private async render(configDir: string, dependencies: Record<string, ServiceInstance[]>) {
     const { stack, profile, renderConfigs } = this.host;
-    const instances = [...this.host.all()].flatMap((s) => (s.instance ? [s.instance] : []));
+    // The records its templates were last re-rendered against (after startup), then this run's own.
+    const byKey = new Map<string, ServiceInstance>();
+    for (const r of this.host.recordsFor?.(this.spec.name) ?? []) byKey.set(`${r.service}/${r.id}`, r);
+    for (const s of this.host.all()) if (s.instance) byKey.set(`${s.instance.service}/${s.instance.id}`, s.instance);
+    const instances = [...byKey.values()];
     return renderConfigs ? renderConfigs(this.spec, { stack, profile, configDir, dependencies, instances }) : { files: [], environment: {} };
   }
 
@@ -257,12 +279,12 @@ export class ServiceLifecycle {
     const handle = this.status.handle;
     const running = runtime && handle ? await runtime.inspect(handle).then((s) => s.running, () => false) : false;
     const stop = () => runtime!.stop(handle!, { signal: this.spec.stopSignal, gracePeriodMs: this.spec.stopGracePeriodMs });
-    if (running && this.watching) {
-      this.restartRequested = true; // onExit starts it again
-      await stop();
+    if (running && this.watched) {
+      await this.restartNow('restart requested'); // onExit starts it again
       return;
     }
     if (running) await stop();
+    delete this.planned; // a blocked service is started too: it was asked for
     this.host.emit({ type: 'restart', service: this.name, attempt: this.status.restarts + 1, delayMs: 0, exit: 'restart requested' });
     void this.restart();
   }
@@ -288,7 +310,7 @@ export class ServiceLifecycle {
   /** Dependents with their own check of this service probe it themselves, from now, within `dependencyTimeout`. */
   private checkForDependents(runtime: Runtime, handle: ServiceHandle): void {
     const { graph, gates, clock, settings } = this.host;
-    if (!settings.healthChecks) return;
+    if (!settings.healthChecks || this.replica > 0) return; // dependents are gated on replica 0
     const signal = this.abort.signal;
     for (const edge of graph.dependentsOf(this.name)) {
       const own = graph.services.get(edge.from)?.dependencies.find((d) => d.name === this.name)?.healthCheck;
@@ -318,11 +340,12 @@ export class ServiceLifecycle {
   private async register(): Promise<void> {
     const { stack, discovery, settings } = this.host;
     const spec = this.spec;
+    const { address, port } = this.registeredEndpoint();
     const instance: ServiceInstance = {
-      id: `${stack}-${spec.name}-0`,
+      id: `${stack}-${spec.name}-${this.replica}`,
       service: spec.name,
-      address: spec.address,
-      ...(spec.port !== undefined ? { port: spec.port, url: `http://${spec.address}:${spec.port}` } : {}),
+      address,
+      ...(port !== undefined ? { port, url: `http://${address.includes(':') ? `[${address}]` : address}:${port}` } : {}),
       tags: [...spec.tags],
       meta: { ...spec.meta, stack },
       registeredAt: new Date().toISOString(),
@@ -338,6 +361,21 @@ export class ServiceLifecycle {
     } catch (err) {
       this.host.warn(`could not register '${spec.name}' in discovery: ${errorText(err)}`, spec.name);
     }
+  }
+
+  /**
+   * Where clients reach it. A Docker replica other than 0 publishes its port on an ephemeral host
+   * port (two cannot share one): it is registered at that loopback endpoint. A process replica's
+   * spec already carries `port + index`.
+   */
+  private registeredEndpoint(): { address: string; port?: number } {
+    const { spec, runtime } = this;
+    const handle = this.status.handle;
+    if (this.replica > 0 && spec.port !== undefined && runtime && handle && runtime.name !== 'process') {
+      const ep = runtime.endpoint(handle, spec.port);
+      return { address: ep.host, port: ep.port };
+    }
+    return { address: spec.address, ...(spec.port !== undefined ? { port: spec.port } : {}) };
   }
 
   /** Stop heartbeating; hand back the registration for whoever removes it. */
@@ -362,41 +400,166 @@ export class ServiceLifecycle {
   watch(): void {
     const runtime = this.runtime;
     const handle = this.status.handle;
-    if (!runtime || !handle || this.spec.kind === 'task') return;
+    if (!runtime || !handle || this.spec.kind === 'task' || this.watched) return;
     const watch = new AbortController();
+    const signal = AbortSignal.any([this.abort.signal, watch.signal]);
     const check = this.host.settings.healthChecks ? this.spec.healthCheck : undefined;
+    this.watched = true;
     if (check) {
+      const { onUnhealthy = true, failuresBeforeRestart = 3 } = this.spec.restart;
+      let failures = 0;
       void monitorHealth(check, this.healthTarget(runtime, handle, check), {
         clock: this.host.clock,
-        signal: AbortSignal.any([this.abort.signal, watch.signal]),
+        signal,
         onProbe: (result) => {
           this.recordHealth(result);
           this.host.persist();
+          failures = result.ok ? 0 : failures + 1;
+          if (onUnhealthy && failures === failuresBeforeRestart && !watch.signal.aborted) this.restartUnhealthy(result.detail, failures);
         },
         onChange: (healthy, result) => {
           this.status.health = healthy ? 'healthy' : 'unhealthy';
           this.host.emit({ type: 'health', service: this.name, healthy, detail: result.detail });
           this.host.persist();
+          // Clients must not be sent to it while it fails its check: withdraw it, restore it once healthy.
+          void (healthy ? this.restore() : this.withdraw(`unhealthy: ${result.detail}`));
         },
         ...this.strategy(check),
       });
     }
-    this.watching = true;
+    this.monitorDependencyChecks(runtime, handle, signal);
     void this.exit?.then((exit) => {
       watch.abort();
-      this.watching = false;
+      this.watched = false;
       return this.onExit(runtime, exit);
     });
+    this.host.watching?.(this);
+  }
+
+  /** Failed its check `failuresBeforeRestart` times in a row: restart it under its restart policy. */
+  private restartUnhealthy(detail: string, failures: number): void {
+    // `onUnhealthy` is the switch; the policy gives the back-off and the retry limit ("no" counts as "on-failure").
+    const policy = this.spec.restart.policy === 'no' ? { ...this.spec.restart, policy: 'on-failure' as const } : this.spec.restart;
+    const decision = restartDecision(policy, { code: 1, signal: null }, this.status.restarts);
+    const why = `unhealthy: ${failures} failed checks in a row (${detail})`;
+    if (!decision.restart) return this.host.warn(`${why}; not restarted: ${decision.why}`, this.name);
+    void this.restartNow(why, decision.delayMs);
+  }
+
+  /** After startup, a dependent's own check of this service keeps running; its verdicts go to the gates and the log. */
+  private monitorDependencyChecks(runtime: Runtime, handle: ServiceHandle, signal: AbortSignal): void {
+    const { graph, gates, clock, settings } = this.host;
+    if (!settings.healthChecks || this.replica > 0) return;
+    for (const edge of graph.dependentsOf(this.name)) {
+      const own = graph.services.get(edge.from)?.dependencies.find((d) => d.name === this.name)?.healthCheck;
+      if (!own || !this.host.lifecycle(edge.from)) continue;
+      void monitorHealth(own, this.healthTarget(runtime, handle, own), {
+        clock,
+        signal,
+        onChange: (healthy, result) => {
+          gates.recordEdgeCheck(edge.from, edge.to, healthy ? { ok: true } : { ok: false, reason: result.detail });
+          if (healthy) this.host.warn(`its check of '${this.name}' passes again`, edge.from);
+          else this.host.warn(`its check of '${this.name}' fails: ${result.detail}`, edge.from);
+        },
+        ...this.strategy(own),
+      });
+    }
+  }
+
+  /**
+   * Restart the current instance now (a changed template, a restarted dependency, failed checks):
+   * stop it, then start it again after `delayMs`, as after a crash. Only while it is watched after
+   * startup; a restart already under way makes this one needless.
+   */
+  async restartNow(reason: string, delayMs = 0): Promise<void> {
+    await this.endInstance({ kind: 'restart', reason, delayMs });
+  }
+
+  /** A required dependency stayed down past `dependencyTimeout`: stop it and show it `blocked` until the dependency is back. */
+  async block(reason: string): Promise<void> {
+    if (this.status.state === 'blocked') return;
+    if (!(await this.endInstance({ kind: 'block', reason }))) {
+      // Not running (waiting to restart, failed): it is blocked all the same, and not restarted meanwhile.
+      if (this.stopping || this.status.state === 'healthy') return;
+      this.planned = { kind: 'block', reason };
+      this.host.setState(this, 'blocked', reason);
+    }
+  }
+
+  /** Its dependencies are back: start it again. */
+  unblock(reason: string): void {
+    if (this.stopping || this.status.state !== 'blocked') return;
+    delete this.planned;
+    this.host.setState(this, 'waiting', reason);
+    void this.restart(false);
+  }
+
+  private async endInstance(planned: PlannedExit): Promise<boolean> {
+    const runtime = this.runtime;
+    const handle = this.status.handle;
+    if (this.stopping || !this.watched || this.planned || !runtime || !handle) return false;
+    this.planned = planned;
+    this.watched = false;
+    await runtime.stop(handle, { signal: this.spec.stopSignal, gracePeriodMs: this.spec.stopGracePeriodMs }).catch((err) => {
+      this.host.warn(`could not stop '${this.name}' to ${planned.kind} it: ${errorText(err)}`, this.name);
+    });
+    return true;
+  }
+
+  /** Send a signal to the running instance (a template's `changeMode: signal`). */
+  async sendSignal(signal: string): Promise<void> {
+    const runtime = this.runtime;
+    const handle = this.status.handle;
+    if (!runtime || !handle) throw new Error('it does not run');
+    if (runtime.signal) return runtime.signal(handle, signal);
+    if (runtime.name !== 'process' || handle.pid === undefined) throw new Error(`the ${runtime.name} runtime cannot signal its instances`);
+    // A process service leads its own process group: signal the group, as `stop` does.
+    try {
+      process.kill(-handle.pid, signal as NodeJS.Signals);
+    } catch {
+      process.kill(handle.pid, signal as NodeJS.Signals);
+    }
+  }
+
+  /** The instance is running (for reloads: a restart or signal only makes sense then). */
+  get running(): boolean {
+    return this.watched && !this.stopping && this.status.state === 'healthy';
+  }
+
+  /** Unhealthy: take it out of discovery (Consul: its TTL check lapses with the registration). */
+  private async withdraw(reason: string): Promise<void> {
+    if (this.withdrawn || !this.status.registration || this.stopping) return;
+    this.withdrawn = true;
+    const reg = this.status.registration;
+    await this.deregister();
+    this.host.emit({ type: 'deregistered', service: this.name, id: reg.id, reason });
+    this.host.persist();
+  }
+
+  private async restore(): Promise<void> {
+    if (!this.withdrawn || this.stopping || !this.watched) return;
+    this.withdrawn = false;
+    await this.register();
+    this.host.persist();
   }
 
   private async onExit(runtime: Runtime, exit: ExitInfo): Promise<void> {
     if (this.stopping || this.abort.signal.aborted) return;
     this.status.health = 'unhealthy';
+    this.withdrawn = false;
     await this.deregister();
-    if (this.restartRequested) {
-      this.restartRequested = false;
-      this.host.emit({ type: 'restart', service: this.name, attempt: this.status.restarts + 1, delayMs: 0, exit: `${describeExit(exit)} (restart requested)` });
-      return this.restart();
+    const planned = this.planned;
+    if (planned?.kind === 'block') return this.host.setState(this, 'blocked', planned.reason);
+    if (planned?.kind === 'restart') {
+      delete this.planned;
+      this.host.emit({ type: 'restart', service: this.name, attempt: this.status.restarts + 1, delayMs: planned.delayMs, exit: planned.reason });
+      this.host.setState(this, 'waiting', `${planned.reason}; restarting${planned.delayMs > 0 ? ` in ${planned.delayMs} ms` : ''}`);
+      try {
+        await this.host.clock.sleep(planned.delayMs, this.abort.signal);
+      } catch {
+        return; // stopping
+      }
+      return this.restart(true, planned.reason);
     }
     if (runtime.appliesRestartPolicy) return this.host.setState(this, 'failed', describeExit(exit));
     const decision = restartDecision(this.spec.restart, exit, this.status.restarts);
@@ -412,11 +575,12 @@ export class ServiceLifecycle {
     } catch {
       return; // stopping
     }
-    await this.restart();
+    await this.restart(true, describeExit(exit));
   }
 
-  private async restart(): Promise<void> {
-    this.status.restarts++;
+  private async restart(counted = true, reason?: string): Promise<void> {
+    if (this.planned?.kind === 'block' || this.stopping) return; // blocked meanwhile: `unblock` starts it
+    if (counted) this.status.restarts++;
     this.host.setState(this, 'starting');
     // Tracked like the first start, so a stop arriving now waits for the new handle and stops it.
     const attempt = this.startAndAwaitReady();
@@ -427,6 +591,7 @@ export class ServiceLifecycle {
       await this.register();
       this.host.setState(this, 'healthy');
       this.watch();
+      this.host.restarted?.(this, reason ?? 'restarted');
       return;
     }
     // Counts as another failed run: the policy decides again (its limit ends the loop).

@@ -5,6 +5,7 @@
  * (lifecycle.ts) brings it up and watches it, the stopper (stopper.ts) stops it all.
  */
 import { InterruptedError } from '../errors.js';
+import type { ServiceInstance } from '../discovery/types.js';
 import type { Plan, StackGraph } from '../plan/types.js';
 import type { HealthStrategy } from '../health/types.js';
 import type { HealthStrategyName, Profile, RuntimeName, ServiceSpec } from '../profile/types.js';
@@ -16,13 +17,14 @@ import type { RenderConfigs, StackController, StartStackInput, StartStackOptions
 import { createLocalGates, type LocalGates } from './gates.js';
 import { errorText, ServiceLifecycle, type LifecycleHost, type LifecycleSettings } from './lifecycle.js';
 import { acquireLock, type StackLock } from './lock.js';
+import { TemplateReloader } from './reload.js';
 import { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.js';
 import { decide, unitsAffectedBy, unitsOf, type Unit } from './scheduler.js';
 import { createStateWriter, readStateFile, removeStateFile, stateDirOf, type StackStateFile, type StateWriter } from './state.js';
 import { stopTargets, type StopTarget } from './stopper.js';
 import { SETTLED_STATES, type EngineEvent, type ServiceState, type ServiceStatus, type StackPhase, type StartupReport } from './types.js';
 
-const EMPTY_FOUND: SortedInstances = { previous: new Map(), obsolete: [], carried: [], retired: [] };
+const EMPTY_FOUND: SortedInstances = { previous: new Map(), replicas: [], obsolete: [], carried: [], retired: [] };
 
 export class StackRun implements LifecycleHost {
   readonly stack: string;
@@ -58,6 +60,12 @@ export class StackRun implements LifecycleHost {
   private scheduled = false;
   private readonly allSettled = deferred();
   private readonly done = deferred();
+  /** After startup: templates follow discovery (with `rerender` and a discovery that can look up). */
+  private readonly reloader: TemplateReloader | undefined;
+  /** After startup: services down (not healthy) since; their required dependents are blocked after `dependencyTimeout`. */
+  private readonly down = new Map<string, AbortController>();
+  private readonly supervising = new AbortController();
+  private keepAlive: NodeJS.Timeout | undefined;
   /** The control channel (`stack ui`'s actions and events), while this run holds the lock. */
   private control: ControlServer | undefined;
   /** Why a service's next render happens, when asked for from outside (control.ts). */
@@ -89,6 +97,7 @@ export class StackRun implements LifecycleHost {
     this.t0 = this.clock.now();
     this.gates = createLocalGates(this.graph);
     if (opts.onEvent) this.listeners.add(opts.onEvent);
+    if (opts.rerender && opts.discovery?.backends.some((b) => b.capabilities.watch || b.capabilities.lookup) && (opts.supervise ?? true)) this.reloader = new TemplateReloader(this, opts.discovery, opts.rerender);
     this.writer = createStateWriter(this.stateDir, (err) => this.warn(`cannot write the state file: ${errorText(err)}`));
   }
 
@@ -130,6 +139,32 @@ export class StackRun implements LifecycleHost {
     }
   }
 
+  watching(s: ServiceLifecycle): void {
+    this.reloader?.follow(s);
+  }
+
+  recordsFor(service: string): ServiceInstance[] {
+    return this.reloader?.recordsFor(service) ?? [];
+  }
+
+  /** A dependency came back from a restart: each dependent reacts as its edge says. */
+  restarted(s: ServiceLifecycle, reason: string): void {
+    if (this.phase !== 'up' || this.stopping) return;
+    for (const edge of this.graph.dependentsOf(s.name)) {
+      const dependent = this.lifecycles.get(edge.from);
+      const dep = dependent?.spec.dependencies.find((d) => d.name === s.name);
+      if (!dependent || !dep) continue;
+      const reaction = dep.onDependencyRestart ?? (dep.type === 'required' ? 'restart' : 'rerender');
+      const why = `dependency '${s.name}' was restarted (${reason})`;
+      if (reaction === 'restart' && dependent.running) {
+        this.emit({ type: 'reload', service: dependent.name, action: 'restart', reason: why });
+        for (const l of [dependent, ...dependent.peers]) void l.restartNow(why);
+      } else if (reaction === 'rerender') {
+        this.reloader?.poke(dependent, why);
+      }
+    }
+  }
+
   warn(message: string, service?: string): void {
     this.emit({ type: 'warning', message, ...(service ? { service } : {}) });
   }
@@ -152,6 +187,7 @@ export class StackRun implements LifecycleHost {
     this.gates.record(s.name, { state, kind: s.spec.kind, started: s.status.started, ...(s.status.reason ? { reason: s.status.reason } : {}) });
     this.persist();
     this.checkSettled();
+    if (this.phase === 'up') this.afterStartup(s, state);
   }
 
   // ---- state ----------------------------------------------------------------------------------
@@ -179,6 +215,60 @@ export class StackRun implements LifecycleHost {
     if (this.unsettled === 0) this.allSettled.resolve();
   }
 
+  // ---- after startup: required dependencies that stay down -----------------------------------
+
+  /**
+   * A service that stops being healthy after startup gets `dependencyTimeout` to come back; then
+   * its required dependents are stopped and shown `blocked` (theirs in turn at once), and started
+   * again once every required dependency of theirs is healthy again.
+   */
+  private afterStartup(s: ServiceLifecycle, state: ServiceState): void {
+    if (this.stopping) return;
+    if (state === 'healthy' || state === 'completed') {
+      this.down.get(s.name)?.abort();
+      this.down.delete(s.name);
+      this.unblockDependents(s.name);
+      return;
+    }
+    if (state === 'blocked') return this.blockDependents(s.name);
+    if (state === 'stopping' || state === 'stopped' || this.down.has(s.name)) return;
+    const timer = new AbortController();
+    this.down.set(s.name, timer);
+    this.clock.sleep(this.settings.dependencyTimeoutMs, AbortSignal.any([timer.signal, this.supervising.signal])).then(
+      () => {
+        this.down.delete(s.name);
+        const now = s.status.state as ServiceState;
+        if (now !== 'healthy' && now !== 'completed') this.blockDependents(s.name);
+      },
+      () => undefined,
+    );
+  }
+
+  private requiredDependents(service: string): ServiceLifecycle[] {
+    return this.graph
+      .dependentsOf(service)
+      .filter((e) => this.graph.services.get(e.from)?.dependencies.find((d) => d.name === service)?.type === 'required')
+      .flatMap((e) => this.lifecycles.get(e.from) ?? []);
+  }
+
+  private blockDependents(service: string): void {
+    const why = `required dependency '${service}' is down for longer than dependencyTimeout (${this.settings.dependencyTimeoutMs} ms)`;
+    for (const d of this.requiredDependents(service)) for (const l of [...d.peers, d]) void l.block(why);
+  }
+
+  private unblockDependents(service: string): void {
+    for (const d of this.requiredDependents(service)) {
+      if (d.status.state !== 'blocked') continue;
+      const requiredUp = d.spec.dependencies
+        .filter((dep) => dep.type === 'required')
+        .every((dep) => {
+          const state = this.lifecycles.get(dep.name)?.status.state;
+          return state === undefined || state === 'healthy' || state === 'completed';
+        });
+      if (requiredUp) for (const l of [d, ...d.peers]) l.unblock(`required dependency '${service}' is back`);
+    }
+  }
+
   // ---- scheduling -----------------------------------------------------------------------------
 
   private readonly onGateChange = (service: string): void => {
@@ -201,10 +291,12 @@ export class StackRun implements LifecycleHost {
         const s = this.lifecycles.get(name)!;
         if (decision.kind === 'block') {
           this.setState(s, 'blocked', decision.reason);
+          for (const p of s.peers) this.setReplicaState(p, 'blocked', decision.reason);
           continue;
         }
         for (const w of decision.warnings) this.warn(w, name);
         s.launch();
+        for (const p of s.peers) p.launch();
       }
     }
   }
@@ -230,6 +322,7 @@ export class StackRun implements LifecycleHost {
     this.schedule();
     this.checkSettled();
     await Promise.race([this.allSettled.promise, this.done.promise, this.stopping ?? new Promise<never>(() => {})]);
+    await this.replicasSettled();
     return this.conclude(warnings);
   }
 
@@ -259,8 +352,9 @@ export class StackRun implements LifecycleHost {
 
   private createLifecycles(runServices: ServiceSpec[]): void {
     for (const spec of runServices) {
-      if (spec.replicas > 1) this.warn(`replicas: ${spec.replicas} is not supported yet; starting one instance`, spec.name);
-      this.lifecycles.set(spec.name, new ServiceLifecycle(this, spec, this.statusOf(spec)));
+      const s = new ServiceLifecycle(this, spec, this.statusOf(spec));
+      this.lifecycles.set(spec.name, s);
+      this.createReplicas(s);
     }
     for (const b of this.plan.blocked) {
       const spec = this.graph.services.get(b.service);
@@ -268,9 +362,102 @@ export class StackRun implements LifecycleHost {
     }
     // A running instance is shown (and stopped, should this run stop) until `start` keeps or replaces it.
     for (const [name, { handle, runtime }] of this.found.previous) this.lifecycles.get(name)!.adopt(handle, runtime);
+    for (const { handle, runtime } of this.found.replicas) this.lifecycles.get(handle.service)?.peers.find((p) => p.replica === handle.replica)?.adopt(handle, runtime);
     this.unsettled = [...this.lifecycles.values()].filter((s) => !SETTLED_STATES.has(s.status.state)).length;
     this.unitOf = unitsOf(this.plan.groups, runServices.map((s) => s.name));
     for (const unit of this.unitOf.values()) this.dirty.add(unit); // every unit is looked at once
+  }
+
+  // ---- replicas -------------------------------------------------------------------------------
+
+  /**
+   * `replicas: N` (process and Docker runtimes): replicas 1…N-1 run beside the service (replica
+   * 0), each started, checked, registered (`<stack>-<service>-<i>`), watched and restarted on its
+   * own. Dependents are gated on replica 0 only, and the startup report is about it; the others
+   * show in its status (`replicas`) and events (`<service>#<i>`). A process replica listens on
+   * `port + i` (its check too, when it probes that port), told by STACK_PORT and STACK_REPLICA.
+   */
+  private createReplicas(s: ServiceLifecycle): void {
+    const { spec } = s;
+    if (spec.replicas <= 1 || spec.kind === 'task') return;
+    if (spec.runtime !== 'process' && spec.runtime !== 'docker') {
+      this.warn(`replicas: ${spec.replicas} runs on the process and Docker runtimes only; starting one instance`, spec.name);
+      return;
+    }
+    const host = this.replicaHost();
+    for (let i = 1; i < spec.replicas; i++) {
+      const replicaSpec = replicaSpecOf(spec, i);
+      s.peers.push(new ServiceLifecycle(host, replicaSpec, { ...this.statusOf(replicaSpec), replica: i }, i));
+    }
+    s.status.replicas = s.peers.map((p) => p.status);
+  }
+
+  /** Startup also waits for the other replicas (a failed one is a warning: dependents rely on replica 0). */
+  private async replicasSettled(): Promise<void> {
+    if (this.stopping) return;
+    const peers = [...this.lifecycles.values()].flatMap((s) => s.peers);
+    await Promise.race([Promise.all(peers.map((p) => p.inflight)), this.stopping ?? new Promise<never>(() => {})]);
+    for (const p of peers) if (p.status.state === 'failed') this.warn(`replica ${p.replica} failed: ${p.status.reason ?? 'failed'}`, p.name);
+  }
+
+  /** What replicas report to: their own status and events only (gates and the report know replica 0). */
+  private replicaHost(): LifecycleHost {
+    return {
+      stack: this.stack,
+      profile: this.profile,
+      graph: this.graph,
+      stateDir: this.stateDir,
+      clock: this.clock,
+      runtimes: this.runtimes,
+      ...(this.discovery ? { discovery: this.discovery } : {}),
+      ...(this.renderConfigs ? { renderConfigs: this.renderConfigs } : {}),
+      gates: this.gates,
+      settings: this.settings,
+      ...(this.strategyFor ? { strategyFor: this.strategyFor } : {}),
+      lifecycle: (name) => this.lifecycle(name),
+      all: () => this.all(),
+      setState: (r, state, reason) => this.setReplicaState(r, state, reason),
+      emit: (e) => this.emit(e),
+      warn: (m, service) => this.warn(m, service),
+      persist: () => this.persist(),
+      recordsFor: (service) => this.recordsFor(service),
+    };
+  }
+
+  private setReplicaState(r: ServiceLifecycle, state: ServiceState, reason?: string): void {
+    const previous = r.status.state;
+    const now = this.clock.now();
+    r.status.state = state;
+    if (reason !== undefined) r.status.reason = reason;
+    else if (state !== 'stopped' && state !== 'stopping') delete r.status.reason;
+    const elapsedMs = now - r.since;
+    r.since = now;
+    const pid = r.status.handle?.pid;
+    this.emit({ type: 'state', service: `${r.name}#${r.replica}`, state, previous, elapsedMs, ...(reason !== undefined ? { reason } : {}), ...(pid !== undefined ? { pid } : {}) });
+    this.persist();
+    // A replica that comes up after startup is over is watched from then on.
+    if (state === 'healthy' && this.phase === 'up' && (this.opts.supervise ?? true)) r.watch();
+  }
+
+  /** One stop target per service: its replicas' instances go with replica 0's. */
+  private stopTargetOf(s: ServiceLifecycle): StopTarget {
+    const base = s.stopTarget();
+    if (s.peers.length === 0) return base;
+    const peers = s.peers.map((p) => p.stopTarget());
+    return {
+      ...base,
+      resolve: async () => {
+        const [first, ...rest] = await Promise.all([base.resolve(), ...peers.map((p) => p.resolve())]);
+        for (const r of rest) {
+          const reg = r.registration;
+          if (reg && this.discovery) await this.discovery.deregister(reg.service, reg.id).catch((err) => this.warn(`could not deregister '${reg.service}': ${errorText(err)}`, reg.service));
+        }
+        return { ...first!, instances: [first!, ...rest].flatMap((r) => r.instances) };
+      },
+      onNothing: () => [base, ...peers].forEach((t) => t.onNothing?.()),
+      onStopping: (subject) => [base, ...peers].forEach((t) => t.onStopping?.(subject)),
+      onStopped: (subject) => [base, ...peers].forEach((t) => t.onStopped?.(subject)),
+    };
   }
 
   private statusOf(spec: ServiceSpec): ServiceStatus {
@@ -306,7 +493,15 @@ export class StackRun implements LifecycleHost {
     const bad = [...this.lifecycles.values()].some((s) => s.status.state === 'failed' || s.status.state === 'blocked');
     if (!bad) {
       this.setPhase('up');
-      if (this.opts.supervise ?? true) for (const s of this.lifecycles.values()) s.watch();
+      if (this.opts.supervise ?? true) {
+        // Watches and heartbeats hold no reference on the event loop (they must not keep a process
+        // alive by themselves); a supervising run does, until it is stopped or detached.
+        this.keepAlive = setInterval(() => undefined, 1 << 30);
+        for (const s of this.lifecycles.values()) {
+          s.watch();
+          for (const p of s.peers) if (p.status.state === 'healthy') p.watch();
+        }
+      }
       return this.report('up', warnings);
     }
     if ((this.opts.onFailure ?? 'rollback') === 'rollback') {
@@ -377,9 +572,10 @@ export class StackRun implements LifecycleHost {
   private stopAll(graceOverrideMs?: number): Promise<void> {
     this.stopping ??= (async () => {
       this.setPhase('stopping');
-      for (const s of this.lifecycles.values()) s.cancel(); // cancel waits and monitors at once
+      this.endSupervision();
+      for (const s of this.lifecycles.values()) for (const l of [s, ...s.peers]) l.cancel(); // cancel waits and monitors at once
       const errors = await stopTargets(
-        [...this.lifecycles.values()].map((s) => s.stopTarget()),
+        [...this.lifecycles.values()].map((s) => this.stopTargetOf(s)),
         this.stopperOptions(graceOverrideMs),
       );
       for (const { name, error } of errors) this.warn(`could not stop '${name}': ${errorText(error)}`, name);
@@ -400,9 +596,16 @@ export class StackRun implements LifecycleHost {
 
   private async detach(): Promise<void> {
     if (this.stopping) return this.stopping;
-    for (const s of this.lifecycles.values()) await s.detach();
+    this.endSupervision();
+    for (const s of this.lifecycles.values()) for (const l of [s, ...s.peers]) await l.detach();
     this.setPhase('detached');
     await this.finish(false);
+  }
+
+  private endSupervision(): void {
+    clearInterval(this.keepAlive);
+    this.supervising.abort();
+    this.reloader?.close();
   }
 
   /** Write the last state (or remove it once nothing runs), release the lock and runtimes. */
@@ -429,6 +632,10 @@ export class StackRun implements LifecycleHost {
     const errors = await stopTargets(targets);
     for (const { name, error } of errors) this.warn(`could not stop the obsolete instance of '${name}': ${errorText(error)}`, name);
     if (!this.discovery) return;
+    // A scaled-down replica's registration (its id is `<stack>-<service>-<replica>`) goes with it.
+    for (const { handle } of found.obsolete) {
+      if (handle.replica > 0 && this.discovery.canRegister) await this.discovery.deregister(handle.service, `${this.stack}-${handle.service}-${handle.replica}`).catch(() => undefined);
+    }
     for (const status of found.retired) {
       const reg = status.registration;
       if (reg) await this.discovery.deregister(reg.service, reg.id).catch((err) => this.warn(`could not deregister '${reg.service}': ${errorText(err)}`, reg.service));
@@ -452,6 +659,14 @@ export class StackRun implements LifecycleHost {
       onStopped: () => this.emit({ type: 'state', service, state: 'stopped', previous: 'stopping', elapsedMs: this.clock.now() - since, reason }),
     };
   }
+}
+
+/** Replica `i` of a service: a process replica listens on `port + i` (and is checked there). */
+function replicaSpecOf(spec: ServiceSpec, i: number): ServiceSpec {
+  if (spec.runtime !== 'process' || spec.port === undefined) return spec;
+  const port = spec.port + i;
+  const check = spec.healthCheck;
+  return { ...spec, port, ...(check ? { healthCheck: { ...check, ...(check.port === spec.port ? { port } : {}) } } : {}) };
 }
 
 function runtimeSetOf(given: StartStackOptions['runtimes'], stateDir: string, profile: Profile): RuntimeSet {

@@ -9,6 +9,7 @@
  * discovery (tests, embedders), which are then not closed here.
  */
 import type { DiscoveryManager } from '../discovery/manager.js';
+import type { DiscoveryEvent } from '../discovery/types.js';
 import type { Profile, RuntimeName } from '../profile/types.js';
 import type { Runtime } from '../runtime/types.js';
 import { buildGraph } from '../graph/graph.js';
@@ -17,12 +18,12 @@ import { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.j
 import { stateDirOf } from './state.js';
 import { readStackStatus, type StackStatusView } from './status.js';
 import { stopStack, type StopReport } from './stop.js';
-import { createTemplateRenderer } from './templates.js';
+import { createTemplateHooks } from './templates.js';
 import type { EngineEvent, ServiceStatus, StartupReport } from './types.js';
 
 type GivenRuntimes = RuntimeSet | Partial<Record<RuntimeName, Runtime>>;
 
-export interface UpStackOptions extends Omit<StartStackOptions, 'runtimes' | 'discovery' | 'renderConfigs'> {
+export interface UpStackOptions extends Omit<StartStackOptions, 'runtimes' | 'discovery' | 'renderConfigs' | 'rerender'> {
   /** Default: created from the profile (the process runtime; Docker imported on first use). */
   runtimes?: GivenRuntimes;
   /** Default: created from the profile's `discovery` and checked first (unreachable: exit 3). */
@@ -52,7 +53,7 @@ export function upStack(input: StartStackInput, opts: UpStackOptions = {}): Stac
   };
 
   const ready = (async (): Promise<StartupReport> => {
-    const wiring = await wire(input, opts, stateDir).catch((err: unknown) => {
+    const wiring = await wire(input, opts, stateDir, onEvent).catch((err: unknown) => {
       resolveDone();
       throw err;
     });
@@ -88,28 +89,31 @@ export function upStack(input: StartStackInput, opts: UpStackOptions = {}): Stac
 }
 
 interface Wiring {
-  engine: Pick<StartStackOptions, 'runtimes' | 'discovery' | 'renderConfigs'>;
+  engine: Pick<StartStackOptions, 'runtimes' | 'discovery' | 'renderConfigs' | 'rerender'>;
   /** Close what was created here (not what the caller gave). */
   close(): Promise<void>;
 }
 
 /** Runtimes, discovery (checked), and the template renderer (every template checked once). */
-async function wire({ profile, plan }: StartStackInput, opts: UpStackOptions, stateDir: string): Promise<Wiring> {
-  const onWarning = (message: string) => opts.onEvent?.({ type: 'warning', message });
+async function wire({ profile, plan }: StartStackInput, opts: UpStackOptions, stateDir: string, onEvent: (e: EngineEvent) => void): Promise<Wiring> {
+  const onWarning = (message: string) => onEvent({ type: 'warning', message });
   const runtimes = givenRuntimes(opts.runtimes) ?? createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm, onWarning, ...(opts.pull ? { pull: opts.pull } : {}) });
-  const discovery = opts.discovery ?? (await (await import('../discovery/index.js')).createDiscovery(profile.discovery));
+  // What discovery has to say while the stack runs (a backend down, a watch retrying, stale
+  // answers, registrations restored) is a warning in the run's events and the supervisor log.
+  const onDiscoveryEvent = (e: DiscoveryEvent) => onEvent({ type: 'warning', message: `discovery (${e.backend}): ${e.message}`, ...(e.service ? { service: e.service } : {}) });
+  const discovery = opts.discovery ?? (await (await import('../discovery/index.js')).createDiscovery(profile.discovery, { onEvent: onDiscoveryEvent }));
   const close = async () => {
     if (!opts.discovery) await discovery.close();
     if (!opts.runtimes) await runtimes.close(); // services run in their own process groups: closing only lets go of them
   };
   try {
     await discovery.check(); // unreachable discovery: exit 3 before anything starts
-    const renderConfigs = await createTemplateRenderer(
+    const hooks = await createTemplateHooks(
       profile,
       plan.services.map((s) => s.name),
-      { stateDir, ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.vars ? { vars: opts.vars } : {}), ...(opts.varsFile ? { varsFile: opts.varsFile } : {}) },
+      { stateDir, discovery, ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.vars ? { vars: opts.vars } : {}), ...(opts.varsFile ? { varsFile: opts.varsFile } : {}) },
     );
-    return { engine: { runtimes, discovery, ...(renderConfigs ? { renderConfigs } : {}) }, close };
+    return { engine: { runtimes, discovery, ...(hooks ? { renderConfigs: hooks.renderConfigs, rerender: hooks.rerender } : {}) }, close };
   } catch (err) {
     await close();
     throw err;

@@ -112,7 +112,10 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
       dependsOn: state?.services[name]?.dependsOn ?? opts.graph?.dependenciesOf(name).map((e) => e.to) ?? [],
       resolve: () => ({ instances: [], stopSignal: 'SIGTERM', gracePeriodMs: 0 }),
     }));
-  const errors = await stopTargets([...passThrough, ...targets.map((t) => downTarget(t, opts, clock, emit))], {
+  // Replicas of a service are one target: the order knows services, not instances.
+  const byName = new Map<string, Target[]>();
+  for (const t of targets) byName.set(t.name, [...(byName.get(t.name) ?? []), t]);
+  const errors = await stopTargets([...passThrough, ...[...byName.values()].map((group) => downTarget(group, opts, clock, emit))], {
     ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
     ...(opts.discovery ? { discovery: opts.discovery } : {}),
     onDeregisterError: (service, err) => emit({ type: 'warning', service, message: `could not deregister: ${err instanceof Error ? err.message : String(err)}` }),
@@ -128,6 +131,9 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
       if (status.registration && !targets.some((t) => t.name === status.name)) {
         await opts.discovery.deregister(status.registration.service, status.registration.id).catch(() => undefined);
       }
+      for (const replica of status.replicas ?? []) {
+        if (replica.registration) await opts.discovery.deregister(replica.registration.service, replica.registration.id).catch(() => undefined);
+      }
     }
   }
   if (errors.length === 0) {
@@ -141,18 +147,23 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
 }
 
 /** One running service, for the stopper: its events say what happens to it. */
-function downTarget(t: Target, opts: StopStackOptions, clock: Clock, emit: (e: EngineEvent) => void): StopTarget {
+function downTarget(group: Target[], opts: StopStackOptions, clock: Clock, emit: (e: EngineEvent) => void): StopTarget {
   let since = 0;
+  const t = group.find((g) => g.handle.replica === 0) ?? group[0]!;
   const pid = t.handle.pid;
   return {
     name: t.name,
     dependsOn: t.dependsOn,
-    resolve: async () => ({
-      instances: [{ handle: t.handle, runtime: await opts.runtimes.get(t.handle.runtime) }],
-      stopSignal: t.stopSignal,
-      gracePeriodMs: t.gracePeriodMs,
-      ...(t.registration ? { registration: t.registration } : {}),
-    }),
+    resolve: async () => {
+      // Other replicas' registrations go first too (the stopper removes one per target).
+      for (const other of group) if (other !== t && other.registration && opts.discovery) await opts.discovery.deregister(other.registration.service, other.registration.id).catch(() => undefined);
+      return {
+        instances: await Promise.all(group.map(async (g) => ({ handle: g.handle, runtime: await opts.runtimes.get(g.handle.runtime) }))),
+        stopSignal: t.stopSignal,
+        gracePeriodMs: t.gracePeriodMs,
+        ...(t.registration ? { registration: t.registration } : {}),
+      };
+    },
     onStopping: () => {
       since = clock.now();
       emit({ type: 'state', service: t.name, state: 'stopping', previous: 'healthy', elapsedMs: 0, ...(pid !== undefined ? { pid } : {}) });
@@ -178,7 +189,7 @@ async function findTargets(opts: StopStackOptions, state: StackStateFile | undef
   const key = (h: ServiceHandle) => `${h.runtime}/${h.service}/${h.replica}`;
   const dependsOnOf = (service: string) => state?.services[service]?.dependsOn ?? opts.graph?.dependenciesOf(service).map((e) => e.to) ?? [];
   const spec = (service: string) => opts.graph?.services.get(service);
-  for (const status of Object.values(state?.services ?? {})) {
+  for (const status of Object.values(state?.services ?? {}).flatMap((st) => [st, ...(st.replicas ?? [])])) {
     if (!status.handle) continue;
     const runtime = await opts.runtimes.get(status.handle.runtime);
     const inspected = await runtime.inspect(status.handle).catch(() => ({ running: true }));

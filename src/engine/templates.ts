@@ -8,8 +8,12 @@
  * before it starts, against the instances registered by then (its dependencies among them), so a
  * failed optional dependency is absent in its templates.
  */
+import { readFile } from 'node:fs/promises';
+import type { DiscoveryManager } from '../discovery/manager.js';
+import type { ServiceInstance } from '../discovery/types.js';
 import { InvalidInputError, type Problem } from '../errors.js';
-import type { Profile } from '../profile/types.js';
+import type { Profile, ServiceSpec, TemplateSpec } from '../profile/types.js';
+import { servicesNamedBy } from '../template/watch.js';
 import type { RenderConfigs } from './engine.js';
 
 export interface TemplateRendererOptions {
@@ -19,33 +23,85 @@ export interface TemplateRendererOptions {
   varsFile?: string;
   stateDir: string;
   cwd?: string;
+  /** Where the records of `external` services come from (the check render and each start). */
+  discovery?: DiscoveryManager;
+}
+
+/** After startup: render one template again against these records; write it only if its content changed. */
+export type RerenderTemplate = (service: ServiceSpec, template: TemplateSpec, records: ServiceInstance[], configDir: string) => Promise<RerenderOutcome>;
+
+export interface RerenderOutcome {
+  changed: boolean;
+  /** The file's path. */
+  path: string;
+}
+
+export interface TemplateHooks {
+  renderConfigs: RenderConfigs;
+  rerender: RerenderTemplate;
 }
 
 /** The render hook for `startStack`, or undefined when no service of the run has templates. */
 export async function createTemplateRenderer(profile: Profile, services: string[], opts: TemplateRendererOptions): Promise<RenderConfigs | undefined> {
+  return (await createTemplateHooks(profile, services, opts))?.renderConfigs;
+}
+
+/** The render hook, and the re-render hook the supervisor uses after startup. */
+export async function createTemplateHooks(profile: Profile, services: string[], opts: TemplateRendererOptions): Promise<TemplateHooks | undefined> {
   const withTemplates = services.filter((name) => (profile.services[name]?.templates.length ?? 0) > 0);
   if (withTemplates.length === 0) return undefined;
   const cwd = opts.cwd ?? process.cwd();
-  const [{ buildTemplateContext }, { renderServiceConfigs, renderStackConfigs }, { flagSource, varsFileSource }, { saveSecrets }] = await Promise.all([
-    import('../template/context.js'),
-    import('../template/render.js'),
-    import('../template/variables.js'),
-    import('../template/secrets.js'),
-  ]);
+  const [{ buildTemplateContext, contextForService, externalServices }, { renderServiceConfigs, renderStackConfigs, renderTemplate }, { flagSource, varsFileSource }, { saveSecrets }, { writeFileInside, pathInside }] =
+    await Promise.all([import('../template/context.js'), import('../template/render.js'), import('../template/variables.js'), import('../template/secrets.js'), import('../template/write.js')]);
+  // Services outside the profile that templates name are looked up in discovery (absent when it cannot).
+  const externals = externalServices(profile);
+  const lookupExternals = async (): Promise<ServiceInstance[]> => {
+    const discovery = opts.discovery;
+    if (!discovery || externals.length === 0) return [];
+    const lists = await Promise.all(externals.map((name) => discovery.lookup(name).catch(() => [] as ServiceInstance[])));
+    return lists.flat();
+  };
   const problems: Problem[] = [];
   const secretNames = new Set(Object.values(profile.variables).filter((v) => v.type === 'secret').map((v) => v.name));
   const sources = [...(opts.varsFile ? [varsFileSource(opts.varsFile, cwd, problems)] : []), flagSource(opts.vars ?? [], problems, secretNames)];
 
-  const base = buildTemplateContext(profile, { vars: sources, stateDir: opts.stateDir, cwd });
+  const known = Object.keys(profile.services);
+  const lookupNamed = async (service: ServiceSpec): Promise<ServiceInstance[]> => {
+    const discovery = opts.discovery;
+    if (!discovery?.backends.some((b) => b.capabilities.lookup)) return [];
+    const names = [...new Set(service.templates.flatMap((t) => servicesNamedBy(t, known)))];
+    const lists = await Promise.all(names.map((name) => discovery.lookup(name).catch(() => [] as ServiceInstance[])));
+    return lists.flat();
+  };
+  const base = buildTemplateContext(profile, { vars: sources, stateDir: opts.stateDir, cwd, external: await lookupExternals() });
   problems.push(...renderStackConfigs(profile, { services: withTemplates, context: base, cwd }).problems);
   const errors = problems.filter((p) => p.severity !== 'warning');
   if (errors.length > 0) throw new InvalidInputError(problems, `cannot render the configs of stack '${profile.name}'; nothing was started`);
   await saveSecrets(opts.stateDir, { ...base.generatedSecrets });
   const secrets = Object.fromEntries(base.secrets);
 
-  return async (service, context) => {
+  const liveContext = (instances: ServiceInstance[]) => buildTemplateContext(profile, { instances, vars: sources, stateDir: opts.stateDir, cwd, secrets, generateSecrets: false });
+
+  const renderConfigs: RenderConfigs = async (service, context) => {
     if (service.templates.length === 0) return { files: [], environment: {} };
-    const live = buildTemplateContext(profile, { instances: context.instances, vars: sources, stateDir: opts.stateDir, cwd, secrets, generateSecrets: false });
-    return renderServiceConfigs(profile, service.name, live, context.configDir);
+    // Discovery's records of the services its templates name (other hosts' instances among them),
+    // then this run's own: the same records the supervisor re-renders against after startup.
+    const byKey = new Map<string, ServiceInstance>();
+    for (const r of await lookupNamed(service)) byKey.set(`${r.service}/${r.id}`, r);
+    for (const r of context.instances) byKey.set(`${r.service}/${r.id}`, r);
+    return renderServiceConfigs(profile, service.name, liveContext([...byKey.values()]), context.configDir);
   };
+
+  const rerender: RerenderTemplate = async (service, template, records, configDir) => {
+    const context = contextForService(liveContext(records), service);
+    const out = renderTemplate(template, context, { service: service.name, cwd });
+    if (out.problems.some((p) => p.severity !== 'warning')) throw new InvalidInputError(out.problems, `cannot render ${template.destination} of '${service.name}'`);
+    const target = pathInside(configDir, template.destination);
+    const before = await readFile(target, 'utf8').catch(() => undefined);
+    if (before === out.content) return { changed: false, path: target };
+    await writeFileInside(configDir, template.destination, out.content, out.secret ? 0o600 : (template.mode ?? 0o644));
+    return { changed: true, path: target };
+  };
+
+  return { renderConfigs, rerender };
 }

@@ -61,7 +61,28 @@ export interface ServiceStatus {
   stopGracePeriodMs: number;
   /** Discovery registration to remove on stop. */
   registration?: { service: string; id: string };
+  /** After startup: the last re-render of its templates, and why it happened. */
+  lastRender?: LastRender;
+  /** `replicas: N`: the status of replicas 1…N-1 (this one is replica 0). */
+  replicas?: ServiceStatus[];
+  /** Its replica index when it is one of `replicas` (absent: 0). */
+  replica?: number;
 }
+
+export interface LastRender {
+  /** ISO-8601. */
+  at: string;
+  template: string;
+  outcome: RenderOutcome;
+  /** What triggered it (`records of 'api' changed`), and for a failure why it failed. */
+  reason: string;
+}
+
+/** changed: written (and its change mode applied); unchanged: nothing written; failed: the last good file kept. */
+export type RenderOutcome = 'changed' | 'unchanged' | 'failed';
+
+/** What a changed template (or a dependency's restart) did to its service. */
+export type ReloadAction = 'restart' | 'signal' | 'script' | 'noop';
 
 export type EngineEvent =
   | { type: 'state'; service: string; state: ServiceState; previous: ServiceState; elapsedMs: number; reason?: string; pid?: number }
@@ -69,6 +90,9 @@ export type EngineEvent =
   | { type: 'restart'; service: string; attempt: number; delayMs: number; exit: string }
   | { type: 'registered'; service: string; id: string }
   | { type: 'warning'; service?: string; message: string }
+  | { type: 'render'; service: string; template: string; outcome: RenderOutcome; reason: string }
+  | { type: 'reload'; service: string; action: ReloadAction; reason: string; template?: string; signal?: string }
+  | { type: 'deregistered'; service: string; id: string; reason: string }
   | { type: 'stack'; stack: string; phase: StackPhase; elapsedMs: number };
 
 export type StackPhase = 'starting' | 'up' | 'failed' | 'interrupted' | 'stopping' | 'stopped' | 'detached';

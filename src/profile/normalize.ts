@@ -108,10 +108,12 @@ function normalizeService(name: string, raw: RawService, profileRuntime: RawProf
     secretEnvironment,
     ...(healthCheck ? { healthCheck } : {}),
     dependencies: (raw.dependencies ?? []).map((d, index): DependencySpec => {
-      if (typeof d === 'string') return { name: d, type: 'required', index };
+      if (typeof d === 'string') return { name: d, type: 'required', onDependencyRestart: 'restart', index };
+      const type = d.type ?? 'required';
       return {
         name: d.name,
-        type: d.type ?? 'required',
+        type,
+        onDependencyRestart: d.onDependencyRestart ?? defaultReaction(type),
         index,
         ...(d.healthCheck ? { healthCheck: normalizeHealthCheck(d.healthCheck, undefined) } : {}),
       };
@@ -186,7 +188,7 @@ function normalizeVolume(v: string | { source?: string; target: string; readOnly
 }
 
 function normalizeRestart(raw: RawService['restart'], kind: ServiceSpec['kind']): RestartPolicy {
-  const base: RestartPolicy = { policy: 'no', maxRetries: 5, backoffMs: 1_000, maxBackoffMs: 30_000 };
+  const base: RestartPolicy = { policy: 'no', maxRetries: 5, backoffMs: 1_000, maxBackoffMs: 30_000, onUnhealthy: true, failuresBeforeRestart: 3 };
   if (raw === undefined) return kind === 'task' ? base : base;
   if (typeof raw === 'string') return { ...base, policy: raw };
   return {
@@ -194,7 +196,14 @@ function normalizeRestart(raw: RawService['restart'], kind: ServiceSpec['kind'])
     maxRetries: raw.maxRetries ?? base.maxRetries,
     backoffMs: ms(raw.backoff, base.backoffMs),
     maxBackoffMs: ms(raw.maxBackoff, base.maxBackoffMs),
+    onUnhealthy: raw.onUnhealthy ?? base.onUnhealthy,
+    failuresBeforeRestart: raw.failuresBeforeRestart ?? base.failuresBeforeRestart,
   };
+}
+
+/** A required dependency's restart restarts its dependent; the others only re-render it. */
+function defaultReaction(type: DependencySpec['type']): DependencySpec['onDependencyRestart'] {
+  return type === 'required' ? 'restart' : 'rerender';
 }
 
 export { formatFromDestination } from '../formats/registry.js';
@@ -207,6 +216,13 @@ function normalizeTemplate(
     destination: raw.destination,
     format: raw.format ?? formatFromDestination(raw.destination),
     env: raw.env ?? false,
+    external: raw.external ?? [],
+    changeMode: raw.changeMode ?? 'restart',
+    changeSignal: raw.changeSignal ?? 'SIGHUP',
+    ...(raw.changeScript ? { changeScript: [...raw.changeScript] } : {}),
+    waitMinMs: ms(raw.wait?.min, 0),
+    waitMaxMs: ms(raw.wait?.max, 0),
+    splayMs: ms(raw.splay, 0),
     index,
   };
   if (raw.data !== undefined) out.data = raw.data;

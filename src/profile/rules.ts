@@ -261,6 +261,7 @@ const templates: Rule = (profile) => {
       if (seen.has(normal)) out.push({ code: 'duplicate_destination', path: [...at, 'destination'], message: `'${t.destination}' is written by another template of this service` });
       seen.add(normal);
       if (t.env && t.format !== 'env') out.push({ code: 'invalid_template', path: [...at, 'env'], message: 'env: true needs format: env' });
+      if (t.changeMode === 'script' && !t.changeScript) out.push({ code: 'invalid_template', path: [...at, 'changeMode'], message: 'changeMode: script needs changeScript (an argv)' });
     }
   }
   return out;

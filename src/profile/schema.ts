@@ -67,6 +67,10 @@ function build(z: typeof Zod.z) {
       name: z.string(),
       type: z.enum(['required', 'optional', 'soft', 'circular']).optional(),
       healthCheck: healthCheckSchema.optional(),
+      onDependencyRestart: z
+        .enum(['restart', 'rerender', 'none'])
+        .optional()
+        .describe('When this dependency is restarted, replaced or moves: restart this service, re-render its templates, or nothing. Default: restart for required, rerender otherwise'),
     }),
   ]);
 
@@ -77,6 +81,18 @@ function build(z: typeof Zod.z) {
     template: z.string().optional().describe('Free-text Handlebars: a file path under the profile folder, or inline text'),
     env: z.boolean().optional().describe("Also load the rendered file into the service's environment"),
     mode: z.union([z.int().min(0).max(0o777), z.string().regex(/^0?[0-7]{3}$/)]).optional(),
+    external: z
+      .array(z.string())
+      .optional()
+      .describe('Services this template names that are not in the profile (other stacks, other hosts): resolved through discovery at each render'),
+    changeMode: z.enum(['restart', 'signal', 'noop', 'script']).optional().describe('What a changed file does to its service after startup; default restart'),
+    changeSignal: z.string().regex(/^SIG[A-Z0-9]+$/).optional().describe('For changeMode signal; default SIGHUP'),
+    changeScript: z.array(z.string()).min(1).optional().describe('For changeMode script: argv, run without a shell'),
+    wait: z
+      .strictObject({ min: duration.optional(), max: duration.optional() })
+      .optional()
+      .describe("Quiescence before a re-render (consul-template's wait): min after the last change, at most max after the first"),
+    splay: duration.optional().describe('Random delay, up to this, before a restart or signal'),
   });
 
   const portMapping = z.union([
@@ -107,6 +123,8 @@ function build(z: typeof Zod.z) {
       maxRetries: z.int().min(0).optional(),
       backoff: duration.optional(),
       maxBackoff: duration.optional(),
+      onUnhealthy: z.boolean().optional().describe('Restart a service whose health check keeps failing after startup; default true'),
+      failuresBeforeRestart: z.int().min(1).optional().describe('Consecutive failed checks before that restart; default 3'),
     }),
   ]);
 

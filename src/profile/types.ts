@@ -32,12 +32,20 @@ export type { HealthStrategyName } from '../health/registry.js';
 /** How to decide that a service is healthy: common settings and the strategy's own keys. */
 export type { HealthCheckSpec } from '../health/registry.js';
 
+/** restart: restart the dependent; rerender: re-render its templates (their change mode applies); none. */
+export type DependencyReaction = 'restart' | 'rerender' | 'none';
+
+/** What a changed template does to its running service (consul-template / Nomad `change_mode`). */
+export type ChangeMode = 'restart' | 'signal' | 'noop' | 'script';
+
 export interface DependencySpec {
   /** Name of the service depended upon. */
   name: string;
   type: DependencyType;
   /** How this dependent judges the dependency's health (overrides the dependency's own check). */
   healthCheck?: HealthCheckSpec;
+  /** What this dependent does when the dependency is restarted, replaced or moves (after startup). */
+  onDependencyRestart?: DependencyReaction;
   /** Index in the raw list, for error paths (`services.pds.dependencies[1]`). */
   index: number;
 }
@@ -56,6 +64,20 @@ export interface TemplateSpec {
   env: boolean;
   /** File mode; secrets force 0600. */
   mode?: number;
+  /** (The keys below are filled in by normalize; optional so hand-built specs stay valid.)
+   * Services outside the profile this template may name (`service.<name>`), resolved through discovery. */
+  external?: string[];
+  /** After startup, what a changed file does to its service. */
+  changeMode?: ChangeMode;
+  /** For `signal`. */
+  changeSignal?: string;
+  /** For `script`: argv, no shell unless written. */
+  changeScript?: string[];
+  /** Quiescence: re-render `waitMinMs` after the last change, at most `waitMaxMs` after the first (0: no max). */
+  waitMinMs?: number;
+  waitMaxMs?: number;
+  /** Random delay up to this before a restart or signal. */
+  splayMs?: number;
   /** Index in the raw list, for error paths. */
   index: number;
 }
@@ -85,6 +107,9 @@ export interface RestartPolicy {
   /** First backoff delay; doubles per restart up to `maxBackoffMs`. */
   backoffMs: number;
   maxBackoffMs: number;
+  /** After startup: restart a service whose health check fails `failuresBeforeRestart` times in a row (defaults true, 3; optional so hand-built specs stay valid). */
+  onUnhealthy?: boolean;
+  failuresBeforeRestart?: number;
 }
 
 export interface ResourceLimits {

@@ -240,6 +240,11 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
       }
     },
 
+    async signal(handle, signal) {
+      // A template's `changeMode: signal`: the init process forwards it to the service.
+      await call(`signalling service '${handle.service}'`, (d) => d.getContainer(handle.id).kill({ signal }));
+    },
+
     async stop(handle, stopOpts: StopOptions) {
       await call(`stopping service '${handle.service}'`, async (d) => {
         // The id comes from a state file anyone could have edited: stop and remove (with its

@@ -47,6 +47,8 @@ export interface MemoryInstance {
   exited?: ExitInfo;
   /** How it was stopped (absent when it exited by itself or runs). */
   stoppedWith?: { signal: string; gracePeriodMs: number; killed: boolean };
+  /** Signals sent to it while it ran (`Runtime.signal`), in order. */
+  signals: string[];
 }
 
 export interface MemoryRuntimeOptions {
@@ -70,8 +72,8 @@ export interface MemoryRuntime extends Runtime {
   current(service: string): MemoryInstance | undefined;
   /** Make the running instance of `service` exit now, as a crash would. */
   crash(service: string, exit?: ExitInfo): void;
-  /** Mark the running instance of `service` unhealthy (probes fail) or healthy again. */
-  setHealthy(service: string, healthy: boolean): void;
+  /** Mark the running instance of `service` (its replica 0, or `replica`) unhealthy (probes fail) or healthy again. */
+  setHealthy(service: string, healthy: boolean, replica?: number): void;
 }
 
 interface Live extends MemoryInstance {
@@ -114,7 +116,7 @@ export function createMemoryRuntime(opts: MemoryRuntimeOptions): MemoryRuntime {
       pid: 100_000 + nextId,
       startedAt: new Date().toISOString(),
     };
-    const instance: Live = { handle, request: req, attempt, startedAtMs: clock.now(), script, exit, finish, stopTimers: new AbortController() };
+    const instance: Live = { handle, request: req, attempt, startedAtMs: clock.now(), script, exit, finish, stopTimers: new AbortController(), signals: [] };
     all.push(instance);
     if (script.exitAfterMs !== undefined) {
       clock.sleep(script.exitAfterMs, instance.stopTimers.signal).then(
@@ -154,8 +156,8 @@ export function createMemoryRuntime(opts: MemoryRuntimeOptions): MemoryRuntime {
       const l = all.find((i) => live(i) && i.handle.service === service);
       if (l) end(l, exit);
     },
-    setHealthy(service, healthy) {
-      const l = all.find((i) => live(i) && i.handle.service === service);
+    setHealthy(service, healthy, replica) {
+      const l = all.find((i) => live(i) && i.handle.service === service && (replica === undefined || i.handle.replica === replica));
       if (l) l.healthOverride = healthy;
     },
     async prepare() {},
@@ -184,6 +186,11 @@ export function createMemoryRuntime(opts: MemoryRuntimeOptions): MemoryRuntime {
       if (killed) await clock.sleep(stopOpts.gracePeriodMs);
       end(l, { code: null, signal: killed ? 'SIGKILL' : stopOpts.signal });
     },
+    async signal(handle, signal) {
+      const l = byHandle(handle);
+      if (!l || !live(l)) throw new StackFailedError(`${handle.service} does not run`, { code: 'not_running' });
+      l.signals.push(signal);
+    },
     async inspect(handle): Promise<InstanceStatus> {
       const l = byHandle(handle);
       if (!l) return { running: false };
@@ -202,5 +209,7 @@ export function createMemoryRuntime(opts: MemoryRuntimeOptions): MemoryRuntime {
 
 /** What decides whether a running instance can be kept: the service's spec and its environment. */
 function configOf(req: StartRequest): string {
-  return JSON.stringify([req.service, req.environment, req.files.map((f) => f.destination)]);
+  // As the real runtimes: the replica count is not part of an instance's config (scaling keeps the others).
+  const { replicas: _r, ...service } = req.service;
+  return JSON.stringify([service, req.environment, req.files.map((f) => f.destination)]);
 }

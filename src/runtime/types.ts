@@ -88,6 +88,8 @@ export interface Runtime {
   /** Resolves when the instance exits (for the restart policy and run-to-completion tasks). */
   wait(handle: ServiceHandle): Promise<ExitInfo>;
   stop(handle: ServiceHandle, opts: StopOptions): Promise<void>;
+  /** Send a signal to a running instance (a template's `changeMode: signal`); without it the engine signals a process service's group. */
+  signal?(handle: ServiceHandle, signal: string): Promise<void>;
   inspect(handle: ServiceHandle): Promise<InstanceStatus>;
   logs(handle: ServiceHandle, opts: LogOptions): AsyncIterable<string>;
   /** Instances of a stack that exist now, found without our own state (Docker labels; pid files). */

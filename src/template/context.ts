@@ -30,6 +30,11 @@ export interface ContextOptions {
    */
   instances?: ServiceInstance[];
   /**
+   * Discovery records of the services templates declare `external` (outside the profile), for a
+   * render at planned addresses; with `instances`, those are looked in instead.
+   */
+  external?: ServiceInstance[];
+  /**
    * Variable values: a plain record (highest precedence), or sources in increasing precedence
    * (`--vars` file, `--var` flags). `STACK_VAR_*` environment values always come below them.
    */
@@ -71,7 +76,7 @@ export function buildTemplateContext(profile: Profile, opts: ContextOptions = {}
   });
   problems.push(...resolved.problems);
 
-  const { views, absent } = serviceViews(profile, opts.instances);
+  const { views, absent } = serviceViews(profile, opts.instances, opts.external);
   const environment: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (typeof v === 'string') environment[k] = v;
 
@@ -101,7 +106,7 @@ function passwordsIn(value: unknown, out: string[] = []): string[] {
   return out;
 }
 
-function serviceViews(profile: Profile, instances: ServiceInstance[] | undefined): { views: Record<string, ServiceView | null>; absent: Map<string, string> } {
+function serviceViews(profile: Profile, instances: ServiceInstance[] | undefined, external: ServiceInstance[] = []): { views: Record<string, ServiceView | null>; absent: Map<string, string> } {
   const views: Record<string, ServiceView | null> = {};
   const absent = new Map<string, string>();
   const setAbsent = (name: string, why: string) => {
@@ -129,7 +134,22 @@ function serviceViews(profile: Profile, instances: ServiceInstance[] | undefined
   for (const svc of Object.values(profile.services)) {
     for (const dep of svc.dependencies) if (!Object.prototype.hasOwnProperty.call(views, dep.name)) setAbsent(dep.name, 'not in the profile');
   }
+  // A service a template declares `external` (another stack, another host) is resolved through
+  // discovery: present with its records, else absent (an unguarded use is then a render error).
+  for (const name of externalServices(profile)) {
+    if (Object.prototype.hasOwnProperty.call(views, name)) continue;
+    const list = instances ? [] : external.filter((i) => i.service === name);
+    if (list.length > 0) views[name] = viewOf(name, list.map(instanceView));
+    else setAbsent(name, NO_INSTANCE);
+  }
   return { views, absent };
+}
+
+/** Names templates declare `external`: services outside the profile, resolved through discovery. */
+export function externalServices(profile: Profile): string[] {
+  const names = new Set<string>();
+  for (const svc of Object.values(profile.services)) for (const t of svc.templates) for (const name of t.external ?? []) if (!profile.services[name]) names.add(name);
+  return [...names];
 }
 
 /** A service at its planned address from the profile. */

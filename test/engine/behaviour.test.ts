@@ -247,8 +247,8 @@ describe('after startup, on the memory runtime', () => {
     expect(states.b?.reason).toBe('exited with code 0; not restarted: restart policy is "no"');
   });
 
-  it('a crash is restarted, and an unhealthy service is reported, not restarted', async () => {
-    const s = await setup({ a: { healthCheck: memCheck({ retries: 1 }), restart: { policy: 'on-failure', backoff: '20ms' } } });
+  it('a crash is restarted, and with onUnhealthy: false an unhealthy service is reported, not restarted', async () => {
+    const s = await setup({ a: { healthCheck: memCheck({ retries: 1 }), restart: { policy: 'on-failure', backoff: '20ms', onUnhealthy: false } } });
     const { controller } = await up(s);
     s.runtime.setHealthy('a', false);
     await s.clock.advance(500);

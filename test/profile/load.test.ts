@@ -55,8 +55,8 @@ services:
     expect(p.name).toBe('stack');
     expect(p.services.api?.healthCheck).toMatchObject({ strategy: 'http', endpoint: '/health', port: 3000 });
     expect(p.services.api?.dependencies).toEqual([
-      { name: 'db', type: 'required', index: 0 },
-      { name: 'cache', type: 'optional', index: 1 },
+      { name: 'db', type: 'required', onDependencyRestart: 'restart', index: 0 },
+      { name: 'cache', type: 'optional', onDependencyRestart: 'rerender', index: 1 },
     ]);
     expect(p.services.db?.healthCheck).toMatchObject({ intervalMs: 500, startPeriodMs: 120_000, port: 5432 });
     expect(p.services.db?.runtime).toBe('process');

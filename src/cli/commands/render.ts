@@ -30,6 +30,11 @@ export interface RenderOptions extends CommonOptions {
   var?: string[];
   vars?: string;
   dryRun?: boolean;
+  /** `--watch`: keep the files following discovery (render-watch.ts), with `--exec` or `--pid`/`--signal`. */
+  watch?: boolean;
+  exec?: string;
+  pid?: string;
+  signal?: string;
 }
 
 /** The default of `--out` as declared in main.ts: the stack's state folder. */
@@ -38,6 +43,7 @@ const DEFAULT_OUT = '.stack/<stack>/config';
 const octal = (mode: number) => `0${(mode & 0o777).toString(8).padStart(3, '0')}`;
 
 export async function run(opts: RenderOptions, o: Output): Promise<number> {
+  if (opts.watch) return (await import('./render-watch.js')).run(opts, o);
   const cwd = process.cwd();
   const selected = opts.service && opts.service.length > 0 ? [...new Set(opts.service)] : undefined;
   const profile = loadProfile(profileRef(opts, o), selected ? { services: selected } : {});

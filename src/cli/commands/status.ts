@@ -1,6 +1,6 @@
 /**
  * `stack status`: every service's state, health, pid/container, uptime, restarts and last health
- * result — read from the state file and checked against the runtimes, so it works for a stack
+ * result, and the last re-render of its templates — read from the state file and checked against the runtimes, so it works for a stack
  * started by another `stack` process, even one that was killed.
  */
 import { ExitCode } from '../../errors.js';
@@ -29,7 +29,23 @@ export async function run(opts: CommonOptions, o: Output): Promise<number> {
       : ` — started by pid ${view.owner.pid} (no longer running; nothing supervises it)`;
   o.out(paint(o, 'bold', `stack '${profile.name}'${view.phase ? `: ${clean(view.phase)}` : ''}${owner}`));
   printTable(o, view.services);
+  printRenders(o, view.services);
   return ExitCode.ok;
+}
+
+/** The last re-render of each service's templates after startup (the supervisor keeps them following discovery). */
+function printRenders(o: Output, services: ServiceStatusView[]): void {
+  const rendered = services.filter((s) => s.lastRender);
+  if (rendered.length === 0) return;
+  o.out('');
+  o.out(paint(o, 'bold', 'LAST RENDER'));
+  for (const s of rendered) {
+    const r = s.lastRender!;
+    const what = r.outcome === 'changed' ? 're-rendered' : r.outcome === 'unchanged' ? 'unchanged' : 'failed, last good file kept';
+    // Read from the state file: escaped like the table's cells.
+    const line = `  ${clean(s.name)}: ${clean(r.template)} ${what} at ${clean(r.at)} — ${clean(r.reason)}`;
+    o.out(r.outcome === 'failed' ? paint(o, 'yellow', line) : line);
+  }
 }
 
 const STATE_STYLE: Record<string, Style> = { healthy: 'green', completed: 'green', failed: 'red', blocked: 'red', stopped: 'gray' };
