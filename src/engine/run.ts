@@ -5,6 +5,7 @@
  * (lifecycle.ts) brings it up and watches it, the stopper (stopper.ts) stops it all.
  */
 import { InterruptedError } from '../errors.js';
+import { runtimeDefinition } from '../drivers/runtime/registry.js';
 import type { ServiceInstance } from '../discovery/types.js';
 import type { Plan, StackGraph } from '../plan/types.js';
 import type { HealthStrategy } from '../health/types.js';
@@ -380,6 +381,7 @@ export class StackRun implements LifecycleHost {
   private createReplicas(s: ServiceLifecycle): void {
     const { spec } = s;
     if (spec.replicas <= 1 || spec.kind === 'task') return;
+    if (runtimeDefinition(spec.runtime).capabilities.replicas) return; // the runtime runs all N itself (Swarm's tasks)
     if (spec.runtime !== 'process' && spec.runtime !== 'docker') {
       this.warn(`replicas: ${spec.replicas} runs on the process and Docker runtimes only; starting one instance`, spec.name);
       return;

@@ -57,6 +57,11 @@ export interface RuntimeDefinition<Name extends string = string, Settings extend
     readonly images: boolean;
     /** Services run on this host in their `workingDir` (health checks' relative paths resolve there). */
     readonly hostWorkingDir: boolean;
+    /**
+     * Runs a service's `replicas: N` itself (Swarm: one service with N tasks, placed and
+     * rescheduled by the cluster), so the engine starts one instance and no replicas beside it.
+     */
+    readonly replicas?: boolean;
   };
   /** The zod schema of each key of the runtime's profile section; absent: no section. */
   readonly settings?: OptionSchemas<Settings>;
