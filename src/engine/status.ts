@@ -4,7 +4,7 @@
  * instances the runtimes find that the file does not know are listed too.
  */
 import type { RuntimeName } from '../profile/types.js';
-import type { ServiceHandle } from '../runtime/types.js';
+import type { InstanceStatus, InstanceTask, ServiceHandle } from '../runtime/types.js';
 import { lockOwnerAlive, readLock, type LockInfo } from './lock.js';
 import type { RuntimeSet } from './runtimes.js';
 import { readStateFile } from './state.js';
@@ -15,7 +15,11 @@ export interface ServiceStatusView extends ServiceStatus {
   running: boolean;
   /** Milliseconds since the current instance started, when it runs. */
   uptimeMs?: number;
+  /** A service the runtime runs as tasks across machines (swarm): its current tasks, by slot. */
+  tasks?: TaskStatusView[];
 }
+
+export type TaskStatusView = Pick<InstanceTask, 'slot' | 'node' | 'state' | 'health' | 'error'>;
 
 export interface StackStatusView {
   stack: string;
@@ -59,18 +63,16 @@ export async function readStackStatus(opts: ReadStatusOptions): Promise<StackSta
   const seen = new Set<string>();
   for (const status of Object.values(state?.services ?? {})) {
     seen.add(status.name);
-    let running = false;
     let handle = status.handle;
-    if (handle) {
-      const runtime = await opts.runtimes.get(handle.runtime);
-      running = await runtime.inspect(handle).then((s) => s.running, () => false);
-    }
+    let inspected = handle ? await inspect(opts.runtimes, handle) : undefined;
+    let running = inspected?.running ?? false;
     const discovered = found.get(status.name);
     if (!running && discovered) {
       handle = discovered;
       running = true;
+      inspected = await inspect(opts.runtimes, discovered);
     }
-    const view: ServiceStatusView = { ...status, ...(handle ? { handle, startedAt: status.startedAt ?? handle.startedAt } : {}), running };
+    const view: ServiceStatusView = { ...status, ...(handle ? { handle, startedAt: status.startedAt ?? handle.startedAt } : {}), running, ...currentTasks(inspected) };
     if (running && view.startedAt) view.uptimeMs = Math.max(0, now() - Date.parse(view.startedAt));
     // Nobody watches any more (the writer was killed): say what we see, not what was last written.
     if (!ownerAlive && !running && status.started && (status.state === 'healthy' || status.state === 'checking' || status.state === 'starting')) {
@@ -83,6 +85,7 @@ export async function readStackStatus(opts: ReadStatusOptions): Promise<StackSta
   for (const handle of found.values()) {
     if (seen.has(handle.service)) continue;
     seen.add(handle.service);
+    const inspected = await inspect(opts.runtimes, handle);
     services.push({
       name: handle.service,
       kind: 'service',
@@ -98,6 +101,7 @@ export async function readStackStatus(opts: ReadStatusOptions): Promise<StackSta
       stopGracePeriodMs: 10_000,
       running: true,
       uptimeMs: Math.max(0, now() - Date.parse(handle.startedAt)),
+      ...currentTasks(inspected),
     });
   }
   services.sort((a, b) => a.name.localeCompare(b.name));
@@ -107,6 +111,22 @@ export async function readStackStatus(opts: ReadStatusOptions): Promise<StackSta
     ...(state ? { phase: state.phase, owner: ownerView(state.owner.pid, ownerAlive, lock) } : lock ? { owner: ownerView(lock.pid, lockOwnerAlive(lock), lock) } : {}),
     services,
   };
+}
+
+/** What the runtime says of an instance; one it cannot inspect counts as not running. */
+async function inspect(runtimes: RuntimeSet, handle: ServiceHandle): Promise<InstanceStatus | undefined> {
+  const runtime = await runtimes.get(handle.runtime);
+  return runtime.inspect(handle).catch(() => undefined);
+}
+
+/** The tasks the cluster wants running (its history of replaced tasks is left out), by slot. */
+function currentTasks(inspected: InstanceStatus | undefined): { tasks?: TaskStatusView[] } {
+  if (!inspected?.tasks) return {};
+  const tasks = inspected.tasks
+    .filter((t) => t.desired === 'running')
+    .map((t): TaskStatusView => ({ slot: t.slot, node: t.node, state: t.state, health: t.health, ...(t.error ? { error: t.error } : {}) }))
+    .sort((a, b) => a.slot - b.slot);
+  return { tasks };
 }
 
 function ownerView(pid: number, alive: boolean, lock: LockInfo | undefined): NonNullable<StackStatusView['owner']> {

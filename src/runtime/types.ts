@@ -62,6 +62,22 @@ export interface InstanceStatus {
   exit?: ExitInfo;
   /** docker: the container's own HEALTHCHECK status. */
   health?: 'starting' | 'healthy' | 'unhealthy' | 'none';
+  /** A runtime that runs a service as tasks on several machines (swarm): each task, current and past. */
+  tasks?: InstanceTask[];
+}
+
+/** One task of a service a cluster runs (swarm): where it runs and how it does. */
+export interface InstanceTask {
+  /** The replica's slot (1…N). */
+  slot: number;
+  /** The machine's name. */
+  node: string;
+  /** The cluster's word for it: running, starting, failed, shutdown, … */
+  state: string;
+  /** What the cluster wants it to be: running for a current task. */
+  desired: string;
+  health: 'healthy' | 'starting' | 'unhealthy' | 'none';
+  error?: string;
 }
 
 export interface StopOptions {

@@ -171,6 +171,17 @@ describe('stacks on a three-node swarm', { timeout: 150_000 }, () => {
     const db = (await tasksOf('db')).filter((t) => t.DesiredState === 'running');
     expect(new Set(web.map((t) => t.NodeID)).size).toBe(3);
     expect(db.map((t) => nodeNameOf(t.NodeID))).toEqual([cluster.nodes[1]!.name, cluster.nodes[1]!.name]);
+
+    // `stack status` shows each task on its node, with the cluster's state and health.
+    const status = await stackCmd('status', '--json');
+    expect(status.code, status.stderr).toBe(0);
+    const view = JSON.parse(status.stdout) as { services: Array<{ name: string; tasks?: Array<{ slot: number; node: string; state: string; health: string }> }> };
+    const shown = (name: string) => view.services.find((s) => s.name === name)?.tasks ?? [];
+    expect(shown('web').map((t) => t.node).sort()).toEqual(web.map((t) => nodeNameOf(t.NodeID)).sort());
+    expect(shown('web').map((t) => [t.slot, t.state, t.health])).toEqual([1, 2, 3].map((slot) => [slot, 'running', 'healthy']));
+    expect(shown('db').map((t) => t.node)).toEqual([cluster.nodes[1]!.name, cluster.nodes[1]!.name]);
+    const table = await stackCmd('status');
+    for (const t of shown('web')) expect(table.stdout).toMatch(new RegExp(`task ${t.slot}\\s+running\\s+healthy\\s+on ${t.node}`));
     expect((await stackCmd('down')).code).toBe(0);
   });
 

@@ -48,23 +48,27 @@ function printRenders(o: Output, services: ServiceStatusView[]): void {
   }
 }
 
-const STATE_STYLE: Record<string, Style> = { healthy: 'green', completed: 'green', failed: 'red', blocked: 'red', stopped: 'gray' };
+const STATE_STYLE: Record<string, Style> = { healthy: 'green', completed: 'green', failed: 'red', blocked: 'red', stopped: 'gray', running: 'green', rejected: 'red' };
 
 function uptime(ms: number): string {
   return ms < 60_000 ? `${Math.floor(ms / 1000)}s` : formatDuration(Math.round(ms / 60_000) * 60_000);
 }
 
 function printTable(o: Output, services: ServiceStatusView[]): void {
-  // Every cell comes from a state file or a health probe's answer: escaped, so it cannot drive the terminal.
-  const rows = services.map((s) => [
-    s.name,
-    s.state,
-    s.health,
-    s.handle ? (s.handle.pid !== undefined ? String(s.handle.pid) : (s.handle.containerName ?? s.handle.id.slice(0, 12))) : '-',
-    s.running && s.uptimeMs !== undefined ? uptime(s.uptimeMs) : '-',
-    String(s.restarts),
-    s.lastHealth ? `${s.lastHealth.ok ? 'ok' : 'fail'}: ${s.lastHealth.detail}` : (s.reason ?? ''),
-  ].map(clean));
+  // Every cell comes from a state file, a health probe's or the cluster's answer: escaped, so it cannot drive the terminal.
+  const rows = services.flatMap((s) => [
+    [
+      s.name,
+      s.state,
+      s.health,
+      s.handle ? (s.handle.pid !== undefined ? String(s.handle.pid) : (s.handle.containerName ?? s.handle.id.slice(0, 12))) : '-',
+      s.running && s.uptimeMs !== undefined ? uptime(s.uptimeMs) : '-',
+      String(s.restarts),
+      s.lastHealth ? `${s.lastHealth.ok ? 'ok' : 'fail'}: ${s.lastHealth.detail}` : (s.reason ?? ''),
+    ].map(clean),
+    // A swarm service: one line per task, on the node it runs on, with the cluster's state and health.
+    ...(s.tasks ?? []).map((t) => [`  task ${t.slot}`, t.state, t.health, `on ${t.node}`, '-', '-', t.error ?? ''].map(clean)),
+  ]);
   const head = ['SERVICE', 'STATE', 'HEALTH', 'PID/CONTAINER', 'UPTIME', 'RESTARTS', 'LAST HEALTH'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)) + 2);
   o.out(head.map((h, i) => (i === head.length - 1 ? h : pad(h, widths[i]!))).join(''));
