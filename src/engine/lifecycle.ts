@@ -210,12 +210,25 @@ export class ServiceLifecycle {
         );
       }
       const first = await Promise.race([exited, ready]);
+      if (first.kind === 'ready' && check && !(await this.stillRuns(runtime, handle))) {
+        // Something answered its check, but not this instance: it is gone (a service that died with
+        // EADDRINUSE while another process holds its port), its exit just not seen yet.
+        return { kind: 'unready', reason: 'its health check passed but the instance is not running: something else answers there' };
+      }
       if (first.kind === 'ready') this.status.health = check ? 'healthy' : 'none';
       return first;
     } finally {
       this.abort.signal.removeEventListener('abort', onAbort);
       race.abort();
     }
+  }
+
+  /** Whether the runtime still sees the instance running; an inspect that fails does not fail the service. */
+  private async stillRuns(runtime: Runtime, handle: ServiceHandle): Promise<boolean> {
+    return runtime.inspect(handle).then(
+      (status) => status.running,
+      () => true,
+    );
   }
 
   private strategy(check: HealthCheckSpec): { strategy?: HealthStrategy } {
