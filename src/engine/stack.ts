@@ -8,6 +8,7 @@
  * Everything is created on demand from the profile; a caller may hand in its own runtimes or
  * discovery (tests, embedders), which are then not closed here.
  */
+import { errorText } from '../util/error-text.js';
 import type { DiscoveryManager } from '../discovery/manager.js';
 import type { Profile, RuntimeName } from '../profile/types.js';
 import type { Runtime } from '../runtime/types.js';
@@ -163,7 +164,7 @@ async function openDiscovery(profile: Profile, onWarning?: (message: string) => 
     const { createDiscovery } = await import('../discovery/index.js');
     return await createDiscovery(profile.discovery);
   } catch (err) {
-    onWarning?.(`discovery unavailable, registrations are left to expire: ${err instanceof Error ? err.message : String(err)}`);
+    onWarning?.(`discovery unavailable, registrations are left to expire: ${errorText(err)}`);
     return undefined;
   }
 }

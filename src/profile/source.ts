@@ -6,6 +6,7 @@
  * runs only when there is a problem to report. TOML goes through smol-toml, with positions found
  * by a line scan (smol-toml keeps none).
  */
+import { errorText } from '../util/error-text.js';
 import { createRequire } from 'node:module';
 import type { TomlError } from 'smol-toml';
 import type * as JsYaml from 'js-yaml';
@@ -111,7 +112,7 @@ function hasDuplicateKeys(text: string): boolean {
 
 /** JSON.parse's message, with its offset turned into a line and column. */
 function jsonSyntaxProblem(text: string, file: string, err: unknown): Problem {
-  const message = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'invalid JSON';
+  const message = errorText(err).split('\n')[0] ?? 'invalid JSON';
   const offset = /at position (\d+)/.exec(message)?.[1];
   const pos = offset !== undefined ? lineColumn(text, Number(offset)) : lineColumn(text, text.length);
   return { code: 'parse_error', file, ...pos, message: `invalid JSON: ${message.replace(/ in JSON at position \d+.*$/, '')}` };
@@ -241,7 +242,7 @@ function parseYamlFile(text: string, file: string): ParsedFile {
     try {
       value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
     } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
+      const msg = errorText(err);
       const bomb = /alias count/i.test(msg);
       const deep = err instanceof RangeError && !bomb;
       problems.push(
