@@ -411,7 +411,7 @@ export class StackRun implements LifecycleHost {
 
 function runtimeSetOf(given: StartStackOptions['runtimes'], stateDir: string, profile: Profile): RuntimeSet {
   if (!given) return createRuntimeSet({ stateDir, docker: profile.docker });
-  if ('get' in given && typeof given.get === 'function') return given as RuntimeSet;
+  if ('get' in given && typeof given.get === 'function') return given;
   return fixedRuntimeSet(given as Partial<Record<RuntimeName, Runtime>>);
 }
 

@@ -59,7 +59,7 @@ export function upStack(input: StartStackInput, opts: UpStackOptions = {}): Stac
     });
     const { runtimes: _r, discovery: _d, vars: _v, varsFile: _f, pull: _p, ...engineOpts } = opts;
     inner = startStack(input, { ...engineOpts, ...wiring.engine, stateDir, signal, onEvent });
-    void inner.done.then(wiring.close).then(resolveDone, resolveDone);
+    void inner.done.then(() => wiring.close()).then(resolveDone, resolveDone);
     return inner.ready;
   })();
   ready.catch(() => undefined);
@@ -119,7 +119,7 @@ async function wire({ profile, plan }: StartStackInput, opts: UpStackOptions, st
 
 function givenRuntimes(given: GivenRuntimes | undefined): RuntimeSet | undefined {
   if (!given) return undefined;
-  if ('get' in given && typeof given.get === 'function') return given as RuntimeSet;
+  if ('get' in given && typeof given.get === 'function') return given;
   return fixedRuntimeSet(given as Partial<Record<RuntimeName, Runtime>>);
 }
 

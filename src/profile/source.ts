@@ -322,7 +322,7 @@ function pairByKey(map: YAMLMap, key: string): Pair | undefined {
 function findYamlNode(doc: Document, path: readonly PathSegment[], key: boolean, exact = false): Node | undefined {
   const { isMap, isSeq } = yaml();
   let node: unknown = doc.contents;
-  let last: Node | undefined = (doc.contents as Node | null) ?? undefined;
+  let last: Node | undefined = doc.contents ?? undefined;
   for (let i = 0; i < path.length; i++) {
     const seg = path[i];
     const isLast = i === path.length - 1;
@@ -419,7 +419,7 @@ function tomlKeyIndex(text: string, file: string): Map<string, SourceLocation> {
       if (!out.has(id)) out.set(id, { file, line: i + 1, column: (key[1]?.length ?? 0) + 1 });
     }
     const rest = key[3] ?? '';
-    const open = /("""|\'\'\')/.exec(rest);
+    const open = /("""|''')/.exec(rest);
     if (open && rest.split(open[1]!).length === 2) multiline = open[1]!;
   });
   return out;

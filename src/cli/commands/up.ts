@@ -73,7 +73,7 @@ async function foreground(opts: UpOptions, o: Output, { profile, graph, plan: th
     { profile, graph, plan: thePlan },
     {
       signal: interrupt.signal,
-      onEvent: progress.event,
+      onEvent: (e) => progress.event(e),
       onFailure: opts.onFailure ?? 'rollback',
       detached: supervisor,
       ...(opts.var && opts.var.length > 0 ? { vars: opts.var } : {}),
