@@ -13,7 +13,7 @@ export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/', '.stack/', 'schema/'] },
   js.configs.recommended,
   {
-    files: ['src/**/*.ts'],
+    files: ['src/**/*.ts', 'src/**/*.tsx'],
     extends: [...tseslint.configs.recommendedTypeChecked],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {

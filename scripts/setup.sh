@@ -7,7 +7,7 @@ need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 # python3, make and g++ build native addons from source (better-sqlite3 for the dev-cluster PDS).
 # postgresql: the full-node profile runs Debian's server itself (launchers/postgres.mjs).
-for pkg in docker.io busybox-static etcd-server nats-server dnsmasq-base docker-compose iproute2 procps python3 make g++ postgresql; do
+for pkg in docker.io busybox-static etcd-server nats-server dnsmasq-base docker-compose iproute2 procps python3 make g++ postgresql chromium; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 

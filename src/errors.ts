@@ -1,5 +1,5 @@
 /**
- * Small named error classes, mapped to exit codes in one place (see DESIGN.md §7).
+ * Small named error classes, mapped to exit codes in one place (docs/architecture.md, "Errors and exit codes").
  *
  *   0 success · 1 the stack failed · 2 invalid input · 3 infrastructure unreachable · 130 interrupted
  */

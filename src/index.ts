@@ -38,12 +38,13 @@ export { stateDirOf } from './profile/paths.js';
 
 // Graph and plan: what would start, in which order, and why.
 export type * from './graph/types.js';
+export type * from './plan/types.js';
 /** The typed dependency graph of a profile (with the problems found building it). */
 export { buildGraph } from './graph/graph.js';
 /** The start plan: order, circular groups, blocked and skipped services, the critical chain. */
-export { planStack, type PlanOptions } from './graph/plan.js';
+export { planStack, type PlanOptions } from './plan/plan.js';
 /** The graph as text, Mermaid or DOT (`stack graph`). */
-export { renderGraph, type GraphFormat } from './graph/render.js';
+export { renderGraph, type GraphFormat } from './plan/render.js';
 
 // Running a stack: exactly what `stack up`, `stack down` and `stack status` do.
 export type * from './engine/types.js';
@@ -99,6 +100,6 @@ export { waitUntilHealthy, HealthCheckFailedError, type WaitOptions } from './he
 /** Probe periodically and report changes. */
 export { monitorHealth, type MonitorOptions } from './health/index.js';
 /** The target of a check (host, port, container…) for a service. */
-export { healthTargetFor, type HealthTargetContext } from './health/index.js';
+export { healthTargetFor, type HealthTargetContext } from './runtime/target.js';
 /** Health strategy names, and the check and result types. */
 export { HEALTH_STRATEGY_NAMES, type HealthCheckSpec, type HealthStrategyName, type HealthTarget, type ProbeResult } from './health/index.js';

@@ -50,8 +50,11 @@ export function buildProgram(o: Output, setCode: (code: number) => void): Comman
       .option('--dry-run', 'print the plan and do nothing (same as `stack plan`)')
       .option('-s, --service <name>', 'start only this service and what it depends on (repeatable)', collect, [])
       .addOption(new Option('--on-failure <policy>', 'what to do when a service fails').choices(['rollback', 'leave']).default('rollback'))
-      .addOption(new Option('--pull <policy>', 'docker: when to pull images').choices(['missing', 'always', 'never'])),
+      .addOption(new Option('--pull <policy>', 'docker: when to pull images').choices(['missing', 'always', 'never']))
+      .option('--ui', 'also serve the live page of `stack ui` while it runs'),
   ).action(action(() => import('./commands/up.js')));
+
+  varOptions(profileOption(program.command('ui').description('serve a live page of the stack on 127.0.0.1: graph, states, health, logs, configs, events, actions')).option('--port <port>', 'port (default: any free one)').option('--open', 'open it in a browser')).action(action(() => import('./commands/ui.js')));
 
   profileOption(program.command('down').description('stop the stack in reverse dependency order and deregister it'))
     .option('--dry-run', 'say what would be stopped, stop nothing')

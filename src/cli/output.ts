@@ -18,6 +18,8 @@ export interface Output {
   json(value: unknown): void;
   /** Raw text to stdout (no newline added), masked like the rest: for in-place redrawing and pre-formatted documents. */
   write?(text: string): void;
+  /** True once stdout's reader has gone (EPIPE): a command that would only go on printing (`logs -f`) stops. */
+  gone?(): boolean;
 }
 
 /** Streams whose reader went away: written to no more. */
@@ -58,6 +60,7 @@ export function createOutput(stdout: NodeJS.WriteStream = process.stdout, stderr
     // Masked as data before serialising: a mask applied to JSON text could cut across a quote.
     json: (value) => writeTo(stdout, `${JSON.stringify(value, (_key, v: unknown) => (typeof v === 'string' ? redactOutput(v) : v), 2)}\n`),
     write: (text) => writeTo(stdout, redactOutput(text)),
+    gone: () => closed.has(stdout),
   };
 }
 

@@ -1,5 +1,5 @@
 /**
- * etcd discovery backend (DESIGN.md §5), on the `etcd3` client.
+ * etcd discovery backend (docs/architecture.md, "Adding a driver"), on the `etcd3` client.
  *
  * Layout: key `<etcdPrefix>/services/<service>/<id>` holds the instance's JSON record and is
  * attached to a lease whose TTL is the registration's TTL. A heartbeat is one lease keep-alive,

@@ -30,7 +30,7 @@ import { link, readFile, rm, writeFile } from 'node:fs/promises';
 import { makeDirs } from '../util/fs.js';
 import path from 'node:path';
 import { StackFailedError } from '../errors.js';
-import { isProcessAlive, procAvailable, processStartTime } from '../runtime/process-proc.js';
+import { isProcessAlive, procAvailable, processStartTime } from '../util/proc.js';
 import { realClock, type Clock } from '../util/clock.js';
 import { relieveSupervisor } from './supervisor.js';
 

@@ -15,7 +15,7 @@
  */
 import { errorText } from '../util/error-text.js';
 import type { DiscoveryManager } from '../discovery/manager.js';
-import type { DependencyGraph } from '../graph/types.js';
+import type { StackGraph } from '../plan/types.js';
 import type { RuntimeName } from '../profile/types.js';
 import type { ServiceHandle } from '../runtime/types.js';
 import { realClock, type Clock } from '../util/clock.js';
@@ -34,7 +34,7 @@ export interface StopStackOptions {
   /** Runtimes to look in besides those the state file names (the profile's). */
   runtimeNames?: RuntimeName[];
   /** The profile's graph: dependencies of services the state file does not know. */
-  graph?: DependencyGraph;
+  graph?: StackGraph;
   discovery?: DiscoveryManager;
   /** Grace period for every service, overriding each one's own. */
   timeoutMs?: number;

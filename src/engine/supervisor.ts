@@ -38,7 +38,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { StackFailedError } from '../errors.js';
-import { isProcessAlive } from '../runtime/process-proc.js';
+import { isProcessAlive } from '../util/proc.js';
 import { realClock, type Clock } from '../util/clock.js';
 import { poll, PollTimeoutError } from '../util/retry.js';
 import type { LockInfo } from './lock.js';

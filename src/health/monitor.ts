@@ -24,7 +24,7 @@
  */
 import { errorText } from '../util/error-text.js';
 import { StackFailedError } from '../errors.js';
-import type { HealthCheckSpec } from '../profile/types.js';
+import type { HealthCheckSpec } from './registry.js';
 import { realClock, type Clock } from '../util/clock.js';
 import { poll, PollTimeoutError } from '../util/retry.js';
 import { strategyFor } from './registry.js';

@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_DISCOVERY_BACKENDS, DISCOVERY_COMMON_DEFAULTS, discoveryDriverDefaults } from '../discovery/registry.js';
 import { healthStrategyDefinition } from '../health/registry.js';
-import { DEFAULT_RUNTIME, defaultRuntimeFor, RUNTIMES, type RuntimeSections } from '../runtime/registry.js';
-import { formatFromDestination } from '../template/formats/registry.js';
+import { DEFAULT_RUNTIME, defaultRuntimeFor, RUNTIMES, type RuntimeSections } from '../drivers/runtime/registry.js';
+import { formatFromDestination } from '../formats/registry.js';
 import { parseByteSize, parseDuration } from '../util/duration.js';
 // Environment names treated as secrets even when not listed in `secretEnvironment`: one pattern for the whole tool.
 import { isSecretName } from '../util/redact.js';
@@ -197,7 +197,7 @@ function normalizeRestart(raw: RawService['restart'], kind: ServiceSpec['kind'])
   };
 }
 
-export { formatFromDestination } from '../template/formats/registry.js';
+export { formatFromDestination } from '../formats/registry.js';
 
 function normalizeTemplate(
   raw: NonNullable<RawService['templates']>[number],

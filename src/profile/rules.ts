@@ -7,7 +7,7 @@ import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { buildGraph } from '../graph/graph.js';
 import { HEALTH_STRATEGIES } from '../health/registry.js';
-import { RUNTIMES } from '../runtime/registry.js';
+import { RUNTIMES } from '../drivers/runtime/registry.js';
 import { durationProblem } from '../util/duration.js';
 import { isPlainObject } from './merge.js';
 import { dnsLabelProblem } from '../util/names.js';

@@ -15,6 +15,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import type Dockerode from 'dockerode';
 import { InvalidInputError, StackFailedError, type Problem } from '../errors.js';
+import type { DockerRuntimeSettings } from '../drivers/runtime/docker.js';
 import type { ServiceSpec } from '../profile/types.js';
 import { connectDocker, pingDocker, resolveDockerEndpoint, type DockerConnectOptions, type DockerEndpoint } from './docker-connect.js';
 import { engineError, isNotFound, statusOf } from './docker-errors.js';
@@ -22,6 +23,7 @@ import { ensureImages, localImage, type PullProgress } from './docker-images.js'
 import { demuxLines } from './docker-logs.js';
 import { exitInfo, handleOf, healthOf } from './docker-inspect.js';
 import { LABELS, planContainer, sha256, stackLabelFilter, stackNetworksFor } from './docker-spec.js';
+import type { RuntimeFactory } from './create.js';
 import type { ExitInfo, InstanceStatus, LogOptions, Runtime, ServiceHandle, StartRequest, StopOptions } from './types.js';
 
 export interface DockerRuntimeOptions extends DockerConnectOptions {
@@ -33,6 +35,16 @@ export interface DockerRuntimeOptions extends DockerConnectOptions {
   /** How long the first ping may take before the engine counts as unreachable. */
   pingTimeoutMs?: number;
 }
+
+/** The runtime made from the profile's `docker:` section (found by name: src/runtime/create.ts). */
+export const fromProfile: RuntimeFactory<DockerRuntimeSettings> = async ({ settings, pull }) =>
+  createDockerRuntime({
+    ...(settings.host !== undefined ? { host: settings.host } : {}),
+    ...(settings.tlsVerify !== undefined ? { tlsVerify: settings.tlsVerify } : {}),
+    ...(settings.certPath !== undefined ? { certPath: settings.certPath } : {}),
+    ...(settings.network !== undefined ? { network: settings.network } : {}),
+    ...(pull !== undefined ? { pull } : {}),
+  });
 
 /** How often `wait` looks again while Docker is restarting a container. */
 const RESTART_POLL_MS = 200;

@@ -47,21 +47,29 @@ import { logFilePath, pidFileOf, pidFilePath, pidsDir, processConfigHash, readPi
 import { instanceCgroupMembers, joinInstanceCgroup, removeInstanceCgroup, removeStackCgroups } from './process-cgroup.js';
 import { readLogLines } from './process-logs.js';
 import {
-  INSTANCE_ENV,
   isProcessAlive,
   liveGroupMembers,
   procAvailable,
   processEnvironmentValue,
-  processesWithMarker,
+  processesWithEnvironment,
   processName,
   processStartTime,
   readProcStat,
   socketHolders,
   tcpListenersOn,
-} from './process-proc.js';
+} from '../util/proc.js';
+import type { RuntimeFactory } from './create.js';
 import type { ExitInfo, InstanceStatus, LogOptions, Runtime, ServiceHandle, StartRequest, StopOptions } from './types.js';
 
 export type { ProcessHandle } from './process-files.js';
+
+/**
+ * The environment variable the process runtime sets in every instance it spawns, with a random
+ * nonce: `STACK_INSTANCE=<stack>/<service>/<replica>/<nonce>`. It is inherited by everything the
+ * instance forks (also a daemon that left the process group), so it proves a process ours and
+ * finds the survivors of a `stop`.
+ */
+export const INSTANCE_ENV = 'STACK_INSTANCE';
 
 export interface ProcessRuntimeOptions {
   /**
@@ -83,6 +91,10 @@ export interface ProcessRuntimeOptions {
    */
   onWarning?: (message: string) => void;
 }
+
+/** The runtime made for a run (found by name: src/runtime/create.ts); it has no profile section. */
+export const fromProfile: RuntimeFactory<object> = async ({ stateDir, onWarning }) =>
+  createProcessRuntime({ stateDirFor: () => stateDir, ...(onWarning ? { onWarning } : {}) });
 
 /**
  * Whether a handle's process is ours to look at and signal:
@@ -206,7 +218,7 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
   /** Stop what of an instance left its process group (a daemon: double fork, new session), found by its marker. */
   const stopSurvivors = async (handle: ServiceHandle, instance: string | undefined, stopOpts: StopOptions): Promise<void> => {
     if (!instance) return;
-    const survivors = [...new Set([...processesWithMarker(instance), ...instanceCgroupMembers(instance)])].filter((pid) => pid > 1);
+    const survivors = [...new Set([...processesWithEnvironment(INSTANCE_ENV, instance), ...instanceCgroupMembers(instance)])].filter((pid) => pid > 1);
     if (survivors.length === 0) {
       removeInstanceCgroup(instance);
       return;

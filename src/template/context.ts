@@ -1,5 +1,5 @@
 /**
- * Building the context templates render against (DESIGN.md §6):
+ * Building the context templates render against (docs/architecture.md, "The seams"):
  *   - the profile's variables at the top level (typed; null when a variable has no value);
  *   - `service.<name>`: `url`, `host`, `address`, `port`, `tags`, `meta`, `instances`, from discovery
  *     records (live, or a snapshot) or, without them, from each service's planned address in the
@@ -13,7 +13,7 @@ import type { Profile, ServiceSpec } from '../profile/types.js';
 import type { ServiceInstance } from '../discovery/types.js';
 import { createProfileLocator, type ProfileLocator } from './locate.js';
 import { addKnownSecrets, secretEnvironmentValues, urlPasswords } from '../util/redact.js';
-import { FORMAT_SPELLERS } from './formats/spell.js';
+import { FORMAT_SPELLERS } from '../formats/spell.js';
 import { createRedactor, readSecrets, stateDirOf } from './secrets.js';
 import type { InstanceView, ServiceView, TemplateContext, VariableSource } from './types.js';
 import { environmentSource, resolveVariables } from './variables.js';

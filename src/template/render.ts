@@ -16,7 +16,7 @@ import { didYouMean } from '../util/suggest.js';
 import { analyzeTemplate, type Locate } from './analyze.js';
 import { buildTemplateContext, contextForService, type ContextOptions } from './context.js';
 import { compileTemplate, runTemplate, type RenderState } from './engine.js';
-import { CODECS, environmentOf, FormatError, OutputSyntaxError, type FormatCodec } from './formats/index.js';
+import { CODECS, environmentOf, FormatError, OutputSyntaxError, type FormatCodec } from '../formats/index.js';
 import { displayContext, showMasked } from './display.js';
 import { createProfileLocator, displayPath, type ProfileLocator } from './locate.js';
 import { MASK, saveSecrets } from './secrets.js';

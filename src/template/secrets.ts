@@ -9,7 +9,7 @@ import { InvalidInputError } from '../errors.js';
 import type { VariableSpec } from '../profile/types.js';
 import { atomicWrite } from '../util/fs.js';
 import { BASIC_SPELLERS, createRedactor as createTextRedactor, type Redactor } from '../util/redact.js';
-import { FORMAT_SPELLERS } from './formats/spell.js';
+import { FORMAT_SPELLERS } from '../formats/spell.js';
 
 export { MASK, MIN_MASKABLE } from '../util/redact.js';
 export const SECRETS_FILE = 'secrets.json';
@@ -54,7 +54,7 @@ export async function saveSecrets(stateDir: string, values: Record<string, strin
 
 /**
  * A function masking every secret value in a text: the value as written, and as each output format
- * spells it (src/template/formats/spell.ts), longest first; see src/util/redact.ts.
+ * spells it (src/formats/spell.ts), longest first; see src/util/redact.ts.
  */
 export function createRedactor(values: Iterable<string>): Redactor {
   return createTextRedactor(values, [...BASIC_SPELLERS, ...FORMAT_SPELLERS]);

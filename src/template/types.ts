@@ -1,5 +1,5 @@
 /**
- * Config templating seam (DESIGN.md §6): what templates see, and what rendering produces.
+ * Config templating seam (docs/architecture.md, "The seams"): what templates see, and what rendering produces.
  *
  * Templates are Handlebars in strict mode. Their context is built once per run from the profile's
  * variables, the services' addresses (discovery, or the profile's planned addresses) and the

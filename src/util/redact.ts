@@ -5,7 +5,7 @@
  * A secret can reach text spelled in many ways: as written, JSON-escaped, YAML-quoted or as the
  * lines of a YAML block scalar, ENV-quoted, URL-encoded… Masking by searching for the raw value
  * alone misses all but the first, so a redactor is built from every *spelling* of every value:
- * the formats contribute spellers (src/template/formats/spell.ts) that write the value the way they
+ * the formats contribute spellers (src/formats/spell.ts) that write the value the way they
  * do. A spelling is masked wherever it appears as a substring (when long enough not to garble
  * unrelated text), and each line of a multi-line spelling is masked where a whole line of the
  * text is that line (a PEM key's short last line included).

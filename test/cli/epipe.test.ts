@@ -57,6 +57,19 @@ describe('a closed output pipe', () => {
     expect(view.services.filter((s) => s.running)).toEqual([]);
   });
 
+  it('`stack logs -f | head -1` ends once the reader has gone, instead of following for nobody', async () => {
+    const { dir, pids } = await stackFolder({
+      chatty: { command: ['sh', '-c', 'while :; do echo tick; sleep 0.05; done'], stopGracePeriod: '1s' },
+    });
+    const up = await runStack(['up', '--detach', '--json'], dir);
+    expect(up.code, up.stderr).toBe(0);
+    pids.push(supervisorPid(up.stdout)!);
+    const logs = await throughHead(['logs', '-f', 'chatty'], dir); // would never return if it kept following
+    expect(logs.stdout.trim()).toBe('tick');
+    expect(logs.stderr).not.toMatch(/EPIPE|Error:|at .*\.js:\d+/);
+    expect(logs.code).toBe(0);
+  });
+
   it('`stack plan | head -1` prints its first line and exits 0 without a crash', async () => {
     const { dir, cleanup } = await tempDir('stack-epipe-');
     // Far more than a pipe buffer (64 KiB) of plan text, so later writes meet the closed pipe.

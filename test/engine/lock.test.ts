@@ -11,7 +11,7 @@ import { fixedRuntimeSet } from '../../src/engine/runtimes.js';
 import { readStateFile } from '../../src/engine/state.js';
 import { stopStack } from '../../src/engine/stop.js';
 import { createProcessRuntime, type ProcessHandle } from '../../src/runtime/process.js';
-import { processStartTime } from '../../src/runtime/process-proc.js';
+import { processStartTime } from '../../src/util/proc.js';
 import { guardKill, processService } from '../runtime/helpers.js';
 import { survivors, tempDir } from './helpers.js';
 

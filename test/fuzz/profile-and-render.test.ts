@@ -17,7 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { StackError } from '../../src/errors.js';
 import { loadProfile } from '../../src/profile/load.js';
 import type { TemplateFormat } from '../../src/profile/types.js';
-import { CODECS } from '../../src/template/formats/index.js';
+import { CODECS } from '../../src/formats/index.js';
 import { renderStackConfigs } from '../../src/template/render.js';
 
 /** Runs per property: enough to find the classic breaks, few enough for a few seconds in all. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildGraph } from '../../src/graph/graph.js';
-import { planStack } from '../../src/graph/plan.js';
-import { renderGraph } from '../../src/graph/render.js';
+import { planStack } from '../../src/plan/plan.js';
+import { renderGraph } from '../../src/plan/render.js';
 import { mkDeploymentProfile, mkDependencyGraph } from '../../src/profile/api.js';
 import type { RawProfile } from '../../src/profile/schema.js';
 import { InvalidInputError } from '../../src/errors.js';

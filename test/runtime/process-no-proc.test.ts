@@ -9,11 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
-vi.mock('../../src/runtime/process-proc.js', async (importOriginal) => ({ ...(await importOriginal<typeof import('../../src/runtime/process-proc.js')>()), procAvailable: () => false }));
+vi.mock('../../src/util/proc.js', async (importOriginal) => ({ ...(await importOriginal<typeof import('../../src/util/proc.js')>()), procAvailable: () => false }));
 
 const { acquireLock, lockFilePath } = await import('../../src/engine/lock.js');
 const { createProcessRuntime } = await import('../../src/runtime/process.js');
-const { isProcessAlive, processStartTime } = await import('../../src/runtime/process-proc.js');
+const { isProcessAlive, processStartTime } = await import('../../src/util/proc.js');
 const { guardKill, processService } = await import('./helpers.js');
 
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createProcessRuntime, type ProcessHandle } from '../../src/runtime/process.js';
 import { cgroupsUsable, instanceCgroup } from '../../src/runtime/process-cgroup.js';
-import { isProcessAlive, processStartTime } from '../../src/runtime/process-proc.js';
+import { isProcessAlive, processStartTime } from '../../src/util/proc.js';
 import type { Runtime, StartRequest } from '../../src/runtime/types.js';
 import { atomicWrite } from '../../src/util/fs.js';
 import { freePort, waitFor } from '../helpers/net.js';

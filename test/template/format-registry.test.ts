@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { envFormat } from '../../src/template/formats/drivers/env.js';
-import { CODECS, environmentOf, FORMATS, formatFromDestination } from '../../src/template/formats/index.js';
-import { iniFormat } from '../../src/template/formats/drivers/ini.js';
-import { jsonFormat } from '../../src/template/formats/drivers/json.js';
-import { textFormat } from '../../src/template/formats/drivers/text.js';
-import { tomlFormat } from '../../src/template/formats/drivers/toml.js';
-import { yamlFormat } from '../../src/template/formats/drivers/yaml.js';
+import { envFormat } from '../../src/formats/drivers/env.js';
+import { CODECS, environmentOf, FORMATS, formatFromDestination } from '../../src/formats/index.js';
+import { iniFormat } from '../../src/formats/drivers/ini.js';
+import { jsonFormat } from '../../src/formats/drivers/json.js';
+import { textFormat } from '../../src/formats/drivers/text.js';
+import { tomlFormat } from '../../src/formats/drivers/toml.js';
+import { yamlFormat } from '../../src/formats/drivers/yaml.js';
 import { schemas } from '../../src/profile/schema.js';
 import { describeFormatCases } from './format.case.js';
 

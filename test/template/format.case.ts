@@ -14,7 +14,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TemplateFormat, TemplateSpec } from '../../src/profile/types.js';
 import { buildTemplateContext } from '../../src/template/context.js';
-import { formatFromDestination, OutputSyntaxError, type FormatDefinition } from '../../src/template/formats/index.js';
+import { formatFromDestination, OutputSyntaxError, type FormatDefinition } from '../../src/formats/index.js';
 import { renderTemplate } from '../../src/template/render.js';
 import { profileIn } from './helpers.js';
 

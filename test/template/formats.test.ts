@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import type { TemplateFormat, TemplateSpec } from '../../src/profile/types.js';
 import { buildTemplateContext } from '../../src/template/context.js';
-import { parseEnv, quoteEnvValue, stringifyEnv } from '../../src/template/formats/env.js';
+import { parseEnv, quoteEnvValue, stringifyEnv } from '../../src/formats/env.js';
 import { renderTemplate } from '../../src/template/render.js';
 import { profileIn } from './helpers.js';
 
@@ -150,7 +150,7 @@ describe('ini structure', () => {
 });
 
 describe('keys that are one key to the reader', () => {
-  const codecs = async () => (await import('../../src/template/formats/index.js')).CODECS;
+  const codecs = async () => (await import('../../src/formats/index.js')).CODECS;
   it.each([
     ['json', '{"web": 1, "w\\u0065b": 2}', 1],
     ['yaml', '123: a\n"123": b\n', 2],
@@ -165,7 +165,7 @@ describe('keys that are one key to the reader', () => {
   });
 
   it('env and ini: a carriage return inside a line is refused (dotenv and ini read it as a line break)', async () => {
-    const { CODECS } = await import('../../src/template/formats/index.js');
+    const { CODECS } = await import('../../src/formats/index.js');
     expect(() => CODECS.env.parse('NAME=x\rADMIN=true\n')).toThrow(expect.objectContaining({ line: 1, message: expect.stringMatching(/carriage return/) }));
     expect(() => CODECS.ini.parse('a=1\nname=x\radmin=true\n')).toThrow(expect.objectContaining({ line: 2 }));
     expect(CODECS.env.parse('A=1\r\nB=2\r\n')).toEqual({ A: '1', B: '2' });
@@ -181,7 +181,7 @@ describe('keys that are one key to the reader', () => {
 
 describe('yaml output for YAML 1.1 readers', () => {
   it('writes NEL, LS and PS escaped (\\N \\L \\P), never raw: to PyYAML and others they are line breaks', async () => {
-    const { CODECS } = await import('../../src/template/formats/index.js');
+    const { CODECS } = await import('../../src/formats/index.js');
     const data = { k: 'a\u2029#x', l: 'a\u2028b: c', n: 'a\u0085- x', ['key\u2029x']: 'v', list: ['p\u2029q'] };
     const text = CODECS.yaml.serialize(data);
     expect(text).not.toMatch(/[\u0085\u2028\u2029]/);

@@ -143,7 +143,7 @@ services:
   });
 
   it('points at the line and column where JSON output breaks', async () => {
-    const { CODECS } = await import('../../src/template/formats/index.js');
+    const { CODECS } = await import('../../src/formats/index.js');
     const at = (t: string) => {
       try {
         CODECS.json.parse(t);

@@ -1,5 +1,7 @@
 /**
- * What the kernel says about a process: is it alive, which group is it in, when did it start.
+ * What the kernel says about processes: is one alive, which group is it in, when did it start,
+ * what is in its environment, who listens on a port and who holds a socket. Generic OS helpers
+ * (the process runtime, the stack lock and the supervisor use them); nothing here knows a stack.
  *
  * Linux `/proc/<pid>/stat` is the source, because `kill(pid, 0)` alone lies twice: it succeeds
  * for a zombie (an exited process whose parent has not reaped it yet, common when PID 1 reaps
@@ -84,14 +86,6 @@ export function procAvailable(): boolean {
   return hasProc;
 }
 
-/**
- * The environment variable the process runtime sets in every instance it spawns, with a random
- * nonce: `STACK_INSTANCE=<stack>/<service>/<replica>/<nonce>`. It is inherited by everything the
- * instance forks (also a daemon that left the process group), so it proves a process ours and
- * finds the survivors of a `stop`.
- */
-export const INSTANCE_ENV = 'STACK_INSTANCE';
-
 /** The value of `name` in the initial environment of `pid` (undefined when unreadable or unset). */
 export function processEnvironmentValue(pid: number, name: string): string | undefined {
   let raw: Buffer;
@@ -105,8 +99,11 @@ export function processEnvironmentValue(pid: number, name: string): string | und
   return undefined;
 }
 
-/** Live processes whose environment carries `INSTANCE_ENV=<marker>` (the whole tree of an instance, daemons included). */
-export function processesWithMarker(marker: string): number[] {
+/**
+ * Live processes (other than this one) whose initial environment carries `name=value`: with a
+ * marker variable set at spawn, the whole tree of a process, daemons that left its group included.
+ */
+export function processesWithEnvironment(name: string, value: string): number[] {
   if (!hasProc) return [];
   const found: number[] = [];
   for (const entry of readdirSync('/proc')) {
@@ -115,7 +112,7 @@ export function processesWithMarker(marker: string): number[] {
     if (pid === process.pid) continue;
     const stat = readProcStat(pid);
     if (!stat || stat.state === 'Z' || stat.state === 'X') continue;
-    if (processEnvironmentValue(pid, INSTANCE_ENV) === marker) found.push(pid);
+    if (processEnvironmentValue(pid, name) === value) found.push(pid);
   }
   return found;
 }

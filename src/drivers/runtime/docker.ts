@@ -1,8 +1,9 @@
 /**
- * The Docker runtime's definition, listed in `../registry.ts`. The implementation (`../docker.ts`)
- * loads when the runtime is created, dockerode on its first call to the engine.
+ * The Docker runtime's definition, listed in `registry.ts`. The implementation
+ * (`src/runtime/docker.ts`, its `fromProfile`) loads when the runtime is created, dockerode on its
+ * first call to the engine.
  */
-import type { RuntimeDefinition } from '../registry.js';
+import type { RuntimeDefinition } from './registry.js';
 
 /** The profile's `docker:` section. */
 export interface DockerRuntimeSettings {
@@ -25,14 +26,4 @@ export const dockerRuntime: RuntimeDefinition<'docker', DockerRuntimeSettings> =
     network: z.string().optional(),
   }),
   describeRun: (service) => service.image ?? service.command?.[0],
-  create: async ({ settings, pull }) => {
-    const { createDockerRuntime } = await import('../docker.js');
-    return createDockerRuntime({
-      ...(settings.host !== undefined ? { host: settings.host } : {}),
-      ...(settings.tlsVerify !== undefined ? { tlsVerify: settings.tlsVerify } : {}),
-      ...(settings.certPath !== undefined ? { certPath: settings.certPath } : {}),
-      ...(settings.network !== undefined ? { network: settings.network } : {}),
-      ...(pull !== undefined ? { pull } : {}),
-    });
-  },
 };

@@ -6,15 +6,15 @@
  */
 import { describeHealthCheck } from '../health/registry.js';
 import type { Profile, ServiceSpec } from '../profile/types.js';
-import { runtimeDefinition } from '../runtime/registry.js';
-import type { DependencyGraph, Plan, PlannedService } from './types.js';
+import { runtimeDefinition } from '../drivers/runtime/registry.js';
+import type { Plan, PlannedService, StackGraph } from './types.js';
 
 export interface PlanOptions {
   /** Limit the run to these services and what they depend on. */
   services?: string[];
 }
 
-export function planStack(profile: Pick<Profile, 'name'>, graph: DependencyGraph, opts: PlanOptions = {}): Plan {
+export function planStack(profile: Pick<Profile, 'name'>, graph: StackGraph, opts: PlanOptions = {}): Plan {
   const skipped: Plan['skipped'] = [];
   const blocked: Plan['blocked'] = [];
   const selected = selection(graph, opts.services);
@@ -149,7 +149,7 @@ function runsOf(svc: ServiceSpec): { runs?: string } {
 }
 
 /** The named services and everything they (transitively) depend on; all when none are named. */
-function selection(graph: DependencyGraph, names: string[] | undefined): Set<string> {
+function selection(graph: StackGraph, names: string[] | undefined): Set<string> {
   if (!names || names.length === 0) return new Set(graph.services.keys());
   const out = new Set<string>();
   const stack = [...names];

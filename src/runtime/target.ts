@@ -1,9 +1,9 @@
 import path from 'node:path';
 import type { ServiceSpec } from '../profile/types.js';
-import type { HealthCheckSpec } from './registry.js';
-import { runtimeDefinition } from '../runtime/registry.js';
-import type { Runtime, ServiceHandle } from '../runtime/types.js';
-import type { HealthTarget } from './types.js';
+import type { HealthCheckSpec } from '../health/registry.js';
+import { runtimeDefinition } from '../drivers/runtime/registry.js';
+import type { Runtime, ServiceHandle } from './types.js';
+import type { HealthTarget } from '../health/types.js';
 
 export interface HealthTargetContext {
   /** The profile's folder: a process service's working directory resolves against it. */

@@ -7,7 +7,7 @@
 import type * as Toml from 'smol-toml';
 import type * as Yaml from 'yaml';
 import { requireLibrary } from './format.js';
-import type { Speller } from '../../util/redact.js';
+import type { Speller } from '../util/redact.js';
 import { escapeEnvDoubleQuoted, quoteEnvValue } from './env.js';
 import { iniValue } from './ini.js';
 
@@ -21,7 +21,7 @@ function yamlSpellings(value: string): string[] {
     const text = stringifyYaml({ k: value }, { lineWidth: 0, defaultStringType }).replace(/\n$/, '');
     const spelled = unquote(text.replace(/^k: ?/, '').replace(/^[|>][-+0-9]*\n/, ''));
     out.push(spelled);
-    // As our YAML writer escapes NEL, LS and PS (formats/index.ts).
+    // As our YAML writer escapes NEL, LS and PS (drivers/yaml.ts).
     if (/[\u0085\u2028\u2029]/.test(spelled)) out.push(spelled.replace(/\u0085/g, '\\N').replace(/\u2028/g, '\\L').replace(/\u2029/g, '\\P'));
   }
   return out;

@@ -1,19 +1,28 @@
 /**
  * Every runtime, one line each. The profile's `runtime:` enums, each runtime's settings section
  * (`docker:`), what `stack plan` says a service runs, and the runtime a service gets when it names
- * none are derived from this list. Adding a runtime: its definition in `drivers/<name>.ts` (copy
- * `drivers/process.ts`), its implementation of `Runtime` in `<name>.ts`, one line here, and one
- * line in `test/runtime/` running the runtime suite.
+ * none are derived from this list. Adding a runtime: its definition in `src/drivers/runtime/<name>.ts`
+ * (copy `process.ts`), its implementation of `Runtime` in `src/runtime/<name>.ts` exporting
+ * `fromProfile` (found by its name, see `src/runtime/create.ts`), one line here, and one line in
+ * `test/runtime/` running the runtime suite (docs/architecture.md).
  *
- * Importing this file is cheap (`stack validate` does): a definition loads its implementation
- * when the runtime is created, and the implementation its client library (dockerode) on first use.
+ * This folder holds declarations only and imports nothing but util/ and errors.ts: the profile
+ * schema is built from it, and the implementations (which run the profile's services) sit above
+ * the profile. Importing it is cheap (`stack validate` does).
  */
-import { InvalidInputError } from '../errors.js';
-import type { ServiceSpec } from '../profile/types.js';
-import type { OptionSchemas, UnionToIntersection } from '../util/driver.js';
-import { dockerRuntime } from './drivers/docker.js';
-import { processRuntime } from './drivers/process.js';
-import type { Runtime } from './types.js';
+import { InvalidInputError } from '../../errors.js';
+import type { OptionSchemas, UnionToIntersection } from '../../util/driver.js';
+import { dockerRuntime } from './docker.js';
+import { processRuntime } from './process.js';
+
+/** When a runtime with images pulls them (a service's `pull`, or `stack up --pull` for all). */
+export type PullPolicy = 'missing' | 'always' | 'never';
+
+/** What a definition reads of a service to say what it runs (a ServiceSpec in normal use). */
+export interface RunnableService {
+  image?: string | undefined;
+  command?: string[] | undefined;
+}
 
 /** What a runtime's factory gets. */
 export interface RuntimeCreateContext<Settings> {
@@ -22,7 +31,7 @@ export interface RuntimeCreateContext<Settings> {
   /** The profile's section named after the runtime (`docker:`), or empty. */
   settings: Partial<Settings>;
   /** Overrides every service's `pull` (`stack up --pull`), for runtimes with images. */
-  pull?: ServiceSpec['pull'];
+  pull?: PullPolicy;
   /** Something the runtime did that the user should hear of (a daemonised survivor stopped): a warning event. */
   onWarning?: (message: string) => void;
 }
@@ -44,9 +53,9 @@ export interface RuntimeDefinition<Name extends string = string, Settings extend
   /** The zod schema of each key of the runtime's profile section; absent: no section. */
   readonly settings?: OptionSchemas<Settings>;
   /** What `stack plan` prints as what a service runs (an image, a program). */
-  describeRun(service: ServiceSpec): string | undefined;
-  create(context: RuntimeCreateContext<Settings>): Promise<Runtime>;
+  describeRun(service: RunnableService): string | undefined;
 }
+
 
 export const RUNTIMES = [dockerRuntime, processRuntime] as const;
 

@@ -1,6 +1,6 @@
 /** Drawing the graph: Graphviz DOT, Mermaid, or JSON. Edge types are visibly distinct. */
-import type { DependencyType } from '../profile/types.js';
-import type { DependencyGraph, Plan } from './types.js';
+import type { DependencyType } from '../graph/types.js';
+import type { Plan, StackGraph } from './types.js';
 
 export type GraphFormat = 'dot' | 'mermaid' | 'json';
 
@@ -20,7 +20,7 @@ const MERMAID_ARROW: Record<DependencyType, string> = {
 
 const quote = (s: string) => JSON.stringify(s);
 
-export function renderGraph(graph: DependencyGraph, plan: Plan, format: GraphFormat): string {
+export function renderGraph(graph: StackGraph, plan: Plan, format: GraphFormat): string {
   const active = new Set(plan.services.map((s) => s.name));
   const blocked = new Map(plan.blocked.map((b) => [b.service, b.reason]));
   const skipped = new Map(plan.skipped.map((s) => [s.service, s.reason]));
