@@ -11,6 +11,7 @@
  * - Monitor (after startup, `supervise`): health transitions are reported, not acted on; an exit
  *   deregisters it and applies the restart policy (restart.ts) unless the runtime applies it.
  */
+import { errorText } from '../util/error-text.js';
 import path from 'node:path';
 import type { DiscoveryManager } from '../discovery/manager.js';
 import type { ServiceInstance } from '../discovery/types.js';
@@ -666,8 +667,4 @@ export class ServiceLifecycle {
       },
     };
   }
-}
-
-export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

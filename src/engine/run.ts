@@ -15,7 +15,8 @@ import { findInstances, sortOut, type SortedInstances } from './converge.js';
 import { recordingRenderer, serveControl, type ControlHandlers, type ControlServer } from './control.js';
 import type { RenderConfigs, StackController, StartStackInput, StartStackOptions } from './engine.js';
 import { createLocalGates, type LocalGates } from './gates.js';
-import { errorText, ServiceLifecycle, type LifecycleHost, type LifecycleSettings } from './lifecycle.js';
+import { errorText } from '../util/error-text.js';
+import { ServiceLifecycle, type LifecycleHost, type LifecycleSettings } from './lifecycle.js';
 import { acquireLock, type StackLock } from './lock.js';
 import { TemplateReloader } from './reload.js';
 import { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.js';
@@ -671,7 +672,7 @@ function replicaSpecOf(spec: ServiceSpec, i: number): ServiceSpec {
 
 function runtimeSetOf(given: StartStackOptions['runtimes'], stateDir: string, profile: Profile): RuntimeSet {
   if (!given) return createRuntimeSet({ stateDir, docker: profile.docker });
-  if ('get' in given && typeof given.get === 'function') return given as RuntimeSet;
+  if ('get' in given && typeof given.get === 'function') return given;
   return fixedRuntimeSet(given as Partial<Record<RuntimeName, Runtime>>);
 }
 
