@@ -529,9 +529,9 @@ export class ServiceLifecycle {
     if (runtime.name !== 'process' || handle.pid === undefined) throw new Error(`the ${runtime.name} runtime cannot signal its instances`);
     // A process service leads its own process group: signal the group, as `stop` does.
     try {
-      process.kill(-handle.pid, signal as NodeJS.Signals);
+      process.kill(-handle.pid, signal);
     } catch {
-      process.kill(handle.pid, signal as NodeJS.Signals);
+      process.kill(handle.pid, signal);
     }
   }
 

@@ -238,7 +238,7 @@ export class StackRun implements LifecycleHost {
     this.clock.sleep(this.settings.dependencyTimeoutMs, AbortSignal.any([timer.signal, this.supervising.signal])).then(
       () => {
         this.down.delete(s.name);
-        const now = s.status.state as ServiceState;
+        const now = s.status.state;
         if (now !== 'healthy' && now !== 'completed') this.blockDependents(s.name);
       },
       () => undefined,
@@ -397,7 +397,7 @@ export class StackRun implements LifecycleHost {
   private async replicasSettled(): Promise<void> {
     if (this.stopping) return;
     const peers = [...this.lifecycles.values()].flatMap((s) => s.peers);
-    await Promise.race([Promise.all(peers.map((p) => p.inflight)), this.stopping ?? new Promise<never>(() => {})]);
+    await Promise.race([Promise.all(peers.map((p) => p.inflight ?? Promise.resolve())), this.stopping ?? new Promise<never>(() => {})]);
     for (const p of peers) if (p.status.state === 'failed') this.warn(`replica ${p.replica} failed: ${p.status.reason ?? 'failed'}`, p.name);
   }
 
@@ -453,7 +453,7 @@ export class StackRun implements LifecycleHost {
           const reg = r.registration;
           if (reg && this.discovery) await this.discovery.deregister(reg.service, reg.id).catch((err) => this.warn(`could not deregister '${reg.service}': ${errorText(err)}`, reg.service));
         }
-        return { ...first!, instances: [first!, ...rest].flatMap((r) => r.instances) };
+        return { ...first, instances: [first, ...rest].flatMap((r) => r.instances) };
       },
       onNothing: () => [base, ...peers].forEach((t) => t.onNothing?.()),
       onStopping: (subject) => [base, ...peers].forEach((t) => t.onStopping?.(subject)),
