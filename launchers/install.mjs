@@ -72,7 +72,7 @@ function run(argv, opts) {
 function removeStaleTempFolders(dir) {
   const parent = path.dirname(dir);
   const prefix = `${path.basename(dir)}.tmp-`;
-  let names = [];
+  let names;
   try {
     names = readdirSync(parent);
   } catch {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: system packages, Docker engine, npm install, build, vitest.
+# The whole test suite, from a fresh clone: system packages, Docker engine, npm install, build, type check, lint, vitest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,4 +9,5 @@ else
   npm run build
 fi
 npx tsc -p tsconfig.json --noEmit
+npm run --silent lint # typescript-eslint, type-aware: a lint error fails CI before any test runs
 npx vitest run "$@"

@@ -81,6 +81,7 @@ export function paint(o: Pick<Output, 'color'>, style: Style, text: string): str
 // eslint-disable-next-line no-control-regex
 const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff\\]/g;
 export function clean(value: unknown): string {
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- any cell is printed; its characters are what gets cleaned
   const text = typeof value === 'string' ? value : String(value ?? '');
   return text.replace(UNSAFE_CHARS, (c) => {
     if (c === '\\') return '\\\\';

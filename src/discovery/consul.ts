@@ -19,6 +19,7 @@
  * serialised within this process. Two processes racing for one id on one agent can both win;
  * etcd and NATS detect that race, Consul does not.
  */
+import { errorText } from '../util/error-text.js';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -33,7 +34,9 @@ import type {
   ServiceInstance,
   WatchOptions,
 } from './types.js';
-import { createKeyedQueue, sleep } from './resync.js';
+import { createKeyedQueue, RECONNECT_BACKOFF } from './resync.js';
+import { pause } from '../util/clock.js';
+import { backoffAt } from '../util/retry.js';
 
 /** Meta keys this backend adds; user meta must not use them. */
 const META_ID = 'stack-id';
@@ -307,7 +310,7 @@ export function createConsulBackend(config: ConsulConfig): DiscoveryBackend {
         if (signal?.aborted || closed) break;
         failures += 1;
         index = '0'; // after an outage, start over with a fresh, non-blocking read
-        await sleep(Math.min(2000, 50 * 2 ** failures), signal);
+        await pause(backoffAt(failures, RECONNECT_BACKOFF), signal);
         continue;
       } finally {
         signal?.removeEventListener('abort', cancel);
@@ -385,7 +388,7 @@ function invalid(message: string): StackError {
 function toStackError(err: unknown, what: string, where: string): unknown {
   if (err instanceof StackError) return err;
   const status = statusOf(err);
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorText(err);
   if (status === 403 || status === 401) {
     // Consul's 403 bodies do not carry the token, but nothing about it is worth echoing either.
     return new UnreachableError('consul', `consul at ${where} refused our ACL token (${what}: HTTP ${status})`, {

@@ -31,7 +31,7 @@ export interface DnsBackendOptions {
 const NOT_FOUND = new Set(['ENOTFOUND', 'ENODATA', 'NXDOMAIN']);
 
 function codeOf(err: unknown): string {
-  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'EUNKNOWN';
+  return typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'EUNKNOWN';
 }
 
 /** Check the configured server is an IP literal with an optional port, as node:dns requires. */

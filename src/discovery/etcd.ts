@@ -14,6 +14,7 @@
  * Records carry `registeredAt` but no stored `expiresAt`: the lease is the truth about expiry,
  * and rewriting the record on every heartbeat would wake every watcher for nothing.
  */
+import { errorText } from '../util/error-text.js';
 import { readFileSync } from 'node:fs';
 import type { Etcd3, IOptions } from 'etcd3';
 import { StackError, StackFailedError, UnreachableError } from '../errors.js';
@@ -29,7 +30,8 @@ import type {
   WatchOptions,
 } from './types.js';
 import { redactUrlCredentials } from '../util/redact.js';
-import { createKeyedQueue, parseStored, redactUrl, watchByResync } from './resync.js';
+import { createKeyedQueue, parseStored, RECONNECT_BACKOFF, redactUrl, watchByResync } from './resync.js';
+import { backoffAt } from '../util/retry.js';
 
 /** How long one unary call (or one keep-alive round trip) may take: a hung server is "unreachable". */
 const REQUEST_TIMEOUT_MS = 5000;
@@ -272,7 +274,7 @@ function clientOptions(config: EtcdConfig, endpoints: string[]): IOptions {
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + REQUEST_TIMEOUT_MS }),
     faultHandling: {
       // The default watch backoff grows to many seconds; discovery wants watchers back promptly.
-      watchBackoff: quickBackoff(50) as unknown as WatchBackoff,
+      watchBackoff: quickBackoff(0) as unknown as WatchBackoff,
       // The default per-host circuit breaker fails every call for 5 s after three failures, so
       // that a pool can route around a bad host. With a single endpoint there is nowhere else
       // to go, and it only delays recovery after a restart.
@@ -313,9 +315,9 @@ type FaultHandling = NonNullable<IOptions['faultHandling']>;
 type WatchBackoff = NonNullable<FaultHandling['watchBackoff']>;
 type HostPolicy = ReturnType<NonNullable<FaultHandling['host']>>;
 
-/** A backoff (cockatiel's IBackoff shape) doubling from `ms` up to two seconds. */
-function quickBackoff(ms: number): { duration: number; next(): ReturnType<typeof quickBackoff> } {
-  return { duration: ms, next: () => quickBackoff(Math.min(2000, ms * 2)) };
+/** The shared reconnect back-off (50 ms doubling up to 2 s) in cockatiel's IBackoff shape. */
+function quickBackoff(attempt: number): { duration: number; next(): ReturnType<typeof quickBackoff> } {
+  return { duration: backoffAt(attempt, RECONNECT_BACKOFF), next: () => quickBackoff(attempt + 1) };
 }
 
 /** A policy (cockatiel's IPolicy shape) that just runs the call. */
@@ -346,7 +348,7 @@ function notRegistered(service: string, id: string): StackError {
 function toStackError(err: unknown, what: string, where: string): unknown {
   if (err instanceof StackError) return err;
   const name = err instanceof Error ? err.constructor.name : '';
-  const message = redactUrlCredentials(err instanceof Error ? err.message : String(err)); // gRPC quotes the endpoint, password and all
+  const message = redactUrlCredentials(errorText(err)); // gRPC quotes the endpoint, password and all
   const unreachable =
     /GRPCUnavailable|GRPCDeadlineExceeded|GRPCConnectFailed|GRPCCancelled|BrokenCircuit|TaskCancelled/.test(name) ||
     /unavailable|ECONNREFUSED|deadline|connect|circuit/i.test(message);

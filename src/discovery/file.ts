@@ -38,7 +38,7 @@ interface StoredRecord extends ServiceInstance {
 }
 
 function errnoCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+  return typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined;
 }
 
 export function createFileBackend(options: FileBackendOptions = {}): DiscoveryBackend {

@@ -11,6 +11,9 @@
  *
  * Nothing outlives `close()`: every timer, loop and watch is tied to one AbortController.
  */
+import { pause, realClock, type Clock } from '../util/clock.js';
+import { backoffAt } from '../util/retry.js';
+import { errorText } from '../util/error-text.js';
 import { StackError, UnreachableError, UnsupportedError } from '../errors.js';
 import { CollisionError } from './errors.js';
 import { assertServiceName, topologyFingerprint } from './record.js';
@@ -39,8 +42,10 @@ export interface DiscoveryManagerOptions {
   firstListTimeoutMs?: number;
   /** Close the backends on `close()`; default true (the manager owns them). */
   ownsBackends?: boolean;
-  /** Clock for cache expiry; swappable in tests. */
+  /** Clock for cache expiry; swappable in tests (default: `clock.now`). */
   now?: () => number;
+  /** Clock for the waits between watch retries; default the real clock. */
+  clock?: Clock;
 }
 
 export interface BackendCheck {
@@ -86,7 +91,7 @@ interface Registration {
 
 /** Error text safe to log: credentials in URLs are masked. */
 export function describeError(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
+  const text = errorText(err);
   return text.replace(/(\/\/)[^/@\s]*@/g, '$1***@');
 }
 
@@ -104,16 +109,6 @@ function freeze(list: ServiceInstance[]): ServiceInstance[] {
   return Object.freeze(list) as ServiceInstance[];
 }
 
-/** Sleep that ends early on abort; never leaves its timer behind. */
-async function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return;
-  const aborted = abortPromise(signal);
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([new Promise<void>((r) => (timer = setTimeout(r, ms))), aborted.promise]);
-  clearTimeout(timer);
-  aborted.dispose();
-}
-
 /** Union by id; on a conflict the earlier backend's record wins. */
 function mergeLists(lists: readonly (readonly ServiceInstance[] | undefined)[]): ServiceInstance[] {
   const byId = new Map<string, ServiceInstance>();
@@ -127,7 +122,8 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
   const pollIntervalMs = options.pollIntervalMs ?? 5000;
   const watchRetryMs = options.watchRetryMs ?? 500;
   const firstListTimeoutMs = options.firstListTimeoutMs ?? 2000;
-  const now = options.now ?? Date.now;
+  const clock = options.clock ?? realClock;
+  const now = options.now ?? (() => clock.now());
   const emit = (e: DiscoveryEvent): void => {
     try {
       options.onEvent?.(e);
@@ -411,7 +407,7 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
 
     // Each source feeds `latest[i]`; a failed watch keeps its last list and is retried with backoff.
     const pump = async (b: DiscoveryBackend, i: number): Promise<void> => {
-      let delay = watchRetryMs;
+      let retries = 0;
       let failing = false;
       while (!signal.aborted) {
         try {
@@ -424,7 +420,7 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
             }
             latest[i] = list;
             heardFrom[i] = true;
-            delay = watchRetryMs;
+            retries = 0;
             poke();
           }
         } catch (err) {
@@ -434,8 +430,7 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
           heardFrom[i] = true; // do not hold the first list back for a backend that is down
           poke();
         }
-        await sleep(delay, signal);
-        delay = Math.min(delay * 2, 30_000);
+        await pause(backoffAt(retries++, { initialDelayMs: watchRetryMs, factor: 2, maxDelayMs: Math.max(watchRetryMs, 30_000) }), signal, clock);
       }
     };
     const pumps = sources.map((b, i) => track(pump(b, i)));

@@ -16,6 +16,7 @@
  * lost while the server was away is back with the next heartbeat; on every reconnect this client
  * also re-puts what it registered at once, and watchers re-read and re-subscribe.
  */
+import { errorText } from '../util/error-text.js';
 import { readFileSync } from 'node:fs';
 import type { NatsConnection, TlsOptions } from '@nats-io/transport-node';
 import type { KV, KvEntry, Kvm } from '@nats-io/kv';
@@ -38,7 +39,9 @@ import type {
   ServiceInstance,
   WatchOptions,
 } from './types.js';
-import { createKeyedQueue, parseStored, redactUrl, sleep, watchByResync } from './resync.js';
+import { createKeyedQueue, parseStored, RECONNECT_BACKOFF, redactUrl, watchByResync } from './resync.js';
+import { pause } from '../util/clock.js';
+import { backoffAt } from '../util/retry.js';
 
 /** Node's transport also takes `rejectUnauthorized` (its NodeTlsOptions, not exported by name). */
 type NodeTlsOptions = TlsOptions & { rejectUnauthorized?: boolean };
@@ -293,11 +296,11 @@ export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
               // Each update carries its value: apply it, no round trip (this is the fast path).
               for await (const entry of iter) if (known.apply(entry)) notify();
               // The watch ended without us asking (its consumer went away): pause, then again.
-              if (!stopped) await sleep(50, stopping.signal);
+              if (!stopped) await pause(50, stopping.signal);
             } catch {
               failures += 1;
               subscribed(); // the first read goes ahead anyway; it retries on its own
-              await sleep(Math.min(2000, 50 * 2 ** failures), stopping.signal);
+              await pause(backoffAt(failures, RECONNECT_BACKOFF), stopping.signal);
             } finally {
               updates?.stop();
               updates = undefined;
@@ -495,7 +498,7 @@ function notRegistered(service: string, id: string): StackError {
 
 function toStackError(err: unknown, what: string, where: string): unknown {
   if (err instanceof StackError) return err;
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorText(err);
   const name = err instanceof Error ? err.name : '';
   if (/Authorization|Authentication|AUTHORIZATION_VIOLATION|permissions/i.test(`${name} ${message}`)) {
     return new UnreachableError('nats', `nats at ${where} refused our credentials (${what})`, {

@@ -84,13 +84,13 @@ export function parseRecord(value: unknown): ServiceInstance | undefined {
     id: v.id,
     service: v.service,
     address: v.address,
-    tags: [...(tags as string[])],
+    tags: [...tags],
     meta: { ...meta },
     registeredAt: v.registeredAt,
   };
-  if (v.port !== undefined) record.port = v.port as number;
-  if (v.url !== undefined) record.url = v.url as string;
-  if (v.expiresAt !== undefined) record.expiresAt = v.expiresAt as string;
+  if (v.port !== undefined) record.port = v.port;
+  if (v.url !== undefined) record.url = v.url;
+  if (v.expiresAt !== undefined) record.expiresAt = v.expiresAt;
   return record;
 }
 

@@ -65,7 +65,7 @@ export function redactDiscoveryConfig(config: DiscoveryConfig): DiscoveryConfig 
     for (const key of driver.urlOptions ?? []) {
       const value = out[key];
       if (typeof value === 'string') out[key] = maskUrlPassword(value);
-      else if (Array.isArray(value)) out[key] = value.map((v) => (typeof v === 'string' ? maskUrlPassword(v) : v));
+      else if (Array.isArray(value)) out[key] = (value as unknown[]).map((v) => (typeof v === 'string' ? maskUrlPassword(v) : v));
     }
   }
   return out as DiscoveryConfig;

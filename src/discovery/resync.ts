@@ -3,6 +3,8 @@
  * credentials out of addresses, and a watch that survives outages by re-reading full lists.
  */
 import { StackError } from '../errors.js';
+import { pause } from '../util/clock.js';
+import { backoffAt, type BackoffOptions } from '../util/retry.js';
 import { parseRecord, topologyFingerprint } from './record.js';
 import type { ServiceInstance } from './types.js';
 
@@ -85,7 +87,7 @@ export async function* watchByResync(
           // Backend away: try again shortly; the watch itself must survive the outage.
           dirty = true;
           failures++;
-          await sleep(Math.min(2000, 50 * 2 ** failures), signal);
+          await pause(backoffAt(failures, RECONNECT_BACKOFF), signal);
           continue;
         }
       }
@@ -103,22 +105,13 @@ export async function* watchByResync(
 
 const READ_TIMEOUT_MS = 10_000;
 
+/** Retry delays of a backend's watch or read after a failure: 50 ms doubling up to 2 s (attempt 1 waits 100 ms). */
+export const RECONNECT_BACKOFF: BackoffOptions = { initialDelayMs: 50, factor: 2, maxDelayMs: 2000 };
+
 export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

@@ -19,6 +19,7 @@
  * Renders are recorded in `<stateDir>/renders.json` (when, why, which files; never content), so
  * `stack ui` can say when and why each config file was last rendered, even after the engine is gone.
  */
+import { errorText } from '../util/error-text.js';
 import { chmod, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -71,7 +72,7 @@ export async function serveControl(stateDir: string, handlers: ControlHandlers, 
     await chmod(file, 0o600);
   } catch (err) {
     server.close();
-    onWarning(`no control channel (stack ui's actions): ${err instanceof Error ? err.message : String(err)}`);
+    onWarning(`no control channel (stack ui's actions): ${errorText(err)}`);
     return undefined;
   }
   server.unref(); // never keeps a finished `up` alive
@@ -122,7 +123,7 @@ function answer(socket: net.Socket, handlers: ControlHandlers): void {
       }
       return reply({ ok: false, error: `unknown request: ${JSON.stringify(request.op ?? null)}` });
     } catch (err) {
-      return reply({ ok: false, error: err instanceof Error ? err.message : String(err) });
+      return reply({ ok: false, error: errorText(err) });
     }
   };
   socket.on('data', onData);

@@ -19,6 +19,7 @@
  * Dependents of a recreated service are kept unless their own hash changed (Compose's default,
  * without `--always-recreate-deps`); they are gated on it as on any dependency.
  */
+import { errorText } from '../util/error-text.js';
 import type { StackGraph } from '../plan/types.js';
 import type { RuntimeName } from '../profile/types.js';
 import type { Runtime, ServiceHandle } from '../runtime/types.js';
@@ -71,7 +72,7 @@ export async function findInstances(
       for (const handle of await runtime.discover(stack)) found.push({ handle, runtime });
     } catch (err) {
       if (planned.has(name)) throw err;
-      warn(`cannot look for instances of stack '${stack}' in the ${name} runtime: ${err instanceof Error ? err.message : String(err)}`);
+      warn(`cannot look for instances of stack '${stack}' in the ${name} runtime: ${errorText(err)}`);
     }
   }
   return found;

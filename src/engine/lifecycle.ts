@@ -11,6 +11,7 @@
  * - Monitor (after startup, `supervise`): health transitions are reported, not acted on; an exit
  *   deregisters it and applies the restart policy (restart.ts) unless the runtime applies it.
  */
+import { errorText } from '../util/error-text.js';
 import path from 'node:path';
 import type { DiscoveryManager } from '../discovery/manager.js';
 import type { ServiceInstance } from '../discovery/types.js';
@@ -210,12 +211,25 @@ export class ServiceLifecycle {
         );
       }
       const first = await Promise.race([exited, ready]);
+      if (first.kind === 'ready' && check && !(await this.stillRuns(runtime, handle))) {
+        // Something answered its check, but not this instance: it is gone (a service that died with
+        // EADDRINUSE while another process holds its port), its exit just not seen yet.
+        return { kind: 'unready', reason: 'its health check passed but the instance is not running: something else answers there' };
+      }
       if (first.kind === 'ready') this.status.health = check ? 'healthy' : 'none';
       return first;
     } finally {
       this.abort.signal.removeEventListener('abort', onAbort);
       race.abort();
     }
+  }
+
+  /** Whether the runtime still sees the instance running; an inspect that fails does not fail the service. */
+  private async stillRuns(runtime: Runtime, handle: ServiceHandle): Promise<boolean> {
+    return runtime.inspect(handle).then(
+      (status) => status.running,
+      () => true,
+    );
   }
 
   private strategy(check: HealthCheckSpec): { strategy?: HealthStrategy } {
@@ -515,9 +529,9 @@ export class ServiceLifecycle {
     if (runtime.name !== 'process' || handle.pid === undefined) throw new Error(`the ${runtime.name} runtime cannot signal its instances`);
     // A process service leads its own process group: signal the group, as `stop` does.
     try {
-      process.kill(-handle.pid, signal as NodeJS.Signals);
+      process.kill(-handle.pid, signal);
     } catch {
-      process.kill(handle.pid, signal as NodeJS.Signals);
+      process.kill(handle.pid, signal);
     }
   }
 
@@ -653,8 +667,4 @@ export class ServiceLifecycle {
       },
     };
   }
-}
-
-export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

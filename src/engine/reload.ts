@@ -22,7 +22,8 @@ import type { ServiceInstance } from '../discovery/types.js';
 import type { Profile, TemplateSpec } from '../profile/types.js';
 import { servicesNamedBy, watchTemplates, type TemplateWatch } from '../template/watch.js';
 import type { Clock } from '../util/clock.js';
-import { errorText, type ServiceLifecycle } from './lifecycle.js';
+import type { ServiceLifecycle } from './lifecycle.js';
+import { errorText } from '../util/error-text.js';
 import type { RerenderTemplate } from './templates.js';
 import type { EngineEvent, RenderOutcome } from './types.js';
 

@@ -10,6 +10,7 @@
  */
 import type { RestartPolicy } from '../profile/types.js';
 import type { ExitInfo } from '../runtime/types.js';
+import { backoffAt } from '../util/retry.js';
 
 export type RestartDecision = { restart: true; delayMs: number } | { restart: false; why: string };
 
@@ -31,7 +32,7 @@ export function restartDecision(policy: RestartPolicy, exit: ExitInfo, restartsS
 }
 
 export function backoffDelay(policy: RestartPolicy, restartsSoFar: number): number {
-  return Math.min(policy.maxBackoffMs, policy.backoffMs * 2 ** Math.min(restartsSoFar, 30));
+  return backoffAt(restartsSoFar, { initialDelayMs: policy.backoffMs, factor: 2, maxDelayMs: policy.maxBackoffMs });
 }
 
 export function describeExit(exit: ExitInfo): string {

@@ -16,7 +16,8 @@ import { findInstances, sortOut, type SortedInstances } from './converge.js';
 import { recordingRenderer, serveControl, type ControlHandlers, type ControlServer } from './control.js';
 import type { RenderConfigs, StackController, StartStackInput, StartStackOptions } from './engine.js';
 import { createLocalGates, type LocalGates } from './gates.js';
-import { errorText, ServiceLifecycle, type LifecycleHost, type LifecycleSettings } from './lifecycle.js';
+import { errorText } from '../util/error-text.js';
+import { ServiceLifecycle, type LifecycleHost, type LifecycleSettings } from './lifecycle.js';
 import { acquireLock, type StackLock } from './lock.js';
 import { TemplateReloader } from './reload.js';
 import { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.js';
@@ -238,7 +239,7 @@ export class StackRun implements LifecycleHost {
     this.clock.sleep(this.settings.dependencyTimeoutMs, AbortSignal.any([timer.signal, this.supervising.signal])).then(
       () => {
         this.down.delete(s.name);
-        const now = s.status.state as ServiceState;
+        const now = s.status.state;
         if (now !== 'healthy' && now !== 'completed') this.blockDependents(s.name);
       },
       () => undefined,
@@ -398,7 +399,7 @@ export class StackRun implements LifecycleHost {
   private async replicasSettled(): Promise<void> {
     if (this.stopping) return;
     const peers = [...this.lifecycles.values()].flatMap((s) => s.peers);
-    await Promise.race([Promise.all(peers.map((p) => p.inflight)), this.stopping ?? new Promise<never>(() => {})]);
+    await Promise.race([Promise.all(peers.map((p) => p.inflight ?? Promise.resolve())), this.stopping ?? new Promise<never>(() => {})]);
     for (const p of peers) if (p.status.state === 'failed') this.warn(`replica ${p.replica} failed: ${p.status.reason ?? 'failed'}`, p.name);
   }
 
@@ -454,7 +455,7 @@ export class StackRun implements LifecycleHost {
           const reg = r.registration;
           if (reg && this.discovery) await this.discovery.deregister(reg.service, reg.id).catch((err) => this.warn(`could not deregister '${reg.service}': ${errorText(err)}`, reg.service));
         }
-        return { ...first!, instances: [first!, ...rest].flatMap((r) => r.instances) };
+        return { ...first, instances: [first, ...rest].flatMap((r) => r.instances) };
       },
       onNothing: () => [base, ...peers].forEach((t) => t.onNothing?.()),
       onStopping: (subject) => [base, ...peers].forEach((t) => t.onStopping?.(subject)),
@@ -673,7 +674,7 @@ function replicaSpecOf(spec: ServiceSpec, i: number): ServiceSpec {
 
 function runtimeSetOf(given: StartStackOptions['runtimes'], stateDir: string, profile: Profile): RuntimeSet {
   if (!given) return createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm });
-  if ('get' in given && typeof given.get === 'function') return given as RuntimeSet;
+  if ('get' in given && typeof given.get === 'function') return given;
   return fixedRuntimeSet(given as Partial<Record<RuntimeName, Runtime>>);
 }
 

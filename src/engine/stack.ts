@@ -8,6 +8,7 @@
  * Everything is created on demand from the profile; a caller may hand in its own runtimes or
  * discovery (tests, embedders), which are then not closed here.
  */
+import { errorText } from '../util/error-text.js';
 import type { DiscoveryManager } from '../discovery/manager.js';
 import type { DiscoveryEvent } from '../discovery/types.js';
 import type { Profile, RuntimeName } from '../profile/types.js';
@@ -59,7 +60,7 @@ export function upStack(input: StartStackInput, opts: UpStackOptions = {}): Stac
     });
     const { runtimes: _r, discovery: _d, vars: _v, varsFile: _f, pull: _p, ...engineOpts } = opts;
     inner = startStack(input, { ...engineOpts, ...wiring.engine, stateDir, signal, onEvent });
-    void inner.done.then(wiring.close).then(resolveDone, resolveDone);
+    void inner.done.then(() => wiring.close()).then(resolveDone, resolveDone);
     return inner.ready;
   })();
   ready.catch(() => undefined);
@@ -122,7 +123,7 @@ async function wire({ profile, plan }: StartStackInput, opts: UpStackOptions, st
 
 function givenRuntimes(given: GivenRuntimes | undefined): RuntimeSet | undefined {
   if (!given) return undefined;
-  if ('get' in given && typeof given.get === 'function') return given as RuntimeSet;
+  if ('get' in given && typeof given.get === 'function') return given;
   return fixedRuntimeSet(given as Partial<Record<RuntimeName, Runtime>>);
 }
 
@@ -167,7 +168,7 @@ async function openDiscovery(profile: Profile, onWarning?: (message: string) => 
     const { createDiscovery } = await import('../discovery/index.js');
     return await createDiscovery(profile.discovery);
   } catch (err) {
-    onWarning?.(`discovery unavailable, registrations are left to expire: ${err instanceof Error ? err.message : String(err)}`);
+    onWarning?.(`discovery unavailable, registrations are left to expire: ${errorText(err)}`);
     return undefined;
   }
 }

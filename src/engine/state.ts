@@ -12,6 +12,7 @@
  * `state.json` is written atomically (temp + rename), and writes are coalesced: a burst of state
  * changes costs one write, the latest. It never holds environment values, so never a secret.
  */
+import { realClock } from '../util/clock.js';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWrite } from '../util/fs.js';
@@ -89,7 +90,7 @@ export function createStateWriter(stateDir: string, onError: (err: unknown) => v
       } catch (err) {
         onError(err);
       }
-      if (pending) await new Promise<void>((resolve) => setTimeout(resolve, minGapMs));
+      if (pending) await realClock.sleep(minGapMs);
     }
     writing = undefined;
   };

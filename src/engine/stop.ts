@@ -13,6 +13,7 @@
  * runtimes tear down what they prepared, and the state file and lock are deleted. Idempotent:
  * with nothing running it reports exactly that.
  */
+import { errorText } from '../util/error-text.js';
 import type { DiscoveryManager } from '../discovery/manager.js';
 import type { StackGraph } from '../plan/types.js';
 import type { RuntimeName } from '../profile/types.js';
@@ -118,11 +119,11 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   const errors = await stopTargets([...passThrough, ...[...byName.values()].map((group) => downTarget(group, opts, clock, emit))], {
     ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
     ...(opts.discovery ? { discovery: opts.discovery } : {}),
-    onDeregisterError: (service, err) => emit({ type: 'warning', service, message: `could not deregister: ${err instanceof Error ? err.message : String(err)}` }),
+    onDeregisterError: (service, err) => emit({ type: 'warning', service, message: `could not deregister: ${errorText(err)}` }),
   });
   for (const { name, error } of errors) {
     const entry = report.services.find((s) => s.service === name);
-    if (entry) entry.error = error instanceof Error ? error.message : String(error);
+    if (entry) entry.error = errorText(error);
   }
 
   // 4. Leave nothing: registrations without a handle, runtime resources, state and lock.

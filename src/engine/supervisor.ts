@@ -160,7 +160,7 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
             if (pending !== '') onLine(pending);
             return over;
           }
-          await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
+          await realClock.sleep(pollIntervalMs);
         }
       } finally {
         await file.close();

@@ -34,7 +34,7 @@ export function environmentOf(format: TemplateFormat, content: string): Record<s
   const out: Record<string, string> = {};
   if (!isPlainObject(value)) return out;
   for (const [k, v] of Object.entries(value)) {
-    if (v === null || typeof v === 'object') continue;
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean' && typeof v !== 'bigint') continue; // only scalars are variables
     out[k] = String(v);
   }
   return out;

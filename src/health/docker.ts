@@ -1,3 +1,4 @@
+import { errorText } from '../util/error-text.js';
 import { describeAbort, probeSignal, untilAborted } from './timeout.js';
 import type { HealthStrategy } from './types.js';
 
@@ -20,7 +21,7 @@ export function createDockerStrategy(): HealthStrategy {
         return { ok: false, detail: `container is ${status}` };
       } catch (err) {
         if (bounded.aborted) return { ok: false, detail: describeAbort(bounded, check.timeoutMs) };
-        return { ok: false, detail: `cannot read container health: ${err instanceof Error ? err.message : String(err)}` };
+        return { ok: false, detail: `cannot read container health: ${errorText(err)}` };
       }
     },
   };

@@ -22,6 +22,7 @@
  * After startup, `monitorHealth` probes every `intervalMs`, reports unhealthy after `retries`
  * consecutive failures (at least one) and healthy again on the first success.
  */
+import { errorText } from '../util/error-text.js';
 import { StackFailedError } from '../errors.js';
 import type { HealthCheckSpec } from './registry.js';
 import { realClock, type Clock } from '../util/clock.js';
@@ -80,7 +81,7 @@ export async function probeOnce(
     return await strategy.probe(check, target, signal);
   } catch (err) {
     signal.throwIfAborted();
-    return { ok: false, detail: `probe error: ${err instanceof Error ? err.message : String(err)}` };
+    return { ok: false, detail: `probe error: ${errorText(err)}` };
   }
 }
 

@@ -365,7 +365,7 @@ function interpolateProfile(merged: unknown, env: Env, selection: string[] | und
         at.push(i);
         const x = walk(v[i], strict);
         at.pop();
-        if (x !== v[i]) (out ??= [...v])[i] = x;
+        if (x !== v[i]) (out ??= [...(v as unknown[])])[i] = x;
       }
       return out ?? v;
     }

@@ -241,7 +241,7 @@ let built: Schemas | undefined;
 
 /** The zod schemas (built once, on first use). */
 export function schemas(): Schemas {
-  built ??= build(requireCjs('zod').z as typeof Zod.z);
+  built ??= build((requireCjs('zod') as typeof Zod).z);
   return built;
 }
 

@@ -6,6 +6,7 @@
  * runs only when there is a problem to report. TOML goes through smol-toml, with positions found
  * by a line scan (smol-toml keeps none).
  */
+import { errorText } from '../util/error-text.js';
 import { createRequire } from 'node:module';
 import type { TomlError } from 'smol-toml';
 import type * as JsYaml from 'js-yaml';
@@ -111,7 +112,7 @@ function hasDuplicateKeys(text: string): boolean {
 
 /** JSON.parse's message, with its offset turned into a line and column. */
 function jsonSyntaxProblem(text: string, file: string, err: unknown): Problem {
-  const message = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'invalid JSON';
+  const message = errorText(err).split('\n')[0] ?? 'invalid JSON';
   const offset = /at position (\d+)/.exec(message)?.[1];
   const pos = offset !== undefined ? lineColumn(text, Number(offset)) : lineColumn(text, text.length);
   return { code: 'parse_error', file, ...pos, message: `invalid JSON: ${message.replace(/ in JSON at position \d+.*$/, '')}` };
@@ -241,7 +242,7 @@ function parseYamlFile(text: string, file: string): ParsedFile {
     try {
       value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
     } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
+      const msg = errorText(err);
       const bomb = /alias count/i.test(msg);
       const deep = err instanceof RangeError && !bomb;
       problems.push(
@@ -321,7 +322,7 @@ function pairByKey(map: YAMLMap, key: string): Pair | undefined {
 function findYamlNode(doc: Document, path: readonly PathSegment[], key: boolean, exact = false): Node | undefined {
   const { isMap, isSeq } = yaml();
   let node: unknown = doc.contents;
-  let last: Node | undefined = (doc.contents as Node | null) ?? undefined;
+  let last: Node | undefined = doc.contents ?? undefined;
   for (let i = 0; i < path.length; i++) {
     const seg = path[i];
     const isLast = i === path.length - 1;
@@ -418,7 +419,7 @@ function tomlKeyIndex(text: string, file: string): Map<string, SourceLocation> {
       if (!out.has(id)) out.set(id, { file, line: i + 1, column: (key[1]?.length ?? 0) + 1 });
     }
     const rest = key[3] ?? '';
-    const open = /("""|\'\'\')/.exec(rest);
+    const open = /("""|''')/.exec(rest);
     if (open && rest.split(open[1]!).length === 2) multiline = open[1]!;
   });
   return out;

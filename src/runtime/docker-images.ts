@@ -96,7 +96,7 @@ interface PullEvent {
 
 /** Pull with one progress line per event. The engine reports some failures inside the stream. */
 async function pullImage(docker: Dockerode, image: string, onLine: (line: string) => void, signal?: AbortSignal): Promise<void> {
-  const stream = (await docker.pull(image, signal ? { abortSignal: signal } : {})) as NodeJS.ReadableStream;
+  const stream = await docker.pull(image, signal ? { abortSignal: signal } : {});
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(
       stream,

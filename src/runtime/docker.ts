@@ -10,6 +10,7 @@
  * - Health checks reach containers on loopback only: host networking, or ports published on
  *   127.0.0.1 (`endpoint`), never a bridge address.
  */
+import { realClock } from '../util/clock.js';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import type Dockerode from 'dockerode';
@@ -229,7 +230,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
             if (!info) return exitInfo(status);
             if (!info.State.Running && !info.State.Restarting) return exitInfo(info.State.ExitCode ?? status);
             // Docker restarted it (or is about to): the instance has not stopped for good.
-            await sleep(RESTART_POLL_MS, closed);
+            await realClock.sleep(RESTART_POLL_MS, closed);
           }
         });
       } catch (err) {
@@ -407,20 +408,6 @@ function isDockerSignal(name: string): boolean {
   if (/^\d+$/.test(name)) return Number(name) > 0 && Number(name) < 65;
   const full = name.toUpperCase().startsWith('SIG') ? name.toUpperCase() : `SIG${name.toUpperCase()}`;
   return full in os.constants.signals;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason as Error);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function requireImage(service: ServiceSpec): string {

@@ -527,7 +527,7 @@ function addressesOverlap(held: string, wanted: string): boolean {
 function signalProcess(pid: number, signal: string): void {
   if (!validPid(pid)) throw new StackFailedError(`refusing to signal pid ${pid}`, { code: 'not_ours' });
   try {
-    process.kill(pid, signal as NodeJS.Signals);
+    process.kill(pid, signal);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
   }
@@ -537,7 +537,7 @@ function signalGroup(pgid: number, signal: string): void {
   // kill(-1) is every process we may signal; kill(0) our own group: never.
   if (!validPid(pgid)) throw new StackFailedError(`refusing to signal process group ${pgid}`, { code: 'not_ours' });
   try {
-    process.kill(-pgid, signal as NodeJS.Signals);
+    process.kill(-pgid, signal);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err; // ESRCH: already gone
   }

@@ -20,7 +20,6 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
-import { type Problem } from '../errors.js';
 import type { RestartPolicy, ServiceSpec } from '../profile/types.js';
 import { parseDuration } from '../util/duration.js';
 import type { SwarmRuntimeSettings, SwarmServiceSettings, SwarmUpdateSettings } from '../drivers/runtime/swarm.js';

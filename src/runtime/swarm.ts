@@ -28,7 +28,9 @@ import type { AddressInfo } from 'node:net';
 import type Dockerode from 'dockerode';
 import { InvalidInputError, StackFailedError, type Problem } from '../errors.js';
 import type { ServiceSpec } from '../profile/types.js';
+import { realClock } from '../util/clock.js';
 import { parseDuration } from '../util/duration.js';
+import { errorText } from '../util/error-text.js';
 import { connectDocker, pingDocker, resolveDockerEndpoint, type DockerEndpoint } from './docker-connect.js';
 import { engineError, isNotFound, statusOf } from './docker-errors.js';
 import { demuxLines } from './docker-logs.js';
@@ -61,6 +63,14 @@ export interface SwarmInstanceStatus extends InstanceStatus {
   replicas: { desired: number; ready: number };
 }
 
+/** What `listNodes` returns of a node that this runtime reads (dockerode types it as `any`). */
+interface SwarmNode {
+  ID?: string;
+  Description?: { Hostname?: string };
+  Status?: { State?: string; Addr?: string };
+  ManagerStatus?: { Addr?: string };
+}
+
 const DEFAULT_READY_TIMEOUT_MS = 60_000;
 /** How often a held readiness probe looks again: the gate's latency on top of Swarm's own. */
 const HOLD_POLL_MS = 100;
@@ -78,6 +88,7 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
   const pollMs = opts.pollMs ?? 250;
   const readyTimeoutMs = opts.readyTimeout !== undefined ? (parseDuration(opts.readyTimeout) ?? DEFAULT_READY_TIMEOUT_MS) : DEFAULT_READY_TIMEOUT_MS;
   const closing = new AbortController();
+  const sleep = (ms: number, signal: AbortSignal) => realClock.sleep(ms, signal);
   // Every service's `wait` and every held readiness probe sleeps on this one signal.
   setMaxListeners(0, closing.signal);
   const openStreams = new Set<NodeJS.ReadableStream>();
@@ -132,7 +143,7 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
   }
 
   async function nodeAddresses(d: Dockerode): Promise<Map<string, { name: string; address: string; state: string }>> {
-    const nodes = await d.listNodes();
+    const nodes = (await d.listNodes()) as SwarmNode[];
     return new Map(
       nodes.map((n) => {
         const addr = n.Status?.Addr && n.Status.Addr !== '0.0.0.0' ? n.Status.Addr : (n.ManagerStatus?.Addr?.split(':')[0] ?? '');
@@ -144,7 +155,7 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
   async function handleOf(d: Dockerode, info: Dockerode.Service): Promise<ServiceHandle> {
     const labels = info.Spec?.Labels ?? {};
     const handle: ServiceHandle = {
-      runtime: 'swarm' as ServiceHandle['runtime'],
+      runtime: 'swarm',
       stack: labels[SWARM_LABELS.stack] ?? '',
       service: labels[SWARM_LABELS.service] ?? '',
       replica: 0,
@@ -252,7 +263,6 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
    */
   async function waitReady(d: Dockerode, name: string, since: number, signal?: AbortSignal): Promise<void> {
     const deadline = Date.now() + readyTimeoutMs;
-    let last = '';
     for (;;) {
       signal?.throwIfAborted();
       const info = await serviceInfo(d, name);
@@ -261,8 +271,7 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
       if (state.failed) throw new StackFailedError(`service ${name}: ${state.failed}`, { code: 'swarm_service_failed' });
       if (state.failures >= MAX_TASK_FAILURES) throw new StackFailedError(`service ${name}: ${state.failures} tasks failed (${state.lastError ?? 'no reason given'})`, { code: 'swarm_service_failed' });
       if (state.ready) return;
-      last = state.summary;
-      if (Date.now() > deadline) throw new StackFailedError(`service ${name} not ready within ${readyTimeoutMs} ms: ${last}`, { code: 'swarm_not_ready' });
+      if (Date.now() > deadline) throw new StackFailedError(`service ${name} not ready within ${readyTimeoutMs} ms: ${state.summary}`, { code: 'swarm_not_ready' });
       await sleep(pollMs, closing.signal);
     }
   }
@@ -278,11 +287,11 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
       if (info.Spec.Mode.Replicated.Replicas === 0) return info;
       try {
         const spec = { ...info.Spec, Mode: { Replicated: { Replicas: 0 } } };
-        await d.getService(info.ID).update({ _query: { version: info.Version?.Index }, _body: spec } as unknown as Dockerode.ServiceSpec);
+        await d.getService(info.ID).update({ _query: { version: info.Version?.Index }, _body: spec });
         return info;
       } catch (err) {
         if (isNotFound(err)) return undefined;
-        if (attempt >= 5 || !/out of sequence/i.test(err instanceof Error ? err.message : String(err))) throw err;
+        if (attempt >= 5 || !/out of sequence/i.test(errorText(err))) throw err;
       }
     }
   }
@@ -314,7 +323,7 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
       };
       answer().then(
         (a) => res.writeHead(a.status, { 'content-type': 'text/plain' }).end(`${a.body}\n`),
-        (err: unknown) => res.writeHead(503).end(`cannot read service ${name}: ${err instanceof Error ? err.message : String(err)}\n`),
+        (err: unknown) => res.writeHead(503).end(`cannot read service ${name}: ${errorText(err)}\n`),
       );
     });
     await new Promise<void>((resolve, reject) => {
@@ -336,7 +345,7 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
   }
 
   const runtime: Runtime = {
-    name: 'swarm' as Runtime['name'],
+    name: 'swarm',
     appliesRestartPolicy: true,
 
     async prepare(stack, services, { signal }) {
@@ -373,7 +382,7 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
             throw new StackFailedError(`swarm service ${plan.name} exists and is not part of stack '${stack}'`, { code: 'service_name_taken' });
           }
           if (labels[SWARM_LABELS.configHash] !== plan.configHash) {
-            await d.getService(existing.ID).update({ _query: { version: existing.Version?.Index }, _body: plan.spec } as unknown as Dockerode.ServiceSpec);
+            await d.getService(existing.ID).update({ _query: { version: existing.Version?.Index }, _body: plan.spec });
           }
         } else {
           await d.createService(plan.spec);
@@ -508,7 +517,7 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
     const options = { stdout: true, stderr: true, follow: logOpts.follow, ...(logOpts.tail !== undefined ? { tail: logOpts.tail } : {}), ...(logOpts.signal ? { abortSignal: logOpts.signal } : {}) };
     let stream: NodeJS.ReadableStream | Buffer;
     try {
-      stream = (await d.getService(handle.id).logs(options)) as unknown as NodeJS.ReadableStream | Buffer;
+      stream = await d.getService(handle.id).logs(options);
     } catch (err) {
       if (logOpts.signal?.aborted) return;
       throw engineError(err, `reading logs of swarm service '${handle.service}'`, url());
@@ -551,19 +560,4 @@ async function imageHasProgram(d: Dockerode, stack: string, image: string, progr
   } finally {
     await container.remove({ force: true }).catch(() => undefined);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason as Error);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason as Error);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

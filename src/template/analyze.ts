@@ -375,6 +375,7 @@ function directOutput(ast: hbs.AST.Program, ctx: TemplateContext, analyzer: Anal
     if (!isHelperCall(m)) {
       const value = analyzer.values.has(m) ? analyzer.values.get(m) : UNKNOWN;
       if (value === UNKNOWN || (typeof value === 'object' && value !== null && !Array.isArray(value))) return undefined;
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- Handlebars' own rule: a list prints as its joined items
       out += value === null || value === undefined ? '' : String(value);
       continue;
     }

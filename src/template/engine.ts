@@ -46,10 +46,12 @@ const HELPERS: Record<string, (...args: unknown[]) => unknown> = {
   },
   /** `{{join service.pds.tags ","}}`. */
   join(list: unknown, separator: unknown) {
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a template prints a non-list as Handlebars would
     return Array.isArray(list) ? list.join(typeof separator === 'string' ? separator : ',') : String(list ?? '');
   },
   /** `{{urlencode (secret "pw")}}`: for a value inside a URL (`postgres://user:pw@host`). */
   urlencode(value: unknown) {
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a template prints the value as Handlebars would
     return encodeURIComponent(String(value ?? ''));
   },
   /** `{{#if (eq a b)}}`. */

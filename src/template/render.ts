@@ -6,6 +6,7 @@
  * Counterparts of the ATproto stacks builders: `renderTemplate` ~ mkConfigTemplate /
  * processTemplateWithDiscovery, `renderStackConfigs` ~ generateStackConfigs.
  */
+import { errorText } from '../util/error-text.js';
 import path from 'node:path';
 import { InvalidInputError, type Problem } from '../errors.js';
 import { formatPath, type PathSegment } from '../profile/source.js';
@@ -223,12 +224,12 @@ function containsSecret(content: string, context: TemplateContext): boolean {
 }
 
 function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+  return errorText(err).split('\n')[0] ?? '';
 }
 
 /** "Parse error on line 2:\n<source>\n---^\nExpecting 'ID', got 'EOF'" → its last line; others without the " - 1:5" suffix. */
 function syntaxMessage(err: unknown): string {
-  const lines = (err instanceof Error ? err.message : String(err)).split('\n');
+  const lines = errorText(err).split('\n');
   const text = /^Parse error/.test(lines[0] ?? '') && lines.length > 1 ? lines[lines.length - 1]! : (lines[0] ?? '');
   return text.replace(/ - \d+:\d+$/, '');
 }

@@ -9,6 +9,7 @@
  * After the `stack up` that ran the stack has died, status, registrations and renders go on
  * (the page shows what the runtimes say); only new events stop, until a new `up` takes over.
  */
+import { errorText } from '../util/error-text.js';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { DiscoveryManager } from '../discovery/manager.js';
@@ -138,7 +139,7 @@ export function createFeed(opts: FeedOptions): Feed {
     // Read first: the status read next is at least as new as this time says.
     const asOf = (await readStateFile(stateDir).catch(() => undefined))?.updatedAt;
     const view = await stackStatus(profile, { runtimes: opts.runtimes, cwd: opts.cwd }).catch((err: unknown) => {
-      note(`cannot read the stack's status: ${err instanceof Error ? err.message : String(err)}`);
+      note(`cannot read the stack's status: ${errorText(err)}`);
       return undefined;
     });
     if (view && !closed) {
@@ -180,7 +181,7 @@ export function createFeed(opts: FeedOptions): Feed {
         .sort((a, b) => a.id.localeCompare(b.id));
       next = { kind: 'registrations', instances };
     } catch (err) {
-      next = { kind: 'registrations', instances: [], error: err instanceof Error ? err.message : String(err) };
+      next = { kind: 'registrations', instances: [], error: errorText(err) };
     }
     if (!closed && JSON.stringify(next) !== JSON.stringify(registrations)) broadcast((registrations = next));
   };
@@ -194,7 +195,7 @@ export function createFeed(opts: FeedOptions): Feed {
 
   // ---- events --------------------------------------------------------------------------------
   const stopEvents = opts.events
-    ? opts.events((e) => onEvent({ time: new Date().toISOString(), ...e } as TimedEvent))
+    ? opts.events((e) => onEvent({ time: new Date().toISOString(), ...e }))
     : followControlChannel(stateDir, onEvent, refresh);
 
   const ready = (async () => {
@@ -223,7 +224,7 @@ export function createFeed(opts: FeedOptions): Feed {
       };
     },
     refresh,
-    publish: (event) => onEvent({ time: new Date().toISOString(), ...event } as TimedEvent),
+    publish: (event) => onEvent({ time: new Date().toISOString(), ...event }),
     async close() {
       closed = true;
       clearInterval(statusTimer);
@@ -284,5 +285,5 @@ async function supervisorHistory(stateDir: string): Promise<TimedEvent[]> {
 /** An event line keeps the time it was printed with. */
 function withTime(event: EngineEvent, line: string): TimedEvent {
   const time = (JSON.parse(line) as { time?: unknown }).time;
-  return { ...event, time: typeof time === 'string' ? time : new Date().toISOString() } as TimedEvent;
+  return { ...event, time: typeof time === 'string' ? time : new Date().toISOString() };
 }

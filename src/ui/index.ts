@@ -3,6 +3,7 @@
  * the state folder, the runtimes, discovery and the engine's control channel (feed.ts), for
  * `stack ui` and for `stack up --ui` (which hands in its own engine's events and stop).
  */
+import { errorText } from '../util/error-text.js';
 import type { DiscoveryManager } from '../discovery/manager.js';
 import { createRuntimeSet } from '../engine/runtimes.js';
 import type { EngineEvent } from '../engine/types.js';
@@ -27,7 +28,7 @@ export interface ServeUiOptions {
   onWarning?: (message: string) => void;
 }
 
-export interface ServedUi extends UiServer {}
+export type ServedUi = UiServer;
 
 export async function serveUi(opts: ServeUiOptions): Promise<ServedUi> {
   const { profile, stateDir, cwd } = opts;
@@ -74,7 +75,7 @@ async function openDiscovery(profile: Profile, onWarning?: (message: string) => 
     const { createDiscovery } = await import('../discovery/index.js');
     return await createDiscovery(profile.discovery);
   } catch (err) {
-    onWarning?.(`discovery unavailable, registrations are not shown: ${err instanceof Error ? err.message : String(err)}`);
+    onWarning?.(`discovery unavailable, registrations are not shown: ${errorText(err)}`);
     return undefined;
   }
 }

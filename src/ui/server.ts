@@ -12,6 +12,7 @@
  * The page's script and style are inlined with a per-response nonce, under a Content Security
  * Policy allowing nothing else; nothing is fetched from anywhere but this server.
  */
+import { errorText } from '../util/error-text.js';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -58,7 +59,7 @@ export function loadAssets(): { js: string; css: string } {
   try {
     return { js: readFileSync(`${dir}app.js`, 'utf8'), css: readFileSync(`${dir}app.css`, 'utf8') };
   } catch (err) {
-    throw new Error(`the page of stack ui is not built (dist/ui/web): run \`npm run build\` (${(err as Error).message})`);
+    throw new Error(`the page of stack ui is not built (dist/ui/web): run \`npm run build\` (${errorText(err)})`, { cause: err });
   }
 }
 
@@ -70,14 +71,14 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
 
   const server = http.createServer((req, res) => {
     void route(req, res).catch((err: unknown) => {
-      if (!res.headersSent) send(res, 500, 'text/plain', opts.masker.text(`internal error: ${err instanceof Error ? err.message : String(err)}`));
+      if (!res.headersSent) send(res, 500, 'text/plain', opts.masker.text(`internal error: ${errorText(err)}`));
       else res.end();
     });
   });
 
   // Every JSON answer, whatever it holds (events, status, log lines, errors): each string masked
   // before serialising, so a mask never cuts across JSON's own quoting.
-  const maskedJson = (value: unknown) => JSON.stringify(redactDeep(value, opts.masker.text));
+  const maskedJson = (value: unknown) => JSON.stringify(redactDeep(value, (text) => opts.masker.text(text)));
   const hostAllowed = (host: string | undefined) => host === `127.0.0.1:${port}` || host === `localhost:${port}`;
   const originAllowed = (origin: string | undefined) => origin === undefined || origin === `http://127.0.0.1:${port}` || origin === `http://localhost:${port}`;
 
@@ -175,7 +176,7 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
       opts.feed.refresh();
       send(res, 200, 'application/json', maskedJson({ ok: true, message }));
     } catch (err) {
-      send(res, 409, 'application/json', maskedJson({ ok: false, error: err instanceof Error ? err.message : String(err) }));
+      send(res, 409, 'application/json', maskedJson({ ok: false, error: errorText(err) }));
     }
   }
 

@@ -20,7 +20,10 @@ export type EngineEventLike =
   | { type: 'restart'; service: string; attempt: number; delayMs: number; exit: string }
   | { type: 'registered'; service: string; id: string }
   | { type: 'warning'; service?: string; message: string }
-  | { type: 'stack'; stack: string; phase: StackPhase; elapsedMs: number };
+  | { type: 'stack'; stack: string; phase: StackPhase; elapsedMs: number }
+  | { type: 'render'; service: string; template: string; outcome: 'changed' | 'unchanged' | 'failed'; reason: string }
+  | { type: 'reload'; service: string; action: 'restart' | 'signal' | 'script' | 'noop'; reason: string; template?: string; signal?: string }
+  | { type: 'deregistered'; service: string; id: string; reason: string };
 
 /** An engine event as `--json` prints it: its time first. */
 export type TimedEvent = EngineEventLike & { time: string };
@@ -211,7 +214,11 @@ function applyEvent(view: PageView, e: TimedEvent): PageView {
       after = { ...before, restarts: Math.max(before.restarts, e.attempt), health: before.health === 'none' ? 'none' : 'unhealthy' };
       break;
     case 'registered':
-      return view; // the next registrations snapshot lists it with its address
+    case 'deregistered':
+      return view; // the next registrations snapshot lists it (or not) with its address
+    case 'render':
+    case 'reload':
+      return view; // the next renders snapshot carries when and why
   }
   return { ...view, services: { ...view.services, [e.service]: after } };
 }
@@ -231,6 +238,12 @@ export function describeEvent(e: EngineEventLike): string {
       return `warning: ${e.service ? `${e.service}: ` : ''}${e.message}`;
     case 'stack':
       return `stack ${e.stack}: ${e.phase}`;
+    case 'render':
+      return `${e.service}: ${e.template} rendered (${e.outcome}) — ${e.reason}`;
+    case 'reload':
+      return `${e.service}: ${e.action}${e.signal ? ` ${e.signal}` : ''}${e.template ? ` after ${e.template} changed` : ''} — ${e.reason}`;
+    case 'deregistered':
+      return `${e.service}: deregistered ${e.id} — ${e.reason}`;
   }
 }
 

@@ -19,6 +19,14 @@ export const realClock: Clock = {
   }),
 };
 
+/**
+ * Wait `ms` on `clock`, ending early and quietly (resolving, not rejecting) when `signal` aborts:
+ * for loops that test the signal themselves after the wait, such as reconnecting watches.
+ */
+export function pause(ms: number, signal?: AbortSignal, clock: Clock = realClock): Promise<void> {
+  return clock.sleep(ms, signal).catch(() => undefined);
+}
+
 /** A clock whose time only moves when a test calls `advance`. */
 export interface ManualClock extends Clock {
   /**

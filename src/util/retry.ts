@@ -38,15 +38,23 @@ export class PollTimeoutError extends StackError {
   }
 }
 
-/** The delays between calls: initial, initial×factor, … capped at max. Endless. */
-export function* backoffDelays(opts: BackoffOptions = {}): Generator<number, never> {
+/**
+ * The one back-off policy: the delay before retry number `attempt` (counting from 0) is
+ * initial × factor^attempt, capped at max. Every retry loop in the tool (polls, restarts,
+ * reconnecting watches) takes its delays from here, each with its own options.
+ */
+export function backoffAt(attempt: number, opts: BackoffOptions = {}): number {
   const max = Math.max(0, opts.maxDelayMs ?? 1000);
   const factor = Math.max(1, opts.factor ?? 1.5);
-  let delay = Math.min(max, Math.max(0, opts.initialDelayMs ?? 20));
-  for (;;) {
-    yield delay;
-    delay = Math.min(max, delay * factor);
-  }
+  const initial = Math.max(0, opts.initialDelayMs ?? 20);
+  // 0 × Infinity is NaN: a zero initial delay stays zero however many attempts.
+  const grown = initial === 0 ? 0 : initial * factor ** Math.max(0, attempt);
+  return Math.min(max, grown);
+}
+
+/** The delays between calls: initial, initial×factor, … capped at max. Endless. */
+export function* backoffDelays(opts: BackoffOptions = {}): Generator<number, never> {
+  for (let attempt = 0; ; attempt++) yield backoffAt(attempt, opts);
 }
 
 /**

@@ -3,7 +3,7 @@
 export function editDistance(a: string, b: string): number {
   const rows = a.length + 1;
   const cols = b.length + 1;
-  const d: number[] = new Array(rows * cols).fill(0);
+  const d = new Array<number>(rows * cols).fill(0);
   const at = (i: number, j: number) => d[i * cols + j] ?? 0;
   for (let i = 0; i < rows; i++) d[i * cols] = i;
   for (let j = 0; j < cols; j++) d[j] = j;

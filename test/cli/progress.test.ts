@@ -23,6 +23,7 @@ describe('progress', () => {
     const last = writes.at(-1)!;
     // Moves up over the two lines drawn before, then rewrites each (cleared) line.
     expect(last.startsWith('\u001b[2F')).toBe(true);
+    // eslint-disable-next-line no-control-regex -- strips the terminal's escape sequences on purpose
     const rows = last.split('\n').filter(Boolean).map((l) => l.replace(/\u001b\[[0-9;]*[A-Za-z]/g, '').trim());
     expect(rows).toEqual([expect.stringMatching(/^db\s+healthy$/), expect.stringMatching(/^api\s+blocked\s+requires 'db', which failed$/)]);
     expect(o.lines).toEqual([]);

@@ -69,6 +69,7 @@ describe('status reads a state file written by someone else', () => {
     writeFileSync(path.join(dir, '.stack', 'esc', 'state.json'), JSON.stringify(state));
     const r = await runStack(['status'], { cwd: dir });
     expect(r.code).toBe(0);
+    // eslint-disable-next-line no-control-regex -- asserts that no control character reaches the terminal
     expect(r.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
     expect(r.stdout).toContain('\\x1b]0;owned\\x07boom\\nweb');
     expect(r.stdout.split('\n').filter((l) => l.startsWith('web'))).toHaveLength(1);

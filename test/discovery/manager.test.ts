@@ -7,6 +7,7 @@ import { createDiscoveryManager, type DiscoveryManager, type DiscoveryManagerOpt
 import { createMemoryBackend } from '../../src/discovery/memory.js';
 import type { DiscoveryEvent, InstanceInput, ServiceInstance } from '../../src/discovery/types.js';
 import { instrument } from './helpers.js';
+import { createManualClock } from '../../src/util/clock.js';
 
 const managers: DiscoveryManager[] = [];
 function manager(opts: DiscoveryManagerOptions): DiscoveryManager {
@@ -295,6 +296,28 @@ describe('watch: merged streams', () => {
     await flaky.register(pds('flaky-1'));
     expect(ids((await it.next()).value as ServiceInstance[])).toEqual(['flaky-1', 'steady-1']);
     expect(events).toContainEqual(expect.objectContaining({ type: 'reconnect', backend: 'flaky' }));
+    ac.abort();
+    expect((await it.next()).done).toBe(true);
+  });
+
+  it("retries a failed backend's watch on the manager's clock, the delay doubling each time", async () => {
+    const flaky = instrument(createMemoryBackend(), 'flaky');
+    const steady = createMemoryBackend({ name: 'steady' });
+    await steady.register(pds('steady-1'));
+    flaky.down = true;
+    const clock = createManualClock();
+    const m = manager({ backends: [flaky, steady], watchRetryMs: 100, clock });
+    const ac = new AbortController();
+    const it = m.watch('pds', { signal: ac.signal })[Symbol.asyncIterator]();
+    expect(ids((await it.next()).value as ServiceInstance[])).toEqual(['steady-1']);
+    const attempts = [flaky.calls.watch];
+    for (const wait of [100, 200, 400]) {
+      await clock.advance(wait - 1);
+      attempts.push(flaky.calls.watch); // not yet: no timer of its own fires behind the clock's back
+      await clock.advance(1);
+      attempts.push(flaky.calls.watch);
+    }
+    expect(attempts).toEqual([1, 1, 2, 2, 3, 3, 4]);
     ac.abort();
     expect((await it.next()).done).toBe(true);
   });

@@ -59,6 +59,17 @@ describe('gating, on the memory runtime', () => {
     expect(startedAt(s, 'b')).toBeGreaterThanOrEqual(300);
   });
 
+  it('a service whose instance is gone is not healthy, whatever answered its check; its dependents do not start', async () => {
+    const s = await setup({ a: { healthCheck: memCheck() }, b: { dependencies: ['a'] } });
+    // Its check passes (another process answers on its port) while the instance itself is gone, its exit not yet seen.
+    const inspect = s.runtime.inspect.bind(s.runtime);
+    s.runtime.inspect = async (handle) => (handle.service === 'a' ? { running: false } : inspect(handle));
+    const { report } = await up(s, { onFailure: 'leave' });
+    s.runtime.inspect = inspect;
+    expect(report.failed).toEqual([{ service: 'a', reason: expect.stringMatching(/instance is not running: something else answers/) }]);
+    expect(report.blocked.map((b) => b.service)).toEqual(['b']);
+  });
+
   it('soft: the dependent starts once the dependency started, before it is healthy', async () => {
     const s = await setup({ a: { healthCheck: memCheck() }, b: { dependencies: [{ name: 'a', type: 'soft' }] } }, { a: { readyAfterMs: 800 } });
     const { report } = await up(s);

@@ -36,6 +36,7 @@ describe('swarm service spec', () => {
       objectIds: {},
       settings: { services: { web: { placement: { constraints: ['node.labels.tier==db'], preferences: ['spread=node.id'] }, update: { order: 'start-first', delay: '2s' } } } },
     });
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a deep look into dockerode's loosely typed spec
     const spec = plan.spec as unknown as Record<string, any>;
     expect(spec.Name).toBe('st_web');
     expect(spec.Labels).toMatchObject({ 'io.atproto-stacks.stack': 'st', 'io.atproto-stacks.service': 'web', 'io.atproto-stacks.config-hash': plan.configHash });

@@ -78,7 +78,7 @@ describe('service addresses', () => {
 });
 
 describe('free-text templates are parsed back as their format', () => {
-  const stack = (format: string, template: string) => `
+  const stack = (format: string) => `
 name: fx
 runtime: process
 variables:
@@ -99,7 +99,7 @@ services:
     ['env', 'A=1\nNOT A PAIR\n', /not valid ENV at output line 2 `NOT A PAIR`/],
     ['ini', 'a=1\n[broken\n', /not valid INI at output line 2/],
   ])('%s output that does not parse is a problem naming the template and the line', (format, template, message) => {
-    const { dir, profile } = profileIn(stack(format, ''), { 'templates/out.hbs': template });
+    const { dir, profile } = profileIn(stack(format), { 'templates/out.hbs': template });
     const { files, problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: {} });
     expect(files).toEqual([]);
     expect(problems).toHaveLength(1);
@@ -108,7 +108,7 @@ services:
   });
 
   it('catches a value that injects a second key into a free-text ENV file', () => {
-    const { dir, profile } = profileIn(stack('env', ''), { 'templates/out.hbs': 'A={{value}}\nB=2\n' });
+    const { dir, profile } = profileIn(stack('env'), { 'templates/out.hbs': 'A={{value}}\nB=2\n' });
     const { problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: {}, vars: { value: 'x\nB=evil' } });
     expect(problems.map((p) => p.message)).toEqual(['rendered output is not valid ENV at output line 3 `B=2`: B is set twice']);
   });
@@ -120,7 +120,7 @@ services:
     ['toml', 'a = "{{value}}"\n', 'x"\nb = "y', "adds 'b'"],
     ['json', '{ "a": "{{value}}" }\n', 'x", "admin": "true', "adds 'admin'"],
   ])('%s: a value that adds a key to free text is caught, though the output parses', (format, template, value, message) => {
-    const { dir, profile } = profileIn(stack(format, ''), { 'templates/out.hbs': template });
+    const { dir, profile } = profileIn(stack(format), { 'templates/out.hbs': template });
     const { files, problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: {}, vars: { value } });
     expect(files).toEqual([]);
     expect(problems.map((p) => p.code)).toEqual(['value_changes_structure']);
@@ -128,13 +128,13 @@ services:
   });
 
   it('accepts values with structural characters that stay inside their value, and keys from #each', () => {
-    const { dir, profile } = profileIn(stack('env', ''), { 'templates/out.hbs': 'URL="{{value}}"\n{{#each service.app.instances}}I_{{@index}}=1\n{{/each}}' });
+    const { dir, profile } = profileIn(stack('env'), { 'templates/out.hbs': 'URL="{{value}}"\n{{#each service.app.instances}}I_{{@index}}=1\n{{/each}}' });
     const { problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: {}, vars: { value: 'postgres://u@h/db?sslmode=require&x=#1' } });
     expect(problems).toEqual([]);
   });
 
   it('masks secrets in the rendered line it quotes', () => {
-    const { dir, profile } = profileIn(stack('json', ''), { 'templates/out.hbs': '{ "token": {{secret "token"}} }\n' });
+    const { dir, profile } = profileIn(stack('json'), { 'templates/out.hbs': '{ "token": {{secret "token"}} }\n' });
     const { problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: {} });
     expect(problems).toHaveLength(1);
     expect(formatProblem(problems[0]!)).not.toContain('s3cr3t-t0ken');
@@ -161,7 +161,7 @@ services:
   });
 
   it('does not check `text`', () => {
-    const { dir, profile } = profileIn(stack('text', ''), { 'templates/out.hbs': 'not json [[ {\n' });
+    const { dir, profile } = profileIn(stack('text'), { 'templates/out.hbs': 'not json [[ {\n' });
     expect(renderStackConfigs(profile, { cwd: dir, env: {}, secrets: {} }).problems).toEqual([]);
   });
 });

@@ -26,7 +26,7 @@ export async function run(opts: DownOptions, o: Output): Promise<number> {
   const report = await downStack(profile, {
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     dryRun: Boolean(opts.dryRun),
-    onEvent: opts.json || o.tty ? () => undefined : progress.event,
+    onEvent: opts.json || o.tty ? () => undefined : (e) => progress.event(e),
     onWarning: (message) => {
       if (!opts.json) o.err(paint(o, 'yellow', `warning: ${message}`));
     },

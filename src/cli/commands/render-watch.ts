@@ -126,7 +126,7 @@ function reloader(opts: { exec?: string; pid?: number; signal: string; cwd: stri
   return (service: string, template: string, reason: string, file: string): Promise<void> => {
     if (opts.pid !== undefined) {
       try {
-        process.kill(opts.pid, opts.signal as NodeJS.Signals);
+        process.kill(opts.pid, opts.signal);
         emit({ type: 'reload', service, template, action: 'signal', reason, pid: opts.pid, signal: opts.signal });
       } catch (err) {
         emit({ type: 'warning', service, message: `could not send ${opts.signal} to pid ${opts.pid}: ${err instanceof Error ? err.message : String(err)}` });

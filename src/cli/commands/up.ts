@@ -75,7 +75,7 @@ async function foreground(opts: UpOptions, o: Output, { profile, graph, plan: th
     { profile, graph, plan: thePlan },
     {
       signal: interrupt.signal,
-      onEvent: progress.event,
+      onEvent: (e) => progress.event(e),
       onFailure: opts.onFailure ?? 'rollback',
       detached: supervisor,
       ...(opts.var && opts.var.length > 0 ? { vars: opts.var } : {}),
@@ -147,7 +147,8 @@ async function serveOwnUi(opts: UpOptions, o: Output, profile: Planned['profile'
     onWarning: (m) => o.err(`warning: ${m}`),
   });
   // stdout holds only events with --json.
-  (opts.json ? o.err : o.out)(`stack ui: ${ui.url}`);
+  if (opts.json) o.err(`stack ui: ${ui.url}`);
+  else o.out(`stack ui: ${ui.url}`);
   return ui;
 }
 

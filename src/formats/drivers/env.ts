@@ -16,6 +16,7 @@ export const envFormat: FormatDefinition<'env'> = {
       for (const [k, v] of Object.entries(obj)) {
         if (v === null || typeof v === 'object') throw new FormatError('ENV values must be strings, numbers or booleans', [k]);
         checkTree(v, [k], false); // no functions, undefined or NaN written out as text
+        // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a scalar: objects are refused above, functions and undefined by checkTree
         flat[k] = String(v);
       }
       try {

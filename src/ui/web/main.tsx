@@ -415,10 +415,10 @@ function ConfirmDialog({ confirm, onClose }: { confirm: Confirm; onClose: () => 
           type="button"
           class="danger"
           disabled={busy}
-          onClick={async () => {
+          onClick={() => {
             setBusy(true);
-            await confirm.run();
-            ref.current?.close();
+            // run() reports its own failures as the outcome; it never rejects.
+            void confirm.run().then(() => ref.current?.close());
           }}
         >
           Confirm
