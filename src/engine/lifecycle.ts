@@ -28,6 +28,7 @@ import { describeExit, restartDecision } from './restart.js';
 import type { RuntimeSet } from './runtimes.js';
 import type { StopTarget } from './stopper.js';
 import { SETTLED_STATES, type EngineEvent, type ServiceState, type ServiceStatus } from './types.js';
+import { discoveryEnvironmentFor } from '../discovery/client-env.js';
 
 /** What a lifecycle needs from the run it belongs to. */
 export interface LifecycleHost {
@@ -216,7 +217,11 @@ export class ServiceLifecycle {
     // keeps state (launchers put data under it) and where its rendered configs are, as absolute
     // paths. Host paths mean nothing inside a container, so Docker services do not get them. The
     // profile's own environment may override them.
-    const dirs: Record<string, string> = spec.runtime === 'process' ? { STACK_STATE_DIR: path.resolve(stateDir), STACK_CONFIG_DIR: path.resolve(configDir) } : {};
+    // STACK_DISCOVERY: how to reach the stack's discovery (client-env.ts), for the same reason host-only.
+    const dirs: Record<string, string> =
+      spec.runtime === 'process'
+        ? { STACK_STATE_DIR: path.resolve(stateDir), STACK_CONFIG_DIR: path.resolve(configDir), ...discoveryEnvironmentFor(profile.discovery, { stateDir }) }
+        : {};
     return {
       stack,
       service: spec,
