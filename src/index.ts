@@ -47,3 +47,16 @@ export {
   type StopReport,
   type StackStatusView,
 } from './engine/index.js';
+
+// The seed's API names (ATproto stacks documentation), as thin documented wrappers: see seed.ts.
+export {
+  mkServiceDiscovery,
+  generateDiscoveryConfig,
+  mkConfigTemplate,
+  mkConfigurationTemplating,
+  processTemplateWithDiscovery,
+  generateStackConfigs,
+  type ConfigTemplateInput,
+  type ConfigurationTemplating,
+  type GeneratedDiscoveryConfig,
+} from './seed.js';
