@@ -289,7 +289,7 @@ export class ServiceLifecycle {
       id: `${stack}-${spec.name}-0`,
       service: spec.name,
       address: spec.address,
-      ...(spec.port !== undefined ? { port: spec.port, url: `http://${spec.address}:${spec.port}` } : {}),
+      ...(spec.port !== undefined ? { port: spec.port, url: `${spec.scheme ?? 'http'}://${spec.address}:${spec.port}` } : {}),
       tags: [...spec.tags],
       meta: { ...spec.meta, stack },
       registeredAt: new Date().toISOString(),

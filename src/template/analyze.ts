@@ -94,6 +94,7 @@ class Analyzer {
   private statement(s: hbs.AST.Statement, scope: Scope): void {
     switch (s.type) {
       case 'ContentStatement':
+        return this.content(s as hbs.AST.ContentStatement);
       case 'CommentStatement':
         return;
       case 'MustacheStatement':
@@ -105,6 +106,26 @@ class Analyzer {
         return this.report(s.loc, 'unsupported', 'partials ({{> name}}) are not available in config templates');
       default:
         return this.report(s.loc, 'unsupported', 'decorators are not available in config templates');
+    }
+  }
+
+  /**
+   * `${hostname}` or `${service.db.url}` (the seed's way of writing variables) is plain text to
+   * Handlebars and would be copied as it is: an error showing the `{{…}}` form, when the name is
+   * one templates know (a variable, `service.…`, `env.…`, `domain`). Other `${…}` (a shell
+   * script's `${HOME}`) is text, as before.
+   */
+  private content(node: hbs.AST.ContentStatement): void {
+    const text = node.value;
+    for (const m of text.matchAll(/\$\{([A-Za-z_][\w-]*)((?:\.[\w-]+)*)\}/g)) {
+      const [whole, first = '', rest = ''] = m;
+      if (!hasOwn(this.ctx.root, first) && !this.ctx.declared.has(first)) continue;
+      const before = text.slice(0, m.index);
+      const lines = before.split('\n');
+      const start = node.loc?.start;
+      const line = (start?.line ?? 1) + lines.length - 1;
+      const column = lines.length > 1 ? lines.at(-1)!.length + 1 : (start?.column ?? 0) + before.length + 1;
+      this.report({ start: { line, column: column - 1 }, end: { line, column } } as hbs.AST.SourceLocation, 'dollar_brace', `'${whole}' is not template syntax (it would be copied as it is): write '{{${first}${rest}}}'`);
     }
   }
 
@@ -326,7 +347,7 @@ class Analyzer {
     const report = (code: string, message: string) => this.report(path.loc, code, message, at);
     const keys = typeof container === 'object' && container !== null ? Object.keys(container) : [];
     if (fromRoot && i === 0) {
-      return report('unknown_variable', `Unknown variable '${key}'${hint(key, [...this.ctx.declared.keys(), 'service', 'env'])}`);
+      return report('unknown_variable', `Unknown variable '${key}'${hint(key, [...this.ctx.declared.keys(), 'service', 'env', 'domain'])}`);
     }
     if (fromRoot && parts[0] === 'service' && i === 1) {
       return report('unknown_service', `Unknown service '${key}'${hint(key, keys)}`);
