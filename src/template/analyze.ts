@@ -10,6 +10,7 @@
  */
 import type { Problem, SourceLocation } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
+import { dollarBraceMessage, findDollarBraces } from './dollar-brace.js';
 import { HELPER_NAMES, isHelperCall } from './engine.js';
 import type { TemplateContext } from './types.js';
 
@@ -109,23 +110,15 @@ class Analyzer {
     }
   }
 
-  /**
-   * `${hostname}` or `${service.db.url}` (the seed's way of writing variables) is plain text to
-   * Handlebars and would be copied as it is: an error showing the `{{…}}` form, when the name is
-   * one templates know (a variable, `service.…`, `env.…`, `domain`). Other `${…}` (a shell
-   * script's `${HOME}`) is text, as before.
-   */
+  /** `${name}` for a name templates know: an error showing the `{{name}}` form (see dollar-brace.ts). */
   private content(node: hbs.AST.ContentStatement): void {
-    const text = node.value;
-    for (const m of text.matchAll(/\$\{([A-Za-z_][\w-]*)((?:\.[\w-]+)*)\}/g)) {
-      const [whole, first = '', rest = ''] = m;
-      if (!hasOwn(this.ctx.root, first) && !this.ctx.declared.has(first)) continue;
-      const before = text.slice(0, m.index);
-      const lines = before.split('\n');
+    const known = (name: string) => hasOwn(this.ctx.root, name) || this.ctx.declared.has(name);
+    for (const hit of findDollarBraces(node.value, known)) {
       const start = node.loc?.start;
-      const line = (start?.line ?? 1) + lines.length - 1;
-      const column = lines.length > 1 ? lines.at(-1)!.length + 1 : (start?.column ?? 0) + before.length + 1;
-      this.report({ start: { line, column: column - 1 }, end: { line, column } } as hbs.AST.SourceLocation, 'dollar_brace', `'${whole}' is not template syntax (it would be copied as it is): write '{{${first}${rest}}}'`);
+      const line = (start?.line ?? 1) + hit.line - 1;
+      // Columns of the first line count from where the text starts; report() adds 1 to start.column.
+      const column = hit.line === 1 ? (start?.column ?? 0) + hit.column - 1 : hit.column - 1;
+      this.report({ source: '', start: { line, column }, end: { line, column } }, 'dollar_brace', dollarBraceMessage(hit));
     }
   }
 

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { mkDeploymentProfile } from '../../src/profile/api.js';
+import { dollarBraceProblems } from '../../src/template/dollar-brace.js';
 import { renderStackConfigs } from '../../src/template/render.js';
 import { runStack } from '../cli/helpers.js';
 
@@ -19,7 +20,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function profileWith(template: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+function profileWith(template: { destination: string } & Record<string, unknown>, extra: Record<string, unknown> = {}) {
   return mkDeploymentProfile(
     {
       name: 'forms',
@@ -51,18 +52,24 @@ describe('${…} in templates', () => {
   test('in a template file: file, line and column of the ${', async () => {
     const file = path.join(dir, 'app.conf.hbs');
     await writeFile(file, 'x = 1\n  url = ${service.database.url}\n');
-    const { problems } = render(profileWith({ destination: 'app.conf', format: 'text', template: file }));
-    expect(problems.find((p) => p.code === 'dollar_brace')).toMatchObject({ line: 2, column: 9 });
+    const p = profileWith({ destination: 'app.conf', format: 'text', template: file });
+    const { problems } = render(p);
+    expect(problems.find((x) => x.code === 'dollar_brace')).toMatchObject({ line: 2, column: 9 });
+    // The same from the static check `stack validate` runs (no template engine, no values needed).
+    expect(dollarBraceProblems(p, dir)).toEqual([expect.objectContaining({ file: 'app.conf.hbs', line: 2, column: 9, code: 'dollar_brace' })]);
   });
 
   test('a data: leaf made only of ${…} is checked too', () => {
-    const { problems } = render(profileWith({ destination: 'app.json', data: { url: '${service.database.url}' } }));
-    expect(problems.find((p) => p.code === 'dollar_brace')?.message).toContain("write '{{service.database.url}}'");
+    const p = profileWith({ destination: 'app.json', data: { url: '${service.database.url}' } });
+    expect(render(p).problems.find((x) => x.code === 'dollar_brace')?.message).toContain("write '{{service.database.url}}'");
+    expect(dollarBraceProblems(p, dir)[0]).toMatchObject({ path: 'services.app.templates[0].data.url' });
   });
 
   test('${…} of a name templates do not know (a shell variable) is text, as before', () => {
-    const { problems, files } = render(profileWith({ destination: 'run.sh', format: 'text', template: 'echo ${HOME} {{hostname}}\n' }));
-    expect(problems.filter((p) => p.severity !== 'warning')).toEqual([]);
+    const p = profileWith({ destination: 'run.sh', format: 'text', template: 'echo ${HOME} {{hostname}}\n' });
+    const { problems, files } = render(p);
+    expect(problems.filter((x) => x.severity !== 'warning')).toEqual([]);
+    expect(dollarBraceProblems(p, dir)).toEqual([]);
     expect(files[0]?.content).toBe('echo ${HOME} pds.example.test\n');
   });
 
