@@ -23,7 +23,7 @@ import {
 } from './sql-schema.js';
 
 /** How often `PRAGMA data_version` is read while someone watches: well inside the 50 ms target. */
-const POLL_MS = 10;
+const POLL_MS = 5;
 
 export async function openSqliteStore(file: string): Promise<CatalogStore> {
   const { default: Database } = await import('better-sqlite3');
@@ -31,6 +31,9 @@ export async function openSqliteStore(file: string): Promise<CatalogStore> {
   const db: BetterSqlite3.Database = new Database(file);
   try {
     db.pragma('journal_mode = WAL');
+    // WAL with synchronous=NORMAL: no fsync per commit (the database stays consistent; a power
+    // cut may lose the last commits, which the owners' next heartbeats put back).
+    db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
     migrate(db);
   } catch (err) {
@@ -111,8 +114,9 @@ export async function openSqliteStore(file: string): Promise<CatalogStore> {
       listeners.add(listener);
       if (!poller) {
         lastVersion = dataVersion(db);
+        // Not unref'd: a process waiting on a watch is waiting for this (a socket would hold it
+        // for a networked backend); the last unsubscribe or close() stops it.
         poller = setInterval(poll, POLL_MS);
-        poller.unref();
       }
       return () => {
         listeners.delete(listener);

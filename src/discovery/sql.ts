@@ -218,7 +218,15 @@ function pgConfig(config: SqlConfig, url: string): ClientConfig {
   // URL it gets (in memory only; every message uses the redacted form).
   const withPassword = new URL(url);
   if (config.sqlPassword) withPassword.password = encodeURIComponent(config.sqlPassword);
-  const out: ClientConfig = { connectionString: withPassword.toString(), connectionTimeoutMillis: 5000, application_name: 'atproto-stacks' };
+  const out: ClientConfig = {
+    connectionString: withPassword.toString(),
+    connectionTimeoutMillis: 5000,
+    application_name: 'atproto-stacks',
+    // A commit returns without waiting for its WAL flush (only our sessions): a server crash may
+    // lose the last few hundred milliseconds of registrations, which the owners' next heartbeats
+    // put back (a heartbeat for a lost row fails, and the keep-alive registers again).
+    options: '-c synchronous_commit=off',
+  };
   const tls = config.tls;
   if (tls?.ca || tls?.cert || tls?.key || tls?.insecureSkipVerify) {
     out.ssl = {
