@@ -95,20 +95,29 @@ export async function openPostgresStore(config: ClientConfig): Promise<CatalogSt
     dialect: 'postgres',
     async upsert(row: InstanceWrite, exclusive: boolean, now: number) {
       const params = [row.service, row.id, row.address, row.port, row.url, row.tags, row.meta, row.registeredAt, now, row.ttlMs];
+      const insert = (action: string) => `INSERT INTO ${INSTANCES_TABLE} ${columns} VALUES ${values} ${conflict} ${action}`;
+      if (!exclusive) {
+        // One statement (one round trip): replaces the live row, expired or not.
+        await pool.query(
+          insert(`DO UPDATE SET
+            address = EXCLUDED.address, port = EXCLUDED.port, url = EXCLUDED.url, tags = EXCLUDED.tags,
+            meta = EXCLUDED.meta, registered_at = EXCLUDED.registered_at, last_seen = EXCLUDED.last_seen, ttl_ms = EXCLUDED.ttl_ms`),
+          params,
+        );
+        return true;
+      }
+      // Exclusive: the insert alone decides, atomically (the partial unique index serialises racers).
+      if (((await pool.query(insert('DO NOTHING'), params)).rowCount ?? 0) > 0) return true;
+      // The id is held. If only by a row whose TTL passed, that row becomes history (stopped when
+      // it expired) and the claim is tried again, in one transaction.
       return transaction(async (client) => {
-        // An expired row that was never stopped becomes history first (stopped when it expired).
-        await client.query(
+        const expired = await client.query(
           `UPDATE ${INSTANCES_TABLE} SET stopped_at = last_seen + ttl_ms
            WHERE service = $1 AND id = $2 AND stopped_at IS NULL AND ttl_ms IS NOT NULL AND last_seen + ttl_ms <= $3`,
           [row.service, row.id, now],
         );
-        const sql = exclusive
-          ? `INSERT INTO ${INSTANCES_TABLE} ${columns} VALUES ${values} ${conflict} DO NOTHING`
-          : `INSERT INTO ${INSTANCES_TABLE} ${columns} VALUES ${values} ${conflict} DO UPDATE SET
-               address = EXCLUDED.address, port = EXCLUDED.port, url = EXCLUDED.url, tags = EXCLUDED.tags,
-               meta = EXCLUDED.meta, registered_at = EXCLUDED.registered_at, last_seen = EXCLUDED.last_seen, ttl_ms = EXCLUDED.ttl_ms`;
-        const res = await client.query(sql, params);
-        return (res.rowCount ?? 0) > 0;
+        if ((expired.rowCount ?? 0) === 0) return false;
+        return ((await client.query(insert('DO NOTHING'), params)).rowCount ?? 0) > 0;
       });
     },
     async stop(service, id, now) {
