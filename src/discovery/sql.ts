@@ -22,10 +22,10 @@ import type { ClientConfig } from 'pg';
 import { InvalidInputError, StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
 import { sqlDriver, type SqlConfig } from './drivers/sql.js';
-import { assertInstanceId, assertServiceName, parseRecord, sortById, toRecord } from './record.js';
-import { redactUrl } from './resync.js';
+import { assertInstanceId, assertServiceName, earliestExpiry, parseRecord, sortById, toRecord } from './record.js';
+import { redactUrl, watchByResync } from './resync.js';
 import type { CatalogStore, InstanceRow } from './sql-schema.js';
-import { anySignal, watchList } from './watch.js';
+import { anySignal } from './watch.js';
 import type { DiscoveryBackend, DiscoveryBackendContext, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
 
 /** How often the clean-up of old history runs (and once on first use). */
@@ -145,29 +145,32 @@ export function createSqlBackend(config: SqlConfig, context: DiscoveryBackendCon
 
     watch(service: string, opts: WatchOptions = {}): AsyncIterable<ServiceInstance[]> {
       assertServiceName(service);
-      const signal = anySignal([opts.signal, closing.signal]);
-      let unsubscribe: (() => void) | undefined;
-      let stopped = false;
-      return watchList(
-        {
-          load: () => read(service),
-          subscribe(changed) {
-            // The store opens asynchronously; subscribe once it is there (a change before that
-            // is covered by the first load, which waits for the same store).
-            void store().then(
-              (s) => {
-                if (!stopped) unsubscribe = s.onChange((changedService) => (changedService === undefined || changedService === service ? changed() : undefined));
-              },
-              () => undefined,
-            );
-            return () => {
-              stopped = true;
-              unsubscribe?.();
-            };
+      // Full re-reads, retried with backoff while the database is away (a server restart, a
+      // locked file): the watch outlives outages, as the other server-backed backends' do.
+      return watchByResync(anySignal([opts.signal, closing.signal]), async (notify) => {
+        let unsubscribe: (() => void) | undefined;
+        let expiryTimer: NodeJS.Timeout | undefined;
+        return {
+          read: async () => {
+            const s = await store();
+            // Subscribed on the first read that reaches the database (the store may open late).
+            unsubscribe ??= s.onChange((changed) => (changed === undefined || changed === service ? notify() : undefined));
+            const list = await read(service);
+            // Expiry writes nothing: look again just after the earliest record is due.
+            clearTimeout(expiryTimer);
+            const due = earliestExpiry(list);
+            if (due !== undefined) {
+              expiryTimer = setTimeout(notify, Math.max(0, due - Date.now()) + 5);
+              expiryTimer.unref();
+            }
+            return list;
           },
-        },
-        signal,
-      );
+          stop: async () => {
+            clearTimeout(expiryTimer);
+            unsubscribe?.();
+          },
+        };
+      });
     },
 
     async check(): Promise<void> {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createSqlBackend, parseSqlUrl } from '../../src/discovery/sql.js';
 import { CollisionError } from '../../src/discovery/errors.js';
 import { redactDiscoveryConfig } from '../../src/discovery/registry.js';
-import type { DiscoveryBackend } from '../../src/discovery/types.js';
+import type { DiscoveryBackend, ServiceInstance } from '../../src/discovery/types.js';
 import type { DiscoveryConfig } from '../../src/profile/types.js';
 import { startPostgres, type PostgresServer } from '../fixtures/postgres.js';
 import { describeBackendConformance } from './conformance.js';
@@ -215,6 +215,28 @@ test('postgres: an unreachable server is an UnreachableError naming the address 
   expectUnreachableWithout(err, ['url-secret-77']);
   expect(err?.message).toContain('127.0.0.1:1');
 });
+
+test('postgres: a watch survives a server restart and then sees new registrations', async () => {
+  const watcher = backend(pgOptions());
+  const service = 'restart-pg';
+  const ac = new AbortController();
+  const it = watcher.watch(service, { signal: ac.signal })[Symbol.asyncIterator]();
+  try {
+    expect(ids((await it.next()).value as ServiceInstance[])).toEqual([]);
+    await pg.restart();
+    // A client made after the restart registers; the old watcher must hear of it.
+    const writer = backend(pgOptions());
+    await writer.register({ id: 'after-restart', service, address: '127.0.0.1' });
+    const seen = await Promise.race([
+      it.next(),
+      new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000)),
+    ]);
+    expect(seen).not.toBe('timeout');
+    expect(ids((seen as IteratorResult<ServiceInstance[]>).value)).toEqual(['after-restart']);
+  } finally {
+    ac.abort();
+  }
+}, 90_000);
 
 describeBackendConformance('sql (sqlite)', {
   make: async ({ ttlMs }) => backend({ ttlMs, sqlUrl: sqliteUrl('conformance.sqlite') }),
