@@ -35,6 +35,8 @@ export const ANNOUNCE_SUBJECT = 'services._announce';
 /** How long the announce round waits after the last reply (and at most in all). */
 const ANNOUNCE_STALL_MS = 100;
 const ANNOUNCE_MAX_MS = 1000;
+/** How often expired records of services nobody looks up are dropped from the table. */
+const SWEEP_EVERY_MS = 30_000;
 
 type Kind = 'register' | 'heartbeat' | 'deregister';
 
@@ -102,6 +104,7 @@ export function createNatsSubjectsBackend(config: NatsConfig): DiscoveryBackend 
   const table = new Map<string, Map<string, ServiceInstance>>();
   const listeners = new Map<string, Set<() => void>>();
   let connecting: Promise<NatsConnection> | undefined;
+  let sweeper: NodeJS.Timeout | undefined;
   let closed = false;
   const closing = new AbortController();
   const keyOf = (service: string, id: string) => `${service}\u0000${id}`;
@@ -181,6 +184,12 @@ export function createNatsSubjectsBackend(config: NatsConfig): DiscoveryBackend 
     await nc.flush();
     await askAnnounce(nc);
     void followStatus(nc);
+    // Records of services nobody looks up expire only when looked at: sweep now and then, so a
+    // long-lived client's table does not grow with every instance that ever came and went.
+    sweeper = setInterval(() => {
+      for (const service of [...table.keys()]) live(service);
+    }, SWEEP_EVERY_MS);
+    sweeper.unref();
     return nc;
   }
 
@@ -328,6 +337,7 @@ export function createNatsSubjectsBackend(config: NatsConfig): DiscoveryBackend 
     async close(): Promise<void> {
       closed = true;
       closing.abort();
+      clearInterval(sweeper);
       const pending = connecting;
       connecting = undefined;
       own.clear();

@@ -89,6 +89,31 @@ describe('nats subjects mode (no JetStream)', () => {
     expect(seen).toEqual([[], ['c-1'], []]);
   });
 
+  test('after a server restart, clients publish their records again: a client started meanwhile sees them', async () => {
+    const own = await startNats({ jetstream: false });
+    const local: DiscoveryBackend[] = [];
+    try {
+      const a = createNatsSubjectsBackend(config({ natsUrl: own.url, ttlMs: 600_000 }));
+      local.push(a);
+      await a.register({ id: 'r-1', service: 'restarted', address: '127.0.0.1' });
+      await own.restart();
+      const b = createNatsSubjectsBackend(config({ natsUrl: own.url, ttlMs: 600_000 }));
+      local.push(b);
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), 20_000);
+      let found: string[] = [];
+      for await (const list of b.watch('restarted', { signal: ac.signal })) {
+        found = ids(list);
+        if (found.length > 0) break;
+      }
+      clearTimeout(timer);
+      expect(found).toEqual(['r-1']);
+    } finally {
+      await Promise.all(local.map((x) => x.close()));
+      await own.destroy();
+    }
+  });
+
   test('close() ends the watches of the backend', async () => {
     await expectCloseEndsWatches(backend());
   });
