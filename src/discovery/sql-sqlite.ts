@@ -11,6 +11,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
+import { StackError } from '../errors.js';
 import {
   INSTANCES_TABLE,
   SCHEMA_TABLE,
@@ -26,7 +27,7 @@ import {
 const POLL_MS = 5;
 
 export async function openSqliteStore(file: string): Promise<CatalogStore> {
-  const { default: Database } = await import('better-sqlite3');
+  const Database = await loadDriver();
   mkdirSync(path.dirname(file), { recursive: true });
   const db: BetterSqlite3.Database = new Database(file);
   try {
@@ -138,6 +139,22 @@ export async function openSqliteStore(file: string): Promise<CatalogStore> {
       if (db.open) db.close();
     },
   };
+}
+
+/**
+ * better-sqlite3 is an optional dependency (a native module: its build may fail where nothing
+ * needs it). Missing, it is one clear error naming the package to install.
+ */
+async function loadDriver(): Promise<typeof BetterSqlite3> {
+  try {
+    return (await import('better-sqlite3')).default;
+  } catch (err) {
+    throw new StackError('the sql discovery backend needs better-sqlite3 for sqlite: URLs, and it cannot be loaded: npm install better-sqlite3@12 (12.x supports Node 20)', {
+      code: 'missing_dependency',
+      path: 'discovery.sqlUrl',
+      cause: err,
+    });
+  }
 }
 
 function dataVersion(db: BetterSqlite3.Database): number {
