@@ -51,7 +51,8 @@ export async function openPostgresStore(config: ClientConfig): Promise<CatalogSt
       const client = new pg.Client(config);
       const ended = new Promise<void>((resolve) => {
         client.once('end', resolve);
-        client.once('error', () => void client.end().catch(() => undefined));
+        // `on`, not `once`: a second 'error' without a listener would crash the process.
+        client.on('error', () => void client.end().catch(() => undefined));
       });
       try {
         await client.connect();

@@ -75,7 +75,8 @@ export function createSqlBackend(config: SqlConfig, context: DiscoveryBackendCon
       target.dialect === 'sqlite'
         ? await (await import('./sql-sqlite.js')).openSqliteStore(target.file)
         : await (await import('./sql-postgres.js')).openPostgresStore(pgConfig(config, target.url));
-    const cleanup = () => void s.cleanup(Date.now() - config.sqlRetentionMs).catch(() => undefined);
+    const retentionMs = config.sqlRetentionMs ?? sqlDriver.defaults.sqlRetentionMs;
+    const cleanup = () => void s.cleanup(Date.now() - retentionMs).catch(() => undefined);
     cleanup();
     cleanupTimer = setInterval(cleanup, CLEANUP_EVERY_MS);
     cleanupTimer.unref();
@@ -180,12 +181,12 @@ export function createSqlBackend(config: SqlConfig, context: DiscoveryBackendCon
     async close(): Promise<void> {
       closed = true;
       closing.abort();
-      clearInterval(cleanupTimer);
       const pending = opening;
       opening = undefined;
-      if (!pending) return;
       // Registrations stay until their TTL: closing is not deregistering.
-      await (await pending.catch(() => undefined))?.close();
+      const s = await pending?.catch(() => undefined);
+      clearInterval(cleanupTimer); // after the open finished: it starts the timer
+      await s?.close();
     },
   };
 }
