@@ -26,7 +26,7 @@ import { CollisionError, NotRegisteredError } from './errors.js';
 import { natsDriver, type NatsConfig } from './drivers/nats.js';
 import { connectOptions, createNatsBackend, toStackError } from './nats.js';
 import { assertInstanceId, assertServiceName, isExpired, parseRecord, sortById, toRecord, topologyFingerprint } from './record.js';
-import { redactUrl } from './resync.js';
+import { redactUrl, sleep } from './resync.js';
 import { anySignal, watchList } from './watch.js';
 import type { DiscoveryBackend, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
 
@@ -59,6 +59,7 @@ export function createNatsDiscovery(config: NatsConfig): DiscoveryBackend {
 function autoMode(config: NatsConfig): DiscoveryBackend {
   let chosen: Promise<DiscoveryBackend> | undefined;
   let closed = false;
+  const closing = new AbortController();
   const servers = config.natsUrl.split(',').map((s) => s.trim()).filter(Boolean);
   const backend = (): Promise<DiscoveryBackend> => {
     if (closed) return Promise.reject(new StackError('the nats discovery backend is closed', { code: 'closed' }));
@@ -83,13 +84,25 @@ function autoMode(config: NatsConfig): DiscoveryBackend {
     lookup: async (service) => (await backend()).lookup(service),
     list: async () => (await backend()).list(),
     check: async () => (await backend()).check(),
-    watch(service, opts) {
+    watch(service, opts = {}) {
       return (async function* () {
-        yield* (await backend()).watch(service, opts);
+        // Until the server answers, the mode is unknown: keep asking (a watch outlives an outage).
+        let chosenBackend: DiscoveryBackend | undefined;
+        for (let failures = 0; !chosenBackend; failures++) {
+          if (opts.signal?.aborted || closed) return;
+          try {
+            chosenBackend = await backend();
+          } catch (err) {
+            if (err instanceof StackError && err.code === 'closed') return;
+            await sleep(Math.min(2000, 50 * 2 ** failures), anySignal([opts.signal, closing.signal]));
+          }
+        }
+        yield* chosenBackend.watch(service, opts);
       })();
     },
     async close() {
       closed = true;
+      closing.abort();
       const pending = chosen;
       chosen = undefined;
       await (await pending?.catch(() => undefined))?.close();

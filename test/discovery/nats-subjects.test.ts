@@ -168,3 +168,22 @@ describeBackendConformance('nats (subjects mode, no JetStream)', {
   make: async ({ ttlMs }) => backend({ ttlMs }),
   shortTtlMs: 1000,
 });
+
+test('natsMode auto: a watch started while the server is down begins once it is up', async () => {
+  const later = await startNats({ jetstream: false });
+  await later.stop();
+  const b = createNatsDiscovery(testDiscoveryConfig({ backends: ['nats'], natsUrl: later.url }));
+  try {
+    const ac = new AbortController();
+    const it = b.watch('late', { signal: ac.signal })[Symbol.asyncIterator]();
+    const first = it.next();
+    await new Promise((r) => setTimeout(r, 300));
+    await later.start();
+    const result = await Promise.race([first, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 20_000))]);
+    expect(result).toEqual({ done: false, value: [] });
+    ac.abort();
+  } finally {
+    await b.close();
+    await later.destroy();
+  }
+});
