@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startStack } from '../dist/engine/index.js';
 import { buildGraph } from '../dist/graph/graph.js';
-import { planStack } from '../dist/graph/plan.js';
+import { planStack } from '../dist/plan/plan.js';
 import { mkDeploymentProfile } from '../dist/profile/api.js';
 import { freePort } from './lib.mjs';
 

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startStack } from '../dist/engine/index.js';
 import { buildGraph } from '../dist/graph/graph.js';
-import { planStack } from '../dist/graph/plan.js';
+import { planStack } from '../dist/plan/plan.js';
 import { mkDeploymentProfile } from '../dist/profile/api.js';
 import { freePort, median } from './lib.mjs';
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { buildGraph } from '../dist/graph/graph.js';
-import { planStack } from '../dist/graph/plan.js';
+import { planStack } from '../dist/plan/plan.js';
 import { inspectProfile } from '../dist/profile/load.js';
 
 function randomDag(n, edges, seed = 42) {

@@ -7,7 +7,7 @@ need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 # python3, make and g++ build native addons from source (better-sqlite3 for the dev-cluster PDS).
 # postgresql: the full-node profile runs Debian's server itself (launchers/postgres.mjs).
-for pkg in docker.io busybox-static etcd-server nats-server dnsmasq-base docker-compose iproute2 procps python3 make g++ postgresql; do
+for pkg in docker.io busybox-static etcd-server nats-server dnsmasq-base docker-compose iproute2 procps python3 make g++ postgresql chromium; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 
@@ -23,14 +23,38 @@ if [ "${#need[@]}" -gt 0 ]; then
     mkdir -p /etc/postgresql-common/createcluster.d
     echo "create_main_cluster = false  # atproto-stacks: full-node runs its own cluster" >/etc/postgresql-common/createcluster.d/atproto-stacks.conf
   fi
+  # Debian starts etcd and nats-server as system services on install where it can; tests and
+  # stacks run their own instances. Keep those two from starting at all, with a policy-rc.d that
+  # denies their start during the install (invoke-rc.d and deb-systemd-invoke ask it), rather
+  # than killing processes by name afterwards: that would kill the user's own etcd or NATS.
+  # An existing policy-rc.d is the administrator's: left as it is.
+  policy="${POLICY_RC_D:-/usr/sbin/policy-rc.d}"
+  made_policy=
+  if [ ! -e "$policy" ]; then
+    cat >"$policy" <<'POLICY'
+#!/bin/sh
+# Written by atproto-stacks scripts/setup.sh for the length of its install.
+case "$1" in etcd | nats-server) exit 101 ;; esac
+exit 0
+POLICY
+    chmod 0755 "$policy"
+    made_policy=1
+    trap 'rm -f "$policy"' EXIT
+  fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  # Debian starts these as system services on install where it can; tests run their own instances.
-  for svc in etcd nats-server; do
-    (command -v systemctl >/dev/null && systemctl disable --now "$svc" >/dev/null 2>&1) || true
-    pkill -x "${svc%-server}" >/dev/null 2>&1 || true
-  done
+  if [ -n "$made_policy" ]; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
+  # Nor start them at boot: only the units of the packages installed just now, never by name.
+  units=()
+  [[ " ${need[*]} " == *" etcd-server "* ]] && units+=(etcd)
+  [[ " ${need[*]} " == *" nats-server "* ]] && units+=(nats-server)
+  if [ "${#units[@]}" -gt 0 ] && command -v systemctl >/dev/null; then
+    systemctl disable "${units[@]}" >/dev/null 2>&1 || true
+  fi
 fi
 
 bash "$(dirname "$0")/start-docker.sh"

@@ -1,5 +1,5 @@
 /**
- * Small named error classes, mapped to exit codes in one place (see DESIGN.md §7).
+ * Small named error classes, mapped to exit codes in one place (docs/architecture.md, "Errors and exit codes").
  *
  *   0 success · 1 the stack failed · 2 invalid input · 3 infrastructure unreachable · 130 interrupted
  */
@@ -114,6 +114,41 @@ export class UnsupportedError extends StackError {
   constructor(what: string, capability: string) {
     super(`${what} does not support ${capability}`, { code: 'unsupported', exitCode: ExitCode.invalidInput });
   }
+}
+
+/**
+ * The file system refused us (a read-only or full disk, a folder we may not write, a path through a
+ * file): a one-line message naming the path, never a stack trace. A path the user chose badly is
+ * invalid input (2); a disk that is read-only or full is the machine's state (3).
+ */
+export class FileSystemError extends StackError {
+  constructor(message: string, opts: { code: string; exitCode: ExitCode; path?: string; cause?: unknown }) {
+    super(message, opts);
+  }
+}
+
+const FS_CAUSES: Record<string, { what: string; exitCode: ExitCode }> = {
+  EROFS: { what: 'the file system is read-only', exitCode: ExitCode.unreachable },
+  ENOSPC: { what: 'no space left on the device', exitCode: ExitCode.unreachable },
+  EDQUOT: { what: 'the disk quota is exceeded', exitCode: ExitCode.unreachable },
+  EIO: { what: 'an input/output error', exitCode: ExitCode.unreachable },
+  EACCES: { what: 'permission denied', exitCode: ExitCode.invalidInput },
+  EPERM: { what: 'operation not permitted', exitCode: ExitCode.invalidInput },
+  ENOTDIR: { what: 'a part of the path is not a folder', exitCode: ExitCode.invalidInput },
+  EISDIR: { what: 'it is a folder', exitCode: ExitCode.invalidInput },
+  ELOOP: { what: 'too many symlinks', exitCode: ExitCode.invalidInput },
+  ENAMETOOLONG: { what: 'the path is too long', exitCode: ExitCode.invalidInput },
+  ENOENT: { what: 'no such file or folder', exitCode: ExitCode.invalidInput },
+};
+
+/** A Node file-system error (`EROFS`, `EACCES`, …) as a FileSystemError; anything else unchanged. */
+export function fileSystemErrorOf(err: unknown): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || err instanceof StackError || typeof e.code !== 'string' || typeof e.syscall !== 'string') return err;
+  const cause = FS_CAUSES[e.code];
+  if (!cause) return err;
+  const where = typeof e.path === 'string' ? ` ${e.path}` : '';
+  return new FileSystemError(`cannot ${e.syscall}${where}: ${cause.what} (${e.code})`, { code: `fs_${e.code.toLowerCase()}`, exitCode: cause.exitCode, ...(e.path ? { path: e.path } : {}), cause: err });
 }
 
 export function exitCodeOf(err: unknown): ExitCode {

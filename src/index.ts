@@ -7,12 +7,13 @@
 export * from './errors.js';
 export type * from './profile/types.js';
 export type * from './graph/types.js';
+export type * from './plan/types.js';
 export { loadProfile, inspectProfile, inspectProfileObject, resolveProfileRef, type LoadOptions, type LoadResult } from './profile/load.js';
 export { builtinProfileNames, builtinDescription } from './profile/builtin.js';
 export { schemas } from './profile/schema.js';
 export { buildGraph } from './graph/graph.js';
-export { planStack, type PlanOptions } from './graph/plan.js';
-export { renderGraph, type GraphFormat } from './graph/render.js';
+export { planStack, type PlanOptions } from './plan/plan.js';
+export { renderGraph, type GraphFormat } from './plan/render.js';
 export { validateProfile, mkDeploymentProfile, mkDependency, mkDependencyGraph, mkHealthCheck } from './profile/api.js';
 export { stateDirOf } from './profile/paths.js';
 
@@ -25,6 +26,7 @@ export * from './health/index.js';
 // Runtimes: local processes and Docker (dockerode loads on first use).
 export { createProcessRuntime, type ProcessRuntimeOptions } from './runtime/process.js';
 export { createDockerRuntime } from './runtime/docker.js';
+export { healthTargetFor, type HealthTargetContext } from './runtime/target.js';
 export { createMemoryRuntime, type MemoryRuntime, type MemoryRuntimeOptions, type MemoryScript } from './runtime/memory.js';
 export type * from './runtime/types.js';
 // The engine: start a plan health-gated, stop it, observe events.
@@ -48,7 +50,7 @@ export {
   type StackStatusView,
 } from './engine/index.js';
 
-// The seed's API names (ATproto stacks documentation), as thin documented wrappers: see seed.ts.
+// The seed's API names (ATproto stacks documentation), as thin documented wrappers: see template/seed.ts.
 export {
   mkServiceDiscovery,
   generateDiscoveryConfig,
@@ -59,4 +61,4 @@ export {
   type ConfigTemplateInput,
   type ConfigurationTemplating,
   type GeneratedDiscoveryConfig,
-} from './seed.js';
+} from './template/seed.js';

@@ -1,7 +1,7 @@
 /** Load a profile and plan it: what `plan`, `graph`, `up --dry-run` and `up` start from. */
 import { buildGraph } from '../graph/graph.js';
-import { planStack } from '../graph/plan.js';
-import type { DependencyGraph, Plan } from '../graph/types.js';
+import { planStack } from '../plan/plan.js';
+import type { Plan, StackGraph } from '../plan/types.js';
 import { loadProfile } from '../profile/load.js';
 import type { Profile } from '../profile/types.js';
 import { profileRef, type CommonOptions } from './common.js';
@@ -10,7 +10,7 @@ import type { Output } from './output.js';
 export interface Planned {
   ref: string;
   profile: Profile;
-  graph: DependencyGraph;
+  graph: StackGraph;
   plan: Plan;
 }
 

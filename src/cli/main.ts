@@ -4,7 +4,8 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { createRequire } from 'node:module';
-import { ExitCode, exitCodeOf, InvalidInputError, StackError } from '../errors.js';
+import { ExitCode, exitCodeOf, fileSystemErrorOf, InvalidInputError, StackError } from '../errors.js';
+import { addKnownSecrets, secretEnvironmentValues } from '../util/redact.js';
 import { collect } from './common.js';
 import { createOutput, printProblems, type Output } from './output.js';
 
@@ -33,7 +34,7 @@ export function buildProgram(o: Output, setCode: (code: number) => void): Comman
     .description('Deploy stacks of services from declarative profiles: typed dependency graphs, health-gated startup, discovery, config rendering.')
     .version(version, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
+    .configureOutput({ writeOut: (s) => (o.write ? o.write(s) : void process.stdout.write(s)), writeErr: (s) => o.err(s.replace(/\n$/, '')) })
     .exitOverride();
 
   const action = (load: Loader) =>
@@ -49,8 +50,11 @@ export function buildProgram(o: Output, setCode: (code: number) => void): Comman
       .option('--dry-run', 'print the plan and do nothing (same as `stack plan`)')
       .option('-s, --service <name>', 'start only this service and what it depends on (repeatable)', collect, [])
       .addOption(new Option('--on-failure <policy>', 'what to do when a service fails').choices(['rollback', 'leave']).default('rollback'))
-      .addOption(new Option('--pull <policy>', 'docker: when to pull images').choices(['missing', 'always', 'never'])),
+      .addOption(new Option('--pull <policy>', 'docker: when to pull images').choices(['missing', 'always', 'never']))
+      .option('--ui', 'also serve the live page of `stack ui` while it runs'),
   ).action(action(() => import('./commands/up.js')));
+
+  varOptions(profileOption(program.command('ui').description('serve a live page of the stack on 127.0.0.1: graph, states, health, logs, configs, events, actions')).option('--port <port>', 'port (default: any free one)').option('--open', 'open it in a browser')).action(action(() => import('./commands/ui.js')));
 
   profileOption(program.command('down').description('stop the stack in reverse dependency order and deregister it'))
     .option('--dry-run', 'say what would be stopped, stop nothing')
@@ -119,6 +123,9 @@ export function buildProgram(o: Output, setCode: (code: number) => void): Comman
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // Values of `*_TOKEN`, `*_PASSWORD`, … variables and URL passwords in the environment are masked
+  // in everything printed, whichever command or message would show them.
+  addKnownSecrets(secretEnvironmentValues(process.env));
   const o = createOutput();
   let code: number = ExitCode.ok;
   const program = buildProgram(o, (c) => (code = c));
@@ -130,7 +137,8 @@ export async function main(argv: string[]): Promise<void> {
   process.exitCode = code;
 }
 
-function reportError(err: unknown, o: Output): number {
+function reportError(thrown: unknown, o: Output): number {
+  const err = fileSystemErrorOf(thrown);
   if (err instanceof CommanderError) {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
     return ExitCode.invalidInput; // commander already printed the message

@@ -4,10 +4,11 @@
  *   while anything is still in motion, warnings listed under the table;
  * - anything else: one plain line per change, nothing redrawn (logs, CI);
  * - `--json`: one JSON event per line, nothing else on stdout.
- * Events never carry environment values, so nothing printed here can hold a secret.
+ * Events never carry environment values; what they do carry from outside (reasons, error
+ * messages) is printed through `clean`, and every write goes through the output's redactor.
  */
 import type { EngineEvent, ServiceState } from '../engine/types.js';
-import { pad, paint, type Output, type Style } from './output.js';
+import { clean, pad, paint, type Output, type Style } from './output.js';
 
 export interface Progress {
   event(e: EngineEvent): void;
@@ -63,15 +64,15 @@ function seconds(ms: number): string {
 function describe(e: EngineEvent): string | undefined {
   switch (e.type) {
     case 'state':
-      return `${e.service}: ${e.state}${e.reason ? ` — ${e.reason}` : ''}${e.state === 'starting' || e.state === 'waiting' ? '' : ` (${seconds(e.elapsedMs)} ${e.previous})`}`;
+      return `${e.service}: ${e.state}${e.reason ? ` — ${clean(e.reason)}` : ''}${e.state === 'starting' || e.state === 'waiting' ? '' : ` (${seconds(e.elapsedMs)} ${e.previous})`}`;
     case 'health':
-      return `${e.service}: ${e.healthy ? 'healthy again' : 'unhealthy'} — ${e.detail}`;
+      return `${e.service}: ${e.healthy ? 'healthy again' : 'unhealthy'} — ${clean(e.detail)}`;
     case 'restart':
       return `${e.service}: ${e.exit}; restart ${e.attempt} in ${seconds(e.delayMs)}`;
     case 'registered':
       return undefined;
     case 'warning':
-      return `warning: ${e.service ? `${e.service}: ` : ''}${e.message}`;
+      return `warning: ${e.service ? `${e.service}: ` : ''}${clean(e.message)}`;
     case 'stack':
       return `stack ${e.stack}: ${e.phase}`;
   }
@@ -99,7 +100,7 @@ interface Row {
 
 function ttyProgress(o: Output, opts: ProgressOptions): Progress {
   const now = opts.now ?? Date.now;
-  const write = opts.write ?? ((text: string) => void process.stdout.write(text));
+  const write = opts.write ?? ((text: string) => (o.write ? o.write(text) : void process.stdout.write(text)));
   const rows = new Map<string, Row>(opts.services.map((s) => [s, { state: 'pending', since: now() }]));
   const notes: string[] = [];
   const width = Math.max(8, ...opts.services.map((s) => s.length)) + 2;
@@ -139,7 +140,7 @@ function ttyProgress(o: Output, opts: ProgressOptions): Progress {
     event(e) {
       if (e.type === 'state') {
         const row: Row = { state: e.state, since: now() };
-        if (e.reason) row.reason = e.reason;
+        if (e.reason) row.reason = clean(e.reason);
         rows.set(e.service, row);
       } else if (e.type === 'warning' || e.type === 'restart' || e.type === 'health') {
         const text = describe(e);

@@ -1,5 +1,5 @@
 /**
- * Consul discovery backend (DESIGN.md §5), on the `consul` client (v2).
+ * Consul discovery backend (docs/architecture.md, "Adding a driver"), on the `consul` client (v2).
  *
  * Registration is an agent service registration with one TTL check:
  *   ID   `<service>:<id>` — service names are DNS labels and hold no `:`, so the mapping is

@@ -1,5 +1,5 @@
 /**
- * etcd discovery backend (DESIGN.md §5), on the `etcd3` client.
+ * etcd discovery backend (docs/architecture.md, "Adding a driver"), on the `etcd3` client.
  *
  * Layout: key `<etcdPrefix>/services/<service>/<id>` holds the instance's JSON record and is
  * attached to a lease whose TTL is the registration's TTL. A heartbeat is one lease keep-alive,
@@ -28,6 +28,7 @@ import type {
   ServiceInstance,
   WatchOptions,
 } from './types.js';
+import { redactUrlCredentials } from '../util/redact.js';
 import { createKeyedQueue, parseStored, redactUrl, watchByResync } from './resync.js';
 
 /** How long one unary call (or one keep-alive round trip) may take: a hung server is "unreachable". */
@@ -345,7 +346,7 @@ function notRegistered(service: string, id: string): StackError {
 function toStackError(err: unknown, what: string, where: string): unknown {
   if (err instanceof StackError) return err;
   const name = err instanceof Error ? err.constructor.name : '';
-  const message = err instanceof Error ? err.message : String(err);
+  const message = redactUrlCredentials(err instanceof Error ? err.message : String(err)); // gRPC quotes the endpoint, password and all
   const unreachable =
     /GRPCUnavailable|GRPCDeadlineExceeded|GRPCConnectFailed|GRPCCancelled|BrokenCircuit|TaskCancelled/.test(name) ||
     /unavailable|ECONNREFUSED|deadline|connect|circuit/i.test(message);

@@ -10,10 +10,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { watch as fsWatch, type FSWatcher } from 'node:fs';
-import { link, mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { StackError, UnreachableError } from '../errors.js';
-import { atomicWrite } from '../util/fs.js';
+import { atomicWrite, makeDirs } from '../util/fs.js';
 import { CollisionError, NotRegisteredError } from './errors.js';
 import { assertInstanceId, assertServiceName, isExpired, parseRecord, sortById, toRecord } from './record.js';
 import { fileDriver } from './drivers/file.js';
@@ -179,7 +179,7 @@ export function createFileBackend(options: FileBackendOptions = {}): DiscoveryBa
       const ttlMs = opts.ttlMs ?? options.ttlMs;
       const record = toRecord(input, ttlMs);
       try {
-        await mkdir(serviceDir(record.service), { recursive: true });
+        await makeDirs(serviceDir(record.service));
         if (opts.exclusive) await registerExclusive(record, ttlMs);
         else await atomicWrite(recordFile(record.service, record.id), encode(record, ttlMs));
       } catch (err) {
@@ -270,7 +270,7 @@ export function createFileBackend(options: FileBackendOptions = {}): DiscoveryBa
               );
             };
             // The folder must exist for fs.watch; creating it is harmless and makes the watch immediate.
-            void mkdir(dir, { recursive: true })
+            void makeDirs(dir)
               .catch(() => undefined)
               .then(() => {
                 if (!unsubscribed) look();
@@ -305,7 +305,7 @@ export function createFileBackend(options: FileBackendOptions = {}): DiscoveryBa
       // Reachable and writable: create the folder, then write and remove a probe file.
       const probe = path.join(root, `.check-${process.pid}-${randomBytes(4).toString('hex')}`);
       try {
-        await mkdir(root, { recursive: true });
+        await makeDirs(root);
         await atomicWrite(probe, 'ok\n');
         await rm(probe, { force: true });
       } catch (err) {

@@ -88,7 +88,7 @@ export interface DiscoveryClientRegisterOptions extends RegisterOptions {
   keepAlive?: boolean;
 }
 
-/** The library API for services (DESIGN.md §5): roles instead of service names, heartbeats built in. */
+/** The library API for services (docs/architecture.md): roles instead of service names, heartbeats built in. */
 export interface DiscoveryClient {
   register(role: string, instance: SelfRegistration, opts?: DiscoveryClientRegisterOptions): Promise<ServiceInstance>;
   deregister(role: string, id: string): Promise<void>;

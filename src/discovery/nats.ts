@@ -1,5 +1,5 @@
 /**
- * NATS discovery backend (DESIGN.md §5), on `@nats-io/transport-node` and `@nats-io/kv`.
+ * NATS discovery backend (docs/architecture.md, "Adding a driver"), on `@nats-io/transport-node` and `@nats-io/kv`.
  *
  * Layout: JetStream KV bucket `config.natsBucket` (default `services`), key `<service>.<id>`,
  * value the instance's JSON record. The bucket's TTL (stream max age) is the registration TTL;

@@ -5,7 +5,7 @@
 import { InvalidInputError, UnsupportedError } from '../errors.js';
 import type { DiscoveryCapabilities, InstanceInput, ServiceInstance } from './types.js';
 
-/** Names become file names and keys: DNS labels only (DESIGN.md §2). */
+/** Names become file names and keys: DNS labels only (docs/architecture.md, "Names"). */
 const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** Instance ids: letters, digits, `-`, `_`, `.`, `:`; no leading dot, no path separators. */
 const INSTANCE_ID = /^[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,252}$/;

@@ -2,7 +2,7 @@ import type { OptionSchemas } from '../util/driver.js';
 import type { DiscoveryBackendName } from './registry.js';
 
 /**
- * Service discovery seam (DESIGN.md §5): one small interface, many backends, a manager in front.
+ * Service discovery seam (docs/architecture.md, "The seams"): one small interface, many backends, a manager in front.
  *
  * A backend is a factory returning a plain object (the unstorage driver pattern); heavy client
  * libraries are imported lazily inside the factory's first use, never at module load.

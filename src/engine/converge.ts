@@ -19,7 +19,7 @@
  * Dependents of a recreated service are kept unless their own hash changed (Compose's default,
  * without `--always-recreate-deps`); they are gated on it as on any dependency.
  */
-import type { DependencyGraph } from '../graph/types.js';
+import type { StackGraph } from '../plan/types.js';
 import type { RuntimeName } from '../profile/types.js';
 import type { Runtime, ServiceHandle } from '../runtime/types.js';
 import type { RuntimeSet } from './runtimes.js';
@@ -76,7 +76,7 @@ export async function findInstances(
 }
 
 /** Split what runs into the planned services' previous instances, obsolete ones, and the rest. */
-export function sortOut(found: readonly FoundInstance[], graph: DependencyGraph, planned: ReadonlySet<string>, state: StackStateFile | undefined): SortedInstances {
+export function sortOut(found: readonly FoundInstance[], graph: StackGraph, planned: ReadonlySet<string>, state: StackStateFile | undefined): SortedInstances {
   const previous = new Map<string, FoundInstance>();
   const obsolete: ObsoleteInstance[] = [];
   const carried = new Map<string, ServiceStatus>();

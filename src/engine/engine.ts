@@ -47,7 +47,7 @@
  */
 import type { DiscoveryManager } from '../discovery/manager.js';
 import type { ServiceInstance } from '../discovery/types.js';
-import type { DependencyGraph, Plan } from '../graph/types.js';
+import type { Plan, StackGraph } from '../plan/types.js';
 import type { HealthStrategy } from '../health/types.js';
 import type { HealthStrategyName, Profile, RuntimeName, ServiceSpec } from '../profile/types.js';
 import type { RenderedFile, Runtime } from '../runtime/types.js';
@@ -78,7 +78,7 @@ export type RenderConfigs = (service: ServiceSpec, context: RenderContext) => Pr
 
 export interface StartStackInput {
   profile: Profile;
-  graph: DependencyGraph;
+  graph: StackGraph;
   plan: Plan;
 }
 

@@ -1,5 +1,5 @@
 /**
- * "Is this gate open?" (DESIGN.md §3), behind one small interface.
+ * "Is this gate open?" (docs/architecture.md, "Gates"), behind one small interface.
  *
  * Today the answers come from local events: the engine records each service's state as it
  * changes. Later coordination strategies (peer-to-peer, leader-follower, several hosts) answer
@@ -11,7 +11,8 @@
  * `started` (it has been started: soft dependencies). An edge into a circular group from
  * outside it looks at every member: the group counts as healthy only when all members are.
  */
-import type { DependencyGraph, GraphEdge } from '../graph/types.js';
+import type { GraphEdge } from '../graph/types.js';
+import type { StackGraph } from '../plan/types.js';
 import type { ServiceKind } from '../profile/types.js';
 import type { ServiceState } from './types.js';
 
@@ -81,7 +82,7 @@ function describe(status: DependencyStatus): string {
 }
 
 /** `from>to` for every edge whose dependent brings its own health check for the dependency. */
-function edgesWithOwnCheck(graph: DependencyGraph): Set<string> {
+function edgesWithOwnCheck(graph: StackGraph): Set<string> {
   const keys = new Set<string>();
   for (const edge of graph.edges) {
     const spec = graph.services.get(edge.from)?.dependencies.find((d) => d.name === edge.to);
@@ -90,7 +91,7 @@ function edgesWithOwnCheck(graph: DependencyGraph): Set<string> {
   return keys;
 }
 
-export function createLocalGates(graph: DependencyGraph): LocalGates {
+export function createLocalGates(graph: StackGraph): LocalGates {
   const statuses = new Map<string, DependencyStatus>();
   const edgeChecks = new Map<string, { ok: true } | { ok: false; reason: string }>();
   const ownCheck = edgesWithOwnCheck(graph);
@@ -155,7 +156,7 @@ export type Readiness = { kind: 'ready'; warnings: string[] } | { kind: 'waiting
  * ignored (members start together); dependencies not in this run (disabled, not selected) were
  * handled by the plan: required ones block the unit there, the others count as absent.
  */
-export function readinessOf(members: readonly string[], graph: DependencyGraph, gates: GateSource, inRun: (service: string) => boolean): Readiness {
+export function readinessOf(members: readonly string[], graph: StackGraph, gates: GateSource, inRun: (service: string) => boolean): Readiness {
   const inside = new Set(members);
   const warnings: string[] = [];
   const waitingOn: string[] = [];

@@ -7,8 +7,8 @@
  * second answers "may this service start yet?" for a graph, from recorded states.
  */
 import { buildGraph } from '../graph/graph.js';
-import { planStack, type PlanOptions } from '../graph/plan.js';
-import type { DependencyGraph, Plan } from '../graph/types.js';
+import { planStack, type PlanOptions } from '../plan/plan.js';
+import type { Plan, StackGraph } from '../plan/types.js';
 import type { Profile } from '../profile/types.js';
 import type { StackController } from './engine.js';
 import { createLocalGates, readinessOf, type DependencyStatus, type LocalGates, type Readiness } from './gates.js';
@@ -63,7 +63,7 @@ export function mkServiceCoordination(profile: Profile, opts: PlanOptions & { cw
 }
 
 export interface DependencyManagement {
-  readonly graph: DependencyGraph;
+  readonly graph: StackGraph;
   readonly gates: LocalGates;
   /** Record a service's state (from local events, or from discovery records elsewhere). */
   record(service: string, status: DependencyStatus): void;

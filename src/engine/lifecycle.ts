@@ -14,9 +14,9 @@
 import path from 'node:path';
 import type { DiscoveryManager } from '../discovery/manager.js';
 import type { ServiceInstance } from '../discovery/types.js';
-import type { DependencyGraph } from '../graph/types.js';
+import type { StackGraph } from '../plan/types.js';
 import { monitorHealth, waitUntilHealthy } from '../health/monitor.js';
-import { healthTargetFor } from '../health/target.js';
+import { healthTargetFor } from '../runtime/target.js';
 import type { HealthStrategy, HealthTarget, ProbeResult } from '../health/types.js';
 import type { HealthCheckSpec, HealthStrategyName, Profile, ServiceSpec } from '../profile/types.js';
 import type { ExitInfo, Runtime, ServiceHandle, StartRequest } from '../runtime/types.js';
@@ -34,7 +34,7 @@ import { discoveryEnvironmentFor } from '../discovery/client-env.js';
 export interface LifecycleHost {
   readonly stack: string;
   readonly profile: Profile;
-  readonly graph: DependencyGraph;
+  readonly graph: StackGraph;
   readonly stateDir: string;
   readonly clock: Clock;
   readonly runtimes: RuntimeSet;
@@ -78,6 +78,10 @@ export class ServiceLifecycle {
   private exit?: Promise<ExitInfo>;
   private request?: StartRequest;
   private stopKeepAlive?: () => Promise<void>;
+  /** Its exit is being watched (after startup): an exit goes through `onExit`. */
+  private watching = false;
+  /** Set by `restartOnRequest`: the next exit is ours, and starts it again whatever the policy. */
+  private restartRequested = false;
 
   constructor(
     private readonly host: LifecycleHost,
@@ -206,13 +210,12 @@ export class ServiceLifecycle {
   }
 
   private async buildRequest(): Promise<StartRequest> {
-    const { stack, stateDir, profile, discovery, renderConfigs } = this.host;
+    const { stack, stateDir, profile, discovery } = this.host;
     const spec = this.spec;
     const configDir = path.join(stateDir, 'config', spec.name);
     const dependencies = this.dependencyInstances();
     const injected = discovery ? discovery.environmentFor(Object.values(dependencies).flat()) : {};
-    const instances = [...this.host.all()].flatMap((s) => (s.instance ? [s.instance] : []));
-    const rendered = renderConfigs ? await renderConfigs(spec, { stack, profile, configDir, dependencies, instances }) : { files: [], environment: {} };
+    const rendered = await this.render(configDir, dependencies);
     // Like Nomad's NOMAD_ALLOC_DIR / NOMAD_TASK_DIR, a process service is told where its stack
     // keeps state (launchers put data under it) and where its rendered configs are, as absolute
     // paths. Host paths mean nothing inside a container, so Docker services do not get them. The
@@ -232,6 +235,41 @@ export class ServiceLifecycle {
       stateDir,
       profileDir: profile.source.dir,
     };
+  }
+
+  private async render(configDir: string, dependencies: Record<string, ServiceInstance[]>) {
+    const { stack, profile, renderConfigs } = this.host;
+    const instances = [...this.host.all()].flatMap((s) => (s.instance ? [s.instance] : []));
+    return renderConfigs ? renderConfigs(this.spec, { stack, profile, configDir, dependencies, instances }) : { files: [], environment: {} };
+  }
+
+  /** Render its templates again now (`stack ui`), as before a start; the running instance is left alone. */
+  async renderOnRequest(): Promise<string[]> {
+    if (this.spec.templates.length === 0) return [];
+    const rendered = await this.render(path.join(this.host.stateDir, 'config', this.spec.name), this.dependencyInstances());
+    return rendered.files.map((f) => f.destination);
+  }
+
+  /**
+   * Restart on request (`stack ui`): stop the instance and start it again — templates re-render —
+   * whatever its restart policy. Resolves once the instance is stopped; the restart follows.
+   */
+  async restartOnRequest(): Promise<void> {
+    if (this.spec.kind === 'task') throw new Error(`'${this.name}' is a task: tasks run once per \`stack up\``);
+    if (this.stopping || this.abort.signal.aborted) throw new Error(`'${this.name}' is being stopped`);
+    if (!SETTLED_STATES.has(this.status.state)) throw new Error(`'${this.name}' is ${this.status.state}; try again once it has settled`);
+    const { runtime } = this;
+    const handle = this.status.handle;
+    const running = runtime && handle ? await runtime.inspect(handle).then((s) => s.running, () => false) : false;
+    const stop = () => runtime!.stop(handle!, { signal: this.spec.stopSignal, gracePeriodMs: this.spec.stopGracePeriodMs });
+    if (running && this.watching) {
+      this.restartRequested = true; // onExit starts it again
+      await stop();
+      return;
+    }
+    if (running) await stop();
+    this.host.emit({ type: 'restart', service: this.name, attempt: this.status.restarts + 1, delayMs: 0, exit: 'restart requested' });
+    void this.restart();
   }
 
   /** Instances of the healthy services it depends on (for templates and env injection). */
@@ -348,8 +386,10 @@ export class ServiceLifecycle {
         ...this.strategy(check),
       });
     }
+    this.watching = true;
     void this.exit?.then((exit) => {
       watch.abort();
+      this.watching = false;
       return this.onExit(runtime, exit);
     });
   }
@@ -358,6 +398,11 @@ export class ServiceLifecycle {
     if (this.stopping || this.abort.signal.aborted) return;
     this.status.health = 'unhealthy';
     await this.deregister();
+    if (this.restartRequested) {
+      this.restartRequested = false;
+      this.host.emit({ type: 'restart', service: this.name, attempt: this.status.restarts + 1, delayMs: 0, exit: `${describeExit(exit)} (restart requested)` });
+      return this.restart();
+    }
     if (runtime.appliesRestartPolicy) return this.host.setState(this, 'failed', describeExit(exit));
     const decision = restartDecision(this.spec.restart, exit, this.status.restarts);
     if (!decision.restart) {

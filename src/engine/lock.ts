@@ -10,6 +10,14 @@
  *
  * A second `up` fails with exit code 1 (`stack_locked`): the input is fine, the stack is busy.
  *
+ * Only a holder proven alive is ever signalled or waited for: a lock must name a pid above 1 and
+ * the kernel start time recorded when it was taken, matching /proc/<pid>/stat now. A lock without
+ * one (forged, or from a system without /proc) cannot be proven: it is stale on Linux; on a system
+ * without /proc a live pid there refuses the lock (we cannot tell) and is never signalled.
+ *
+ * The lock names its stack: a state folder shared by two stacks (the same `stateDir` in two
+ * profiles) is refused (`state_dir_shared`), so one stack never stops or relieves the other.
+ *
  * Except when the holder is a detached supervisor (`stack up --detach` runs the normal `up` as a
  * background process, marked `detached` in the lock): a later `up` converges the running stack,
  * so it relieves that supervisor first. It sends `RELIEVE_SIGNAL` (SIGUSR2), to which the
@@ -18,10 +26,11 @@
  * SIGTERM: SIGTERM (`stack down`, Ctrl-C) means "stop the stack". A signal rather than a control
  * file: the lock already names the process, and signals need no polling on its side.
  */
-import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, readFile, rm, writeFile } from 'node:fs/promises';
+import { makeDirs } from '../util/fs.js';
 import path from 'node:path';
 import { StackFailedError } from '../errors.js';
-import { isProcessAlive, processStartTime } from '../runtime/process-proc.js';
+import { isProcessAlive, procAvailable, processStartTime } from '../util/proc.js';
 import { realClock, type Clock } from '../util/clock.js';
 import { relieveSupervisor } from './supervisor.js';
 
@@ -30,6 +39,8 @@ export { RELIEVE_SIGNAL } from './supervisor.js';
 
 export interface LockInfo {
   pid: number;
+  /** The stack whose lock it is (absent in locks of older versions). */
+  stack?: string;
   processStartTime?: string;
   /** ISO-8601. */
   startedAt: string;
@@ -60,34 +71,59 @@ export function lockFilePath(stateDir: string): string {
   return path.join(stateDir, 'lock');
 }
 
-export async function readLock(stateDir: string): Promise<LockInfo | undefined> {
+/**
+ * The lock of a state folder. With `stack`, a lock naming another stack is refused
+ * (`state_dir_shared`): the folder is shared, and what it describes is not ours to act on.
+ */
+export async function readLock(stateDir: string, stack?: string): Promise<LockInfo | undefined> {
+  let info: LockInfo | undefined;
   try {
     const parsed = JSON.parse(await readFile(lockFilePath(stateDir), 'utf8')) as Partial<LockInfo>;
-    return typeof parsed.pid === 'number' ? (parsed as LockInfo) : undefined;
+    info = typeof parsed.pid === 'number' ? (parsed as LockInfo) : undefined;
   } catch {
     return undefined;
   }
+  if (info && stack !== undefined && info.stack !== undefined && info.stack !== stack) throw sharedFolder(lockFilePath(stateDir), info.stack, stack);
+  return info;
 }
 
-/** Whether the process that took the lock is still running. */
+/**
+ * Whether the process that took the lock is still running, proven: a pid above 1, a recorded
+ * start time matching the kernel's. What cannot be proven (no start time, no /proc) counts as
+ * not running, so it is never signalled.
+ */
 export function lockOwnerAlive(info: LockInfo): boolean {
+  if (!Number.isSafeInteger(info.pid) || info.pid <= 1 || !info.processStartTime || !procAvailable()) return false;
   if (info.pid === process.pid && info.processStartTime === processStartTime(process.pid)) return true;
   return isProcessAlive(info.pid, info.processStartTime);
 }
 
+/** An error for a state folder that holds another stack's lock, state or pid files. */
+export function sharedFolder(file: string, owner: string, stack: string): StackFailedError {
+  return new StackFailedError(`${file} belongs to stack '${owner}', not '${stack}': two stacks share one state folder; give each its own \`stateDir\``, {
+    code: 'state_dir_shared',
+    path: file,
+  });
+}
+
 export async function acquireLock(stateDir: string, stack: string, opts: AcquireLockOptions = {}): Promise<StackLock> {
-  await mkdir(stateDir, { recursive: true });
+  await makeDirs(stateDir);
   const file = lockFilePath(stateDir);
+  await refuseOtherStacksState(stateDir, stack);
   const startTime = processStartTime(process.pid);
   const info: LockInfo = {
     pid: process.pid,
+    stack,
     ...(startTime ? { processStartTime: startTime } : {}),
     startedAt: new Date().toISOString(),
     command: opts.command ?? 'up',
     ...(opts.detached ? { detached: true } : {}),
   };
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(info)}\n`, { mode: 0o600 });
+  // O_EXCL ('wx') never writes through a symlink planted at this predictable name; a leftover of
+  // a crashed run with our pid is removed first (rm removes a link, not its target).
+  await rm(tmp, { force: true });
+  await writeFile(tmp, `${JSON.stringify(info)}\n`, { mode: 0o600, flag: 'wx' });
   let relieved = false;
   try {
     for (let attempt = 0; ; attempt++) {
@@ -97,7 +133,13 @@ export async function acquireLock(stateDir: string, stack: string, opts: Acquire
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      const holder = await readLock(stateDir);
+      const holder = await readLock(stateDir, stack);
+      if (holder && !procAvailable() && holder.pid !== process.pid && pidExists(holder.pid)) {
+        throw new StackFailedError(
+          `stack '${stack}' has a lock held by pid ${holder.pid}, and this system has no /proc to prove whether that process still runs the stack; remove ${file} if it does not`,
+          { code: 'stack_locked', path: file },
+        );
+      }
       if (holder && lockOwnerAlive(holder)) {
         // Relieve once: a second live holder after that is another `up` that got in first. Never
         // ourselves (two runs in one process): the signal would be ours to answer.
@@ -129,4 +171,27 @@ function lockedBy(stack: string, holder: LockInfo): StackFailedError {
     `stack '${stack}' is already being run by \`stack ${holder.command}\` (pid ${holder.pid}, since ${holder.startedAt}); stop it with \`stack down\` or wait for it`,
     { code: 'stack_locked' },
   );
+}
+
+/** A state folder whose state file names another stack is not ours to run in. */
+async function refuseOtherStacksState(stateDir: string, stack: string): Promise<void> {
+  const file = path.join(stateDir, 'state.json');
+  let owner: unknown;
+  try {
+    owner = (JSON.parse(await readFile(file, 'utf8')) as { stack?: unknown }).stack;
+  } catch {
+    return; // none, or unreadable: no stack claims the folder
+  }
+  if (typeof owner === 'string' && owner !== stack) throw sharedFolder(file, owner, stack);
+}
+
+/** kill(pid, 0): whether a process with this pid exists (all we can know without /proc). */
+function pidExists(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 1) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -5,12 +5,13 @@
  * (lifecycle.ts) brings it up and watches it, the stopper (stopper.ts) stops it all.
  */
 import { InterruptedError } from '../errors.js';
-import type { DependencyGraph, Plan } from '../graph/types.js';
+import type { Plan, StackGraph } from '../plan/types.js';
 import type { HealthStrategy } from '../health/types.js';
 import type { HealthStrategyName, Profile, RuntimeName, ServiceSpec } from '../profile/types.js';
 import type { Runtime } from '../runtime/types.js';
 import { realClock, type Clock } from '../util/clock.js';
 import { findInstances, sortOut, type SortedInstances } from './converge.js';
+import { recordingRenderer, serveControl, type ControlHandlers, type ControlServer } from './control.js';
 import type { RenderConfigs, StackController, StartStackInput, StartStackOptions } from './engine.js';
 import { createLocalGates, type LocalGates } from './gates.js';
 import { errorText, ServiceLifecycle, type LifecycleHost, type LifecycleSettings } from './lifecycle.js';
@@ -26,7 +27,7 @@ const EMPTY_FOUND: SortedInstances = { previous: new Map(), obsolete: [], carrie
 export class StackRun implements LifecycleHost {
   readonly stack: string;
   readonly profile: Profile;
-  readonly graph: DependencyGraph;
+  readonly graph: StackGraph;
   readonly stateDir: string;
   readonly clock: Clock;
   readonly runtimes: RuntimeSet;
@@ -57,6 +58,10 @@ export class StackRun implements LifecycleHost {
   private scheduled = false;
   private readonly allSettled = deferred();
   private readonly done = deferred();
+  /** The control channel (`stack ui`'s actions and events), while this run holds the lock. */
+  private control: ControlServer | undefined;
+  /** Why a service's next render happens, when asked for from outside (control.ts). */
+  private readonly renderReasons = new Map<string, string>();
 
   constructor(
     input: StartStackInput,
@@ -71,7 +76,7 @@ export class StackRun implements LifecycleHost {
     this.runtimes = runtimeSetOf(opts.runtimes, this.stateDir, this.profile);
     this.ownsRuntimes = !opts.runtimes;
     this.discovery = opts.discovery;
-    this.renderConfigs = opts.renderConfigs;
+    this.renderConfigs = opts.renderConfigs && recordingRenderer(opts.renderConfigs, this.stateDir, (name) => this.renderReason(name));
     this.strategyFor = opts.strategyFor;
     const { coordination, discovery } = this.profile;
     this.settings = {
@@ -241,6 +246,7 @@ export class StackRun implements LifecycleHost {
       const byRuntime = new Map<RuntimeName, ServiceSpec[]>();
       for (const spec of runServices) byRuntime.set(spec.runtime, [...(byRuntime.get(spec.runtime) ?? []), spec]);
       for (const [name, specs] of byRuntime) await (await runtimes.get(name)).prepare(stack, specs, opts.signal ? { signal: opts.signal } : {});
+      this.control = await serveControl(this.stateDir, this.controlHandlers(), (m) => this.warn(m));
     } catch (err) {
       await this.lock?.release();
       if (this.ownsRuntimes) await runtimes.close();
@@ -327,6 +333,45 @@ export class StackRun implements LifecycleHost {
     };
   }
 
+  // ---- the control channel (control.ts) ------------------------------------------------------
+
+  private controlHandlers(): ControlHandlers {
+    const running = (service: string) => {
+      const s = this.lifecycles.get(service);
+      if (!s) throw new Error(`stack '${this.stack}' runs no service '${service}'`);
+      if (this.stopping || this.phase === 'stopping' || this.phase === 'stopped') throw new Error(`stack '${this.stack}' is stopping`);
+      if (this.phase === 'starting') throw new Error(`stack '${this.stack}' is still starting; try again once it is up`);
+      return s;
+    };
+    return {
+      subscribe: (listener) => {
+        this.listeners.add(listener);
+        return () => this.listeners.delete(listener);
+      },
+      restart: async (service) => {
+        const s = running(service);
+        this.renderReasons.set(service, 'restart requested (stack ui)');
+        await s.restartOnRequest().catch((err: unknown) => {
+          this.renderReasons.delete(service);
+          throw err;
+        });
+      },
+      render: async (service) => {
+        const s = running(service);
+        this.renderReasons.set(service, 're-render requested (stack ui)');
+        return s.renderOnRequest().finally(() => this.renderReasons.delete(service));
+      },
+    };
+  }
+
+  private renderReason(service: string): string {
+    const asked = this.renderReasons.get(service);
+    this.renderReasons.delete(service);
+    if (asked) return asked;
+    const restarts = this.lifecycles.get(service)?.status.restarts ?? 0;
+    return restarts > 0 ? `restart ${restarts} (restart policy)` : 'started by `stack up`';
+  }
+
   // ---- stopping -------------------------------------------------------------------------------
 
   private stopAll(graceOverrideMs?: number): Promise<void> {
@@ -364,6 +409,7 @@ export class StackRun implements LifecycleHost {
   private async finish(removeState: boolean): Promise<void> {
     await this.writer.flush();
     this.finished = true;
+    await this.control?.close();
     // Unselected services of an earlier run still run: their state stays for `status` and `down`.
     if (removeState && this.found.carried.length === 0) await removeStateFile(this.stateDir);
     await this.lock?.release();

@@ -1,9 +1,11 @@
 /**
- * Runtimes by name, created on first use from their definitions (runtime/registry.ts). A runtime's
- * client library (dockerode behind Docker) is loaded only when a service of the run uses it, so a
- * process-only stack never loads it. An unknown name is an input error, never another runtime.
+ * Runtimes by name, created on first use (runtime/create.ts) from their definitions
+ * (drivers/runtime/registry.ts). A runtime's client library (dockerode behind Docker) is loaded
+ * only when a service of the run uses it, so a process-only stack never loads it. An unknown name
+ * is an input error, never another runtime.
  */
-import { runtimeDefinition, type RuntimeSections } from '../runtime/registry.js';
+import type { RuntimeSections } from '../drivers/runtime/registry.js';
+import { createRuntime } from '../runtime/create.js';
 import type { RuntimeName } from '../profile/types.js';
 import type { Runtime } from '../runtime/types.js';
 
@@ -20,6 +22,8 @@ export interface RuntimeSetOptions extends Partial<RuntimeSections> {
   stateDir: string;
   /** Overrides every Docker service's `pull` (`stack up --pull`). */
   pull?: 'missing' | 'always' | 'never';
+  /** Warnings of the runtimes (a daemonised survivor found and stopped, …). */
+  onWarning?: (message: string) => void;
 }
 
 export function createRuntimeSet(opts: RuntimeSetOptions): RuntimeSet {
@@ -27,11 +31,12 @@ export function createRuntimeSet(opts: RuntimeSetOptions): RuntimeSet {
   const resolved: Runtime[] = [];
   const sections = opts as unknown as Partial<Record<string, object>>;
   const create = async (name: RuntimeName): Promise<Runtime> => {
-    const definition = runtimeDefinition(name); // an unknown name rejects: no silent fallback
-    return definition.create({
+    // An unknown name rejects: no silent fallback.
+    return createRuntime(name, {
       stateDir: opts.stateDir,
       settings: sections[name] ?? {},
       ...(opts.pull !== undefined ? { pull: opts.pull } : {}),
+      ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
     });
   };
   return {

@@ -7,7 +7,7 @@
  * change could concern (`unitsAffectedBy`), so a change costs its fan-out, not a scan of the
  * stack. Nothing here waits, starts or mutates: the engine acts on the decisions.
  */
-import type { DependencyGraph } from '../graph/types.js';
+import type { StackGraph } from '../plan/types.js';
 import { readinessOf, type GateSource } from './gates.js';
 
 export interface Unit {
@@ -33,7 +33,7 @@ export function unitsOf(groups: readonly (readonly string[])[], services: readon
  * for a member of a circular group, of the dependents of every member: an edge into a group
  * looks at the whole group).
  */
-export function unitsAffectedBy(service: string, graph: DependencyGraph, unitOf: ReadonlyMap<string, Unit>): Set<Unit> {
+export function unitsAffectedBy(service: string, graph: StackGraph, unitOf: ReadonlyMap<string, Unit>): Set<Unit> {
   const group = graph.groupOf(service);
   const changed = group === undefined ? [service] : (graph.groups[group] ?? [service]);
   const units = new Set<Unit>();
@@ -50,7 +50,7 @@ export function unitsAffectedBy(service: string, graph: DependencyGraph, unitOf:
  * What to do with each of `units` now: start it, block it, or (absent from the result) let it
  * wait. `inRun` says which services this run has: a dependency outside it was handled by the plan.
  */
-export function decide(units: Iterable<Unit>, graph: DependencyGraph, gates: GateSource, inRun: (service: string) => boolean): UnitDecision[] {
+export function decide(units: Iterable<Unit>, graph: StackGraph, gates: GateSource, inRun: (service: string) => boolean): UnitDecision[] {
   const decisions: UnitDecision[] = [];
   for (const unit of units) {
     const verdict = readinessOf(unit.members, graph, gates, inRun);

@@ -95,7 +95,8 @@ interface Wiring {
 
 /** Runtimes, discovery (checked), and the template renderer (every template checked once). */
 async function wire({ profile, plan }: StartStackInput, opts: UpStackOptions, stateDir: string): Promise<Wiring> {
-  const runtimes = givenRuntimes(opts.runtimes) ?? createRuntimeSet({ stateDir, docker: profile.docker, ...(opts.pull ? { pull: opts.pull } : {}) });
+  const onWarning = (message: string) => opts.onEvent?.({ type: 'warning', message });
+  const runtimes = givenRuntimes(opts.runtimes) ?? createRuntimeSet({ stateDir, docker: profile.docker, onWarning, ...(opts.pull ? { pull: opts.pull } : {}) });
   const discovery = opts.discovery ?? (await (await import('../discovery/index.js')).createDiscovery(profile.discovery));
   const close = async () => {
     if (!opts.discovery) await discovery.close();
@@ -126,7 +127,7 @@ export interface DownStackOptions {
   timeoutMs?: number;
   dryRun?: boolean;
   onEvent?: (event: EngineEvent) => void;
-  /** Discovery could not be opened: registrations are left to expire (stopping goes on). */
+  /** Discovery could not be opened (registrations are left to expire), a runtime stopped a survivor, … */
   onWarning?: (message: string) => void;
   runtimes?: GivenRuntimes;
   /** Default: created from the profile; `false`: leave registrations alone. */
@@ -137,7 +138,7 @@ export interface DownStackOptions {
 /** Stop a stack as `stack down` does, from any process: also one a supervisor or a dead `up` left. */
 export async function downStack(profile: Profile, opts: DownStackOptions = {}): Promise<StopReport> {
   const stateDir = stateDirOf(profile, opts.cwd);
-  const runtimes = givenRuntimes(opts.runtimes) ?? createRuntimeSet({ stateDir, docker: profile.docker });
+  const runtimes = givenRuntimes(opts.runtimes) ?? createRuntimeSet({ stateDir, docker: profile.docker, ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) });
   const discovery = opts.discovery === undefined ? await openDiscovery(profile, opts.onWarning) : opts.discovery || undefined;
   try {
     return await stopStack({

@@ -15,6 +15,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWrite } from '../util/fs.js';
+import { sharedFolder } from './lock.js';
 import type { ServiceStatus, StackPhase } from './types.js';
 
 export const STATE_VERSION = 1;
@@ -37,20 +38,26 @@ export function stateFilePath(stateDir: string): string {
   return path.join(stateDir, 'state.json');
 }
 
-export async function readStateFile(stateDir: string): Promise<StackStateFile | undefined> {
+/**
+ * The state file of a folder. With `stack`, a state file of another stack is refused
+ * (`state_dir_shared`): two profiles share the folder, and its services are not ours to stop.
+ */
+export async function readStateFile(stateDir: string, stack?: string): Promise<StackStateFile | undefined> {
   let text: string;
   try {
     text = await readFile(stateFilePath(stateDir), 'utf8');
   } catch {
     return undefined;
   }
+  let parsed: Partial<StackStateFile>;
   try {
-    const parsed = JSON.parse(text) as Partial<StackStateFile>;
-    if (parsed.version !== STATE_VERSION || typeof parsed.stack !== 'string' || typeof parsed.services !== 'object' || !parsed.services) return undefined;
-    return parsed as StackStateFile;
+    parsed = JSON.parse(text) as Partial<StackStateFile>;
   } catch {
     return undefined; // atomic writes make this unlikely; an unreadable file is no state at all
   }
+  if (parsed.version !== STATE_VERSION || typeof parsed.stack !== 'string' || typeof parsed.services !== 'object' || !parsed.services) return undefined;
+  if (stack !== undefined && parsed.stack !== stack) throw sharedFolder(stateFilePath(stateDir), parsed.stack, stack);
+  return parsed as StackStateFile;
 }
 
 export async function removeStateFile(stateDir: string): Promise<void> {

@@ -42,8 +42,8 @@ export interface ReadStatusOptions {
 
 export async function readStackStatus(opts: ReadStatusOptions): Promise<StackStatusView> {
   const now = opts.now ?? Date.now;
-  const state = await readStateFile(opts.stateDir);
-  const lock = await readLock(opts.stateDir);
+  const state = await readStateFile(opts.stateDir, opts.stack);
+  const lock = await readLock(opts.stateDir, opts.stack);
   const ownerAlive = state ? lockOwnerAlive({ pid: state.owner.pid, ...(state.owner.processStartTime ? { processStartTime: state.owner.processStartTime } : {}), startedAt: state.owner.startedAt, command: 'up' }) : false;
   const names = new Set<RuntimeName>(opts.runtimeNames ?? []);
   for (const s of Object.values(state?.services ?? {})) if (s.handle) names.add(s.handle.runtime);

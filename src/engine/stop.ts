@@ -14,7 +14,7 @@
  * with nothing running it reports exactly that.
  */
 import type { DiscoveryManager } from '../discovery/manager.js';
-import type { DependencyGraph } from '../graph/types.js';
+import type { StackGraph } from '../plan/types.js';
 import type { RuntimeName } from '../profile/types.js';
 import type { ServiceHandle } from '../runtime/types.js';
 import { realClock, type Clock } from '../util/clock.js';
@@ -33,7 +33,7 @@ export interface StopStackOptions {
   /** Runtimes to look in besides those the state file names (the profile's). */
   runtimeNames?: RuntimeName[];
   /** The profile's graph: dependencies of services the state file does not know. */
-  graph?: DependencyGraph;
+  graph?: StackGraph;
   discovery?: DiscoveryManager;
   /** Grace period for every service, overriding each one's own. */
   timeoutMs?: number;
@@ -80,10 +80,10 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   const report: StopReport = { stack, nothingRunning: false, services: [], dryRun: Boolean(opts.dryRun) };
 
   // 1. A live `stack up` owns the stack: ask it to stop first.
-  const lock = await readLock(stateDir);
+  const lock = await readLock(stateDir, stack);
   const ownerAlive = lock !== undefined && lock.pid !== process.pid && lockOwnerAlive(lock);
   if (lock && ownerAlive && !opts.dryRun) {
-    const graces = Object.values((await readStateFile(stateDir))?.services ?? {}).map((s) => s.stopGracePeriodMs);
+    const graces = Object.values((await readStateFile(stateDir, stack))?.services ?? {}).map((s) => s.stopGracePeriodMs);
     const request = opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {};
     report.owner = { pid: lock.pid, stopped: await askOwnerToStop(stateDir, lock, request, graces, clock) };
   } else if (lock && ownerAlive) {
@@ -91,7 +91,7 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   }
 
   // 2. What runs: the state file, plus every runtime's own view.
-  const state = await readStateFile(stateDir);
+  const state = await readStateFile(stateDir, stack);
   const targets = await findTargets(opts, state);
   if (targets.length === 0 && !state && !lock && !report.owner) {
     report.nothingRunning = true;
@@ -133,7 +133,7 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   if (errors.length === 0) {
     for (const name of runtimeNamesOf(opts, state)) await (await opts.runtimes.get(name)).teardown(stack).catch(() => undefined);
     await removeStateFile(stateDir);
-    const holder = await readLock(stateDir);
+    const holder = await readLock(stateDir, stack);
     if (holder && !lockOwnerAlive(holder)) await rm(lockFilePath(stateDir), { force: true });
   }
   emit({ type: 'stack', stack, phase: 'stopped', elapsedMs: clock.now() - t0 });

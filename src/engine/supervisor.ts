@@ -32,12 +32,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { open, rename, rm, writeFile } from 'node:fs/promises';
+import { makeDirs } from '../util/fs.js';
 import os from 'node:os';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { StackFailedError } from '../errors.js';
-import { isProcessAlive } from '../runtime/process-proc.js';
+import { isProcessAlive } from '../util/proc.js';
 import { realClock, type Clock } from '../util/clock.js';
 import { poll, PollTimeoutError } from '../util/retry.js';
 import type { LockInfo } from './lock.js';
@@ -102,7 +103,7 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
   const [program, ...args] = opts.argv;
   if (program === undefined) throw new TypeError('startSupervisor: empty argv');
   const logFile = supervisorLogPath(opts.stateDir);
-  await mkdir(opts.stateDir, { recursive: true });
+  await makeDirs(opts.stateDir);
   await rename(logFile, `${logFile}.1`).catch(() => undefined); // no earlier log: nothing to keep
   const logFd = openSync(logFile, 'a', 0o600);
   let child: ChildProcess;

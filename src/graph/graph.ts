@@ -3,25 +3,26 @@
  * path. Every algorithm here is iterative, so a 5,000-deep chain cannot overflow the stack.
  */
 import type { Problem } from '../errors.js';
-import type { Profile, ServiceSpec } from '../profile/types.js';
 import { didYouMean } from '../util/suggest.js';
-import { GATE_OF, type DependencyGraph, type GraphEdge } from './types.js';
+import { GATE_OF, type DependencyGraph, type GraphEdge, type GraphService } from './types.js';
 
 export interface GraphProblem extends Omit<Problem, 'path'> {
   path: (string | number)[];
 }
 
-export interface BuiltGraph {
-  graph: DependencyGraph;
+export interface BuiltGraph<S extends GraphService = GraphService> {
+  graph: DependencyGraph<S>;
   problems: GraphProblem[];
 }
 
-/** What the graph needs of a service; the full ServiceSpec in normal use. */
-export type GraphInput = { services: Record<string, Pick<ServiceSpec, 'name' | 'dependencies'>> } | Pick<Profile, 'services'>;
+/** What the graph is built from: a profile in normal use (its services are `ServiceSpec`s). */
+export interface GraphInput<S extends GraphService = GraphService> {
+  services: Record<string, S>;
+}
 
-export function buildGraph(profile: GraphInput): BuiltGraph {
+export function buildGraph<S extends GraphService>(profile: GraphInput<S>): BuiltGraph<S> {
   // Lenient inputs (validation of a profile the schema rejected) only read `problems`.
-  const services = new Map(Object.entries(profile.services)) as Map<string, ServiceSpec>;
+  const services = new Map(Object.entries(profile.services));
   const names = [...services.keys()];
   const problems: GraphProblem[] = [];
   const edges: GraphEdge[] = [];

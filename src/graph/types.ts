@@ -1,7 +1,29 @@
-import type { DependencyType, ServiceSpec } from '../profile/types.js';
+/**
+ * The dependency graph's own vocabulary. The graph sits below the profile (the profile's rules
+ * build it to find cycles and unknown dependencies), so it names only what it reads of a service;
+ * a profile's `ServiceSpec` is one (docs/architecture.md, "Folder layering").
+ */
+
+/** How a dependent depends on a service; `profile/types.ts` re-exports it. */
+export type DependencyType = 'required' | 'optional' | 'soft' | 'circular';
+export const DEPENDENCY_TYPES: readonly DependencyType[] = ['required', 'optional', 'soft', 'circular'];
+
+/** What the graph reads of a dependency. */
+export interface GraphDependency {
+  name: string;
+  type: DependencyType;
+  /** Index in the dependent's list, for error paths. */
+  index: number;
+}
+
+/** What the graph reads of a service: a profile's `ServiceSpec` in normal use. */
+export interface GraphService {
+  name: string;
+  dependencies: readonly GraphDependency[];
+}
 
 /**
- * What a dependent waits for before it may start (DESIGN.md §3):
+ * What a dependent waits for before it may start (docs/architecture.md, "Gates"):
  * - `healthy`: the dependency is healthy (for a task: it completed successfully) — required, circular;
  * - `settled`: healthy, or definitively failed — optional;
  * - `started`: the dependency has been started — soft.
@@ -25,9 +47,9 @@ export interface GraphEdge {
   index: number;
 }
 
-export interface DependencyGraph {
+export interface DependencyGraph<S extends GraphService = GraphService> {
   /** Every service of the profile, enabled or not. */
-  services: Map<string, ServiceSpec>;
+  services: Map<string, S>;
   /** Edges between services that both exist (unknown dependencies are reported, not kept). */
   edges: GraphEdge[];
   /** Dependencies of a service (outgoing edges). */
@@ -38,31 +60,4 @@ export interface DependencyGraph {
   groups: string[][];
   /** Group index of a service, if it is in a circular group. */
   groupOf(name: string): number | undefined;
-}
-
-export interface PlannedService {
-  name: string;
-  kind: ServiceSpec['kind'];
-  runtime: ServiceSpec['runtime'];
-  wave: number;
-  /** What it runs: the image or argv[0]; never environment values. */
-  runs?: string;
-  port?: number;
-  health?: string;
-  group?: number;
-}
-
-export interface Plan {
-  stack: string;
-  /** Start waves, first first; a circular group sits in one wave. */
-  order: string[][];
-  edges: GraphEdge[];
-  groups: string[][];
-  services: PlannedService[];
-  /** Enabled services that can never start (a required dependency is disabled or blocked). */
-  blocked: { service: string; reason: string }[];
-  /** Services that are not part of this run (disabled, or not selected). */
-  skipped: { service: string; reason: string }[];
-  /** The longest health-gated chain: what bounds how fast the stack can be up. */
-  criticalChain: string[];
 }

@@ -10,7 +10,6 @@ export { createFileStrategy } from './file.js';
 export { createHttpStrategy, type HttpStrategyOptions } from './http.js';
 export { createSystemdStrategy } from './systemd.js';
 export { createTcpStrategy, type TcpStrategyOptions } from './tcp.js';
-export { healthTargetFor, type HealthTargetContext } from './target.js';
 export { HealthCheckFailedError, monitorHealth, probeOnce, waitUntilHealthy } from './monitor.js';
 export type { MonitorOptions, ProbeInfo, WaitOptions } from './monitor.js';
 export type { ContainerHealth, HealthCheckCommon, HealthStrategy, HealthStrategyDefinition, HealthTarget, ProbeResult } from './types.js';

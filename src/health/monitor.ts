@@ -23,7 +23,7 @@
  * consecutive failures (at least one) and healthy again on the first success.
  */
 import { StackFailedError } from '../errors.js';
-import type { HealthCheckSpec } from '../profile/types.js';
+import type { HealthCheckSpec } from './registry.js';
 import { realClock, type Clock } from '../util/clock.js';
 import { poll, PollTimeoutError } from '../util/retry.js';
 import { strategyFor } from './registry.js';

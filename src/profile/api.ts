@@ -6,7 +6,7 @@ import { inspectProfile, inspectProfileObject, type LoadOptions } from './load.j
 import { normalizeHealthCheck } from './normalize.js';
 import { schemas, type RawHealthCheck, type RawProfile } from './schema.js';
 import { formatPath } from './source.js';
-import type { DependencySpec, DependencyType, HealthCheckSpec, Profile } from './types.js';
+import type { DependencySpec, DependencyType, HealthCheckSpec, Profile, ServiceSpec } from './types.js';
 
 export interface ValidationReport {
   ok: boolean;
@@ -35,7 +35,7 @@ export function mkDependency(name: string, type: DependencyType = 'required', he
 }
 
 /** The dependency graph of a profile; throws InvalidInputError on unknown dependencies or bad cycles. */
-export function mkDependencyGraph(profile: Pick<Profile, 'services'>): DependencyGraph {
+export function mkDependencyGraph(profile: Pick<Profile, 'services'>): DependencyGraph<ServiceSpec> {
   const { graph, problems } = buildGraph(profile);
   const errors = problems.filter((p) => p.severity !== 'warning');
   if (errors.length > 0) {

@@ -21,6 +21,13 @@ export type Env = Record<string, string | undefined>;
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*/;
 
+/** The variable's own value: never one inherited from Object.prototype (`${toString}`). */
+function lookup(env: Env, name: string): string | undefined {
+  if (!Object.prototype.hasOwnProperty.call(env, name)) return undefined;
+  const value = env[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
 export function interpolate(text: string, env: Env): string {
   let out = '';
   let i = 0;
@@ -43,7 +50,7 @@ export function interpolate(text: string, env: Env): string {
     } else {
       const m = NAME.exec(text.slice(i + 1));
       if (m) {
-        out += env[m[0]] ?? '';
+        out += lookup(env, m[0]) ?? '';
         i += 1 + m[0].length;
       } else {
         out += '$';
@@ -68,7 +75,7 @@ function expand(body: string, env: Env): string {
   if (!m) throw new InterpolationError(`invalid interpolation '\${${body}}'`, body);
   const name = m[0];
   const rest = body.slice(name.length);
-  const value = env[name];
+  const value = lookup(env, name);
   if (rest === '') return value ?? '';
   const op = /^(:?[-?+])/.exec(rest)?.[1];
   if (!op) throw new InterpolationError(`invalid interpolation '\${${body}}'`, name);

@@ -3,14 +3,14 @@
  * merge, interpolate the environment, validate against the schema, normalise, then run the rule
  * functions — collecting every problem, each with file:line:column and its dotted path.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidInputError, type Problem } from '../errors.js';
 import { toDnsLabel } from '../util/names.js';
 import { didYouMean } from '../util/suggest.js';
 import { builtinProfileFile, builtinProfileNames, PACKAGE_ROOT } from './builtin.js';
 import { interpolate, InterpolationError, type Env } from './interpolate.js';
-import { issuesToProblems, type RawProblem } from './issues.js';
+import { issuesToProblems, valueAt, type RawProblem } from './issues.js';
 import { deepMerge, isPlainObject } from './merge.js';
 import { isInlineTemplate, normalizeProfile } from './normalize.js';
 import { checkProfile, checkRawProfile } from './rules.js';
@@ -96,19 +96,18 @@ function finishInspection(layers: Layer[], problems: RawProblem[], opts: LoadOpt
   const interpolated = interpolateProfile(merged, opts.env ?? process.env, opts.services, problems);
 
   const defaultName = main.builtin ?? toDnsLabel(path.basename(main.absFile).replace(/\.(ya?ml|json|toml)$/i, ''));
-  let schemaOk = fastValidate(interpolated) === true;
-  if (!schemaOk) {
-    const { profileSchema } = schemas();
-    const parsed = profileSchema.safeParse(interpolated);
-    if (!parsed.success) problems.push(...issuesToProblems(parsed.error.issues, profileSchema, interpolated));
-    schemaOk = parsed.success;
+  append(problems, checkRawProfile(interpolated, defaultName));
+
+  // Schema and rule problems are reported together: what the schema rejects is pruned (with
+  // everything that depends on it) and the rules run on the rest.
+  const unusable = problems.filter((p) => p.severity !== 'warning' && UNUSABLE.has(p.code)).map((p) => cutAtList(p.path));
+  let valid: { value: unknown; removed: Removed[] } | undefined = { value: interpolated, removed: [] };
+  if (unusable.length > 0 || fastValidate(interpolated) !== true) {
+    valid = schemaValid(interpolated, unusable, problems);
   }
-  problems.push(...checkRawProfile(interpolated, defaultName));
-  if (!schemaOk || problems.some((p) => p.severity !== 'warning')) {
-    return { problems: sortProblems(located(problems)) };
-  }
+  if (!valid) return { problems: sortProblems(located(problems)) };
   // Strict objects without transforms: what passed the schema is the value itself.
-  const raw = interpolated as RawProfile;
+  const raw = valid.value as RawProfile;
 
   const profile = normalizeProfile(raw, {
     defaultName,
@@ -118,9 +117,87 @@ function finishInspection(layers: Layer[], problems: RawProblem[], opts: LoadOpt
       files: layers.map((l) => l.absFile),
     },
   });
-  problems.push(...checkProfile(profile, raw));
+  // A rule judging a service part of which was pruned would report what is missing, not wrong.
+  const related = relatedToAny(valid.removed.filter((r) => !r.unknownKey).map((r) => r.path));
+  append(problems, checkProfile(profile, raw).filter((p) => !related(p.path)));
   const all = sortProblems(located(problems));
   return all.some((p) => p.severity !== 'warning') ? { problems: all } : { profile, problems: all };
+}
+
+/** A test whether a path is one of `paths`, inside one, or contains one; linear in the path's length. */
+function relatedToAny(paths: readonly PathSegment[][]): (at: readonly PathSegment[]) => boolean {
+  const exact = new Set(paths.map((p) => JSON.stringify(p)));
+  const ancestors = new Set(paths.flatMap((p) => p.map((_, i) => JSON.stringify(p.slice(0, i + 1)))));
+  return (at) => {
+    if (exact.size === 0) return false;
+    if (at.length === 0 || ancestors.has(JSON.stringify(at))) return true;
+    for (let n = 1; n < at.length; n++) if (exact.has(JSON.stringify(at.slice(0, n)))) return true;
+    return false;
+  };
+}
+
+/** push(...list) passes every item as an argument: hostile input can make more than the stack holds. */
+function append<T>(to: T[], list: readonly T[]): void {
+  for (const item of list) to.push(item);
+}
+
+/** Problems whose value cannot be normalised (a template file that is missing): pruned like schema errors. */
+const UNUSABLE = new Set(['template_outside', 'template_not_found', 'template_not_file']);
+
+interface Removed {
+  path: PathSegment[];
+  unknownKey: boolean;
+}
+
+/** A path inside a list stops at the list: removing an item would renumber its siblings. */
+function cutAtList(at: readonly PathSegment[]): PathSegment[] {
+  const i = at.findIndex((seg) => typeof seg === 'number');
+  return i >= 0 ? at.slice(0, i) : [...at];
+}
+
+/**
+ * Check the value with the schema, reporting its problems, and return a copy with every invalid
+ * value removed (and the paths removed), so the rules can judge the rest. A required value that is
+ * invalid takes its parent with it. Undefined when nothing usable remains.
+ */
+function schemaValid(value: unknown, unusable: PathSegment[][], problems: RawProblem[]): { value: unknown; removed: Removed[] } | undefined {
+  const { profileSchema } = schemas();
+  const first = profileSchema.safeParse(value);
+  if (!first.success) append(problems, issuesToProblems(first.error.issues, profileSchema, value));
+  if (first.success && unusable.length === 0) return { value, removed: [] };
+
+  const copy = structuredClone(value);
+  const removed: Removed[] = [];
+  const removedKeys = new Set<string>(); // JSON of each removed path: lookups stay linear with thousands of problems
+  const isRemoved = (at: readonly PathSegment[]) => removedKeys.has(JSON.stringify(at));
+  const remove = (target: readonly PathSegment[], unknownKey: boolean): boolean => {
+    let at = cutAtList(target);
+    for (;;) {
+      if (at.length === 0) return false;
+      for (let n = 1; n < at.length; n++) if (isRemoved(at.slice(0, n))) return true; // inside something removed
+      // absent (a required key) or already removed and still reported: its parent goes
+      if (valueAt(copy, at) === undefined || isRemoved(at)) at = at.slice(0, -1);
+      else break;
+    }
+    const parent = valueAt(copy, at.slice(0, -1));
+    if (isPlainObject(parent)) delete parent[String(at[at.length - 1])];
+    removed.push({ path: at, unknownKey });
+    removedKeys.add(JSON.stringify(at));
+    return true;
+  };
+  for (const at of unusable) if (!remove(at, false)) return undefined;
+  let issues = first.success ? [] : first.error.issues;
+  for (let round = 0; round < 8; round++) {
+    for (const issue of issues) {
+      const base = issue.path as PathSegment[];
+      const targets = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...base, k]) : [base];
+      for (const t of targets) if (!remove(t, issue.code === 'unrecognized_keys')) return undefined;
+    }
+    const again = profileSchema.safeParse(copy);
+    if (again.success) return { value: copy, removed };
+    issues = again.error.issues;
+  }
+  return undefined;
 }
 
 /** Resolve a profile reference to a file: a path if it looks like one, else a built-in name. */
@@ -129,7 +206,9 @@ export function resolveProfileRef(ref: string, fromDir: string): { file: string;
   const candidate = path.resolve(fromDir, ref);
   if (looksLikePath || existsSync(candidate)) {
     if (!existsSync(candidate)) return { error: `profile file not found: ${ref}` };
-    if (statSync(candidate).isDirectory()) return { error: `profile path is a folder, not a file: ${ref}` };
+    const st = statSync(candidate);
+    if (st.isDirectory()) return { error: `profile path is a folder, not a file: ${ref}` };
+    if (!st.isFile()) return { error: `profile path is not a regular file (a device, FIFO or socket): ${ref}` };
     return { file: candidate };
   }
   const file = builtinProfileFile(ref);
@@ -153,9 +232,9 @@ function readChain(ref: string, fromDir: string, cwd: string, chain: string[], l
   }
   let text: string;
   try {
-    text = readFileSync(resolved.file, 'utf8');
+    text = readRegularFile(resolved.file, MAX_PROFILE_BYTES);
   } catch (err) {
-    problems.push({ code: 'read_error', path: [], file: display, message: `cannot read profile: ${(err as Error).message}` });
+    problems.push({ code: 'read_error', path: [], file: display, line: 1, column: 1, message: `cannot read profile: ${(err as Error).message}`, ...viaLoc() });
     return;
   }
   const compiled = resolved.builtin ? precompiledValue(resolved.builtin, text) : undefined;
@@ -183,6 +262,30 @@ function readChain(ref: string, fromDir: string, cwd: string, chain: string[], l
   readChain(parent, path.dirname(resolved.file), cwd, [...chain, resolved.file], layers, problems, layer);
 }
 
+/** Profiles and template files larger than this are refused (a profile of 10,000 services is ~1.5 MB). */
+export const MAX_PROFILE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Read a regular file of at most `limit` bytes. Devices (`/dev/zero`), FIFOs and sockets are
+ * refused: opened non-blocking (a FIFO without a writer would block forever), checked on the
+ * open descriptor, and read no further than the limit whatever the size said.
+ */
+export function readRegularFile(file: string, limit: number): string {
+  const fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error(`${file} is not a regular file`);
+    if (st.size > limit) throw new Error(`${file} is larger than ${limit} bytes`);
+    const buf = Buffer.alloc(Math.min(st.size, limit) + 1);
+    let length = 0;
+    for (let n = 1; n > 0 && length < buf.length; length += n) n = readSync(fd, buf, length, buf.length - length, null);
+    if (length > limit) throw new Error(`${file} is larger than ${limit} bytes`);
+    return buf.subarray(0, length).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function displayName(file: string, cwd: string): string {
   const rel = path.relative(cwd, file);
   return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file;
@@ -193,15 +296,22 @@ function displayName(file: string, cwd: string): string {
  * the built-in's templates, and its own resolve against its own folder.
  */
 function rebasePaths(layer: Layer, problems: RawProblem[]): Record<string, unknown> {
-  const value = structuredClone(layer.value);
-  const services = value.services;
-  if (!isPlainObject(services)) return value;
-  for (const [name, svc] of Object.entries(services)) {
-    if (!isPlainObject(svc)) continue;
-    if (typeof svc.workingDir === 'string' && !path.isAbsolute(svc.workingDir)) svc.workingDir = path.resolve(layer.dir, svc.workingDir);
+  // Copy on write: only the services whose paths change are copied (a deep copy of a
+  // 10,000-service profile costs more than everything the rules do).
+  const value = { ...layer.value };
+  if (!isPlainObject(value.services)) return value;
+  const services = { ...value.services };
+  value.services = services;
+  for (const [name, original] of Object.entries(services)) {
+    if (!isPlainObject(original)) continue;
+    const relativeDir = typeof original.workingDir === 'string' && !path.isAbsolute(original.workingDir);
+    if (!relativeDir && !Array.isArray(original.templates) && !Array.isArray(original.volumes)) continue;
+    const svc = { ...original };
+    services[name] = svc;
+    if (relativeDir) svc.workingDir = path.resolve(layer.dir, svc.workingDir as string);
     if (Array.isArray(svc.templates)) {
-      svc.templates.forEach((t, i) => {
-        if (!isPlainObject(t) || typeof t.template !== 'string' || isInlineTemplate(t.template)) return;
+      svc.templates = svc.templates.map((t: unknown, i) => {
+        if (!isPlainObject(t) || typeof t.template !== 'string' || isInlineTemplate(t.template)) return t;
         const at: PathSegment[] = ['services', name, 'templates', i, 'template'];
         const abs = path.resolve(layer.dir, t.template);
         const where = () => ({ file: layer.parsed.file, ...layer.parsed.locate(at) });
@@ -209,12 +319,15 @@ function rebasePaths(layer: Layer, problems: RawProblem[]): Record<string, unkno
           problems.push({ code: 'template_outside', path: at, ...where(), message: `template file '${t.template}' is outside the profile's folder` });
         } else if (!existsSync(abs)) {
           problems.push({ code: 'template_not_found', path: at, ...where(), message: `template file not found: ${t.template}` });
+        } else if (!statSync(abs).isFile() || statSync(abs).size > MAX_PROFILE_BYTES) {
+          const what = statSync(abs).isFile() ? `larger than ${MAX_PROFILE_BYTES} bytes` : 'not a regular file';
+          problems.push({ code: 'template_not_file', path: at, ...where(), message: `template '${t.template}' is ${what}` });
         }
-        t.template = abs; // absolute from here on; normalize reads it
+        return { ...t, template: abs }; // absolute from here on; normalize reads it
       });
     }
     if (Array.isArray(svc.volumes)) {
-      svc.volumes = svc.volumes.map((v) => {
+      svc.volumes = svc.volumes.map((v: unknown) => {
         if (typeof v === 'string' && /^\.\.?\//.test(v)) return path.resolve(layer.dir, v.split(':')[0]!) + v.slice(v.indexOf(':'));
         if (isPlainObject(v) && typeof v.source === 'string' && /^\.\.?\//.test(v.source)) return { ...v, source: path.resolve(layer.dir, v.source) };
         return v;
@@ -231,40 +344,119 @@ function rebasePaths(layer: Layer, problems: RawProblem[]): Record<string, unkno
  */
 function interpolateProfile(merged: unknown, env: Env, selection: string[] | undefined, problems: RawProblem[]): unknown {
   const selected = selectedServices(merged, selection);
-  const walk = (v: unknown, at: PathSegment[], strict: boolean): unknown => {
+  const interpolatedDefaults = new Set<string>();
+  // Copy on write, with one shared path (pushed and popped): most of a large profile holds no `$`.
+  const at: PathSegment[] = [];
+  const walk = (v: unknown, strict: boolean): unknown => {
     if (typeof v === 'string') {
       if (!v.includes('$')) return v;
       try {
-        return coerce(interpolate(v, env));
+        const text = interpolate(v, env);
+        if (text !== v && at[0] === 'variables' && at[2] === 'default') interpolatedDefaults.add(String(at[1]));
+        return text === v ? text : typedAt([...at], text);
       } catch (err) {
-        if (strict && err instanceof InterpolationError) problems.push({ code: 'interpolation', path: at, message: err.message });
+        if (strict && err instanceof InterpolationError) problems.push({ code: 'interpolation', path: [...at], message: err.message });
         return v;
       }
     }
-    if (Array.isArray(v)) return v.map((x, i) => walk(x, [...at, i], strict));
-    if (isPlainObject(v)) {
-      const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) {
-        const here = [...at, k];
-        if (at.length === 2 && at[0] === 'services' && k === 'templates') {
-          out[k] = x;
-          continue;
-        }
-        const strictHere = at.length === 1 && at[0] === 'services' ? selected.has(k) : strict;
-        out[k] = walk(x, here, strictHere);
+    if (Array.isArray(v)) {
+      let out: unknown[] | undefined;
+      for (let i = 0; i < v.length; i++) {
+        at.push(i);
+        const x = walk(v[i], strict);
+        at.pop();
+        if (x !== v[i]) (out ??= [...v])[i] = x;
       }
-      return out;
+      return out ?? v;
+    }
+    if (isPlainObject(v)) {
+      let out: Record<string, unknown> | undefined;
+      const inServices = at.length === 1 && at[0] === 'services';
+      const inService = at.length === 2 && at[0] === 'services';
+      for (const [k, x] of Object.entries(v)) {
+        if (inService && k === 'templates') continue;
+        at.push(k);
+        const y = walk(x, inServices ? selected.has(k) : strict);
+        at.pop();
+        if (y !== x) (out ??= { ...v })[k] = y;
+      }
+      return out ?? v;
     }
     return v;
   };
-  return walk(merged, [], true);
+  const out = walk(merged, true);
+  typeVariableDefaults(out, interpolatedDefaults);
+  return out;
 }
 
-/** After interpolation, whole numbers and booleans become typed values (`port: ${PORT:-3000}`). */
-function coerce(text: string): string | number | boolean {
-  if (/^-?(0|[1-9]\d*)(\.\d+)?$/.test(text)) return Number(text);
-  if (text === 'true' || text === 'false') return text === 'true';
-  return text;
+/**
+ * After interpolation the text stays what the user wrote (`VERSION: "${V}"` with V=1.10 is the
+ * string "1.10"), except where the schema accepts no string but a number or a boolean
+ * (`port: ${PORT:-3000}`), like Compose. A variable's default follows the variable's type.
+ */
+function typedAt(at: PathSegment[], text: string): string | number | boolean {
+  const looksNumber = /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(text);
+  const looksBoolean = text === 'true' || text === 'false';
+  if ((!looksNumber && !looksBoolean) || (at[0] === 'variables' && at[2] === 'default')) return text;
+  const typed = looksNumber ? Number(text) : text === 'true';
+  const leaves = jsonSchemasAt(at);
+  if (leaves.length === 0) return text;
+  const accepts = (v: unknown) => leaves.some((s) => acceptsType(s, v));
+  return !accepts(text) && accepts(typed) ? typed : text;
+}
+
+/**
+ * The generated JSON Schema (schema/profile.schema.json, from the zod schema at build time): read
+ * for field types after interpolation, so a valid profile never loads zod. Only `type`, `pattern`,
+ * `anyOf`/`oneOf`, `properties`, `additionalProperties` and `items` are consulted.
+ */
+interface JsonSchema {
+  type?: string | string[];
+  pattern?: string;
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  properties?: Record<string, JsonSchema>;
+  additionalProperties?: JsonSchema | boolean;
+  items?: JsonSchema;
+}
+let profileJsonSchema: JsonSchema | undefined;
+
+function jsonSchemasAt(at: readonly PathSegment[]): JsonSchema[] {
+  profileJsonSchema ??= JSON.parse(readRegularFile(path.join(PACKAGE_ROOT, 'schema', 'profile.schema.json'), MAX_PROFILE_BYTES)) as JsonSchema;
+  const flatten = (s: JsonSchema): JsonSchema[] => (s.anyOf || s.oneOf ? [...(s.anyOf ?? []), ...(s.oneOf ?? [])].flatMap(flatten) : [s]);
+  let current = flatten(profileJsonSchema);
+  for (const seg of at) {
+    const next: JsonSchema[] = [];
+    for (const s of current) {
+      if (typeof seg === 'number' && s.items) next.push(...flatten(s.items));
+      else if (typeof seg === 'string' && s.properties?.[seg]) next.push(...flatten(s.properties[seg]));
+      else if (typeof seg === 'string' && typeof s.additionalProperties === 'object') next.push(...flatten(s.additionalProperties));
+    }
+    current = next;
+  }
+  return current;
+}
+
+function acceptsType(s: JsonSchema, v: unknown): boolean {
+  const types = s.type === undefined ? [] : Array.isArray(s.type) ? s.type : [s.type];
+  if (types.length === 0) return true; // anything (template data)
+  return types.some((t) => {
+    if (t === 'string') return typeof v === 'string' && (s.pattern === undefined || new RegExp(s.pattern).test(v));
+    if (t === 'number') return typeof v === 'number';
+    if (t === 'integer') return Number.isInteger(v);
+    if (t === 'boolean') return typeof v === 'boolean';
+    return false;
+  });
+}
+
+/** A variable's interpolated default takes the variable's declared type. */
+function typeVariableDefaults(value: unknown, names: Set<string>): void {
+  const variables = isPlainObject(value) && isPlainObject(value.variables) ? value.variables : {};
+  for (const [name, v] of Object.entries(variables)) {
+    if (!names.has(name) || !isPlainObject(v) || typeof v.default !== 'string') continue;
+    if (v.type === 'number' && /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(v.default)) v.default = Number(v.default);
+    else if (v.type === 'boolean' && (v.default === 'true' || v.default === 'false')) v.default = v.default === 'true';
+  }
 }
 
 /** The services a run selects: the named ones and what they depend on, or every enabled one. */
@@ -308,7 +500,10 @@ function locateProblem(p: RawProblem, layers: Layer[]): Problem {
 }
 
 function sortProblems(list: Problem[]): Problem[] {
-  return [...list].sort(
+  // NaN and infinities: "is not a usable number" says it better than the schema's type message.
+  const unusableNumbers = new Set(list.filter((p) => p.code === 'invalid_number').map((p) => `${p.file}\0${p.path}`));
+  const kept = unusableNumbers.size === 0 ? list : list.filter((p) => p.code !== 'invalid_type' || !unusableNumbers.has(`${p.file}\0${p.path}`));
+  return [...kept].sort(
     (a, b) => (a.file ?? '').localeCompare(b.file ?? '') || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0),
   );
 }

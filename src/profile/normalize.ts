@@ -6,9 +6,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_DISCOVERY_BACKENDS, DISCOVERY_COMMON_DEFAULTS, discoveryDriverDefaults } from '../discovery/registry.js';
 import { healthStrategyDefinition } from '../health/registry.js';
-import { DEFAULT_RUNTIME, defaultRuntimeFor, RUNTIMES, type RuntimeSections } from '../runtime/registry.js';
-import { formatFromDestination } from '../template/formats/registry.js';
+import { DEFAULT_RUNTIME, defaultRuntimeFor, RUNTIMES, type RuntimeSections } from '../drivers/runtime/registry.js';
+import { formatFromDestination } from '../formats/registry.js';
 import { parseByteSize, parseDuration } from '../util/duration.js';
+// Environment names treated as secrets even when not listed in `secretEnvironment`: one pattern for the whole tool.
+import { isSecretName } from '../util/redact.js';
 import type { RawDiscovery, RawHealthCheck, RawProfile, RawService } from './schema.js';
 import type {
   DependencySpec,
@@ -33,8 +35,6 @@ export const DEFAULTS = {
   address: '127.0.0.1',
 } as const;
 
-/** Environment names treated as secrets even when not listed in `secretEnvironment`. */
-const SECRET_NAME = /(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY|_KEY_HEX|_KEY$)/i;
 
 /** Free-text templates: inline when they hold a newline or a mustache, else a file path. */
 export function isInlineTemplate(text: string): boolean {
@@ -80,7 +80,7 @@ function normalizeService(name: string, raw: RawService, profileRuntime: RawProf
   const shell = raw.shell ?? false;
   const environment: Record<string, string> = {};
   for (const [k, v] of Object.entries(raw.environment ?? {})) environment[k] = String(v);
-  const secretEnvironment = [...new Set([...(raw.secretEnvironment ?? []), ...Object.keys(environment).filter((k) => SECRET_NAME.test(k))])];
+  const secretEnvironment = [...new Set([...(raw.secretEnvironment ?? []), ...Object.keys(environment).filter(isSecretName)])];
   const healthCheck = raw.healthCheck
     ? normalizeHealthCheck(raw.healthCheck, port)
     : raw.healthEndpoint
@@ -198,7 +198,7 @@ function normalizeRestart(raw: RawService['restart'], kind: ServiceSpec['kind'])
   };
 }
 
-export { formatFromDestination } from '../template/formats/registry.js';
+export { formatFromDestination } from '../formats/registry.js';
 
 function normalizeTemplate(
   raw: NonNullable<RawService['templates']>[number],

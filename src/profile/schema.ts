@@ -9,8 +9,8 @@ import { createRequire } from 'node:module';
 import type * as Zod from 'zod';
 import { DISCOVERY_BACKEND_NAMES, DISCOVERY_DRIVERS, type DiscoveryRawOptions } from '../discovery/registry.js';
 import { HEALTH_STRATEGIES, HEALTH_STRATEGY_NAMES, type HealthCheckRawOptions } from '../health/registry.js';
-import { RUNTIME_NAMES, RUNTIMES, type RuntimeDefinition, type RuntimeSections } from '../runtime/registry.js';
-import { FORMAT_NAMES } from '../template/formats/registry.js';
+import { RUNTIME_NAMES, RUNTIMES, type RuntimeDefinition, type RuntimeSections } from '../drivers/runtime/registry.js';
+import { FORMAT_NAMES } from '../formats/registry.js';
 import { mergeOptionSchemas, type SharedOptionTypes, type ZodSchema } from '../util/driver.js';
 import { DURATION_PATTERN } from '../util/duration.js';
 

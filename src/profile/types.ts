@@ -9,12 +9,14 @@
  */
 import type { DiscoveryConfig } from '../discovery/registry.js';
 import type { HealthCheckSpec } from '../health/registry.js';
-import type { DockerRuntimeSettings } from '../runtime/drivers/docker.js';
-import type { RuntimeName, RuntimeSections } from '../runtime/registry.js';
-import type { TemplateFormat } from '../template/formats/registry.js';
+import type { DockerRuntimeSettings } from '../drivers/runtime/docker.js';
+import type { RuntimeName, RuntimeSections } from '../drivers/runtime/registry.js';
+import type { TemplateFormat } from '../formats/registry.js';
 
-export type DependencyType = 'required' | 'optional' | 'soft' | 'circular';
-export const DEPENDENCY_TYPES: readonly DependencyType[] = ['required', 'optional', 'soft', 'circular'];
+import type { DependencyType } from '../graph/types.js';
+
+/** How a dependent depends on a service: owned by the graph (below the profile), named here too. */
+export { DEPENDENCY_TYPES, type DependencyType } from '../graph/types.js';
 
 export type ServiceKind = 'service' | 'task';
 export type CoordinationStrategy = 'hub-spoke' | 'leader-follower' | 'peer-to-peer' | 'mesh';
@@ -23,9 +25,9 @@ export type RestartPolicyName = 'no' | 'on-failure' | 'always' | 'unless-stopped
 
 // Driver names and driver-owned shapes are derived from the registries of drivers, one per kind.
 export type { DiscoveryBackendName } from '../discovery/registry.js';
-export type { RuntimeName } from '../runtime/registry.js';
+export type { RuntimeName } from '../drivers/runtime/registry.js';
 /** Output formats of templates; `text`: free text with no structure. */
-export type { TemplateFormat } from '../template/formats/registry.js';
+export type { TemplateFormat } from '../formats/registry.js';
 export type { HealthStrategyName } from '../health/registry.js';
 /** How to decide that a service is healthy: common settings and the strategy's own keys. */
 export type { HealthCheckSpec } from '../health/registry.js';
@@ -179,7 +181,7 @@ export interface ProfileSource {
   files: string[];
 }
 
-/** A profile; each runtime with settings has its section (`docker`), see runtime/registry.ts. */
+/** A profile; each runtime with settings has its section (`docker`), see drivers/runtime/registry.ts. */
 export interface Profile extends RuntimeSections {
   name: string;
   description?: string;

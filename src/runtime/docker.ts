@@ -14,6 +14,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import type Dockerode from 'dockerode';
 import { InvalidInputError, StackFailedError, type Problem } from '../errors.js';
+import type { DockerRuntimeSettings } from '../drivers/runtime/docker.js';
 import type { ServiceSpec } from '../profile/types.js';
 import { connectDocker, pingDocker, resolveDockerEndpoint, type DockerConnectOptions, type DockerEndpoint } from './docker-connect.js';
 import { engineError, isNotFound, statusOf } from './docker-errors.js';
@@ -21,6 +22,7 @@ import { ensureImages, localImage, type PullProgress } from './docker-images.js'
 import { demuxLines } from './docker-logs.js';
 import { exitInfo, handleOf, healthOf } from './docker-inspect.js';
 import { LABELS, planContainer, sha256, stackLabelFilter, stackNetworksFor } from './docker-spec.js';
+import type { RuntimeFactory } from './create.js';
 import type { ExitInfo, InstanceStatus, LogOptions, Runtime, ServiceHandle, StartRequest, StopOptions } from './types.js';
 
 export interface DockerRuntimeOptions extends DockerConnectOptions {
@@ -32,6 +34,16 @@ export interface DockerRuntimeOptions extends DockerConnectOptions {
   /** How long the first ping may take before the engine counts as unreachable. */
   pingTimeoutMs?: number;
 }
+
+/** The runtime made from the profile's `docker:` section (found by name: src/runtime/create.ts). */
+export const fromProfile: RuntimeFactory<DockerRuntimeSettings> = async ({ settings, pull }) =>
+  createDockerRuntime({
+    ...(settings.host !== undefined ? { host: settings.host } : {}),
+    ...(settings.tlsVerify !== undefined ? { tlsVerify: settings.tlsVerify } : {}),
+    ...(settings.certPath !== undefined ? { certPath: settings.certPath } : {}),
+    ...(settings.network !== undefined ? { network: settings.network } : {}),
+    ...(pull !== undefined ? { pull } : {}),
+  });
 
 /** How often `wait` looks again while Docker is restarting a container. */
 const RESTART_POLL_MS = 200;
@@ -230,7 +242,12 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
 
     async stop(handle, stopOpts: StopOptions) {
       await call(`stopping service '${handle.service}'`, async (d) => {
-        const container = d.getContainer(handle.id);
+        // The id comes from a state file anyone could have edited: stop and remove (with its
+        // anonymous volumes) only a container that carries this stack's and service's labels.
+        const existing = await inspectOrUndefined(d, handle.id);
+        if (!existing) return;
+        refuseForeign(existing, handle);
+        const container = d.getContainer(existing.Id);
         // Docker sends the stop signal, then SIGKILL after `t` seconds; the init process forwards
         // the signal to the service. Engines before API 1.42 ignore `signal` and send the
         // container's StopSignal, which was set from the same `service.stopSignal` at create.
@@ -259,7 +276,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
       await removalsSettled((_r, id) => id === handle.id);
       return call(`inspecting service '${handle.service}'`, async (d) => {
         const info = await inspectOrUndefined(d, handle.id);
-        if (!info) return { running: false };
+        if (!info || !isOwnContainer(info, handle)) return { running: false }; // not ours: not our instance
         const running = info.State.Running && !info.State.Restarting;
         return {
           running,
@@ -351,6 +368,22 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
   }
 
   return runtime;
+}
+
+/** Whether a container carries the labels of the handle's stack, service and replica. */
+function isOwnContainer(info: Dockerode.ContainerInspectInfo, handle: ServiceHandle): boolean {
+  const labels = info.Config.Labels ?? {};
+  return labels[LABELS.stack] === handle.stack && labels[LABELS.service] === handle.service && (labels[LABELS.replica] ?? '0') === String(handle.replica);
+}
+
+function refuseForeign(info: Dockerode.ContainerInspectInfo, handle: ServiceHandle): void {
+  if (isOwnContainer(info, handle)) return;
+  const labels = info.Config.Labels ?? {};
+  const owner = labels[LABELS.stack] ? `stack '${labels[LABELS.stack]}'` : 'no stack';
+  throw new StackFailedError(
+    `not stopping container ${info.Name.replace(/^\//, '')} (${info.Id.slice(0, 12)}) for '${handle.service}' of stack '${handle.stack}': it belongs to ${owner}`,
+    { code: 'not_ours' },
+  );
 }
 
 function serviceProblems(service: ServiceSpec): Problem[] {

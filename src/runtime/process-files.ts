@@ -25,6 +25,11 @@ export interface ProcessHandle extends ServiceHandle {
   processStartTime?: string;
   /** What the instance was started from (`processConfigHash`): `start` reuses it only while this matches. */
   configHash?: string;
+  /**
+   * The `STACK_INSTANCE` marker set in the instance's environment (`<stack>/<service>/<replica>/<nonce>`):
+   * proves a process ours, and finds what of the instance left its process group (a daemon).
+   */
+  instance?: string;
 }
 
 /**

@@ -3,7 +3,9 @@
  * aborts. The service writes the file directly (we never pipe its output through ourselves), so
  * following means watching the file grow; a file that shrank was truncated and is read anew.
  */
+import { constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { StackFailedError } from '../errors.js';
 import { StringDecoder } from 'node:string_decoder';
 import { realClock, type Clock } from '../util/clock.js';
 
@@ -29,9 +31,12 @@ export async function* readLogLines(file: string, opts: ReadLogOptions): AsyncGe
   try {
     while (!fh) {
       try {
-        fh = await open(file, 'r');
+        // No-follow: a log replaced by a symlink must not print another file (`stack logs`).
+        fh = await open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !opts.follow) return;
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ELOOP') throw new StackFailedError(`${file} is a symlink; refusing to read through it`, { code: 'symlink_refused', path: file });
+        if (code !== 'ENOENT' || !opts.follow) return;
         if (!(await pause(clock, pollMs, signal))) return;
       }
     }

@@ -14,9 +14,17 @@
  *   tree (`kill(-pgid)`), and a Ctrl-C in our terminal does not reach services directly.
  * - Output goes straight to `<stateDir>/logs/<service>.log`: the child gets the file's fd, so it
  *   keeps logging after `stack` exits or dies (no pipe through us).
- * - A pid file per instance (`<stateDir>/pids/<service>-<replica>.json`) records pid, pgid and the
- *   kernel start time, so `discover`, `stop` and `wait` work from another process after a crash,
- *   and a recycled pid is never mistaken for ours.
+ * - A pid file per instance (`<stateDir>/pids/<service>-<replica>.json`) records pid, pgid, the
+ *   kernel start time and the instance's `STACK_INSTANCE` marker (set in its environment), so
+ *   `discover`, `stop` and `wait` work from another process after a crash.
+ * - Nothing is signalled unless proven ours (`proveOwnership`): a pid and group above 1 that the
+ *   instance led, the recorded start time matching the kernel's, the marker in its environment.
+ *   A record that cannot be proven (no start time, no /proc, forged) is reported, never signalled.
+ * - `stop` also stops what left the group (a daemon in a new session), found by its marker and,
+ *   where cgroup v2 is writable, by the instance's own cgroup (process-cgroup.ts).
+ * - Before a start, a port of the service that something else listens on fails the start and
+ *   names the holder: otherwise the foreign listener would pass the health check.
+ * - Nothing under the state folder is opened through a symlink (logs, pid files).
  * - The engine applies restart policies (`appliesRestartPolicy` is false): `wait` reports exits.
  * - `start` converges, as the Docker runtime does with its label: the pid file keeps the
  *   instance's config hash (`processConfigHash`); a live instance (pid and kernel start time
@@ -25,21 +33,43 @@
  *   still running here was left by a `stack up` that died; it runs again.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, constants as fsConstants, openSync } from 'node:fs';
-import { access, mkdir, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { access, rm, rmdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { InvalidInputError, StackFailedError, type Problem } from '../errors.js';
 import type { ServiceSpec } from '../profile/types.js';
 import { realClock, type Clock } from '../util/clock.js';
-import { atomicWrite } from '../util/fs.js';
+import { atomicWrite, openNoFollow } from '../util/fs.js';
 import { poll, PollTimeoutError } from '../util/retry.js';
 import { logFilePath, pidFileOf, pidFilePath, pidsDir, processConfigHash, readPidFile, readPidFiles, type ProcessHandle } from './process-files.js';
+import { instanceCgroupMembers, joinInstanceCgroup, removeInstanceCgroup, removeStackCgroups } from './process-cgroup.js';
 import { readLogLines } from './process-logs.js';
-import { isProcessAlive, liveGroupMembers, processStartTime, readProcStat } from './process-proc.js';
+import {
+  isProcessAlive,
+  liveGroupMembers,
+  procAvailable,
+  processEnvironmentValue,
+  processesWithEnvironment,
+  processName,
+  processStartTime,
+  readProcStat,
+  socketHolders,
+  tcpListenersOn,
+} from '../util/proc.js';
+import type { RuntimeFactory } from './create.js';
 import type { ExitInfo, InstanceStatus, LogOptions, Runtime, ServiceHandle, StartRequest, StopOptions } from './types.js';
 
 export type { ProcessHandle } from './process-files.js';
+
+/**
+ * The environment variable the process runtime sets in every instance it spawns, with a random
+ * nonce: `STACK_INSTANCE=<stack>/<service>/<replica>/<nonce>`. It is inherited by everything the
+ * instance forks (also a daemon that left the process group), so it proves a process ours and
+ * finds the survivors of a `stop`.
+ */
+export const INSTANCE_ENV = 'STACK_INSTANCE';
 
 export interface ProcessRuntimeOptions {
   /**
@@ -55,6 +85,31 @@ export interface ProcessRuntimeOptions {
   pollIntervalMs?: number;
   /** After SIGKILL, how long to wait for the group to vanish before giving up. */
   killWaitMs?: number;
+  /**
+   * Told what `stop` found and dealt with beyond the process group (an instance's daemon that
+   * left it), or could not prove ours. Default: a process warning on stderr.
+   */
+  onWarning?: (message: string) => void;
+}
+
+/** The runtime made for a run (found by name: src/runtime/create.ts); it has no profile section. */
+export const fromProfile: RuntimeFactory<object> = async ({ stateDir, onWarning }) =>
+  createProcessRuntime({ stateDirFor: () => stateDir, ...(onWarning ? { onWarning } : {}) });
+
+/**
+ * Whether a handle's process is ours to look at and signal:
+ * - `ours`: alive, and proven the very process we started (kernel start time recorded at spawn
+ *   matches, and its environment carries our instance marker when one was recorded);
+ * - `gone`: nothing of it runs (or its pid now belongs to a later process: the start time differs);
+ * - `unproven`: something runs at that pid or group that we cannot prove ours (no recorded start
+ *   time, a marker that differs, a pid or group we never create, no /proc): never signalled.
+ */
+type Ownership = { state: 'ours'; leaderAlive: boolean } | { state: 'gone' } | { state: 'unproven'; reason: string };
+
+/** What was recorded about an instance at spawn, from the handle or its pid file. */
+interface SpawnRecord {
+  startTime?: string;
+  instance?: string;
 }
 
 /** Variables passed on with `inheritEnv: 'minimal'`. */
@@ -103,36 +158,33 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
     }
     return { ...inherited, ...req.environment };
   };
+  const warn = opts.onWarning ?? ((message: string) => process.emitWarning(message, 'StackWarning'));
 
   /** Our own child for this handle, if we spawned it (and it is the same process). */
   const localChildOf = (handle: ServiceHandle): LocalChild | undefined => (handle.pid === undefined ? undefined : children.get(handle.pid));
 
-  /** The kernel start time we expect for the handle's pid, from the handle or its pid file. */
-  const expectedStartTime = async (handle: ServiceHandle): Promise<string | undefined> => {
-    const own = (handle as Partial<ProcessHandle>).processStartTime;
-    if (own) return own;
-    const file = pidFileOf(handle);
+  /** The start time and marker recorded for the handle's pid, from the handle or its pid file. */
+  const recordOf = async (handle: ServiceHandle): Promise<SpawnRecord> => {
+    const own = handle as Partial<ProcessHandle>;
+    const file = own.processStartTime && own.instance ? undefined : pidFileOf(handle);
     const persisted = file ? await readPidFile(file) : undefined;
-    return persisted && persisted.pid === handle.pid ? persisted.processStartTime : undefined;
+    const fromFile = persisted && persisted.pid === handle.pid && persisted.stack === handle.stack ? persisted : undefined;
+    const startTime = own.processStartTime ?? fromFile?.processStartTime;
+    const instance = own.instance ?? fromFile?.instance;
+    return { ...(startTime ? { startTime } : {}), ...(instance ? { instance } : {}) };
+  };
+
+  /** Ownership of the handle's process (see `Ownership`); a pid or group at or below 1 is never ours. */
+  const ownershipOf = async (handle: ServiceHandle): Promise<Ownership> => {
+    const local = localChildOf(handle);
+    if (local) return local.exited ? { state: 'gone' } : { state: 'ours', leaderAlive: true };
+    return proveOwnership(handle, await recordOf(handle));
   };
 
   /** Whether the handle's leader process is alive and is the process we started. */
   const leaderAlive = async (handle: ServiceHandle): Promise<boolean> => {
-    if (handle.pid === undefined) return false;
-    const local = localChildOf(handle);
-    if (local) return !local.exited;
-    return isProcessAlive(handle.pid, await expectedStartTime(handle));
-  };
-
-  /**
-   * Whether the handle's process group is ours to signal: its leader is alive and ours, or the
-   * leader is gone and members remain (a pgid cannot be reused while its group has members).
-   */
-  const groupIsOurs = async (handle: ServiceHandle, pgid: number): Promise<boolean> => {
-    if (await leaderAlive(handle)) return true;
-    const leader = readProcStat(pgid);
-    if (leader && leader.state !== 'Z' && leader.state !== 'X') return false; // pid reused by another process
-    return liveGroupMembers(pgid).length > 0;
+    const own = await ownershipOf(handle);
+    return own.state === 'ours' && own.leaderAlive;
   };
 
   const waitForGroupExit = async (pgid: number, deadlineMs: number): Promise<boolean> => {
@@ -145,11 +197,54 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
     }
   };
 
-  /** The instance a pid file describes, when something of it still runs. */
+  /**
+   * The instance a pid file describes, when something of it still runs. A live instance of
+   * another stack there means two stacks share one state folder: refused, never overwritten.
+   */
   const runningInstance = async (pidFile: string, stack: string): Promise<ProcessHandle | undefined> => {
     const persisted = await readPidFile(pidFile);
-    if (!persisted || persisted.stack !== stack) return undefined;
-    return (await groupIsOurs(persisted, persisted.pgid)) ? persisted : undefined;
+    if (!persisted) return undefined;
+    const own = await ownershipOf(persisted);
+    if (persisted.stack !== stack) {
+      if (own.state === 'gone') return undefined;
+      throw new StackFailedError(`${pidFile} belongs to stack '${persisted.stack}', not '${stack}': two stacks share one state folder (give each its own \`stateDir\`)`, {
+        code: 'state_dir_shared',
+        path: pidFile,
+      });
+    }
+    return own.state === 'ours' ? persisted : undefined;
+  };
+
+  /** Stop what of an instance left its process group (a daemon: double fork, new session), found by its marker. */
+  const stopSurvivors = async (handle: ServiceHandle, instance: string | undefined, stopOpts: StopOptions): Promise<void> => {
+    if (!instance) return;
+    const survivors = [...new Set([...processesWithEnvironment(INSTANCE_ENV, instance), ...instanceCgroupMembers(instance)])].filter((pid) => pid > 1);
+    if (survivors.length === 0) {
+      removeInstanceCgroup(instance);
+      return;
+    }
+    const described = survivors.map((pid) => `${pid} (${processName(pid) ?? '?'})`).join(', ');
+    const started = new Map(survivors.map((pid) => [pid, readProcStat(pid)?.startTime]));
+    const alive = () => [...started].filter(([pid, t]) => t !== undefined && isProcessAlive(pid, t)).map(([pid]) => pid);
+    for (const pid of alive()) signalProcess(pid, stopOpts.signal);
+    let left = await waitUntilNone(alive, stopOpts.gracePeriodMs);
+    for (const pid of left) signalProcess(pid, 'SIGKILL');
+    if (left.length > 0) left = await waitUntilNone(alive, killWaitMs);
+    if (left.length > 0) {
+      throw new StackFailedError(`'${handle.service}' left processes outside its group that survived SIGKILL: ${left.join(', ')}`, { code: 'stop_failed' });
+    }
+    removeInstanceCgroup(instance);
+    warn(`'${handle.service}' had left its process group (daemonised): stopped ${described}, found by its ${INSTANCE_ENV} marker or cgroup`);
+  };
+
+  const waitUntilNone = async (alive: () => number[], deadlineMs: number): Promise<number[]> => {
+    try {
+      await poll(() => (alive().length === 0 ? true : undefined), pollOpts(deadlineMs));
+      return [];
+    } catch (err) {
+      if (err instanceof PollTimeoutError) return alive();
+      throw err;
+    }
   };
 
   const runtime: Runtime = {
@@ -188,22 +283,30 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
         // Changed (or a leftover task, or a group whose leader died): stop it as `down` would.
         await runtime.stop(running, { signal: service.stopSignal, gracePeriodMs: service.stopGracePeriodMs });
       }
+      if (service.kind === 'service') refuseHeldPorts(service);
       const logFile = logFilePath(req.stateDir, service.name, replica);
-      await mkdir(path.dirname(logFile), { recursive: true });
 
       const startedAt = new Date().toISOString();
-      // The child writes to the file itself; we close our copy of the descriptor right after spawning.
-      const logFd = openSync(logFile, 'a', 0o600);
+      const instance = `${req.stack}/${service.name}/${replica}/${randomBytes(8).toString('hex')}`;
+      // The child writes to the file itself; we close our copy of the descriptor right after
+      // spawning. No symlink is followed: a planted logs/<svc>.log must not receive the output.
+      const logHandle = await openNoFollow(req.stateDir, logFile, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT, 0o600);
       let child: ChildProcess;
+      let local: LocalChild;
+      let spawning: Promise<void>;
       try {
-        child = spawn(program, args, { cwd, env: environmentFor(req), detached: true, stdio: ['ignore', logFd, logFd] });
+        child = spawn(program, args, { cwd, env: { ...environmentFor(req), [INSTANCE_ENV]: instance }, detached: true, stdio: ['ignore', logHandle.fd, logHandle.fd] });
+        // Listen before any await: 'spawn' and an instant 'exit' come on the next tick.
+        local = trackExit(child);
+        spawning = spawned(child, service.name, program);
+        spawning.catch(() => undefined); // awaited below; not unhandled while the log closes
       } finally {
-        closeSync(logFd);
+        await logHandle.close();
       }
-      const local = trackExit(child);
-      await spawned(child, service.name, program);
+      await spawning;
       const pid = child.pid as number;
       children.set(pid, local);
+      joinInstanceCgroup(instance, pid); // where cgroups v2 are ours to use: the kernel tracks its whole tree
       child.unref(); // `stack` may exit (hand-over, crash) while its services run on
 
       const startTime = processStartTime(pid);
@@ -220,8 +323,19 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
         pidFile,
         ...(startTime !== undefined ? { processStartTime: startTime } : {}),
         configHash,
+        instance,
       };
-      await atomicWrite(handle.pidFile, `${JSON.stringify(handle, null, 2)}\n`);
+      try {
+        await atomicWrite(handle.pidFile, `${JSON.stringify(handle, null, 2)}\n`, 0o600, { within: req.stateDir });
+      } catch (err) {
+        // Unrecorded, nobody could find or stop it later (a full disk, a read-only pids/): stop it now.
+        await runtime.stop(handle, { signal: 'SIGKILL', gracePeriodMs: 0 }).catch(() => undefined);
+        throw new StackFailedError(`cannot record '${service.name}' in ${handle.pidFile} (${(err as NodeJS.ErrnoException).code ?? String(err)}); stopped it again`, {
+          code: 'start_failed',
+          path: handle.pidFile,
+          cause: err,
+        });
+      }
       return handle;
     },
 
@@ -233,12 +347,12 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
         return local.exit;
       }
       if (handle.pid === undefined) return { code: null, signal: null };
-      // Not our child: its exit status is not ours to read; watch it disappear.
-      const pid = handle.pid;
-      const startTime = await expectedStartTime(handle);
+      // Not our child: its exit status is not ours to read; watch it disappear. Something we
+      // cannot prove ours has, as far as we are concerned, exited.
+      const record = await recordOf(handle);
       const closed = closing.signal;
       try {
-        await poll(() => (isProcessAlive(pid, startTime) ? undefined : true), { ...pollOpts(), signal: closed });
+        await poll(() => (proveOwnership(handle, record).state === 'ours' ? undefined : true), { ...pollOpts(), signal: closed });
       } catch (err) {
         if (closed.aborted) return new Promise<ExitInfo>(() => undefined);
         throw err;
@@ -248,7 +362,15 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
 
     async stop(handle, stopOpts: StopOptions) {
       const pgid = handle.pgid ?? handle.pid;
-      if (pgid !== undefined && (await groupIsOurs(handle, pgid))) {
+      const record = await recordOf(handle);
+      const own = await ownershipOf(handle);
+      if (own.state === 'unproven') {
+        throw new StackFailedError(`not signalling '${handle.service}' (pid ${String(handle.pid)}): ${own.reason}; its record is stale or not ours`, {
+          code: 'not_ours',
+          ...(pidFileOf(handle) ? { path: pidFileOf(handle) } : {}),
+        });
+      }
+      if (own.state === 'ours' && pgid !== undefined) {
         signalGroup(pgid, stopOpts.signal);
         const stopped = await waitForGroupExit(pgid, stopOpts.gracePeriodMs);
         if (!stopped) {
@@ -260,6 +382,7 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       }
       const local = localChildOf(handle);
       if (local && !local.exited) await local.exit; // record the exit status
+      await stopSurvivors(handle, record.instance, stopOpts);
       const pidFile = pidFileOf(handle);
       if (pidFile) await rm(pidFile, { force: true });
     },
@@ -267,7 +390,7 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
     async inspect(handle): Promise<InstanceStatus> {
       const local = localChildOf(handle);
       if (local?.exited) return { running: false, exit: local.exited };
-      return { running: await leaderAlive(handle) };
+      return { running: (await ownershipOf(handle)).state === 'ours' };
     },
 
     logs(handle, logOpts: LogOptions) {
@@ -285,13 +408,17 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       const found: ServiceHandle[] = [];
       for (const handle of await readPidFiles(stateDirOf(stack))) {
         if (handle.stack !== stack) continue;
-        if (await groupIsOurs(handle, handle.pgid)) found.push(handle);
+        if ((await ownershipOf(handle)).state === 'ours') found.push(handle);
       }
       return found;
     },
 
     async teardown(stack) {
-      await rm(pidsDir(stateDirOf(stack)), { recursive: true, force: true });
+      // Only this stack's pid files: another stack's in a shared folder are not ours to forget.
+      const dir = pidsDir(stateDirOf(stack));
+      for (const handle of await readPidFiles(stateDirOf(stack))) if (handle.stack === stack) await rm(handle.pidFile, { force: true });
+      await rmdir(dir).catch(() => undefined); // kept while something else is in it
+      removeStackCgroups(stack);
     },
 
     endpoint(_handle, port) {
@@ -334,7 +461,81 @@ function spawned(child: ChildProcess, service: string, program: string): Promise
   });
 }
 
+/**
+ * Whether a handle's process (or, its leader gone, its group) is the one we started, from what
+ * was recorded at spawn. Nothing is ours without /proc, without a recorded start time, or with a
+ * pid or group we never create (≤ 1, or a group not led by the instance's own pid).
+ */
+function proveOwnership(handle: ServiceHandle, record: SpawnRecord): Ownership {
+  const { pid } = handle;
+  const pgid = handle.pgid ?? pid;
+  if (pid === undefined || pgid === undefined) return { state: 'gone' };
+  if (!validPid(pid) || !validPid(pgid)) return { state: 'unproven', reason: `pid ${String(pid)} / process group ${String(pgid)} is never one of ours` };
+  if (pgid !== pid) return { state: 'unproven', reason: `process group ${pgid} is not the group the instance led (${pid})` };
+  if (!procAvailable()) {
+    return isProcessAlive(pid) ? { state: 'unproven', reason: 'this system has no /proc, so no process can be proven ours' } : { state: 'gone' };
+  }
+  const leader = readProcStat(pid);
+  const leaderLive = leader !== undefined && leader.state !== 'Z' && leader.state !== 'X';
+  if (leaderLive) {
+    if (record.startTime === undefined) return { state: 'unproven', reason: 'no start time was recorded for it' };
+    if (leader.startTime !== record.startTime) return { state: 'gone' }; // a later process got the pid
+    if (record.instance !== undefined && processEnvironmentValue(pid, INSTANCE_ENV) !== record.instance) {
+      return { state: 'unproven', reason: `its environment does not carry the recorded ${INSTANCE_ENV} marker` };
+    }
+    return { state: 'ours', leaderAlive: true };
+  }
+  // The leader is gone; members of its group may remain (a pgid is not reused while its group
+  // has members). Ours only when one carries our marker.
+  const members = liveGroupMembers(pgid);
+  if (members.length === 0) return { state: 'gone' };
+  if (record.instance !== undefined && members.some((m) => processEnvironmentValue(m, INSTANCE_ENV) === record.instance)) return { state: 'ours', leaderAlive: false };
+  return { state: 'unproven', reason: `process group ${pgid} outlived its leader and nothing in it carries the recorded ${INSTANCE_ENV} marker` };
+}
+
+function validPid(n: number): boolean {
+  return Number.isSafeInteger(n) && n > 1;
+}
+
+/**
+ * Fail the start of a service whose port something else already listens on: the instance
+ * would die on EADDRINUSE while the other program answered its health check. Names the holder.
+ */
+function refuseHeldPorts(service: ServiceSpec): void {
+  const wanted = new Map<number, string>();
+  if (service.port !== undefined) wanted.set(service.port, service.address);
+  for (const p of service.ports) if (p.protocol === 'tcp') wanted.set(p.container, p.hostIp);
+  for (const [port, address] of wanted) {
+    const listeners = tcpListenersOn(port).filter((l) => addressesOverlap(l.address, address));
+    if (listeners.length === 0) continue;
+    const holders = socketHolders(listeners.map((l) => l.inode));
+    const who = holders.length > 0 ? holders.map((pid) => `pid ${pid} (${processName(pid) ?? '?'})`).join(', ') : 'a process we cannot see';
+    throw new StackFailedError(`cannot start '${service.name}': port ${port} is already in use by ${who} on ${listeners[0]?.address ?? '?'}; stop it or change the port`, {
+      code: 'port_in_use',
+      path: `services.${service.name}.port`,
+    });
+  }
+}
+
+const WILDCARDS = new Set(['0.0.0.0', '::', '']);
+
+/** Whether a listener on `held` takes the port from a service binding `wanted`. */
+function addressesOverlap(held: string, wanted: string): boolean {
+  return WILDCARDS.has(held) || WILDCARDS.has(wanted) || held === wanted;
+}
+
+function signalProcess(pid: number, signal: string): void {
+  if (!validPid(pid)) throw new StackFailedError(`refusing to signal pid ${pid}`, { code: 'not_ours' });
+  try {
+    process.kill(pid, signal as NodeJS.Signals);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
 function signalGroup(pgid: number, signal: string): void {
+  // kill(-1) is every process we may signal; kill(0) our own group: never.
+  if (!validPid(pgid)) throw new StackFailedError(`refusing to signal process group ${pgid}`, { code: 'not_ours' });
   try {
     process.kill(-pgid, signal as NodeJS.Signals);
   } catch (err) {

@@ -9,6 +9,7 @@
  * becomes a Problem at its file:line:column with a "did you mean" where a name is close.
  */
 import type { Problem, SourceLocation } from '../errors.js';
+import { isSecretName } from '../util/redact.js';
 import { didYouMean } from '../util/suggest.js';
 import { dollarBraceMessage, findDollarBraces } from './dollar-brace.js';
 import { HELPER_NAMES, isHelperCall } from './engine.js';
@@ -300,6 +301,8 @@ class Analyzer {
         return UNKNOWN;
       }
       if (fromRoot && i === 0 && this.ctx.secrets.has(key)) this.usesSecret = true;
+      // `{{env.API_TOKEN}}`: a value whose name says it is a secret makes the file a secret one.
+      if (fromRoot && i === 1 && parts[0] === 'env' && isSecretName(key)) this.usesSecret = true;
       v = (v as Record<string, unknown>)[key];
     }
     if ((v === null || v === undefined) && mode !== 'condition') {

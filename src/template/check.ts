@@ -78,9 +78,10 @@ function maskedPatch(label: string, old: string, file: RenderedConfig, secretish
   let before = redact(old);
   if (secretish) {
     const kept = new Set(now.split('\n'));
+    const keys = new Set([...kept].map(lineKey).filter((k): k is string => k !== undefined));
     before = before
       .split('\n')
-      .map((line) => (kept.has(line) ? line : maskLineValue(line)))
+      .map((line) => (kept.has(line) ? line : maskLineValue(line, keys)))
       .join('\n');
   }
   const patch = createTwoFilesPatch(`a/${label}`, `b/${label}`, before, now, '', '');
@@ -109,11 +110,23 @@ function adoptUnknownSecrets(old: string, now: string, secrets: readonly string[
     .join('\n');
 }
 
-/** `KEY=value` / `key: value` / `key = value` → the key with a masked value; any other line masked whole. */
-function maskLineValue(line: string): string {
+const KEY_PREFIX = /^(\s*[^\s=:#;[\]]+\s*[=:]\s*)\S/;
+
+/** The `KEY=` / `key: ` / `key = ` a line starts with, if any. */
+function lineKey(line: string): string | undefined {
+  return KEY_PREFIX.exec(line)?.[1]?.trim();
+}
+
+/**
+ * `KEY=value` / `key: value` / `key = value` → the key with a masked value, when the new file has
+ * that key too (so a line of an old PEM key such as `MIIBab==` is not taken for `MIIBab=` and a
+ * value); any other line masked whole, its indentation kept.
+ */
+function maskLineValue(line: string, keys: ReadonlySet<string>): string {
   if (line.trim() === '') return line;
-  const m = /^(\s*[^\s=:#;[\]]+\s*[=:]\s*)\S/.exec(line);
-  return m ? `${m[1]}${MASK}` : MASK;
+  const m = KEY_PREFIX.exec(line);
+  if (m && keys.has(m[1]!.trim())) return `${m[1]}${MASK}`;
+  return `${/^\s*/.exec(line)![0]}${MASK}`;
 }
 
 async function listFiles(dir: string): Promise<string[]> {

@@ -1,5 +1,5 @@
 /**
- * Building the context templates render against (DESIGN.md §6):
+ * Building the context templates render against (docs/architecture.md, "The seams"):
  *   - the profile's variables at the top level (typed; null when a variable has no value);
  *   - `service.<name>`: `url`, `host`, `address`, `port`, `tags`, `meta`, `instances`, from discovery
  *     records (live, or a snapshot) or, without them, from each service's planned address in the
@@ -13,6 +13,8 @@ import type { Problem } from '../errors.js';
 import type { Profile, ServiceSpec } from '../profile/types.js';
 import type { ServiceInstance } from '../discovery/types.js';
 import { createProfileLocator, type ProfileLocator } from './locate.js';
+import { addKnownSecrets, secretEnvironmentValues, urlPasswords } from '../util/redact.js';
+import { FORMAT_SPELLERS } from '../formats/spell.js';
 import { createRedactor, readSecrets, stateDirOf } from './secrets.js';
 import type { InstanceView, ServiceView, TemplateContext, VariableSource } from './types.js';
 import { environmentSource, resolveVariables } from './variables.js';
@@ -76,6 +78,9 @@ export function buildTemplateContext(profile: Profile, opts: ContextOptions = {}
 
   // The profile's `domain` too (a variable of that name wins: it is the more specific).
   const root: Record<string, unknown> = { domain: profile.domain, ...resolved.values, service: views, env: environment };
+  const secretValues = [...resolved.secrets.values(), ...secretEnvironmentValues(environment), ...passwordsIn(resolved.values), ...passwordsIn(views)];
+  // Whatever the CLI prints afterwards (errors included) is masked by these values too.
+  addKnownSecrets(secretValues, FORMAT_SPELLERS);
   return {
     root,
     secrets: resolved.secrets,
@@ -85,8 +90,17 @@ export function buildTemplateContext(profile: Profile, opts: ContextOptions = {}
     problems,
     stateDir,
     generatedSecrets: resolved.generated,
-    redact: createRedactor(resolved.secrets.values()),
+    secretValues,
+    redact: createRedactor(secretValues),
   };
+}
+
+/** Passwords of URLs anywhere in a tree of values (`postgres://user:pw@host` in a variable, a discovery URL). */
+function passwordsIn(value: unknown, out: string[] = []): string[] {
+  if (typeof value === 'string') out.push(...urlPasswords(value));
+  else if (Array.isArray(value)) for (const v of value) passwordsIn(v, out);
+  else if (typeof value === 'object' && value !== null) for (const v of Object.values(value)) passwordsIn(v, out);
+  return out;
 }
 
 function serviceViews(profile: Profile, instances: ServiceInstance[] | undefined): { views: Record<string, ServiceView | null>; absent: Map<string, string> } {

@@ -1,5 +1,5 @@
 /**
- * Config templating (DESIGN.md §6): strict Handlebars templates, structured (`data:`) or free text,
+ * Config templating (docs/architecture.md, "The seams"): strict Handlebars templates, structured (`data:`) or free text,
  * rendered against variables, discovery and the environment; every problem of a run reported at
  * once; secrets generated once, kept 0600 and masked wherever text is printed.
  */
@@ -11,5 +11,5 @@ export { checkRenderedConfigs, type CheckOptions, type ConfigDifference } from '
 export { readDiscoverySnapshot } from './snapshot.js';
 export { createRedactor, generateSecret, MASK, readSecrets, saveSecrets, SECRETS_FILE, stateDirOf } from './secrets.js';
 export { coerceVariable, ENV_PREFIX, environmentSource, flagSource, screamingSnake, varsFileSource } from './variables.js';
-export { CODECS, environmentOf, FormatError, OutputSyntaxError, type FormatCodec } from './formats/index.js';
-export { parseEnv, quoteEnvValue, stringifyEnv } from './formats/env.js';
+export { CODECS, environmentOf, FormatError, OutputSyntaxError, type FormatCodec } from '../formats/index.js';
+export { parseEnv, quoteEnvValue, stringifyEnv } from '../formats/env.js';

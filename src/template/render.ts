@@ -6,6 +6,7 @@
  * Counterparts of the ATproto stacks builders: `renderTemplate` ~ mkConfigTemplate /
  * processTemplateWithDiscovery, `renderStackConfigs` ~ generateStackConfigs.
  */
+import path from 'node:path';
 import { InvalidInputError, type Problem } from '../errors.js';
 import { formatPath, type PathSegment } from '../profile/source.js';
 import type { Profile, TemplateSpec } from '../profile/types.js';
@@ -14,7 +15,8 @@ import { didYouMean } from '../util/suggest.js';
 import { analyzeTemplate, type Locate } from './analyze.js';
 import { buildTemplateContext, contextForService, type ContextOptions } from './context.js';
 import { compileTemplate, runTemplate, type RenderState } from './engine.js';
-import { CODECS, environmentOf, FormatError, OutputSyntaxError, type FormatCodec } from './formats/index.js';
+import { CODECS, environmentOf, FormatError, OutputSyntaxError, type FormatCodec } from '../formats/index.js';
+import { displayContext, showMasked } from './display.js';
 import { createProfileLocator, displayPath, type ProfileLocator } from './locate.js';
 import { MASK, saveSecrets } from './secrets.js';
 import { structureDifference, tameContext } from './structure.js';
@@ -95,13 +97,12 @@ export function renderTemplate(spec: TemplateSpec, context: TemplateContext, opt
  * rendered against a tame context (see structure.ts) must have the same key paths.
  */
 function injectedKeys(source: string, codec: FormatCodec, parsed: unknown, context: TemplateContext): string | undefined {
-  const tameText = new TemplateRenderer(tameContext(context)).text(source, () => ({}));
-  if (tameText === undefined) return undefined;
-  let tame: unknown;
-  try {
-    tame = codec.parse(tameText);
-  } catch {
-    return undefined;
+  const tame = tameParse(source, codec, context);
+  if (tame === NO_TEXT) return undefined;
+  if (tame === UNPARSABLE) {
+    // Without the template's own structure there is nothing to compare with: a value that made the
+    // text parse (`\n:` after `name: `) is exactly what an injection looks like.
+    return `the rendered ${codec.label} parses only with these values, so whether a value changes its structure cannot be checked: use a \`data:\` template (escaped by construction)`;
   }
   const { added, removed } = structureDifference(parsed, tame);
   if (added.length === 0 && removed.length === 0) return undefined;
@@ -114,6 +115,23 @@ function injectedKeys(source: string, codec: FormatCodec, parsed: unknown, conte
   const list = (keys: string[]) => keys.slice(0, 5).map((k) => `'${show(k)}'`).join(', ') + (keys.length > 5 ? ', …' : '');
   const what = [added.length > 0 ? `adds ${list(added)}` : '', removed.length > 0 ? `removes ${list(removed)}` : ''].filter(Boolean).join(' and ');
   return `a value ${what} in the rendered ${codec.label}: values in free text are not escaped — use a \`data:\` template (escaped by construction), or check the value`;
+}
+
+const NO_TEXT = Symbol('no text');
+const UNPARSABLE = Symbol('unparsable');
+
+/** The template rendered against a tame context, parsed: harmless characters first, letters and digits if that does not parse. */
+function tameParse(source: string, codec: FormatCodec, context: TemplateContext): unknown {
+  for (const level of ['harmless', 'alphanumeric'] as const) {
+    const tameText = new TemplateRenderer(tameContext(context, level)).text(source, () => ({}));
+    if (tameText === undefined) return NO_TEXT;
+    try {
+      return codec.parse(tameText);
+    } catch {
+      /* try the stricter one */
+    }
+  }
+  return UNPARSABLE;
 }
 
 /** Collects problems and secret use while one template's strings render. */
@@ -198,9 +216,10 @@ class TemplateRenderer {
   }
 }
 
+/** The content holds a secret value in any spelling: a secret variable, a `*_TOKEN` environment value, a URL's password. */
 function containsSecret(content: string, context: TemplateContext): boolean {
   for (const v of context.secrets.values()) if (v.length > 0 && content.includes(v)) return true;
-  return false;
+  return context.redact.holds(content);
 }
 
 function firstLine(err: unknown): string {
@@ -229,6 +248,24 @@ function outputMessage(label: string, content: string, err: OutputSyntaxError, c
   const shown = context.redact(lineText.length > 120 ? `${lineText.slice(0, 117)}…` : lineText);
   const at = err.line !== undefined ? ` at output line ${err.line} \`${shown}\`` : '';
   return `rendered output is not valid ${label}${at}: ${context.redact(err.message)}`;
+}
+
+/**
+ * A file's printable form: rendered again with every secret a token (display.ts), so masking does
+ * not depend on the format's spelling; the real content, redacted, if that rendering fails.
+ */
+function maskedContent(spec: TemplateSpec, context: TemplateContext, content: string, opts: RenderTemplateOptions): string {
+  const shown = renderTemplate(spec, displayContext(context), opts);
+  return hasErrors(shown.problems) ? context.redact(content) : showMasked(shown.content, context);
+}
+
+/**
+ * The file with `masked` computed when first read: only printing needs it, and a render for
+ * `stack up` (thousands of files) should not pay a second rendering per secret file.
+ */
+function withMasked(file: Omit<RenderedConfig, 'masked'>, mask: () => string): RenderedConfig {
+  let masked: string | undefined;
+  return Object.defineProperty(file, 'masked', { enumerable: true, get: () => (masked ??= mask()) }) as RenderedConfig;
 }
 
 export interface RenderStackOptions extends ContextOptions {
@@ -261,15 +298,17 @@ export function renderStackConfigs(profile: Profile, opts: RenderStackOptions = 
       const out = renderTemplate(spec, own, { service: name, locate, cwd });
       problems.push(...out.problems);
       if (hasErrors(out.problems)) continue;
-      const file: RenderedConfig = {
-        service: name,
-        destination: spec.destination,
-        format: spec.format,
-        content: out.content,
-        masked: out.secret ? context.redact(out.content) : out.content,
-        mode: out.secret ? SECRET_MODE : (spec.mode ?? FILE_MODE),
-        secret: out.secret,
-      };
+      const file = withMasked(
+        {
+          service: name,
+          destination: spec.destination,
+          format: spec.format,
+          content: out.content,
+          mode: out.secret ? SECRET_MODE : (spec.mode ?? FILE_MODE),
+          secret: out.secret,
+        },
+        () => (out.secret ? maskedContent(spec, own, out.content, { service: name, locate, cwd }) : out.content),
+      );
       if (spec.env) {
         try {
           file.env = environmentOf(spec.format, out.content);
@@ -297,6 +336,12 @@ export function renderStackConfigs(profile: Profile, opts: RenderStackOptions = 
  * environment its `env: true` templates add. Generated secrets are saved first, so every later
  * run renders the same values. Throws InvalidInputError listing every problem; writes nothing then.
  */
+const isInside = (root: string | undefined, dir: string): root is string => {
+  if (root === undefined) return false;
+  const rel = path.relative(path.resolve(root), path.resolve(dir));
+  return !rel.startsWith('..') && !path.isAbsolute(rel);
+};
+
 export async function renderServiceConfigs(
   profile: Profile,
   serviceName: string,
@@ -309,7 +354,7 @@ export async function renderServiceConfigs(
   const environment: Record<string, string> = {};
   const written: RenderedFile[] = [];
   for (const f of files) {
-    const hostPath = await writeFileInside(configDir, f.destination, f.content, f.mode);
+    const hostPath = await writeFileInside(configDir, f.destination, f.content, f.mode, isInside(context.stateDir, configDir) ? context.stateDir : configDir);
     written.push({ hostPath, destination: f.destination, mode: f.mode });
     Object.assign(environment, f.env ?? {});
   }

@@ -8,12 +8,11 @@ import path from 'node:path';
 import { InvalidInputError } from '../errors.js';
 import type { VariableSpec } from '../profile/types.js';
 import { atomicWrite } from '../util/fs.js';
-import { escapeEnvDoubleQuoted } from './formats/env.js';
+import { BASIC_SPELLERS, createRedactor as createTextRedactor, type Redactor } from '../util/redact.js';
+import { FORMAT_SPELLERS } from '../formats/spell.js';
 
-export const MASK = '••••';
+export { MASK, MIN_MASKABLE } from '../util/redact.js';
 export const SECRETS_FILE = 'secrets.json';
-/** Secret values shorter than this are not masked in printed text (they would mask every `a` or `t`). */
-export const MIN_MASKABLE = 6;
 
 /** `.stack/<stack>` under the working directory unless the profile names one. */
 export { stateDirOf } from '../profile/paths.js';
@@ -55,23 +54,8 @@ export async function saveSecrets(stateDir: string, values: Record<string, strin
 
 /**
  * A function masking every secret value in a text: the value as written, and as each output format
- * escapes it (JSON/TOML/YAML/INI quoting, ENV double quotes, URL encoding), longest first.
+ * spells it (src/formats/spell.ts), longest first; see src/util/redact.ts.
  */
-export function createRedactor(values: Iterable<string>): (text: string) => string {
-  const variants = new Set<string>();
-  for (const v of values) {
-    // Shorter values cannot be masked by search without garbling unrelated text; see shortSecretProblems.
-    if (v.length < MIN_MASKABLE) continue;
-    variants.add(v);
-    variants.add(JSON.stringify(v).slice(1, -1));
-    variants.add(escapeEnvDoubleQuoted(v));
-    variants.add(encodeURIComponent(v));
-  }
-  const list = [...variants].filter((v) => v.length > 0).sort((a, b) => b.length - a.length);
-  if (list.length === 0) return (text) => text;
-  return (text) => {
-    let out = text;
-    for (const v of list) if (out.includes(v)) out = out.split(v).join(MASK);
-    return out;
-  };
+export function createRedactor(values: Iterable<string>): Redactor {
+  return createTextRedactor(values, [...BASIC_SPELLERS, ...FORMAT_SPELLERS]);
 }

@@ -11,38 +11,41 @@
  */
 import type { TemplateContext } from './types.js';
 
+/** Harmless characters, and (stricter, for when those still do not parse: a YAML `:` alone) letters and digits only. */
 const UNSAFE = /[^A-Za-z0-9_.:/@-]/g;
+const NOT_ALNUM = /[^A-Za-z0-9]/g;
+export type Tameness = 'harmless' | 'alphanumeric';
 
-function tameString(s: string): string {
+function tameString(s: string, level: Tameness): string {
   if (s === '') return s;
-  const kept = s.replace(UNSAFE, '');
+  const kept = s.replace(level === 'harmless' ? UNSAFE : NOT_ALNUM, '');
   return kept === '' ? 'x' : kept;
 }
 
-function tame(value: unknown): unknown {
-  if (typeof value === 'string') return tameString(value);
-  if (Array.isArray(value)) return value.map(tame);
+function tame(value: unknown, level: Tameness): unknown {
+  if (typeof value === 'string') return tameString(value, level);
+  if (Array.isArray(value)) return value.map((v) => tame(v, level));
   if (typeof value === 'object' && value !== null) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = tame(v);
+    for (const [k, v] of Object.entries(value)) out[k] = tame(v, level);
     return out;
   }
   return value;
 }
 
-const tamed = new WeakMap<TemplateContext, TemplateContext>();
+const tamed = { harmless: new WeakMap<TemplateContext, TemplateContext>(), alphanumeric: new WeakMap<TemplateContext, TemplateContext>() };
 
 /** The context with every string value (secrets included) reduced to harmless characters. */
-export function tameContext(context: TemplateContext): TemplateContext {
-  let t = tamed.get(context);
+export function tameContext(context: TemplateContext, level: Tameness = 'harmless'): TemplateContext {
+  let t = tamed[level].get(context);
   if (!t) {
     t = {
       ...context,
-      root: tame(context.root) as Record<string, unknown>,
-      secrets: new Map([...context.secrets].map(([k, v]) => [k, tameString(v)])),
+      root: tame(context.root, level) as Record<string, unknown>,
+      secrets: new Map([...context.secrets].map(([k, v]) => [k, tameString(v, level)])),
       redact: context.redact,
     };
-    tamed.set(context, t);
+    tamed[level].set(context, t);
   }
   return t;
 }

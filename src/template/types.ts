@@ -1,5 +1,5 @@
 /**
- * Config templating seam (DESIGN.md §6): what templates see, and what rendering produces.
+ * Config templating seam (docs/architecture.md, "The seams"): what templates see, and what rendering produces.
  *
  * Templates are Handlebars in strict mode. Their context is built once per run from the profile's
  * variables, the services' addresses (discovery, or the profile's planned addresses) and the
@@ -7,6 +7,7 @@
  */
 import type { Problem } from '../errors.js';
 import type { TemplateFormat, VariableType } from '../profile/types.js';
+import type { Redactor } from '../util/redact.js';
 
 /** What `{{service.<name>}}` is for a service that is present. */
 export interface ServiceView {
@@ -65,6 +66,11 @@ export interface TemplateContext {
   readonly root: Readonly<Record<string, unknown>>;
   /** Secret variables' values, by name: for the `secret` helper, file modes and masking. */
   readonly secrets: ReadonlyMap<string, string>;
+  /**
+   * Every value masked in printed output: the secret variables', environment values whose names
+   * look secret, URL passwords found in variables, the environment and discovery records.
+   */
+  readonly secretValues?: readonly string[];
   /** Declared variables that have no value (their root entry is null); `invalid`: its value had a type error (already reported). */
   readonly missing: ReadonlyMap<string, { required: boolean; invalid?: boolean }>;
   /** Services named by the profile (or a dependency) that are absent (root entry null): why. */
@@ -77,8 +83,13 @@ export interface TemplateContext {
   readonly stateDir: string;
   /** Secret values generated in this run: persist them (`saveSecrets`) so later runs reuse them. */
   readonly generatedSecrets: Readonly<Record<string, string>>;
-  /** Masks every secret value in a text (`••••`). */
-  redact(text: string): string;
+  /**
+   * Masks every secret value in a text (`••••`), in every spelling a format gives it: secret
+   * variables, environment variables whose names look secret (`*_TOKEN`, `*_PASSWORD`, …) and the
+   * passwords of URLs in variables, the environment and discovery records. `redact.holds(text)`:
+   * the text holds one of them (a file holding one is written 0600).
+   */
+  readonly redact: Redactor;
 }
 
 /** One config file rendered for a service. */

@@ -28,9 +28,13 @@ export function pathInside(dir: string, destination: string): string {
   return target;
 }
 
-export async function writeFileInside(dir: string, destination: string, content: string, mode: number): Promise<string> {
+/**
+ * Write `<dir>/<destination>`. No folder between `root` (default `dir`) and the file may be a
+ * symlink: a planted `config/<service> -> /etc` must not receive a rendered secret.
+ */
+export async function writeFileInside(dir: string, destination: string, content: string, mode: number, root = dir): Promise<string> {
   const target = pathInside(dir, destination);
-  await atomicWrite(target, content, mode);
+  await atomicWrite(target, content, mode, { within: root });
   return target;
 }
 
@@ -44,7 +48,7 @@ export async function writeRenderedConfigs(files: readonly RenderedConfig[], out
   const planned = files.map((f) => ({ file: f, target: outputPath(outDir, f) }));
   const written: WrittenConfig[] = [];
   for (const { file, target } of planned) {
-    await atomicWrite(target, file.content, file.mode);
+    await atomicWrite(target, file.content, file.mode, { within: outDir });
     written.push({ service: file.service, destination: file.destination, path: target, mode: file.mode, bytes: Buffer.byteLength(file.content), secret: file.secret });
   }
   return written;

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runStack, STACK_BIN } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
@@ -82,5 +84,40 @@ describe('stack discovery (file backend)', () => {
     const out = JSON.parse(r.stdout);
     expect(out.ok).toBe(false);
     expect(out.backends[0].error).toContain(`127.0.0.1:${port}`);
+  });
+
+  it('ls escapes what a record holds: no escape sequence, CR or newline reaches the terminal', async () => {
+    const cwd = stackDir();
+    const hostile = {
+      id: 'evil-1',
+      service: 'pds',
+      address: '127.0.0.1\u001b]0;pwned\u0007\nfake-row  10.0.0.1',
+      url: 'http://x\rSERVICE  OVERWRITTEN\u001b[2J',
+      tags: ['a\u202eb', 'c\u009bd'],
+      meta: {},
+      registeredAt: new Date().toISOString(),
+    };
+    mkdirSync(path.join(cwd, '.stack/discovery/pds'), { recursive: true });
+    writeFileSync(path.join(cwd, '.stack/discovery/pds/evil-1.json'), JSON.stringify(hostile));
+    const ls = await runStack(['discovery', 'ls'], { cwd });
+    expect(ls.code, ls.stderr).toBe(0);
+    // eslint-disable-next-line no-control-regex
+    expect(ls.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+    expect(ls.stdout.trimEnd().split('\n')).toHaveLength(2); // the header and one row
+    expect(ls.stdout).toContain('127.0.0.1\\x1b]0;pwned\\x07\\nfake-row');
+    expect(ls.stdout).toContain('http://x\\rSERVICE');
+    // --json stays exact: JSON escapes it.
+    const json = await runStack(['discovery', 'ls', '--json'], { cwd });
+    expect(JSON.parse(json.stdout)[0].address).toBe(hostile.address);
+  });
+
+  it('an unreachable etcd endpoint with credentials: the password is in no message', async () => {
+    const port = await freePort();
+    const cwd = stackDir(`discovery:\n  backend: etcd\n  etcdEndpoints: ["http://alice:etcd-pa55word-9@127.0.0.1:${port}"]\nservices:\n  a: { command: [a] }\n`);
+    for (const args of [['discovery', 'ls'], ['discovery', 'test'], ['discovery', 'test', '--json']]) {
+      const r = await runStack(args, { cwd, timeoutMs: 60_000 });
+      expect(r.code).toBe(3);
+      expect(r.stdout + r.stderr).not.toContain('etcd-pa55word-9');
+    }
   });
 });

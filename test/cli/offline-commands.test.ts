@@ -71,10 +71,13 @@ describe('stack (offline commands)', () => {
 
   it('plan never prints secret values', async () => {
     // Discovery secrets too: the backends' definitions say which options are secret or URLs.
-    const discovery = "discovery: { backend: nats, natsToken: s3cr3t-value, natsUrl: 'nats://app:s3cr3t-value@127.0.0.1:4222', etcdPassword: s3cr3t-value }\n";
-    const t = tmpFiles({ 'stack.yaml': `${discovery}services:\n  a: { command: [a], environment: { API_TOKEN: s3cr3t-value } }\n` });
+    const discovery =
+      "discovery: { backend: nats, natsToken: s3cr3t-value, natsUrl: 'nats://app:s3cr3t-value@127.0.0.1:4222', etcdPassword: s3cr3t-value, etcdEndpoints: ['http://root:s3cr3t-value@127.0.0.1:2379'] }\n";
+    // A password inside a URL is masked whatever the key holding it is called (DATABASE_URL is not a secret-looking name).
+    const env = "{ API_TOKEN: s3cr3t-value, DATABASE_URL: 'postgres://app:s3cr3t-value@127.0.0.1:5432/db' }";
+    const t = tmpFiles({ 'stack.yaml': `${discovery}services:\n  a: { command: [a], environment: ${env} }\n` });
     try {
-      for (const args of [['plan'], ['plan', '--json'], ['up', '--dry-run'], ['graph', '--format', 'json'], ['profiles', 'show', './stack.yaml']]) {
+      for (const args of [['plan'], ['plan', '--json'], ['up', '--dry-run'], ['graph', '--format', 'json'], ['profiles', 'show', './stack.yaml'], ['profiles', 'show', './stack.yaml', '--json']]) {
         const r = await runStack(args, { cwd: t.dir });
         expect(r.code, args.join(' ')).toBe(0);
         expect(r.stdout + r.stderr).not.toContain('s3cr3t-value');

@@ -1,4 +1,4 @@
-/** The seed's API names (src/seed.ts): each thin wrapper does what its documentation says. */
+/** The seed's API names (src/template/seed.ts): each thin wrapper does what its documentation says. */
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

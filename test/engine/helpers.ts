@@ -6,11 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { startStack, type StartStackOptions } from '../../src/engine/engine.js';
 import type { EngineEvent, ServiceState } from '../../src/engine/types.js';
 import { buildGraph } from '../../src/graph/graph.js';
-import { planStack } from '../../src/graph/plan.js';
+import { planStack } from '../../src/plan/plan.js';
 import { mkDeploymentProfile } from '../../src/profile/api.js';
 import type { Profile } from '../../src/profile/types.js';
 import { createMemoryRuntime, type MemoryScript } from '../../src/runtime/memory.js';
-import { isProcessAlive, liveGroupMembers } from '../../src/runtime/process-proc.js';
+import { isProcessAlive, liveGroupMembers } from '../../src/util/proc.js';
 import { createManualClock, type ManualClock } from '../../src/util/clock.js';
 
 export const fixture = fileURLToPath(new URL('../fixtures/http-service.mjs', import.meta.url));

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { askOwnerToStop, stopRequestPath, takeStopRequest } from '../../src/engine/supervisor.js';
-import { processStartTime } from '../../src/runtime/process-proc.js';
+import { processStartTime } from '../../src/util/proc.js';
 import { tempDir } from './helpers.js';
 
 const cleanups: (() => Promise<void>)[] = [];

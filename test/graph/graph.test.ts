@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildGraph } from '../../src/graph/graph.js';
-import { planStack } from '../../src/graph/plan.js';
-import { renderGraph } from '../../src/graph/render.js';
+import { planStack } from '../../src/plan/plan.js';
+import { renderGraph } from '../../src/plan/render.js';
 import { mkDeploymentProfile, mkDependencyGraph } from '../../src/profile/api.js';
 import type { RawProfile } from '../../src/profile/schema.js';
 import { InvalidInputError } from '../../src/errors.js';
@@ -44,7 +44,12 @@ describe('plan', () => {
   });
 
   it('blocks dependents of disabled services transitively; optional ones still run', () => {
-    const result = plan(profile({ db: { enable: false }, api: ['db'], web: ['api'], side: [{ name: 'db', type: 'optional' }] }));
+    // Validation rejects a required dependency on a disabled service (disabled_dependency); the
+    // planner still blocks such dependents of a profile that was changed after validation.
+    expect(() => plan(profile({ db: { enable: false }, api: ['db'] }))).toThrow(InvalidInputError);
+    const p = mkDeploymentProfile(profile({ db: [], api: ['db'], web: ['api'], side: [{ name: 'db', type: 'optional' }] }));
+    p.services.db!.enable = false;
+    const result = planStack(p, buildGraph(p).graph, {});
     expect(result.blocked).toEqual([
       { service: 'api', reason: "requires 'db', which is disabled" },
       { service: 'web', reason: "requires 'api', which is blocked" },

@@ -22,7 +22,7 @@ import { fileHealth } from '../../src/health/drivers/file.js';
 import { httpHealth } from '../../src/health/drivers/http.js';
 import { systemdHealth } from '../../src/health/drivers/systemd.js';
 import { tcpHealth } from '../../src/health/drivers/tcp.js';
-import { isProcessAlive } from '../../src/runtime/process-proc.js';
+import { isProcessAlive } from '../../src/util/proc.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { makeCheck } from './check.js';
 import { describeStrategyCases, type StrategyFixture } from './strategy.case.js';

@@ -6,10 +6,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors.js';
-import { healthTargetFor, waitUntilHealthy } from '../../src/health/index.js';
+import { waitUntilHealthy } from '../../src/health/index.js';
+import { healthTargetFor } from '../../src/index.js';
 import type { ServiceSpec } from '../../src/profile/types.js';
 import { createProcessRuntime, type ProcessHandle } from '../../src/runtime/process.js';
-import { isProcessAlive, processStartTime } from '../../src/runtime/process-proc.js';
+import { isProcessAlive, processStartTime } from '../../src/util/proc.js';
 import type { Runtime, ServiceHandle, StartRequest } from '../../src/runtime/types.js';
 import { freePort, waitFor } from '../helpers/net.js';
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { createRuntimeSet } from '../../src/engine/runtimes.js';
-import { healthTargetFor } from '../../src/health/target.js';
+import { healthTargetFor } from '../../src/runtime/target.js';
 import { normalizeProfile } from '../../src/profile/normalize.js';
 import { schemas } from '../../src/profile/schema.js';
 import type { ServiceSpec } from '../../src/profile/types.js';
-import { RUNTIMES, runtimeDefinition } from '../../src/runtime/registry.js';
+import { RUNTIMES, runtimeDefinition } from '../../src/drivers/runtime/registry.js';
 import type { Runtime, ServiceHandle } from '../../src/runtime/types.js';
 
 const source = { dir: '/', files: [] };
@@ -42,6 +42,13 @@ describe('the registry of runtimes', () => {
     const runtime = await runtimes.get('process');
     expect(runtimes.created()).toEqual([runtime]);
     await runtimes.close();
+  });
+
+  it('every registered runtime has its implementation, src/runtime/<name>.ts exporting fromProfile', async () => {
+    for (const r of RUNTIMES) {
+      const module = (await import(`../../src/runtime/${r.name}.ts`)) as { fromProfile?: unknown };
+      expect(typeof module.fromProfile, r.name).toBe('function');
+    }
   });
 
   it('what plan says a service runs comes from its runtime', () => {

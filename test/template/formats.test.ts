@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import type { TemplateFormat, TemplateSpec } from '../../src/profile/types.js';
 import { buildTemplateContext } from '../../src/template/context.js';
-import { parseEnv, quoteEnvValue, stringifyEnv } from '../../src/template/formats/env.js';
+import { parseEnv, quoteEnvValue, stringifyEnv } from '../../src/formats/env.js';
 import { renderTemplate } from '../../src/template/render.js';
 import { profileIn } from './helpers.js';
 
@@ -146,5 +146,46 @@ describe('ini structure', () => {
     const out = renderData('ini', { top: 'a', list: ['{{payload}}', 'b'], server: { port: 80, tls: { cert: '{{payload}}' } } }, 'x=1\n[y]');
     expect(out.problems).toEqual([]);
     expect(ini.parse(out.content)).toEqual({ top: 'a', list: ['x=1\n[y]', 'b'], server: { port: '80', tls: { cert: 'x=1\n[y]' } } });
+  });
+});
+
+describe('keys that are one key to the reader', () => {
+  const codecs = async () => (await import('../../src/formats/index.js')).CODECS;
+  it.each([
+    ['json', '{"web": 1, "w\\u0065b": 2}', 1],
+    ['yaml', '123: a\n"123": b\n', 2],
+    ['yaml', 'admin: no\n"admin": yes\n', 2],
+    ['ini', 'admin = no\n"admin" = yes\n', 2],
+    ['ini', '[a]\nx=1\n[ "a" ]\ny=2\n', 3],
+    ['toml', 'admin = "no"\n"admin" = "yes"\n', 2],
+    ['env', 'ADMIN=no\nexport ADMIN=yes\n', 2],
+  ] as const)('%s: %j is refused as a duplicate, with its line', async (format, text, line) => {
+    const codec = (await codecs())[format];
+    expect(() => codec.parse(text)).toThrow(expect.objectContaining({ line }));
+  });
+
+  it('env and ini: a carriage return inside a line is refused (dotenv and ini read it as a line break)', async () => {
+    const { CODECS } = await import('../../src/formats/index.js');
+    expect(() => CODECS.env.parse('NAME=x\rADMIN=true\n')).toThrow(expect.objectContaining({ line: 1, message: expect.stringMatching(/carriage return/) }));
+    expect(() => CODECS.ini.parse('a=1\nname=x\radmin=true\n')).toThrow(expect.objectContaining({ line: 2 }));
+    expect(CODECS.env.parse('A=1\r\nB=2\r\n')).toEqual({ A: '1', B: '2' });
+  });
+
+  it('free-text JSON: a value that re-sets another key is refused, not passed by the structure check', () => {
+    const { dir, profile } = profileIn('name: fmt\nruntime: process\nvariables:\n  v: { type: string }\nservices:\n  app: { command: [app] }\n');
+    const context = buildTemplateContext(profile, { vars: { v: 'x", "admin": true, "name": "y' }, env: {}, secrets: {}, cwd: dir });
+    const out = renderTemplate({ destination: 'a.json', format: 'json', template: '{"admin": false, "name": "{{v}}"}', env: false, index: 0 }, context, { cwd: dir });
+    expect(out.problems.map((p) => [p.code, p.message])).toEqual([['invalid_output', expect.stringContaining("key 'admin' is set twice")]]);
+  });
+});
+
+describe('yaml output for YAML 1.1 readers', () => {
+  it('writes NEL, LS and PS escaped (\\N \\L \\P), never raw: to PyYAML and others they are line breaks', async () => {
+    const { CODECS } = await import('../../src/formats/index.js');
+    const data = { k: 'a\u2029#x', l: 'a\u2028b: c', n: 'a\u0085- x', ['key\u2029x']: 'v', list: ['p\u2029q'] };
+    const text = CODECS.yaml.serialize(data);
+    expect(text).not.toMatch(/[\u0085\u2028\u2029]/);
+    expect(text).toContain('"a\\P#x"');
+    expect(CODECS.yaml.parse(text)).toEqual(data);
   });
 });

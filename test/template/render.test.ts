@@ -1,5 +1,5 @@
 /** Rendering a stack's configs: parse-back, secrets, modes, atomic writes, addresses, the engine's entry point. */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatProblem, InvalidInputError } from '../../src/errors.js';
@@ -143,7 +143,7 @@ services:
   });
 
   it('points at the line and column where JSON output breaks', async () => {
-    const { CODECS } = await import('../../src/template/formats/index.js');
+    const { CODECS } = await import('../../src/formats/index.js');
     const at = (t: string) => {
       try {
         CODECS.json.parse(t);
@@ -257,6 +257,25 @@ describe('renderServiceConfigs (the engine’s entry point)', () => {
     const { environment, files } = await renderServiceConfigs(profile, 'web', context, path.join(dir, 'config', 'web'));
     expect(environment.DB_URL).toBe('http://10.9.9.9:15432');
     expect(JSON.parse(readFileSync(files.find((f) => f.destination === 'web.json')!.hostPath, 'utf8')).port).toBe(8080);
+  });
+
+  it('refuses a symlinked folder anywhere below the state folder (a planted config/web -> elsewhere gets no secret)', async () => {
+    const { dir, profile } = profileIn(APP);
+    const stateDir = path.join(dir, 'state');
+    const elsewhere = path.join(dir, 'elsewhere');
+    mkdirSync(elsewhere);
+    mkdirSync(path.join(stateDir, 'config'), { recursive: true });
+    symlinkSync(elsewhere, path.join(stateDir, 'config', 'web'));
+    const context = buildTemplateContext(profile, { cwd: dir, env: {}, stateDir });
+    const err = await renderServiceConfigs(profile, 'web', context, path.join(stateDir, 'config', 'web')).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe('symlink_refused');
+    expect(readdirSync(elsewhere)).toEqual([]);
+    // `render --out DIR` too: a symlinked service folder under DIR is refused.
+    const out = path.join(dir, 'out');
+    mkdirSync(out);
+    symlinkSync(elsewhere, path.join(out, 'a'));
+    await expect(writeRenderedConfigs([{ service: 'a', destination: 'x.env', format: 'env', content: 'A=1\n', masked: '', mode: 0o600, secret: true }], out)).rejects.toMatchObject({ code: 'symlink_refused' });
+    expect(readdirSync(elsewhere)).toEqual([]);
   });
 
   it('throws InvalidInputError listing every problem and writes nothing', async () => {

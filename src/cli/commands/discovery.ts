@@ -10,14 +10,14 @@ import type { DiscoveryConfig } from '../../profile/types.js';
 import { parseDuration } from '../../util/duration.js';
 import { dnsLabelProblem } from '../../util/names.js';
 import { profileRef, type CommonOptions } from '../common.js';
-import { pad, paint, type Output } from '../output.js';
+import { clean, pad, paint, type Output } from '../output.js';
 
 async function withDiscovery<T>(opts: CommonOptions, o: Output, use: (m: DiscoveryManager, config: DiscoveryConfig) => Promise<T>): Promise<T> {
   const profile = loadProfile(profileRef(opts, o));
   const { createDiscovery } = await import('../../discovery/index.js');
   const manager = await createDiscovery(profile.discovery, {
     onEvent: (e) => {
-      if (!opts.json) o.err(paint(o, 'yellow', `discovery ${e.type} (${e.backend}${e.service ? `, ${e.service}` : ''}): ${e.message}`));
+      if (!opts.json) o.err(paint(o, 'yellow', `discovery ${e.type} (${e.backend}${e.service ? `, ${clean(e.service)}` : ''}): ${clean(e.message)}`));
     },
   });
   try {
@@ -37,7 +37,10 @@ function table(o: Output, instances: readonly ServiceInstance[]): void {
     o.out(paint(o, 'gray', 'no instances registered'));
     return;
   }
-  const rows = instances.map((i) => [i.service, i.id, i.port === undefined ? i.address : `${i.address}:${i.port}`, i.url ?? '', i.tags.join(','), i.expiresAt ?? '']);
+  // Every field came from the backend, which anyone who can write to it controls: escaped.
+  const rows = instances.map((i) =>
+    [i.service, i.id, i.port === undefined ? i.address : `${i.address}:${i.port}`, i.url ?? '', i.tags.join(','), i.expiresAt ?? ''].map(clean),
+  );
   const head = ['SERVICE', 'ID', 'ADDRESS', 'URL', 'TAGS', 'EXPIRES'];
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)) + 2);
   o.out(paint(o, 'bold', head.map((h, c) => pad(h, widths[c]!)).join('').trimEnd()));
@@ -78,9 +81,9 @@ export async function watch(opts: CommonOptions, o: Output, args: string[]): Pro
           o.out(JSON.stringify({ at: new Date().toISOString(), service, instances: list }));
         } else {
           const time = new Date().toISOString().slice(11, 23);
-          const added = list.filter((i) => !previous.has(i.id)).map((i) => paint(o, 'green', `+${i.id}`));
-          const removed = [...previous.keys()].filter((id) => !current.has(id)).map((id) => paint(o, 'red', `-${id}`));
-          const where = list.map((i) => `${i.id}@${i.address}${i.port === undefined ? '' : `:${i.port}`}`).join(', ');
+          const added = list.filter((i) => !previous.has(i.id)).map((i) => paint(o, 'green', `+${clean(i.id)}`));
+          const removed = [...previous.keys()].filter((id) => !current.has(id)).map((id) => paint(o, 'red', `-${clean(id)}`));
+          const where = list.map((i) => clean(`${i.id}@${i.address}${i.port === undefined ? '' : `:${i.port}`}`)).join(', ');
           o.out(`${time} ${service}: ${list.length} instance${list.length === 1 ? '' : 's'}${[...added, ...removed].length ? ` (${[...added, ...removed].join(' ')})` : ''}${where ? ` — ${where}` : ''}`);
         }
         previous = current;
@@ -119,13 +122,13 @@ export async function register(opts: RegisterOptions, o: Output, args: string[])
   const input = { id, service, address: opts.address, ...(port !== undefined ? { port } : {}), ...(opts.url ? { url: opts.url } : {}), tags: opts.tag ?? [] };
   if (opts.dryRun) {
     if (opts.json) o.json({ dryRun: true, register: input });
-    else o.out(`would register ${service}/${id} at ${opts.address}${port ? `:${port}` : ''}`);
+    else o.out(`would register ${service}/${clean(id)} at ${clean(opts.address)}${port ? `:${port}` : ''}`);
     return ExitCode.ok;
   }
   return withDiscovery(opts, o, async (m, config) => {
     const record = await m.register(input, { ttlMs: ttlMs ?? config.ttlMs });
     if (opts.json) o.json(record);
-    else o.out(`registered ${service}/${id}${record.expiresAt ? ` (expires ${record.expiresAt} unless heartbeated; --ttl sets the lifetime)` : ''}`);
+    else o.out(`registered ${service}/${clean(id)}${record.expiresAt ? ` (expires ${clean(record.expiresAt)} unless heartbeated; --ttl sets the lifetime)` : ''}`);
     return ExitCode.ok;
   });
 }
@@ -135,13 +138,13 @@ export async function deregister(opts: CommonOptions & { dryRun?: boolean }, o: 
   checkName('service', service);
   if (opts.dryRun) {
     if (opts.json) o.json({ dryRun: true, deregister: { service, id } });
-    else o.out(`would deregister ${service}/${id}`);
+    else o.out(`would deregister ${service}/${clean(id)}`);
     return ExitCode.ok;
   }
   return withDiscovery(opts, o, async (m) => {
     await m.deregister(service, id);
     if (opts.json) o.json({ deregistered: { service, id } });
-    else o.out(`deregistered ${service}/${id}`);
+    else o.out(`deregistered ${service}/${clean(id)}`);
     return ExitCode.ok;
   });
 }
@@ -151,7 +154,7 @@ export async function test(opts: CommonOptions, o: Output): Promise<number> {
     const checks = await m.checkEach();
     const results = checks.map((c) => ({ backend: c.backend, ok: c.ok, ...(c.error ? { error: c.error.message } : {}) }));
     if (opts.json) o.json({ ok: checks.every((c) => c.ok), backends: results });
-    else for (const r of results) o.out(r.ok ? `${paint(o, 'green', '✓')} ${r.backend}: reachable${m.backends.find((b) => b.name === r.backend)?.capabilities.register ? ' and writable' : ' (read-only)'}` : `${paint(o, 'red', '✗')} ${r.backend}: ${r.error}`);
+    else for (const r of results) o.out(r.ok ? `${paint(o, 'green', '✓')} ${r.backend}: reachable${m.backends.find((b) => b.name === r.backend)?.capabilities.register ? ' and writable' : ' (read-only)'}` : `${paint(o, 'red', '✗')} ${r.backend}: ${clean(r.error)}`);
     return checks.every((c) => c.ok) ? ExitCode.ok : ExitCode.unreachable;
   });
 }

@@ -1,5 +1,5 @@
 import { ExitCode } from '../../errors.js';
-import { renderGraph, type GraphFormat } from '../../graph/render.js';
+import { renderGraph, type GraphFormat } from '../../plan/render.js';
 import type { CommonOptions } from '../common.js';
 import { loadAndPlan } from '../load-plan.js';
 import type { Output } from '../output.js';

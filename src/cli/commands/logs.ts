@@ -33,7 +33,7 @@ export async function run(opts: LogsOptions, o: Output, args: string[]): Promise
   process.on('SIGTERM', onSignal);
   try {
     const runtime = await runtimes.get(spec.runtime);
-    const state = await readStateFile(stateDir);
+    const state = await readStateFile(stateDir, profile.name);
     let handle: ServiceHandle | undefined = state?.services[service]?.handle;
     handle ??= (await runtime.discover(profile.name)).find((h) => h.service === service);
     if (!handle && spec.runtime === 'process') {
@@ -47,6 +47,7 @@ export async function run(opts: LogsOptions, o: Output, args: string[]): Promise
     try {
       for await (const line of runtime.logs(handle, { follow: Boolean(opts.follow), ...(tail !== undefined ? { tail } : {}), signal: interrupt.signal })) {
         o.out(line);
+        if (o.gone?.()) break; // `logs -f | head`: the reader left, following on would only print to nobody
       }
     } catch (err) {
       if (!interrupt.signal.aborted) throw err;

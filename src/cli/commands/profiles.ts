@@ -4,6 +4,7 @@ import { ExitCode } from '../../errors.js';
 import { builtinDescription, builtinProfileNames } from '../../profile/builtin.js';
 import { loadProfile } from '../../profile/load.js';
 import type { Profile } from '../../profile/types.js';
+import { MASK, redactDeep } from '../../util/redact.js';
 import { pad, paint, type Output } from '../output.js';
 
 export async function list(opts: { json?: boolean }, o: Output): Promise<number> {
@@ -22,22 +23,27 @@ export async function show(opts: { json?: boolean }, o: Output, args: string[]):
   const profile = loadProfile(args[0] ?? '');
   const shown = redact(profile);
   if (opts.json) o.json(shown);
-  else process.stdout.write(stringify(shown, { lineWidth: 0 }));
+  else if (o.write) o.write(stringify(shown, { lineWidth: 0 }));
+  else o.out(stringify(shown, { lineWidth: 0 }).trimEnd());
   return ExitCode.ok;
 }
 
-/** What `show` prints: the normalised profile with secret values masked. */
+/**
+ * What `show` prints: the normalised profile with secret values masked — secret variables' defaults,
+ * secret environment entries, each discovery backend's declared secret options, and passwords in
+ * any URL anywhere (`DATABASE_URL`, `natsUrl`, `etcdEndpoints`, …), whichever key holds them.
+ */
 function redact(profile: Profile): unknown {
   const services = Object.fromEntries(
     Object.entries(profile.services).map(([name, s]) => [
       name,
-      { ...s, environment: Object.fromEntries(Object.entries(s.environment).map(([k, v]) => [k, s.secretEnvironment.includes(k) ? '••••' : v])) },
+      { ...s, environment: Object.fromEntries(Object.entries(s.environment).map(([k, v]) => [k, s.secretEnvironment.includes(k) ? MASK : v])) },
     ]),
   );
   // Which discovery options are secret is each backend's own declaration (discovery/registry.ts).
   const discovery = redactDiscoveryConfig(profile.discovery);
   const variables = Object.fromEntries(
-    Object.entries(profile.variables).map(([k, v]) => [k, v.type === 'secret' && v.default !== undefined ? { ...v, default: '••••' } : v]),
+    Object.entries(profile.variables).map(([k, v]) => [k, v.type === 'secret' && v.default !== undefined ? { ...v, default: MASK } : v]),
   );
-  return { ...profile, discovery, variables, services };
+  return redactDeep({ ...profile, discovery, variables, services });
 }

@@ -8,7 +8,7 @@ import type { ServiceStatusView } from '../../engine/status.js';
 import { loadProfile } from '../../profile/load.js';
 import { formatDuration } from '../../util/duration.js';
 import { profileRef, type CommonOptions } from '../common.js';
-import { pad, paint, type Output, type Style } from '../output.js';
+import { clean, pad, paint, type Output, type Style } from '../output.js';
 
 export async function run(opts: CommonOptions, o: Output): Promise<number> {
   const profile = loadProfile(profileRef(opts, o));
@@ -27,7 +27,7 @@ export async function run(opts: CommonOptions, o: Output): Promise<number> {
     : view.owner.alive
       ? ` — supervised by pid ${view.owner.pid}${view.owner.detached ? ' (detached)' : ''}`
       : ` — started by pid ${view.owner.pid} (no longer running; nothing supervises it)`;
-  o.out(paint(o, 'bold', `stack '${profile.name}'${view.phase ? `: ${view.phase}` : ''}${owner}`));
+  o.out(paint(o, 'bold', `stack '${profile.name}'${view.phase ? `: ${clean(view.phase)}` : ''}${owner}`));
   printTable(o, view.services);
   return ExitCode.ok;
 }
@@ -39,6 +39,7 @@ function uptime(ms: number): string {
 }
 
 function printTable(o: Output, services: ServiceStatusView[]): void {
+  // Every cell comes from a state file or a health probe's answer: escaped, so it cannot drive the terminal.
   const rows = services.map((s) => [
     s.name,
     s.state,
@@ -47,7 +48,7 @@ function printTable(o: Output, services: ServiceStatusView[]): void {
     s.running && s.uptimeMs !== undefined ? uptime(s.uptimeMs) : '-',
     String(s.restarts),
     s.lastHealth ? `${s.lastHealth.ok ? 'ok' : 'fail'}: ${s.lastHealth.detail}` : (s.reason ?? ''),
-  ]);
+  ].map(clean));
   const head = ['SERVICE', 'STATE', 'HEALTH', 'PID/CONTAINER', 'UPTIME', 'RESTARTS', 'LAST HEALTH'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)) + 2);
   o.out(head.map((h, i) => (i === head.length - 1 ? h : pad(h, widths[i]!))).join(''));

@@ -46,6 +46,7 @@ interface UpOptions extends CommonOptions {
   var?: string[];
   vars?: string;
   pull?: 'missing' | 'always' | 'never';
+  ui?: boolean;
 }
 
 const STACK_BIN = fileURLToPath(new URL('../../../bin/stack.js', import.meta.url));
@@ -55,6 +56,7 @@ export async function run(opts: UpOptions, o: Output): Promise<number> {
   const planned = loadAndPlan(opts, o);
   const unknown = (opts.service ?? []).filter((s) => !planned.graph.services.has(s));
   if (unknown.length > 0) throw new UsageError(`unknown service${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
+  if (opts.detach && opts.ui) throw new UsageError('--ui serves the page while this `stack up` runs; with --detach, run `stack ui` once it is up', { path: '--ui' });
   if (opts.detach) return detach(opts, o, planned);
   const { takeSupervisorMark, readSupervisorInput } = await import('../../engine/supervisor.js');
   const supervisor = takeSupervisorMark(); // services inherit our environment: they are not supervisors
@@ -81,6 +83,7 @@ async function foreground(opts: UpOptions, o: Output, { profile, graph, plan: th
       ...(opts.pull ? { pull: opts.pull } : {}),
     },
   );
+  let ui: Awaited<ReturnType<typeof serveOwnUi>> | undefined;
   // A later `up` relieves a supervisor: let go of the stack (services keep running) and exit.
   // Not before startup is over: a half-started stack is not handed over, the new `up` waits.
   let isUp = false;
@@ -108,6 +111,10 @@ async function foreground(opts: UpOptions, o: Output, { profile, graph, plan: th
       : {}),
   });
   try {
+    if (opts.ui) ui = await serveOwnUi(opts, o, profile, controller).catch(async (err: unknown) => {
+      await controller.stop(); // no page (its port is taken?): nothing started is left behind
+      throw err;
+    });
     const report = await controller.ready;
     progress.finish();
     if (supervisor) o.out(reportLine(report));
@@ -122,7 +129,26 @@ async function foreground(opts: UpOptions, o: Output, { profile, graph, plan: th
   } finally {
     stopAnswering();
     await controller.done; // discovery and runtimes closed
+    await ui?.close();
   }
+}
+
+/** `up --ui`: the page of `stack ui`, fed by this engine's own events; its stop action stops this run. */
+async function serveOwnUi(opts: UpOptions, o: Output, profile: Planned['profile'], controller: import('../../engine/engine.js').StackController) {
+  const { serveUi } = await import('../../ui/index.js');
+  const ui = await serveUi({
+    profile,
+    stateDir: controller.stateDir,
+    cwd: process.cwd(),
+    ...(opts.var && opts.var.length > 0 ? { vars: opts.var } : {}),
+    ...(opts.vars ? { varsFile: opts.vars } : {}),
+    events: (listener) => controller.subscribe(listener),
+    stopOwnEngine: () => controller.stop(),
+    onWarning: (m) => o.err(`warning: ${m}`),
+  });
+  // stdout holds only events with --json.
+  (opts.json ? o.err : o.out)(`stack ui: ${ui.url}`);
+  return ui;
 }
 
 /** `up --detach`: start the supervisor, show its progress until the stack is up or it has ended. */

@@ -1,0 +1,88 @@
+/**
+ * Every runtime, one line each. The profile's `runtime:` enums, each runtime's settings section
+ * (`docker:`), what `stack plan` says a service runs, and the runtime a service gets when it names
+ * none are derived from this list. Adding a runtime: its definition in `src/drivers/runtime/<name>.ts`
+ * (copy `process.ts`), its implementation of `Runtime` in `src/runtime/<name>.ts` exporting
+ * `fromProfile` (found by its name, see `src/runtime/create.ts`), one line here, and one line in
+ * `test/runtime/` running the runtime suite (docs/architecture.md).
+ *
+ * This folder holds declarations only and imports nothing but util/ and errors.ts: the profile
+ * schema is built from it, and the implementations (which run the profile's services) sit above
+ * the profile. Importing it is cheap (`stack validate` does).
+ */
+import { InvalidInputError } from '../../errors.js';
+import type { OptionSchemas, UnionToIntersection } from '../../util/driver.js';
+import { dockerRuntime } from './docker.js';
+import { processRuntime } from './process.js';
+
+/** When a runtime with images pulls them (a service's `pull`, or `stack up --pull` for all). */
+export type PullPolicy = 'missing' | 'always' | 'never';
+
+/** What a definition reads of a service to say what it runs (a ServiceSpec in normal use). */
+export interface RunnableService {
+  image?: string | undefined;
+  command?: string[] | undefined;
+}
+
+/** What a runtime's factory gets. */
+export interface RuntimeCreateContext<Settings> {
+  /** The stack's state folder (pid files, logs). */
+  stateDir: string;
+  /** The profile's section named after the runtime (`docker:`), or empty. */
+  settings: Partial<Settings>;
+  /** Overrides every service's `pull` (`stack up --pull`), for runtimes with images. */
+  pull?: PullPolicy;
+  /** Something the runtime did that the user should hear of (a daemonised survivor stopped): a warning event. */
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * A runtime's definition. `Settings` is its section of the profile (the top-level key named after
+ * the runtime, e.g. `docker: { host: … }`); a runtime without settings has no section.
+ */
+export interface RuntimeDefinition<Name extends string = string, Settings extends object = object> {
+  readonly name: Name;
+  /** One line, for documentation. */
+  readonly description: string;
+  readonly capabilities: {
+    /** Runs images (so a service with `image:` and no `runtime:` gets the first such runtime). */
+    readonly images: boolean;
+    /** Services run on this host in their `workingDir` (health checks' relative paths resolve there). */
+    readonly hostWorkingDir: boolean;
+  };
+  /** The zod schema of each key of the runtime's profile section; absent: no section. */
+  readonly settings?: OptionSchemas<Settings>;
+  /** What `stack plan` prints as what a service runs (an image, a program). */
+  describeRun(service: RunnableService): string | undefined;
+}
+
+
+export const RUNTIMES = [dockerRuntime, processRuntime] as const;
+
+type AnyRuntime = (typeof RUNTIMES)[number];
+export type RuntimeName = AnyRuntime['name'];
+export const RUNTIME_NAMES = RUNTIMES.map((r) => r.name) as readonly RuntimeName[] as readonly [RuntimeName, ...RuntimeName[]];
+/** The runtime of a profile that names none. */
+export const DEFAULT_RUNTIME: RuntimeName = 'docker';
+
+type SettingsOf<D> = D extends RuntimeDefinition<string, infer S> ? S : never;
+/** The profile's runtime sections: one key per runtime that has settings (`docker`). */
+export type RuntimeSections = UnionToIntersection<
+  AnyRuntime extends infer D ? (D extends RuntimeDefinition<infer N, infer S> ? (keyof S extends never ? never : { [K in N]: S }) : never) : never
+>;
+export type RuntimeSettings<N extends RuntimeName> = SettingsOf<Extract<AnyRuntime, { name: N }>>;
+
+/** The definition of a runtime; an unknown name is an input error, never a silent fallback. */
+export function runtimeDefinition(name: string): RuntimeDefinition<string, object> {
+  const found = RUNTIMES.find((r) => r.name === name) as RuntimeDefinition<string, object> | undefined;
+  if (!found) {
+    throw new InvalidInputError([{ code: 'unknown_runtime', path: 'runtime', message: `unknown runtime '${name}' (known: ${RUNTIME_NAMES.join(', ')})` }]);
+  }
+  return found;
+}
+
+/** The runtime a service gets when neither it nor the profile names one. */
+export function defaultRuntimeFor(service: { image?: string | undefined }): RuntimeName {
+  const wanted = service.image !== undefined;
+  return (RUNTIMES.find((r) => r.capabilities.images === wanted) ?? RUNTIMES[0]).name;
+}

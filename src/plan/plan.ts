@@ -1,0 +1,165 @@
+/**
+ * The plan: a pure function of the graph. Start waves (longest-path layering over the graph
+ * condensed by circular groups), blocked and skipped services, and the critical chain.
+ * The engine does not run waves — it starts each service the moment its gates open — but the
+ * waves say what can run in parallel, and the critical chain bounds how fast `up` can be.
+ */
+import { describeHealthCheck } from '../health/registry.js';
+import type { Profile, ServiceSpec } from '../profile/types.js';
+import { runtimeDefinition } from '../drivers/runtime/registry.js';
+import type { Plan, PlannedService, StackGraph } from './types.js';
+
+export interface PlanOptions {
+  /** Limit the run to these services and what they depend on. */
+  services?: string[];
+}
+
+export function planStack(profile: Pick<Profile, 'name'>, graph: StackGraph, opts: PlanOptions = {}): Plan {
+  const skipped: Plan['skipped'] = [];
+  const blocked: Plan['blocked'] = [];
+  const selected = selection(graph, opts.services);
+  for (const svc of graph.services.values()) {
+    if (!svc.enable) skipped.push({ service: svc.name, reason: 'disabled (enable: false)' });
+    else if (!selected.has(svc.name)) skipped.push({ service: svc.name, reason: 'not selected' });
+  }
+  const active = new Set([...graph.services.values()].filter((s) => s.enable && selected.has(s.name)).map((s) => s.name));
+
+  // Blocked: a required or circular dependency is disabled, or blocked itself (to a fixed point,
+  // walking dependents breadth-first so deep chains stay iterative).
+  const blockedSet = new Map<string, string>();
+  const queue: string[] = [];
+  for (const name of active) {
+    for (const e of graph.dependenciesOf(name)) {
+      const dep = graph.services.get(e.to);
+      if ((e.type === 'required' || e.type === 'circular') && dep && !dep.enable && !blockedSet.has(name)) {
+        blockedSet.set(name, `requires '${e.to}', which is disabled`);
+        queue.push(name);
+      }
+    }
+  }
+  while (queue.length > 0) {
+    const name = queue.shift()!;
+    const spreads = [...graph.dependentsOf(name)];
+    const group = graph.groupOf(name);
+    if (group !== undefined) for (const m of graph.groups[group] ?? []) spreads.push({ from: m, to: name, type: 'circular', gate: 'healthy', index: -1 });
+    for (const e of spreads) {
+      if (!active.has(e.from) || blockedSet.has(e.from)) continue;
+      if (e.type !== 'required' && e.type !== 'circular') continue;
+      blockedSet.set(e.from, `requires '${name}', which is blocked`);
+      queue.push(e.from);
+    }
+  }
+  for (const [service, reason] of blockedSet) blocked.push({ service, reason });
+  const runnable = [...active].filter((n) => !blockedSet.has(n));
+  const runnableSet = new Set(runnable);
+
+  // Condense circular groups into one unit, then layer by longest path (Kahn's algorithm).
+  const unitOf = (n: string) => {
+    const g = graph.groupOf(n);
+    return g === undefined ? n : `#group${g}`;
+  };
+  const members = new Map<string, string[]>();
+  for (const n of runnable) {
+    const u = unitOf(n);
+    members.set(u, [...(members.get(u) ?? []), n]);
+  }
+  const unitDeps = new Map<string, Set<string>>();
+  const unitDependents = new Map<string, Set<string>>();
+  for (const u of members.keys()) {
+    unitDeps.set(u, new Set());
+    unitDependents.set(u, new Set());
+  }
+  for (const e of graph.edges) {
+    if (!runnableSet.has(e.from) || !runnableSet.has(e.to)) continue;
+    const a = unitOf(e.from);
+    const b = unitOf(e.to);
+    if (a === b) continue;
+    unitDeps.get(a)!.add(b);
+    unitDependents.get(b)!.add(a);
+  }
+  const wave = new Map<string, number>();
+  const longest = new Map<string, number>(); // services on the longest chain ending at a unit
+  const via = new Map<string, string>();
+  const remaining = new Map([...unitDeps].map(([u, d]) => [u, d.size]));
+  const ready = [...remaining].filter(([, n]) => n === 0).map(([u]) => u);
+  for (const u of ready) {
+    wave.set(u, 0);
+    longest.set(u, members.get(u)!.length);
+  }
+  for (let i = 0; i < ready.length; i++) {
+    const u = ready[i]!;
+    for (const d of unitDependents.get(u)!) {
+      wave.set(d, Math.max(wave.get(d) ?? 0, wave.get(u)! + 1));
+      const chain = longest.get(u)! + members.get(d)!.length;
+      if (chain > (longest.get(d) ?? 0)) {
+        longest.set(d, chain);
+        via.set(d, u);
+      }
+      const left = remaining.get(d)! - 1;
+      remaining.set(d, left);
+      if (left === 0) ready.push(d);
+    }
+  }
+  // Units left over sit on a cycle that validation reports; plan what can be planned.
+  const order: string[][] = [];
+  for (const [u, w] of wave) {
+    while (order.length <= w) order.push([]);
+    order[w]!.push(...members.get(u)!);
+  }
+  for (const w of order) w.sort();
+
+  let end: string | undefined;
+  for (const [u, n] of longest) if (end === undefined || n > (longest.get(end) ?? 0)) end = u;
+  const criticalChain: string[] = [];
+  for (let u = end; u !== undefined; u = via.get(u)) criticalChain.unshift(...[...members.get(u)!].sort());
+
+  const services: PlannedService[] = [];
+  for (const name of runnable) {
+    const svc = graph.services.get(name)!;
+    const hc = svc.healthCheck;
+    const group = graph.groupOf(name);
+    services.push({
+      name,
+      kind: svc.kind,
+      runtime: svc.runtime,
+      wave: wave.get(unitOf(name)) ?? -1,
+      ...runsOf(svc),
+      ...(svc.port !== undefined ? { port: svc.port } : {}),
+      ...(hc ? { health: describeHealthCheck(hc) } : svc.kind === 'task' ? { health: 'exit 0' } : {}),
+      ...(group !== undefined ? { group } : {}),
+    });
+  }
+  services.sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name));
+  return {
+    stack: profile.name,
+    order,
+    edges: graph.edges.filter((e) => runnableSet.has(e.from)),
+    groups: graph.groups.filter((g) => g.every((m) => runnableSet.has(m))),
+    services,
+    blocked,
+    skipped,
+    criticalChain,
+  };
+}
+
+/** What the service's runtime says it runs (an image, a program). */
+function runsOf(svc: ServiceSpec): { runs?: string } {
+  const runs = runtimeDefinition(svc.runtime).describeRun(svc);
+  return runs ? { runs } : {};
+}
+
+/** The named services and everything they (transitively) depend on; all when none are named. */
+function selection(graph: StackGraph, names: string[] | undefined): Set<string> {
+  if (!names || names.length === 0) return new Set(graph.services.keys());
+  const out = new Set<string>();
+  const stack = [...names];
+  while (stack.length > 0) {
+    const n = stack.pop()!;
+    if (out.has(n)) continue;
+    out.add(n);
+    for (const e of graph.dependenciesOf(n)) stack.push(e.to);
+    const g = graph.groupOf(n);
+    if (g !== undefined) stack.push(...(graph.groups[g] ?? []));
+  }
+  return out;
+}
