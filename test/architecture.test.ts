@@ -103,8 +103,9 @@ const LAYERS: Record<string, number> = {
   runtime: 4,
   template: 5,
   engine: 6,
-  cli: 7,
-  'index.ts': 7,
+  ui: 7,
+  cli: 8,
+  'index.ts': 8,
 };
 
 function describePairs(pairs: ReturnType<typeof mutualImports>): string {
