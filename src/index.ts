@@ -103,3 +103,17 @@ export { monitorHealth, type MonitorOptions } from './health/index.js';
 export { healthTargetFor, type HealthTargetContext } from './runtime/target.js';
 /** Health strategy names, and the check and result types. */
 export { HEALTH_STRATEGY_NAMES, type HealthCheckSpec, type HealthStrategyName, type HealthTarget, type ProbeResult } from './health/index.js';
+
+// The seed's API names (ATproto stacks documentation), as thin documented wrappers (template/seed.ts).
+/** A discovery client (register, lookup, watch, heartbeats); with no settings it reads STACK_DISCOVERY. */
+export { mkServiceDiscovery } from './template/seed.js';
+/** The discovery settings a service needs (what STACK_DISCOVERY carries), from a profile. */
+export { generateDiscoveryConfig, type GeneratedDiscoveryConfig } from './template/seed.js';
+/** A template spec (destination, format, data or text) checked like a profile's. */
+export { mkConfigTemplate, type ConfigTemplateInput } from './template/seed.js';
+/** A profile's templates bound to a context: render them all, or one service's. */
+export { mkConfigurationTemplating, type ConfigurationTemplating } from './template/seed.js';
+/** Render one template against a live discovery manager. */
+export { processTemplateWithDiscovery } from './template/seed.js';
+/** Render every service's configs of a stack, writing nothing (`stack render` as a function). */
+export { generateStackConfigs } from './template/seed.js';

@@ -17,11 +17,19 @@ import {
   type DiscoveryBackendName,
   type DiscoveryConfig,
 } from './registry.js';
+import { discoveryConfigFromEnv, isMonolith, sharedMemoryBackend } from './client-env.js';
 import type { DiscoveryBackend, DiscoveryBackendContext, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
 
 export type { DiscoveryManager, DiscoveryManagerOptions } from './manager.js';
 export { createDiscoveryManager } from './manager.js';
 export { CollisionError, NotRegisteredError } from './errors.js';
+export {
+  STACK_DISCOVERY_VARIABLE,
+  DISCOVERY_KIND_VARIABLE,
+  discoveryEnvironmentFor,
+  discoveryConfigFromEnv,
+  type DiscoveryEnvironmentOptions,
+} from './client-env.js';
 export type * from './types.js';
 export { DISCOVERY_DRIVERS, DISCOVERY_BACKEND_NAMES, discoveryDriver, type DiscoveryBackendName, type DiscoveryConfig } from './registry.js';
 
@@ -64,8 +72,12 @@ export async function createDiscovery(config: DiscoveryConfig, opts: CreateDisco
     await Promise.allSettled(backends.map((b) => b.close()));
     throw err;
   }
+  return createDiscoveryManager({ ...managerOptionsOf(opts), backends, ownsBackends: true });
+}
+
+function managerOptionsOf(opts: CreateDiscoveryOptions): Omit<DiscoveryManagerOptions, 'backends' | 'ownsBackends'> {
   const { env: _env, cwd: _cwd, ...managerOptions } = opts;
-  return createDiscoveryManager({ ...managerOptions, backends, ownsBackends: true });
+  return managerOptions;
 }
 
 /** What a service registers about itself: everything but its role, which is the first argument. */
@@ -88,14 +100,32 @@ export interface DiscoveryClient {
   close(): Promise<void>;
 }
 
-/** Bind the library API to a manager (or build one from a discovery config, defaults filled in). */
+/**
+ * Bind the library API to a manager, or build one from a discovery config (defaults filled in).
+ *
+ * With no config, the settings come from the environment: a service started by `stack` finds its
+ * stack's discovery in `STACK_DISCOVERY` (see client-env.ts), so two lines register it and watch
+ * its peers:
+ *
+ *   const discovery = await createDiscoveryClient();
+ *   await discovery.register('api', { id: 'api-1', address: '127.0.0.1', port: 8080 });
+ *
+ * `DISCOVERY_KIND=nats` picks backends by name; neither variable set means the defaults. With
+ * `memory` (monolith mode) every client of the process shares one in-process registry.
+ */
 export async function createDiscoveryClient(
-  source: Partial<DiscoveryConfig> | DiscoveryManager,
+  source?: Partial<DiscoveryConfig> | DiscoveryManager,
   opts: CreateDiscoveryOptions = {},
 ): Promise<DiscoveryClient> {
-  const isManager = (s: typeof source): s is DiscoveryManager => typeof (s as DiscoveryManager).lookup === 'function';
-  const config = isManager(source) ? DEFAULT_DISCOVERY_CONFIG : discoveryConfig(source);
-  const manager = isManager(source) ? source : await createDiscovery(config, opts);
+  const isManager = (s: typeof source): s is DiscoveryManager => typeof (s as DiscoveryManager | undefined)?.lookup === 'function';
+  const given = source ?? discoveryConfigFromEnv(opts.env) ?? {};
+  const config = isManager(given) ? DEFAULT_DISCOVERY_CONFIG : discoveryConfig(given);
+  const ownsManager = !isManager(given);
+  const manager = isManager(given)
+    ? given
+    : source === undefined && isMonolith(config.backends)
+      ? createDiscoveryManager({ ...managerOptionsOf(opts), backends: [await sharedMemoryBackend(config.ttlMs)], ownsBackends: false })
+      : await createDiscovery(config, opts);
   const heartbeats = new Map<string, () => Promise<void>>();
   const keyOf = (role: string, id: string): string => `${role}\u0000${id}`;
 
@@ -124,7 +154,7 @@ export async function createDiscoveryClient(
     async close() {
       await Promise.allSettled([...heartbeats.values()].map((stop) => stop()));
       heartbeats.clear();
-      if (!isManager(source)) await manager.close();
+      if (ownsManager) await manager.close();
     },
   };
 }

@@ -18,7 +18,7 @@
  */
 import { errorText } from '../util/error-text.js';
 import { readFileSync } from 'node:fs';
-import type { NatsConnection, TlsOptions } from '@nats-io/transport-node';
+import type { ConnectionOptions, NatsConnection, TlsOptions } from '@nats-io/transport-node';
 import type { KV, KvEntry, Kvm } from '@nats-io/kv';
 import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
@@ -89,17 +89,7 @@ export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
       import('@nats-io/transport-node'),
       import('@nats-io/kv'),
     ]);
-    const nc = await connect({
-      servers,
-      name: 'atproto-stacks',
-      maxReconnectAttempts: -1, // reconnect forever: discovery outlives server restarts
-      reconnectTimeWait: 250,
-      timeout: 3000,
-      ...(config.natsToken ? { token: config.natsToken } : {}),
-      ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword ?? '' } : {}),
-      ...(config.natsCredsFile ? { authenticator: credsAuthenticator(readFileSync(config.natsCredsFile)) } : {}),
-      ...tlsOptions(config, servers),
-    });
+    const nc = await connect(connectOptions(config, servers, credsAuthenticator));
     const kvm = new Kvm(nc);
     let kv: KV;
     try {
@@ -380,6 +370,25 @@ export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
   };
 }
 
+/** How every NATS backend connects (both modes): credentials, TLS, reconnecting forever. */
+export function connectOptions(
+  config: NatsConfig,
+  servers: string[],
+  credsAuthenticator: typeof import('@nats-io/transport-node').credsAuthenticator,
+): ConnectionOptions {
+  return {
+    servers,
+    name: 'atproto-stacks',
+    maxReconnectAttempts: -1, // reconnect forever: discovery outlives server restarts
+    reconnectTimeWait: 250,
+    timeout: 3000,
+    ...(config.natsToken ? { token: config.natsToken } : {}),
+    ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword ?? '' } : {}),
+    ...(config.natsCredsFile ? { authenticator: credsAuthenticator(readFileSync(config.natsCredsFile)) } : {}),
+    ...tlsOptions(config, servers),
+  };
+}
+
 /**
  * TLS when the URL asks for it (`tls://`) or TLS files are configured. `insecureSkipVerify`
  * turns off certificate verification (for test setups only).
@@ -496,7 +505,7 @@ function notRegistered(service: string, id: string): StackError {
   });
 }
 
-function toStackError(err: unknown, what: string, where: string): unknown {
+export function toStackError(err: unknown, what: string, where: string): unknown {
   if (err instanceof StackError) return err;
   const message = errorText(err);
   const name = err instanceof Error ? err.name : '';

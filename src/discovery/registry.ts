@@ -16,9 +16,10 @@ import { etcdDriver } from './drivers/etcd.js';
 import { fileDriver } from './drivers/file.js';
 import { memoryDriver } from './drivers/memory.js';
 import { natsDriver } from './drivers/nats.js';
+import { sqlDriver } from './drivers/sql.js';
 import type { DiscoveryCommonConfig, DiscoveryDriver } from './types.js';
 
-export const DISCOVERY_DRIVERS = [consulDriver, etcdDriver, dnsDriver, fileDriver, envDriver, natsDriver, memoryDriver] as const;
+export const DISCOVERY_DRIVERS = [consulDriver, etcdDriver, dnsDriver, fileDriver, envDriver, natsDriver, sqlDriver, memoryDriver] as const;
 
 type AnyDiscoveryDriver = (typeof DISCOVERY_DRIVERS)[number];
 export type DiscoveryBackendName = AnyDiscoveryDriver['name'];

@@ -29,6 +29,7 @@ import { describeExit, restartDecision } from './restart.js';
 import type { RuntimeSet } from './runtimes.js';
 import type { StopTarget } from './stopper.js';
 import { SETTLED_STATES, type EngineEvent, type ServiceState, type ServiceStatus } from './types.js';
+import { discoveryEnvironmentFor } from '../discovery/client-env.js';
 
 /** What a lifecycle needs from the run it belongs to. */
 export interface LifecycleHost {
@@ -248,7 +249,11 @@ export class ServiceLifecycle {
     // keeps state (launchers put data under it) and where its rendered configs are, as absolute
     // paths. Host paths mean nothing inside a container, so Docker services do not get them. The
     // profile's own environment may override them.
-    const dirs: Record<string, string> = spec.runtime === 'process' ? { STACK_STATE_DIR: path.resolve(stateDir), STACK_CONFIG_DIR: path.resolve(configDir) } : {};
+    // STACK_DISCOVERY: how to reach the stack's discovery (client-env.ts), for the same reason host-only.
+    const dirs: Record<string, string> =
+      spec.runtime === 'process'
+        ? { STACK_STATE_DIR: path.resolve(stateDir), STACK_CONFIG_DIR: path.resolve(configDir), ...discoveryEnvironmentFor(profile.discovery, { stateDir }) }
+        : {};
     // Replicas: each knows its index; a process replica listens on `port + index` (STACK_PORT),
     // since they share the host. Set for every replica count, so scaling never changes replica 0.
     const replica: Record<string, string> = { STACK_REPLICA: String(this.replica), ...(spec.runtime === 'process' && spec.port !== undefined ? { STACK_PORT: String(spec.port) } : {}) };
@@ -359,7 +364,7 @@ export class ServiceLifecycle {
       id: `${stack}-${spec.name}-${this.replica}`,
       service: spec.name,
       address,
-      ...(port !== undefined ? { port, url: `http://${address.includes(':') ? `[${address}]` : address}:${port}` } : {}),
+      ...(port !== undefined ? { port, url: `${spec.scheme ?? 'http'}://${address.includes(':') ? `[${address}]` : address}:${port}` } : {}),
       tags: [...spec.tags],
       meta: { ...spec.meta, stack },
       registeredAt: new Date().toISOString(),

@@ -101,6 +101,7 @@ function normalizeService(name: string, raw: RawService, profileRuntime: RawProf
     ...(port !== undefined ? { port } : {}),
     ports: (raw.ports ?? []).map(normalizePort),
     address: raw.address ?? DEFAULTS.address,
+    ...(raw.scheme !== undefined ? { scheme: raw.scheme } : {}),
     ...(raw.network !== undefined ? { network: raw.network } : {}),
     tags: raw.tags ?? [],
     meta: raw.meta ?? {},

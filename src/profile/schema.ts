@@ -141,6 +141,7 @@ function build(z: typeof Zod.z) {
     port: port.optional(),
     ports: z.array(portMapping).optional(),
     address: z.string().optional(),
+    scheme: z.string().regex(/^[a-z][a-z0-9+.-]*$/).optional().describe('Scheme of the service URL in discovery and templates (default http), e.g. postgres'),
     network: z.string().optional(),
     tags: z.array(z.string()).optional(),
     meta: stringMap.optional(),

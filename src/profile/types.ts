@@ -147,6 +147,8 @@ export interface ServiceSpec {
   ports: PortMapping[];
   /** Host the service is reachable at, for discovery and templates; default 127.0.0.1. */
   address: string;
+  /** Scheme of its URL in discovery and templates (`postgres` → `postgres://host:port`); default http. */
+  scheme?: string;
   /** `host` for host networking; otherwise the stack's network. */
   network?: string;
   tags: string[];

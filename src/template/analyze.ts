@@ -11,6 +11,7 @@
 import type { Problem, SourceLocation } from '../errors.js';
 import { isSecretName } from '../util/redact.js';
 import { didYouMean } from '../util/suggest.js';
+import { dollarBraceMessage, findDollarBraces } from './dollar-brace.js';
 import { HELPER_NAMES, isHelperCall } from './engine.js';
 import type { TemplateContext } from './types.js';
 
@@ -95,6 +96,7 @@ class Analyzer {
   private statement(s: hbs.AST.Statement, scope: Scope): void {
     switch (s.type) {
       case 'ContentStatement':
+        return this.content(s as hbs.AST.ContentStatement);
       case 'CommentStatement':
         return;
       case 'MustacheStatement':
@@ -106,6 +108,18 @@ class Analyzer {
         return this.report(s.loc, 'unsupported', 'partials ({{> name}}) are not available in config templates');
       default:
         return this.report(s.loc, 'unsupported', 'decorators are not available in config templates');
+    }
+  }
+
+  /** `${name}` for a name templates know: an error showing the `{{name}}` form (see dollar-brace.ts). */
+  private content(node: hbs.AST.ContentStatement): void {
+    const known = (name: string) => hasOwn(this.ctx.root, name) || this.ctx.declared.has(name);
+    for (const hit of findDollarBraces(node.value, known)) {
+      const start = node.loc?.start;
+      const line = (start?.line ?? 1) + hit.line - 1;
+      // Columns of the first line count from where the text starts; report() adds 1 to start.column.
+      const column = hit.line === 1 ? (start?.column ?? 0) + hit.column - 1 : hit.column - 1;
+      this.report({ source: '', start: { line, column }, end: { line, column } }, 'dollar_brace', dollarBraceMessage(hit));
     }
   }
 
@@ -329,7 +343,7 @@ class Analyzer {
     const report = (code: string, message: string) => this.report(path.loc, code, message, at);
     const keys = typeof container === 'object' && container !== null ? Object.keys(container) : [];
     if (fromRoot && i === 0) {
-      return report('unknown_variable', `Unknown variable '${key}'${hint(key, [...this.ctx.declared.keys(), 'service', 'env'])}`);
+      return report('unknown_variable', `Unknown variable '${key}'${hint(key, [...this.ctx.declared.keys(), 'service', 'env', 'domain'])}`);
     }
     if (fromRoot && parts[0] === 'service' && i === 1) {
       return report('unknown_service', `Unknown service '${key}'${hint(key, keys)}`);

@@ -3,8 +3,9 @@
  *   - the profile's variables at the top level (typed; null when a variable has no value);
  *   - `service.<name>`: `url`, `host`, `address`, `port`, `tags`, `meta`, `instances`, from discovery
  *     records (live, or a snapshot) or, without them, from each service's planned address in the
- *     profile (host = `address`, port = `port`, url = `http://host:port`);
- *   - `env.<NAME>`: the process environment.
+ *     profile (host = `address`, port = `port`, url = `<scheme>://host:port`, scheme default http);
+ *   - `env.<NAME>`: the process environment;
+ *   - `domain`: the profile's domain (unless a variable is called that).
  * A service that is named (in the profile, or as a dependency) but absent — disabled, or with no
  * instance in discovery — is null, so `{{#if service.redis}}` is false and an unguarded use is an error.
  */
@@ -80,7 +81,8 @@ export function buildTemplateContext(profile: Profile, opts: ContextOptions = {}
   const environment: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (typeof v === 'string') environment[k] = v;
 
-  const root: Record<string, unknown> = { ...resolved.values, service: views, env: environment };
+  // The profile's `domain` too (a variable of that name wins: it is the more specific).
+  const root: Record<string, unknown> = { domain: profile.domain, ...resolved.values, service: views, env: environment };
   const secretValues = [...resolved.secrets.values(), ...secretEnvironmentValues(environment), ...passwordsIn(resolved.values), ...passwordsIn(views)];
   // Whatever the CLI prints afterwards (errors included) is masked by these values too.
   addKnownSecrets(secretValues, FORMAT_SPELLERS);
@@ -156,7 +158,7 @@ export function externalServices(profile: Profile): string[] {
 export function plannedView(svc: ServiceSpec): ServiceView {
   const port = svc.port ?? null;
   return viewOf(svc.name, [
-    { id: `${svc.name}-planned`, host: svc.address, address: svc.address, port, url: plannedUrl(svc.address, port), tags: [...svc.tags], meta: { ...svc.meta } },
+    { id: `${svc.name}-planned`, host: svc.address, address: svc.address, port, url: plannedUrl(svc.address, port, svc.scheme), tags: [...svc.tags], meta: { ...svc.meta } },
   ]);
 }
 
@@ -172,9 +174,9 @@ export function contextForService(context: TemplateContext, svc: ServiceSpec): T
   return { ...context, root: { ...context.root, service: { ...services, [svc.name]: plannedView(svc) } }, absent };
 }
 
-function plannedUrl(host: string, port: number | null): string {
+function plannedUrl(host: string, port: number | null, scheme = 'http'): string {
   const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host; // IPv6 literal
-  return port === null ? `http://${h}` : `http://${h}:${port}`;
+  return port === null ? `${scheme}://${h}` : `${scheme}://${h}:${port}`;
 }
 
 function instanceView(inst: ServiceInstance): InstanceView {

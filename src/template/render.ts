@@ -155,7 +155,7 @@ class TemplateRenderer {
    */
   tree(value: unknown, at: PathSegment[], locate: ProfileLocator): unknown {
     if (typeof value === 'string') {
-      if (!value.includes('{{')) return value;
+      if (!value.includes('{{') && !value.includes('${')) return value;
       const out = this.render(value, () => locate([...at]));
       if (!out) return value;
       const sole = out.sole?.value;

@@ -18,6 +18,7 @@
  */
 import type { ServiceInstance } from '../discovery/types.js';
 import { realClock, type Clock } from '../util/clock.js';
+import { errorText } from '../util/error-text.js';
 
 /** Where records come from: a discovery manager, or anything shaped like one. */
 export interface RecordSource {
@@ -84,7 +85,7 @@ export function watchTemplates(opts: TemplateWatchOptions): TemplateWatch {
         changed(service, list);
       }
     } catch (err) {
-      if (!signal.aborted) opts.onWarning(`the watch of '${service}' ended: ${err instanceof Error ? err.message : String(err)}; files that name it are no longer re-rendered`);
+      if (!signal.aborted) opts.onWarning(`the watch of '${service}' ended: ${errorText(err)}; files that name it are no longer re-rendered`);
     }
   };
   for (const service of byService.keys()) pending.push(follow(service));

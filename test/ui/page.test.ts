@@ -230,7 +230,7 @@ describe('stack ui in Chromium', () => {
     await page.locator('tr[data-service="web"] button').click();
     expect(await confirmAction(page, 'Restart web')).toContain('restarting web');
     await waitFor(async () => (await cellText(page, 'web', 'restarts')) === '1', 15_000, 'the restart of web');
-    await page.getByTestId('events').getByText(/web: .*restart requested/).waitFor();
+    await page.getByTestId('events').getByText(/web: .*restart requested/).first().waitFor();
     await page.getByTestId('events').getByText('web: healthy').nth(1).waitFor({ timeout: 15_000 }); // healthy again
     await page.locator('g.node[data-service="web"][data-state="healthy"]').waitFor();
     const after = JSON.parse((await runStack(['status', '--json'], dir)).stdout) as { services: { name: string; handle?: { pid?: number } }[] };

@@ -23,6 +23,7 @@ import { didYouMean } from '../../util/suggest.js';
 import { profileRef } from '../common.js';
 import { clean, paint, type Output } from '../output.js';
 import type { RenderOptions } from './render.js';
+import { errorText } from '../../util/error-text.js';
 
 export interface RenderWatchOptions extends RenderOptions {
   exec?: string;
@@ -116,7 +117,7 @@ async function renderOne(
   try {
     return await rerender(svc, t, records, dir);
   } catch (err) {
-    return { error: err instanceof Error ? err.message : String(err) };
+    return { error: errorText(err) };
   }
 }
 
@@ -129,7 +130,7 @@ function reloader(opts: { exec?: string; pid?: number; signal: string; cwd: stri
         process.kill(opts.pid, opts.signal);
         emit({ type: 'reload', service, template, action: 'signal', reason, pid: opts.pid, signal: opts.signal });
       } catch (err) {
-        emit({ type: 'warning', service, message: `could not send ${opts.signal} to pid ${opts.pid}: ${err instanceof Error ? err.message : String(err)}` });
+        emit({ type: 'warning', service, message: `could not send ${opts.signal} to pid ${opts.pid}: ${errorText(err)}` });
       }
       return Promise.resolve();
     }

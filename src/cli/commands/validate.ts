@@ -1,18 +1,21 @@
 import { inspectProfile } from '../../profile/load.js';
 import { ExitCode } from '../../errors.js';
+import { dollarBraceProblems } from '../../template/dollar-brace.js';
 import { profileRef, type CommonOptions } from '../common.js';
 import { paint, printProblems, type Output } from '../output.js';
 
 export async function run(opts: CommonOptions, o: Output): Promise<number> {
   const ref = profileRef(opts, o);
   const result = inspectProfile(ref);
-  const errors = result.problems.filter((p) => p.severity !== 'warning');
-  const warnings = result.problems.filter((p) => p.severity === 'warning');
+  // `${name}` in templates (the seed's form) would be copied literally: an error here, without loading the template engine.
+  const problems = [...result.problems, ...(result.profile ? dollarBraceProblems(result.profile) : [])];
+  const errors = problems.filter((p) => p.severity !== 'warning');
+  const warnings = problems.filter((p) => p.severity === 'warning');
   const ok = errors.length === 0 && result.profile !== undefined;
   if (opts.json) {
     o.json({ ok, profile: result.profile?.name ?? null, errors, warnings });
   } else {
-    printProblems(o, result.problems);
+    printProblems(o, problems);
     if (ok) {
       const p = result.profile!;
       const n = Object.values(p.services).filter((s) => s.enable).length;
@@ -23,3 +26,4 @@ export async function run(opts: CommonOptions, o: Output): Promise<number> {
   }
   return ok ? ExitCode.ok : ExitCode.invalidInput;
 }
+

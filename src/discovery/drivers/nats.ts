@@ -11,14 +11,20 @@ export interface NatsDriverOptions {
   natsUser?: string;
   natsPassword?: string;
   natsBucket: string;
+  /**
+   * `kv`: a JetStream key-value bucket; `subjects`: plain subjects and a table in every client
+   * (servers without JetStream); `auto` (default): kv when the server has JetStream, else subjects.
+   */
+  natsMode: NatsMode;
 }
+export type NatsMode = 'auto' | 'kv' | 'subjects';
 /** What the backend is created from. */
 export type NatsConfig = DiscoveryCommonConfig & NatsDriverOptions;
 
 /** Listed in `registry.ts`; the NATS client is imported on the backend's first call. */
 export const natsDriver: DiscoveryDriver<'nats', NatsDriverOptions> = {
   name: 'nats',
-  description: 'NATS JetStream key-value bucket: per-key TTLs, watches',
+  description: 'NATS: a JetStream key-value bucket (kv mode), or plain subjects and heartbeats without JetStream (subjects mode)',
   capabilities: FULL_CAPABILITIES,
   options: (z) => ({
     natsUrl: z.string().describe('nats: server URL(s), comma-separated'),
@@ -27,9 +33,10 @@ export const natsDriver: DiscoveryDriver<'nats', NatsDriverOptions> = {
     natsUser: z.string().optional(),
     natsPassword: z.string().optional(),
     natsBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('nats: key-value bucket name'),
+    natsMode: z.enum(['auto', 'kv', 'subjects']).describe('nats: kv (JetStream), subjects (no JetStream), or auto (kv when the server has JetStream)'),
   }),
-  defaults: { natsUrl: 'nats://127.0.0.1:4222', natsBucket: 'services' },
+  defaults: { natsUrl: 'nats://127.0.0.1:4222', natsBucket: 'services', natsMode: 'auto' },
   secretOptions: ['natsToken', 'natsPassword'],
   urlOptions: ['natsUrl'],
-  create: async (config) => (await import('../nats.js')).createNatsBackend(config),
+  create: async (config) => (await import('../nats-subjects.js')).createNatsDiscovery(config),
 };
