@@ -30,12 +30,14 @@
  * - The restart policy applies after startup, for runtimes that do not apply it themselves
  *   (`runtime.appliesRestartPolicy`: Docker does). An exit during startup is a failure: a health
  *   gate must not be satisfied by a service that keeps crashing.
- * - After startup (issue 12): a service failing its check `restart.failuresBeforeRestart` times in
+ * - After startup: a service failing its check `restart.failuresBeforeRestart` times in
  *   a row is restarted (`restart.onUnhealthy: false` turns that off) and is withdrawn from
  *   discovery while unhealthy; templates follow discovery (reload.ts); a dependency's restart
  *   restarts or re-renders its dependents per edge (`onDependencyRestart`); a required
  *   dependency down past `dependencyTimeout` blocks its dependents until it is back.
- * - Only one instance per service: `replicas` above 1 is reported as a warning and ignored.
+ * - `replicas: N` runs N instances, each registered, checked and restarted on its own; dependents
+ *   are gated on replica 0 (a process replica listens on `port + index`). A runtime that runs
+ *   replicas itself (`capabilities.replicas`: Swarm) gets one instance with the count.
  * - Discovery: a service is registered once ready, with the profile's TTL, and heartbeated for as
  *   long as this engine runs it. Nothing registers "forever" (etcd leases, NATS bucket TTLs and
  *   Consul TTL checks cannot), so a stack that should outlive its `stack up` needs a process that

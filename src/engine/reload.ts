@@ -1,5 +1,5 @@
 /**
- * After startup, a service's config files follow discovery (issue 12): for each service with
+ * After startup, a service's config files follow discovery: for each service with
  * templates, the records of the services they name are watched (template/watch.ts: quiescence,
  * outage guard); a template is rendered again against them, written only when its content
  * changed, and then its change mode applies to the running service:
