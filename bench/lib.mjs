@@ -31,6 +31,21 @@ export function summary(label, samples) {
   return { label, median: quantile(s, 0.5), p99: quantile(s, 0.99), max: s[s.length - 1] };
 }
 
+/** A profile of `n` services as YAML text, each depending on up to `edges` earlier ones (seeded, so the same every run). */
+export function randomDag(n, edges, seed = 42) {
+  let s = seed;
+  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const lines = ['name: scale', 'runtime: process', 'services:'];
+  for (let i = 0; i < n; i++) {
+    const deps = new Set();
+    for (let e = 0; e < Math.min(edges, i); e++) deps.add(Math.floor(rand() * i));
+    const types = ['required', 'optional', 'soft'];
+    const depList = [...deps].map((d, k) => (k === 0 ? `s${d}` : `{ name: s${d}, type: ${types[k % 3]} }`));
+    lines.push(`  s${i}: { command: [node, x.js], port: ${10000 + (i % 50000)}, healthEndpoint: /health, dependencies: [${depList.join(', ')}] }`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 /** Register / deregister through one backend, time until a watcher on another reflects it. */
 export async function measureWatchPropagation(writer, reader, samples) {
   const ac = new AbortController();
