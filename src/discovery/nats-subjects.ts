@@ -29,7 +29,7 @@ import { assertInstanceId, assertServiceName, isExpired, parseRecord, sortById, 
 import { pause } from '../util/clock.js';
 import { backoffAt } from '../util/retry.js';
 import { RECONNECT_BACKOFF, redactUrl } from './resync.js';
-import { anySignal, watchList } from './watch.js';
+import { addServiceListener, anySignal, watchList } from './watch.js';
 import type { DiscoveryBackend, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
 
 /** Subject a starting client asks on; every client answers with the records it owns. */
@@ -331,15 +331,7 @@ export function createNatsSubjectsBackend(config: NatsConfig): DiscoveryBackend 
             await connection();
             return snapshot(service);
           },
-          subscribe(changed) {
-            const set = listeners.get(service) ?? new Set();
-            set.add(changed);
-            listeners.set(service, set);
-            return () => {
-              set.delete(changed);
-              if (set.size === 0) listeners.delete(service);
-            };
-          },
+          subscribe: (changed) => addServiceListener(listeners, service, changed),
         },
         anySignal([opts.signal, closing.signal]),
       );
