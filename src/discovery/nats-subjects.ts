@@ -24,7 +24,7 @@ import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { StackError } from '../errors.js';
 import { CollisionError, NotRegisteredError } from './errors.js';
 import { natsDriver, type NatsConfig } from './drivers/nats.js';
-import { connectOptions, createNatsBackend, toStackError } from './nats.js';
+import { connectOptions, createNatsBackend, drainPending, sharedConnection, toStackError } from './nats.js';
 import { assertInstanceId, assertServiceName, isExpired, parseRecord, sortById, toRecord, topologyFingerprint } from './record.js';
 import { pause } from '../util/clock.js';
 import { backoffAt } from '../util/retry.js';
@@ -118,7 +118,6 @@ export function createNatsSubjectsBackend(config: NatsConfig): DiscoveryBackend 
   const own = new Map<string, OwnRegistration>();
   const table = new Map<string, Map<string, ServiceInstance>>();
   const listeners = new Map<string, Set<() => void>>();
-  let connecting: Promise<NatsConnection> | undefined;
   let sweeper: NodeJS.Timeout | undefined;
   let closed = false;
   const closing = new AbortController();
@@ -176,14 +175,8 @@ export function createNatsSubjectsBackend(config: NatsConfig): DiscoveryBackend 
     if (record && record.service === service) learn(record);
   }
 
-  function connection(): Promise<NatsConnection> {
-    if (closed) return Promise.reject(new StackError('the nats discovery backend is closed', { code: 'closed' }));
-    connecting ??= open().catch((err: unknown) => {
-      connecting = undefined;
-      throw toStackError(err, 'connect', where);
-    });
-    return connecting;
-  }
+  const shared = sharedConnection(open, where, () => closed);
+  const connection = shared.get;
 
   async function open(): Promise<NatsConnection> {
     const { connect, credsAuthenticator } = await import('@nats-io/transport-node');
@@ -345,18 +338,10 @@ export function createNatsSubjectsBackend(config: NatsConfig): DiscoveryBackend 
       closed = true;
       closing.abort();
       clearInterval(sweeper);
-      const pending = connecting;
-      connecting = undefined;
+      const pending = shared.take();
       own.clear();
       listeners.clear();
-      if (!pending) return;
-      try {
-        const nc = await pending;
-        // Registrations stay until their TTL: closing is not deregistering.
-        await nc.drain().catch(() => nc.close());
-      } catch {
-        // Never connected.
-      }
+      await drainPending(pending);
     },
   };
 }
