@@ -10,7 +10,6 @@
 //
 // Target (issue 6): p99 under 50 ms. BENCH_SAMPLES (default 200) bounds every loop.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,69 +18,9 @@ import { createEtcdBackend } from '../dist/discovery/etcd.js';
 import { createNatsBackend } from '../dist/discovery/nats.js';
 import { createNatsSubjectsBackend } from '../dist/discovery/nats-subjects.js';
 import { createSqlBackend } from '../dist/discovery/sql.js';
-import { freePort, summary, measureWatchPropagation } from './lib.mjs';
+import { freePort, summary, measureWatchPropagation, startEtcd, startNats } from './lib.mjs';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
-const STARTUP_DEADLINE_MS = 20_000;
-
-
-
-async function until(what, fn) {
-  const deadline = Date.now() + STARTUP_DEADLINE_MS;
-  while (!(await fn().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-function binary(name) {
-  return ['/usr/bin', '/usr/sbin', '/usr/local/bin'].map((d) => path.join(d, name)).find((p) => existsSync(p)) ?? name;
-}
-
-/** Spawn a server; `stop()` kills it and removes its temp dir. */
-function server(cmd, args, root) {
-  const child = spawn(binary(cmd), args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (d) => (output = (output + d).slice(-8000)));
-  child.stderr.on('data', (d) => (output = (output + d).slice(-8000)));
-  return {
-    output: () => output,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-      }
-      await rm(root, { recursive: true, force: true });
-    },
-  };
-}
-
-async function startEtcd() {
-  const root = await mkdtemp(path.join(tmpdir(), 'stack-bench-etcd-'));
-  const [client, peer] = [await freePort(), await freePort()];
-  const endpoint = `http://127.0.0.1:${client}`;
-  const peerUrl = `http://127.0.0.1:${peer}`;
-  const s = server(
-    'etcd',
-    ['--name', 'default', '--data-dir', path.join(root, 'data'), '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
-      '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `default=${peerUrl}`, '--log-level', 'error'],
-    root,
-  );
-  await until('etcd', async () => (await (await fetch(`${endpoint}/health`)).json()).health === 'true');
-  return { ...s, endpoint };
-}
-
-async function startNats({ jetstream = true } = {}) {
-  const root = await mkdtemp(path.join(tmpdir(), 'stack-bench-nats-'));
-  const port = await freePort();
-  const s = server('nats-server', ['-a', '127.0.0.1', '-p', String(port), ...(jetstream ? ['-js', '-sd', path.join(root, 'js')] : [])], root);
-  await until('nats-server', async () => s.output().includes('Server is ready'));
-  return { ...s, url: `nats://127.0.0.1:${port}` };
-}
-
 function config(overrides) {
   return {
     backends: [], consulAddress: '127.0.0.1:8500', consulScheme: 'http', etcdEndpoints: [], etcdPrefix: '/bench',

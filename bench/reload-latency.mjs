@@ -8,9 +8,7 @@
 //   npx tsc -p tsconfig.build.json && node bench/reload-latency.mjs
 //
 // Target: p99 under 100 ms + wait.min. BENCH_SAMPLES (default 200) changes per backend.
-import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,64 +18,18 @@ import { upStack } from '../dist/engine/stack.js';
 import { buildGraph } from '../dist/graph/graph.js';
 import { planStack } from '../dist/plan/plan.js';
 import { mkDeploymentProfile } from '../dist/profile/api.js';
-import { freePort, summary } from './lib.mjs';
+import { startEtcd, startNats, summary } from './lib.mjs';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
-const STARTUP_DEADLINE_MS = 20_000;
 
-async function until(what, fn) {
-  const deadline = Date.now() + STARTUP_DEADLINE_MS;
-  while (!(await fn().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+async function startEtcdBackend() {
+  const etcd = await startEtcd();
+  return { ...etcd, discovery: { backend: 'etcd', etcdEndpoints: [etcd.endpoint] } };
 }
 
-function binary(name) {
-  return ['/usr/bin', '/usr/sbin', '/usr/local/bin'].map((d) => path.join(d, name)).find((p) => existsSync(p)) ?? name;
-}
-
-function server(cmd, args, root) {
-  const child = spawn(binary(cmd), args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (d) => (output = (output + d).slice(-8000)));
-  child.stderr.on('data', (d) => (output = (output + d).slice(-8000)));
-  return {
-    output: () => output,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-      }
-      await rm(root, { recursive: true, force: true });
-    },
-  };
-}
-
-async function startEtcd() {
-  const root = await mkdtemp(path.join(tmpdir(), 'stack-bench-etcd-'));
-  const [client, peer] = [await freePort(), await freePort()];
-  const endpoint = `http://127.0.0.1:${client}`;
-  const peerUrl = `http://127.0.0.1:${peer}`;
-  const s = server(
-    'etcd',
-    ['--name', 'default', '--data-dir', path.join(root, 'data'), '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
-      '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `default=${peerUrl}`, '--log-level', 'error'],
-    root,
-  );
-  await until('etcd', async () => (await (await fetch(`${endpoint}/health`)).json()).health === 'true');
-  return { ...s, discovery: { backend: 'etcd', etcdEndpoints: [endpoint] } };
-}
-
-async function startNats() {
-  const root = await mkdtemp(path.join(tmpdir(), 'stack-bench-nats-'));
-  const port = await freePort();
-  const s = server('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', path.join(root, 'js')], root);
-  await until('nats-server', async () => s.output().includes('Server is ready'));
-  return { ...s, discovery: { backend: 'nats', natsUrl: `nats://127.0.0.1:${port}` } };
+async function startNatsBackend() {
+  const nats = await startNats();
+  return { ...nats, discovery: { backend: 'nats', natsUrl: nats.url } };
 }
 
 async function startFile() {
@@ -164,7 +116,7 @@ async function watchBaseline(profile, dir) {
 }
 
 const rows = [];
-for (const [name, start] of [['file', startFile], ['etcd', startEtcd], ['nats', startNats]]) rows.push(...(await bench(name, start)));
+for (const [name, start] of [['file', startFile], ['etcd', startEtcdBackend], ['nats', startNatsBackend]]) rows.push(...(await bench(name, start)));
 console.log(`samples per backend: ${SAMPLES}, wait.min 0`);
 for (const r of rows) console.log(`${r.label.padEnd(60)} median ${r.median.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms  max ${r.max.toFixed(1)} ms${r.label.includes('baseline') ? '' : `  ${r.p99 < 100 ? 'ok' : 'MISS'} (p99 < 100 ms)`}`);
 console.log(`load average while measuring: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')} (${(await import('node:os')).cpus().length} CPUs)`);

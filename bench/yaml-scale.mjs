@@ -14,23 +14,9 @@ import { parse } from 'yaml';
 import { buildGraph } from '../dist/graph/graph.js';
 import { planStack } from '../dist/plan/plan.js';
 import { inspectProfile } from '../dist/profile/load.js';
-import { median } from './lib.mjs';
+import { median, randomDag } from './lib.mjs';
 
 const runs = Number(process.argv[2] ?? 5);
-
-function randomDag(n, edges, seed = 42) {
-  let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  const lines = ['name: scale', 'runtime: process', 'services:'];
-  for (let i = 0; i < n; i++) {
-    const deps = new Set();
-    for (let e = 0; e < Math.min(edges, i); e++) deps.add(Math.floor(rand() * i));
-    const types = ['required', 'optional', 'soft'];
-    const depList = [...deps].map((d, k) => (k === 0 ? `s${d}` : `{ name: s${d}, type: ${types[k % 3]} }`));
-    lines.push(`  s${i}: { command: [node, x.js], port: ${10000 + (i % 50000)}, healthEndpoint: /health, dependencies: [${depList.join(', ')}] }`);
-  }
-  return `${lines.join('\n')}\n`;
-}
 
 const gc = globalThis.gc ?? (() => {});
 

@@ -7,7 +7,7 @@
 import { CollisionError, NotRegisteredError } from './errors.js';
 import { assertServiceName, isExpired, sortById, toRecord } from './record.js';
 import { memoryDriver } from './drivers/memory.js';
-import { anySignal, watchList } from './watch.js';
+import { addServiceListener, anySignal, watchList } from './watch.js';
 import type { DiscoveryBackend, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
 
 export interface MemoryBackendOptions {
@@ -82,15 +82,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Discove
       return watchList(
         {
           load: async () => snapshot(service),
-          subscribe(changed) {
-            const set = listeners.get(service) ?? new Set();
-            set.add(changed);
-            listeners.set(service, set);
-            return () => {
-              set.delete(changed);
-              if (set.size === 0) listeners.delete(service);
-            };
-          },
+          subscribe: (changed) => addServiceListener(listeners, service, changed),
         },
         signal,
       );

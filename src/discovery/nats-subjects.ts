@@ -24,12 +24,12 @@ import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { StackError } from '../errors.js';
 import { CollisionError, NotRegisteredError } from './errors.js';
 import { natsDriver, type NatsConfig } from './drivers/nats.js';
-import { connectOptions, createNatsBackend, toStackError } from './nats.js';
+import { connectOptions, createNatsBackend, drainPending, sharedConnection, toStackError } from './nats.js';
 import { assertInstanceId, assertServiceName, isExpired, parseRecord, sortById, toRecord, topologyFingerprint } from './record.js';
 import { pause } from '../util/clock.js';
 import { backoffAt } from '../util/retry.js';
 import { RECONNECT_BACKOFF, redactUrl } from './resync.js';
-import { anySignal, watchList } from './watch.js';
+import { addServiceListener, anySignal, watchList } from './watch.js';
 import type { DiscoveryBackend, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
 
 /** Subject a starting client asks on; every client answers with the records it owns. */
@@ -118,7 +118,6 @@ export function createNatsSubjectsBackend(config: NatsConfig): DiscoveryBackend 
   const own = new Map<string, OwnRegistration>();
   const table = new Map<string, Map<string, ServiceInstance>>();
   const listeners = new Map<string, Set<() => void>>();
-  let connecting: Promise<NatsConnection> | undefined;
   let sweeper: NodeJS.Timeout | undefined;
   let closed = false;
   const closing = new AbortController();
@@ -176,14 +175,8 @@ export function createNatsSubjectsBackend(config: NatsConfig): DiscoveryBackend 
     if (record && record.service === service) learn(record);
   }
 
-  function connection(): Promise<NatsConnection> {
-    if (closed) return Promise.reject(new StackError('the nats discovery backend is closed', { code: 'closed' }));
-    connecting ??= open().catch((err: unknown) => {
-      connecting = undefined;
-      throw toStackError(err, 'connect', where);
-    });
-    return connecting;
-  }
+  const shared = sharedConnection(open, where, () => closed);
+  const connection = shared.get;
 
   async function open(): Promise<NatsConnection> {
     const { connect, credsAuthenticator } = await import('@nats-io/transport-node');
@@ -331,15 +324,7 @@ export function createNatsSubjectsBackend(config: NatsConfig): DiscoveryBackend 
             await connection();
             return snapshot(service);
           },
-          subscribe(changed) {
-            const set = listeners.get(service) ?? new Set();
-            set.add(changed);
-            listeners.set(service, set);
-            return () => {
-              set.delete(changed);
-              if (set.size === 0) listeners.delete(service);
-            };
-          },
+          subscribe: (changed) => addServiceListener(listeners, service, changed),
         },
         anySignal([opts.signal, closing.signal]),
       );
@@ -353,18 +338,10 @@ export function createNatsSubjectsBackend(config: NatsConfig): DiscoveryBackend 
       closed = true;
       closing.abort();
       clearInterval(sweeper);
-      const pending = connecting;
-      connecting = undefined;
+      const pending = shared.take();
       own.clear();
       listeners.clear();
-      if (!pending) return;
-      try {
-        const nc = await pending;
-        // Registrations stay until their TTL: closing is not deregistering.
-        await nc.drain().catch(() => nc.close());
-      } catch {
-        // Never connected.
-      }
+      await drainPending(pending);
     },
   };
 }

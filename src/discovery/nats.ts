@@ -69,20 +69,13 @@ export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
   /** Per key: the tail of its chain of register / deregister / heartbeat calls (see `oneAtATime`). */
   /** Called on every reconnect: watchers re-read and re-subscribe. */
   const reconnectListeners = new Set<() => void>();
-  let connecting: Promise<Connected> | undefined;
   let disconnected = false;
   let closed = false;
   /** Aborted by close(): ends every watch of this backend. */
   const closing = new AbortController();
 
-  function connection(): Promise<Connected> {
-    if (closed) return Promise.reject(new StackError('the nats discovery backend is closed', { code: 'closed' }));
-    connecting ??= open().catch((err: unknown) => {
-      connecting = undefined; // the next call tries again
-      throw toStackError(err, 'connect', where);
-    });
-    return connecting;
-  }
+  const shared = sharedConnection(open, where, () => closed);
+  const connection = shared.get;
 
   async function open(): Promise<Connected> {
     const [{ connect, credsAuthenticator }, { Kvm }] = await Promise.all([
@@ -354,18 +347,10 @@ export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
     async close(): Promise<void> {
       closed = true;
       closing.abort();
-      const pending = connecting;
-      connecting = undefined;
+      const pending = shared.take();
       own.clear();
       reconnectListeners.clear();
-      if (!pending) return;
-      try {
-        const { nc } = await pending;
-        // Registrations stay until their TTL: closing is not deregistering.
-        await nc.drain().catch(() => nc.close());
-      } catch {
-        // Never connected: nothing to close.
-      }
+      await drainPending(pending?.then((c) => c.nc));
     },
   };
 }
@@ -503,6 +488,42 @@ function notRegistered(service: string, id: string): StackError {
   return new StackFailedError(`nats: instance '${id}' of service '${service}' is not registered`, {
     code: 'not_registered',
   });
+}
+
+/**
+ * The one connection a NATS backend shares (both modes), opened on first use: a failed attempt is
+ * forgotten, so the next call tries again; once the backend is closed every call fails. `take()`
+ * hands the pending connection over to close() and forgets it.
+ */
+export function sharedConnection<T>(open: () => Promise<T>, where: string, isClosed: () => boolean): { get: () => Promise<T>; take: () => Promise<T> | undefined } {
+  let connecting: Promise<T> | undefined;
+  return {
+    get: () => {
+      if (isClosed()) return Promise.reject(new StackError('the nats discovery backend is closed', { code: 'closed' }));
+      connecting ??= open().catch((err: unknown) => {
+        connecting = undefined; // the next call tries again
+        throw toStackError(err, 'connect', where);
+      });
+      return connecting;
+    },
+    take: () => {
+      const pending = connecting;
+      connecting = undefined;
+      return pending;
+    },
+  };
+}
+
+/** Close a backend's connection, if one was ever opened: drained, so what was published is sent. */
+export async function drainPending(pending: Promise<NatsConnection> | undefined): Promise<void> {
+  if (!pending) return;
+  try {
+    const nc = await pending;
+    // Registrations stay until their TTL: closing is not deregistering.
+    await nc.drain().catch(() => nc.close());
+  } catch {
+    // Never connected: nothing to close.
+  }
 }
 
 export function toStackError(err: unknown, what: string, where: string): unknown {

@@ -68,8 +68,8 @@ export function pendingMigrations(applied: readonly number[]): Migration[] {
   return MIGRATIONS.filter((m) => !done.has(m.version));
 }
 
-/** One row of the instances table, as both drivers return it (pg returns BIGINT as strings). */
-export interface InstanceRow {
+/** The columns a registration writes as they are stored and read back (tags and meta as JSON text). */
+interface InstanceColumns {
   service: string;
   id: string;
   address: string;
@@ -77,6 +77,10 @@ export interface InstanceRow {
   url: string | null;
   tags: string;
   meta: string;
+}
+
+/** One row of the instances table, as both drivers return it (pg returns BIGINT as strings). */
+export interface InstanceRow extends InstanceColumns {
   registered_at: number | string;
   last_seen: number | string;
   ttl_ms: number | string | null;
@@ -84,14 +88,7 @@ export interface InstanceRow {
 }
 
 /** What a registration writes. */
-export interface InstanceWrite {
-  service: string;
-  id: string;
-  address: string;
-  port: number | null;
-  url: string | null;
-  tags: string;
-  meta: string;
+export interface InstanceWrite extends InstanceColumns {
   registeredAt: number;
   ttlMs: number | null;
 }

@@ -18,6 +18,20 @@ export interface ListWatchSource {
   subscribe(changed: () => void): () => void;
 }
 
+/**
+ * Add `changed` to the listeners of `service` in a per-service listener map (the backends that
+ * notify their own watchers); the returned unsubscribe drops the service's entry with its last listener.
+ */
+export function addServiceListener(listeners: Map<string, Set<() => void>>, service: string, changed: () => void): () => void {
+  const set = listeners.get(service) ?? new Set();
+  set.add(changed);
+  listeners.set(service, set);
+  return () => {
+    set.delete(changed);
+    if (set.size === 0) listeners.delete(service);
+  };
+}
+
 /** Resolves when the signal aborts; never rejects. */
 export function abortPromise(signal: AbortSignal): { promise: Promise<void>; dispose(): void } {
   if (signal.aborted) return { promise: Promise.resolve(), dispose() {} };

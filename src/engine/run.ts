@@ -176,16 +176,8 @@ export class StackRun implements LifecycleHost {
   }
 
   setState(s: ServiceLifecycle, state: ServiceState, reason?: string): void {
-    const previous = s.status.state;
-    const now = this.clock.now();
-    this.unsettled += (SETTLED_STATES.has(previous) ? 1 : 0) - (SETTLED_STATES.has(state) ? 1 : 0);
-    s.status.state = state;
-    if (reason !== undefined) s.status.reason = reason;
-    else if (state !== 'stopped' && state !== 'stopping') delete s.status.reason;
-    const elapsedMs = now - s.since;
-    s.since = now;
-    const pid = s.status.handle?.pid;
-    this.emit({ type: 'state', service: s.name, state, previous, elapsedMs, ...(reason !== undefined ? { reason } : {}), ...(pid !== undefined ? { pid } : {}) });
+    this.unsettled += (SETTLED_STATES.has(s.status.state) ? 1 : 0) - (SETTLED_STATES.has(state) ? 1 : 0);
+    this.changeState(s, s.name, state, reason);
     this.gates.record(s.name, { state, kind: s.spec.kind, started: s.status.started, ...(s.status.reason ? { reason: s.status.reason } : {}) });
     this.persist();
     this.checkSettled();
@@ -427,16 +419,24 @@ export class StackRun implements LifecycleHost {
     };
   }
 
-  private setReplicaState(r: ServiceLifecycle, state: ServiceState, reason?: string): void {
-    const previous = r.status.state;
+  /**
+   * The transition itself, for a service and a replica alike: the status (a stop keeps its
+   * reason), the time in the previous state, and the `state` event under `label`.
+   */
+  private changeState(s: ServiceLifecycle, label: string, state: ServiceState, reason: string | undefined): void {
+    const previous = s.status.state;
     const now = this.clock.now();
-    r.status.state = state;
-    if (reason !== undefined) r.status.reason = reason;
-    else if (state !== 'stopped' && state !== 'stopping') delete r.status.reason;
-    const elapsedMs = now - r.since;
-    r.since = now;
-    const pid = r.status.handle?.pid;
-    this.emit({ type: 'state', service: `${r.name}#${r.replica}`, state, previous, elapsedMs, ...(reason !== undefined ? { reason } : {}), ...(pid !== undefined ? { pid } : {}) });
+    s.status.state = state;
+    if (reason !== undefined) s.status.reason = reason;
+    else if (state !== 'stopped' && state !== 'stopping') delete s.status.reason;
+    const elapsedMs = now - s.since;
+    s.since = now;
+    const pid = s.status.handle?.pid;
+    this.emit({ type: 'state', service: label, state, previous, elapsedMs, ...(reason !== undefined ? { reason } : {}), ...(pid !== undefined ? { pid } : {}) });
+  }
+
+  private setReplicaState(r: ServiceLifecycle, state: ServiceState, reason?: string): void {
+    this.changeState(r, `${r.name}#${r.replica}`, state, reason);
     this.persist();
     // A replica that comes up after startup is over is watched from then on.
     if (state === 'healthy' && this.phase === 'up' && (this.opts.supervise ?? true)) r.watch();

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { survivors } from '../engine/helpers.js';
 import { freePort, waitFor } from '../helpers/net.js';
-import { runStack, stackProcessesIn, StackProcess, supervisorPid, useStackFolders, webService, type CliResult } from './helpers.js';
+import { healthyPids, runStack, stackProcessesIn, StackProcess, supervisorPid, useStackFolders, webService, type CliResult } from './helpers.js';
 
 
 const TTL_MS = 2000;
@@ -24,16 +24,6 @@ const { stackFolder } = useStackFolders({
 });
 
 const web = (port: number, extra: Record<string, unknown> = {}, env: Record<string, string> = {}) => webService(port, env, extra);
-
-/** JSON events of a `--json` run, with the pid each service became healthy as. */
-function healthyPids(r: CliResult): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const line of r.stdout.trim().split('\n')) {
-    const e = JSON.parse(line) as { type: string; service?: string; state?: string; pid?: number };
-    if (e.type === 'state' && e.state === 'healthy' && e.service && e.pid !== undefined) out[e.service] = e.pid;
-  }
-  return out;
-}
 
 interface StatusView {
   owner?: { pid: number; alive: boolean; detached?: boolean };

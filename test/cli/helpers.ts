@@ -149,3 +149,13 @@ export function useStackFolders(settings: { prefix: string; name: string; depend
   }
   return { stackFolder, cleanups };
 }
+
+/** JSON events of a `--json` run, with the pid each service became healthy as. */
+export function healthyPids(r: CliResult): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of r.stdout.trim().split('\n')) {
+    const e = JSON.parse(line) as { type: string; service?: string; state?: string; pid?: number };
+    if (e.type === 'state' && e.state === 'healthy' && e.service && e.pid !== undefined) out[e.service] = e.pid;
+  }
+  return out;
+}

@@ -9,13 +9,12 @@
  * is loaded from that same install, so the tool itself does not depend on it.
  * Ports: free loopback ports through PLC_PORT / PDS_PORT, so a stack on 2582/2583 is no obstacle.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, runStack, type CliResult } from '../helpers/cli.js';
+import { runStack, type CliResult } from '../helpers/cli.js';
 import { freePort, portOpen } from '../helpers/net.js';
+import { isAlive, loadAtpAgent, registrations, tearDownStack } from '../helpers/e2e.js';
 import { tmpFiles } from '../helpers/tmp.js';
 
 /** The first `up` may install packages and compile a native module: minutes, not seconds. */
@@ -63,34 +62,11 @@ async function status(): Promise<StatusView> {
   return view;
 }
 
-/** Whether `pid` runs; a zombie (exited, waiting for an init process that reaps lazily) does not. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return existsSync('/proc/self') ? false : true; // gone in between, or no /proc (then kill(0) decides)
-  }
-}
-
-/** Registration files the file discovery backend holds (`.stack/discovery/<service>/<id>.json`). */
-function registrations(): string[] {
-  const dir = path.join(work.dir, '.stack', 'discovery');
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.json'));
-}
-
 async function expectNothingLeft(plcPort: number, pdsPort: number): Promise<void> {
   for (const pid of seenPids) expect(isAlive(pid), `process ${pid} is still running`).toBe(false);
   expect(await portOpen(plcPort)).toBe(false);
   expect(await portOpen(pdsPort)).toBe(false);
-  expect(registrations()).toEqual([]);
+  expect(registrations(work.dir)).toEqual([]);
   expect(existsSync(path.join(stateDir(), 'lock'))).toBe(false);
   const pids = path.join(stateDir(), 'pids');
   expect(existsSync(pids) ? readdirSync(pids) : []).toEqual([]);
@@ -108,20 +84,10 @@ beforeAll(async () => {
   pdsUrl = `http://127.0.0.1:${pdsPort}`;
   const up = await stack(['up', '--detach'], FIRST_UP_TIMEOUT_MS);
   expect(up.code, explain(up)).toBe(0);
-  // The client comes from the install the setup task just made (same cache folder, same rules).
-  const dir = execFileSync(process.execPath, [path.join(ROOT, 'launchers', 'install.mjs'), '--print-dir'], { env: { ...process.env, ...env }, encoding: 'utf8' }).trim();
-  AtpAgent = (createRequire(path.join(dir, 'package.json'))('@atproto/api') as { AtpAgent: AgentClass }).AtpAgent;
+  AtpAgent = loadAtpAgent<AgentClass>(env);
 }, FIRST_UP_TIMEOUT_MS + 60_000);
 
-afterAll(async () => {
-  try {
-    if (env) await stack(['down'], 2 * 60_000);
-  } finally {
-    // Last resort, so a failed test never leaves servers behind: only the pids this stack ran as.
-    for (const pid of seenPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-    work.cleanup();
-  }
-}, 3 * 60_000);
+afterAll(() => tearDownStack(env ? () => stack(['down'], 2 * 60_000) : undefined, seenPids, () => work.cleanup()), 3 * 60_000);
 
 describe('dev-cluster: a real PLC directory and PDS, used by @atproto/api', () => {
   const handle = 'alice.test';
@@ -143,7 +109,7 @@ describe('dev-cluster: a real PLC directory and PDS, used by @atproto/api', () =
     // The PDS's environment was rendered from its template, with the PLC URL from discovery.
     const pdsEnv = readFileSync(path.join(stateDir(), 'config', 'pds', 'pds.env'), 'utf8');
     expect(pdsEnv).toMatch(new RegExp(`^PDS_DID_PLC_URL="?${plcUrl.replaceAll('.', '\\.')}"?$`, 'm'));
-    expect(registrations()).toContain(path.join('pds', 'dev-cluster-pds-0.json'));
+    expect(registrations(work.dir)).toContain(path.join('pds', 'dev-cluster-pds-0.json'));
   });
 
   it('creates an account whose DID the local PLC knows, posts, and lists the post back', async () => {

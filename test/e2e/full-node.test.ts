@@ -14,12 +14,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, runStack, type CliResult } from '../helpers/cli.js';
+import { runStack, type CliResult } from '../helpers/cli.js';
 import { freePort, portOpen, waitFor } from '../helpers/net.js';
+import { isAlive, loadAtpAgent, registrations, tearDownStack } from '../helpers/e2e.js';
 import { tmpFiles } from '../helpers/tmp.js';
 
 /** The first `up` may install packages and compile a native module: minutes, not seconds. */
@@ -98,33 +98,10 @@ async function status(): Promise<StatusView> {
   return view;
 }
 
-/** Whether `pid` runs; a zombie (exited, waiting for an init process that reaps lazily) does not. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return existsSync('/proc/self') ? false : true;
-  }
-}
-
-/** Registration files the file discovery backend holds (`.stack/discovery/<service>/<id>.json`). */
-function registrations(): string[] {
-  const dir = path.join(work.dir, '.stack', 'discovery');
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.json'));
-}
-
 async function expectNothingLeft(): Promise<void> {
   for (const pid of seenPids) expect(isAlive(pid), `process ${pid} is still running`).toBe(false);
   for (const [name, port] of Object.entries(ports)) expect(await portOpen(port), `${name}'s port ${port} is still open`).toBe(false);
-  expect(registrations()).toEqual([]);
+  expect(registrations(work.dir)).toEqual([]);
   expect(existsSync(path.join(stateDir(), 'lock'))).toBe(false);
   const pids = path.join(stateDir(), 'pids');
   expect(existsSync(pids) ? readdirSync(pids) : []).toEqual([]);
@@ -155,19 +132,10 @@ beforeAll(async () => {
   for (const [name, variable] of Object.entries(PORT_VARIABLES)) env[variable] = String(ports[name as keyof typeof PORT_VARIABLES]);
   const up = await stack(['up', '--detach'], FIRST_UP_TIMEOUT_MS);
   expect(up.code, explain(up)).toBe(0);
-  const dir = execFileSync(process.execPath, [path.join(ROOT, 'launchers', 'install.mjs'), '--print-dir'], { env: { ...process.env, ...env }, encoding: 'utf8' }).trim();
-  AtpAgent = (createRequire(path.join(dir, 'package.json'))('@atproto/api') as { AtpAgent: AgentClass }).AtpAgent;
+  AtpAgent = loadAtpAgent<AgentClass>(env);
 }, FIRST_UP_TIMEOUT_MS + 60_000);
 
-afterAll(async () => {
-  try {
-    if (env) await stack(['down'], 2 * 60_000);
-  } finally {
-    // Last resort, so a failed test never leaves servers behind: only the pids this stack ran as.
-    for (const pid of seenPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-    work.cleanup();
-  }
-}, 3 * 60_000);
+afterAll(() => tearDownStack(env ? () => stack(['down'], 2 * 60_000) : undefined, seenPids, () => work.cleanup()), 3 * 60_000);
 
 describe('full-node: PostgreSQL, PLC, PDS, AppView with its dataplane, and Ozone, used by @atproto/api', () => {
   const password = 'correct horse battery staple';

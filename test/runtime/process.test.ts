@@ -13,37 +13,10 @@ import { createProcessRuntime, type ProcessHandle } from '../../src/runtime/proc
 import { isProcessAlive, processStartTime } from '../../src/util/proc.js';
 import type { Runtime, ServiceHandle, StartRequest } from '../../src/runtime/types.js';
 import { freePort, waitFor } from '../helpers/net.js';
+import { processService as makeService } from './helpers.js';
 
 const fixture = fileURLToPath(new URL('../fixtures/http-service.mjs', import.meta.url));
 const STACK = 'proc-test';
-
-function makeService(name: string, overrides: Partial<ServiceSpec> = {}): ServiceSpec {
-  return {
-    name,
-    enable: true,
-    kind: 'service',
-    runtime: 'process',
-    shell: false,
-    ports: [],
-    address: '127.0.0.1',
-    tags: [],
-    meta: {},
-    environment: {},
-    secretEnvironment: [],
-    dependencies: [],
-    templates: [],
-    restart: { policy: 'no', maxRetries: 0, backoffMs: 100, maxBackoffMs: 1000 },
-    stopSignal: 'SIGTERM',
-    stopGracePeriodMs: 2000,
-    volumes: [],
-    resources: {},
-    security: { readOnlyRootFilesystem: false, noNewPrivileges: false, capDrop: [], capAdd: [], tmpfs: [] },
-    init: false,
-    pull: 'missing',
-    replicas: 1,
-    ...overrides,
-  };
-}
 
 let dir: string;
 let runtime: Runtime;

@@ -25,15 +25,21 @@ async function stub(bin: string, name: string, body: string): Promise<void> {
   await writeFile(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
 }
 
+/** A temp dir with bin/ (for the stubs) and scripts/ (setup.sh, and a start-docker.sh that does nothing). */
+async function sandbox(): Promise<{ bin: string; scripts: string }> {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'setup-script-'));
+  const bin = path.join(dir, 'bin');
+  const scripts = path.join(dir, 'scripts');
+  await mkdir(bin);
+  await mkdir(scripts);
+  await copyFile(setupScript, path.join(scripts, 'setup.sh'));
+  await writeFile(path.join(scripts, 'start-docker.sh'), 'exit 0\n');
+  return { bin, scripts };
+}
+
 describe('scripts/setup.sh', () => {
   it('keeps etcd and nats-server from starting during the install, and kills nothing by name', async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'setup-script-'));
-    const bin = path.join(dir, 'bin');
-    const scripts = path.join(dir, 'scripts');
-    await mkdir(bin);
-    await mkdir(scripts);
-    await copyFile(setupScript, path.join(scripts, 'setup.sh'));
-    await writeFile(path.join(scripts, 'start-docker.sh'), 'exit 0\n');
+    const { bin, scripts } = await sandbox();
     const log = path.join(dir, 'calls.log');
     const policy = path.join(dir, 'policy-rc.d');
     // Only etcd-server and nats-server are missing.
@@ -65,13 +71,7 @@ fi`,
   });
 
   it('leaves an administrator’s own policy-rc.d alone', async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'setup-script-'));
-    const bin = path.join(dir, 'bin');
-    const scripts = path.join(dir, 'scripts');
-    await mkdir(bin);
-    await mkdir(scripts);
-    await copyFile(setupScript, path.join(scripts, 'setup.sh'));
-    await writeFile(path.join(scripts, 'start-docker.sh'), 'exit 0\n');
+    const { bin, scripts } = await sandbox();
     const policy = path.join(dir, 'policy-rc.d');
     await writeFile(policy, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
     await stub(bin, 'dpkg-query', 'case "$*" in *nats-server*) exit 1 ;; esac; echo "install ok installed"');

@@ -31,7 +31,8 @@ const expectNoPem = (text: string) => {
   for (const line of BODY_LINES.slice(0, 3)) for (let i = 0; i + 12 <= line.length; i += 12) expect(text).not.toContain(line.slice(i, i + 12));
 };
 
-const PEM_PROFILE = (format: TemplateFormat, extra = '') => `name: pem
+/** A profile whose one service `web` renders the given template entries (YAML lines) with the secret `tlsKey`. */
+const PEM_PROFILE_WITH = (templates: string) => `name: pem
 runtime: process
 variables:
   tlsKey: { type: secret }
@@ -39,10 +40,12 @@ services:
   web:
     command: [web]
     templates:
-      - destination: out.${format}
+${templates}`;
+
+const PEM_PROFILE = (format: TemplateFormat, extra = '') => PEM_PROFILE_WITH(`      - destination: out.${format}
         format: ${format}
         data: { name: web, key: '{{secret "tlsKey"}}'${format === 'ini' || format === 'env' ? '' : ', list: ["{{secret \\"tlsKey\\"}}"]'} }
-${extra}`;
+${extra}`);
 
 describe('a multi-line secret, in every format', () => {
   it.each(['yaml', 'json', 'toml', 'ini', 'env'] as const)('%s: the printable form holds no line of it; the file is 0600', (format) => {
@@ -64,16 +67,8 @@ describe('a multi-line secret, in every format', () => {
   });
 
   it('an error message quoting a line of rendered output is masked too', () => {
-    const { dir, profile } = profileIn(`name: pem
-runtime: process
-variables:
-  tlsKey: { type: secret }
-services:
-  web:
-    command: [web]
-    templates:
-      - { destination: out.yaml, format: yaml, template: "key: {{secret \\"tlsKey\\"}}\\n" }
-`);
+    const { dir, profile } = profileIn(PEM_PROFILE_WITH(`      - { destination: out.yaml, format: yaml, template: "key: {{secret \\"tlsKey\\"}}\\n" }
+`));
     const { problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { tlsKey: PEM } });
     expect(problems.length).toBeGreaterThan(0);
     expectNoPem(problems.map(formatProblem).join('\n'));

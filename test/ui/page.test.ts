@@ -13,7 +13,7 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, waitFor } from '../helpers/net.js';
-import { repoRoot, runStack, StackProcess, supervisorPid, useStackFolders, webService, type CliResult } from '../cli/helpers.js';
+import { healthyPids, repoRoot, runStack, StackProcess, supervisorPid, useStackFolders, webService } from '../cli/helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(repoRoot, 'test-results', 'ui');
@@ -51,15 +51,6 @@ async function uiStack(): Promise<{ dir: string; pids: number[]; ports: Record<s
   const profile = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
   await writeFile(file, JSON.stringify({ ...profile, variables: { pw: { type: 'secret', generate: { bytes: 24, encoding: 'hex' } } } }, null, 2));
   return { dir, pids, ports };
-}
-
-function healthyPids(r: CliResult): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const line of r.stdout.trim().split('\n')) {
-    const e = JSON.parse(line) as { type: string; service?: string; state?: string; pid?: number };
-    if (e.type === 'state' && e.state === 'healthy' && e.service && e.pid !== undefined) out[e.service] = e.pid;
-  }
-  return out;
 }
 
 /** `stack ui` in the folder: its address, once printed. */
