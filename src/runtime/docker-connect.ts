@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
 import { UnreachableError, UsageError } from '../errors.js';
+import { engineError } from './docker-errors.js';
 
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
 
@@ -147,4 +148,55 @@ export function describeError(err: unknown): string {
     return code && !err.message.includes(code) ? `${code} ${err.message}` : err.message;
   }
   return String(err);
+}
+
+/**
+ * The engine client of a Docker-backed runtime: connected and pinged on first use, so every
+ * operation fails fast with UnreachableError when the engine is away, and tried afresh on the next
+ * call after a failure. `call` runs one operation and names it in any error.
+ */
+export interface EngineClient {
+  docker: () => Promise<Dockerode>;
+  /** The engine's address, for messages. */
+  url: () => string;
+  call: <T>(doing: string, fn: (d: Dockerode) => Promise<T>) => Promise<T>;
+  /** Forget the client (the runtime is closing); a later call connects again. */
+  reset: () => void;
+}
+
+export function engineClient(opts: DockerConnectOptions & { pingTimeoutMs?: number }): EngineClient {
+  let endpoint: DockerEndpoint | undefined;
+  let client: Promise<Dockerode> | undefined;
+  const url = () => endpoint?.url ?? opts.host ?? process.env.DOCKER_HOST ?? 'the default Docker endpoint';
+  const docker = (): Promise<Dockerode> => {
+    client ??= (async () => {
+      endpoint = resolveDockerEndpoint({
+        ...(opts.host !== undefined ? { host: opts.host } : {}),
+        ...(opts.tlsVerify !== undefined ? { tlsVerify: opts.tlsVerify } : {}),
+        ...(opts.certPath !== undefined ? { certPath: opts.certPath } : {}),
+      });
+      const d = await connectDocker(endpoint);
+      await pingDocker(d, endpoint, opts.pingTimeoutMs);
+      return d;
+    })().catch((err: unknown) => {
+      client = undefined; // let a later call try again
+      throw err;
+    });
+    return client;
+  };
+  return {
+    docker,
+    url,
+    call: async (doing, fn) => {
+      const d = await docker();
+      try {
+        return await fn(d);
+      } catch (err) {
+        throw engineError(err, doing, url());
+      }
+    },
+    reset: () => {
+      client = undefined;
+    },
+  };
 }

@@ -17,7 +17,7 @@ import type Dockerode from 'dockerode';
 import { InvalidInputError, StackFailedError, type Problem } from '../errors.js';
 import type { DockerRuntimeSettings } from '../drivers/runtime/docker.js';
 import type { ServiceSpec } from '../profile/types.js';
-import { connectDocker, pingDocker, resolveDockerEndpoint, type DockerConnectOptions, type DockerEndpoint } from './docker-connect.js';
+import { engineClient, type DockerConnectOptions } from './docker-connect.js';
 import { engineError, isNotFound, statusOf } from './docker-errors.js';
 import { ensureImages, localImage, type PullProgress } from './docker-images.js';
 import { demuxLines } from './docker-logs.js';
@@ -50,8 +50,6 @@ export const fromProfile: RuntimeFactory<DockerRuntimeSettings> = async ({ setti
 const RESTART_POLL_MS = 200;
 
 export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
-  let endpoint: DockerEndpoint | undefined;
-  let client: Promise<Dockerode> | undefined;
   const openStreams = new Set<NodeJS.ReadableStream>();
   /**
    * Aborts the long-polls of `wait` on close: a pending request would keep the process alive, and
@@ -77,32 +75,9 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
    */
   const readyNetworks = new Map<string, Promise<void>>();
 
-  function url(): string {
-    return endpoint?.url ?? opts.host ?? process.env.DOCKER_HOST ?? 'the default Docker endpoint';
-  }
-
   /** The client, pinged once: every operation fails fast with UnreachableError when the engine is away. */
-  function docker(): Promise<Dockerode> {
-    client ??= (async () => {
-      endpoint = resolveDockerEndpoint(opts);
-      const d = await connectDocker(endpoint);
-      await pingDocker(d, endpoint, opts.pingTimeoutMs);
-      return d;
-    })().catch((err: unknown) => {
-      client = undefined; // let a later call try again
-      throw err;
-    });
-    return client;
-  }
-
-  async function call<T>(doing: string, fn: (d: Dockerode) => Promise<T>): Promise<T> {
-    const d = await docker();
-    try {
-      return await fn(d);
-    } catch (err) {
-      throw engineError(err, doing, url());
-    }
-  }
+  const engine = engineClient(opts);
+  const { docker, url, call } = engine;
 
   async function inspectOrUndefined(d: Dockerode, idOrName: string): Promise<Dockerode.ContainerInspectInfo | undefined> {
     try {
@@ -338,7 +313,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
       for (const s of openStreams) (s as NodeJS.ReadableStream & { destroy?(): void }).destroy?.();
       openStreams.clear();
       readyNetworks.clear();
-      client = undefined;
+      engine.reset();
     },
   };
 

@@ -31,7 +31,7 @@ import type { ServiceSpec } from '../profile/types.js';
 import { realClock } from '../util/clock.js';
 import { parseDuration } from '../util/duration.js';
 import { errorText } from '../util/error-text.js';
-import { connectDocker, pingDocker, resolveDockerEndpoint, type DockerEndpoint } from './docker-connect.js';
+import { engineClient } from './docker-connect.js';
 import { engineError, isNotFound, statusOf } from './docker-errors.js';
 import { demuxLines } from './docker-logs.js';
 import type { SwarmRuntimeSettings } from '../drivers/runtime/swarm.js';
@@ -83,8 +83,6 @@ const MAX_TASK_FAILURES = 3;
 export const fromProfile: RuntimeFactory<SwarmRuntimeSettings> = async ({ settings }) => createSwarmRuntime(settings);
 
 export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
-  let endpoint: DockerEndpoint | undefined;
-  let client: Promise<Dockerode> | undefined;
   const pollMs = opts.pollMs ?? 250;
   const readyTimeoutMs = opts.readyTimeout !== undefined ? (parseDuration(opts.readyTimeout) ?? DEFAULT_READY_TIMEOUT_MS) : DEFAULT_READY_TIMEOUT_MS;
   const closing = new AbortController();
@@ -95,33 +93,8 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
   /** Readiness endpoints on loopback, by service id (see the header). */
   const readinessServers = new Map<string, { server: http.Server; port: number }>();
 
-  const url = () => endpoint?.url ?? opts.host ?? process.env.DOCKER_HOST ?? 'the default Docker endpoint';
-
-  function docker(): Promise<Dockerode> {
-    client ??= (async () => {
-      endpoint = resolveDockerEndpoint({
-        ...(opts.host !== undefined ? { host: opts.host } : {}),
-        ...(opts.tlsVerify !== undefined ? { tlsVerify: opts.tlsVerify } : {}),
-        ...(opts.certPath !== undefined ? { certPath: opts.certPath } : {}),
-      });
-      const d = await connectDocker(endpoint);
-      await pingDocker(d, endpoint);
-      return d;
-    })().catch((err: unknown) => {
-      client = undefined;
-      throw err;
-    });
-    return client;
-  }
-
-  async function call<T>(doing: string, fn: (d: Dockerode) => Promise<T>): Promise<T> {
-    const d = await docker();
-    try {
-      return await fn(d);
-    } catch (err) {
-      throw engineError(err, doing, url());
-    }
-  }
+  const engine = engineClient(opts);
+  const { docker, url, call } = engine;
 
   async function serviceInfo(d: Dockerode, idOrName: string): Promise<Dockerode.Service | undefined> {
     try {
@@ -508,7 +481,7 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
       for (const id of [...readinessServers.keys()]) closeReadiness(id);
       for (const s of openStreams) (s as NodeJS.ReadableStream & { destroy?(): void }).destroy?.();
       openStreams.clear();
-      client = undefined;
+      engine.reset();
     },
   };
 
