@@ -1,5 +1,5 @@
 /**
- * Zero-configuration clients (DESIGN.md §13): how a service `stack` starts learns where the
+ * Zero-configuration clients: how a service `stack` starts learns where the
  * stack's discovery is, in one environment variable, and how the library reads it back.
  *
  *   STACK_DISCOVERY={"backends":["etcd"],"ttlMs":30000,"heartbeatIntervalMs":10000,"etcdEndpoints":[…],…}

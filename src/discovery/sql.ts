@@ -1,5 +1,5 @@
 /**
- * SQL catalog discovery backend (DESIGN.md §5, §13): a table of instances with heartbeats, the
+ * SQL catalog discovery backend: a table of instances with heartbeats, the
  * way service catalogs are often kept in the database a system already has.
  *
  *   sqlUrl: sqlite:.stack/discovery.sqlite   one host, no server (the file is made on first use)
