@@ -18,7 +18,7 @@ import type { EngineEvent } from '../../src/engine/types.js';
 import { startConsulDouble } from '../fixtures/consul-double.js';
 import { startEtcd } from '../fixtures/etcd.js';
 import { startNats } from '../fixtures/nats.js';
-import { freePort, waitFor } from '../helpers/net.js';
+import { freePort, freePortRange, waitFor } from '../helpers/net.js';
 import { EventLog, httpService, makeStack, nodeProgram, tempDir } from './helpers.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -154,7 +154,7 @@ describe('replicas, with real processes', () => {
   it('scale up and down with `up` again: each replica on port + index, registered; the others untouched', async () => {
     const { dir, cleanup } = await tempDir('replicas-');
     cleanups.push(cleanup);
-    const port = await freePort();
+    const port = await freePortRange(3); // replicas listen on port, port + 1, port + 2
     const { fixture } = await import('./helpers.js');
     const api = (replicas: number) => ({
       ...httpService(port),

@@ -18,6 +18,29 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * `count` consecutive free TCP ports on 127.0.0.1, for replicas that listen on `port + index`.
+ * Taken below Linux's ephemeral range (32768+), where outgoing connections of other tests take
+ * their local ports, so `port + 1` is not some client's a moment later.
+ */
+export async function freePortRange(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const first = 20_000 + Math.floor(Math.random() * (12_000 - count));
+    const ports = Array.from({ length: count }, (_, i) => first + i);
+    if ((await Promise.all(ports.map(bindable))).every(Boolean)) return first;
+  }
+  throw new Error(`no ${count} consecutive free ports found`);
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
 /** Poll `fn` until it returns truthy or the deadline passes. For test fixtures only. */
 export async function waitFor<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs;
