@@ -251,7 +251,9 @@ export function createConsulBackend(config: ConsulConfig): DiscoveryBackend {
     async markCritical(service: string, id: string, note: string): Promise<void> {
       const sid = serviceId(service, id);
       // `PUT /v1/agent/check/fail/<check>?note=`: the service stays in the agent's list, its check
-      // critical with the note as output, so `?passing` lookups and watches leave it out.
+      // critical with the note as output, so `?passing` lookups and watches leave it out. Critical
+      // longer than DeregisterCriticalServiceAfter (the TTL; Consul's minimum is a minute), the
+      // agent reaps it; the heartbeat that restores it then registers it again.
       const fail = async (consul: ConsulClient) => {
         try {
           await consul.agent.check.fail({ id: checkId(sid), note });

@@ -21,6 +21,7 @@ import { StackError, UnreachableError, UnsupportedError } from '../errors.js';
 import { CollisionError } from './errors.js';
 import { assertServiceName, topologyFingerprint } from './record.js';
 import { abortPromise, anySignal, watchList } from './watch.js';
+import { createKeyedQueue } from './resync.js';
 import type {
   DiscoveryBackend,
   DiscoveryEvent,
@@ -379,32 +380,39 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
     for (const f of failures) emit({ type: 'error', backend: 'discovery', service, message: `${action} failed in one backend: ${describeError(f)}` });
   }
 
+  /** Withdrawals and restorations of one registration run in order: a restore never overtakes the withdrawal before it. */
+  const inTurn = createKeyedQueue();
+
   async function withdraw(service: string, id: string, reason: string): Promise<void> {
     assertOpen();
     const key = keyOf(service, id);
     const targets = backends.filter((b) => canMarkCritical(b) || b.capabilities.deregister);
     if (targets.length === 0) throw new UnsupportedError(`discovery (${names})`, 'withdraw');
-    withdrawn.add(key);
-    // A beat already under way would pass the check (or register it again) after we fail it.
-    await Promise.allSettled([...(beats.get(key) ?? [])]);
-    const results = await Promise.allSettled(
-      targets.map((b) => (canMarkCritical(b) ? b.markCritical!(service, id, reason) : b.deregister(service, id))),
-    );
-    invalidate(service);
-    settle(targets, results, service, `withdrawal of '${service}/${id}'`);
+    await inTurn(key, async () => {
+      withdrawn.add(key);
+      // A beat already under way would pass the check (or register it again) after we fail it.
+      await Promise.allSettled([...(beats.get(key) ?? [])]);
+      const results = await Promise.allSettled(
+        targets.map((b) => (canMarkCritical(b) ? b.markCritical!(service, id, reason) : b.deregister(service, id))),
+      );
+      invalidate(service);
+      settle(targets, results, service, `withdrawal of '${service}/${id}'`);
+    });
   }
 
   async function restore(service: string, id: string): Promise<void> {
     assertOpen();
     const key = keyOf(service, id);
-    if (!withdrawn.delete(key)) return;
-    const known = registrations.get(key);
-    const targets = backends.filter((b) => canMarkCritical(b) || (b.capabilities.deregister && b.capabilities.register && known));
-    const results = await Promise.allSettled(
-      targets.map((b) => (canMarkCritical(b) ? b.heartbeat(service, id) : b.register(known!.input, known!.opts))),
-    );
-    invalidate(service);
-    settle(targets, results, service, `restoration of '${service}/${id}'`);
+    await inTurn(key, async () => {
+      if (!withdrawn.delete(key)) return;
+      const known = registrations.get(key);
+      const targets = backends.filter((b) => canMarkCritical(b) || (b.capabilities.deregister && b.capabilities.register && known));
+      const results = await Promise.allSettled(
+        targets.map((b) => (canMarkCritical(b) ? b.heartbeat(service, id) : b.register(known!.input, known!.opts))),
+      );
+      invalidate(service);
+      settle(targets, results, service, `restoration of '${service}/${id}'`);
+    });
   }
 
   function keepAlive(instance: InstanceInput, intervalMs: number, opts: RegisterOptions = {}): () => Promise<void> {

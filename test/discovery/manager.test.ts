@@ -282,6 +282,24 @@ describe('withdraw and restore', () => {
     expect(marking.calls.heartbeat).toBe(beats + 1); // the beat that passes its check
     expect(ids(await plain.lookup('pds'))).toEqual(['pds-1']);
   });
+
+  it('a restore asked for right after a withdrawal does not overtake it', async () => {
+    const inner = createMemoryBackend();
+    const marking = instrument(inner, 'marking');
+    let status = 'passing';
+    marking.markCritical = async () => {
+      await new Promise((r) => setTimeout(r, 20)); // a slow agent
+      status = 'critical';
+    };
+    marking.heartbeat = async (service, id) => {
+      await inner.heartbeat(service, id);
+      status = 'passing';
+    };
+    const m = manager({ backends: [marking], cacheTtlMs: 0 });
+    await m.register(pds());
+    await Promise.all([m.withdraw('pds', 'pds-1', 'unhealthy'), m.restore('pds', 'pds-1')]);
+    expect(status).toBe('passing');
+  });
 });
 
 describe('input errors', () => {
