@@ -565,9 +565,12 @@ export class ServiceLifecycle {
     const discovery = this.host.discovery;
     if (!this.withdrawn || this.stopping || !this.watched) return;
     this.withdrawn = false;
-    if (!reg || !discovery) return this.register();
-    await discovery.restore(reg.service, reg.id).catch((err) => this.host.warn(`could not restore '${reg.service}' in discovery: ${errorText(err)}`, reg.service));
-    this.host.emit({ type: 'registered', service: this.name, id: reg.id });
+    if (reg && discovery) {
+      await discovery.restore(reg.service, reg.id).catch((err) => this.host.warn(`could not restore '${reg.service}' in discovery: ${errorText(err)}`, reg.service));
+      this.host.emit({ type: 'registered', service: this.name, id: reg.id });
+    } else {
+      await this.register(); // its registration went meanwhile: a fresh one
+    }
     this.host.persist();
   }
 
