@@ -82,6 +82,7 @@ interface ConsulClient {
     };
     check: {
       pass(o: { id: string; note?: string } & CallOptions): Promise<unknown>;
+      fail(o: { id: string; note?: string } & CallOptions): Promise<unknown>;
       list(o?: CallOptions): Promise<Record<string, AgentCheckView>>;
     };
   };
@@ -140,7 +141,7 @@ export function createConsulBackend(config: ConsulConfig): DiscoveryBackend {
     }
   }
 
-  async function put(consul: ConsulClient, reg: OwnRegistration): Promise<void> {
+  async function put(consul: ConsulClient, reg: OwnRegistration, status: 'passing' | 'critical' = 'passing'): Promise<void> {
     const { input, ttlMs } = reg;
     const meta: Record<string, string> = { ...(input.meta ?? {}) };
     for (const key of Object.keys(meta)) {
@@ -159,7 +160,7 @@ export function createConsulBackend(config: ConsulConfig): DiscoveryBackend {
       check: {
         name: `atproto-stacks TTL for ${input.service}/${input.id}`,
         ttl: `${Math.max(1, Math.round(ttlMs))}ms`,
-        status: 'passing',
+        status,
         deregistercriticalserviceafter: `${Math.max(1, Math.round(ttlMs))}ms`,
       },
     });
@@ -190,7 +191,7 @@ export function createConsulBackend(config: ConsulConfig): DiscoveryBackend {
         withConsul(`register ${input.service}/${input.id}`, async (consul) => {
           if (opts.exclusive) {
             const [services, checks] = await Promise.all([consul.agent.service.list(), consul.agent.check.list()]);
-            const held = services[sid] !== undefined && checks[`service:${sid}`]?.Status !== 'critical';
+            const held = services[sid] !== undefined && checks[checkId(sid)]?.Status !== 'critical';
             if (held) throw new CollisionError(input.service, input.id, { backend: 'consul' });
           }
           await put(consul, reg);
@@ -231,7 +232,7 @@ export function createConsulBackend(config: ConsulConfig): DiscoveryBackend {
       const sid = serviceId(service, id);
       const beat = async (consul: ConsulClient) => {
         try {
-          await consul.agent.check.pass({ id: `service:${sid}` });
+          await consul.agent.check.pass({ id: checkId(sid) });
         } catch (err) {
           if (statusOf(err) !== 404) throw err;
           // The agent no longer knows it (restarted, or reaped it): put back what we registered.
@@ -245,6 +246,31 @@ export function createConsulBackend(config: ConsulConfig): DiscoveryBackend {
         }
       };
       await oneAtATime(sid, () => withConsul(`heartbeat ${service}/${id}`, beat));
+    },
+
+    async markCritical(service: string, id: string, note: string): Promise<void> {
+      const sid = serviceId(service, id);
+      // `PUT /v1/agent/check/fail/<check>?note=`: the service stays in the agent's list, its check
+      // critical with the note as output, so `?passing` lookups and watches leave it out. Critical
+      // longer than DeregisterCriticalServiceAfter (the TTL; Consul's minimum is a minute), the
+      // agent reaps it; the heartbeat that restores it then registers it again.
+      const fail = async (consul: ConsulClient) => {
+        try {
+          await consul.agent.check.fail({ id: checkId(sid), note });
+        } catch (err) {
+          if (statusOf(err) !== 404) throw err;
+          // The agent forgot it: put it back, already failing, so it is not sent traffic meanwhile.
+          const reg = own.get(sid);
+          if (!reg) {
+            throw new StackFailedError(`consul: instance '${id}' of service '${service}' is not registered`, {
+              code: 'not_registered',
+            });
+          }
+          await put(consul, reg, 'critical');
+          await consul.agent.check.fail({ id: checkId(sid), note });
+        }
+      };
+      await oneAtATime(sid, () => withConsul(`mark ${service}/${id} critical`, fail));
     },
 
     watch(service: string, opts: WatchOptions = {}): AsyncIterable<ServiceInstance[]> {
@@ -323,6 +349,11 @@ export function createConsulBackend(config: ConsulConfig): DiscoveryBackend {
       }
     }
   }
+}
+
+/** The id Consul gives a service's only check: `service:<service ID>`. */
+function checkId(sid: string): string {
+  return `service:${sid}`;
 }
 
 function serviceId(service: string, id: string): string {

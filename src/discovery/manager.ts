@@ -7,6 +7,9 @@
  *    through); while backends are down, the last good answer is served with a 'stale' event.
  *  - register / deregister / heartbeat: in every backend that can; collisions roll back.
  *  - keepAlive: a heartbeat loop that re-registers wherever a registration was lost.
+ *  - withdraw / restore: take an unhealthy instance out of lookups and put it back. A backend that
+ *    can mark it critical (Consul) keeps it registered, failing; the others deregister it. Its
+ *    heartbeats pause meanwhile (a beat would pass the check, or register it again).
  *  - watch: the backends' watch streams merged into one stream of full lists.
  *
  * Nothing outlives `close()`: every timer, loop and watch is tied to one AbortController.
@@ -18,6 +21,7 @@ import { StackError, UnreachableError, UnsupportedError } from '../errors.js';
 import { CollisionError } from './errors.js';
 import { assertServiceName, topologyFingerprint } from './record.js';
 import { abortPromise, anySignal, watchList } from './watch.js';
+import { createKeyedQueue } from './resync.js';
 import type {
   DiscoveryBackend,
   DiscoveryEvent,
@@ -63,6 +67,13 @@ export interface DiscoveryManager {
   register(instance: InstanceInput, opts?: RegisterOptions): Promise<ServiceInstance>;
   deregister(service: string, id: string): Promise<void>;
   heartbeat(service: string, id: string): Promise<void>;
+  /**
+   * Take a registered instance out of lookups while it is unhealthy: marked critical (with
+   * `reason` as its note) where the backend can, deregistered elsewhere; its heartbeats pause.
+   */
+  withdraw(service: string, id: string, reason: string): Promise<void>;
+  /** Undo `withdraw`: heartbeat it where it was marked critical (which passes it), register it again elsewhere. */
+  restore(service: string, id: string): Promise<void>;
   /** Heartbeat every `intervalMs`, re-registering where the registration was lost. Returns stop. */
   keepAlive(instance: InstanceInput, intervalMs: number, opts?: RegisterOptions): () => Promise<void>;
   watch(service: string, opts?: WatchOptions): AsyncIterable<ServiceInstance[]>;
@@ -144,6 +155,10 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
   const registrations = new Map<string, Registration>();
   /** Running heartbeat loops by registration, so deregister can stop them first. */
   const keepAlives = new Map<string, Set<() => Promise<void>>>();
+  /** Withdrawn registrations: their heartbeats are skipped until `restore`. */
+  const withdrawn = new Set<string>();
+  /** Heartbeats under way by registration, so withdraw can wait for a beat that would undo it. */
+  const beats = new Map<string, Set<Promise<void>>>();
   /** Background work (watch pumps, heartbeats) that close() waits for. */
   const background = new Set<Promise<unknown>>();
   const closing = new AbortController();
@@ -295,6 +310,7 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
     const key = keyOf(service, id);
     await Promise.allSettled([...(keepAlives.get(key) ?? [])].map((stop) => stop()));
     registrations.delete(key);
+    withdrawn.delete(key);
     const results = await Promise.allSettled(targets.map((b) => b.deregister(service, id)));
     invalidate(service);
     const failures = targets.flatMap((b, i) => {
@@ -309,7 +325,24 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
     assertOpen();
     const targets = backends.filter((b) => b.capabilities.heartbeat);
     if (targets.length === 0) throw new UnsupportedError(`discovery (${names})`, 'heartbeat');
-    const known = registrations.get(keyOf(service, id));
+    const key = keyOf(service, id);
+    // Withdrawn: a beat would pass its critical check, or register it again where it was removed.
+    if (withdrawn.has(key)) return;
+    const beat = beatIn(targets, service, id);
+    const set = beats.get(key) ?? new Set();
+    set.add(beat);
+    beats.set(key, set);
+    try {
+      await beat;
+    } finally {
+      set.delete(beat);
+      if (set.size === 0 && beats.get(key) === set) beats.delete(key);
+    }
+  }
+
+  async function beatIn(targets: DiscoveryBackend[], service: string, id: string): Promise<void> {
+    const key = keyOf(service, id);
+    const known = registrations.get(key);
     const outcomes = await Promise.all(
       targets.map(async (b): Promise<StackError | undefined> => {
         try {
@@ -317,7 +350,7 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
           return undefined;
         } catch (beatErr) {
           // Lost (expired while the backend was down, or the backend restarted empty): register again.
-          if (!known || !b.capabilities.register) return asStackError(b.name, `heartbeat of '${service}/${id}'`, beatErr);
+          if (!known || !b.capabilities.register || withdrawn.has(key)) return asStackError(b.name, `heartbeat of '${service}/${id}'`, beatErr);
           try {
             await b.register(known.input, known.opts);
             invalidate(service);
@@ -332,6 +365,54 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
     const failures = outcomes.filter((e): e is StackError => e !== undefined);
     if (failures.length === targets.length) throw failures[0]!;
     for (const f of failures) emit({ type: 'error', backend: 'discovery', service, message: describeError(f) });
+  }
+
+  /** Mark critical where the backend can; deregister elsewhere. */
+  const canMarkCritical = (b: DiscoveryBackend): boolean => b.capabilities.heartbeat && typeof b.markCritical === 'function';
+
+  /** One outcome per backend: fine when at least one did its part; the others are reported as events. */
+  function settle(targets: DiscoveryBackend[], results: PromiseSettledResult<unknown>[], service: string, action: string): void {
+    const failures = targets.flatMap((b, i) => {
+      const r = results[i]!;
+      return r.status === 'rejected' ? [asStackError(b.name, action, r.reason)] : [];
+    });
+    if (failures.length > 0 && failures.length === targets.length) throw failures[0]!;
+    for (const f of failures) emit({ type: 'error', backend: 'discovery', service, message: `${action} failed in one backend: ${describeError(f)}` });
+  }
+
+  /** Withdrawals and restorations of one registration run in order: a restore never overtakes the withdrawal before it. */
+  const inTurn = createKeyedQueue();
+
+  async function withdraw(service: string, id: string, reason: string): Promise<void> {
+    assertOpen();
+    const key = keyOf(service, id);
+    const targets = backends.filter((b) => canMarkCritical(b) || b.capabilities.deregister);
+    if (targets.length === 0) throw new UnsupportedError(`discovery (${names})`, 'withdraw');
+    await inTurn(key, async () => {
+      withdrawn.add(key);
+      // A beat already under way would pass the check (or register it again) after we fail it.
+      await Promise.allSettled([...(beats.get(key) ?? [])]);
+      const results = await Promise.allSettled(
+        targets.map((b) => (canMarkCritical(b) ? b.markCritical!(service, id, reason) : b.deregister(service, id))),
+      );
+      invalidate(service);
+      settle(targets, results, service, `withdrawal of '${service}/${id}'`);
+    });
+  }
+
+  async function restore(service: string, id: string): Promise<void> {
+    assertOpen();
+    const key = keyOf(service, id);
+    await inTurn(key, async () => {
+      if (!withdrawn.delete(key)) return;
+      const known = registrations.get(key);
+      const targets = backends.filter((b) => canMarkCritical(b) || (b.capabilities.deregister && b.capabilities.register && known));
+      const results = await Promise.allSettled(
+        targets.map((b) => (canMarkCritical(b) ? b.heartbeat(service, id) : b.register(known!.input, known!.opts))),
+      );
+      invalidate(service);
+      settle(targets, results, service, `restoration of '${service}/${id}'`);
+    });
   }
 
   function keepAlive(instance: InstanceInput, intervalMs: number, opts: RegisterOptions = {}): () => Promise<void> {
@@ -528,6 +609,8 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
     register,
     deregister,
     heartbeat,
+    withdraw,
+    restore,
     keepAlive,
     watch: (service, opts = {}) => ({ [Symbol.asyncIterator]: () => mergedWatch(service, opts.signal) }),
     list,

@@ -66,6 +66,12 @@ export interface DiscoveryBackend {
   watch(service: string, opts?: WatchOptions): AsyncIterable<ServiceInstance[]>;
   /** Refresh the registration's TTL. */
   heartbeat(service: string, id: string): Promise<void>;
+  /**
+   * Keep the registration but mark it failing, so lookups (which ask for passing instances) skip
+   * it, with `note` saying why (Consul: the TTL check goes critical). The next `heartbeat` passes
+   * it again. A backend without it can only withdraw an instance by deregistering it.
+   */
+  markCritical?(service: string, id: string, note: string): Promise<void>;
   /** Every registered instance of every service. */
   list(): Promise<ServiceInstance[]>;
   /** env backend: the variables a dependent gets for these instances. */

@@ -545,20 +545,32 @@ export class ServiceLifecycle {
     return this.watched && !this.stopping && this.status.state === 'healthy';
   }
 
-  /** Unhealthy: take it out of discovery (Consul: its TTL check lapses with the registration). */
+  /**
+   * Unhealthy: take it out of lookups. Consul keeps it registered with its TTL check critical
+   * (the reason as the check's output); other backends deregister it. Its heartbeats pause.
+   */
   private async withdraw(reason: string): Promise<void> {
-    if (this.withdrawn || !this.status.registration || this.stopping) return;
-    this.withdrawn = true;
     const reg = this.status.registration;
-    await this.deregister();
+    const discovery = this.host.discovery;
+    if (this.withdrawn || !reg || !discovery || this.stopping) return;
+    this.withdrawn = true;
+    await discovery.withdraw(reg.service, reg.id, reason).catch((err) => this.host.warn(`could not withdraw '${reg.service}' from discovery: ${errorText(err)}`, reg.service));
     this.host.emit({ type: 'deregistered', service: this.name, id: reg.id, reason });
     this.host.persist();
   }
 
+  /** Healthy again: its check passes again (Consul), or it is registered again. */
   private async restore(): Promise<void> {
+    const reg = this.status.registration;
+    const discovery = this.host.discovery;
     if (!this.withdrawn || this.stopping || !this.watched) return;
     this.withdrawn = false;
-    await this.register();
+    if (reg && discovery) {
+      await discovery.restore(reg.service, reg.id).catch((err) => this.host.warn(`could not restore '${reg.service}' in discovery: ${errorText(err)}`, reg.service));
+      this.host.emit({ type: 'registered', service: this.name, id: reg.id });
+    } else {
+      await this.register(); // its registration went meanwhile: a fresh one
+    }
     this.host.persist();
   }
 

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createConsulBackend } from '../../src/discovery/consul.js';
+import { createDiscoveryManager } from '../../src/discovery/manager.js';
 import type { DiscoveryBackend } from '../../src/discovery/types.js';
 import { UnreachableError } from '../../src/errors.js';
 import type { DiscoveryConfig } from '../../src/profile/types.js';
@@ -54,6 +55,20 @@ describe('consul double (the API as documented)', () => {
     expect(await http(double, 'GET', '/v1/health/service/web?passing').then((r) => r.json())).toEqual([]);
     await waitFor(async () => (await http(double, 'GET', '/v1/catalog/service/web').then((r) => r.json()) as unknown[]).length === 0, 10_000, 'the reaper');
     expect((await http(double, 'PUT', '/v1/agent/check/pass/service:web-1')).status).toBe(404);
+  });
+
+  test('check/fail turns a TTL check critical with the note as output: out of ?passing, still an agent service; check/pass passes it again', async () => {
+    await http(double, 'PUT', '/v1/agent/service/register', { ID: 'sick-1', Name: 'sick', Check: { TTL: '30s', Status: 'passing' } });
+    const failed = await http(double, 'PUT', `/v1/agent/check/fail/${encodeURIComponent('service:sick-1')}?note=${encodeURIComponent('HTTP 500')}`);
+    expect(failed.status).toBe(200);
+    const checks = (await http(double, 'GET', '/v1/agent/checks').then((r) => r.json())) as Record<string, { Status: string; Output: string }>;
+    expect(checks['service:sick-1']).toMatchObject({ Status: 'critical', Output: 'HTTP 500' });
+    expect(await http(double, 'GET', '/v1/health/service/sick?passing').then((r) => r.json())).toEqual([]);
+    expect((await http(double, 'GET', '/v1/health/service/sick').then((r) => r.json()) as unknown[]).length).toBe(1);
+    expect(Object.keys((await http(double, 'GET', '/v1/agent/services').then((r) => r.json())) as object)).toContain('sick-1');
+    await http(double, 'PUT', '/v1/agent/check/pass/service:sick-1');
+    expect((await http(double, 'GET', '/v1/health/service/sick?passing').then((r) => r.json()) as unknown[]).length).toBe(1);
+    expect((await http(double, 'PUT', '/v1/agent/check/fail/service:nobody')).status).toBe(404);
   });
 
   test('a blocking query returns on the next change, with a larger X-Consul-Index', async () => {
@@ -197,6 +212,94 @@ describe('consul backend (against the double)', () => {
   });
 });
 
+/** The agent's own view, over plain HTTP: what other Consul clients see. */
+interface AgentView {
+  address: string;
+  token?: string;
+  /** Agent calls made since the start, when the agent can tell (the double). */
+  requests?: () => { method: string; path: string }[];
+}
+
+async function agentGet(agent: AgentView, path: string): Promise<unknown> {
+  const base = agent.address.includes('://') ? agent.address : `http://${agent.address}`;
+  const res = await fetch(`${base}${path}`, { headers: agent.token ? { 'X-Consul-Token': agent.token } : {} });
+  if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status}`);
+  return res.json();
+}
+
+/**
+ * An unhealthy instance is withdrawn by failing its TTL check, not by deregistering it: other
+ * clients (`?passing`) no longer find it, the agent still lists it, critical, with the reason;
+ * heartbeats while withdrawn do not pass it; restore passes it again.
+ */
+function describeWithdrawal(name: string, agent: () => Promise<AgentView>): void {
+  describe(`withdrawal marks the TTL check critical: ${name}`, () => {
+    test('withdraw: critical and out of lookups, still an agent service; heartbeats do not pass it; restore: passing again', async () => {
+      const view = await agent();
+      const service = `withdraw-${process.pid}`;
+      const id = 'w-1';
+      const sid = `${service}:${id}`;
+      const backend = createConsulBackend(config({ consulAddress: view.address, ttlMs: 30_000, ...(view.token ? { consulToken: view.token } : {}) }));
+      const m = createDiscoveryManager({ backends: [backend], cacheTtlMs: 0 });
+      const input = { id, service, address: '127.0.0.1', port: 4100 };
+      const check = async () => ((await agentGet(view, '/v1/agent/checks')) as Record<string, { Status: string; Output: string }>)[`service:${sid}`];
+      const passing = async () => (await agentGet(view, `/v1/health/service/${service}?passing`)) as unknown[];
+      const passes = () => (view.requests?.() ?? []).filter((r) => decodeURIComponent(r.path) === `/v1/agent/check/pass/service:${sid}`).length;
+      try {
+        await m.register(input, { ttlMs: 30_000 });
+        m.keepAlive(input, 20, { ttlMs: 30_000 });
+        if (view.requests) await waitFor(() => passes() >= 2 || undefined, 10_000, 'the heartbeat loop to pass the check');
+
+        await m.withdraw(service, id, 'unhealthy: HTTP 500');
+        expect(await check()).toMatchObject({ Status: 'critical', Output: 'unhealthy: HTTP 500' });
+        expect(await passing()).toEqual([]);
+        expect(await m.lookup(service)).toEqual([]);
+        const services = (await agentGet(view, '/v1/agent/services')) as Record<string, unknown>;
+        expect(Object.keys(services)).toContain(sid);
+
+        // Heartbeats while withdrawn (explicit, and the running loop's) leave it critical.
+        const passesBefore = passes();
+        await m.heartbeat(service, id);
+        await new Promise((r) => setTimeout(r, 200)); // ten heartbeat intervals
+        expect(passes()).toBe(passesBefore);
+        expect(await check()).toMatchObject({ Status: 'critical' });
+        expect(await passing()).toEqual([]);
+
+        await m.restore(service, id);
+        expect(await check()).toMatchObject({ Status: 'passing' });
+        expect((await m.lookup(service)).map((i) => i.id)).toEqual([id]);
+        if (view.requests) {
+          const resumed = passes();
+          await waitFor(() => passes() > resumed || undefined, 10_000, 'the heartbeat loop to resume');
+        }
+      } finally {
+        await m.deregister(service, id).catch(() => undefined);
+        await m.close();
+      }
+    });
+
+    test('a backend asked to mark an unknown instance critical says it is not registered', async () => {
+      const view = await agent();
+      const backend = createConsulBackend(config({ consulAddress: view.address, ...(view.token ? { consulToken: view.token } : {}) }));
+      try {
+        await expect(backend.markCritical!(`withdraw-${process.pid}`, 'nobody', 'x')).rejects.toMatchObject({ code: 'not_registered' });
+      } finally {
+        await backend.close();
+      }
+    });
+  });
+}
+
+let withdrawalDouble: ConsulDouble | undefined;
+describeWithdrawal('double', async () => {
+  withdrawalDouble ??= await startConsulDouble();
+  const d = withdrawalDouble;
+  return { address: d.address, requests: () => d.requests };
+});
+afterAll(async () => {
+  await withdrawalDouble?.close();
+});
+
 let conformanceDouble: ConsulDouble | undefined;
 describeBackendConformance('consul (double)', {
   make: async ({ ttlMs }) => {
@@ -220,4 +323,8 @@ if (realAgent) {
         }),
       ),
   });
+  describeWithdrawal('real agent', async () => ({
+    address: realAgent,
+    ...(process.env.CONSUL_HTTP_TOKEN ? { token: process.env.CONSUL_HTTP_TOKEN } : {}),
+  }));
 }

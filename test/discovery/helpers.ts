@@ -44,6 +44,7 @@ export function instrument(inner: DiscoveryBackend, name = inner.name): Instrume
     },
   };
   if (inner.environmentFor) wrapper.environmentFor = (list) => inner.environmentFor!(list);
+  if (inner.markCritical) wrapper.markCritical = (s, id, note) => gate('markCritical', () => inner.markCritical!(s, id, note));
   async function gate<T>(method: string, run: () => Promise<T>): Promise<T> {
     calls[method] = (calls[method] ?? 0) + 1;
     // Answer asynchronously like a network backend would, so concurrent callers really overlap.

@@ -238,6 +238,70 @@ describe('keepAlive and deregister', () => {
   });
 });
 
+describe('withdraw and restore', () => {
+  it('a backend without markCritical deregisters the withdrawn instance; heartbeats meanwhile do not bring it back; restore registers it again', async () => {
+    const backend = instrument(createMemoryBackend({ ttlMs: 10_000 }));
+    const m = manager({ backends: [backend], cacheTtlMs: 0 });
+    await m.register(pds());
+    m.keepAlive(pds(), 10);
+    await until(() => backend.calls.heartbeat ?? 0, (n) => n >= 2, 'a few heartbeats');
+    await m.withdraw('pds', 'pds-1', 'unhealthy: HTTP 500');
+    expect(await m.lookup('pds')).toEqual([]);
+    const beats = backend.calls.heartbeat ?? 0;
+    const registers = backend.calls.register ?? 0;
+    await m.heartbeat('pds', 'pds-1');
+    await new Promise((r) => setTimeout(r, 100)); // ten intervals
+    expect(backend.calls.heartbeat ?? 0).toBe(beats);
+    expect(backend.calls.register ?? 0).toBe(registers);
+    expect(await backend.lookup('pds')).toEqual([]);
+    await m.restore('pds', 'pds-1');
+    expect(ids(await m.lookup('pds'))).toEqual(['pds-1']);
+    // The loop beats again.
+    await until(() => backend.calls.heartbeat ?? 0, (n) => n > beats, 'heartbeats to resume');
+  });
+
+  it('per backend: marked critical where the backend can, deregistered elsewhere', async () => {
+    const plain = instrument(createMemoryBackend(), 'plain');
+    const critical = new Map<string, string>();
+    const inner = createMemoryBackend();
+    const marking = instrument(inner, 'marking');
+    marking.markCritical = async (service, id, note) => {
+      marking.calls.markCritical = (marking.calls.markCritical ?? 0) + 1;
+      critical.set(`${service}/${id}`, note);
+    };
+    const m = manager({ backends: [marking, plain], cacheTtlMs: 0 });
+    await m.register(pds());
+    await m.withdraw('pds', 'pds-1', 'unhealthy: HTTP 500');
+    expect(critical.get('pds/pds-1')).toBe('unhealthy: HTTP 500');
+    expect(marking.calls.deregister ?? 0).toBe(0);
+    expect(ids(await inner.lookup('pds'))).toEqual(['pds-1']); // still registered there
+    expect(plain.calls.deregister).toBe(1);
+    expect(await plain.lookup('pds')).toEqual([]);
+    const beats = marking.calls.heartbeat ?? 0;
+    await m.restore('pds', 'pds-1');
+    expect(marking.calls.heartbeat).toBe(beats + 1); // the beat that passes its check
+    expect(ids(await plain.lookup('pds'))).toEqual(['pds-1']);
+  });
+
+  it('a restore asked for right after a withdrawal does not overtake it', async () => {
+    const inner = createMemoryBackend();
+    const marking = instrument(inner, 'marking');
+    let status = 'passing';
+    marking.markCritical = async () => {
+      await new Promise((r) => setTimeout(r, 20)); // a slow agent
+      status = 'critical';
+    };
+    marking.heartbeat = async (service, id) => {
+      await inner.heartbeat(service, id);
+      status = 'passing';
+    };
+    const m = manager({ backends: [marking], cacheTtlMs: 0 });
+    await m.register(pds());
+    await Promise.all([m.withdraw('pds', 'pds-1', 'unhealthy'), m.restore('pds', 'pds-1')]);
+    expect(status).toBe('passing');
+  });
+});
+
 describe('input errors', () => {
   it('a bad service name is the caller\'s error, not an outage: no fallback, no stale answer', async () => {
     const events: DiscoveryEvent[] = [];
