@@ -86,7 +86,7 @@ export type { RenderedConfig, RenderResult, TemplateContext, ServiceView, Instan
 /** Every service's configs of a stack. */
 export { renderStackConfigs, type RenderStackOptions } from './template/index.js';
 /** One service's configs. */
-export { renderServiceConfigs } from './template/index.js';
+export { renderServiceConfigs, renderServiceConfigsInMemory } from './template/index.js';
 /** One template against a context. */
 export { renderTemplate, type RenderTemplateOptions, type TemplateOutput } from './template/index.js';
 /** The context templates see (hostname, services, env, variables). */

@@ -525,6 +525,22 @@ export class ServiceLifecycle {
     return true;
   }
 
+  /**
+   * Hand re-rendered templates to a runtime that takes configs in memory (`configsInMemory`,
+   * Swarm): its `start` converges the running instance to the new request (Swarm: new configs and
+   * secrets, then a rolling update of the service), without a stop and without a file written here.
+   */
+  async updateConfigs(): Promise<void> {
+    const runtime = this.runtime;
+    const handle = this.status.handle;
+    if (this.stopping || !this.watched || this.planned || !runtime || !handle) return;
+    this.request = await this.buildRequest();
+    const updated = await runtime.start(this.request);
+    if (updated.id !== handle.id) throw new Error(`the ${runtime.name} runtime replaced the instance instead of updating it`);
+    this.status.handle = updated;
+    this.host.persist();
+  }
+
   /** Send a signal to the running instance (a template's `changeMode: signal`). */
   async sendSignal(signal: string): Promise<void> {
     const runtime = this.runtime;

@@ -9,6 +9,8 @@
  *   - script: `changeScript` runs (argv, no shell unless written, in the profile's folder);
  *   - noop: the file changes, nothing else.
  * `splay` delays a restart or signal by a random time up to it, so replicas do not reload at once.
+ * A runtime that takes configs in memory (`configsInMemory`: Swarm) gets no file: the new content
+ * is handed to it and it updates the running service in place (any change mode but noop).
  * A render that fails keeps the last good file and is a warning. Every render and reload is an
  * event (`--json`, the supervisor log) and the last one shows in `stack status`.
  *
@@ -19,6 +21,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { DiscoveryManager } from '../discovery/manager.js';
 import type { ServiceInstance } from '../discovery/types.js';
+import { runtimeDefinition } from '../drivers/runtime/registry.js';
 import type { Profile, TemplateSpec } from '../profile/types.js';
 import { servicesNamedBy, watchTemplates, type TemplateWatch } from '../template/watch.js';
 import type { Clock } from '../util/clock.js';
@@ -109,6 +112,14 @@ export class TemplateReloader {
     const mode = t.changeMode ?? 'restart';
     const emit = (extra: { signal?: string } = {}) =>
       this.host.emit({ type: 'reload', service: s.name, action: mode, reason, template: t.destination, ...extra });
+    if (mode !== 'noop' && runtimeDefinition(s.spec.runtime).capabilities.configsInMemory) {
+      // Its configs live in the runtime (Swarm configs and secrets), not in a file here: the new
+      // content reaches the instance only through the runtime, which updates it in place (Swarm:
+      // a rolling update, so a restart or a signal both come down to that).
+      emit();
+      await s.updateConfigs().catch((err: unknown) => this.host.warn(`could not update it after ${t.destination} changed: ${errorText(err)}`, s.name));
+      return;
+    }
     switch (mode) {
       case 'noop':
         return emit();

@@ -14,6 +14,7 @@ import type { ServiceInstance } from '../discovery/types.js';
 import { InvalidInputError, type Problem } from '../errors.js';
 import type { Profile, ServiceSpec, TemplateSpec } from '../profile/types.js';
 import { servicesNamedBy } from '../template/watch.js';
+import { runtimeDefinition } from '../drivers/runtime/registry.js';
 import type { RenderConfigs } from './engine.js';
 
 export interface TemplateRendererOptions {
@@ -27,12 +28,16 @@ export interface TemplateRendererOptions {
   discovery?: DiscoveryManager;
 }
 
-/** After startup: render one template again against these records; write it only if its content changed. */
+/**
+ * After startup: render one template again against these records; write it only if its content
+ * changed. For a runtime that takes configs in memory (`capabilities.configsInMemory`) nothing is
+ * written: the content is compared with the last one rendered, and the runtime gets the new one.
+ */
 export type RerenderTemplate = (service: ServiceSpec, template: TemplateSpec, records: ServiceInstance[], configDir: string) => Promise<RerenderOutcome>;
 
 export interface RerenderOutcome {
   changed: boolean;
-  /** The file's path. */
+  /** The file's path (where it would be, for a runtime that takes configs in memory). */
   path: string;
 }
 
@@ -51,7 +56,7 @@ export async function createTemplateHooks(profile: Profile, services: string[], 
   const withTemplates = services.filter((name) => (profile.services[name]?.templates.length ?? 0) > 0);
   if (withTemplates.length === 0) return undefined;
   const cwd = opts.cwd ?? process.cwd();
-  const [{ buildTemplateContext, contextForService, externalServices }, { renderServiceConfigs, renderStackConfigs, renderTemplate }, { flagSource, varsFileSource }, { saveSecrets }, { writeFileInside, pathInside }] =
+  const [{ buildTemplateContext, contextForService, externalServices }, { renderServiceConfigs, renderServiceConfigsInMemory, renderStackConfigs, renderTemplate }, { flagSource, varsFileSource }, { saveSecrets }, { writeFileInside, pathInside }] =
     await Promise.all([import('../template/context.js'), import('../template/render.js'), import('../template/variables.js'), import('../template/secrets.js'), import('../template/write.js')]);
   // Services outside the profile that templates name are looked up in discovery (absent when it cannot).
   const externals = externalServices(profile);
@@ -82,6 +87,12 @@ export async function createTemplateHooks(profile: Profile, services: string[], 
 
   const liveContext = (instances: ServiceInstance[]) => buildTemplateContext(profile, { instances, vars: sources, stateDir: opts.stateDir, cwd, secrets, generateSecrets: false });
 
+  // Runtimes that take configs in memory (Swarm) get the content, never a file on this machine;
+  // the last content of each file is kept to tell whether a re-render changed it.
+  const inMemory = (service: ServiceSpec) => runtimeDefinition(service.runtime).capabilities.configsInMemory === true;
+  const lastContent = new Map<string, string>();
+  const keyOf = (service: string, destination: string) => `${service}/${destination}`;
+
   const renderConfigs: RenderConfigs = async (service, context) => {
     if (service.templates.length === 0) return { files: [], environment: {} };
     // Discovery's records of the services its templates name (other hosts' instances among them),
@@ -89,7 +100,11 @@ export async function createTemplateHooks(profile: Profile, services: string[], 
     const byKey = new Map<string, ServiceInstance>();
     for (const r of await lookupNamed(service)) byKey.set(`${r.service}/${r.id}`, r);
     for (const r of context.instances) byKey.set(`${r.service}/${r.id}`, r);
-    return renderServiceConfigs(profile, service.name, liveContext([...byKey.values()]), context.configDir);
+    const live = liveContext([...byKey.values()]);
+    if (!inMemory(service)) return renderServiceConfigs(profile, service.name, live, context.configDir);
+    const rendered = await renderServiceConfigsInMemory(profile, service.name, live);
+    for (const f of rendered.files) lastContent.set(keyOf(service.name, f.destination), f.content.toString('utf8'));
+    return rendered;
   };
 
   const rerender: RerenderTemplate = async (service, template, records, configDir) => {
@@ -97,6 +112,13 @@ export async function createTemplateHooks(profile: Profile, services: string[], 
     const out = renderTemplate(template, context, { service: service.name, cwd });
     if (out.problems.some((p) => p.severity !== 'warning')) throw new InvalidInputError(out.problems, `cannot render ${template.destination} of '${service.name}'`);
     const target = pathInside(configDir, template.destination);
+    if (inMemory(service)) {
+      // Unknown before (a service this process did not start): changed; the runtime converges by content anyway.
+      const key = keyOf(service.name, template.destination);
+      const changed = lastContent.get(key) !== out.content;
+      lastContent.set(key, out.content);
+      return { changed, path: target };
+    }
     const before = await readFile(target, 'utf8').catch(() => undefined);
     if (before === out.content) return { changed: false, path: target };
     await writeFileInside(configDir, template.destination, out.content, out.secret ? 0o600 : (template.mode ?? 0o644));

@@ -11,7 +11,7 @@
  *   127.0.0.1 (`endpoint`), never a bridge address.
  */
 import { realClock } from '../util/clock.js';
-import { readFile } from 'node:fs/promises';
+import { renderedContent } from './rendered.js';
 import os from 'node:os';
 import type Dockerode from 'dockerode';
 import { InvalidInputError, StackFailedError, type Problem } from '../errors.js';
@@ -398,6 +398,6 @@ function requireImage(service: ServiceSpec): string {
 /** Contents (and mode) of every rendered file, so a changed config recreates the container. */
 async function digestFiles(req: StartRequest): Promise<Record<string, string>> {
   const digests: Record<string, string> = {};
-  for (const f of req.files) digests[f.destination] = `${f.mode.toString(8)}:${sha256(await readFile(f.hostPath))}`;
+  for (const f of req.files) digests[f.destination] = `${f.mode.toString(8)}:${sha256(await renderedContent(f))}`;
   return digests;
 }

@@ -11,6 +11,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 // The Docker runtime's hashing helpers: plain node:crypto, no Docker client behind them.
 import { sha256, stableStringify } from './docker-spec.js';
+import { renderedContent } from './rendered.js';
 import type { ServiceHandle, StartRequest } from './types.js';
 
 /** A process-runtime handle: the persisted fields every other process needs to act on it. */
@@ -47,7 +48,7 @@ export interface ProcessHandle extends ServiceHandle {
 export async function processConfigHash(req: StartRequest, run: { cwd: string; inheritEnv: 'all' | 'minimal' }): Promise<string> {
   const { replicas: _r, pull: _p, dependencies: _d, enable: _e, description: _t, environment: _v, templates: _f, ...definition } = req.service;
   const files: Record<string, string> = {};
-  for (const f of req.files) files[f.destination] = `${f.mode.toString(8)}:${sha256(await readFile(f.hostPath))}`;
+  for (const f of req.files) files[f.destination] = `${f.mode.toString(8)}:${sha256(await renderedContent(f))}`;
   return sha256(stableStringify({ definition, environment: req.environment, files, ...run }));
 }
 

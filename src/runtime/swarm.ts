@@ -15,13 +15,15 @@
  *   place (a rolling update with `failureAction: rollback` by default), and `start` waits until
  *   the update completed and the new tasks are ready.
  * - Configs and secrets: rendered files become Swarm configs, files with mode 0600 Swarm secrets,
- *   named by content hash; a secret's rendered copy on this machine is deleted as soon as the
- *   secret exists. Objects of a service that its current spec no longer uses are removed.
+ *   named by content hash. The runtime declares `configsInMemory`, so the engine hands the
+ *   rendered content over and never writes it on this machine (a secret exists only in the
+ *   cluster's encrypted store). Objects of a service that its current spec no longer uses are removed.
  * - Everything is found by label on the manager, so `status`, `logs` and `down` work from any
  *   machine that reaches a manager, after a `kill -9` of the `stack` that created it.
  * - Swarm applies the restart policy and reschedules tasks of lost nodes (`appliesRestartPolicy`).
  */
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
+import { renderedContent } from './rendered.js';
 import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -341,10 +343,12 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
     async start(req) {
       const { stack, service } = req;
       return call(`starting swarm service '${service.name}'`, async (d) => {
-        const files = await Promise.all(req.files.map(async (f) => swarmFile(stack, service.name, f.destination, f.mode, await readFile(f.hostPath))));
+        // The engine hands the rendered files over in memory (`configsInMemory`): nothing of them,
+        // a secret least of all, is written on this machine. A caller that wrote them anyway (a
+        // library user) gets a secret's copy deleted once the secret exists.
+        const files = await Promise.all(req.files.map(async (f) => swarmFile(stack, service.name, f.destination, f.mode, await renderedContent(f))));
         const objectIds = await ensureObjects(d, stack, service.name, files);
-        // A secret lives in the cluster's encrypted store only; the rendered copy goes at once.
-        await Promise.all(req.files.filter((_f, i) => files[i]!.secret).map((f) => rm(f.hostPath, { force: true })));
+        await Promise.all(req.files.filter((f, i) => files[i]!.secret && f.hostPath !== undefined).map((f) => rm(f.hostPath!, { force: true })));
         const plan = planSwarmService({ stack, service, environment: req.environment, files, objectIds, settings: opts });
         await ensureNetwork(d, stack);
         const since = Date.now();

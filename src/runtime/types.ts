@@ -5,10 +5,16 @@
  */
 import type { RuntimeName, ServiceSpec } from '../profile/types.js';
 
-/** A config file rendered for a service before it starts. */
+/**
+ * A config file rendered for a service before it starts: written under the state folder
+ * (`hostPath`), or, for a runtime that declares `capabilities.configsInMemory` (Swarm: configs and
+ * secrets live in the cluster), handed over as `content` and never written on this machine.
+ */
 export interface RenderedFile {
-  /** Absolute path on the host. */
-  hostPath: string;
+  /** Absolute path on the host; absent when the file was rendered in memory only. */
+  hostPath?: string;
+  /** The rendered bytes, when they were not written (`configsInMemory`). */
+  content?: Buffer;
   /** Path relative to the service's config directory (the template's `destination`). */
   destination: string;
   mode: number;

@@ -348,16 +348,35 @@ export async function renderServiceConfigs(
   serviceName: string,
   context: TemplateContext,
   configDir: string,
-): Promise<{ files: RenderedFile[]; environment: Record<string, string> }> {
+): Promise<{ files: (RenderedFile & { hostPath: string })[]; environment: Record<string, string> }> {
+  const { files, environment } = await renderServiceFiles(profile, serviceName, context);
+  const written: (RenderedFile & { hostPath: string })[] = [];
+  for (const f of files) {
+    const hostPath = await writeFileInside(configDir, f.destination, f.content, f.mode, isInside(context.stateDir, configDir) ? context.stateDir : configDir);
+    written.push({ hostPath, destination: f.destination, mode: f.mode });
+  }
+  return { files: written, environment };
+}
+
+/**
+ * The same render for a runtime that takes configs in memory (`capabilities.configsInMemory`,
+ * Swarm): the files' content is handed over and nothing of them is written on this machine.
+ */
+export async function renderServiceConfigsInMemory(
+  profile: Profile,
+  serviceName: string,
+  context: TemplateContext,
+): Promise<{ files: (RenderedFile & { content: Buffer })[]; environment: Record<string, string> }> {
+  const { files, environment } = await renderServiceFiles(profile, serviceName, context);
+  return { files: files.map((f) => ({ destination: f.destination, mode: f.mode, content: Buffer.from(f.content) })), environment };
+}
+
+/** Render one service's templates (all checked first) and save generated secrets; writes no config file. */
+async function renderServiceFiles(profile: Profile, serviceName: string, context: TemplateContext): Promise<{ files: RenderedConfig[]; environment: Record<string, string> }> {
   const { files, problems } = renderStackConfigs(profile, { services: [serviceName], context });
   if (hasErrors(problems)) throw new InvalidInputError(problems, `cannot render the configs of '${serviceName}'`);
   await saveSecrets(context.stateDir, { ...context.generatedSecrets });
   const environment: Record<string, string> = {};
-  const written: RenderedFile[] = [];
-  for (const f of files) {
-    const hostPath = await writeFileInside(configDir, f.destination, f.content, f.mode, isInside(context.stateDir, configDir) ? context.stateDir : configDir);
-    written.push({ hostPath, destination: f.destination, mode: f.mode });
-    Object.assign(environment, f.env ?? {});
-  }
-  return { files: written, environment };
+  for (const f of files) Object.assign(environment, f.env ?? {});
+  return { files, environment };
 }

@@ -168,16 +168,23 @@ function noEngine(stack: string, err: unknown, hint: string): StackFailedError {
 /** Nobody runs the stack: render its templates here, against what discovery has registered. */
 async function renderHere(opts: ServiceDataOptions, service: string): Promise<string> {
   const { profile, stateDir, cwd } = opts;
-  const [{ buildTemplateContext }, { renderServiceConfigs }, { flagSource, varsFileSource }] = await Promise.all([
+  const [{ buildTemplateContext }, { renderServiceConfigs, renderServiceConfigsInMemory }, { flagSource, varsFileSource }, { runtimeDefinition }] = await Promise.all([
     import('../template/context.js'),
     import('../template/render.js'),
     import('../template/variables.js'),
+    import('../drivers/runtime/registry.js'),
   ]);
   const problems: import('../errors.js').Problem[] = [];
   const secretNames = new Set(Object.values(profile.variables).filter((v) => v.type === 'secret').map((v) => v.name));
   const sources = [...(opts.varsFile ? [varsFileSource(opts.varsFile, cwd, problems)] : []), flagSource(opts.vars ?? [], problems, secretNames)];
   const instances = opts.discovery ? await opts.discovery.list().catch(() => undefined) : undefined;
   const context = buildTemplateContext(profile, { ...(instances ? { instances } : {}), vars: sources, stateDir, cwd, generateSecrets: false });
+  // A runtime that takes configs in memory (Swarm) never gets a file on this machine: checked only.
+  const spec = profile.services[service];
+  if (spec && runtimeDefinition(spec.runtime).capabilities.configsInMemory) {
+    const { files } = await renderServiceConfigsInMemory(profile, service, context);
+    return `rendered ${files.length} file(s) of ${service} in memory only (the ${spec.runtime} runtime keeps configs in the cluster; nothing runs the stack to hand them over)`;
+  }
   const { files } = await renderServiceConfigs(profile, service, context, path.join(stateDir, 'config', service));
   const records = await readRenderRecords(stateDir);
   records[service] = { at: new Date().toISOString(), why: 're-render requested (stack ui; no engine running)', files: files.map((f) => f.destination) };

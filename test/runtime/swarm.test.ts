@@ -220,8 +220,11 @@ describe('stacks on a three-node swarm', { timeout: 150_000 }, () => {
     expect(logs).toContain('greeting=hello-swarm');
     expect(logs).toContain(`secret-bytes=${'TOKEN='.length + secretValue.length + 1}`);
     expect(logs).toMatch(/-rw------- .*\/etc\/stack\/token\.env/);
-    // No file on this machine holds the secret (the state folder included).
+    // No file on this machine holds the secret (the state folder included): the swarm runtime
+    // takes rendered files in memory, so the service's config folder was never even created.
     expect(await filesContaining(dir, secretValue)).toEqual([]);
+    expect(existsSync(path.join(dir, '.stack', stack, 'config', 'app'))).toBe(false);
+    expect(existsSync(path.join(dir, '.stack', stack))).toBe(true);
 
     expect((await stackCmd('down')).code).toBe(0);
   });

@@ -62,6 +62,12 @@ export interface RuntimeDefinition<Name extends string = string, Settings extend
      * rescheduled by the cluster), so the engine starts one instance and no replicas beside it.
      */
     readonly replicas?: boolean;
+    /**
+     * Takes rendered templates as content (`RenderedFile.content`) instead of files: the engine
+     * never writes them on this machine (Swarm turns them into cluster configs and secrets, so a
+     * secret never touches this machine's disk). Re-renders after startup follow the same path.
+     */
+    readonly configsInMemory?: boolean;
   };
   /** The zod schema of each key of the runtime's profile section; absent: no section. */
   readonly settings?: OptionSchemas<Settings>;

@@ -64,7 +64,7 @@ export interface SwarmRuntimeSettings {
 export const swarmRuntime: RuntimeDefinition<'swarm', SwarmRuntimeSettings> = {
   name: 'swarm',
   description: 'Docker Swarm services on a cluster, created in dependency order once their dependencies run healthy',
-  capabilities: { images: true, hostWorkingDir: false, replicas: true },
+  capabilities: { images: true, hostWorkingDir: false, replicas: true, configsInMemory: true },
   settings: (z, t) => {
     const mode = <T extends readonly [string, ...string[]]>(values: T) => z.enum(values).optional();
     const update = z
