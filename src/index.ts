@@ -85,7 +85,7 @@ export { CollisionError, NotRegisteredError } from './discovery/index.js';
 export type { RenderedConfig, RenderResult, TemplateContext, ServiceView, InstanceView } from './template/index.js';
 /** Every service's configs of a stack. */
 export { renderStackConfigs, type RenderStackOptions } from './template/index.js';
-/** One service's configs. */
+/** One service's configs: written to its config folder, or kept in memory (for runtimes that must not put secrets on disk). */
 export { renderServiceConfigs, renderServiceConfigsInMemory } from './template/index.js';
 /** One template against a context. */
 export { renderTemplate, type RenderTemplateOptions, type TemplateOutput } from './template/index.js';
