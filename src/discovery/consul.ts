@@ -101,6 +101,12 @@ interface OwnRegistration {
 export function createConsulBackend(config: ConsulConfig): DiscoveryBackend {
   const target = consulTarget(config);
   const own = new Map<string, OwnRegistration>();
+  /** What this backend registered for an instance, to put back where the agent forgot it. */
+  const ownRegistration = (service: string, id: string): OwnRegistration => {
+    const reg = own.get(serviceId(service, id));
+    if (!reg) throw new StackFailedError(`consul: instance '${id}' of service '${service}' is not registered`, { code: 'not_registered' });
+    return reg;
+  };
   /** Per service ID: the tail of its chain of register / deregister / heartbeat calls. */
   let clientPromise: Promise<ConsulClient> | undefined;
   let closed = false;
@@ -236,13 +242,7 @@ export function createConsulBackend(config: ConsulConfig): DiscoveryBackend {
         } catch (err) {
           if (statusOf(err) !== 404) throw err;
           // The agent no longer knows it (restarted, or reaped it): put back what we registered.
-          const reg = own.get(sid);
-          if (!reg) {
-            throw new StackFailedError(`consul: instance '${id}' of service '${service}' is not registered`, {
-              code: 'not_registered',
-            });
-          }
-          await put(consul, reg);
+          await put(consul, ownRegistration(service, id));
         }
       };
       await oneAtATime(sid, () => withConsul(`heartbeat ${service}/${id}`, beat));
@@ -260,13 +260,7 @@ export function createConsulBackend(config: ConsulConfig): DiscoveryBackend {
         } catch (err) {
           if (statusOf(err) !== 404) throw err;
           // The agent forgot it: put it back, already failing, so it is not sent traffic meanwhile.
-          const reg = own.get(sid);
-          if (!reg) {
-            throw new StackFailedError(`consul: instance '${id}' of service '${service}' is not registered`, {
-              code: 'not_registered',
-            });
-          }
-          await put(consul, reg, 'critical');
+          await put(consul, ownRegistration(service, id), 'critical');
           await consul.agent.check.fail({ id: checkId(sid), note });
         }
       };
