@@ -10,4 +10,5 @@ else
 fi
 npx tsc -p tsconfig.json --noEmit
 npm run --silent lint # typescript-eslint, type-aware: a lint error fails CI before any test runs
+npm run --silent format:check # prettier: unformatted code fails CI too (npm run format fixes it)
 npx vitest run "$@"
