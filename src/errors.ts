@@ -52,10 +52,7 @@ export class StackError extends Error {
   readonly code: string;
   readonly exitCode: ExitCode;
   readonly path?: string;
-  constructor(
-    message: string,
-    opts: { code?: string; exitCode?: ExitCode; path?: string; cause?: unknown } = {},
-  ) {
+  constructor(message: string, opts: { code?: string; exitCode?: ExitCode; path?: string; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = opts.code ?? 'stack_error';
@@ -148,7 +145,12 @@ export function fileSystemErrorOf(err: unknown): unknown {
   const cause = FS_CAUSES[e.code];
   if (!cause) return err;
   const where = typeof e.path === 'string' ? ` ${e.path}` : '';
-  return new FileSystemError(`cannot ${e.syscall}${where}: ${cause.what} (${e.code})`, { code: `fs_${e.code.toLowerCase()}`, exitCode: cause.exitCode, ...(e.path ? { path: e.path } : {}), cause: err });
+  return new FileSystemError(`cannot ${e.syscall}${where}: ${cause.what} (${e.code})`, {
+    code: `fs_${e.code.toLowerCase()}`,
+    exitCode: cause.exitCode,
+    ...(e.path ? { path: e.path } : {}),
+    cause: err,
+  });
 }
 
 export function exitCodeOf(err: unknown): ExitCode {

@@ -12,7 +12,10 @@ function documentedNames(): string[] {
   expect(start, 'README.md has a "Library API" section').toBeGreaterThanOrEqual(0);
   const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
   // The bullet list names every export in backquotes (the code example is not counted).
-  const bullets = section.split('\n- ').slice(1).map((b) => b.split('\n\n')[0] ?? '');
+  const bullets = section
+    .split('\n- ')
+    .slice(1)
+    .map((b) => b.split('\n\n')[0] ?? '');
   const names = bullets.flatMap((b) => [...b.matchAll(/`([A-Za-z_][A-Za-z0-9_]*)`/g)].map((m) => m[1] ?? ''));
   return [...new Set(names)].sort();
 }

@@ -40,7 +40,10 @@ function importsOf(file: SourceFile): { specifier: string; kind: '' | ' (type)' 
   const visit = (node: ts.Node): void => {
     if (ts.isImportDeclaration(node)) {
       const clause = node.importClause;
-      const typeOnly = !!clause && (clause.isTypeOnly || (!clause.name && !!clause.namedBindings && ts.isNamedImports(clause.namedBindings) && clause.namedBindings.elements.every((e) => e.isTypeOnly)));
+      const typeOnly =
+        !!clause &&
+        (clause.isTypeOnly ||
+          (!clause.name && !!clause.namedBindings && ts.isNamedImports(clause.namedBindings) && clause.namedBindings.elements.every((e) => e.isTypeOnly)));
       add(node.moduleSpecifier, typeOnly ? ' (type)' : '');
     } else if (ts.isExportDeclaration(node)) {
       add(node.moduleSpecifier, node.isTypeOnly ? ' (type)' : '');
@@ -109,7 +112,9 @@ const LAYERS: Record<string, number> = {
 };
 
 function describePairs(pairs: ReturnType<typeof mutualImports>): string {
-  return pairs.map(({ pair: [a, b], forth, back }) => `${a} ↔ ${b}\n  ${a} → ${b}:\n    ${forth.join('\n    ')}\n  ${b} → ${a}:\n    ${back.join('\n    ')}`).join('\n');
+  return pairs
+    .map(({ pair: [a, b], forth, back }) => `${a} ↔ ${b}\n  ${a} → ${b}:\n    ${forth.join('\n    ')}\n  ${b} → ${a}:\n    ${back.join('\n    ')}`)
+    .join('\n');
 }
 
 function sourceFiles(): SourceFile[] {
@@ -131,7 +136,10 @@ describe('the folder layering of src/', () => {
     const unplaced = [...new Set(files.map((f) => folderOf(f.path)))].filter((folder) => LAYERS[folder] === undefined);
     expect(unplaced, 'folders of src/ with no layer: add them to LAYERS here and to the table in docs/architecture.md').toEqual([]);
     const upward = folderImports(files).filter((i) => LAYERS[i.to]! >= LAYERS[i.from]!);
-    expect(upward.map((i) => `${i.how} (layer ${LAYERS[i.from]} imports layer ${LAYERS[i.to]})`), 'imports that do not go down a layer').toEqual([]);
+    expect(
+      upward.map((i) => `${i.how} (layer ${LAYERS[i.from]} imports layer ${LAYERS[i.to]})`),
+      'imports that do not go down a layer',
+    ).toEqual([]);
   });
 
   it('the check finds a planted cycle, type-only and re-exports included, and names the files of both sides', () => {
@@ -146,7 +154,10 @@ describe('the folder layering of src/', () => {
   it('reads every form of import: value, type-only, inline type, re-export, import type node, dynamic', () => {
     const files: SourceFile[] = [
       { path: 'a/one.ts', text: "import { x } from '../b/x.js';\nexport { y } from '../c/y.js';\nexport * from '../d/z.js';" },
-      { path: 'a/two.ts', text: "import { type T } from '../e/t.js';\ntype U = import('../f/u.js').U;\nconst m = () => import('../g/m.js');\nimport { z } from './same.js';\nimport fs from 'node:fs';" },
+      {
+        path: 'a/two.ts',
+        text: "import { type T } from '../e/t.js';\ntype U = import('../f/u.js').U;\nconst m = () => import('../g/m.js');\nimport { z } from './same.js';\nimport fs from 'node:fs';",
+      },
     ];
     expect(folderImports(files).map((i) => i.how)).toEqual([
       'a/one.ts → b/x.ts',

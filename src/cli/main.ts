@@ -18,9 +18,7 @@ type Loader = () => Promise<CommandModule>;
 const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 function profileOption(cmd: Command): Command {
-  return cmd
-    .option('-p, --profile <name|path>', 'built-in profile name or profile file (default: ./stack.yaml)')
-    .option('--json', 'machine-readable output');
+  return cmd.option('-p, --profile <name|path>', 'built-in profile name or profile file (default: ./stack.yaml)').option('--json', 'machine-readable output');
 }
 
 function varOptions(cmd: Command): Command {
@@ -54,23 +52,29 @@ export function buildProgram(o: Output, setCode: (code: number) => void): Comman
       .option('--ui', 'also serve the live page of `stack ui` while it runs'),
   ).action(action(() => import('./commands/up.js')));
 
-  varOptions(profileOption(program.command('ui').description('serve a live page of the stack on 127.0.0.1: graph, states, health, logs, configs, events, actions')).option('--port <port>', 'port (default: any free one)').option('--open', 'open it in a browser')).action(action(() => import('./commands/ui.js')));
+  varOptions(
+    profileOption(program.command('ui').description('serve a live page of the stack on 127.0.0.1: graph, states, health, logs, configs, events, actions'))
+      .option('--port <port>', 'port (default: any free one)')
+      .option('--open', 'open it in a browser'),
+  ).action(action(() => import('./commands/ui.js')));
 
   profileOption(program.command('down').description('stop the stack in reverse dependency order and deregister it'))
     .option('--dry-run', 'say what would be stopped, stop nothing')
     .option('-t, --timeout <seconds>', 'grace period before killing, overriding each service’s own')
     .action(action(() => import('./commands/down.js')));
 
-  profileOption(program.command('status').description('show every service: state, health, pid/container, uptime, restarts'))
-    .action(action(() => import('./commands/status.js')));
+  profileOption(program.command('status').description('show every service: state, health, pid/container, uptime, restarts')).action(
+    action(() => import('./commands/status.js')),
+  );
 
   profileOption(program.command('logs').description("show a service's output").argument('<service>'))
     .option('-f, --follow', 'keep printing new output')
     .option('-n, --tail <lines>', 'only the last N lines')
     .action(action(() => import('./commands/logs.js')));
 
-  profileOption(program.command('validate').description('check a profile; print every problem with file:line:column and exit 2 if any'))
-    .action(action(() => import('./commands/validate.js')));
+  profileOption(program.command('validate').description('check a profile; print every problem with file:line:column and exit 2 if any')).action(
+    action(() => import('./commands/validate.js')),
+  );
 
   profileOption(program.command('plan').description('print the start order (waves), health gates, blocked and skipped services'))
     .option('-s, --service <name>', 'plan only this service and what it depends on (repeatable)', collect, [])
@@ -94,7 +98,9 @@ export function buildProgram(o: Output, setCode: (code: number) => void): Comman
   ).action(action(() => import('./commands/render.js')));
 
   const discovery = program.command('discovery').description('inspect and edit service discovery');
-  profileOption(discovery.command('ls').description('list registered instances').argument('[service]')).action(action(() => import('./commands/discovery.js').then((m) => ({ run: m.ls }))));
+  profileOption(discovery.command('ls').description('list registered instances').argument('[service]')).action(
+    action(() => import('./commands/discovery.js').then((m) => ({ run: m.ls }))),
+  );
   profileOption(discovery.command('watch').description('print every topology change of a service').argument('<service>')).action(
     action(() => import('./commands/discovery.js').then((m) => ({ run: m.watch }))),
   );

@@ -76,7 +76,9 @@ function describe(e: EngineEvent): string | undefined {
     case 'stack':
       return `stack ${e.stack}: ${e.phase}`;
     case 'render':
-      return e.outcome === 'unchanged' ? undefined : `${e.service}: ${clean(e.template)} ${e.outcome === 'changed' ? 're-rendered' : 'not re-rendered, the last good file is kept'} — ${clean(e.reason)}`;
+      return e.outcome === 'unchanged'
+        ? undefined
+        : `${e.service}: ${clean(e.template)} ${e.outcome === 'changed' ? 're-rendered' : 'not re-rendered, the last good file is kept'} — ${clean(e.reason)}`;
     case 'reload':
       return `${e.service}: ${e.action}${e.signal ? ` ${e.signal}` : ''} — ${clean(e.reason)}`;
     case 'deregistered':
@@ -148,7 +150,14 @@ function ttyProgress(o: Output, opts: ProgressOptions): Progress {
         const row: Row = { state: e.state, since: now() };
         if (e.reason) row.reason = clean(e.reason);
         rows.set(e.service, row);
-      } else if (e.type === 'warning' || e.type === 'restart' || e.type === 'health' || e.type === 'render' || e.type === 'reload' || e.type === 'deregistered') {
+      } else if (
+        e.type === 'warning' ||
+        e.type === 'restart' ||
+        e.type === 'health' ||
+        e.type === 'render' ||
+        e.type === 'reload' ||
+        e.type === 'deregistered'
+      ) {
         const text = describe(e);
         if (text) notes.push(text);
       } else {

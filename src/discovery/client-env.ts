@@ -80,7 +80,11 @@ export function discoveryConfigFromEnv(env: Record<string, string | undefined> =
   const kind = env[DISCOVERY_KIND_VARIABLE]?.trim();
   if (!raw && !kind) return undefined;
   const settings: Record<string, unknown> = raw ? readSettings(raw) : {};
-  if (kind) settings.backends = kind.split(',').map((s) => s.trim()).filter(Boolean);
+  if (kind)
+    settings.backends = kind
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   const backends = settings.backends;
   if (backends !== undefined) {
     const where = kind ? DISCOVERY_KIND_VARIABLE : `${STACK_DISCOVERY_VARIABLE}.backends`;

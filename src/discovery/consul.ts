@@ -27,13 +27,7 @@ import { ExitCode, StackError, StackFailedError, UnreachableError } from '../err
 import { CollisionError } from './errors.js';
 import { consulDriver, type ConsulConfig } from './drivers/consul.js';
 import { assertInstanceId, assertServiceName, sortById, toRecord, topologyFingerprint } from './record.js';
-import type {
-  DiscoveryBackend,
-  InstanceInput,
-  RegisterOptions,
-  ServiceInstance,
-  WatchOptions,
-} from './types.js';
+import type { DiscoveryBackend, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
 import { createKeyedQueue, RECONNECT_BACKOFF } from './resync.js';
 import { pause } from '../util/clock.js';
 import { backoffAt } from '../util/retry.js';

@@ -69,10 +69,7 @@ export function createDnsBackend(options: DnsBackendOptions): DiscoveryBackend {
   }
 
   async function addressesOf(name: string): Promise<string[]> {
-    const [v4, v6] = await Promise.all([
-      query(() => resolver.resolve4(name), name),
-      query(() => resolver.resolve6(name), name),
-    ]);
+    const [v4, v6] = await Promise.all([query(() => resolver.resolve4(name), name), query(() => resolver.resolve6(name), name)]);
     return [...v4, ...v6];
   }
 

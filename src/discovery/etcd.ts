@@ -22,13 +22,7 @@ import { CollisionError } from './errors.js';
 import { etcdDriver, type EtcdConfig } from './drivers/etcd.js';
 import { assertInstanceId, assertServiceName, sortById, toRecord } from './record.js';
 import { anySignal } from './watch.js';
-import type {
-  DiscoveryBackend,
-  InstanceInput,
-  RegisterOptions,
-  ServiceInstance,
-  WatchOptions,
-} from './types.js';
+import type { DiscoveryBackend, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
 import { redactUrlCredentials } from '../util/redact.js';
 import { createKeyedQueue, parseStored, RECONNECT_BACKOFF, redactUrl, watchByResync } from './resync.js';
 import { backoffAt } from '../util/retry.js';
@@ -119,10 +113,7 @@ export function createEtcdBackend(config: EtcdConfig): DiscoveryBackend {
     const leaseId = await grant(etcd, reg.ttlSeconds);
     const value = JSON.stringify(reg.record);
     if (exclusive) {
-      const txn = await etcd
-        .if(reg.key, 'Create', '==', 0)
-        .then(etcd.put(reg.key).value(value).lease(leaseId))
-        .commit();
+      const txn = await etcd.if(reg.key, 'Create', '==', 0).then(etcd.put(reg.key).value(value).lease(leaseId)).commit();
       if (!txn.succeeded) {
         await revokeQuietly(etcd, leaseId);
         throw new CollisionError(reg.record.service, reg.record.id, { backend: 'etcd' });

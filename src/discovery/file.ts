@@ -50,8 +50,7 @@ export function createFileBackend(options: FileBackendOptions = {}): DiscoveryBa
 
   const serviceDir = (service: string): string => path.join(root, service);
   const recordFile = (service: string, id: string): string => path.join(root, service, `${id}.json`);
-  const tempFile = (file: string): string =>
-    path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const tempFile = (file: string): string => path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 
   /** File-system failures on our own folder mean the backend is unusable: exit 3, not a crash. */
   function unreachable(action: string, err: unknown): never {

@@ -113,10 +113,7 @@ export interface DiscoveryClient {
  * `DISCOVERY_KIND=nats` picks backends by name; neither variable set means the defaults. With
  * `memory` (monolith mode) every client of the process shares one in-process registry.
  */
-export async function createDiscoveryClient(
-  source?: Partial<DiscoveryConfig> | DiscoveryManager,
-  opts: CreateDiscoveryOptions = {},
-): Promise<DiscoveryClient> {
+export async function createDiscoveryClient(source?: Partial<DiscoveryConfig> | DiscoveryManager, opts: CreateDiscoveryOptions = {}): Promise<DiscoveryClient> {
   const isManager = (s: typeof source): s is DiscoveryManager => typeof (s as DiscoveryManager | undefined)?.lookup === 'function';
   const given = source ?? discoveryConfigFromEnv(opts.env) ?? {};
   const config = isManager(given) ? DEFAULT_DISCOVERY_CONFIG : discoveryConfig(given);

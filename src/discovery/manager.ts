@@ -22,14 +22,7 @@ import { CollisionError } from './errors.js';
 import { assertServiceName, topologyFingerprint } from './record.js';
 import { abortPromise, anySignal, watchList } from './watch.js';
 import { createKeyedQueue } from './resync.js';
-import type {
-  DiscoveryBackend,
-  DiscoveryEvent,
-  InstanceInput,
-  RegisterOptions,
-  ServiceInstance,
-  WatchOptions,
-} from './types.js';
+import type { DiscoveryBackend, DiscoveryEvent, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
 
 export interface DiscoveryManagerOptions {
   /** In order of preference for lookups. */
@@ -280,9 +273,13 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
     const first = results.find((r): r is PromiseFulfilledResult<ServiceInstance> => r.status === 'fulfilled');
     if (!first) {
       if (failures.length === 1) throw failures[0]!.error;
-      throw new UnreachableError('discovery', `no discovery backend could register '${input.service}/${input.id}': ${failures.map((f) => describeError(f.error)).join('; ')}`, {
-        cause: failures[0]?.error,
-      });
+      throw new UnreachableError(
+        'discovery',
+        `no discovery backend could register '${input.service}/${input.id}': ${failures.map((f) => describeError(f.error)).join('; ')}`,
+        {
+          cause: failures[0]?.error,
+        },
+      );
     }
     for (const f of failures) {
       emit({ type: 'error', backend: f.backend.name, service: input.service, message: `registered elsewhere, but not here: ${describeError(f.error)}` });
@@ -392,9 +389,7 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
       withdrawn.add(key);
       // A beat already under way would pass the check (or register it again) after we fail it.
       await Promise.allSettled([...(beats.get(key) ?? [])]);
-      const results = await Promise.allSettled(
-        targets.map((b) => (canMarkCritical(b) ? b.markCritical!(service, id, reason) : b.deregister(service, id))),
-      );
+      const results = await Promise.allSettled(targets.map((b) => (canMarkCritical(b) ? b.markCritical!(service, id, reason) : b.deregister(service, id))));
       invalidate(service);
       settle(targets, results, service, `withdrawal of '${service}/${id}'`);
     });
@@ -407,9 +402,7 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
       if (!withdrawn.delete(key)) return;
       const known = registrations.get(key);
       const targets = backends.filter((b) => canMarkCritical(b) || (b.capabilities.deregister && b.capabilities.register && known));
-      const results = await Promise.allSettled(
-        targets.map((b) => (canMarkCritical(b) ? b.heartbeat(service, id) : b.register(known!.input, known!.opts))),
-      );
+      const results = await Promise.allSettled(targets.map((b) => (canMarkCritical(b) ? b.heartbeat(service, id) : b.register(known!.input, known!.opts))));
       invalidate(service);
       settle(targets, results, service, `restoration of '${service}/${id}'`);
     });

@@ -62,7 +62,10 @@ function autoMode(config: NatsConfig): DiscoveryBackend {
   let chosen: Promise<DiscoveryBackend> | undefined;
   let closed = false;
   const closing = new AbortController();
-  const servers = config.natsUrl.split(',').map((s) => s.trim()).filter(Boolean);
+  const servers = config.natsUrl
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const backend = (): Promise<DiscoveryBackend> => {
     if (closed) return Promise.reject(new StackError('the nats discovery backend is closed', { code: 'closed' }));
     chosen ??= (async () => {
@@ -113,7 +116,10 @@ function autoMode(config: NatsConfig): DiscoveryBackend {
 }
 
 export function createNatsSubjectsBackend(config: NatsConfig): DiscoveryBackend {
-  const servers = config.natsUrl.split(',').map((s) => s.trim()).filter(Boolean);
+  const servers = config.natsUrl
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const where = servers.map(redactUrl).join(',');
   const own = new Map<string, OwnRegistration>();
   const table = new Map<string, Map<string, ServiceInstance>>();
@@ -146,7 +152,14 @@ export function createNatsSubjectsBackend(config: NatsConfig): DiscoveryBackend 
     const entries = table.get(record.service) ?? new Map<string, ServiceInstance>();
     const before = entries.get(record.id);
     // A late heartbeat must not move expiry back (messages of one client arrive in order; of two, not).
-    if (before && before.expiresAt && record.expiresAt && Date.parse(record.expiresAt) < Date.parse(before.expiresAt) && before.registeredAt === record.registeredAt) return;
+    if (
+      before &&
+      before.expiresAt &&
+      record.expiresAt &&
+      Date.parse(record.expiresAt) < Date.parse(before.expiresAt) &&
+      before.registeredAt === record.registeredAt
+    )
+      return;
     entries.set(record.id, record);
     table.set(record.service, entries);
     if (!before || topologyFingerprint([before]) !== topologyFingerprint([record])) notify(record.service);

@@ -23,22 +23,9 @@ import type { KV, KvEntry, Kvm } from '@nats-io/kv';
 import { StackError, StackFailedError, UnreachableError } from '../errors.js';
 import { CollisionError } from './errors.js';
 import { natsDriver, type NatsConfig } from './drivers/nats.js';
-import {
-  assertInstanceId,
-  assertServiceName,
-  earliestExpiry,
-  isExpired,
-  sortById,
-  toRecord,
-} from './record.js';
+import { assertInstanceId, assertServiceName, earliestExpiry, isExpired, sortById, toRecord } from './record.js';
 import { anySignal } from './watch.js';
-import type {
-  DiscoveryBackend,
-  InstanceInput,
-  RegisterOptions,
-  ServiceInstance,
-  WatchOptions,
-} from './types.js';
+import type { DiscoveryBackend, InstanceInput, RegisterOptions, ServiceInstance, WatchOptions } from './types.js';
 import { createKeyedQueue, parseStored, RECONNECT_BACKOFF, redactUrl, watchByResync } from './resync.js';
 import { pause } from '../util/clock.js';
 import { backoffAt } from '../util/retry.js';
@@ -62,7 +49,10 @@ interface OwnRegistration {
 type Announcement = 'register' | 'heartbeat' | 'deregister';
 
 export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
-  const servers = config.natsUrl.split(',').map((s) => s.trim()).filter(Boolean);
+  const servers = config.natsUrl
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const where = servers.map(redactUrl).join(',');
   const bucket = config.natsBucket || natsDriver.defaults.natsBucket;
   const own = new Map<string, OwnRegistration>();
@@ -78,10 +68,7 @@ export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
   const connection = shared.get;
 
   async function open(): Promise<Connected> {
-    const [{ connect, credsAuthenticator }, { Kvm }] = await Promise.all([
-      import('@nats-io/transport-node'),
-      import('@nats-io/kv'),
-    ]);
+    const [{ connect, credsAuthenticator }, { Kvm }] = await Promise.all([import('@nats-io/transport-node'), import('@nats-io/kv')]);
     const nc = await connect(connectOptions(config, servers, credsAuthenticator));
     const kvm = new Kvm(nc);
     let kv: KV;
@@ -169,11 +156,9 @@ export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
   async function readEntries(filter: string): Promise<{ lastSeq: number; entries: KvEntry[] }> {
     return withNats(`read ${filter}`, async ({ nc, kv }) => {
       const subjectPrefix = `$KV.${bucket}.`;
-      const reply = await nc.request(
-        `$JS.API.STREAM.INFO.KV_${bucket}`,
-        JSON.stringify({ subjects_filter: `${subjectPrefix}${filter}` }),
-        { timeout: REQUEST_TIMEOUT_MS },
-      );
+      const reply = await nc.request(`$JS.API.STREAM.INFO.KV_${bucket}`, JSON.stringify({ subjects_filter: `${subjectPrefix}${filter}` }), {
+        timeout: REQUEST_TIMEOUT_MS,
+      });
       const info = reply.json<{
         state?: { last_seq?: number; subjects?: Record<string, number> };
         error?: { description?: string };
@@ -188,9 +173,7 @@ export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
   async function readKeys(filter: string): Promise<ServiceInstance[]> {
     const { entries } = await readEntries(filter);
     const now = Date.now();
-    return sortById(
-      entries.flatMap((e) => (e.operation === 'PUT' ? parseStored(e.string()) : [])).filter((r) => !isExpired(r, now)),
-    );
+    return sortById(entries.flatMap((e) => (e.operation === 'PUT' ? parseStored(e.string()) : [])).filter((r) => !isExpired(r, now)));
   }
 
   return {
@@ -317,10 +300,13 @@ export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
             clearTimeout(expiryTimer);
             const due = earliestExpiry(list);
             if (due !== undefined) {
-              expiryTimer = setTimeout(() => {
-                known.stale();
-                notify();
-              }, Math.max(0, due - Date.now()) + 20);
+              expiryTimer = setTimeout(
+                () => {
+                  known.stale();
+                  notify();
+                },
+                Math.max(0, due - Date.now()) + 20,
+              );
             }
             return list;
           },
@@ -495,7 +481,11 @@ function notRegistered(service: string, id: string): StackError {
  * forgotten, so the next call tries again; once the backend is closed every call fails. `take()`
  * hands the pending connection over to close() and forgets it.
  */
-export function sharedConnection<T>(open: () => Promise<T>, where: string, isClosed: () => boolean): { get: () => Promise<T>; take: () => Promise<T> | undefined } {
+export function sharedConnection<T>(
+  open: () => Promise<T>,
+  where: string,
+  isClosed: () => boolean,
+): { get: () => Promise<T>; take: () => Promise<T> | undefined } {
   let connecting: Promise<T> | undefined;
   return {
     get: () => {

@@ -104,9 +104,7 @@ export function sortById(list: ServiceInstance[]): ServiceInstance[] {
  * moves. Watches use it to yield only real changes, not one list per heartbeat.
  */
 export function topologyFingerprint(list: readonly ServiceInstance[]): string {
-  return JSON.stringify(
-    list.map((r) => [r.service, r.id, r.address, r.port ?? null, r.url ?? null, r.tags, r.meta, r.registeredAt]),
-  );
+  return JSON.stringify(list.map((r) => [r.service, r.id, r.address, r.port ?? null, r.url ?? null, r.tags, r.meta, r.registeredAt]));
 }
 
 /** Capabilities of a backend that can do everything but inject environment variables. */

@@ -23,7 +23,10 @@ export const DISCOVERY_DRIVERS = [consulDriver, etcdDriver, dnsDriver, fileDrive
 
 type AnyDiscoveryDriver = (typeof DISCOVERY_DRIVERS)[number];
 export type DiscoveryBackendName = AnyDiscoveryDriver['name'];
-export const DISCOVERY_BACKEND_NAMES = DISCOVERY_DRIVERS.map((d) => d.name) as readonly DiscoveryBackendName[] as readonly [DiscoveryBackendName, ...DiscoveryBackendName[]];
+export const DISCOVERY_BACKEND_NAMES = DISCOVERY_DRIVERS.map((d) => d.name) as readonly DiscoveryBackendName[] as readonly [
+  DiscoveryBackendName,
+  ...DiscoveryBackendName[],
+];
 
 type OptionsOf<D> = D extends DiscoveryDriver<string, infer O> ? O : never;
 /** Every backend's options, as one flat type (the keys are prefixed with the backend's name). */

@@ -52,10 +52,7 @@ export interface ResyncSource {
  * A failed read is retried with backoff; the watch ends only when the signal aborts or the
  * consumer stops iterating.
  */
-export async function* watchByResync(
-  signal: AbortSignal | undefined,
-  open: (notify: () => void) => Promise<ResyncSource>,
-): AsyncGenerator<ServiceInstance[]> {
+export async function* watchByResync(signal: AbortSignal | undefined, open: (notify: () => void) => Promise<ResyncSource>): AsyncGenerator<ServiceInstance[]> {
   let dirty = true;
   let wake: (() => void) | undefined;
   const notify = () => {

@@ -128,7 +128,11 @@ export async function openPostgresStore(config: ClientConfig): Promise<CatalogSt
       return (res.rowCount ?? 0) > 0;
     },
     async touch(service, id, now) {
-      const res = await pool.query(`UPDATE ${INSTANCES_TABLE} SET last_seen = $3 WHERE service = $1 AND id = $2 AND ${liveCondition('$3')}`, [service, id, now]);
+      const res = await pool.query(`UPDATE ${INSTANCES_TABLE} SET last_seen = $3 WHERE service = $1 AND id = $2 AND ${liveCondition('$3')}`, [
+        service,
+        id,
+        now,
+      ]);
       return (res.rowCount ?? 0) > 0;
     },
     async live(service, now) {

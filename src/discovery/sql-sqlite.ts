@@ -62,9 +62,7 @@ export async function openSqliteStore(file: string): Promise<CatalogStore> {
   );
   const columns = '(service, id, address, port, url, tags, meta, registered_at, last_seen, ttl_ms)';
   const values = '(@service, @id, @address, @port, @url, @tags, @meta, @registeredAt, @now, @ttlMs)';
-  const claimStmt = db.prepare(
-    `INSERT INTO ${INSTANCES_TABLE} ${columns} VALUES ${values} ON CONFLICT (service, id) WHERE stopped_at IS NULL DO NOTHING`,
-  );
+  const claimStmt = db.prepare(`INSERT INTO ${INSTANCES_TABLE} ${columns} VALUES ${values} ON CONFLICT (service, id) WHERE stopped_at IS NULL DO NOTHING`);
   const upsertStmt = db.prepare(
     `INSERT INTO ${INSTANCES_TABLE} ${columns} VALUES ${values}
      ON CONFLICT (service, id) WHERE stopped_at IS NULL DO UPDATE SET
@@ -72,9 +70,7 @@ export async function openSqliteStore(file: string): Promise<CatalogStore> {
        meta = excluded.meta, registered_at = excluded.registered_at, last_seen = excluded.last_seen, ttl_ms = excluded.ttl_ms`,
   );
   const stopStmt = db.prepare(`UPDATE ${INSTANCES_TABLE} SET stopped_at = @now WHERE service = @service AND id = @id AND stopped_at IS NULL`);
-  const touchStmt = db.prepare(
-    `UPDATE ${INSTANCES_TABLE} SET last_seen = @now WHERE service = @service AND id = @id AND ${liveCondition('@now')}`,
-  );
+  const touchStmt = db.prepare(`UPDATE ${INSTANCES_TABLE} SET last_seen = @now WHERE service = @service AND id = @id AND ${liveCondition('@now')}`);
   const liveOne = db.prepare(`SELECT * FROM ${INSTANCES_TABLE} WHERE service = @service AND ${liveCondition('@now')} ORDER BY id`);
   const liveAll = db.prepare(`SELECT * FROM ${INSTANCES_TABLE} WHERE ${liveCondition('@now')} ORDER BY service, id`);
   const cleanupStmt = db.prepare(
@@ -149,11 +145,14 @@ async function loadDriver(): Promise<typeof BetterSqlite3> {
   try {
     return (await import('better-sqlite3')).default;
   } catch (err) {
-    throw new StackError('the sql discovery backend needs better-sqlite3 for sqlite: URLs, and it cannot be loaded: npm install better-sqlite3@12 (12.x supports Node 20)', {
-      code: 'missing_dependency',
-      path: 'discovery.sqlUrl',
-      cause: err,
-    });
+    throw new StackError(
+      'the sql discovery backend needs better-sqlite3 for sqlite: URLs, and it cannot be loaded: npm install better-sqlite3@12 (12.x supports Node 20)',
+      {
+        code: 'missing_dependency',
+        path: 'discovery.sqlUrl',
+        cause: err,
+      },
+    );
   }
 }
 

@@ -93,8 +93,7 @@ export function createSqlBackend(config: SqlConfig, context: DiscoveryBackendCon
     }
   }
 
-  const read = (service: string | undefined) =>
-    withStore(`read ${service ?? 'all'}`, async (s) => sortRows(await s.live(service, Date.now())));
+  const read = (service: string | undefined) => withStore(`read ${service ?? 'all'}`, async (s) => sortRows(await s.live(service, Date.now())));
 
   return {
     name: 'sql',
@@ -254,7 +253,9 @@ function toStackError(err: unknown, what: string, where: string): unknown {
     return new UnreachableError('sql', `sql catalog at ${where} refused our credentials (${what})`, { cause: err, code: 'unauthorized' });
   }
   if (
-    /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|57P0[1-3]|08\d\d\d|SQLITE_CANTOPEN|SQLITE_BUSY|ERR_DLOPEN_FAILED|ERR_MODULE_NOT_FOUND)$/.test(code) ||
+    /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|57P0[1-3]|08\d\d\d|SQLITE_CANTOPEN|SQLITE_BUSY|ERR_DLOPEN_FAILED|ERR_MODULE_NOT_FOUND)$/.test(
+      code,
+    ) ||
     /timeout|terminat|connection|cannot open|unable to open/i.test(message)
   ) {
     return new UnreachableError('sql', `sql catalog unreachable at ${where} (${what}): ${message.replace(/\/\/[^/@\s]*@/g, '//')}`, { cause: err });

@@ -225,7 +225,9 @@ export function recordingRenderer(render: RenderConfigs, stateDir: string, whyOf
     const all = await records;
     all[service.name] = { at: new Date().toISOString(), why, files: rendered.files.map((f) => f.destination) };
     // One write at a time, each of the whole map (services render concurrently).
-    writing = writing.then(() => atomicWrite(rendersPath(stateDir), `${JSON.stringify({ version: 1, services: all }, null, 2)}\n`, 0o600)).catch(() => undefined);
+    writing = writing
+      .then(() => atomicWrite(rendersPath(stateDir), `${JSON.stringify({ version: 1, services: all }, null, 2)}\n`, 0o600))
+      .catch(() => undefined);
     await writing;
     return rendered;
   };

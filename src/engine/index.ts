@@ -18,13 +18,29 @@ import { stateDirOf } from './state.js';
 import type { StackStatusView } from './status.js';
 import type { StopReport } from './stop.js';
 
-export { startStack, type RenderConfigs, type RenderContext, type RenderedConfigs, type StackController, type StartStackInput, type StartStackOptions } from './engine.js';
+export {
+  startStack,
+  type RenderConfigs,
+  type RenderContext,
+  type RenderedConfigs,
+  type StackController,
+  type StartStackInput,
+  type StartStackOptions,
+} from './engine.js';
 export { stopStack, type StopReport, type StopStackOptions, type StoppedService } from './stop.js';
 export { readStackStatus, type ReadStatusOptions, type ServiceStatusView, type StackStatusView } from './status.js';
 export { createLocalGates, judge, readinessOf, type DependencyStatus, type GateSource, type GateVerdict, type LocalGates, type Readiness } from './gates.js';
 export { upStack, downStack, stackStatus, type UpStackOptions, type DownStackOptions } from './stack.js';
 export { acquireLock, readLock, type AcquireLockOptions, type LockInfo, type StackLock } from './lock.js';
-export { RELIEVE_SIGNAL, startSupervisor, supervisorLogPath, type StopRequest, type SupervisorInput, type SupervisorOptions, type SupervisorProcess } from './supervisor.js';
+export {
+  RELIEVE_SIGNAL,
+  startSupervisor,
+  supervisorLogPath,
+  type StopRequest,
+  type SupervisorInput,
+  type SupervisorOptions,
+  type SupervisorProcess,
+} from './supervisor.js';
 export { readStateFile, stateDirOf, type StackStateFile } from './state.js';
 export { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.js';
 export { restartDecision, type RestartDecision } from './restart.js';

@@ -198,7 +198,9 @@ export class ServiceLifecycle {
         ready = clock.sleep(settings.dependencyTimeoutMs, race.signal).then(() => ({ kind: 'unready' as const, reason }), aborted);
       } else if (!check) {
         // A kept instance has run far longer than the settle time already.
-        ready = kept ? Promise.resolve({ kind: 'ready' as const }) : clock.sleep(settings.settleMs, race.signal).then(() => ({ kind: 'ready' as const }), aborted);
+        ready = kept
+          ? Promise.resolve({ kind: 'ready' as const })
+          : clock.sleep(settings.settleMs, race.signal).then(() => ({ kind: 'ready' as const }), aborted);
       } else {
         ready = waitUntilHealthy(check, this.healthTarget(runtime, handle, check), {
           clock,
@@ -256,7 +258,10 @@ export class ServiceLifecycle {
         : {};
     // Replicas: each knows its index; a process replica listens on `port + index` (STACK_PORT),
     // since they share the host. Set for every replica count, so scaling never changes replica 0.
-    const replica: Record<string, string> = { STACK_REPLICA: String(this.replica), ...(spec.runtime === 'process' && spec.port !== undefined ? { STACK_PORT: String(spec.port) } : {}) };
+    const replica: Record<string, string> = {
+      STACK_REPLICA: String(this.replica),
+      ...(spec.runtime === 'process' && spec.port !== undefined ? { STACK_PORT: String(spec.port) } : {}),
+    };
     return {
       stack,
       service: spec,
@@ -296,7 +301,13 @@ export class ServiceLifecycle {
     if (!SETTLED_STATES.has(this.status.state)) throw new Error(`'${this.name}' is ${this.status.state}; try again once it has settled`);
     const { runtime } = this;
     const handle = this.status.handle;
-    const running = runtime && handle ? await runtime.inspect(handle).then((s) => s.running, () => false) : false;
+    const running =
+      runtime && handle
+        ? await runtime.inspect(handle).then(
+            (s) => s.running,
+            () => false,
+          )
+        : false;
     const stop = () => runtime!.stop(handle!, { signal: this.spec.stopSignal, gracePeriodMs: this.spec.stopGracePeriodMs });
     if (running && this.watched) {
       await this.restartNow('restart requested'); // onExit starts it again
@@ -348,7 +359,10 @@ export class ServiceLifecycle {
     const previous = this.previous;
     if (!previous) return;
     delete this.previous;
-    const runs = await this.runtime?.inspect(previous).then((s) => s.running, () => false);
+    const runs = await this.runtime?.inspect(previous).then(
+      (s) => s.running,
+      () => false,
+    );
     if (runs || this.status.handle !== previous) return;
     delete this.status.handle;
     delete this.status.startedAt;
@@ -410,7 +424,9 @@ export class ServiceLifecycle {
   private async deregister(): Promise<void> {
     const reg = await this.letGoOfRegistration();
     if (!reg || !this.host.discovery) return;
-    await this.host.discovery.deregister(reg.service, reg.id).catch((err) => this.host.warn(`could not deregister '${reg.service}': ${errorText(err)}`, reg.service));
+    await this.host.discovery
+      .deregister(reg.service, reg.id)
+      .catch((err) => this.host.warn(`could not deregister '${reg.service}': ${errorText(err)}`, reg.service));
   }
 
   // ---- after startup: health monitoring and the restart policy --------------------------------
@@ -570,7 +586,9 @@ export class ServiceLifecycle {
     const discovery = this.host.discovery;
     if (this.withdrawn || !reg || !discovery || this.stopping) return;
     this.withdrawn = true;
-    await discovery.withdraw(reg.service, reg.id, reason).catch((err) => this.host.warn(`could not withdraw '${reg.service}' from discovery: ${errorText(err)}`, reg.service));
+    await discovery
+      .withdraw(reg.service, reg.id, reason)
+      .catch((err) => this.host.warn(`could not withdraw '${reg.service}' from discovery: ${errorText(err)}`, reg.service));
     this.host.emit({ type: 'deregistered', service: this.name, id: reg.id, reason });
     this.host.persist();
   }
@@ -582,7 +600,9 @@ export class ServiceLifecycle {
     if (!this.withdrawn || this.stopping || !this.watched) return;
     this.withdrawn = false;
     if (reg && discovery) {
-      await discovery.restore(reg.service, reg.id).catch((err) => this.host.warn(`could not restore '${reg.service}' in discovery: ${errorText(err)}`, reg.service));
+      await discovery
+        .restore(reg.service, reg.id)
+        .catch((err) => this.host.warn(`could not restore '${reg.service}' in discovery: ${errorText(err)}`, reg.service));
       this.host.emit({ type: 'registered', service: this.name, id: reg.id });
     } else {
       await this.register(); // its registration went meanwhile: a fresh one
@@ -646,7 +666,10 @@ export class ServiceLifecycle {
     const runtime = this.runtime;
     const handle = this.status.handle;
     if (!runtime || !this.exit || !handle) return;
-    const stillRunning = await runtime.inspect(handle).then((s) => s.running, () => false);
+    const stillRunning = await runtime.inspect(handle).then(
+      (s) => s.running,
+      () => false,
+    );
     if (stillRunning) await runtime.stop(handle, { signal: this.spec.stopSignal, gracePeriodMs: this.spec.stopGracePeriodMs }).catch(() => undefined);
     await this.onExit(runtime, { code: 1, signal: null });
   }

@@ -58,7 +58,12 @@ export class TemplateReloader {
     const latest = new Map<string, ServiceInstance[]>();
     const byKey = new Map(s.spec.templates.map((t) => [keyOf(s.name, t), t]));
     const watch = watchTemplates({
-      templates: s.spec.templates.map((t) => ({ key: keyOf(s.name, t), services: servicesNamedBy(t, known), waitMinMs: t.waitMinMs ?? 0, waitMaxMs: t.waitMaxMs ?? 0 })),
+      templates: s.spec.templates.map((t) => ({
+        key: keyOf(s.name, t),
+        services: servicesNamedBy(t, known),
+        waitMinMs: t.waitMinMs ?? 0,
+        waitMaxMs: t.waitMaxMs ?? 0,
+      })),
       source: this.discovery,
       signal: this.stop.signal,
       clock: this.host.clock,

@@ -99,7 +99,8 @@ export class StackRun implements LifecycleHost {
     this.t0 = this.clock.now();
     this.gates = createLocalGates(this.graph);
     if (opts.onEvent) this.listeners.add(opts.onEvent);
-    if (opts.rerender && opts.discovery?.backends.some((b) => b.capabilities.watch || b.capabilities.lookup) && (opts.supervise ?? true)) this.reloader = new TemplateReloader(this, opts.discovery, opts.rerender);
+    if (opts.rerender && opts.discovery?.backends.some((b) => b.capabilities.watch || b.capabilities.lookup) && (opts.supervise ?? true))
+      this.reloader = new TemplateReloader(this, opts.discovery, opts.rerender);
     this.writer = createStateWriter(this.stateDir, (err) => this.warn(`cannot write the state file: ${errorText(err)}`));
   }
 
@@ -195,7 +196,10 @@ export class StackRun implements LifecycleHost {
       phase: this.phase,
       updatedAt: new Date().toISOString(),
       profile: { ...(profile.source.file ? { file: profile.source.file } : {}), ...(profile.source.builtin ? { builtin: profile.source.builtin } : {}) },
-      services: Object.fromEntries([...this.found.carried.map((s) => [s.name, s] as const), ...[...this.lifecycles].map(([name, s]) => [name, s.status] as const)]),
+      services: Object.fromEntries([
+        ...this.found.carried.map((s) => [s.name, s] as const),
+        ...[...this.lifecycles].map(([name, s]) => [name, s.status] as const),
+      ]),
     };
   }
 
@@ -324,7 +328,11 @@ export class StackRun implements LifecycleHost {
   private async prepare(runServices: ServiceSpec[]): Promise<void> {
     const { opts, stack, runtimes } = this;
     try {
-      this.lock = await acquireLock(this.stateDir, stack, opts.detached ? { command: 'up --detach', detached: true, clock: this.clock } : { clock: this.clock });
+      this.lock = await acquireLock(
+        this.stateDir,
+        stack,
+        opts.detached ? { command: 'up --detach', detached: true, clock: this.clock } : { clock: this.clock },
+      );
       const lastState = await readStateFile(this.stateDir);
       const blocked = this.plan.blocked.flatMap((b) => this.graph.services.get(b.service) ?? []);
       const planned = [...runServices, ...blocked];
@@ -356,9 +364,16 @@ export class StackRun implements LifecycleHost {
     }
     // A running instance is shown (and stopped, should this run stop) until `start` keeps or replaces it.
     for (const [name, { handle, runtime }] of this.found.previous) this.lifecycles.get(name)!.adopt(handle, runtime);
-    for (const { handle, runtime } of this.found.replicas) this.lifecycles.get(handle.service)?.peers.find((p) => p.replica === handle.replica)?.adopt(handle, runtime);
+    for (const { handle, runtime } of this.found.replicas)
+      this.lifecycles
+        .get(handle.service)
+        ?.peers.find((p) => p.replica === handle.replica)
+        ?.adopt(handle, runtime);
     this.unsettled = [...this.lifecycles.values()].filter((s) => !SETTLED_STATES.has(s.status.state)).length;
-    this.unitOf = unitsOf(this.plan.groups, runServices.map((s) => s.name));
+    this.unitOf = unitsOf(
+      this.plan.groups,
+      runServices.map((s) => s.name),
+    );
     for (const unit of this.unitOf.values()) this.dirty.add(unit); // every unit is looked at once
   }
 
@@ -432,7 +447,15 @@ export class StackRun implements LifecycleHost {
     const elapsedMs = now - s.since;
     s.since = now;
     const pid = s.status.handle?.pid;
-    this.emit({ type: 'state', service: label, state, previous, elapsedMs, ...(reason !== undefined ? { reason } : {}), ...(pid !== undefined ? { pid } : {}) });
+    this.emit({
+      type: 'state',
+      service: label,
+      state,
+      previous,
+      elapsedMs,
+      ...(reason !== undefined ? { reason } : {}),
+      ...(pid !== undefined ? { pid } : {}),
+    });
   }
 
   private setReplicaState(r: ServiceLifecycle, state: ServiceState, reason?: string): void {
@@ -453,7 +476,10 @@ export class StackRun implements LifecycleHost {
         const [first, ...rest] = await Promise.all([base.resolve(), ...peers.map((p) => p.resolve())]);
         for (const r of rest) {
           const reg = r.registration;
-          if (reg && this.discovery) await this.discovery.deregister(reg.service, reg.id).catch((err) => this.warn(`could not deregister '${reg.service}': ${errorText(err)}`, reg.service));
+          if (reg && this.discovery)
+            await this.discovery
+              .deregister(reg.service, reg.id)
+              .catch((err) => this.warn(`could not deregister '${reg.service}': ${errorText(err)}`, reg.service));
         }
         return { ...first, instances: [first, ...rest].flatMap((r) => r.instances) };
       },
@@ -637,11 +663,13 @@ export class StackRun implements LifecycleHost {
     if (!this.discovery) return;
     // A scaled-down replica's registration (its id is `<stack>-<service>-<replica>`) goes with it.
     for (const { handle } of found.obsolete) {
-      if (handle.replica > 0 && this.discovery.canRegister) await this.discovery.deregister(handle.service, `${this.stack}-${handle.service}-${handle.replica}`).catch(() => undefined);
+      if (handle.replica > 0 && this.discovery.canRegister)
+        await this.discovery.deregister(handle.service, `${this.stack}-${handle.service}-${handle.replica}`).catch(() => undefined);
     }
     for (const status of found.retired) {
       const reg = status.registration;
-      if (reg) await this.discovery.deregister(reg.service, reg.id).catch((err) => this.warn(`could not deregister '${reg.service}': ${errorText(err)}`, reg.service));
+      if (reg)
+        await this.discovery.deregister(reg.service, reg.id).catch((err) => this.warn(`could not deregister '${reg.service}': ${errorText(err)}`, reg.service));
     }
   }
 
@@ -653,7 +681,11 @@ export class StackRun implements LifecycleHost {
     return {
       name: service,
       dependsOn: known?.dependsOn ?? this.graph.dependenciesOf(service).map((e) => e.to),
-      resolve: () => ({ instances, stopSignal: known?.stopSignal ?? spec?.stopSignal ?? 'SIGTERM', gracePeriodMs: known?.stopGracePeriodMs ?? spec?.stopGracePeriodMs ?? 10_000 }),
+      resolve: () => ({
+        instances,
+        stopSignal: known?.stopSignal ?? spec?.stopSignal ?? 'SIGTERM',
+        gracePeriodMs: known?.stopGracePeriodMs ?? spec?.stopGracePeriodMs ?? 10_000,
+      }),
       onStopping: () => {
         since = this.clock.now();
         const pid = instances[0]?.handle.pid;

@@ -98,10 +98,13 @@ interface Wiring {
 /** Runtimes, discovery (checked), and the template renderer (every template checked once). */
 async function wire({ profile, plan }: StartStackInput, opts: UpStackOptions, stateDir: string, onEvent: (e: EngineEvent) => void): Promise<Wiring> {
   const onWarning = (message: string) => onEvent({ type: 'warning', message });
-  const runtimes = givenRuntimes(opts.runtimes) ?? createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm, onWarning, ...(opts.pull ? { pull: opts.pull } : {}) });
+  const runtimes =
+    givenRuntimes(opts.runtimes) ??
+    createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm, onWarning, ...(opts.pull ? { pull: opts.pull } : {}) });
   // What discovery has to say while the stack runs (a backend down, a watch retrying, stale
   // answers, registrations restored) is a warning in the run's events and the supervisor log.
-  const onDiscoveryEvent = (e: DiscoveryEvent) => onEvent({ type: 'warning', message: `discovery (${e.backend}): ${e.message}`, ...(e.service ? { service: e.service } : {}) });
+  const onDiscoveryEvent = (e: DiscoveryEvent) =>
+    onEvent({ type: 'warning', message: `discovery (${e.backend}): ${e.message}`, ...(e.service ? { service: e.service } : {}) });
   const discovery = opts.discovery ?? (await (await import('../discovery/index.js')).createDiscovery(profile.discovery, { onEvent: onDiscoveryEvent }));
   const close = async () => {
     if (!opts.discovery) await discovery.close();
@@ -112,7 +115,13 @@ async function wire({ profile, plan }: StartStackInput, opts: UpStackOptions, st
     const hooks = await createTemplateHooks(
       profile,
       plan.services.map((s) => s.name),
-      { stateDir, discovery, ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.vars ? { vars: opts.vars } : {}), ...(opts.varsFile ? { varsFile: opts.varsFile } : {}) },
+      {
+        stateDir,
+        discovery,
+        ...(opts.cwd ? { cwd: opts.cwd } : {}),
+        ...(opts.vars ? { vars: opts.vars } : {}),
+        ...(opts.varsFile ? { varsFile: opts.varsFile } : {}),
+      },
     );
     return { engine: { runtimes, discovery, ...(hooks ? { renderConfigs: hooks.renderConfigs, rerender: hooks.rerender } : {}) }, close };
   } catch (err) {
@@ -143,7 +152,9 @@ export interface DownStackOptions {
 /** Stop a stack as `stack down` does, from any process: also one a supervisor or a dead `up` left. */
 export async function downStack(profile: Profile, opts: DownStackOptions = {}): Promise<StopReport> {
   const stateDir = stateDirOf(profile, opts.cwd);
-  const runtimes = givenRuntimes(opts.runtimes) ?? createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm, ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) });
+  const runtimes =
+    givenRuntimes(opts.runtimes) ??
+    createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm, ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) });
   const discovery = opts.discovery === undefined ? await openDiscovery(profile, opts.onWarning) : opts.discovery || undefined;
   try {
     return await stopStack({
@@ -182,7 +193,13 @@ export async function stackStatus(profile: Profile, opts: { runtimes?: GivenRunt
       stack: profile.name,
       stateDir,
       runtimes,
-      runtimeNames: [...new Set(Object.values(profile.services).filter((s) => s.enable).map((s) => s.runtime))],
+      runtimeNames: [
+        ...new Set(
+          Object.values(profile.services)
+            .filter((s) => s.enable)
+            .map((s) => s.runtime),
+        ),
+      ],
     });
   } finally {
     if (!opts.runtimes) await runtimes.close();

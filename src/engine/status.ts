@@ -48,7 +48,14 @@ export async function readStackStatus(opts: ReadStatusOptions): Promise<StackSta
   const now = opts.now ?? Date.now;
   const state = await readStateFile(opts.stateDir, opts.stack);
   const lock = await readLock(opts.stateDir, opts.stack);
-  const ownerAlive = state ? lockOwnerAlive({ pid: state.owner.pid, ...(state.owner.processStartTime ? { processStartTime: state.owner.processStartTime } : {}), startedAt: state.owner.startedAt, command: 'up' }) : false;
+  const ownerAlive = state
+    ? lockOwnerAlive({
+        pid: state.owner.pid,
+        ...(state.owner.processStartTime ? { processStartTime: state.owner.processStartTime } : {}),
+        startedAt: state.owner.startedAt,
+        command: 'up',
+      })
+    : false;
   const names = new Set<RuntimeName>(opts.runtimeNames ?? []);
   for (const s of Object.values(state?.services ?? {})) if (s.handle) names.add(s.handle.runtime);
   if (names.size === 0) names.add('process');
@@ -72,7 +79,12 @@ export async function readStackStatus(opts: ReadStatusOptions): Promise<StackSta
       running = true;
       inspected = await inspect(opts.runtimes, discovered);
     }
-    const view: ServiceStatusView = { ...status, ...(handle ? { handle, startedAt: status.startedAt ?? handle.startedAt } : {}), running, ...currentTasks(inspected) };
+    const view: ServiceStatusView = {
+      ...status,
+      ...(handle ? { handle, startedAt: status.startedAt ?? handle.startedAt } : {}),
+      running,
+      ...currentTasks(inspected),
+    };
     if (running && view.startedAt) view.uptimeMs = Math.max(0, now() - Date.parse(view.startedAt));
     // Nobody watches any more (the writer was killed): say what we see, not what was last written.
     if (!ownerAlive && !running && status.started && (status.state === 'healthy' || status.state === 'checking' || status.state === 'starting')) {
@@ -108,7 +120,11 @@ export async function readStackStatus(opts: ReadStatusOptions): Promise<StackSta
   return {
     stack: opts.stack,
     empty: !state && services.length === 0,
-    ...(state ? { phase: state.phase, owner: ownerView(state.owner.pid, ownerAlive, lock) } : lock ? { owner: ownerView(lock.pid, lockOwnerAlive(lock), lock) } : {}),
+    ...(state
+      ? { phase: state.phase, owner: ownerView(state.owner.pid, ownerAlive, lock) }
+      : lock
+        ? { owner: ownerView(lock.pid, lockOwnerAlive(lock), lock) }
+        : {}),
     services,
   };
 }

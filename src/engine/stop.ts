@@ -157,7 +157,9 @@ function downTarget(group: Target[], opts: StopStackOptions, clock: Clock, emit:
     dependsOn: t.dependsOn,
     resolve: async () => {
       // Other replicas' registrations go first too (the stopper removes one per target).
-      for (const other of group) if (other !== t && other.registration && opts.discovery) await opts.discovery.deregister(other.registration.service, other.registration.id).catch(() => undefined);
+      for (const other of group)
+        if (other !== t && other.registration && opts.discovery)
+          await opts.discovery.deregister(other.registration.service, other.registration.id).catch(() => undefined);
       return {
         instances: await Promise.all(group.map(async (g) => ({ handle: g.handle, runtime: await opts.runtimes.get(g.handle.runtime) }))),
         stopSignal: t.stopSignal,

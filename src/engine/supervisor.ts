@@ -190,7 +190,10 @@ export async function readSupervisorInput(stdin: NodeJS.ReadableStream & { isTTY
     const parsed = JSON.parse(text) as Partial<SupervisorInput>;
     return { vars: Array.isArray(parsed.vars) ? parsed.vars.filter((v): v is string => typeof v === 'string') : [] };
   } catch (err) {
-    throw new StackFailedError('the supervisor got no valid input on its stdin (it is started by `stack up --detach`)', { code: 'supervisor_input', cause: err });
+    throw new StackFailedError('the supervisor got no valid input on its stdin (it is started by `stack up --detach`)', {
+      code: 'supervisor_input',
+      cause: err,
+    });
   }
 }
 
@@ -232,7 +235,9 @@ export function reportLine(report: StartupReport): string {
 export function parseSupervisorLine(line: string): EngineEvent | ReportLine | undefined {
   try {
     const value = JSON.parse(line) as unknown;
-    return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string' ? (value as EngineEvent | ReportLine) : undefined;
+    return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string'
+      ? (value as EngineEvent | ReportLine)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -248,12 +253,20 @@ export async function relieveSupervisor(stack: string, holder: LockInfo, timeout
     return; // already gone
   }
   try {
-    await poll(() => (isProcessAlive(holder.pid, holder.processStartTime) ? undefined : true), { clock, deadlineMs: timeoutMs, initialDelayMs: 10, maxDelayMs: 100 });
+    await poll(() => (isProcessAlive(holder.pid, holder.processStartTime) ? undefined : true), {
+      clock,
+      deadlineMs: timeoutMs,
+      initialDelayMs: 10,
+      maxDelayMs: 100,
+    });
   } catch (err) {
     if (!(err instanceof PollTimeoutError)) throw err;
-    throw new StackFailedError(`the supervisor of stack '${stack}' (pid ${holder.pid}) did not hand over within ${timeoutMs} ms; try again, or \`stack down\` first`, {
-      code: 'stack_locked',
-    });
+    throw new StackFailedError(
+      `the supervisor of stack '${stack}' (pid ${holder.pid}) did not hand over within ${timeoutMs} ms; try again, or \`stack down\` first`,
+      {
+        code: 'stack_locked',
+      },
+    );
   }
 }
 

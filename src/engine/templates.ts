@@ -56,8 +56,19 @@ export async function createTemplateHooks(profile: Profile, services: string[], 
   const withTemplates = services.filter((name) => (profile.services[name]?.templates.length ?? 0) > 0);
   if (withTemplates.length === 0) return undefined;
   const cwd = opts.cwd ?? process.cwd();
-  const [{ buildTemplateContext, contextForService, externalServices }, { renderServiceConfigs, renderServiceConfigsInMemory, renderStackConfigs, renderTemplate }, { flagSource, varsFileSource }, { saveSecrets }, { writeFileInside, pathInside }] =
-    await Promise.all([import('../template/context.js'), import('../template/render.js'), import('../template/variables.js'), import('../template/secrets.js'), import('../template/write.js')]);
+  const [
+    { buildTemplateContext, contextForService, externalServices },
+    { renderServiceConfigs, renderServiceConfigsInMemory, renderStackConfigs, renderTemplate },
+    { flagSource, varsFileSource },
+    { saveSecrets },
+    { writeFileInside, pathInside },
+  ] = await Promise.all([
+    import('../template/context.js'),
+    import('../template/render.js'),
+    import('../template/variables.js'),
+    import('../template/secrets.js'),
+    import('../template/write.js'),
+  ]);
   // Services outside the profile that templates name are looked up in discovery (absent when it cannot).
   const externals = externalServices(profile);
   const lookupExternals = async (): Promise<ServiceInstance[]> => {
@@ -67,7 +78,11 @@ export async function createTemplateHooks(profile: Profile, services: string[], 
     return lists.flat();
   };
   const problems: Problem[] = [];
-  const secretNames = new Set(Object.values(profile.variables).filter((v) => v.type === 'secret').map((v) => v.name));
+  const secretNames = new Set(
+    Object.values(profile.variables)
+      .filter((v) => v.type === 'secret')
+      .map((v) => v.name),
+  );
   const sources = [...(opts.varsFile ? [varsFileSource(opts.varsFile, cwd, problems)] : []), flagSource(opts.vars ?? [], problems, secretNames)];
 
   const known = Object.keys(profile.services);
@@ -85,7 +100,8 @@ export async function createTemplateHooks(profile: Profile, services: string[], 
   await saveSecrets(opts.stateDir, { ...base.generatedSecrets });
   const secrets = Object.fromEntries(base.secrets);
 
-  const liveContext = (instances: ServiceInstance[]) => buildTemplateContext(profile, { instances, vars: sources, stateDir: opts.stateDir, cwd, secrets, generateSecrets: false });
+  const liveContext = (instances: ServiceInstance[]) =>
+    buildTemplateContext(profile, { instances, vars: sources, stateDir: opts.stateDir, cwd, secrets, generateSecrets: false });
 
   // Runtimes that take configs in memory (Swarm) get the content, never a file on this machine;
   // the last content of each file is kept to tell whether a re-render changed it.
@@ -110,7 +126,8 @@ export async function createTemplateHooks(profile: Profile, services: string[], 
   const rerender: RerenderTemplate = async (service, template, records, configDir) => {
     const context = contextForService(liveContext(records), service);
     const out = renderTemplate(template, context, { service: service.name, cwd });
-    if (out.problems.some((p) => p.severity !== 'warning')) throw new InvalidInputError(out.problems, `cannot render ${template.destination} of '${service.name}'`);
+    if (out.problems.some((p) => p.severity !== 'warning'))
+      throw new InvalidInputError(out.problems, `cannot render ${template.destination} of '${service.name}'`);
     const target = pathInside(configDir, template.destination);
     if (inMemory(service)) {
       // Unknown before (a service this process did not start): changed; the runtime converges by content anyway.

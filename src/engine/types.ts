@@ -13,17 +13,7 @@ import type { ServiceHandle } from '../runtime/types.js';
  * `stopping` is shown while a service is being stopped; a restart goes back to `starting`.
  */
 export type ServiceState =
-  | 'pending'
-  | 'waiting'
-  | 'starting'
-  | 'checking'
-  | 'running'
-  | 'healthy'
-  | 'completed'
-  | 'failed'
-  | 'blocked'
-  | 'stopping'
-  | 'stopped';
+  'pending' | 'waiting' | 'starting' | 'checking' | 'running' | 'healthy' | 'completed' | 'failed' | 'blocked' | 'stopping' | 'stopped';
 
 /** States a service ends its startup in: nothing more happens to it until something stops it. */
 export const SETTLED_STATES: ReadonlySet<ServiceState> = new Set(['healthy', 'completed', 'failed', 'blocked', 'stopped']);

@@ -16,7 +16,9 @@ const KEY_UNSAFE = /[=[\]\r\n;#"'\\\u2028\u2029]/;
 export function iniValue(value: string | number | boolean): string {
   const text = String(value);
   if (BARE_SAFE.test(text)) return text;
-  return JSON.stringify(text).replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(text)
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 function checkKey(key: string, at: PathSegment[], section: boolean): void {

@@ -22,7 +22,13 @@ function yamlSpellings(value: string): string[] {
     const spelled = unquote(text.replace(/^k: ?/, '').replace(/^[|>][-+0-9]*\n/, ''));
     out.push(spelled);
     // As our YAML writer escapes NEL, LS and PS (drivers/yaml.ts).
-    if (/[\u0085\u2028\u2029]/.test(spelled)) out.push(spelled.replace(/\u0085/g, '\\N').replace(/\u2028/g, '\\L').replace(/\u2029/g, '\\P'));
+    if (/[\u0085\u2028\u2029]/.test(spelled))
+      out.push(
+        spelled
+          .replace(/\u0085/g, '\\N')
+          .replace(/\u2028/g, '\\L')
+          .replace(/\u2029/g, '\\P'),
+      );
   }
   return out;
 }

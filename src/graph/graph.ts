@@ -44,7 +44,12 @@ export function buildGraph<S extends GraphService>(profile: GraphInput<S>): Buil
         if (dep.type === 'required' || dep.type === 'circular') {
           problems.push({ code: 'unknown_dependency', path: at, message: `depends on unknown service '${dep.name}'${hint}` });
         } else {
-          problems.push({ code: 'unknown_dependency', path: at, severity: 'warning', message: `${dep.type} dependency '${dep.name}' is not in the profile; it will be treated as absent${hint}` });
+          problems.push({
+            code: 'unknown_dependency',
+            path: at,
+            severity: 'warning',
+            message: `${dep.type} dependency '${dep.name}' is not in the profile; it will be treated as absent${hint}`,
+          });
         }
         continue;
       }
@@ -166,7 +171,7 @@ function pathWithin(start: string, goal: string, members: Set<string>, out: Map<
     }
   }
   const path = [goal];
-  for (let n = goal; n !== start; ) {
+  for (let n = goal; n !== start;) {
     n = prev.get(n)!;
     path.push(n);
   }

@@ -3,7 +3,15 @@
  * picks the default instance by name. Waiting for readiness and monitoring afterwards live in
  * `monitor.ts`.
  */
-export { describeHealthCheck, HEALTH_STRATEGIES, HEALTH_STRATEGY_NAMES, healthStrategyDefinition, strategyFor, type HealthCheckSpec, type HealthStrategyName } from './registry.js';
+export {
+  describeHealthCheck,
+  HEALTH_STRATEGIES,
+  HEALTH_STRATEGY_NAMES,
+  healthStrategyDefinition,
+  strategyFor,
+  type HealthCheckSpec,
+  type HealthStrategyName,
+} from './registry.js';
 export { createCommandStrategy } from './command.js';
 export { createDockerStrategy } from './docker.js';
 export { createFileStrategy } from './file.js';

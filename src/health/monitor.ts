@@ -71,12 +71,7 @@ export class HealthCheckFailedError extends StackFailedError {
 }
 
 /** One probe that never throws: a strategy's exception becomes a failed result. */
-export async function probeOnce(
-  strategy: HealthStrategy,
-  check: HealthCheckSpec,
-  target: HealthTarget,
-  signal: AbortSignal,
-): Promise<ProbeResult> {
+export async function probeOnce(strategy: HealthStrategy, check: HealthCheckSpec, target: HealthTarget, signal: AbortSignal): Promise<ProbeResult> {
   try {
     return await strategy.probe(check, target, signal);
   } catch (err) {

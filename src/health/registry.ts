@@ -22,7 +22,10 @@ export const HEALTH_STRATEGIES = [httpHealth, tcpHealth, commandHealth, fileHeal
 
 type AnyHealthStrategy = (typeof HEALTH_STRATEGIES)[number];
 export type HealthStrategyName = AnyHealthStrategy['name'];
-export const HEALTH_STRATEGY_NAMES = HEALTH_STRATEGIES.map((s) => s.name) as readonly HealthStrategyName[] as readonly [HealthStrategyName, ...HealthStrategyName[]];
+export const HEALTH_STRATEGY_NAMES = HEALTH_STRATEGIES.map((s) => s.name) as readonly HealthStrategyName[] as readonly [
+  HealthStrategyName,
+  ...HealthStrategyName[],
+];
 
 type OptionsOf<D> = D extends HealthStrategyDefinition<string, object, infer O> ? O : never;
 type RawOf<D> = D extends HealthStrategyDefinition<string, infer R, object> ? R : never;

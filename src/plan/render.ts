@@ -25,7 +25,9 @@ export function renderGraph(graph: StackGraph, plan: Plan, format: GraphFormat):
   const blocked = new Map(plan.blocked.map((b) => [b.service, b.reason]));
   const skipped = new Map(plan.skipped.map((s) => [s.service, s.reason]));
   // A circular pair is drawn once, as a two-headed edge.
-  const edges = graph.edges.filter((e) => !(e.type === 'circular' && graph.edges.some((o) => o.type === 'circular' && o.from === e.to && o.to === e.from && o.from < e.from)));
+  const edges = graph.edges.filter(
+    (e) => !(e.type === 'circular' && graph.edges.some((o) => o.type === 'circular' && o.from === e.to && o.to === e.from && o.from < e.from)),
+  );
   const names = [...graph.services.keys()].sort();
 
   if (format === 'json') {

@@ -88,10 +88,7 @@ function expand(body: string, env: Env): string {
     case '?':
       if (missing) {
         const msg = interpolate(arg, env);
-        throw new InterpolationError(
-          `required variable ${name} is ${unset ? 'missing' : 'empty'}${msg ? `: ${msg}` : ''}`,
-          name,
-        );
+        throw new InterpolationError(`required variable ${name} is ${unset ? 'missing' : 'empty'}${msg ? `: ${msg}` : ''}`, name);
       }
       return value ?? '';
     default: // '+'

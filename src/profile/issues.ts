@@ -158,4 +158,3 @@ function knownKeys(s: AnySchema | undefined): string[] {
   const d = defOf(s);
   return d.type === 'object' ? Object.keys(d.shape ?? {}) : [];
 }
-

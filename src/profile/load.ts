@@ -119,7 +119,10 @@ function finishInspection(layers: Layer[], problems: RawProblem[], opts: LoadOpt
   });
   // A rule judging a service part of which was pruned would report what is missing, not wrong.
   const related = relatedToAny(valid.removed.filter((r) => !r.unknownKey).map((r) => r.path));
-  append(problems, checkProfile(profile, raw).filter((p) => !related(p.path)));
+  append(
+    problems,
+    checkProfile(profile, raw).filter((p) => !related(p.path)),
+  );
   const all = sortProblems(located(problems));
   return all.some((p) => p.severity !== 'warning') ? { problems: all } : { profile, problems: all };
 }
@@ -463,7 +466,11 @@ function typeVariableDefaults(value: unknown, names: Set<string>): void {
 function selectedServices(merged: unknown, selection: string[] | undefined): Set<string> {
   const services = isPlainObject(merged) && isPlainObject(merged.services) ? merged.services : {};
   if (!selection || selection.length === 0) {
-    return new Set(Object.entries(services).filter(([, s]) => !(isPlainObject(s) && s.enable === false)).map(([n]) => n));
+    return new Set(
+      Object.entries(services)
+        .filter(([, s]) => !(isPlainObject(s) && s.enable === false))
+        .map(([n]) => n),
+    );
   }
   const out = new Set<string>();
   const stack = [...selection];
@@ -503,7 +510,5 @@ function sortProblems(list: Problem[]): Problem[] {
   // NaN and infinities: "is not a usable number" says it better than the schema's type message.
   const unusableNumbers = new Set(list.filter((p) => p.code === 'invalid_number').map((p) => `${p.file}\0${p.path}`));
   const kept = unusableNumbers.size === 0 ? list : list.filter((p) => p.code !== 'invalid_type' || !unusableNumbers.has(`${p.file}\0${p.path}`));
-  return [...kept].sort(
-    (a, b) => (a.file ?? '').localeCompare(b.file ?? '') || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0),
-  );
+  return [...kept].sort((a, b) => (a.file ?? '').localeCompare(b.file ?? '') || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
 }

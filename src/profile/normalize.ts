@@ -35,7 +35,6 @@ export const DEFAULTS = {
   address: '127.0.0.1',
 } as const;
 
-
 /** Free-text templates: inline when they hold a newline or a mustache, else a file path. */
 export function isInlineTemplate(text: string): boolean {
   return text.includes('\n') || text.includes('{{');
@@ -209,10 +208,7 @@ function defaultReaction(type: DependencySpec['type']): DependencySpec['onDepend
 
 export { formatFromDestination } from '../formats/registry.js';
 
-function normalizeTemplate(
-  raw: NonNullable<RawService['templates']>[number],
-  index: number,
-): TemplateSpec {
+function normalizeTemplate(raw: NonNullable<RawService['templates']>[number], index: number): TemplateSpec {
   const out: TemplateSpec = {
     destination: raw.destination,
     format: raw.format ?? formatFromDestination(raw.destination),

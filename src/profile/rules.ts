@@ -32,14 +32,23 @@ export function checkRawProfile(raw: unknown, defaultName: string): RawProblem[]
   const name = typeof obj.name === 'string' ? obj.name : defaultName;
   const stackProblem = dnsLabelProblem(name);
   if (stackProblem) {
-    out.push({ code: 'invalid_name', path: obj.name !== undefined ? ['name'] : [], message: `stack name '${name}' ${stackProblem}; names must be DNS labels (a-z, 0-9, -)` });
+    out.push({
+      code: 'invalid_name',
+      path: obj.name !== undefined ? ['name'] : [],
+      message: `stack name '${name}' ${stackProblem}; names must be DNS labels (a-z, 0-9, -)`,
+    });
   }
   const services = isPlainObject(obj.services) ? obj.services : {};
   const lenient: Record<string, { name: string; dependencies: DependencySpec[] }> = {};
   for (const [svcName, svc] of Object.entries(services)) {
     const problem = dnsLabelProblem(svcName);
     if (problem) {
-      out.push({ code: 'invalid_name', path: ['services', svcName], atKey: true, message: `service name '${svcName}' ${problem}; names must be DNS labels (a-z, 0-9, -)` });
+      out.push({
+        code: 'invalid_name',
+        path: ['services', svcName],
+        atKey: true,
+        message: `service name '${svcName}' ${problem}; names must be DNS labels (a-z, 0-9, -)`,
+      });
     }
     const s = isPlainObject(svc) ? svc : {};
     if (Array.isArray(s.tags)) {
@@ -120,7 +129,8 @@ function durations(profile: Record<string, unknown>): RawProblem[] {
       check(svc.restart, [...at, 'restart'], 'maxBackoff', false);
     }
     healthCheck(svc.healthCheck, [...at, 'healthCheck']);
-    if (Array.isArray(svc.dependencies)) svc.dependencies.forEach((d, i) => isPlainObject(d) && healthCheck(d.healthCheck, [...at, 'dependencies', i, 'healthCheck']));
+    if (Array.isArray(svc.dependencies))
+      svc.dependencies.forEach((d, i) => isPlainObject(d) && healthCheck(d.healthCheck, [...at, 'dependencies', i, 'healthCheck']));
   }
   return out;
 }
@@ -139,7 +149,8 @@ function environmentNames(services: Record<string, unknown>): RawProblem[] {
     }
     if (Array.isArray(svc.secretEnvironment)) {
       svc.secretEnvironment.forEach((name, i) => {
-        if (typeof name === 'string' && bad(name)) out.push({ code: 'invalid_env_name', path: ['services', svcName, 'secretEnvironment', i], message: message(name) });
+        if (typeof name === 'string' && bad(name))
+          out.push({ code: 'invalid_env_name', path: ['services', svcName, 'secretEnvironment', i], message: message(name) });
       });
     }
   }
@@ -180,7 +191,11 @@ const runnable: Rule = (profile) => {
 const stopSignal: Rule = (profile) =>
   enabled(profile)
     .filter((svc) => !Object.prototype.hasOwnProperty.call(osConstants.signals, svc.stopSignal))
-    .map((svc) => ({ code: 'invalid_signal', path: svcPath(svc, 'stopSignal'), message: `'${svc.stopSignal}' is not a signal of this system (for example SIGTERM, SIGINT, SIGQUIT)` }));
+    .map((svc) => ({
+      code: 'invalid_signal',
+      path: svcPath(svc, 'stopSignal'),
+      message: `'${svc.stopSignal}' is not a signal of this system (for example SIGTERM, SIGINT, SIGQUIT)`,
+    }));
 
 /** A service's address is what it registers in discovery and where its health is probed: a host name or an IP. */
 const addresses: Rule = (profile) => {
@@ -218,7 +233,11 @@ function checkHealth(hc: HealthCheckSpec, at: (string | number)[]): RawProblem[]
     }
   }
   if (hc.host !== undefined && needsPort && !isLoopbackHost(hc.host)) {
-    out.push({ code: 'remote_health_host', path: [...at, 'host'], message: `'${hc.host}' is not a loopback address: health probes only reach loopback (127.0.0.1, ::1, localhost)` });
+    out.push({
+      code: 'remote_health_host',
+      path: [...at, 'host'],
+      message: `'${hc.host}' is not a loopback address: health probes only reach loopback (127.0.0.1, ::1, localhost)`,
+    });
   }
   if (hc.strategy === 'file' && !hc.path) out.push({ code: 'missing_path', path: at, message: 'file health check needs a path' });
   if (hc.strategy === 'systemd' && !hc.unit) out.push({ code: 'missing_unit', path: at, message: 'systemd health check needs a unit' });
@@ -253,15 +272,22 @@ const templates: Rule = (profile) => {
       const hasData = t.data !== undefined;
       const hasText = t.template !== undefined;
       if (hasData === hasText) out.push({ code: 'invalid_template', path: at, message: 'needs exactly one of `data` (structured) or `template` (free text)' });
-      if (hasData && t.format === 'text') out.push({ code: 'invalid_template', path: [...at, 'format'], message: 'structured `data` needs a format: json, yaml, toml, env or ini' });
+      if (hasData && t.format === 'text')
+        out.push({ code: 'invalid_template', path: [...at, 'format'], message: 'structured `data` needs a format: json, yaml, toml, env or ini' });
       const normal = path.posix.normalize(t.destination.replace(/\\/g, '/'));
       if (path.isAbsolute(t.destination) || normal.startsWith('../') || normal === '..' || normal === '.') {
-        out.push({ code: 'invalid_destination', path: [...at, 'destination'], message: `'${t.destination}' must be a relative path inside the service's config folder` });
+        out.push({
+          code: 'invalid_destination',
+          path: [...at, 'destination'],
+          message: `'${t.destination}' must be a relative path inside the service's config folder`,
+        });
       }
-      if (seen.has(normal)) out.push({ code: 'duplicate_destination', path: [...at, 'destination'], message: `'${t.destination}' is written by another template of this service` });
+      if (seen.has(normal))
+        out.push({ code: 'duplicate_destination', path: [...at, 'destination'], message: `'${t.destination}' is written by another template of this service` });
       seen.add(normal);
       if (t.env && t.format !== 'env') out.push({ code: 'invalid_template', path: [...at, 'env'], message: 'env: true needs format: env' });
-      if (t.changeMode === 'script' && !t.changeScript) out.push({ code: 'invalid_template', path: [...at, 'changeMode'], message: 'changeMode: script needs changeScript (an argv)' });
+      if (t.changeMode === 'script' && !t.changeScript)
+        out.push({ code: 'invalid_template', path: [...at, 'changeMode'], message: 'changeMode: script needs changeScript (an argv)' });
     }
   }
   return out;
@@ -287,7 +313,12 @@ const ports: Rule = (profile) => {
       const key = `${p.host}/${p.protocol}`;
       const list = owners.get(key) ?? [];
       const other = list.find((o) => o.ip === p.hostIp || wildcard(o.ip) || wildcard(p.hostIp));
-      if (other) out.push({ code: 'port_conflict', path: at, message: `host port ${p.host}/${p.protocol} on ${p.hostIp} is already published by '${other.svc}' (on ${other.ip})` });
+      if (other)
+        out.push({
+          code: 'port_conflict',
+          path: at,
+          message: `host port ${p.host}/${p.protocol} on ${p.hostIp} is already published by '${other.svc}' (on ${other.ip})`,
+        });
       else owners.set(key, [...list, { ip: p.hostIp, svc: svc.name }]);
     });
   }
@@ -298,7 +329,8 @@ const volumes: Rule = (profile) => {
   const out: RawProblem[] = [];
   for (const svc of enabled(profile)) {
     svc.volumes.forEach((v, i) => {
-      if (!v.target.startsWith('/')) out.push({ code: 'invalid_volume', path: svcPath(svc, 'volumes', i), message: `target '${v.target}' must be an absolute path in the container` });
+      if (!v.target.startsWith('/'))
+        out.push({ code: 'invalid_volume', path: svcPath(svc, 'volumes', i), message: `target '${v.target}' must be an absolute path in the container` });
     });
   }
   return out;
@@ -308,14 +340,22 @@ const variables: Rule = (profile) => {
   const out: RawProblem[] = [];
   for (const v of Object.values(profile.variables)) {
     const at = ['variables', v.name];
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(v.name)) out.push({ code: 'invalid_name', path: at, atKey: true, message: `variable name '${v.name}' must be an identifier (letters, digits, _)` });
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(v.name))
+      out.push({ code: 'invalid_name', path: at, atKey: true, message: `variable name '${v.name}' must be an identifier (letters, digits, _)` });
     if (v.default === undefined) continue;
     const expected = v.type === 'number' ? 'number' : v.type === 'boolean' ? 'boolean' : 'string';
-    if (typeof v.default !== expected) out.push({ code: 'invalid_type', path: [...at, 'default'], message: `default of a ${v.type} variable must be a ${expected}` });
+    if (typeof v.default !== expected)
+      out.push({ code: 'invalid_type', path: [...at, 'default'], message: `default of a ${v.type} variable must be a ${expected}` });
     if (v.type === 'url' && typeof v.default === 'string' && !isNetworkUrl(v.default)) {
       out.push({ code: 'invalid_format', path: [...at, 'default'], message: `'${v.default}' is not a URL with a host (such as https://example.com)` });
     }
-    if (v.type === 'secret') out.push({ code: 'secret_default', path: [...at, 'default'], severity: 'warning', message: 'a secret with a default in the profile is not secret; prefer generate: {} or --var/--vars' });
+    if (v.type === 'secret')
+      out.push({
+        code: 'secret_default',
+        path: [...at, 'default'],
+        severity: 'warning',
+        message: 'a secret with a default in the profile is not secret; prefer generate: {} or --var/--vars',
+      });
   }
   return out;
 };
@@ -377,7 +417,13 @@ function ineffectiveHealth(hc: unknown, at: Path): RawProblem[] {
   if (!reads) return [];
   return Object.keys(hc)
     .filter((key) => !HEALTH_COMMON.has(key) && !reads.includes(key))
-    .map((key) => ({ code: 'ineffective_field', severity: 'warning' as const, path: [...at, key], atKey: true, message: `'${key}' has no effect on a ${String(hc.strategy)} health check` }));
+    .map((key) => ({
+      code: 'ineffective_field',
+      severity: 'warning' as const,
+      path: [...at, key],
+      atKey: true,
+      message: `'${key}' has no effect on a ${String(hc.strategy)} health check`,
+    }));
 }
 
 const ineffective: Rule = (profile, raw) => {
@@ -388,7 +434,13 @@ const ineffective: Rule = (profile, raw) => {
     if (RUNTIMES.find((r) => r.name === svc.runtime)?.capabilities.images === false) {
       for (const key of DOCKER_ONLY) {
         if (written?.[key] === undefined) continue;
-        out.push({ code: 'ineffective_field', severity: 'warning', path: svcPath(svc, key), atKey: true, message: `'${key}' has no effect on a ${svc.runtime} service (only runtimes that run images read it)` });
+        out.push({
+          code: 'ineffective_field',
+          severity: 'warning',
+          path: svcPath(svc, key),
+          atKey: true,
+          message: `'${key}' has no effect on a ${svc.runtime} service (only runtimes that run images read it)`,
+        });
       }
     }
     out.push(...ineffectiveHealth(written?.healthCheck, svcPath(svc, 'healthCheck')));
@@ -402,7 +454,11 @@ const coordination: Rule = (profile) => {
   const out: RawProblem[] = [];
   const d = profile.discovery;
   if (d.heartbeatIntervalMs >= d.ttlMs) {
-    out.push({ code: 'invalid_ttl', path: ['discovery', 'heartbeatInterval'], message: `heartbeat interval (${d.heartbeatIntervalMs} ms) must be shorter than the registration ttl (${d.ttlMs} ms)` });
+    out.push({
+      code: 'invalid_ttl',
+      path: ['discovery', 'heartbeatInterval'],
+      message: `heartbeat interval (${d.heartbeatIntervalMs} ms) must be shorter than the registration ttl (${d.ttlMs} ms)`,
+    });
   }
   return out;
 };
@@ -410,10 +466,26 @@ const coordination: Rule = (profile) => {
 /** Each runtime's own rules on the services it runs (drivers/runtime/registry.ts: `serviceProblems`). */
 const runtimeRules: Rule = (profile) =>
   enabled(profile).flatMap((svc) =>
-    (runtimeDefinition(svc.runtime).serviceProblems?.(svc, (profile as unknown as Record<string, object>)[svc.runtime] ?? {}) ?? []).map((p) => ({ ...p, path: p.path?.split('.') ?? [] })),
+    (runtimeDefinition(svc.runtime).serviceProblems?.(svc, (profile as unknown as Record<string, object>)[svc.runtime] ?? {}) ?? []).map((p) => ({
+      ...p,
+      path: p.path?.split('.') ?? [],
+    })),
   );
 
-export const RULES: readonly Rule[] = [runnable, stopSignal, addresses, health, templates, ports, volumes, variables, disabledDependencies, ineffective, coordination, runtimeRules];
+export const RULES: readonly Rule[] = [
+  runnable,
+  stopSignal,
+  addresses,
+  health,
+  templates,
+  ports,
+  volumes,
+  variables,
+  disabledDependencies,
+  ineffective,
+  coordination,
+  runtimeRules,
+];
 
 export function checkProfile(profile: Profile, raw: RawProfile): RawProblem[] {
   return RULES.flatMap((rule) => rule(profile, raw));

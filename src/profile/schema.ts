@@ -27,7 +27,6 @@ function optionalShape(shape: Record<string, ZodSchema>): Record<string, ZodSche
 }
 
 function build(z: typeof Zod.z) {
-
   const duration = z
     .union([z.number().nonnegative(), z.string().regex(new RegExp(DURATION_PATTERN))])
     .describe('A number of seconds, or a string with a unit: 500ms, 30s, 2m, 1h');
@@ -70,7 +69,9 @@ function build(z: typeof Zod.z) {
       onDependencyRestart: z
         .enum(['restart', 'rerender', 'none'])
         .optional()
-        .describe('When this dependency is restarted, replaced or moves: restart this service, re-render its templates, or nothing. Default: restart for required, rerender otherwise'),
+        .describe(
+          'When this dependency is restarted, replaced or moves: restart this service, re-render its templates, or nothing. Default: restart for required, rerender otherwise',
+        ),
     }),
   ]);
 
@@ -86,7 +87,11 @@ function build(z: typeof Zod.z) {
       .optional()
       .describe('Services this template names that are not in the profile (other stacks, other hosts): resolved through discovery at each render'),
     changeMode: z.enum(['restart', 'signal', 'noop', 'script']).optional().describe('What a changed file does to its service after startup; default restart'),
-    changeSignal: z.string().regex(/^SIG[A-Z0-9]+$/).optional().describe('For changeMode signal; default SIGHUP'),
+    changeSignal: z
+      .string()
+      .regex(/^SIG[A-Z0-9]+$/)
+      .optional()
+      .describe('For changeMode signal; default SIGHUP'),
     changeScript: z.array(z.string()).min(1).optional().describe('For changeMode script: argv, run without a shell'),
     wait: z
       .strictObject({ min: duration.optional(), max: duration.optional() })
@@ -141,7 +146,11 @@ function build(z: typeof Zod.z) {
     port: port.optional(),
     ports: z.array(portMapping).optional(),
     address: z.string().optional(),
-    scheme: z.string().regex(/^[a-z][a-z0-9+.-]*$/).optional().describe('Scheme of the service URL in discovery and templates (default http), e.g. postgres'),
+    scheme: z
+      .string()
+      .regex(/^[a-z][a-z0-9+.-]*$/)
+      .optional()
+      .describe('Scheme of the service URL in discovery and templates (default http), e.g. postgres'),
     network: z.string().optional(),
     tags: z.array(z.string()).optional(),
     meta: stringMap.optional(),
@@ -152,7 +161,10 @@ function build(z: typeof Zod.z) {
     dependencies: z.array(dependencySchema).optional(),
     templates: z.array(templateSchema).optional(),
     restart: restart.optional(),
-    stopSignal: z.string().regex(/^SIG[A-Z0-9]+$/).optional(),
+    stopSignal: z
+      .string()
+      .regex(/^SIG[A-Z0-9]+$/)
+      .optional(),
     stopGracePeriod: duration.optional(),
     volumes: z.array(volume).optional(),
     resources: z

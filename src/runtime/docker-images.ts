@@ -54,21 +54,17 @@ export async function localImage(docker: Dockerode, image: string): Promise<Loca
   }
 }
 
-export async function ensureImages(
-  docker: Dockerode,
-  services: ServiceSpec[],
-  opts: { signal?: AbortSignal; onPullProgress?: PullProgress },
-): Promise<void> {
+export async function ensureImages(docker: Dockerode, services: ServiceSpec[], opts: { signal?: AbortSignal; onPullProgress?: PullProgress }): Promise<void> {
   for (const need of imageNeeds(services)) {
     opts.signal?.throwIfAborted();
     const present = (await localImage(docker, need.image)) !== undefined;
     const who = need.services.map((s) => `'${s}'`).join(', ');
     if (need.policy === 'never') {
       if (!present) {
-        throw new StackFailedError(
-          `image ${need.image} (service ${who}) is not present on the Docker engine and pull is 'never'`,
-          { code: 'image_missing', path: `services.${need.services[0]}.image` },
-        );
+        throw new StackFailedError(`image ${need.image} (service ${who}) is not present on the Docker engine and pull is 'never'`, {
+          code: 'image_missing',
+          path: `services.${need.services[0]}.image`,
+        });
       }
       continue;
     }

@@ -319,7 +319,12 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
 
   async function* followLogs(handle: ServiceHandle, logOpts: LogOptions): AsyncGenerator<string> {
     const d = await docker();
-    const base = { stdout: true, stderr: true, ...(logOpts.tail !== undefined ? { tail: logOpts.tail } : {}), ...(logOpts.signal ? { abortSignal: logOpts.signal } : {}) };
+    const base = {
+      stdout: true,
+      stderr: true,
+      ...(logOpts.tail !== undefined ? { tail: logOpts.tail } : {}),
+      ...(logOpts.signal ? { abortSignal: logOpts.signal } : {}),
+    };
     let source: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>;
     let stream: NodeJS.ReadableStream | undefined;
     try {
@@ -370,7 +375,11 @@ function refuseForeign(info: Dockerode.ContainerInspectInfo, handle: ServiceHand
 function serviceProblems(service: ServiceSpec): Problem[] {
   const problems: Problem[] = [];
   if (!service.image) {
-    problems.push({ code: 'missing_image', path: `services.${service.name}.image`, message: `service '${service.name}' has no image (the docker runtime needs one)` });
+    problems.push({
+      code: 'missing_image',
+      path: `services.${service.name}.image`,
+      message: `service '${service.name}' has no image (the docker runtime needs one)`,
+    });
   }
   if (!isDockerSignal(service.stopSignal)) {
     problems.push({ code: 'invalid_signal', path: `services.${service.name}.stopSignal`, message: `unknown stop signal '${service.stopSignal}'` });

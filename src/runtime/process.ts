@@ -207,10 +207,13 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
     const own = await ownershipOf(persisted);
     if (persisted.stack !== stack) {
       if (own.state === 'gone') return undefined;
-      throw new StackFailedError(`${pidFile} belongs to stack '${persisted.stack}', not '${stack}': two stacks share one state folder (give each its own \`stateDir\`)`, {
-        code: 'state_dir_shared',
-        path: pidFile,
-      });
+      throw new StackFailedError(
+        `${pidFile} belongs to stack '${persisted.stack}', not '${stack}': two stacks share one state folder (give each its own \`stateDir\`)`,
+        {
+          code: 'state_dir_shared',
+          path: pidFile,
+        },
+      );
     }
     return own.state === 'ours' ? persisted : undefined;
   };
@@ -268,11 +271,16 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       const argv = processArgv(service);
       const [program, ...args] = argv;
       if (program === undefined) {
-        throw new InvalidInputError([{ code: 'missing_command', path: `services.${service.name}.command`, message: `service '${service.name}' has no command to run` }]);
+        throw new InvalidInputError([
+          { code: 'missing_command', path: `services.${service.name}.command`, message: `service '${service.name}' has no command to run` },
+        ]);
       }
       const cwd = path.resolve(req.profileDir, service.workingDir ?? '.');
       if (!(await isDirectory(cwd))) {
-        throw new StackFailedError(`cannot start '${service.name}': working directory ${cwd} does not exist`, { code: 'start_failed', path: `services.${service.name}.workingDir` });
+        throw new StackFailedError(`cannot start '${service.name}': working directory ${cwd} does not exist`, {
+          code: 'start_failed',
+          path: `services.${service.name}.workingDir`,
+        });
       }
       knownStateDirs.set(req.stack, req.stateDir);
       const pidFile = pidFilePath(req.stateDir, service.name, replica);
@@ -295,7 +303,12 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       let local: LocalChild;
       let spawning: Promise<void>;
       try {
-        child = spawn(program, args, { cwd, env: { ...environmentFor(req), [INSTANCE_ENV]: instance }, detached: true, stdio: ['ignore', logHandle.fd, logHandle.fd] });
+        child = spawn(program, args, {
+          cwd,
+          env: { ...environmentFor(req), [INSTANCE_ENV]: instance },
+          detached: true,
+          stdio: ['ignore', logHandle.fd, logHandle.fd],
+        });
         // Listen before any await: 'spawn' and an instant 'exit' come on the next tick.
         local = trackExit(child);
         spawning = spawned(child, service.name, program);
@@ -330,11 +343,14 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       } catch (err) {
         // Unrecorded, nobody could find or stop it later (a full disk, a read-only pids/): stop it now.
         await runtime.stop(handle, { signal: 'SIGKILL', gracePeriodMs: 0 }).catch(() => undefined);
-        throw new StackFailedError(`cannot record '${service.name}' in ${handle.pidFile} (${(err as NodeJS.ErrnoException).code ?? String(err)}); stopped it again`, {
-          code: 'start_failed',
-          path: handle.pidFile,
-          cause: err,
-        });
+        throw new StackFailedError(
+          `cannot record '${service.name}' in ${handle.pidFile} (${(err as NodeJS.ErrnoException).code ?? String(err)}); stopped it again`,
+          {
+            code: 'start_failed',
+            path: handle.pidFile,
+            cause: err,
+          },
+        );
       }
       return handle;
     },
@@ -456,7 +472,13 @@ function spawned(child: ChildProcess, service: string, program: string): Promise
   return new Promise<void>((resolve, reject) => {
     child.once('spawn', () => resolve());
     child.once('error', (err: NodeJS.ErrnoException) => {
-      reject(new StackFailedError(`cannot start '${service}': ${program}: ${err.code ?? err.message}`, { code: 'start_failed', path: `services.${service}.command`, cause: err }));
+      reject(
+        new StackFailedError(`cannot start '${service}': ${program}: ${err.code ?? err.message}`, {
+          code: 'start_failed',
+          path: `services.${service}.command`,
+          cause: err,
+        }),
+      );
     });
   });
 }
@@ -489,7 +511,8 @@ function proveOwnership(handle: ServiceHandle, record: SpawnRecord): Ownership {
   // has members). Ours only when one carries our marker.
   const members = liveGroupMembers(pgid);
   if (members.length === 0) return { state: 'gone' };
-  if (record.instance !== undefined && members.some((m) => processEnvironmentValue(m, INSTANCE_ENV) === record.instance)) return { state: 'ours', leaderAlive: false };
+  if (record.instance !== undefined && members.some((m) => processEnvironmentValue(m, INSTANCE_ENV) === record.instance))
+    return { state: 'ours', leaderAlive: false };
   return { state: 'unproven', reason: `process group ${pgid} outlived its leader and nothing in it carries the recorded ${INSTANCE_ENV} marker` };
 }
 
@@ -510,10 +533,13 @@ function refuseHeldPorts(service: ServiceSpec): void {
     if (listeners.length === 0) continue;
     const holders = socketHolders(listeners.map((l) => l.inode));
     const who = holders.length > 0 ? holders.map((pid) => `pid ${pid} (${processName(pid) ?? '?'})`).join(', ') : 'a process we cannot see';
-    throw new StackFailedError(`cannot start '${service.name}': port ${port} is already in use by ${who} on ${listeners[0]?.address ?? '?'}; stop it or change the port`, {
-      code: 'port_in_use',
-      path: `services.${service.name}.port`,
-    });
+    throw new StackFailedError(
+      `cannot start '${service.name}': port ${port} is already in use by ${who} on ${listeners[0]?.address ?? '?'}; stop it or change the port`,
+      {
+        code: 'port_in_use',
+        path: `services.${service.name}.port`,
+      },
+    );
   }
 }
 
@@ -573,7 +599,9 @@ async function commandProblems(service: ServiceSpec): Promise<Problem[]> {
     const base = service.workingDir && path.isAbsolute(service.workingDir) ? service.workingDir : undefined;
     if (!path.isAbsolute(program) && base === undefined) return [];
     const file = path.resolve(base ?? '/', program);
-    return (await isExecutable(file)) ? [] : [{ code: 'command_not_found', path: at, message: `service '${service.name}': ${program} is not an executable file` }];
+    return (await isExecutable(file))
+      ? []
+      : [{ code: 'command_not_found', path: at, message: `service '${service.name}': ${program} is not an executable file` }];
   }
   const searchPath = service.environment.PATH ?? process.env.PATH ?? '';
   for (const dir of searchPath.split(path.delimiter)) {

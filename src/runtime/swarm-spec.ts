@@ -118,8 +118,12 @@ export function planSwarmService(input: SwarmServiceInput): SwarmServicePlan {
     Init: service.init,
     ...(healthcheck ? { HealthCheck: healthcheck } : {}),
     Mounts: service.volumes.map((v) => ({ Type: v.type, Source: v.type === 'tmpfs' ? undefined : v.source, Target: v.target, ReadOnly: v.readOnly })),
-    Configs: input.files.filter((f) => !f.secret).map((f) => ({ ConfigID: input.objectIds[f.name], ConfigName: f.name, File: { Name: f.target, UID: '0', GID: '0', Mode: f.mode } })),
-    Secrets: input.files.filter((f) => f.secret).map((f) => ({ SecretID: input.objectIds[f.name], SecretName: f.name, File: { Name: f.target, UID: '0', GID: '0', Mode: f.mode } })),
+    Configs: input.files
+      .filter((f) => !f.secret)
+      .map((f) => ({ ConfigID: input.objectIds[f.name], ConfigName: f.name, File: { Name: f.target, UID: '0', GID: '0', Mode: f.mode } })),
+    Secrets: input.files
+      .filter((f) => f.secret)
+      .map((f) => ({ SecretID: input.objectIds[f.name], SecretName: f.name, File: { Name: f.target, UID: '0', GID: '0', Mode: f.mode } })),
   };
   const endpointMode = own.endpointMode ?? settings.endpointMode ?? 'dnsrr';
   const publishMode = own.publishMode ?? settings.publishMode ?? 'host';
@@ -217,7 +221,10 @@ export function stableStringify(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
   if (value && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
-    return `{${entries.sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${JSON.stringify(k)}:${stableStringify(v)}`).join(',')}}`;
+    return `{${entries
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([k, v]) => `${JSON.stringify(k)}:${stableStringify(v)}`)
+      .join(',')}}`;
   }
   return JSON.stringify(value);
 }

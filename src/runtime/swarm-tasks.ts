@@ -63,7 +63,9 @@ export function describeTasks(tasks: SwarmTask[], nodes: Map<string, { name: str
         desired: t.DesiredState ?? 'unknown',
         health: state === 'running' ? 'healthy' : state === 'starting' ? 'starting' : error?.includes('unhealthy') ? 'unhealthy' : 'none',
         since: t.Status?.Timestamp ?? t.UpdatedAt ?? '',
-        ports: (t.Status?.PortStatus?.Ports ?? []).filter((p) => p.TargetPort && p.PublishedPort).map((p) => ({ container: p.TargetPort!, published: p.PublishedPort! })),
+        ports: (t.Status?.PortStatus?.Ports ?? [])
+          .filter((p) => p.TargetPort && p.PublishedPort)
+          .map((p) => ({ container: p.TargetPort!, published: p.PublishedPort! })),
       };
       if (error) view.error = error;
       if (t.Status?.ContainerStatus?.ContainerID) view.containerId = t.Status.ContainerStatus.ContainerID;
@@ -97,7 +99,9 @@ export function readiness(info: Dockerode.Service, tasks: SwarmTask[], sinceMs: 
   const current = tasks.filter((t) => t.DesiredState === 'running');
   const running = current.filter((t) => t.Status?.State === 'running').length;
   const updating = update?.State === 'updating' || update?.State === 'rollback_started';
-  const waiting = current.filter((t) => t.Status?.State !== 'running').map((t) => `${t.Status?.State ?? '?'}${t.Status?.Err ? ` (${t.Status.Err})` : t.Status?.Message ? ` (${t.Status.Message})` : ''}`);
+  const waiting = current
+    .filter((t) => t.Status?.State !== 'running')
+    .map((t) => `${t.Status?.State ?? '?'}${t.Status?.Err ? ` (${t.Status.Err})` : t.Status?.Message ? ` (${t.Status.Message})` : ''}`);
   const summary = `${running}/${desired} tasks running${waiting.length ? `; ${[...new Set(waiting)].join(', ')}` : ''}${updating ? '; update in progress' : ''}`;
   return { ...base, ready: !updating && running >= desired && current.length === running, summary };
 }

@@ -202,7 +202,13 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
     const existing = await d.listNetworks({ filters: { name: [name] } });
     if (existing.some((n) => n.Name === name)) return;
     try {
-      await d.createNetwork({ Name: name, Driver: 'overlay', Attachable: true, CheckDuplicate: true, Labels: { [SWARM_LABELS.stack]: stack, [SWARM_LABELS.network]: name } });
+      await d.createNetwork({
+        Name: name,
+        Driver: 'overlay',
+        Attachable: true,
+        CheckDuplicate: true,
+        Labels: { [SWARM_LABELS.stack]: stack, [SWARM_LABELS.network]: name },
+      });
     } catch (err) {
       if (statusOf(err) !== 409) throw err;
     }
@@ -244,9 +250,13 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
       if (!info) throw new StackFailedError(`service ${name} disappeared while starting`, { code: 'swarm_service_gone' });
       const state = readiness(info, await tasksOf(d, name), since);
       if (state.failed) throw new StackFailedError(`service ${name}: ${state.failed}`, { code: 'swarm_service_failed' });
-      if (state.failures >= MAX_TASK_FAILURES) throw new StackFailedError(`service ${name}: ${state.failures} tasks failed (${state.lastError ?? 'no reason given'})`, { code: 'swarm_service_failed' });
+      if (state.failures >= MAX_TASK_FAILURES)
+        throw new StackFailedError(`service ${name}: ${state.failures} tasks failed (${state.lastError ?? 'no reason given'})`, {
+          code: 'swarm_service_failed',
+        });
       if (state.ready) return;
-      if (Date.now() > deadline) throw new StackFailedError(`service ${name} not ready within ${readyTimeoutMs} ms: ${state.summary}`, { code: 'swarm_not_ready' });
+      if (Date.now() > deadline)
+        throw new StackFailedError(`service ${name} not ready within ${readyTimeoutMs} ms: ${state.summary}`, { code: 'swarm_not_ready' });
       await sleep(pollMs, closing.signal);
     }
   }
@@ -410,7 +420,8 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
         const info = await scaleToZero(d, handle.id);
         if (info) {
           const deadline = Date.now() + stopOpts.gracePeriodMs + 15_000;
-          const live = (tasks: SwarmTask[]) => tasks.filter((t) => !['complete', 'shutdown', 'failed', 'rejected', 'orphaned', 'remove'].includes(t.Status?.State ?? ''));
+          const live = (tasks: SwarmTask[]) =>
+            tasks.filter((t) => !['complete', 'shutdown', 'failed', 'rejected', 'orphaned', 'remove'].includes(t.Status?.State ?? ''));
           while (Date.now() < deadline && live(await tasksOf(d, name)).length > 0) await sleep(pollMs, closing.signal);
         }
         try {
@@ -430,7 +441,8 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
         const desired = info.Spec?.Mode?.Replicated?.Replicas ?? tasks.filter((t) => t.desired === 'running').length;
         const current = tasks.filter((t) => t.desired === 'running');
         const ready = current.filter((t) => t.state === 'running').length;
-        const health: InstanceStatus['health'] = ready >= desired && desired > 0 ? 'healthy' : ready > 0 || current.some((t) => t.state === 'starting') ? 'starting' : 'unhealthy';
+        const health: InstanceStatus['health'] =
+          ready >= desired && desired > 0 ? 'healthy' : ready > 0 || current.some((t) => t.state === 'starting') ? 'starting' : 'unhealthy';
         return { running: ready > 0, health, tasks, replicas: { desired, ready } };
       });
     },
@@ -491,7 +503,13 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
 
   async function* followLogs(handle: ServiceHandle, logOpts: LogOptions): AsyncGenerator<string> {
     const d = await docker();
-    const options = { stdout: true, stderr: true, follow: logOpts.follow, ...(logOpts.tail !== undefined ? { tail: logOpts.tail } : {}), ...(logOpts.signal ? { abortSignal: logOpts.signal } : {}) };
+    const options = {
+      stdout: true,
+      stderr: true,
+      follow: logOpts.follow,
+      ...(logOpts.tail !== undefined ? { tail: logOpts.tail } : {}),
+      ...(logOpts.signal ? { abortSignal: logOpts.signal } : {}),
+    };
     let stream: NodeJS.ReadableStream | Buffer;
     try {
       stream = await d.getService(handle.id).logs(options);
@@ -520,7 +538,13 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
 
 /** Whether `program` exists in the image, looked up in the usual PATH folders of a created (never started) container. */
 async function imageHasProgram(d: Dockerode, stack: string, image: string, program: string): Promise<boolean> {
-  const container = await d.createContainer({ Image: image, Entrypoint: ['/nonexistent'], Cmd: [], Labels: { [SWARM_LABELS.stack]: stack }, HostConfig: { NetworkMode: 'none' } });
+  const container = await d.createContainer({
+    Image: image,
+    Entrypoint: ['/nonexistent'],
+    Cmd: [],
+    Labels: { [SWARM_LABELS.stack]: stack },
+    HostConfig: { NetworkMode: 'none' },
+  });
   try {
     for (const dir of ['/bin', '/usr/bin', '/sbin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin']) {
       try {

@@ -239,7 +239,10 @@ class Analyzer {
     } else {
       const missing = this.ctx.missing.get(name);
       if (!missing?.invalid) {
-        const message = missing?.required === false ? `Secret '${name}' has no value (give it \`generate\`, or set it with --var ${name}=…)` : `Required variable '${name}' is missing`;
+        const message =
+          missing?.required === false
+            ? `Secret '${name}' has no value (give it \`generate\`, or set it with --var ${name}=…)`
+            : `Required variable '${name}' is missing`;
         this.report(param.loc, 'missing_variable', message);
       }
     }

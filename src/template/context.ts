@@ -62,11 +62,17 @@ export function buildTemplateContext(profile: Profile, opts: ContextOptions = {}
 
   for (const name of RESERVED_NAMES) {
     if (Object.prototype.hasOwnProperty.call(profile.variables, name)) {
-      problems.push({ code: 'reserved_name', severity: 'error', ...locate(['variables', name]), message: `'${name}' is a reserved name in templates (service.<name>, env.<NAME>): rename the variable` });
+      problems.push({
+        code: 'reserved_name',
+        severity: 'error',
+        ...locate(['variables', name]),
+        message: `'${name}' is a reserved name in templates (service.<name>, env.<NAME>): rename the variable`,
+      });
     }
   }
 
-  const given = opts.vars === undefined ? [] : Array.isArray(opts.vars) ? opts.vars : [{ origin: 'library' as const, values: opts.vars, unknown: 'error' as const }];
+  const given =
+    opts.vars === undefined ? [] : Array.isArray(opts.vars) ? opts.vars : [{ origin: 'library' as const, values: opts.vars, unknown: 'error' as const }];
   const stateDir = opts.stateDir ?? stateDirOf(profile, cwd);
   const stored = opts.secrets ?? readSecrets(stateDir);
   const resolved = resolveVariables(profile, {
@@ -108,7 +114,11 @@ function passwordsIn(value: unknown, out: string[] = []): string[] {
   return out;
 }
 
-function serviceViews(profile: Profile, instances: ServiceInstance[] | undefined, external: ServiceInstance[] = []): { views: Record<string, ServiceView | null>; absent: Map<string, string> } {
+function serviceViews(
+  profile: Profile,
+  instances: ServiceInstance[] | undefined,
+  external: ServiceInstance[] = [],
+): { views: Record<string, ServiceView | null>; absent: Map<string, string> } {
   const views: Record<string, ServiceView | null> = {};
   const absent = new Map<string, string>();
   const setAbsent = (name: string, why: string) => {
@@ -150,7 +160,8 @@ function serviceViews(profile: Profile, instances: ServiceInstance[] | undefined
 /** Names templates declare `external`: services outside the profile, resolved through discovery. */
 export function externalServices(profile: Profile): string[] {
   const names = new Set<string>();
-  for (const svc of Object.values(profile.services)) for (const t of svc.templates) for (const name of t.external ?? []) if (!profile.services[name]) names.add(name);
+  for (const svc of Object.values(profile.services))
+    for (const t of svc.templates) for (const name of t.external ?? []) if (!profile.services[name]) names.add(name);
   return [...names];
 }
 
@@ -158,7 +169,15 @@ export function externalServices(profile: Profile): string[] {
 export function plannedView(svc: ServiceSpec): ServiceView {
   const port = svc.port ?? null;
   return viewOf(svc.name, [
-    { id: `${svc.name}-planned`, host: svc.address, address: svc.address, port, url: plannedUrl(svc.address, port, svc.scheme), tags: [...svc.tags], meta: { ...svc.meta } },
+    {
+      id: `${svc.name}-planned`,
+      host: svc.address,
+      address: svc.address,
+      port,
+      url: plannedUrl(svc.address, port, svc.scheme),
+      tags: [...svc.tags],
+      meta: { ...svc.meta },
+    },
   ]);
 }
 
@@ -181,7 +200,15 @@ function plannedUrl(host: string, port: number | null, scheme = 'http'): string 
 
 function instanceView(inst: ServiceInstance): InstanceView {
   const port = inst.port ?? null;
-  return { id: inst.id, host: inst.address, address: inst.address, port, url: inst.url ?? plannedUrl(inst.address, port), tags: [...inst.tags], meta: { ...inst.meta } };
+  return {
+    id: inst.id,
+    host: inst.address,
+    address: inst.address,
+    port,
+    url: inst.url ?? plannedUrl(inst.address, port),
+    tags: [...inst.tags],
+    meta: { ...inst.meta },
+  };
 }
 
 /** A service is its first instance's address, with every instance listed. */

@@ -116,5 +116,9 @@ export function isHelperCall(node: hbs.AST.MustacheStatement | hbs.AST.BlockStat
   if (node.type === 'SubExpression') return true;
   if (Handlebars.AST.helpers.helperExpression(node)) return true;
   const path = node.path;
-  return path.type === 'PathExpression' && Handlebars.AST.helpers.simpleId(path as hbs.AST.PathExpression) && HELPER_NAMES.has((path as hbs.AST.PathExpression).parts[0]!);
+  return (
+    path.type === 'PathExpression' &&
+    Handlebars.AST.helpers.simpleId(path as hbs.AST.PathExpression) &&
+    HELPER_NAMES.has((path as hbs.AST.PathExpression).parts[0]!)
+  );
 }

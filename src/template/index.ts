@@ -5,7 +5,15 @@
  */
 export type { InstanceView, RenderedConfig, RenderResult, ServiceView, TemplateContext, VariableOrigin, VariableSource } from './types.js';
 export { buildTemplateContext, contextForService, plannedView, RESERVED_NAMES, type ContextOptions } from './context.js';
-export { renderTemplate, renderStackConfigs, renderServiceConfigs, renderServiceConfigsInMemory, type RenderStackOptions, type RenderTemplateOptions, type TemplateOutput } from './render.js';
+export {
+  renderTemplate,
+  renderStackConfigs,
+  renderServiceConfigs,
+  renderServiceConfigsInMemory,
+  type RenderStackOptions,
+  type RenderTemplateOptions,
+  type TemplateOutput,
+} from './render.js';
 export { writeRenderedConfigs, outputPath, type WrittenConfig } from './write.js';
 export { checkRenderedConfigs, type CheckOptions, type ConfigDifference } from './check.js';
 export { readDiscoverySnapshot } from './snapshot.js';

@@ -59,13 +59,23 @@ export function renderTemplate(spec: TemplateSpec, context: TemplateContext, opt
       return renderer.result(codec.serialize(tree));
     } catch (err) {
       if (!(err instanceof FormatError)) throw err;
-      renderer.problems.push({ code: 'invalid_data', severity: 'error', ...locate([...base, 'data', ...err.path]), message: `${err.message} (format ${spec.format})` });
+      renderer.problems.push({
+        code: 'invalid_data',
+        severity: 'error',
+        ...locate([...base, 'data', ...err.path]),
+        message: `${err.message} (format ${spec.format})`,
+      });
       return renderer.result('');
     }
   }
 
   if (spec.template === undefined) {
-    renderer.problems.push({ code: 'empty_template', severity: 'error', ...locate(base), message: 'a template needs `data` (a structured tree) or `template` (free text)' });
+    renderer.problems.push({
+      code: 'empty_template',
+      severity: 'error',
+      ...locate(base),
+      message: 'a template needs `data` (a structured tree) or `template` (free text)',
+    });
     return renderer.result('');
   }
   const file = spec.templateFile ? displayPath(spec.templateFile, cwd) : undefined;
@@ -113,7 +123,11 @@ function injectedKeys(source: string, codec: FormatCodec, parsed: unknown, conte
     const last = k.split('.').pop() ?? k;
     return last.length >= 3 && secrets.some((v) => v.includes(last)) ? MASK : context.redact(k);
   };
-  const list = (keys: string[]) => keys.slice(0, 5).map((k) => `'${show(k)}'`).join(', ') + (keys.length > 5 ? ', …' : '');
+  const list = (keys: string[]) =>
+    keys
+      .slice(0, 5)
+      .map((k) => `'${show(k)}'`)
+      .join(', ') + (keys.length > 5 ? ', …' : '');
   const what = [added.length > 0 ? `adds ${list(added)}` : '', removed.length > 0 ? `removes ${list(removed)}` : ''].filter(Boolean).join(' and ');
   return `a value ${what} in the rendered ${codec.label}: values in free text are not escaped — use a \`data:\` template (escaped by construction), or check the value`;
 }
@@ -286,7 +300,11 @@ export function renderStackConfigs(profile: Profile, opts: RenderStackOptions = 
   const context = opts.context ?? buildTemplateContext(profile, { ...opts, locate });
   const problems: Problem[] = [...context.problems];
   const files: RenderedConfig[] = [];
-  const names = opts.services ?? Object.values(profile.services).filter((s) => s.enable).map((s) => s.name);
+  const names =
+    opts.services ??
+    Object.values(profile.services)
+      .filter((s) => s.enable)
+      .map((s) => s.name);
 
   for (const name of names) {
     const svc = profile.services[name];
@@ -314,7 +332,12 @@ export function renderStackConfigs(profile: Profile, opts: RenderStackOptions = 
         try {
           file.env = environmentOf(spec.format, out.content);
         } catch (err) {
-          problems.push({ code: 'invalid_env_template', severity: 'error', ...locate(['services', name, 'templates', spec.index, 'env']), message: context.redact(firstLine(err)) });
+          problems.push({
+            code: 'invalid_env_template',
+            severity: 'error',
+            ...locate(['services', name, 'templates', spec.index, 'env']),
+            message: context.redact(firstLine(err)),
+          });
           continue;
         }
       }
@@ -372,7 +395,11 @@ export async function renderServiceConfigsInMemory(
 }
 
 /** Render one service's templates (all checked first) and save generated secrets; writes no config file. */
-async function renderServiceFiles(profile: Profile, serviceName: string, context: TemplateContext): Promise<{ files: RenderedConfig[]; environment: Record<string, string> }> {
+async function renderServiceFiles(
+  profile: Profile,
+  serviceName: string,
+  context: TemplateContext,
+): Promise<{ files: RenderedConfig[]; environment: Record<string, string> }> {
   const { files, problems } = renderStackConfigs(profile, { services: [serviceName], context });
   if (hasErrors(problems)) throw new InvalidInputError(problems, `cannot render the configs of '${serviceName}'`);
   await saveSecrets(context.stateDir, { ...context.generatedSecrets });

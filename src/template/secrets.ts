@@ -40,7 +40,9 @@ export function readSecrets(stateDir: string): Record<string, string> {
   const secrets = (parsed as { secrets?: unknown } | undefined)?.secrets;
   if (!secrets || typeof secrets !== 'object' || Array.isArray(secrets) || !Object.values(secrets).every((v) => typeof v === 'string')) {
     // Never quote the file: it holds secrets.
-    throw new InvalidInputError([{ code: 'invalid_secrets_file', file, message: 'not a secrets file written by stack ({"version":1,"secrets":{…}}); fix or remove it' }]);
+    throw new InvalidInputError([
+      { code: 'invalid_secrets_file', file, message: 'not a secrets file written by stack ({"version":1,"secrets":{…}}); fix or remove it' },
+    ]);
   }
   return { ...(secrets as Record<string, string>) };
 }

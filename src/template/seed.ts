@@ -66,7 +66,10 @@ export interface ConfigTemplateInput {
 export function mkConfigTemplate(input: ConfigTemplateInput): TemplateSpec {
   const parsed = schemas().templateSchema.safeParse(input);
   if (!parsed.success) {
-    throw new InvalidInputError(parsed.error.issues.map((i) => ({ code: i.code, path: i.path.join('.'), message: i.message })), 'invalid template');
+    throw new InvalidInputError(
+      parsed.error.issues.map((i) => ({ code: i.code, path: i.path.join('.'), message: i.message })),
+      'invalid template',
+    );
   }
   const raw = parsed.data;
   const spec: TemplateSpec = { destination: raw.destination, format: raw.format ?? formatFromDestination(raw.destination), env: raw.env ?? false, index: 0 };
@@ -74,7 +77,10 @@ export function mkConfigTemplate(input: ConfigTemplateInput): TemplateSpec {
   if (raw.template !== undefined) spec.template = raw.template;
   if (raw.mode !== undefined) spec.mode = typeof raw.mode === 'number' ? raw.mode : parseInt(raw.mode, 8);
   if (spec.data === undefined && spec.template === undefined) {
-    throw new InvalidInputError([{ code: 'empty_template', path: 'template', message: 'a template needs `data` (a structured tree) or `template` (free text)' }], 'invalid template');
+    throw new InvalidInputError(
+      [{ code: 'empty_template', path: 'template', message: 'a template needs `data` (a structured tree) or `template` (free text)' }],
+      'invalid template',
+    );
   }
   return spec;
 }
@@ -128,7 +134,7 @@ function serviceContext(profile: Profile, context: TemplateContext, service: str
 }
 
 function renderOrThrow(template: TemplateSpec | ConfigTemplateInput, context: TemplateContext, service: string | undefined, cwd: string | undefined): string {
-  const spec = 'index' in template ? (template) : mkConfigTemplate(template);
+  const spec = 'index' in template ? template : mkConfigTemplate(template);
   const out: TemplateOutput = renderTemplate(spec, context, { ...(service ? { service } : {}), ...(cwd ? { cwd } : {}) });
   const problems: Problem[] = [...context.problems.filter((p) => p.severity !== 'warning'), ...out.problems.filter((p) => p.severity !== 'warning')];
   if (problems.length > 0) throw new InvalidInputError(problems, 'cannot render the template');

@@ -48,7 +48,15 @@ export function parseSimpleTemplate(source: string, helperNames: ReadonlySet<str
     if (start > last) content(last, start);
     const end = start + m[0].length;
     const path = { type: 'PathExpression', data: false, depth: 0, parts, original, loc: loc(start + 2, end - 2) } as hbs.AST.PathExpression;
-    body.push({ type: 'MustacheStatement', path, params: [], hash: undefined, escaped: true, strip: { open: false, close: false }, loc: loc(start, end) } as unknown as hbs.AST.MustacheStatement);
+    body.push({
+      type: 'MustacheStatement',
+      path,
+      params: [],
+      hash: undefined,
+      escaped: true,
+      strip: { open: false, close: false },
+      loc: loc(start, end),
+    } as unknown as hbs.AST.MustacheStatement);
     last = end;
   }
   if (last < source.length) content(last, source.length);

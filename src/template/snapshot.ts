@@ -22,7 +22,10 @@ export function readDiscoverySnapshot(file: string, cwd = process.cwd()): { inst
   try {
     text = readFileSync(abs, 'utf8');
   } catch (err) {
-    return { instances: [], problems: [{ code: 'read_error', severity: 'error', file: display, message: `cannot read the discovery snapshot: ${(err as Error).message}` }] };
+    return {
+      instances: [],
+      problems: [{ code: 'read_error', severity: 'error', file: display, message: `cannot read the discovery snapshot: ${(err as Error).message}` }],
+    };
   }
   const parsed = parseProfileText(text, display);
   if (parsed.problems.length > 0) return { instances: [], problems: parsed.problems.map((p) => ({ ...p, severity: 'error' as const })) };
@@ -37,7 +40,14 @@ export function readDiscoverySnapshot(file: string, cwd = process.cwd()): { inst
       else records.push({ value: entry, at: [service], service });
     }
   } else {
-    problems.push({ code: 'invalid_snapshot', severity: 'error', file: display, line: 1, column: 1, message: 'a discovery snapshot is a list of service records (or a mapping of service names to records)' });
+    problems.push({
+      code: 'invalid_snapshot',
+      severity: 'error',
+      file: display,
+      line: 1,
+      column: 1,
+      message: 'a discovery snapshot is a list of service records (or a mapping of service names to records)',
+    });
   }
 
   const instances: ServiceInstance[] = [];
@@ -49,7 +59,7 @@ export function readDiscoverySnapshot(file: string, cwd = process.cwd()): { inst
       fail('a service record must be a mapping (service, address, port, …)');
       continue;
     }
-    const service = typeof value.service === 'string' ? value.service : (typeof value.role === 'string' ? value.role : implied);
+    const service = typeof value.service === 'string' ? value.service : typeof value.role === 'string' ? value.role : implied;
     if (!service) {
       fail('a service record needs `service`');
       continue;

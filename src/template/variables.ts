@@ -95,7 +95,14 @@ export function varsFileSource(file: string, cwd: string, problems: Problem[]): 
   }
   const value = parsed.value ?? {};
   if (typeof value !== 'object' || Array.isArray(value)) {
-    problems.push({ code: 'invalid_type', severity: 'error', file: display, line: 1, column: 1, message: 'a --vars file must be a mapping of variable names to values' });
+    problems.push({
+      code: 'invalid_type',
+      severity: 'error',
+      file: display,
+      line: 1,
+      column: 1,
+      message: 'a --vars file must be a mapping of variable names to values',
+    });
     return empty;
   }
   const labels: VariableSource['labels'] = {};
@@ -192,7 +199,12 @@ export function resolveVariables(profile: Pick<Profile, 'variables'>, opts: Reso
     }
     const coerced = coerceVariable(spec.type, chosen.raw);
     if ('error' in coerced) {
-      out.problems.push({ code: 'invalid_variable', severity: 'error', ...where(chosen.origin), message: `${chosen.origin.label}: variable '${name}' ${coerced.error}` });
+      out.problems.push({
+        code: 'invalid_variable',
+        severity: 'error',
+        ...where(chosen.origin),
+        message: `${chosen.origin.label}: variable '${name}' ${coerced.error}`,
+      });
       out.values[name] = null;
       out.missing.set(name, { required: spec.required, invalid: true });
       continue;

@@ -49,7 +49,14 @@ export async function writeRenderedConfigs(files: readonly RenderedConfig[], out
   const written: WrittenConfig[] = [];
   for (const { file, target } of planned) {
     await atomicWrite(target, file.content, file.mode, { within: outDir });
-    written.push({ service: file.service, destination: file.destination, path: target, mode: file.mode, bytes: Buffer.byteLength(file.content), secret: file.secret });
+    written.push({
+      service: file.service,
+      destination: file.destination,
+      path: target,
+      mode: file.mode,
+      bytes: Buffer.byteLength(file.content),
+      secret: file.secret,
+    });
   }
   return written;
 }

@@ -87,7 +87,15 @@ export function createServiceData(opts: ServiceDataOptions): ServiceData {
       let handle: ServiceHandle | undefined = state?.services[service]?.handle;
       handle ??= (await runtime.discover(profile.name).catch(() => [])).find((h) => h.service === service);
       if (!handle && spec.runtime === 'process') {
-        handle = { runtime: 'process', stack: profile.name, service, replica: 0, id: '', startedAt: '', logFile: path.join(stateDir, 'logs', `${service}.log`) };
+        handle = {
+          runtime: 'process',
+          stack: profile.name,
+          service,
+          replica: 0,
+          id: '',
+          startedAt: '',
+          logFile: path.join(stateDir, 'logs', `${service}.log`),
+        };
       }
       if (!handle) return;
       for await (const line of runtime.logs(handle, { follow: true, tail: 200, signal })) onLine(opts.masker.text(line));
@@ -144,7 +152,11 @@ export function createServiceData(opts: ServiceDataOptions): ServiceData {
         await opts.stopOwnEngine();
         return `stack '${profile.name}' stopped`;
       }
-      const report = await downStack(profile, { cwd: opts.cwd, ...(opts.discovery ? { discovery: opts.discovery } : {}), ...(opts.onEvent ? { onEvent: opts.onEvent } : {}) });
+      const report = await downStack(profile, {
+        cwd: opts.cwd,
+        ...(opts.discovery ? { discovery: opts.discovery } : {}),
+        ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+      });
       if (report.nothingRunning) return `stack '${profile.name}': nothing was running`;
       return `stack '${profile.name}' stopped${report.owner ? ` (by its \`stack up\`, pid ${report.owner.pid})` : ''}`;
     },
@@ -159,23 +171,33 @@ function nobodyThere(err: unknown): boolean {
 
 function noEngine(stack: string, err: unknown, hint: string): StackFailedError {
   const gone = nobodyThere(err);
-  return new StackFailedError(gone ? `nothing supervises stack '${stack}' now (its \`stack up\` is gone): ${hint}` : `cannot reach the engine of stack '${stack}': ${(err as Error).message}`, {
-    code: 'no_engine',
-    cause: err,
-  });
+  return new StackFailedError(
+    gone
+      ? `nothing supervises stack '${stack}' now (its \`stack up\` is gone): ${hint}`
+      : `cannot reach the engine of stack '${stack}': ${(err as Error).message}`,
+    {
+      code: 'no_engine',
+      cause: err,
+    },
+  );
 }
 
 /** Nobody runs the stack: render its templates here, against what discovery has registered. */
 async function renderHere(opts: ServiceDataOptions, service: string): Promise<string> {
   const { profile, stateDir, cwd } = opts;
-  const [{ buildTemplateContext }, { renderServiceConfigs, renderServiceConfigsInMemory }, { flagSource, varsFileSource }, { runtimeDefinition }] = await Promise.all([
-    import('../template/context.js'),
-    import('../template/render.js'),
-    import('../template/variables.js'),
-    import('../drivers/runtime/registry.js'),
-  ]);
+  const [{ buildTemplateContext }, { renderServiceConfigs, renderServiceConfigsInMemory }, { flagSource, varsFileSource }, { runtimeDefinition }] =
+    await Promise.all([
+      import('../template/context.js'),
+      import('../template/render.js'),
+      import('../template/variables.js'),
+      import('../drivers/runtime/registry.js'),
+    ]);
   const problems: import('../errors.js').Problem[] = [];
-  const secretNames = new Set(Object.values(profile.variables).filter((v) => v.type === 'secret').map((v) => v.name));
+  const secretNames = new Set(
+    Object.values(profile.variables)
+      .filter((v) => v.type === 'secret')
+      .map((v) => v.name),
+  );
   const sources = [...(opts.varsFile ? [varsFileSource(opts.varsFile, cwd, problems)] : []), flagSource(opts.vars ?? [], problems, secretNames)];
   const instances = opts.discovery ? await opts.discovery.list().catch(() => undefined) : undefined;
   const context = buildTemplateContext(profile, { ...(instances ? { instances } : {}), vars: sources, stateDir, cwd, generateSecrets: false });

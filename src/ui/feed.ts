@@ -81,7 +81,10 @@ function hostOf(endpoint: string): string {
   }
 }
 
-export function snapshotOf(view: { phase?: StatusSnapshot['phase']; owner?: StatusSnapshot['owner']; services: ServiceStatusView[] }, asOf?: string): StatusSnapshot {
+export function snapshotOf(
+  view: { phase?: StatusSnapshot['phase']; owner?: StatusSnapshot['owner']; services: ServiceStatusView[] },
+  asOf?: string,
+): StatusSnapshot {
   return {
     ...(asOf ? { asOf } : {}),
     ...(view.phase ? { phase: view.phase } : {}),
@@ -177,7 +180,14 @@ export function createFeed(opts: FeedOptions): Feed {
       const list = await opts.discovery.list();
       const instances: Registration[] = list
         .filter((i) => services.has(i.service) && (i.meta.stack === undefined || i.meta.stack === profile.name))
-        .map((i) => ({ id: i.id, service: i.service, address: i.address, ...(i.port !== undefined ? { port: i.port } : {}), ...(i.url ? { url: i.url } : {}), ...(i.expiresAt ? { expiresAt: i.expiresAt } : {}) }))
+        .map((i) => ({
+          id: i.id,
+          service: i.service,
+          address: i.address,
+          ...(i.port !== undefined ? { port: i.port } : {}),
+          ...(i.url ? { url: i.url } : {}),
+          ...(i.expiresAt ? { expiresAt: i.expiresAt } : {}),
+        }))
         .sort((a, b) => a.id.localeCompare(b.id));
       next = { kind: 'registrations', instances };
     } catch (err) {
@@ -194,9 +204,7 @@ export function createFeed(opts: FeedOptions): Feed {
   discoveryTimer.unref();
 
   // ---- events --------------------------------------------------------------------------------
-  const stopEvents = opts.events
-    ? opts.events((e) => onEvent({ time: new Date().toISOString(), ...e }))
-    : followControlChannel(stateDir, onEvent, refresh);
+  const stopEvents = opts.events ? opts.events((e) => onEvent({ time: new Date().toISOString(), ...e })) : followControlChannel(stateDir, onEvent, refresh);
 
   const ready = (async () => {
     const past = await supervisorHistory(stateDir);

@@ -35,7 +35,9 @@ export interface MaskerOptions {
 }
 
 export function createMasker(profile: Profile, opts: MaskerOptions): Masker {
-  const secretNames = Object.values(profile.variables).filter((v) => v.type === 'secret').map((v) => v.name);
+  const secretNames = Object.values(profile.variables)
+    .filter((v) => v.type === 'secret')
+    .map((v) => v.name);
   const problems: Problem[] = [];
   const sources: VariableSource[] = [
     ...(opts.varsFile ? [varsFileSource(opts.varsFile, opts.cwd, problems)] : []),

@@ -9,7 +9,8 @@
  */
 
 // Structural copies of the engine's types, so the page's bundle imports no Node code.
-export type ServiceState = 'pending' | 'waiting' | 'starting' | 'checking' | 'running' | 'healthy' | 'completed' | 'failed' | 'blocked' | 'stopping' | 'stopped';
+export type ServiceState =
+  'pending' | 'waiting' | 'starting' | 'checking' | 'running' | 'healthy' | 'completed' | 'failed' | 'blocked' | 'stopping' | 'stopped';
 export type HealthState = 'unknown' | 'healthy' | 'unhealthy' | 'none';
 export type StackPhase = 'starting' | 'up' | 'failed' | 'interrupted' | 'stopping' | 'stopped' | 'detached';
 export type EdgeType = 'required' | 'optional' | 'soft' | 'circular';
@@ -124,7 +125,16 @@ export function initialView(): PageView {
 }
 
 function blank(name: string, node?: GraphNode): ServiceView {
-  return { name, kind: node?.kind ?? 'service', state: 'pending', health: 'unknown', restarts: 0, running: false, registrations: [], ...(node ? { node } : {}) };
+  return {
+    name,
+    kind: node?.kind ?? 'service',
+    state: 'pending',
+    health: 'unknown',
+    restarts: 0,
+    running: false,
+    registrations: [],
+    ...(node ? { node } : {}),
+  };
 }
 
 /** The view after one message. Never mutates `view`. */
@@ -151,7 +161,9 @@ export function applyMessage(view: PageView, msg: UiMessage): PageView {
         // Not in the state file (never started, or the stack is down): shown as not running.
         if (seen.has(name)) continue;
         const down = msg.status.phase === undefined; // nothing recorded: the stack is down
-        services[name] = s.node ? { ...stripSnapshot(s), state: down ? 'stopped' : s.state, ...(down ? { health: 'unknown' as const } : {}), running: false } : s;
+        services[name] = s.node
+          ? { ...stripSnapshot(s), state: down ? 'stopped' : s.state, ...(down ? { health: 'unknown' as const } : {}), running: false }
+          : s;
       }
       const next: PageView = { ...view, services };
       if (msg.status.phase !== undefined) next.phase = msg.status.phase;

@@ -13,10 +13,11 @@ export interface Clock {
 /** The real clock: `performance.now()` (monotonic) and `setTimeout`. */
 export const realClock: Clock = {
   now: () => performance.now(),
-  sleep: (ms, signal) => sleepWith(ms, signal, (fn, delay) => {
-    const timer = setTimeout(fn, delay);
-    return () => clearTimeout(timer);
-  }),
+  sleep: (ms, signal) =>
+    sleepWith(ms, signal, (fn, delay) => {
+      const timer = setTimeout(fn, delay);
+      return () => clearTimeout(timer);
+    }),
 };
 
 /**
@@ -102,11 +103,7 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
-function sleepWith(
-  ms: number,
-  signal: AbortSignal | undefined,
-  schedule: (fn: () => void, delay: number) => () => void,
-): Promise<void> {
+function sleepWith(ms: number, signal: AbortSignal | undefined, schedule: (fn: () => void, delay: number) => () => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason);

@@ -63,10 +63,7 @@ export function* backoffDelays(opts: BackoffOptions = {}): Generator<number, nev
  * errors catch inside `fn`). Rejects with the signal's reason on abort, `PollTimeoutError` past
  * the deadline.
  */
-export async function poll<T>(
-  fn: (attempt: number) => Promise<T | undefined> | T | undefined,
-  opts: PollOptions = {},
-): Promise<Exclude<T, undefined>> {
+export async function poll<T>(fn: (attempt: number) => Promise<T | undefined> | T | undefined, opts: PollOptions = {}): Promise<Exclude<T, undefined>> {
   const clock = opts.clock ?? realClock;
   const { signal, deadlineMs } = opts;
   const deadline = deadlineMs === undefined ? Number.POSITIVE_INFINITY : clock.now() + deadlineMs;

@@ -12,7 +12,6 @@ import { survivors } from '../engine/helpers.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { healthyPids, runStack, stackProcessesIn, StackProcess, supervisorPid, useStackFolders, webService, type CliResult } from './helpers.js';
 
-
 const TTL_MS = 2000;
 
 /** Stack folders whose file discovery registrations live 2 s without heartbeats (every 500 ms). */
@@ -150,7 +149,10 @@ describe('up --detach: a supervisor keeps the stack', () => {
     expect(up.stderr).toContain('what had started was stopped again (--on-failure rollback)');
     expect(up.stdout).not.toContain('supervised by pid');
     const log = await readFile(path.join(dir, '.stack', 'detach-test', 'supervisor.log'), 'utf8');
-    const logged = log.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { pid?: number });
+    const logged = log
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { pid?: number });
     pids.push(...new Set(logged.flatMap((e) => (e.pid !== undefined ? [e.pid] : []))));
     expect(pids.length).toBeGreaterThan(0);
     expect(survivors(pids)).toEqual([]);
@@ -165,7 +167,10 @@ describe('up --detach: a supervisor keeps the stack', () => {
     const second = await upDetached(dir, pids);
     expect(second.supervisor).not.toBe(first.supervisor);
     expect(second.services).toEqual(first.services); // unchanged: the same pids
-    const events = second.result.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = second.result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(events).toContainEqual(expect.objectContaining({ type: 'state', service: 'api', state: 'healthy', reason: 'unchanged' }));
 
     // The first supervisor let go and exited; the services did not notice.
@@ -196,7 +201,9 @@ describe('up --detach: a supervisor keeps the stack', () => {
     const { supervisor, services } = await upDetached(dir, pids);
     const takeover = new StackProcess(['up', '--json'], dir);
     await waitFor(() => takeover.hasState('web', 'healthy'), 20_000, 'web to be healthy again');
-    expect(takeover.events()).toContainEqual(expect.objectContaining({ type: 'state', service: 'web', state: 'healthy', reason: 'unchanged', pid: services.web }));
+    expect(takeover.events()).toContainEqual(
+      expect.objectContaining({ type: 'state', service: 'web', state: 'healthy', reason: 'unchanged', pid: services.web }),
+    );
     expect(survivors([supervisor])).toEqual([]);
     takeover.child.kill('SIGINT');
     expect(await takeover.exited).toBe(130);
@@ -219,7 +226,7 @@ describe('up --detach: a supervisor keeps the stack', () => {
     expect(existsSync(path.join(dir, '.stack', 'detach-test', 'stop-request.json'))).toBe(false);
   }, 45_000);
 
-  it('up --detach --var keeps the value out of the supervisor\'s argv and environment; it still reaches the templates', async () => {
+  it("up --detach --var keeps the value out of the supervisor's argv and environment; it still reaches the templates", async () => {
     const secret = 'hunter2-s3cr3t-on-stdin';
     const { dir, pids } = await stackFolder({});
     const service = {

@@ -20,7 +20,10 @@ function stackDir(profile = 'services:\n  a: { command: [a] }\n') {
 describe('stack discovery (file backend)', () => {
   it('register, ls, deregister, with --json', async () => {
     const cwd = stackDir();
-    const reg = await runStack(['discovery', 'register', 'pds', '--address', '127.0.0.1', '--port', '2583', '--url', 'http://127.0.0.1:2583', '--tag', 'atproto', '--json'], { cwd });
+    const reg = await runStack(
+      ['discovery', 'register', 'pds', '--address', '127.0.0.1', '--port', '2583', '--url', 'http://127.0.0.1:2583', '--tag', 'atproto', '--json'],
+      { cwd },
+    );
     expect(reg.code, reg.stderr).toBe(0);
     expect(JSON.parse(reg.stdout)).toMatchObject({ service: 'pds', id: 'pds-manual', port: 2583 });
     const ls = await runStack(['discovery', 'ls', '--json'], { cwd });
@@ -33,7 +36,9 @@ describe('stack discovery (file backend)', () => {
 
   it('--dry-run registers nothing; bad names are invalid input', async () => {
     const cwd = stackDir();
-    expect((await runStack(['discovery', 'register', 'pds', '--address', '127.0.0.1', '--dry-run'], { cwd })).stdout).toContain('would register pds/pds-manual');
+    expect((await runStack(['discovery', 'register', 'pds', '--address', '127.0.0.1', '--dry-run'], { cwd })).stdout).toContain(
+      'would register pds/pds-manual',
+    );
     expect(JSON.parse((await runStack(['discovery', 'ls', '--json'], { cwd })).stdout)).toEqual([]);
     const bad = await runStack(['discovery', 'register', '../etc', '--address', '127.0.0.1'], { cwd });
     expect(bad.code).toBe(2);
@@ -113,8 +118,14 @@ describe('stack discovery (file backend)', () => {
 
   it('an unreachable etcd endpoint with credentials: the password is in no message', async () => {
     const port = await freePort();
-    const cwd = stackDir(`discovery:\n  backend: etcd\n  etcdEndpoints: ["http://alice:etcd-pa55word-9@127.0.0.1:${port}"]\nservices:\n  a: { command: [a] }\n`);
-    for (const args of [['discovery', 'ls'], ['discovery', 'test'], ['discovery', 'test', '--json']]) {
+    const cwd = stackDir(
+      `discovery:\n  backend: etcd\n  etcdEndpoints: ["http://alice:etcd-pa55word-9@127.0.0.1:${port}"]\nservices:\n  a: { command: [a] }\n`,
+    );
+    for (const args of [
+      ['discovery', 'ls'],
+      ['discovery', 'test'],
+      ['discovery', 'test', '--json'],
+    ]) {
       const r = await runStack(args, { cwd, timeoutMs: 60_000 });
       expect(r.code).toBe(3);
       expect(r.stdout + r.stderr).not.toContain('etcd-pa55word-9');

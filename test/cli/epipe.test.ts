@@ -43,7 +43,10 @@ describe('a closed output pipe', () => {
     });
     const up = await runStack(['up', '--detach', '--json'], dir);
     expect(up.code, up.stderr).toBe(0);
-    const events = up.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = up.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     pids.push(...new Set(events.flatMap((e) => (typeof e.pid === 'number' ? [e.pid] : []))), supervisorPid(up.stdout)!);
     expect(survivors(pids)).toHaveLength(4);
 

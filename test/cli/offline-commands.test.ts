@@ -22,7 +22,14 @@ describe('stack (offline commands)', () => {
 
   it('profiles lists the built-ins with descriptions; show prints one merged, secrets masked', async () => {
     const list = await runStack(['profiles', '--json']);
-    expect(JSON.parse(list.stdout).map((p: { name: string }) => p.name)).toEqual(['dev-cluster', 'full-node', 'full-node-docker', 'prod-cluster', 'prod-cluster-swarm', 'simple-pds']);
+    expect(JSON.parse(list.stdout).map((p: { name: string }) => p.name)).toEqual([
+      'dev-cluster',
+      'full-node',
+      'full-node-docker',
+      'prod-cluster',
+      'prod-cluster-swarm',
+      'simple-pds',
+    ]);
     const show = await runStack(['profiles', 'show', 'prod-cluster', '--json']);
     expect(show.code).toBe(0);
     const p = JSON.parse(show.stdout);
@@ -40,7 +47,8 @@ describe('stack (offline commands)', () => {
 
   it('validate: every problem with file:line:column, exit 2, nothing written', async () => {
     const t = tmpFiles({
-      'stack.yaml': 'services:\n  pds:\n    image: x\n    dependencies:\n      - datbase\n      - { name: redis, type: optionl }\n  database: { image: y, prot: 1 }\n',
+      'stack.yaml':
+        'services:\n  pds:\n    image: x\n    dependencies:\n      - datbase\n      - { name: redis, type: optionl }\n  database: { image: y, prot: 1 }\n',
     });
     try {
       const r = await runStack(['validate'], { cwd: t.dir });
@@ -77,7 +85,14 @@ describe('stack (offline commands)', () => {
     const env = "{ API_TOKEN: s3cr3t-value, DATABASE_URL: 'postgres://app:s3cr3t-value@127.0.0.1:5432/db' }";
     const t = tmpFiles({ 'stack.yaml': `${discovery}services:\n  a: { command: [a], environment: ${env} }\n` });
     try {
-      for (const args of [['plan'], ['plan', '--json'], ['up', '--dry-run'], ['graph', '--format', 'json'], ['profiles', 'show', './stack.yaml'], ['profiles', 'show', './stack.yaml', '--json']]) {
+      for (const args of [
+        ['plan'],
+        ['plan', '--json'],
+        ['up', '--dry-run'],
+        ['graph', '--format', 'json'],
+        ['profiles', 'show', './stack.yaml'],
+        ['profiles', 'show', './stack.yaml', '--json'],
+      ]) {
         const r = await runStack(args, { cwd: t.dir });
         expect(r.code, args.join(' ')).toBe(0);
         expect(r.stdout + r.stderr).not.toContain('s3cr3t-value');
@@ -102,7 +117,12 @@ describe('stack (offline commands)', () => {
     try {
       const record = path.join(t.dir, 'imports.txt');
       const hook = path.resolve('test/fixtures/record-imports.mjs');
-      for (const args of [['validate', '--profile', 'prod-cluster'], ['plan', '--profile', 'prod-cluster', '--json'], ['graph', '--profile', 'full-node'], ['--help']]) {
+      for (const args of [
+        ['validate', '--profile', 'prod-cluster'],
+        ['plan', '--profile', 'prod-cluster', '--json'],
+        ['graph', '--profile', 'full-node'],
+        ['--help'],
+      ]) {
         const r = await runStack(args, { env: { NODE_OPTIONS: `--import=${hook}`, RECORD_IMPORTS_FILE: record } });
         expect(r.code, r.stderr).toBe(0);
       }

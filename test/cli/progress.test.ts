@@ -6,7 +6,15 @@ import { createProgress } from '../../src/cli/progress.js';
 function fakeOutput(tty: boolean): Output & { lines: string[]; errors: string[] } {
   const lines: string[] = [];
   const errors: string[] = [];
-  return { color: false, tty, lines, errors, out: (l = '') => void lines.push(l), err: (l = '') => void errors.push(l), json: (v) => void lines.push(JSON.stringify(v)) };
+  return {
+    color: false,
+    tty,
+    lines,
+    errors,
+    out: (l = '') => void lines.push(l),
+    err: (l = '') => void errors.push(l),
+    json: (v) => void lines.push(JSON.stringify(v)),
+  };
 }
 
 describe('progress', () => {
@@ -24,7 +32,11 @@ describe('progress', () => {
     // Moves up over the two lines drawn before, then rewrites each (cleared) line.
     expect(last.startsWith('\u001b[2F')).toBe(true);
     // eslint-disable-next-line no-control-regex -- strips the terminal's escape sequences on purpose
-    const rows = last.split('\n').filter(Boolean).map((l) => l.replace(/\u001b\[[0-9;]*[A-Za-z]/g, '').trim());
+    const escapes = /\u001b\[[0-9;]*[A-Za-z]/g;
+    const rows = last
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.replace(escapes, '').trim());
     expect(rows).toEqual([expect.stringMatching(/^db\s+healthy$/), expect.stringMatching(/^api\s+blocked\s+requires 'db', which failed$/)]);
     expect(o.lines).toEqual([]);
   });

@@ -25,20 +25,33 @@ async function setup(template: Record<string, unknown>) {
   const fileDirectory = path.join(dir, 'discovery');
   await writeFile(
     path.join(dir, 'stack.json'),
-    JSON.stringify({ name: 'sidecar', discovery: { backend: 'file', fileDirectory }, services: { app: { runtime: 'process', command: ['true'], templates: [template] } } }),
+    JSON.stringify({
+      name: 'sidecar',
+      discovery: { backend: 'file', fileDirectory },
+      services: { app: { runtime: 'process', command: ['true'], templates: [template] } },
+    }),
   );
   const discovery = await createDiscovery(discoveryConfig({ backends: ['file'], fileDirectory, ttlMs: 600_000 }));
   cleanups.push(() => discovery.close());
   return { dir, discovery };
 }
 
-const upstreams = { destination: 'up.env', external: ['api'], data: { UP: '{{#if service.api}}{{#each service.api.instances}}{{url}} {{/each}}{{/if}}' }, wait: { min: '100ms' } };
+const upstreams = {
+  destination: 'up.env',
+  external: ['api'],
+  data: { UP: '{{#if service.api}}{{#each service.api.instances}}{{url}} {{/each}}{{/if}}' },
+  wait: { min: '100ms' },
+};
 
 describe('stack render --watch', () => {
   it('re-renders when records change and signals --pid; SIGTERM ends it with 0', async () => {
     const { dir, discovery } = await setup(upstreams);
     const hups = path.join(dir, 'hups');
-    const target = spawn(process.execPath, ['-e', `process.on('SIGHUP',()=>require('fs').appendFileSync(${JSON.stringify(hups)},'x'));setInterval(()=>{},1e6)`], { stdio: 'ignore' });
+    const target = spawn(
+      process.execPath,
+      ['-e', `process.on('SIGHUP',()=>require('fs').appendFileSync(${JSON.stringify(hups)},'x'));setInterval(()=>{},1e6)`],
+      { stdio: 'ignore' },
+    );
     cleanups.push(() => void target.kill('SIGKILL'));
     const out = path.join(dir, 'out');
     const p = new StackProcess(['render', '--profile', 'stack.json', '--watch', '--json', '--out', out, '--pid', String(target.pid)], dir);
@@ -61,7 +74,10 @@ describe('stack render --watch', () => {
   it('--exec runs after a change', async () => {
     const { dir, discovery } = await setup(upstreams);
     const marker = path.join(dir, 'ran');
-    const p = new StackProcess(['render', '--profile', 'stack.json', '--watch', '--json', '--exec', `cp "$STACK_TEMPLATE" /dev/null && echo ran >> ${marker}`], dir);
+    const p = new StackProcess(
+      ['render', '--profile', 'stack.json', '--watch', '--json', '--exec', `cp "$STACK_TEMPLATE" /dev/null && echo ran >> ${marker}`],
+      dir,
+    );
     cleanups.push(() => void p.child.kill('SIGKILL'));
     await waitFor(() => existsSync(marker) || undefined, 20_000, '--exec after the first render');
     await discovery.register({ id: 'api-1', service: 'api', address: '10.2.0.1', port: 80 });

@@ -41,7 +41,10 @@ describe('a state folder that cannot be written', () => {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', ro]);
     mounted.push(ro);
     const file = profileWithStateDir(path.join(ro, 'state'));
-    for (const args of [['up', '-p', file], ['render', '-p', file]]) {
+    for (const args of [
+      ['up', '-p', file],
+      ['render', '-p', file],
+    ]) {
       const r = await runStack(args, { timeoutMs: 20_000 });
       expect(r.code).toBe(3);
       expect(r.stderr).toContain(`${ro}/state: the file system is read-only (EROFS)`);
@@ -64,8 +67,27 @@ describe('status reads a state file written by someone else', () => {
     writeFileSync(path.join(dir, 'stack.yaml'), 'name: esc\nruntime: process\nservices:\n  web: { command: [sleep, "1"] }\n');
     mkdirSync(path.join(dir, '.stack', 'esc'), { recursive: true });
     const hostile = '\u001b]0;owned\u0007boom\nweb      healthy  FAKE';
-    const web = { name: 'web', kind: 'service', state: 'failed', started: false, health: 'none', restarts: 0, dependsOn: [], reason: hostile, stopSignal: 'SIGTERM', stopGracePeriodMs: 1000 };
-    const state = { version: 1, stack: 'esc', owner: { pid: 999_999, startedAt: '2026-01-01T00:00:00Z' }, phase: 'failed', updatedAt: '2026-01-01T00:00:00Z', profile: {}, services: { web } };
+    const web = {
+      name: 'web',
+      kind: 'service',
+      state: 'failed',
+      started: false,
+      health: 'none',
+      restarts: 0,
+      dependsOn: [],
+      reason: hostile,
+      stopSignal: 'SIGTERM',
+      stopGracePeriodMs: 1000,
+    };
+    const state = {
+      version: 1,
+      stack: 'esc',
+      owner: { pid: 999_999, startedAt: '2026-01-01T00:00:00Z' },
+      phase: 'failed',
+      updatedAt: '2026-01-01T00:00:00Z',
+      profile: {},
+      services: { web },
+    };
     writeFileSync(path.join(dir, '.stack', 'esc', 'state.json'), JSON.stringify(state));
     const r = await runStack(['status'], { cwd: dir });
     expect(r.code).toBe(0);

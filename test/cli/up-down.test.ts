@@ -9,7 +9,6 @@ import { freePort, waitFor } from '../helpers/net.js';
 import { survivors, tempDir } from '../engine/helpers.js';
 import { runStack, stackProcessesIn, StackProcess, supervisorPid, useStackFolders, webService } from './helpers.js';
 
-
 const { stackFolder, cleanups } = useStackFolders({ prefix: 'stack-cli-', name: 'cli-test', dependencyTimeout: '60s' });
 const web = webService;
 
@@ -75,7 +74,10 @@ describe('stack up / down across processes', () => {
     });
     const up = await runStack(['up', '--detach', '--json'], dir);
     expect(up.code).toBe(0);
-    const events = up.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = up.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     pids.push(...new Set(events.flatMap((e) => (typeof e.pid === 'number' ? [e.pid] : []))));
     expect(events.at(-1)).toMatchObject({ type: 'stack', phase: 'detached', supervisor: expect.any(Number) });
     const supervisor = supervisorPid(up.stdout)!;
@@ -151,7 +153,10 @@ describe('stack up / down across processes', () => {
 
     // Edit the profile: api gets another environment, old is removed.
     const { old: _removed, ...kept } = { ...services, api: web(pb, { GREETING: 'bonjour' }, { dependencies: ['db'] }) };
-    await writeFile(path.join(dir, 'stack.json'), JSON.stringify({ name: 'cli-test', runtime: 'process', discovery: { backend: 'file', fileDirectory: path.join(dir, 'discovery') }, services: kept }));
+    await writeFile(
+      path.join(dir, 'stack.json'),
+      JSON.stringify({ name: 'cli-test', runtime: 'process', discovery: { backend: 'file', fileDirectory: path.join(dir, 'discovery') }, services: kept }),
+    );
     const second = await runStack(['up', '--detach', '--json'], dir);
     expect(second.code, second.stderr).toBe(0);
     const after = pidsOf(second.stdout);
@@ -160,11 +165,16 @@ describe('stack up / down across processes', () => {
     expect(after.api).not.toBe(before.api);
     expect(Object.keys(after).sort()).toEqual(['api', 'db']);
     expect(survivors([before.api!, before.old!])).toEqual([]);
-    const events = second.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = second.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(events).toContainEqual(expect.objectContaining({ type: 'state', service: 'db', state: 'healthy', reason: 'unchanged' }));
     expect(events).toContainEqual(expect.objectContaining({ type: 'state', service: 'old', state: 'stopped' }));
 
-    const status = JSON.parse((await runStack(['status', '--json'], dir)).stdout) as { services: { name: string; running: boolean; handle?: { pid?: number } }[] };
+    const status = JSON.parse((await runStack(['status', '--json'], dir)).stdout) as {
+      services: { name: string; running: boolean; handle?: { pid?: number } }[];
+    };
     expect(status.services.map((s) => [s.name, s.running, s.handle?.pid])).toEqual([
       ['api', true, after.api],
       ['db', true, before.db],
@@ -186,7 +196,10 @@ describe('stack up / down across processes', () => {
     expect(down.stdout).toMatch(/asked the running `stack up` \(pid \d+\) to stop; it did/);
     expect(await up.exited).toBe(130);
     // It stopped them itself, dependents first, and restarted nothing (restart: always).
-    const events = up.events().filter((e) => e.type === 'state' && e.state === 'stopped').map((e) => e.service);
+    const events = up
+      .events()
+      .filter((e) => e.type === 'state' && e.state === 'stopped')
+      .map((e) => e.service);
     expect(events).toEqual(['api', 'db']);
     expect(up.events().some((e) => e.type === 'restart')).toBe(false);
     expect(survivors(pids)).toEqual([]);
@@ -196,7 +209,10 @@ describe('stack up / down across processes', () => {
     const { dir, cleanup } = await tempDir('stack-cli-');
     cleanups.push(cleanup);
     const service = { command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'] };
-    await writeFile(path.join(dir, 'nats.json'), JSON.stringify({ name: 'exits', runtime: 'process', discovery: { backend: 'nats', natsUrl: 'nats://127.0.0.1:1' }, services: { a: service } }));
+    await writeFile(
+      path.join(dir, 'nats.json'),
+      JSON.stringify({ name: 'exits', runtime: 'process', discovery: { backend: 'nats', natsUrl: 'nats://127.0.0.1:1' }, services: { a: service } }),
+    );
     const unreachable = await runStack(['up', '--profile', './nats.json'], dir);
     expect(unreachable.code).toBe(3);
     expect(unreachable.stderr).toContain('unreachable');
@@ -204,7 +220,13 @@ describe('stack up / down across processes', () => {
     const templated = { ...service, templates: [{ destination: 'a.env', format: 'env', data: { X: '{{hostname}}' } }] };
     await writeFile(
       path.join(dir, 'tpl.json'),
-      JSON.stringify({ name: 'exits', runtime: 'process', discovery: { backend: 'memory' }, variables: { hostname: { type: 'string', required: true } }, services: { a: templated } }),
+      JSON.stringify({
+        name: 'exits',
+        runtime: 'process',
+        discovery: { backend: 'memory' },
+        variables: { hostname: { type: 'string', required: true } },
+        services: { a: templated },
+      }),
     );
     const invalid = await runStack(['up', '--profile', './tpl.json'], dir);
     expect(invalid.code).toBe(2);

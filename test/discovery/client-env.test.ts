@@ -46,7 +46,9 @@ describe('STACK_DISCOVERY for started services', () => {
   });
 
   test('a password inside a URL counts as a secret too', () => {
-    const env = discoveryEnvironmentFor(testDiscoveryConfig({ backends: ['sql'], sqlUrl: 'postgres://u:url-pass-5@db/x' }), { stateDir: path.join(dir, 'url-state') });
+    const env = discoveryEnvironmentFor(testDiscoveryConfig({ backends: ['sql'], sqlUrl: 'postgres://u:url-pass-5@db/x' }), {
+      stateDir: path.join(dir, 'url-state'),
+    });
     expect(env.STACK_DISCOVERY).not.toContain('url-pass-5');
   });
 
@@ -63,7 +65,10 @@ describe('reading it back', () => {
 
   test('DISCOVERY_KIND picks the backends, over STACK_DISCOVERY', () => {
     expect(discoveryConfigFromEnv({ DISCOVERY_KIND: 'nats' })).toEqual({ backends: ['nats'] });
-    expect(discoveryConfigFromEnv({ DISCOVERY_KIND: 'memory', STACK_DISCOVERY: '{"backends":["etcd"],"ttlMs":5000}' })).toEqual({ backends: ['memory'], ttlMs: 5000 });
+    expect(discoveryConfigFromEnv({ DISCOVERY_KIND: 'memory', STACK_DISCOVERY: '{"backends":["etcd"],"ttlMs":5000}' })).toEqual({
+      backends: ['memory'],
+      ttlMs: 5000,
+    });
   });
 
   test('bad values are invalid input naming the variable', () => {

@@ -14,12 +14,7 @@
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { StackError, UnsupportedError } from '../../src/errors.js';
-import type {
-  DiscoveryBackend,
-  DiscoveryCapabilities,
-  InstanceInput,
-  ServiceInstance,
-} from '../../src/discovery/types.js';
+import type { DiscoveryBackend, DiscoveryCapabilities, InstanceInput, ServiceInstance } from '../../src/discovery/types.js';
 
 /** A record a read-only backend should find after `seed`. */
 export interface SeedRecord {
@@ -258,7 +253,11 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
           expect(Date.parse(returned.expiresAt)).toBeGreaterThan(registeredAt);
         }
 
-        const found = await pollUntil(() => b.lookup(service), (l) => l.length === 1, 'the registered instance');
+        const found = await pollUntil(
+          () => b.lookup(service),
+          (l) => l.length === 1,
+          'the registered instance',
+        );
         const [record] = found;
         expect(record).toMatchObject({
           id: 'pds-1',
@@ -278,7 +277,11 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         if (!b.capabilities.register) return skip();
         const service = uniqueService('min');
         await b.register({ id: 'm-1', service, address: '127.0.0.1' });
-        const found = await pollUntil(() => b.lookup(service), (l) => l.length === 1, 'the minimal instance');
+        const found = await pollUntil(
+          () => b.lookup(service),
+          (l) => l.length === 1,
+          'the minimal instance',
+        );
         expect(found[0]).toMatchObject({ id: 'm-1', service, address: '127.0.0.1', tags: [], meta: {} });
       });
 
@@ -289,7 +292,11 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         await b.register(input(service, 'a-1', 3001));
         await b.register(input(service, 'a-2', 3002));
         await b.register(input(service, 'a-3', 3003));
-        const found = await pollUntil(() => b.lookup(service), (l) => l.length === 3, 'three instances');
+        const found = await pollUntil(
+          () => b.lookup(service),
+          (l) => l.length === 3,
+          'three instances',
+        );
         expect(ids(found)).toEqual(['a-1', 'a-2', 'a-3']);
         expect(found.map((i) => i.port).sort()).toEqual([3001, 3002, 3003]);
         // Other services are not mixed in.
@@ -316,12 +323,24 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         const service = uniqueService('dereg');
         await b.register(input(service, 'd-1', 3020));
         await b.register(input(service, 'd-2', 3021));
-        await pollUntil(() => b.lookup(service), (l) => l.length === 2, 'two instances');
+        await pollUntil(
+          () => b.lookup(service),
+          (l) => l.length === 2,
+          'two instances',
+        );
         await b.deregister(service, 'd-1');
-        const left = await pollUntil(() => b.lookup(service), (l) => l.length === 1, 'one instance left');
+        const left = await pollUntil(
+          () => b.lookup(service),
+          (l) => l.length === 1,
+          'one instance left',
+        );
         expect(ids(left)).toEqual(['d-2']);
         await b.deregister(service, 'd-2');
-        await pollUntil(() => b.lookup(service), (l) => l.length === 0, 'no instance left');
+        await pollUntil(
+          () => b.lookup(service),
+          (l) => l.length === 0,
+          'no instance left',
+        );
       });
 
       it('deregister of an unknown instance is not an error', async ({ skip }) => {
@@ -353,9 +372,7 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         const b = await make();
         if (!b.capabilities.register) return skip();
         const service = uniqueService('race');
-        const claims = await Promise.allSettled(
-          [1, 2, 3, 4, 5].map((n) => b.register(input(service, 'r-1', 3040 + n), { exclusive: true })),
-        );
+        const claims = await Promise.allSettled([1, 2, 3, 4, 5].map((n) => b.register(input(service, 'r-1', 3040 + n), { exclusive: true })));
         const won = claims.filter((c) => c.status === 'fulfilled');
         expect(won).toHaveLength(1);
         for (const c of claims) {
@@ -387,8 +404,17 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         if (!b.capabilities.register) return skip();
         const service = uniqueService('ttl');
         await b.register(input(service, 't-1', 3060));
-        await pollUntil(() => b.lookup(service), (l) => l.length === 1, 'the instance to appear');
-        await pollUntil(() => b.lookup(service), (l) => l.length === 0, 'the instance to expire', shortTtlMs * 10 + WAIT_MS);
+        await pollUntil(
+          () => b.lookup(service),
+          (l) => l.length === 1,
+          'the instance to appear',
+        );
+        await pollUntil(
+          () => b.lookup(service),
+          (l) => l.length === 0,
+          'the instance to expire',
+          shortTtlMs * 10 + WAIT_MS,
+        );
       });
 
       it('heartbeats keep a registration alive past its TTL', async ({ skip }) => {
@@ -407,7 +433,12 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         const found = await b.lookup(service);
         expect(found[0]).toMatchObject({ id: 'h-1', port: 3070, address: '127.0.0.1' });
         // And once the heartbeats stop, it expires.
-        await pollUntil(() => b.lookup(service), (l) => l.length === 0, 'expiry after heartbeats stop', shortTtlMs * 10 + WAIT_MS);
+        await pollUntil(
+          () => b.lookup(service),
+          (l) => l.length === 0,
+          'expiry after heartbeats stop',
+          shortTtlMs * 10 + WAIT_MS,
+        );
       });
     });
 
@@ -417,7 +448,11 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         if (!b.capabilities.register || !b.capabilities.watch) return skip();
         const service = uniqueService('watch');
         await b.register(input(service, 'w-1', 3080));
-        await pollUntil(() => b.lookup(service), (l) => l.length === 1, 'the first instance');
+        await pollUntil(
+          () => b.lookup(service),
+          (l) => l.length === 1,
+          'the first instance',
+        );
 
         const ac = new AbortController();
         const it = b.watch(service, { signal: ac.signal })[Symbol.asyncIterator]();

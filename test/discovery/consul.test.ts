@@ -47,13 +47,17 @@ describe('consul double (the API as documented)', () => {
     const passing = await http(double, 'GET', '/v1/health/service/web?passing');
     expect((passing.json() as unknown[]).length).toBe(1);
     expect(Number(passing.index)).toBeGreaterThan(0);
-    await waitFor(async () => {
-      const r = await http(double, 'GET', '/v1/health/service/web');
-      const [entry] = r.json() as { Checks: { CheckID: string; Status: string }[] }[];
-      return entry?.Checks.find((c) => c.CheckID === 'service:web-1')?.Status === 'critical';
-    }, 10_000, 'the check to go critical');
+    await waitFor(
+      async () => {
+        const r = await http(double, 'GET', '/v1/health/service/web');
+        const [entry] = r.json() as { Checks: { CheckID: string; Status: string }[] }[];
+        return entry?.Checks.find((c) => c.CheckID === 'service:web-1')?.Status === 'critical';
+      },
+      10_000,
+      'the check to go critical',
+    );
     expect(await http(double, 'GET', '/v1/health/service/web?passing').then((r) => r.json())).toEqual([]);
-    await waitFor(async () => (await http(double, 'GET', '/v1/catalog/service/web').then((r) => r.json()) as unknown[]).length === 0, 10_000, 'the reaper');
+    await waitFor(async () => ((await http(double, 'GET', '/v1/catalog/service/web').then((r) => r.json())) as unknown[]).length === 0, 10_000, 'the reaper');
     expect((await http(double, 'PUT', '/v1/agent/check/pass/service:web-1')).status).toBe(404);
   });
 
@@ -64,10 +68,10 @@ describe('consul double (the API as documented)', () => {
     const checks = (await http(double, 'GET', '/v1/agent/checks').then((r) => r.json())) as Record<string, { Status: string; Output: string }>;
     expect(checks['service:sick-1']).toMatchObject({ Status: 'critical', Output: 'HTTP 500' });
     expect(await http(double, 'GET', '/v1/health/service/sick?passing').then((r) => r.json())).toEqual([]);
-    expect((await http(double, 'GET', '/v1/health/service/sick').then((r) => r.json()) as unknown[]).length).toBe(1);
+    expect(((await http(double, 'GET', '/v1/health/service/sick').then((r) => r.json())) as unknown[]).length).toBe(1);
     expect(Object.keys((await http(double, 'GET', '/v1/agent/services').then((r) => r.json())) as object)).toContain('sick-1');
     await http(double, 'PUT', '/v1/agent/check/pass/service:sick-1');
-    expect((await http(double, 'GET', '/v1/health/service/sick?passing').then((r) => r.json()) as unknown[]).length).toBe(1);
+    expect(((await http(double, 'GET', '/v1/health/service/sick?passing').then((r) => r.json())) as unknown[]).length).toBe(1);
     expect((await http(double, 'PUT', '/v1/agent/check/fail/service:nobody')).status).toBe(404);
   });
 
@@ -120,7 +124,10 @@ describe('consul backend (against the double)', () => {
   test('registers an agent service <service>:<id> with a passing TTL check service:<service>:<id>', async () => {
     const b = backend({ ttlMs: 5000 });
     await b.register({ id: 'pds-1', service: 'pds', address: '127.0.0.1', port: 3000, url: 'http://127.0.0.1:3000', meta: { v: '1' } });
-    const services = (await http(double, 'GET', '/v1/agent/services').then((r) => r.json())) as Record<string, { Service: string; Meta: Record<string, string> }>;
+    const services = (await http(double, 'GET', '/v1/agent/services').then((r) => r.json())) as Record<
+      string,
+      { Service: string; Meta: Record<string, string> }
+    >;
     expect(services['pds:pds-1']).toMatchObject({ Service: 'pds', Meta: { v: '1', 'stack-id': 'pds-1', 'stack-url': 'http://127.0.0.1:3000' } });
     const checks = (await http(double, 'GET', '/v1/agent/checks').then((r) => r.json())) as Record<string, { Status: string }>;
     expect(checks['service:pds:pds-1']?.Status).toBe('passing');
@@ -151,7 +158,11 @@ describe('consul backend (against the double)', () => {
     try {
       expect((await it.next()).value).toEqual([]);
       const pending = it.next();
-      await waitFor(() => double.requests.some((r) => r.path === '/v1/health/service/blocking-watch' && /index=\d+/.test(r.query) && /wait=/.test(r.query)) || undefined, 5000, 'a blocking query');
+      await waitFor(
+        () => double.requests.some((r) => r.path === '/v1/health/service/blocking-watch' && /index=\d+/.test(r.query) && /wait=/.test(r.query)) || undefined,
+        5000,
+        'a blocking query',
+      );
       await b.register({ id: 'bw-1', service: 'blocking-watch', address: '127.0.0.1' });
       expect(((await pending).value as { id: string }[]).map((i) => i.id)).toEqual(['bw-1']);
     } finally {

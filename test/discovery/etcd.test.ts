@@ -61,9 +61,7 @@ describe('etcd backend', () => {
     const first = backend({ etcdPrefix: prefix });
     const second = backend({ etcdPrefix: prefix });
     await first.register({ id: 'db-1', service: 'db', address: '127.0.0.1' }, { exclusive: true });
-    await expect(
-      second.register({ id: 'db-1', service: 'db', address: '127.0.0.2' }, { exclusive: true }),
-    ).rejects.toBeInstanceOf(CollisionError);
+    await expect(second.register({ id: 'db-1', service: 'db', address: '127.0.0.2' }, { exclusive: true })).rejects.toBeInstanceOf(CollisionError);
     expect((await second.lookup('db')).map((i) => i.address)).toEqual(['127.0.0.1']);
     // Once the holder lets go, the id is free again.
     await first.deregister('db', 'db-1');
@@ -175,9 +173,7 @@ describe('etcd backend', () => {
   });
 
   test('credentials never appear in an error message', async () => {
-    const b = createEtcdBackend(
-      config({ etcdEndpoints: ['http://127.0.0.1:1'], etcdUsername: 'root', etcdPassword: 'hunter2-secret' }),
-    );
+    const b = createEtcdBackend(config({ etcdEndpoints: ['http://127.0.0.1:1'], etcdUsername: 'root', etcdPassword: 'hunter2-secret' }));
     opened.push(b);
     const err = await checkError(b);
     expect(err).toBeDefined();

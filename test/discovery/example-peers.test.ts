@@ -20,7 +20,11 @@ afterEach(async () => {
 
 function stack(args: string[], cwd: string, env: Record<string, string>): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [stackBin, ...args, '-p', profile], { cwd, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [stackBin, ...args, '-p', profile], {
+      cwd,
+      env: { ...process.env, NO_COLOR: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -38,7 +42,11 @@ test('the example services find each other with no configuration, and deregister
   expect(up.code, up.stderr).toBe(0);
   const logs = path.join(dir, '.stack', 'discovery-peers', 'logs');
   const log = (name: string) => readFile(path.join(logs, `${name}.log`), 'utf8').catch(() => '');
-  await waitFor(async () => (await log('ping')).includes('found peer pong') && (await log('pong')).includes('found peer ping'), 30_000, 'both peers to find each other');
+  await waitFor(
+    async () => (await log('ping')).includes('found peer pong') && (await log('pong')).includes('found peer ping'),
+    30_000,
+    'both peers to find each other',
+  );
   expect(await log('ping')).toContain(`found peer pong at http://127.0.0.1:${env.PONG_PORT}: hello from pong`);
   expect(await log('pong')).toContain(`found peer ping at http://127.0.0.1:${env.PING_PORT}: hello from ping`);
 
@@ -47,7 +55,11 @@ test('the example services find each other with no configuration, and deregister
   const { default: Database } = await import('better-sqlite3');
   const db = new Database(path.join(dir, '.stack', 'discovery-peers', 'catalog.sqlite'), { readonly: true });
   try {
-    const rows = db.prepare('SELECT service, id, stopped_at FROM stack_instances ORDER BY service, id').all() as { service: string; id: string; stopped_at: number | null }[];
+    const rows = db.prepare('SELECT service, id, stopped_at FROM stack_instances ORDER BY service, id').all() as {
+      service: string;
+      id: string;
+      stopped_at: number | null;
+    }[];
     // The services' own registrations and the ones `stack` made for them: all stopped, all kept.
     expect(rows.map((r) => [r.service, r.id, r.stopped_at !== null])).toEqual([
       ['greeter', 'ping', true],

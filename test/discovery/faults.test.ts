@@ -69,7 +69,11 @@ afterEach(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const ids = (list: ServiceInstance[]) => list.map((i) => i.id).sort().join(',');
+const ids = (list: ServiceInstance[]) =>
+  list
+    .map((i) => i.id)
+    .sort()
+    .join(',');
 
 /** What the engine does for each healthy service: heartbeat at an interval, shrugging off errors. */
 function heartbeating(backend: DiscoveryBackend, service: string, alive: Set<string>): () => void {
@@ -109,7 +113,10 @@ describe.each(targets)('$name: server restarts', (target) => {
       cleanups.push(() => server.destroy());
       const stack = make(); // the `stack up` process: registers and heartbeats
       const observer = make(); // another process: watches and looks up
-      cleanups.push(() => stack.close(), () => observer.close());
+      cleanups.push(
+        () => stack.close(),
+        () => observer.close(),
+      );
 
       const service = `svc-${wipe ? 'wiped' : 'kept'}`;
       const alive = new Set(['a-1', 'a-2']);
@@ -161,10 +168,7 @@ describe('backend down at check / register time', () => {
       const port = await freePort();
       const backend = c.make(port);
       cleanups.push(() => backend.close());
-      for (const attempt of [
-        () => backend.check(),
-        () => backend.register({ id: 'x-1', service: 'down', address: '127.0.0.1' }),
-      ]) {
+      for (const attempt of [() => backend.check(), () => backend.register({ id: 'x-1', service: 'down', address: '127.0.0.1' })]) {
         const err = await attempt().then(
           () => undefined,
           (e: unknown) => e as UnreachableError,
@@ -185,9 +189,7 @@ describe('backend down at check / register time', () => {
     cleanups.push(() => backend.close());
     await backend.check();
     await server.stop();
-    await expect(backend.register({ id: 'x-1', service: 'gone', address: '127.0.0.1' })).rejects.toBeInstanceOf(
-      UnreachableError,
-    );
+    await expect(backend.register({ id: 'x-1', service: 'gone', address: '127.0.0.1' })).rejects.toBeInstanceOf(UnreachableError);
   });
 
   test('nats: a server that went away after connecting → UnreachableError on register', async () => {
@@ -197,8 +199,6 @@ describe('backend down at check / register time', () => {
     cleanups.push(() => backend.close());
     await backend.check();
     await server.stop();
-    await expect(backend.register({ id: 'x-1', service: 'gone', address: '127.0.0.1' })).rejects.toBeInstanceOf(
-      UnreachableError,
-    );
+    await expect(backend.register({ id: 'x-1', service: 'gone', address: '127.0.0.1' })).rejects.toBeInstanceOf(UnreachableError);
   });
 });

@@ -51,16 +51,20 @@ describe('file backend specifics', () => {
     const b = make(dir, 30_000);
     await a.register({ id: 'x-1', service: 'relay', address: '127.0.0.1', port: 2470 }, { exclusive: true });
     expect((await b.lookup('relay')).map((i) => i.id)).toEqual(['x-1']);
-    await expect(
-      b.register({ id: 'x-1', service: 'relay', address: '127.0.0.2', port: 2471 }, { exclusive: true }),
-    ).rejects.toMatchObject({ code: 'collision' });
+    await expect(b.register({ id: 'x-1', service: 'relay', address: '127.0.0.2', port: 2471 }, { exclusive: true })).rejects.toMatchObject({
+      code: 'collision',
+    });
   });
 
   it('an expired holder does not block an exclusive claim, and its file is cleaned up', async () => {
     const dir = await tempRoot();
     const b = make(dir, 30_000);
     const expired = {
-      id: 'old-1', service: 'plc', address: '127.0.0.1', tags: [], meta: {},
+      id: 'old-1',
+      service: 'plc',
+      address: '127.0.0.1',
+      tags: [],
+      meta: {},
       registeredAt: new Date(Date.now() - 10_000).toISOString(),
       expiresAt: new Date(Date.now() - 5_000).toISOString(),
     };

@@ -57,7 +57,7 @@ describe('the registry of backends', () => {
     await expect(createBackend('zookeeper' as never, discoveryConfig())).rejects.toMatchObject({ code: 'invalid_input', path: 'discovery.backends' });
   });
 
-  it("the profile schema takes its backend names and option keys from the definitions", () => {
+  it('the profile schema takes its backend names and option keys from the definitions', () => {
     const { discoverySchema } = schemas();
     for (const driver of DISCOVERY_DRIVERS) expect(discoverySchema.safeParse({ backend: driver.name }).success).toBe(true);
     expect(discoverySchema.safeParse({ backend: 'zookeeper' }).success).toBe(false);
@@ -109,7 +109,10 @@ describe('the library API for services', () => {
     const config = { backends: ['file'] as DiscoveryBackendName[], fileDirectory: dir, ttlMs: 400, heartbeatIntervalMs: 100 };
     const service = await createDiscoveryClient(config);
     const dependent = await createDiscoveryClient(config);
-    cleanups.push(() => service.close(), () => dependent.close());
+    cleanups.push(
+      () => service.close(),
+      () => dependent.close(),
+    );
 
     const ac = new AbortController();
     const changes = dependent.watch('feedgen', { signal: ac.signal })[Symbol.asyncIterator]();

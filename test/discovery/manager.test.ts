@@ -214,10 +214,18 @@ describe('keepAlive', () => {
     }
     // The backend forgets it (a restart, an expiry while unreachable): the next beat registers again.
     await backend.deregister('pds', 'pds-1');
-    await until(() => backend.lookup('pds'), (l) => l.length === 1, 'the registration to be restored');
+    await until(
+      () => backend.lookup('pds'),
+      (l) => l.length === 1,
+      'the registration to be restored',
+    );
     expect(events).toContainEqual(expect.objectContaining({ type: 'reconnect', service: 'pds' }));
     await stop();
-    await until(() => backend.lookup('pds'), (l) => l.length === 0, 'expiry once stopped');
+    await until(
+      () => backend.lookup('pds'),
+      (l) => l.length === 0,
+      'expiry once stopped',
+    );
   });
 });
 
@@ -227,7 +235,11 @@ describe('keepAlive and deregister', () => {
     const m = manager({ backends: [backend], cacheTtlMs: 0 });
     await m.register(pds());
     m.keepAlive(pds(), 10);
-    await until(() => backend.calls.heartbeat ?? 0, (n) => n >= 2, 'a few heartbeats');
+    await until(
+      () => backend.calls.heartbeat ?? 0,
+      (n) => n >= 2,
+      'a few heartbeats',
+    );
     await m.deregister('pds', 'pds-1');
     const beats = backend.calls.heartbeat ?? 0;
     const registers = backend.calls.register ?? 0;
@@ -244,7 +256,11 @@ describe('withdraw and restore', () => {
     const m = manager({ backends: [backend], cacheTtlMs: 0 });
     await m.register(pds());
     m.keepAlive(pds(), 10);
-    await until(() => backend.calls.heartbeat ?? 0, (n) => n >= 2, 'a few heartbeats');
+    await until(
+      () => backend.calls.heartbeat ?? 0,
+      (n) => n >= 2,
+      'a few heartbeats',
+    );
     await m.withdraw('pds', 'pds-1', 'unhealthy: HTTP 500');
     expect(await m.lookup('pds')).toEqual([]);
     const beats = backend.calls.heartbeat ?? 0;
@@ -257,7 +273,11 @@ describe('withdraw and restore', () => {
     await m.restore('pds', 'pds-1');
     expect(ids(await m.lookup('pds'))).toEqual(['pds-1']);
     // The loop beats again.
-    await until(() => backend.calls.heartbeat ?? 0, (n) => n > beats, 'heartbeats to resume');
+    await until(
+      () => backend.calls.heartbeat ?? 0,
+      (n) => n > beats,
+      'heartbeats to resume',
+    );
   });
 
   it('per backend: marked critical where the backend can, deregistered elsewhere', async () => {
@@ -303,7 +323,7 @@ describe('withdraw and restore', () => {
 });
 
 describe('input errors', () => {
-  it('a bad service name is the caller\'s error, not an outage: no fallback, no stale answer', async () => {
+  it("a bad service name is the caller's error, not an outage: no fallback, no stale answer", async () => {
     const events: DiscoveryEvent[] = [];
     const m = manager({ backends: [createMemoryBackend()], onEvent: (e) => events.push(e) });
     await expect(m.lookup('Not A Label')).rejects.toMatchObject({ code: 'invalid_input' });
@@ -326,7 +346,11 @@ describe('watch: merged streams', () => {
     expect(await next()).toEqual(['in-a', 'in-b']);
     await b.register(pds('in-a', 4000)); // same id in both: the earlier backend's record wins
     await a.deregister('pds', 'in-a');
-    const merged = await until(async () => ((await it.next()).value ?? []) as ServiceInstance[], (l) => l.some((i) => i.id === 'in-a' && i.port === 4000), 'b\'s in-a');
+    const merged = await until(
+      async () => ((await it.next()).value ?? []) as ServiceInstance[],
+      (l) => l.some((i) => i.id === 'in-a' && i.port === 4000),
+      "b's in-a",
+    );
     expect(ids(merged)).toEqual(['in-a', 'in-b']);
     ac.abort();
     expect((await it.next()).done).toBe(true);

@@ -75,7 +75,7 @@ describe('nats subjects mode (no JetStream)', () => {
     expect(found.map((i) => [i.id, i.port])).toEqual([['a-1', 7]]);
   });
 
-  test('a client learns of another client\'s registration from its messages, and sees it expire without heartbeats', async () => {
+  test("a client learns of another client's registration from its messages, and sees it expire without heartbeats", async () => {
     const watcher = backend();
     const writer = backend({ ttlMs: 1000 });
     const ac = new AbortController();

@@ -91,7 +91,7 @@ describe('seed API names', () => {
     }
   });
 
-  test('generateStackConfigs: every service\'s configs, rendered, nothing written', () => {
+  test("generateStackConfigs: every service's configs, rendered, nothing written", () => {
     const result = generateStackConfigs(profile(), { cwd: dir, stateDir: dir });
     expect(result.problems.filter((p) => p.severity !== 'warning')).toEqual([]);
     expect(result.files).toHaveLength(1);

@@ -227,10 +227,7 @@ test('postgres: a watch survives a server restart and then sees new registration
     // A client made after the restart registers; the old watcher must hear of it.
     const writer = backend(pgOptions());
     await writer.register({ id: 'after-restart', service, address: '127.0.0.1' });
-    const seen = await Promise.race([
-      it.next(),
-      new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000)),
-    ]);
+    const seen = await Promise.race([it.next(), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000))]);
     expect(seen).not.toBe('timeout');
     expect(ids((seen as IteratorResult<ServiceInstance[]>).value)).toEqual(['after-restart']);
   } finally {

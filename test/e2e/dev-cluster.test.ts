@@ -50,7 +50,8 @@ let AtpAgent: AgentClass;
 /** Every pid a service of the stack ran as, for the "nothing left" checks and the last-resort cleanup. */
 const seenPids = new Set<number>();
 
-const stack = (args: string[], timeoutMs = UP_TIMEOUT_MS): Promise<CliResult> => runStack([...args, '--profile', 'dev-cluster'], { cwd: work.dir, env, timeoutMs });
+const stack = (args: string[], timeoutMs = UP_TIMEOUT_MS): Promise<CliResult> =>
+  runStack([...args, '--profile', 'dev-cluster'], { cwd: work.dir, env, timeoutMs });
 const stateDir = () => path.join(work.dir, '.stack', 'dev-cluster');
 const explain = (r: CliResult) => `exit ${r.code}\n${r.stdout}\n${r.stderr}`;
 
@@ -104,7 +105,9 @@ describe('dev-cluster: a real PLC directory and PDS, used by @atproto/api', () =
     expect(await (await fetch(`${pdsUrl}/xrpc/_health`)).json()).toHaveProperty('version');
     secrets = readFileSync(path.join(stateDir(), 'secrets.json'), 'utf8');
     expect(statSync(path.join(stateDir(), 'secrets.json')).mode & 0o777).toBe(0o600);
-    expect(Object.keys((JSON.parse(secrets) as { secrets: object }).secrets)).toEqual(expect.arrayContaining(['pdsJwtSecret', 'pdsAdminPassword', 'pdsDpopSecret', 'pdsRotationKey']));
+    expect(Object.keys((JSON.parse(secrets) as { secrets: object }).secrets)).toEqual(
+      expect.arrayContaining(['pdsJwtSecret', 'pdsAdminPassword', 'pdsDpopSecret', 'pdsRotationKey']),
+    );
     expect(existsSync(path.join(stateDir(), 'data', 'pds', 'account.sqlite'))).toBe(true);
     // The PDS's environment was rendered from its template, with the PLC URL from discovery.
     const pdsEnv = readFileSync(path.join(stateDir(), 'config', 'pds', 'pds.env'), 'utf8');
@@ -119,7 +122,11 @@ describe('dev-cluster: a real PLC directory and PDS, used by @atproto/api', () =
     expect(did).toMatch(/^did:plc:[a-z2-7]{24}$/);
     expect(created.data.handle).toBe(handle);
 
-    const doc = (await (await fetch(`${plcUrl}/${did}`)).json()) as { id: string; alsoKnownAs: string[]; service: Array<{ id: string; serviceEndpoint: string }> };
+    const doc = (await (await fetch(`${plcUrl}/${did}`)).json()) as {
+      id: string;
+      alsoKnownAs: string[];
+      service: Array<{ id: string; serviceEndpoint: string }>;
+    };
     expect(doc.id).toBe(did);
     expect(doc.alsoKnownAs).toEqual([`at://${handle}`]);
     expect(doc.service).toContainEqual(expect.objectContaining({ id: '#atproto_pds', serviceEndpoint: `http://localhost:${pdsPort}` }));

@@ -59,7 +59,10 @@ interface Agent {
   com: {
     atproto: {
       moderation: {
-        createReport(input: { reasonType: string; subject: { $type: string; uri: string; cid: string } }): Promise<{ data: { id: number; reportedBy: string } }>;
+        createReport(input: {
+          reasonType: string;
+          subject: { $type: string; uri: string; cid: string };
+        }): Promise<{ data: { id: number; reportedBy: string } }>;
       };
     };
   };
@@ -72,7 +75,15 @@ interface StatusView {
 }
 
 const SERVICES = ['postgres', 'plc', 'pds', 'dataplane', 'appview', 'ozone'] as const;
-const PORT_VARIABLES = { postgres: 'POSTGRES_PORT', plc: 'PLC_PORT', pds: 'PDS_PORT', dataplane: 'DATAPLANE_PORT', bsync: 'BSYNC_PORT', appview: 'APPVIEW_PORT', ozone: 'OZONE_PORT' } as const;
+const PORT_VARIABLES = {
+  postgres: 'POSTGRES_PORT',
+  plc: 'PLC_PORT',
+  pds: 'PDS_PORT',
+  dataplane: 'DATAPLANE_PORT',
+  bsync: 'BSYNC_PORT',
+  appview: 'APPVIEW_PORT',
+  ozone: 'OZONE_PORT',
+} as const;
 
 const work = tmpFiles();
 let env: Record<string, string>;
@@ -81,12 +92,15 @@ let AtpAgent: AgentClass;
 /** Every pid a service of the stack ran as, and PostgreSQL's postmaster, for the "nothing left" checks. */
 const seenPids = new Set<number>();
 
-const stack = (args: string[], timeoutMs = UP_TIMEOUT_MS): Promise<CliResult> => runStack([...args, '--profile', 'full-node'], { cwd: work.dir, env, timeoutMs });
+const stack = (args: string[], timeoutMs = UP_TIMEOUT_MS): Promise<CliResult> =>
+  runStack([...args, '--profile', 'full-node'], { cwd: work.dir, env, timeoutMs });
 const stateDir = () => path.join(work.dir, '.stack', 'full-node');
 const explain = (r: CliResult) => `exit ${r.code}\n${r.stdout}\n${r.stderr}`;
 const url = (service: keyof typeof PORT_VARIABLES) => `http://localhost:${ports[service]}`;
-const secret = (name: string): string => (JSON.parse(readFileSync(path.join(stateDir(), 'secrets.json'), 'utf8')) as { secrets: Record<string, string> }).secrets[name] ?? '';
-const serviceDids = () => JSON.parse(readFileSync(path.join(stateDir(), 'data', 'service-dids', 'dids.json'), 'utf8')) as { appview: { did: string }; ozone: { did: string } };
+const secret = (name: string): string =>
+  (JSON.parse(readFileSync(path.join(stateDir(), 'secrets.json'), 'utf8')) as { secrets: Record<string, string> }).secrets[name] ?? '';
+const serviceDids = () =>
+  JSON.parse(readFileSync(path.join(stateDir(), 'data', 'service-dids', 'dids.json'), 'utf8')) as { appview: { did: string }; ozone: { did: string } };
 
 async function status(): Promise<StatusView> {
   const r = await stack(['status', '--json']);
@@ -127,7 +141,9 @@ beforeAll(async () => {
   const home = path.join(work.dir, 'home');
   mkdirSync(home);
   // The package cache outside the empty HOME, shared with dev-cluster's test (see the header).
-  const cache = process.env.FULL_NODE_E2E_EMPTY_CACHE ? path.join(work.dir, 'cache') : process.env.ATPROTO_STACKS_CACHE || path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'atproto-stacks');
+  const cache = process.env.FULL_NODE_E2E_EMPTY_CACHE
+    ? path.join(work.dir, 'cache')
+    : process.env.ATPROTO_STACKS_CACHE || path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'atproto-stacks');
   env = { HOME: home, ATPROTO_STACKS_CACHE: cache, XDG_CACHE_HOME: path.join(home, '.cache') };
   for (const [name, variable] of Object.entries(PORT_VARIABLES)) env[variable] = String(ports[name as keyof typeof PORT_VARIABLES]);
   const up = await stack(['up', '--detach'], FIRST_UP_TIMEOUT_MS);
@@ -148,7 +164,12 @@ describe('full-node: PostgreSQL, PLC, PDS, AppView with its dataplane, and Ozone
   it('is up and healthy: every task completed, every service healthy on its own endpoint, loopback only', async () => {
     const view = await status();
     const states = Object.fromEntries(view.services.map((s) => [s.name, s.state]));
-    expect(states).toEqual({ setup: 'completed', databases: 'completed', 'service-dids': 'completed', ...Object.fromEntries(SERVICES.map((s) => [s, 'healthy'])) });
+    expect(states).toEqual({
+      setup: 'completed',
+      databases: 'completed',
+      'service-dids': 'completed',
+      ...Object.fromEntries(SERVICES.map((s) => [s, 'healthy'])),
+    });
     expect((await fetch(`${url('plc')}/_health`)).status).toBe(200);
     expect((await fetch(`${url('pds')}/xrpc/_health`)).status).toBe(200);
     expect(await (await fetch(`${url('dataplane')}/_health`)).json()).toEqual({ status: 'ok' });
@@ -157,7 +178,9 @@ describe('full-node: PostgreSQL, PLC, PDS, AppView with its dataplane, and Ozone
     // Secrets generated once, mode 0600; PostgreSQL's cluster and socket under the state folder.
     secrets = readFileSync(path.join(stateDir(), 'secrets.json'), 'utf8');
     expect(statSync(path.join(stateDir(), 'secrets.json')).mode & 0o777).toBe(0o600);
-    expect(Object.keys((JSON.parse(secrets) as { secrets: object }).secrets)).toEqual(expect.arrayContaining(['postgresPassword', 'appviewSigningKey', 'ozoneSigningKey', 'pdsJwtSecret']));
+    expect(Object.keys((JSON.parse(secrets) as { secrets: object }).secrets)).toEqual(
+      expect.arrayContaining(['postgresPassword', 'appviewSigningKey', 'ozoneSigningKey', 'pdsJwtSecret']),
+    );
     expect(existsSync(path.join(stateDir(), 'data', 'postgres', 'pgdata', 'PG_VERSION'))).toBe(true);
     expect(readdirSync(path.join(stateDir(), 'data', 'postgres', 'run'))).toContain(`.s.PGSQL.${ports.postgres}`);
     // Nothing listens beyond loopback: the listening sockets of our ports are all on 127.0.0.1.
@@ -171,7 +194,9 @@ describe('full-node: PostgreSQL, PLC, PDS, AppView with its dataplane, and Ozone
 
   it('registered the AppView and Ozone in the PLC directory with their services', async () => {
     const dids = serviceDids();
-    const appview = (await (await fetch(`${url('plc')}/${dids.appview.did}`)).json()) as { service: Array<{ id: string; type: string; serviceEndpoint: string }> };
+    const appview = (await (await fetch(`${url('plc')}/${dids.appview.did}`)).json()) as {
+      service: Array<{ id: string; type: string; serviceEndpoint: string }>;
+    };
     expect(appview.service).toContainEqual({ id: '#bsky_appview', type: 'BskyAppView', serviceEndpoint: url('appview') });
     const ozone = (await (await fetch(`${url('plc')}/${dids.ozone.did}`)).json()) as { service: Array<{ id: string; type: string; serviceEndpoint: string }> };
     expect(ozone.service).toContainEqual({ id: '#atproto_labeler', type: 'AtprotoLabeler', serviceEndpoint: url('ozone') });
@@ -189,7 +214,11 @@ describe('full-node: PostgreSQL, PLC, PDS, AppView with its dataplane, and Ozone
     // Directly at the AppView (no login): the author feed by handle (resolved through the PDS) and the profile.
     const appview = new AtpAgent({ service: url('appview') });
     const feed = await eventually(
-      () => appview.app.bsky.feed.getAuthorFeed({ actor: alice.handle }).then((r) => r.data, () => ({ feed: [] }) as FeedView),
+      () =>
+        appview.app.bsky.feed.getAuthorFeed({ actor: alice.handle }).then(
+          (r) => r.data,
+          () => ({ feed: [] }) as FeedView,
+        ),
       (f) => f.feed.length === 2,
       "alice's two posts in the AppView",
     );
@@ -204,7 +233,11 @@ describe('full-node: PostgreSQL, PLC, PDS, AppView with its dataplane, and Ozone
     expect(posts.data.posts.map((p) => p.record.text)).toEqual([texts[0]]);
 
     // Through the PDS's proxy: bob's timeline shows alice's posts (default AppView, and by DID with atproto-proxy).
-    const timeline = await eventually(() => b.app.bsky.feed.getTimeline({}).then((r) => r.data), (t) => t.feed.length === 2, "bob's timeline");
+    const timeline = await eventually(
+      () => b.app.bsky.feed.getTimeline({}).then((r) => r.data),
+      (t) => t.feed.length === 2,
+      "bob's timeline",
+    );
     expect(timeline.feed.every((f) => f.post.author.did === alice.did)).toBe(true);
     const proxied = await b.withProxy('bsky_appview', serviceDids().appview.did).app.bsky.feed.getTimeline({});
     expect(proxied.data.feed.map((f) => f.post.uri)).toEqual(timeline.feed.map((f) => f.post.uri));
@@ -221,7 +254,11 @@ describe('full-node: PostgreSQL, PLC, PDS, AppView with its dataplane, and Ozone
     });
     expect(report.data.reportedBy).toBe(bob.did);
     const auth = `Basic ${Buffer.from(`admin:${secret('ozoneAdminPassword')}`).toString('base64')}`;
-    const events = (await (await fetch(`${url('ozone')}/xrpc/tools.ozone.moderation.queryEvents?types=tools.ozone.moderation.defs%23modEventReport`, { headers: { authorization: auth } })).json()) as {
+    const events = (await (
+      await fetch(`${url('ozone')}/xrpc/tools.ozone.moderation.queryEvents?types=tools.ozone.moderation.defs%23modEventReport`, {
+        headers: { authorization: auth },
+      })
+    ).json()) as {
       events: Array<{ createdBy: string; subject: { uri?: string } }>;
     };
     expect(events.events).toContainEqual(expect.objectContaining({ createdBy: bob.did, subject: expect.objectContaining({ uri: firstPost.uri }) }));
@@ -254,7 +291,11 @@ describe('full-node: PostgreSQL, PLC, PDS, AppView with its dataplane, and Ozone
     const a = new AtpAgent({ service: url('pds') });
     await a.login({ identifier: alice.handle, password });
     await a.post({ text: 'after the restart', createdAt: new Date().toISOString() });
-    await eventually(() => b.app.bsky.feed.getTimeline({}).then((r) => r.data), (t) => t.feed.length === 3, 'the post written after the restart');
+    await eventually(
+      () => b.app.bsky.feed.getTimeline({}).then((r) => r.data),
+      (t) => t.feed.length === 3,
+      'the post written after the restart',
+    );
 
     await status();
     const down = await stack(['down']);

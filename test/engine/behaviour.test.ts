@@ -279,7 +279,10 @@ describe('stopping, on the memory runtime', () => {
     );
     const abort = new AbortController();
     const controller = s.start({ signal: abort.signal });
-    await drive(s.clock, new Promise<void>((resolve) => controller.subscribe((e) => e.type === 'state' && e.service === 'slow' && e.state === 'checking' && resolve())));
+    await drive(
+      s.clock,
+      new Promise<void>((resolve) => controller.subscribe((e) => e.type === 'state' && e.service === 'slow' && e.state === 'checking' && resolve())),
+    );
     abort.abort();
     const report = await drive(s.clock, controller.ready);
     expect(report?.outcome).toBe('interrupted');

@@ -99,7 +99,16 @@ describe('up on a running stack converges it', () => {
     // A second replica of worker, as a run with more replicas would have left it.
     const input = makeStack('conv', dir, { worker: idle });
     const runtime = createProcessRuntime({ stateDirFor: () => path.join(dir, 'state') });
-    const surplus = (await runtime.start({ stack: 'conv', service: input.graph.services.get('worker')!, replica: 1, environment: {}, files: [], configDir: dir, stateDir: path.join(dir, 'state'), profileDir: dir })) as ProcessHandle;
+    const surplus = (await runtime.start({
+      stack: 'conv',
+      service: input.graph.services.get('worker')!,
+      replica: 1,
+      environment: {},
+      files: [],
+      configDir: dir,
+      stateDir: path.join(dir, 'state'),
+      profileDir: dir,
+    })) as ProcessHandle;
     await runtime.close();
 
     const second = await up({ worker: idle, extra: { ...idle, enable: false } });
@@ -156,9 +165,30 @@ describe('sortOut', () => {
       other: nodeProgram('1'),
     });
     const runtime = createProcessRuntime();
-    const at = (service: string, replica = 0) => ({ runtime, handle: { runtime: 'process' as const, stack: 'conv', service, replica, id: `${service}-${replica}`, startedAt: 't' } });
-    const status = (name: string) => ({ name, kind: 'service' as const, state: 'healthy' as const, started: true, health: 'none' as const, restarts: 0, dependsOn: [], stopSignal: 'SIGTERM', stopGracePeriodMs: 1000 });
-    const state = { version: 1 as const, stack: 'conv', owner: { pid: 1, startedAt: 't' }, phase: 'detached' as const, updatedAt: 't', profile: {}, services: { other: status('other'), gone: status('gone') } };
+    const at = (service: string, replica = 0) => ({
+      runtime,
+      handle: { runtime: 'process' as const, stack: 'conv', service, replica, id: `${service}-${replica}`, startedAt: 't' },
+    });
+    const status = (name: string) => ({
+      name,
+      kind: 'service' as const,
+      state: 'healthy' as const,
+      started: true,
+      health: 'none' as const,
+      restarts: 0,
+      dependsOn: [],
+      stopSignal: 'SIGTERM',
+      stopGracePeriodMs: 1000,
+    });
+    const state = {
+      version: 1 as const,
+      stack: 'conv',
+      owner: { pid: 1, startedAt: 't' },
+      phase: 'detached' as const,
+      updatedAt: 't',
+      profile: {},
+      services: { other: status('other'), gone: status('gone') },
+    };
     const sorted = sortOut([at('api'), at('api', 1), at('off'), at('moved'), at('gone'), at('other')], graph, new Set(['api', 'moved']), state);
     expect([...sorted.previous.keys()]).toEqual(['api']);
     expect(sorted.obsolete.map((o) => [o.handle.service, o.reason])).toEqual([

@@ -40,7 +40,15 @@ export function nodeProgram(code: string, extra: Record<string, unknown> = {}): 
 
 export function makeStack(name: string, dir: string, services: Record<string, unknown>, extra: Record<string, unknown> = {}) {
   const profile: Profile = mkDeploymentProfile(
-    { name, runtime: 'process', stateDir: path.join(dir, 'state'), coordination: { dependencyTimeout: '10s' }, discovery: { backend: 'memory' }, services, ...extra } as never,
+    {
+      name,
+      runtime: 'process',
+      stateDir: path.join(dir, 'state'),
+      coordination: { dependencyTimeout: '10s' },
+      discovery: { backend: 'memory' },
+      services,
+      ...extra,
+    } as never,
     { cwd: dir },
   );
   const { graph } = buildGraph(profile);
@@ -92,7 +100,15 @@ export interface MemoryStackOptions {
 }
 
 /** A health check the memory runtime answers (any strategy works; its probes never touch the network). */
-export const memCheck = (extra: Record<string, unknown> = {}) => ({ strategy: 'http', endpoint: '/health', port: 1, interval: '100ms', timeout: '1s', retries: 0, ...extra });
+export const memCheck = (extra: Record<string, unknown> = {}) => ({
+  strategy: 'http',
+  endpoint: '/health',
+  port: 1,
+  interval: '100ms',
+  timeout: '1s',
+  retries: 0,
+  ...extra,
+});
 
 /**
  * Drive a manual clock until `promise` settles: fire the next timer whenever one is pending, else

@@ -89,7 +89,10 @@ describe('engine hooks', () => {
     const input = makeStack('tpl', dir, { db: httpService(port), app }, { variables: { greeting: { type: 'string', required: true } } });
     const stateDir = path.join(dir, 'state');
     // A missing variable is reported before anything starts.
-    await expect(createTemplateRenderer(input.profile, ['db', 'app'], { stateDir, cwd: dir })).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('greeting') });
+    await expect(createTemplateRenderer(input.profile, ['db', 'app'], { stateDir, cwd: dir })).rejects.toMatchObject({
+      exitCode: 2,
+      message: expect.stringContaining('greeting'),
+    });
 
     const renderConfigs = await createTemplateRenderer(input.profile, ['db', 'app'], { stateDir, cwd: dir, vars: ['greeting=hello'] });
     const log = new EventLog();

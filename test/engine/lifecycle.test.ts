@@ -118,13 +118,7 @@ describe('stop order', () => {
       dependsOn,
       ...(stop ? { stop: async () => void order.push(name) } : {}),
     });
-    await stopInReverseOrder([
-      item('db', []),
-      item('migrate', ['db'], false),
-      item('api', ['migrate']),
-      item('x', ['y']),
-      item('y', ['x', 'db']),
-    ]);
+    await stopInReverseOrder([item('db', []), item('migrate', ['db'], false), item('api', ['migrate']), item('x', ['y']), item('y', ['x', 'db'])]);
     expect(order.indexOf('api')).toBeLessThan(order.indexOf('db'));
     expect(order.indexOf('x')).toBeLessThan(order.indexOf('db'));
     expect(order.indexOf('y')).toBeLessThan(order.indexOf('db'));

@@ -28,7 +28,9 @@ afterEach(async () => {
 async function holder(stateDir: string, detached: boolean, stubborn = false): Promise<{ child: ChildProcess; exited: Promise<number | null> }> {
   const file = lockFilePath(stateDir);
   const onRelieve = stubborn ? '() => {}' : `() => { require('node:fs').rmSync(${JSON.stringify(file)}, { force: true }); process.exit(0); }`;
-  const child = spawn(process.execPath, ['-e', `process.on('${RELIEVE_SIGNAL}', ${onRelieve}); setInterval(() => {}, 1000); console.log('ready');`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['-e', `process.on('${RELIEVE_SIGNAL}', ${onRelieve}); setInterval(() => {}, 1000); console.log('ready');`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   cleanups.push(async () => {
     child.kill('SIGKILL');
@@ -36,7 +38,13 @@ async function holder(stateDir: string, detached: boolean, stubborn = false): Pr
   });
   await new Promise((resolve) => child.stdout!.once('data', resolve)); // its handler is in place
   const pid = child.pid!;
-  const info: LockInfo = { pid, processStartTime: processStartTime(pid)!, startedAt: new Date().toISOString(), command: detached ? 'up --detach' : 'up', ...(detached ? { detached: true } : {}) };
+  const info: LockInfo = {
+    pid,
+    processStartTime: processStartTime(pid)!,
+    startedAt: new Date().toISOString(),
+    command: detached ? 'up --detach' : 'up',
+    ...(detached ? { detached: true } : {}),
+  };
   await writeFile(file, JSON.stringify(info));
   return { child, exited };
 }
@@ -62,14 +70,20 @@ describe('stack lock', () => {
   it('refuses while a foreground `up` holds it, and leaves that one alone', async () => {
     const dir = await stateDir();
     const foreground = await holder(dir, false);
-    await expect(acquireLock(dir, 'locked')).rejects.toMatchObject({ code: 'stack_locked', message: expect.stringMatching(/already being run by `stack up` \(pid \d+/) });
+    await expect(acquireLock(dir, 'locked')).rejects.toMatchObject({
+      code: 'stack_locked',
+      message: expect.stringMatching(/already being run by `stack up` \(pid \d+/),
+    });
     expect(survivors([foreground.child.pid!])).toEqual([foreground.child.pid]);
   });
 
   it('gives up, clearly, on a supervisor that does not hand over in time', async () => {
     const dir = await stateDir();
     const stubborn = await holder(dir, true, true);
-    await expect(acquireLock(dir, 'locked', { relieveTimeoutMs: 300 })).rejects.toMatchObject({ code: 'stack_locked', message: expect.stringMatching(/did not hand over within 300 ms/) });
+    await expect(acquireLock(dir, 'locked', { relieveTimeoutMs: 300 })).rejects.toMatchObject({
+      code: 'stack_locked',
+      message: expect.stringMatching(/did not hand over within 300 ms/),
+    });
     expect(survivors([stubborn.child.pid!])).toEqual([stubborn.child.pid]);
     expect((await readLock(dir))?.pid).toBe(stubborn.child.pid);
   });
@@ -124,7 +138,16 @@ describe('a state folder shared by two stacks', () => {
   async function alphaRunning(dir: string): Promise<ProcessHandle> {
     const runtime = createProcessRuntime({ stateDirFor: () => dir });
     const service = processService('web', { command: ['sleep', '300'] });
-    const handle = (await runtime.start({ stack: 'alpha', service, replica: 0, environment: {}, files: [], configDir: path.join(dir, 'config'), stateDir: dir, profileDir: dir })) as ProcessHandle;
+    const handle = (await runtime.start({
+      stack: 'alpha',
+      service,
+      replica: 0,
+      environment: {},
+      files: [],
+      configDir: path.join(dir, 'config'),
+      stateDir: dir,
+      profileDir: dir,
+    })) as ProcessHandle;
     cleanups.push(async () => {
       try {
         process.kill(-handle.pgid, 'SIGKILL');
@@ -150,7 +173,9 @@ describe('a state folder shared by two stacks', () => {
     const dir = await stateDir();
     const alpha = await alphaRunning(dir);
     const runtime = createProcessRuntime({ stateDirFor: () => dir });
-    await expect(stopStack({ stack: 'beta', stateDir: dir, runtimes: fixedRuntimeSet({ process: runtime }) })).rejects.toMatchObject({ code: 'state_dir_shared' });
+    await expect(stopStack({ stack: 'beta', stateDir: dir, runtimes: fixedRuntimeSet({ process: runtime }) })).rejects.toMatchObject({
+      code: 'state_dir_shared',
+    });
     expect(survivors([alpha.pid])).toEqual([alpha.pid]);
     expect((await readStateFile(dir))?.stack).toBe('alpha');
     await runtime.close();

@@ -89,7 +89,14 @@ describe.each(BACKENDS)('templates follow discovery on $name', (backend) => {
       app: {
         ...hupCounter(hups),
         dependencies: ['api'],
-        templates: [{ destination: 'upstreams.env', data: { UPSTREAMS: '{{#each service.api.instances}}{{url}} {{/each}}' }, changeMode: 'signal', wait: { min: '300ms', max: '3s' } }],
+        templates: [
+          {
+            destination: 'upstreams.env',
+            data: { UPSTREAMS: '{{#each service.api.instances}}{{url}} {{/each}}' },
+            changeMode: 'signal',
+            wait: { min: '300ms', max: '3s' },
+          },
+        ],
       },
     });
     expect(await s.file('app', 'upstreams.env')).toBe(`UPSTREAMS='http://127.0.0.1:${port} '\n`);
@@ -170,7 +177,10 @@ describe('replicas, with real processes', () => {
       expect(report.outcome, JSON.stringify(report.failed)).toBe('up');
       return { controller, input, status: report.services[0]! };
     };
-    const pids = (st: { handle?: { pid?: number }; replicas?: { handle?: { pid?: number } }[] }) => [st.handle?.pid, ...(st.replicas ?? []).map((r) => r.handle?.pid)];
+    const pids = (st: { handle?: { pid?: number }; replicas?: { handle?: { pid?: number } }[] }) => [
+      st.handle?.pid,
+      ...(st.replicas ?? []).map((r) => r.handle?.pid),
+    ];
 
     const first = await up(2);
     const two = pids(first.status);
@@ -191,10 +201,14 @@ describe('replicas, with real processes', () => {
     const third = await up(1);
     expect(pids(third.status)).toEqual([two[0]]);
     reader.invalidate();
-    await waitFor(async () => {
-      reader.invalidate();
-      return (await reader.lookup('api')).length === 1 || undefined;
-    }, 10_000, 'the scaled-down replicas deregistered');
+    await waitFor(
+      async () => {
+        reader.invalidate();
+        return (await reader.lookup('api')).length === 1 || undefined;
+      },
+      10_000,
+      'the scaled-down replicas deregistered',
+    );
     await third.controller.stop();
   }, 90_000);
 });
@@ -204,19 +218,26 @@ describe('dependents hear about it, with real processes', () => {
     const { dir, cleanup } = await tempDir('deps-');
     cleanups.push(cleanup);
     const port = await freePort();
-    const s = await start(dir, { backend: 'file', fileDirectory: path.join(dir, 'discovery') }, {
-      api: httpService(port, {}, { restart: { policy: 'on-failure', backoff: '100ms' } }),
-      app: { ...nodeProgram('setInterval(()=>{},1e6)'), dependencies: ['api'] },
-      web: {
-        ...nodeProgram('setInterval(()=>{},1e6)'),
-        dependencies: [{ name: 'api', type: 'optional' }],
-        templates: [{ destination: 'api.env', data: { API: '{{service.api.url}}' }, changeMode: 'signal' }],
+    const s = await start(
+      dir,
+      { backend: 'file', fileDirectory: path.join(dir, 'discovery') },
+      {
+        api: httpService(port, {}, { restart: { policy: 'on-failure', backoff: '100ms' } }),
+        app: { ...nodeProgram('setInterval(()=>{},1e6)'), dependencies: ['api'] },
+        web: {
+          ...nodeProgram('setInterval(()=>{},1e6)'),
+          dependencies: [{ name: 'api', type: 'optional' }],
+          templates: [{ destination: 'api.env', data: { API: '{{service.api.url}}' }, changeMode: 'signal' }],
+        },
       },
-    });
+    );
     const api = s.controller.status().find((st) => st.name === 'api')!;
     process.kill(api.handle!.pid!, 'SIGKILL');
     await s.until('app restarted', (e) => e.type === 'reload' && e.service === 'app' && e.action === 'restart');
-    await s.until('app healthy again', (e) => e.type === 'state' && e.service === 'app' && e.state === 'healthy' && s.log.states('app').filter((x) => x === 'healthy').length === 2);
+    await s.until(
+      'app healthy again',
+      (e) => e.type === 'state' && e.service === 'app' && e.state === 'healthy' && s.log.states('app').filter((x) => x === 'healthy').length === 2,
+    );
     await s.until('web re-rendered', (e) => e.type === 'render' && e.service === 'web' && e.reason.includes("dependency 'api' was restarted"));
     expect(s.log.states('web').filter((x) => x === 'starting')).toHaveLength(1);
     expect(s.controller.status().find((st) => st.name === 'app')!.restarts).toBe(1);

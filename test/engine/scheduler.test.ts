@@ -17,7 +17,12 @@ function graphOf(services: Record<string, unknown>) {
 }
 
 const svc = (dependencies: unknown[] = [], extra: Record<string, unknown> = {}) => ({ command: ['x'], dependencies, ...extra });
-const status = (state: ServiceState, extra: Partial<DependencyStatus> = {}): DependencyStatus => ({ state, kind: 'service', started: state !== 'waiting', ...extra });
+const status = (state: ServiceState, extra: Partial<DependencyStatus> = {}): DependencyStatus => ({
+  state,
+  kind: 'service',
+  started: state !== 'waiting',
+  ...extra,
+});
 
 /** What the scheduler decides for every unit, given each service's state. */
 function decisions(services: Record<string, unknown>, states: Record<string, DependencyStatus>) {
@@ -27,7 +32,10 @@ function decisions(services: Record<string, unknown>, states: Record<string, Dep
   const unitOf = unitsOf(Object.values(graph.groups), [...graph.services.keys()]);
   const pending = [...new Set(unitOf.values())].filter((u) => u.members.every((m) => !states[m]));
   return Object.fromEntries(
-    decide(pending, graph, gates, (n) => graph.services.has(n)).map((d) => [d.unit.members.join('+'), d.kind === 'start' ? { start: d.warnings } : { block: d.reason }]),
+    decide(pending, graph, gates, (n) => graph.services.has(n)).map((d) => [
+      d.unit.members.join('+'),
+      d.kind === 'start' ? { start: d.warnings } : { block: d.reason },
+    ]),
   );
 }
 
@@ -110,7 +118,11 @@ describe('stopper', () => {
         stopped.push(h.service);
       },
     } as unknown as Runtime;
-    const t = (name: string, dependsOn: string[]): StopTarget => ({ name, dependsOn, resolve: () => ({ instances: [{ handle: handle(name), runtime }], stopSignal: 'SIGTERM', gracePeriodMs: 1 }) });
+    const t = (name: string, dependsOn: string[]): StopTarget => ({
+      name,
+      dependsOn,
+      resolve: () => ({ instances: [{ handle: handle(name), runtime }], stopSignal: 'SIGTERM', gracePeriodMs: 1 }),
+    });
     const errors = await stopTargets([t('db', []), t('api', ['db'])]);
     expect(errors.map((e) => e.name)).toEqual(['api']);
     expect(stopped).toEqual(['db']);

@@ -48,7 +48,12 @@ describe('status of a swarm service', () => {
   it('a runtime without tasks adds none', async () => {
     const { dir, cleanup } = await tempDir('status-tasks-');
     cleanups.push(cleanup);
-    const plain = { ...clusterRuntime(), name: 'process', discover: async () => [{ ...handle, runtime: 'process' }], inspect: async () => ({ running: true }) } as unknown as Runtime;
+    const plain = {
+      ...clusterRuntime(),
+      name: 'process',
+      discover: async () => [{ ...handle, runtime: 'process' }],
+      inspect: async () => ({ running: true }),
+    } as unknown as Runtime;
     const view = await readStackStatus({ stack: 'st', stateDir: dir, runtimes: fixedRuntimeSet({ process: plain }), runtimeNames: ['process'] });
     expect(view.services[0]).not.toHaveProperty('tasks');
   });

@@ -110,12 +110,25 @@ describe('templates follow discovery', () => {
     cleanups.push(out.cleanup);
     const marker = path.join(out.dir, 'ran');
     const code = `require('fs').appendFileSync(${JSON.stringify(marker)}, process.env.STACK_SERVICE + ' ' + require('fs').readFileSync(process.env.STACK_TEMPLATE, 'utf8'))`;
-    const s = await setup({ api: { port: 7000 }, app: { dependencies: ['api'], templates: [upstreams({ changeMode: 'script', changeScript: [process.execPath, '-e', code], wait: { min: '0s' } })] } });
+    const s = await setup({
+      api: { port: 7000 },
+      app: { dependencies: ['api'], templates: [upstreams({ changeMode: 'script', changeScript: [process.execPath, '-e', code], wait: { min: '0s' } })] },
+    });
     await s.discovery.register(remote('api-r1', 7001));
     await s.until((e) => e.type === 'reload' && e.service === 'app' && e.action === 'script');
     const { existsSync } = await import('node:fs');
-    await drive(s.clock, (async () => { while (!existsSync(marker)) await new Promise((r) => setTimeout(r, 10)); })());
-    await drive(s.clock, (async () => { while (!(await readFile(marker, 'utf8')).includes('7001')) await new Promise((r) => setTimeout(r, 10)); })());
+    await drive(
+      s.clock,
+      (async () => {
+        while (!existsSync(marker)) await new Promise((r) => setTimeout(r, 10));
+      })(),
+    );
+    await drive(
+      s.clock,
+      (async () => {
+        while (!(await readFile(marker, 'utf8')).includes('7001')) await new Promise((r) => setTimeout(r, 10));
+      })(),
+    );
     expect(await readFile(marker, 'utf8')).toContain('app UPSTREAMS=');
     expect(s.attempts('app')).toBe(1);
     await expect(memoryStack({ app: { templates: [{ destination: 'a.env', data: { A: 'x' }, changeMode: 'script' }] } })).rejects.toMatchObject({
@@ -132,7 +145,9 @@ describe('templates follow discovery', () => {
     await s.discovery.deregister('remote', 'remote-1');
     await s.until((e) => e.type === 'render' && e.outcome === 'failed');
     expect(JSON.parse(await s.file('app', 'remote.json'))).toEqual({ url: 'http://10.0.0.9:80' });
-    expect(s.log.events).toContainEqual(expect.objectContaining({ type: 'warning', service: 'app', message: expect.stringContaining('the last good file is kept') }));
+    expect(s.log.events).toContainEqual(
+      expect.objectContaining({ type: 'warning', service: 'app', message: expect.stringContaining('the last good file is kept') }),
+    );
     expect(s.status('app').lastRender).toMatchObject({ outcome: 'failed', reason: expect.stringContaining("Service 'remote' is absent") });
     expect(s.attempts('app')).toBe(1);
   });
@@ -149,7 +164,9 @@ describe('templates follow discovery', () => {
 
 describe('health has consequences', () => {
   it('an unhealthy service is withdrawn from discovery, restarted after failuresBeforeRestart failures, and registered again', async () => {
-    const s = await setup({ a: { port: 7100, healthCheck: memCheck({ retries: 1 }), restart: { policy: 'on-failure', backoff: '1s', failuresBeforeRestart: 3 } } });
+    const s = await setup({
+      a: { port: 7100, healthCheck: memCheck({ retries: 1 }), restart: { policy: 'on-failure', backoff: '1s', failuresBeforeRestart: 3 } },
+    });
     expect(await s.discovery.lookup('a')).toHaveLength(1);
     s.runtime.setHealthy('a', false);
     await s.until((e) => e.type === 'deregistered' && e.service === 'a');
@@ -185,11 +202,13 @@ describe('dependents hear about it', () => {
     s.runtime.crash('db');
     await s.until((e) => e.type === 'state' && e.service === 'app' && e.state === 'healthy' && s.attempts('app') === 2);
     await s.until((e) => e.type === 'render' && e.service === 'web' && e.reason.includes("dependency 'db' was restarted"));
-    expect(s.log.events).toContainEqual(expect.objectContaining({ type: 'reload', service: 'app', action: 'restart', reason: expect.stringContaining("dependency 'db'") }));
+    expect(s.log.events).toContainEqual(
+      expect.objectContaining({ type: 'reload', service: 'app', action: 'restart', reason: expect.stringContaining("dependency 'db'") }),
+    );
     expect(s.attempts('web')).toBe(1);
   });
 
-  it("onDependencyRestart: none leaves the dependent alone", async () => {
+  it('onDependencyRestart: none leaves the dependent alone', async () => {
     const s = await setup({ db: { restart: { policy: 'on-failure', backoff: '10ms' } }, app: { dependencies: [{ name: 'db', onDependencyRestart: 'none' }] } });
     s.runtime.crash('db');
     await s.until((e) => e.type === 'state' && e.service === 'db' && e.state === 'healthy');
@@ -227,7 +246,15 @@ describe('replicas', () => {
     const run = async (replicas: number) => {
       const input = makeStack('mem', s.dir, { api: api(replicas), app: { command: [process.execPath], dependencies: ['api'], templates: [upstreams()] } });
       const hooks = (await createTemplateHooks(input.profile, ['api', 'app'], { stateDir, cwd: s.dir, discovery }))!;
-      const controller = startStack(input, { runtimes: { process: s.runtime }, clock: s.clock, strategyFor: () => s.runtime.health, discovery, onEvent: s.log.push, renderConfigs: hooks.renderConfigs, rerender: hooks.rerender });
+      const controller = startStack(input, {
+        runtimes: { process: s.runtime },
+        clock: s.clock,
+        strategyFor: () => s.runtime.health,
+        discovery,
+        onEvent: s.log.push,
+        renderConfigs: hooks.renderConfigs,
+        rerender: hooks.rerender,
+      });
       const report = await drive(s.clock, controller.ready);
       expect(report.outcome).toBe('up');
       return controller;
@@ -246,8 +273,15 @@ describe('replicas', () => {
       { replica: 2, port: 7002, env: '2' },
     ]);
     expect((await discovery.lookup('api')).map((i) => `${i.id}@${i.port}`)).toEqual(['mem-api-0@7000', 'mem-api-1@7001', 'mem-api-2@7002']);
-    expect(await readFile(path.join(stateDir, 'config', 'app', 'app.env'), 'utf8')).toBe("UPSTREAMS='http://127.0.0.1:7000 http://127.0.0.1:7001 http://127.0.0.1:7002 '\n");
-    expect(first.status().find((st) => st.name === 'api')?.replicas?.map((r) => r.state)).toEqual(['healthy', 'healthy']);
+    expect(await readFile(path.join(stateDir, 'config', 'app', 'app.env'), 'utf8')).toBe(
+      "UPSTREAMS='http://127.0.0.1:7000 http://127.0.0.1:7001 http://127.0.0.1:7002 '\n",
+    );
+    expect(
+      first
+        .status()
+        .find((st) => st.name === 'api')
+        ?.replicas?.map((r) => r.state),
+    ).toEqual(['healthy', 'healthy']);
     const before = live();
     await drive(s.clock, first.detach());
 
@@ -267,7 +301,9 @@ describe('replicas', () => {
   });
 
   it('an unhealthy replica is withdrawn and restarted on its own', async () => {
-    const s = await setup({ api: { port: 7000, replicas: 2, healthCheck: memCheck({ port: 7000, retries: 1 }), restart: { policy: 'always', backoff: '100ms' } } });
+    const s = await setup({
+      api: { port: 7000, replicas: 2, healthCheck: memCheck({ port: 7000, retries: 1 }), restart: { policy: 'always', backoff: '100ms' } },
+    });
     s.runtime.setHealthy('api', false, 1);
     await s.until((e) => e.type === 'deregistered' && e.id === 'mem-api-1');
     expect((await s.discovery.lookup('api')).map((i) => i.id)).toEqual(['mem-api-0']);

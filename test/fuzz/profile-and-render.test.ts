@@ -31,7 +31,37 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const FORMATS: TemplateFormat[] = ['json', 'yaml', 'toml', 'ini', 'env'];
 
 /** Strings heavy in the characters that break formats, plus any Unicode. */
-const hostileChar = fc.constantFrom('"', "'", '\\', '\n', '\r', '\t', '=', ':', '#', ';', '[', ']', '{', '}', ',', '$', '`', '-', ' ', '\u2028', '\u2029', '\u0085', '\u0000', '\u001b', 'a', 'Z', '0', 'é', '🦋');
+const hostileChar = fc.constantFrom(
+  '"',
+  "'",
+  '\\',
+  '\n',
+  '\r',
+  '\t',
+  '=',
+  ':',
+  '#',
+  ';',
+  '[',
+  ']',
+  '{',
+  '}',
+  ',',
+  '$',
+  '`',
+  '-',
+  ' ',
+  '\u2028',
+  '\u2029',
+  '\u0085',
+  '\u0000',
+  '\u001b',
+  'a',
+  'Z',
+  '0',
+  'é',
+  '🦋',
+);
 const hostileString = fc.oneof(fc.string({ unit: hostileChar, maxLength: 24 }), fc.string({ unit: 'grapheme', maxLength: 16 }), fc.string({ maxLength: 16 }));
 
 describe('fuzz: loadProfile', () => {
@@ -44,8 +74,22 @@ describe('fuzz: loadProfile', () => {
       address: hostileString,
       dependencies: fc.array(fc.oneof(hostileString, fc.record({ name: hostileString, type: fc.constantFrom('required', 'optional', 'x') })), { maxLength: 3 }),
       environment: fc.dictionary(hostileString, scalar, { maxKeys: 3 }),
-      healthCheck: fc.record({ strategy: fc.constantFrom('http', 'tcp', 'command', 'none', 'x'), interval: hostileString, endpoint: hostileString }, { requiredKeys: [] }),
-      templates: fc.array(fc.record({ destination: hostileString, format: fc.constantFrom(...FORMATS, 'text', 'x'), template: hostileString, data: fc.dictionary(hostileString, scalar, { maxKeys: 3 }) }, { requiredKeys: [] }), { maxLength: 2 }),
+      healthCheck: fc.record(
+        { strategy: fc.constantFrom('http', 'tcp', 'command', 'none', 'x'), interval: hostileString, endpoint: hostileString },
+        { requiredKeys: [] },
+      ),
+      templates: fc.array(
+        fc.record(
+          {
+            destination: hostileString,
+            format: fc.constantFrom(...FORMATS, 'text', 'x'),
+            template: hostileString,
+            data: fc.dictionary(hostileString, scalar, { maxKeys: 3 }),
+          },
+          { requiredKeys: [] },
+        ),
+        { maxLength: 2 },
+      ),
       stopGracePeriod: hostileString,
     },
     { requiredKeys: [] },
@@ -55,7 +99,11 @@ describe('fuzz: loadProfile', () => {
       name: hostileString,
       runtime: fc.constantFrom('process', 'docker', 'x'),
       services: fc.dictionary(fc.oneof(hostileString, fc.constantFrom('web', 'db', 'api')), service, { maxKeys: 4 }),
-      variables: fc.dictionary(hostileString, fc.record({ type: fc.constantFrom('string', 'secret', 'number', 'url', 'x'), default: scalar }, { requiredKeys: [] }), { maxKeys: 2 }),
+      variables: fc.dictionary(
+        hostileString,
+        fc.record({ type: fc.constantFrom('string', 'secret', 'number', 'url', 'x'), default: scalar }, { requiredKeys: [] }),
+        { maxKeys: 2 },
+      ),
       coordination: fc.record({ dependencyTimeout: hostileString }, { requiredKeys: [] }),
       discovery: fc.record({ backend: fc.constantFrom('file', 'etcd', 'nats', 'x'), ttl: hostileString }, { requiredKeys: [] }),
     },
@@ -97,10 +145,16 @@ describe('fuzz: loadProfile', () => {
 
 /** Render one template of a one-service profile the way `stack render` does: the file (content, masked form) and the problems. */
 function render(format: TemplateFormat, spec: { data?: unknown; template?: string }, vars: Record<string, string>, secrets: Record<string, string> = {}) {
-  const variables = { ...Object.fromEntries(Object.keys(vars).map((k) => [k, { type: 'string' }])), ...Object.fromEntries(Object.keys(secrets).map((k) => [k, { type: 'secret' }])) };
+  const variables = {
+    ...Object.fromEntries(Object.keys(vars).map((k) => [k, { type: 'string' }])),
+    ...Object.fromEntries(Object.keys(secrets).map((k) => [k, { type: 'secret' }])),
+  };
   const sub = mkdtempSync(path.join(dir, 'r-'));
   const templates = [{ destination: `out.${format}`, format, ...spec }];
-  writeFileSync(path.join(sub, 'stack.json'), JSON.stringify({ name: 'fz', runtime: 'process', variables, services: { app: { command: ['app'], templates } } }));
+  writeFileSync(
+    path.join(sub, 'stack.json'),
+    JSON.stringify({ name: 'fz', runtime: 'process', variables, services: { app: { command: ['app'], templates } } }),
+  );
   const profile = loadProfile(path.join(sub, 'stack.json'), { cwd: sub, env: {} });
   const { files, problems } = renderStackConfigs(profile, { vars: { ...vars, ...secrets }, env: {}, secrets: {}, cwd: sub, stateDir: sub });
   rmSync(sub, { recursive: true, force: true });
@@ -113,14 +167,17 @@ const stringly = (v: unknown) => (typeof v === 'object' && v !== null ? v : Stri
 describe('fuzz: no value adds or changes a key', () => {
   it.each(FORMATS)('%s: a data: tree of arbitrary strings parses back to itself', (format) => {
     fc.assert(
-      fc.property(hostileString.filter((s) => !s.includes('\u0000')), (v) => {
-        const out = render(format, { data: { first: 'one', value: '{{v}}', mixed: 'a{{v}}b', last: 'z' } }, { v });
-        expect(out.problems).toEqual([]);
-        const back = CODECS[format].parse(out.file!.content) as Record<string, unknown>;
-        // YAML 1.1 readers (PyYAML) break lines at NEL, LS and PS: never written raw.
-        if (format === 'yaml') expect(out.file!.content).not.toMatch(/[\u0085\u2028\u2029]/);
-        expect(Object.fromEntries(Object.entries(back).map(([k, x]) => [k, stringly(x)]))).toEqual({ first: 'one', value: v, mixed: `a${v}b`, last: 'z' });
-      }),
+      fc.property(
+        hostileString.filter((s) => !s.includes('\u0000')),
+        (v) => {
+          const out = render(format, { data: { first: 'one', value: '{{v}}', mixed: 'a{{v}}b', last: 'z' } }, { v });
+          expect(out.problems).toEqual([]);
+          const back = CODECS[format].parse(out.file!.content) as Record<string, unknown>;
+          // YAML 1.1 readers (PyYAML) break lines at NEL, LS and PS: never written raw.
+          if (format === 'yaml') expect(out.file!.content).not.toMatch(/[\u0085\u2028\u2029]/);
+          expect(Object.fromEntries(Object.entries(back).map(([k, x]) => [k, stringly(x)]))).toEqual({ first: 'one', value: v, mixed: `a${v}b`, last: 'z' });
+        },
+      ),
       // Found: the YAML writer left U+2029 raw in a plain scalar (`a\u2029#x` read as `a` by PyYAML).
       params<[string]>([['x\r\nADMIN=1'], ['\u2028'], ['\u0085'], [' trailing  \nx'], ['a\u2029#x']]),
     );
@@ -158,13 +215,25 @@ describe('fuzz: no value adds or changes a key', () => {
 
 describe('fuzz: a secret never appears in what may be printed', () => {
   const secret = fc
-    .oneof(fc.string({ unit: hostileChar, minLength: 6, maxLength: 40 }), fc.array(fc.base64String({ minLength: 4, maxLength: 64 }), { minLength: 2, maxLength: 4 }).map((l) => l.join('\n')))
+    .oneof(
+      fc.string({ unit: hostileChar, minLength: 6, maxLength: 40 }),
+      fc.array(fc.base64String({ minLength: 4, maxLength: 64 }), { minLength: 2, maxLength: 4 }).map((l) => l.join('\n')),
+    )
     .filter((s) => s.trim().length >= 6 && !s.includes('\u0000'));
   /** The value and each line of it that is long enough to be told apart from other text. */
-  const pieces = (s: string) => [s, ...s.split(/\r\n|\r|\n|\u2028|\u0085/).map((l) => l.trim()).filter((l) => l.length >= 6 && /[A-Za-z0-9]/.test(l))];
+  const pieces = (s: string) => [
+    s,
+    ...s
+      .split(/\r\n|\r|\n|\u2028|\u0085/)
+      .map((l) => l.trim())
+      .filter((l) => l.length >= 6 && /[A-Za-z0-9]/.test(l)),
+  ];
 
   it.each(FORMATS)('%s: masked output holds neither the secret nor a line of it', (format) => {
-    const data = format === 'ini' || format === 'env' ? { name: 'web', key: '{{secret "pw"}}' } : { name: 'web', key: '{{secret "pw"}}', list: ['{{secret "pw"}}'], nested: { k: 'x{{secret "pw"}}y' } };
+    const data =
+      format === 'ini' || format === 'env'
+        ? { name: 'web', key: '{{secret "pw"}}' }
+        : { name: 'web', key: '{{secret "pw"}}', list: ['{{secret "pw"}}'], nested: { k: 'x{{secret "pw"}}y' } };
     fc.assert(
       fc.property(secret, (pw) => {
         const out = render(format, { data }, {}, { pw });
@@ -172,7 +241,7 @@ describe('fuzz: a secret never appears in what may be printed', () => {
         expect(out.file).toMatchObject({ secret: true, mode: 0o600 });
         for (const piece of pieces(pw)) expect(out.file!.masked).not.toContain(piece);
       }),
-      params<[string]>([['-----BEGIN KEY-----\nMIIEvQIBADANBgkq\nZg==\n-----END KEY-----'], ['pass  \nword  x'], ["it's a \"secret\""]]),
+      params<[string]>([['-----BEGIN KEY-----\nMIIEvQIBADANBgkq\nZg==\n-----END KEY-----'], ['pass  \nword  x'], ['it\'s a "secret"']]),
     );
   });
 });

@@ -13,7 +13,10 @@ function profile(services: Record<string, Dep[] | { deps?: Dep[]; enable?: boole
     services: Object.fromEntries(
       Object.entries(services).map(([n, s]) => {
         const spec = Array.isArray(s) ? { deps: s } : s;
-        return [n, { command: [n], dependencies: spec.deps ?? [], ...(spec.enable === false ? { enable: false } : {}), ...(spec.kind ? { kind: spec.kind } : {}) }];
+        return [
+          n,
+          { command: [n], dependencies: spec.deps ?? [], ...(spec.enable === false ? { enable: false } : {}), ...(spec.kind ? { kind: spec.kind } : {}) },
+        ];
       }),
     ),
   };
@@ -75,7 +78,9 @@ describe('plan', () => {
 
 describe('cycles', () => {
   it('names the whole path of a cycle with a non-circular edge', () => {
-    expect(() => mkDependencyGraph(mkDeploymentProfileUnchecked({ a: ['b'], b: ['c'], c: ['a'] }))).toThrowError(/Circular dependency detected: (a → b → c → a|b → c → a → b|c → a → b → c)/);
+    expect(() => mkDependencyGraph(mkDeploymentProfileUnchecked({ a: ['b'], b: ['c'], c: ['a'] }))).toThrowError(
+      /Circular dependency detected: (a → b → c → a|b → c → a → b|c → a → b → c)/,
+    );
   });
 
   it('rejects a mixed cycle even when most edges are circular', () => {

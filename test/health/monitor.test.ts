@@ -139,12 +139,16 @@ describe('monitorHealth', () => {
     const { strategy, probeTimes } = scriptedStrategy(clock, () => healthy);
     const changes: Array<[boolean, string]> = [];
     const controller = new AbortController();
-    const monitoring = monitorHealth(makeCheck({ intervalMs: 1000, retries: 3 }), {}, {
-      clock,
-      strategy,
-      signal: controller.signal,
-      onChange: (isHealthy, result) => changes.push([isHealthy, result.detail]),
-    });
+    const monitoring = monitorHealth(
+      makeCheck({ intervalMs: 1000, retries: 3 }),
+      {},
+      {
+        clock,
+        strategy,
+        signal: controller.signal,
+        onChange: (isHealthy, result) => changes.push([isHealthy, result.detail]),
+      },
+    );
 
     await clock.advance(2000);
     expect(probeTimes).toEqual([1000, 2000]);

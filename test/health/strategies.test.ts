@@ -169,12 +169,33 @@ describe('docker strategy', () => {
 
 // ---- The shared cases (strategy.case.ts), one line per strategy; fixtures below. ----
 
-describeStrategyCases(httpHealth, { healthy: () => httpTarget(204), failing: () => httpTarget(503), failingDetail: /HTTP 503/, hanging: () => httpTarget(null) });
+describeStrategyCases(httpHealth, {
+  healthy: () => httpTarget(204),
+  failing: () => httpTarget(503),
+  failingDetail: /HTTP 503/,
+  hanging: () => httpTarget(null),
+});
 describeStrategyCases(tcpHealth, { healthy: tcpListening, failing: tcpClosed, failingDetail: /ECONNREFUSED/ });
-describeStrategyCases(commandHealth, { healthy: () => argv(['true']), failing: () => argv(['false']), failingDetail: /exit code 1/, hanging: () => argv(['sleep', '30']) });
+describeStrategyCases(commandHealth, {
+  healthy: () => argv(['true']),
+  failing: () => argv(['false']),
+  failingDetail: /exit code 1/,
+  hanging: () => argv(['sleep', '30']),
+});
 describeStrategyCases(fileHealth, { healthy: () => fileTarget(true), failing: () => fileTarget(false), failingDetail: /does not exist/ });
-describeStrategyCases(systemdHealth, { strategy: createSystemdStrategy({ systemctl: stubSystemctl() }), healthy: () => unit('active'), failing: () => unit('failed'), failingDetail: /unit failed\.service is not active \(exit code 3\)/, hanging: () => unit('hang') });
-describeStrategyCases(dockerHealth, { healthy: () => container(async () => 'healthy'), failing: () => container(async () => 'unhealthy'), failingDetail: /container is unhealthy/, hanging: () => container(() => new Promise(() => {})) });
+describeStrategyCases(systemdHealth, {
+  strategy: createSystemdStrategy({ systemctl: stubSystemctl() }),
+  healthy: () => unit('active'),
+  failing: () => unit('failed'),
+  failingDetail: /unit failed\.service is not active \(exit code 3\)/,
+  hanging: () => unit('hang'),
+});
+describeStrategyCases(dockerHealth, {
+  healthy: () => container(async () => 'healthy'),
+  failing: () => container(async () => 'unhealthy'),
+  failingDetail: /container is unhealthy/,
+  hanging: () => container(() => new Promise(() => {})),
+});
 
 async function httpTarget(status: number | null): Promise<StrategyFixture> {
   const server = await startServer(status);

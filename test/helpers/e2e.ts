@@ -33,7 +33,10 @@ export function registrations(workDir: string): string[] {
  * folder, same rules), so the tool itself does not depend on @atproto/api.
  */
 export function loadAtpAgent<T>(env: Record<string, string>): T {
-  const dir = execFileSync(process.execPath, [path.join(ROOT, 'launchers', 'install.mjs'), '--print-dir'], { env: { ...process.env, ...env }, encoding: 'utf8' }).trim();
+  const dir = execFileSync(process.execPath, [path.join(ROOT, 'launchers', 'install.mjs'), '--print-dir'], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  }).trim();
   return (createRequire(path.join(dir, 'package.json'))('@atproto/api') as { AtpAgent: T }).AtpAgent;
 }
 

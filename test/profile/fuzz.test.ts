@@ -34,7 +34,46 @@ services:
   toml: 'name = "fuzz"\n[services.db]\ncommand = ["db"]\nport = 5432\n[services.api]\ncommand = ["api"]\ndependencies = ["db"]\n[[services.api.templates]]\ndestination = "a.json"\ndata = { x = "1" }\n',
 };
 
-const PIECES = ['\0', '\n', '\t', ' ', ':', '- ', '{', '}', '[', ']', ',', '"', "'", '&a ', '*a', '!!str ', '<<: ', '? ', '#', '.nan', '.inf', '-1', '99999', '1e999', '${', '$$', '${toString}', '__proto__', 'constructor', '\\u0000', '0x', 'true', '~', '=', '[[x]]', '"\\ud800"', '\u2028', '\uFEFF'];
+const PIECES = [
+  '\0',
+  '\n',
+  '\t',
+  ' ',
+  ':',
+  '- ',
+  '{',
+  '}',
+  '[',
+  ']',
+  ',',
+  '"',
+  "'",
+  '&a ',
+  '*a',
+  '!!str ',
+  '<<: ',
+  '? ',
+  '#',
+  '.nan',
+  '.inf',
+  '-1',
+  '99999',
+  '1e999',
+  '${',
+  '$$',
+  '${toString}',
+  '__proto__',
+  'constructor',
+  '\\u0000',
+  '0x',
+  'true',
+  '~',
+  '=',
+  '[[x]]',
+  '"\\ud800"',
+  '\u2028',
+  '\uFEFF',
+];
 
 function mutate(text: string, rand: (n: number) => number): string {
   let out = text;

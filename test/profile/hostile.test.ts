@@ -68,9 +68,14 @@ describe('large and deep input', () => {
     const deep = 200_000;
     const yaml = write(`services:\n  a: { command: [a], templates: [{ destination: a.json, data: ${'['.repeat(deep)}${']'.repeat(deep)} }] }\n`);
     expect(errorsOf(yaml)).toMatchObject([{ code: 'too_deep', line: 2 }]);
-    const json = write(`{"services": {"a": {"command": ["a"], "templates": [{"destination": "a.json", "data": ${'['.repeat(deep)}${']'.repeat(deep)}}]}}}`, 'json');
+    const json = write(
+      `{"services": {"a": {"command": ["a"], "templates": [{"destination": "a.json", "data": ${'['.repeat(deep)}${']'.repeat(deep)}}]}}}`,
+      'json',
+    );
     expect(errorsOf(json)).toMatchObject([{ code: 'too_deep', line: 1 }]);
-    const block = write(`services:\n  a:\n    command: [a]\n    templates:\n      - destination: a.json\n        data:\n${Array.from({ length: 150 }, (_, i) => `${'  '.repeat(i + 5)}k:`).join('\n')} 1\n`);
+    const block = write(
+      `services:\n  a:\n    command: [a]\n    templates:\n      - destination: a.json\n        data:\n${Array.from({ length: 150 }, (_, i) => `${'  '.repeat(i + 5)}k:`).join('\n')} 1\n`,
+    );
     expect(errorsOf(block)[0]?.code).toBe('too_deep');
   });
 });
@@ -163,15 +168,26 @@ describe('values that up or render would reject later', () => {
     ['env name with =', '  a: { command: [a], environment: { "A=B": x } }\n', 'services.a.environment["A=B"]'],
     ['env name with a newline', '  a: { command: [a], environment: { "A\\nB": x } }\n', 'services.a.environment["A\\nB"]'],
     ['impossible port string', '  a: { image: x, ports: ["70000:80"] }\n', 'services.a.ports[0]'],
-    ['0.0.0.0:P next to 127.0.0.1:P', '  a: { image: x, ports: ["127.0.0.1:9000:80"] }\n  b: { image: x, ports: ["0.0.0.0:9000:80"] }\n', 'services.b.ports[0]'],
+    [
+      '0.0.0.0:P next to 127.0.0.1:P',
+      '  a: { image: x, ports: ["127.0.0.1:9000:80"] }\n  b: { image: x, ports: ["0.0.0.0:9000:80"] }\n',
+      'services.b.ports[0]',
+    ],
     ['NaN number', '  a: { image: x, resources: { cpus: .nan } }\n', 'services.a.resources.cpus'],
     ['address with a newline', '  a: { command: [a], address: "a\\nb" }\n', 'services.a.address'],
-    ['template destination sub/..', '  a: { command: [a], templates: [{ destination: sub/.., format: json, data: {} }] }\n', 'services.a.templates[0].destination'],
+    [
+      'template destination sub/..',
+      '  a: { command: [a], templates: [{ destination: sub/.., format: json, data: {} }] }\n',
+      'services.a.templates[0].destination',
+    ],
   ];
   for (const [what, services, at] of cases) {
     it(what, () => {
       const errors = errorsOf(write(`services:\n${services}`));
-      expect(errors.find((e) => e.path === at && e.file && e.line), JSON.stringify(errors)).toBeDefined();
+      expect(
+        errors.find((e) => e.path === at && e.file && e.line),
+        JSON.stringify(errors),
+      ).toBeDefined();
     });
   }
   it('a javascript: URL default', () => {

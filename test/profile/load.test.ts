@@ -21,7 +21,10 @@ describe('built-in profiles', () => {
     expect(builtinProfileNames()).toEqual(['dev-cluster', 'full-node', 'full-node-docker', 'prod-cluster', 'prod-cluster-swarm', 'simple-pds']);
     for (const name of builtinProfileNames()) {
       const result = inspectProfile(name, { env: {} });
-      expect(result.problems.filter((p) => p.severity !== 'warning'), name).toEqual([]);
+      expect(
+        result.problems.filter((p) => p.severity !== 'warning'),
+        name,
+      ).toEqual([]);
       expect(result.profile?.name).toBe(name);
     }
   });

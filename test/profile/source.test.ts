@@ -39,9 +39,49 @@ describe('fast YAML path agrees with the positioned parser', () => {
   });
 
   const SCALARS = [
-    '1_000', '0o17', '0x1F', '017', '+1', '-0', '.5', '1.', '1e3', '1E3', '+.inf', '-.Inf', '.NaN', '~', 'null', 'Null', 'NULL',
-    'true', 'True', 'TRUE', 'yes', 'on', 'y', 'off', '2001-12-14', '1:30', '0b101', '12e', '1.10', '12345678901234567890',
-    '0.', '+0o1', '-0x1', '1e+3', '.1e3', '0o', 'NuLL', 'tRue', '"1"', "'true'", '"\\x41\\u00e9"', '|\n  a\n  b', '>-\n  a\n  b',
+    '1_000',
+    '0o17',
+    '0x1F',
+    '017',
+    '+1',
+    '-0',
+    '.5',
+    '1.',
+    '1e3',
+    '1E3',
+    '+.inf',
+    '-.Inf',
+    '.NaN',
+    '~',
+    'null',
+    'Null',
+    'NULL',
+    'true',
+    'True',
+    'TRUE',
+    'yes',
+    'on',
+    'y',
+    'off',
+    '2001-12-14',
+    '1:30',
+    '0b101',
+    '12e',
+    '1.10',
+    '12345678901234567890',
+    '0.',
+    '+0o1',
+    '-0x1',
+    '1e+3',
+    '.1e3',
+    '0o',
+    'NuLL',
+    'tRue',
+    '"1"',
+    "'true'",
+    '"\\x41\\u00e9"',
+    '|\n  a\n  b',
+    '>-\n  a\n  b',
   ];
   it('on the core schema scalar forms', () => {
     for (const s of SCALARS) {
@@ -56,7 +96,33 @@ describe('fast YAML path agrees with the positioned parser', () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
       return seed % n;
     };
-    const atoms = ['a', 'x y', 'a: b', '# no', "it's", '"q"', 'é✓', '', ' lead', 'trail ', '-', '?', '1.0', '007', 'null', 'True', 'a\nb', '{', '[x]', 3, -1.5, 0, true, false, null];
+    const atoms = [
+      'a',
+      'x y',
+      'a: b',
+      '# no',
+      "it's",
+      '"q"',
+      'é✓',
+      '',
+      ' lead',
+      'trail ',
+      '-',
+      '?',
+      '1.0',
+      '007',
+      'null',
+      'True',
+      'a\nb',
+      '{',
+      '[x]',
+      3,
+      -1.5,
+      0,
+      true,
+      false,
+      null,
+    ];
     const value = (depth: number): unknown => {
       const k = rand(depth > 3 ? 1 : 4);
       if (k === 1) return Array.from({ length: rand(4) }, () => value(depth + 1));

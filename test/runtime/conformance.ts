@@ -182,10 +182,14 @@ export function describeRuntimeConformance(name: string, target: RuntimeConforma
     it.runIf(logs)('returns what the instance printed, as lines, and only the last ones with tail', async () => {
       const lines = ['conformance line one', 'conformance line two', 'conformance line three'];
       const handle = await start(target.service('printer', { kind: 'print', lines }));
-      const all = await waitFor(async () => {
-        const got = await readLogs(runtime, handle);
-        return lines.every((l) => got.includes(l)) ? got : undefined;
-      }, waitMs, 'the printed lines');
+      const all = await waitFor(
+        async () => {
+          const got = await readLogs(runtime, handle);
+          return lines.every((l) => got.includes(l)) ? got : undefined;
+        },
+        waitMs,
+        'the printed lines',
+      );
       expect(all.filter((l) => lines.includes(l))).toEqual(lines);
       expect(await readLogs(runtime, handle, 1)).toEqual([lines[2]]);
     });

@@ -26,10 +26,19 @@ describeRuntimeConformance('docker', {
   make: () => createDockerRuntime(),
   // Host networking: the ready endpoint is on 127.0.0.1 as for a process.
   service: (name, behaviour) =>
-    busyboxService({ name, network: 'host', command: command(behaviour), ...(behaviour.kind === 'http' ? { port: behaviour.port } : {}), ...(behaviour.kind === 'exit' ? { kind: 'task' } : {}) }),
+    busyboxService({
+      name,
+      network: 'host',
+      command: command(behaviour),
+      ...(behaviour.kind === 'http' ? { port: behaviour.port } : {}),
+      ...(behaviour.kind === 'exit' ? { kind: 'task' } : {}),
+    }),
   cleanup: async (stack) => {
     for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABELS.stack}=${stack}`] } })) {
-      await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch(() => undefined);
     }
   },
   waitMs: 60_000,

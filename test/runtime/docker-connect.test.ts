@@ -14,12 +14,22 @@ describe('resolveDockerEndpoint', () => {
 
   it('reads DOCKER_HOST, and an explicit host (the profile) wins over it', () => {
     expect(resolveDockerEndpoint({}, { DOCKER_HOST: 'unix:///tmp/d.sock' })).toMatchObject({ kind: 'unix', socketPath: '/tmp/d.sock' });
-    expect(resolveDockerEndpoint({ host: 'tcp://10.0.0.2:2375' }, { DOCKER_HOST: 'unix:///tmp/d.sock' })).toMatchObject({ kind: 'tcp', host: '10.0.0.2', port: 2375, tls: false });
+    expect(resolveDockerEndpoint({ host: 'tcp://10.0.0.2:2375' }, { DOCKER_HOST: 'unix:///tmp/d.sock' })).toMatchObject({
+      kind: 'tcp',
+      host: '10.0.0.2',
+      port: 2375,
+      tls: false,
+    });
   });
 
   it('uses TLS when asked (option or DOCKER_TLS_VERIFY) with certificates from DOCKER_CERT_PATH', () => {
     expect(resolveDockerEndpoint({}, { DOCKER_HOST: 'tcp://docker.example:2376', DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: '/certs' })).toEqual({
-      kind: 'tcp', url: 'tcp://docker.example:2376', host: 'docker.example', port: 2376, tls: true, certPath: '/certs',
+      kind: 'tcp',
+      url: 'tcp://docker.example:2376',
+      host: 'docker.example',
+      port: 2376,
+      tls: true,
+      certPath: '/certs',
     });
     expect(resolveDockerEndpoint({ host: 'tcp://h', tlsVerify: true, certPath: '/c' }, {})).toMatchObject({ port: 2376, tls: true, certPath: '/c' });
     expect(resolveDockerEndpoint({ host: 'h:1234' }, {})).toMatchObject({ kind: 'tcp', host: 'h', port: 1234, tls: false });
@@ -27,7 +37,11 @@ describe('resolveDockerEndpoint', () => {
 
   it('parses ssh endpoints with user and port', () => {
     expect(resolveDockerEndpoint({ host: 'ssh://deploy@build.example:2222' }, {})).toEqual({
-      kind: 'ssh', url: 'ssh://deploy@build.example:2222', host: 'build.example', port: 2222, username: 'deploy',
+      kind: 'ssh',
+      url: 'ssh://deploy@build.example:2222',
+      host: 'build.example',
+      port: 2222,
+      username: 'deploy',
     });
   });
 
@@ -42,7 +56,9 @@ describe('resolveDockerEndpoint', () => {
   });
 
   it('explains missing TLS certificates', () => {
-    expect(() => dockerodeOptions({ kind: 'tcp', url: 'tcp://h:2376', host: 'h', port: 2376, tls: true, certPath: '/nonexistent' })).toThrow(/ca.pem, cert.pem, key.pem/);
+    expect(() => dockerodeOptions({ kind: 'tcp', url: 'tcp://h:2376', host: 'h', port: 2376, tls: true, certPath: '/nonexistent' })).toThrow(
+      /ca.pem, cert.pem, key.pem/,
+    );
   });
 });
 

@@ -17,7 +17,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const image of pulled) await docker.getImage(image).remove({ force: true }).catch(() => undefined);
+  for (const image of pulled)
+    await docker
+      .getImage(image)
+      .remove({ force: true })
+      .catch(() => undefined);
   await registry?.close();
 });
 

@@ -36,9 +36,28 @@ async function makeCertificates() {
   await openssl('req', '-x509', ...ec, '-keyout', 'ca-key.pem', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=stack-test-ca');
   await writeFile(path.join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   await writeFile(path.join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  for (const [name, ext] of [['server', 'server.ext'], ['client', 'client.ext']] as const) {
+  for (const [name, ext] of [
+    ['server', 'server.ext'],
+    ['client', 'client.ext'],
+  ] as const) {
     await openssl('req', ...ec, '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-    await openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-out', `${name}-cert.pem`, '-days', '1', '-extfile', ext);
+    await openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca-key.pem',
+      '-CAcreateserial',
+      '-out',
+      `${name}-cert.pem`,
+      '-days',
+      '1',
+      '-extfile',
+      ext,
+    );
   }
   // What a Docker client reads from DOCKER_CERT_PATH.
   await writeFile(path.join(dir, 'cert.pem'), await readFile(path.join(dir, 'client-cert.pem')));
@@ -98,7 +117,14 @@ describe.skipIf(!localSocket)('docker runtime over tcp', () => {
       const service = busyboxService({ network: 'host', command: ['/bin/sleep', '1000'] });
       await runtime.prepare(stack, [service], {});
       const handle = await runtime.start({
-        stack, service, replica: 0, environment: {}, files: [], configDir: dir, stateDir: dir, profileDir: dir,
+        stack,
+        service,
+        replica: 0,
+        environment: {},
+        files: [],
+        configDir: dir,
+        stateDir: dir,
+        profileDir: dir,
       });
       expect((await runtime.inspect(handle)).running).toBe(true);
       expect((await runtime.discover(stack)).map((h) => h.id)).toEqual([handle.id]);

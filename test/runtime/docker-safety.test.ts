@@ -19,7 +19,11 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
-  for (const id of created.splice(0)) await docker.getContainer(id).remove({ force: true, v: true }).catch(() => undefined);
+  for (const id of created.splice(0))
+    await docker
+      .getContainer(id)
+      .remove({ force: true, v: true })
+      .catch(() => undefined);
 });
 
 /** A running container this test made, with the given labels (none: a stranger's). */
@@ -36,7 +40,14 @@ async function container(labels: Record<string, string>): Promise<string> {
   return c.id;
 }
 
-const forged = (id: string, stack: string): ServiceHandle => ({ runtime: 'docker', stack, service: 'web', replica: 0, id, startedAt: new Date().toISOString() });
+const forged = (id: string, stack: string): ServiceHandle => ({
+  runtime: 'docker',
+  stack,
+  service: 'web',
+  replica: 0,
+  id,
+  startedAt: new Date().toISOString(),
+});
 
 describe('docker runtime: never stops a container that is not the stack’s', () => {
   it('refuses to stop or remove a container without the stack’s label, and reports it as not running', async () => {

@@ -92,7 +92,12 @@ describe('planContainer', () => {
     expect(mounts).toEqual([
       { Type: 'bind', Source: '/srv/demo/config/pds', Target: CONTAINER_CONFIG_DIR, ReadOnly: true },
       { Type: 'bind', Source: '/srv/demo/data', Target: '/var/lib/data', ReadOnly: false },
-      expect.objectContaining({ Type: 'volume', Source: 'demo_pgdata', Target: '/var/lib/pg', VolumeOptions: { Labels: { [LABELS.stack]: 'demo', [LABELS.volume]: 'pgdata' } } }),
+      expect.objectContaining({
+        Type: 'volume',
+        Source: 'demo_pgdata',
+        Target: '/var/lib/pg',
+        VolumeOptions: { Labels: { [LABELS.stack]: 'demo', [LABELS.volume]: 'pgdata' } },
+      }),
       { Type: 'volume', Source: '', Target: '/cache', ReadOnly: false },
       { Type: 'tmpfs', Source: '', Target: '/scratch', ReadOnly: false },
       { Type: 'bind', Source: '/srv/demo/site', Target: '/www', ReadOnly: true }, // a path is a bind, as in Compose
@@ -103,7 +108,14 @@ describe('planContainer', () => {
     const service = busyboxService({
       restart: { policy: 'on-failure', maxRetries: 5, backoffMs: 100, maxBackoffMs: 1000 },
       resources: { cpus: 0.5, memory: 256 * 1024 * 1024, pids: 100 },
-      security: { readOnlyRootFilesystem: true, noNewPrivileges: true, capDrop: ['ALL'], capAdd: ['NET_BIND_SERVICE'], user: '1000:1000', tmpfs: ['/tmp', '/run:size=1m'] },
+      security: {
+        readOnlyRootFilesystem: true,
+        noNewPrivileges: true,
+        capDrop: ['ALL'],
+        capAdd: ['NET_BIND_SERVICE'],
+        user: '1000:1000',
+        tmpfs: ['/tmp', '/run:size=1m'],
+      },
       init: true,
       stopSignal: 'SIGINT',
       stopGracePeriodMs: 2500,
@@ -122,7 +134,10 @@ describe('planContainer', () => {
       Tmpfs: { '/tmp': '', '/run': 'size=1m' },
       Init: true,
     });
-    expect(planContainer(input({ service: busyboxService({ restart: { policy: 'unless-stopped', maxRetries: 0, backoffMs: 0, maxBackoffMs: 0 } }) })).options.HostConfig?.RestartPolicy).toEqual({ Name: 'unless-stopped' });
+    expect(
+      planContainer(input({ service: busyboxService({ restart: { policy: 'unless-stopped', maxRetries: 0, backoffMs: 0, maxBackoffMs: 0 } }) })).options
+        .HostConfig?.RestartPolicy,
+    ).toEqual({ Name: 'unless-stopped' });
   });
 
   it('keeps the config hash stable for the same input, whatever the key order', () => {
@@ -140,8 +155,7 @@ describe('planContainer', () => {
   });
 
   it("runs the image's HEALTHCHECK at the profile's interval when that is shorter (docker strategy)", () => {
-    const docker = (intervalMs: number) =>
-      busyboxService({ healthCheck: { strategy: 'docker', intervalMs, timeoutMs: 1000, retries: 3, startPeriodMs: 0 } });
+    const docker = (intervalMs: number) => busyboxService({ healthCheck: { strategy: 'docker', intervalMs, timeoutMs: 1000, retries: 3, startPeriodMs: 0 } });
     const imageTest = { Test: ['CMD', 'true'] };
     expect(planContainer(input({ service: docker(200), imageHealthcheck: imageTest })).options.Healthcheck).toEqual({ Interval: 200_000_000 });
     expect(planContainer(input({ service: docker(5000), imageHealthcheck: { ...imageTest, Interval: 1e9 } })).options.Healthcheck).toBeUndefined();

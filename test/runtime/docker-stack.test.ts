@@ -78,7 +78,14 @@ describe('stacks of containers through `stack`', () => {
     await profile({
       broken: hostWeb(pa, 'exit 1'),
       dependent: { ...hostWeb(pb), dependencies: ['broken'] },
-      independent: { image: BUSYBOX_IMAGE, pull: 'never', port: px, ports: [`127.0.0.1:${px}:8080`], command: httpdCommand(8080, 'all'), healthCheck: { ...httpCheck, port: 8080 } },
+      independent: {
+        image: BUSYBOX_IMAGE,
+        pull: 'never',
+        port: px,
+        ports: [`127.0.0.1:${px}:8080`],
+        command: httpdCommand(8080, 'all'),
+        healthCheck: { ...httpCheck, port: 8080 },
+      },
     });
 
     const up = await stackCmd('up', '--json');

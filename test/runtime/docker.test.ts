@@ -63,11 +63,22 @@ async function leftovers(s: string) {
 /** Remove by label whatever a failed test left, so one failure does not leak into the next run. */
 async function forceClean(s: string) {
   for (const c of await docker.listContainers({ all: true, filters: labelFilter(s) })) {
-    await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true, v: true })
+      .catch(() => undefined);
   }
-  for (const n of await docker.listNetworks({ filters: labelFilter(s) })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+  for (const n of await docker.listNetworks({ filters: labelFilter(s) }))
+    await docker
+      .getNetwork(n.Id)
+      .remove()
+      .catch(() => undefined);
   const { Volumes } = await docker.listVolumes({ filters: labelFilter(s) });
-  for (const v of [...anonymousVolumes, ...(Volumes ?? []).map((x) => x.Name)]) await docker.getVolume(v).remove().catch(() => undefined);
+  for (const v of [...anonymousVolumes, ...(Volumes ?? []).map((x) => x.Name)])
+    await docker
+      .getVolume(v)
+      .remove()
+      .catch(() => undefined);
 }
 
 function request(service: ServiceSpec, overrides: Partial<StartRequest> = {}): StartRequest {
@@ -295,10 +306,14 @@ describe('docker runtime', () => {
       command: ['/bin/sh', '-c', 'cat /etc/stack/app.env; touch /etc/stack/x 2>/dev/null || echo read-only; exec sleep 1000'],
     });
     const handle = await start(request(service, { files, configDir }));
-    const lines = await waitFor(async () => {
-      const l = await collectLogs(handle);
-      return l.length >= 2 && l;
-    }, 15_000, 'config file in logs');
+    const lines = await waitFor(
+      async () => {
+        const l = await collectLogs(handle);
+        return l.length >= 2 && l;
+      },
+      15_000,
+      'config file in logs',
+    );
     expect(lines).toEqual(['GREETING=hello', 'read-only']);
 
     expect((await start(request(service, { files, configDir }))).id).toBe(handle.id);
@@ -382,10 +397,14 @@ describe('docker runtime', () => {
     const { Config } = await docker.getContainer(handle.id).inspect();
     expect(Config.Healthcheck?.Test?.join(' ')).toContain('wget -q -O /dev/null http://127.0.0.1:${HTTP_PORT:-8080}/');
     expect(Config.Healthcheck?.Interval).toBe(200_000_000);
-    const health = await waitFor(async () => {
-      const { health: h } = await runtime.inspect(handle);
-      return h === 'healthy' && h;
-    }, 30_000, 'healthy');
+    const health = await waitFor(
+      async () => {
+        const { health: h } = await runtime.inspect(handle);
+        return h === 'healthy' && h;
+      },
+      30_000,
+      'healthy',
+    );
     expect(health).toBe('healthy');
     await runtime.stop(handle, stopOpts);
   });
@@ -396,7 +415,6 @@ describe('docker runtime', () => {
     expect(err).toBeInstanceOf(StackFailedError);
     expect((err as Error).message).toBe("image atproto-stacks-test/absent:never (service 'web') is not present on the Docker engine and pull is 'never'");
     // Nothing half-done: no network was created (afterEach checks).
-
   });
 
   it("lets --pull never override the services' policy", async () => {
@@ -431,7 +449,15 @@ describe('docker runtime', () => {
   it('reports every input problem at once as invalid input (exit 2), before contacting the engine', async () => {
     const away = createDockerRuntime({ host: `unix://${tmp}/no-docker.sock` }); // never reached
     const err = await away
-      .prepare(stack, [busyboxService({ name: 'a', image: undefined }), busyboxService({ name: 'b', stopSignal: 'SIGNOPE' }), busyboxService({ name: 'c', stopSignal: 'TERM' })], {})
+      .prepare(
+        stack,
+        [
+          busyboxService({ name: 'a', image: undefined }),
+          busyboxService({ name: 'b', stopSignal: 'SIGNOPE' }),
+          busyboxService({ name: 'c', stopSignal: 'TERM' }),
+        ],
+        {},
+      )
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidInputError);
     expect((err as InvalidInputError).exitCode).toBe(ExitCode.invalidInput);

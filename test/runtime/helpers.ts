@@ -35,7 +35,11 @@ export function processService(name: string, overrides: Partial<ServiceSpec> = {
  * given pids or groups; every other call is recorded and NOT sent. A test of "never signal pid 1"
  * must not kill the machine when the code under test is wrong.
  */
-export function guardKill(allowed: () => number[]): { calls: [number, string | number | undefined][]; spy: MockInstance; blocked: () => [number, string | number | undefined][] } {
+export function guardKill(allowed: () => number[]): {
+  calls: [number, string | number | undefined][];
+  spy: MockInstance;
+  blocked: () => [number, string | number | undefined][];
+} {
   const real = process.kill.bind(process);
   const calls: [number, string | number | undefined][] = [];
   const isAllowed = (pid: number, signal: string | number | undefined) => signal === 0 || allowed().includes(Math.abs(pid));

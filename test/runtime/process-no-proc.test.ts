@@ -9,7 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
-vi.mock('../../src/util/proc.js', async (importOriginal) => ({ ...(await importOriginal<typeof import('../../src/util/proc.js')>()), procAvailable: () => false }));
+vi.mock('../../src/util/proc.js', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../../src/util/proc.js')>()),
+  procAvailable: () => false,
+}));
 
 const { acquireLock, lockFilePath } = await import('../../src/engine/lock.js');
 const { createProcessRuntime } = await import('../../src/runtime/process.js');
@@ -33,7 +36,16 @@ describe('without /proc', () => {
     const dir = await tempDir();
     const stateDir = path.join(dir, 'state');
     const runtime = createProcessRuntime({ stateDirFor: () => stateDir });
-    const handle = await runtime.start({ stack: 's', service: processService('web', { command: ['sleep', '300'] }), replica: 0, environment: {}, files: [], configDir: dir, stateDir, profileDir: dir });
+    const handle = await runtime.start({
+      stack: 's',
+      service: processService('web', { command: ['sleep', '300'] }),
+      replica: 0,
+      environment: {},
+      files: [],
+      configDir: dir,
+      stateDir,
+      profileDir: dir,
+    });
     cleanups.push(() => {
       try {
         process.kill(-handle.pgid!, 'SIGKILL');
@@ -45,7 +57,10 @@ describe('without /proc', () => {
     const fresh = createProcessRuntime({ stateDirFor: () => stateDir });
     const kill = guardKill(() => [handle.pid!]);
     expect(await fresh.discover('s')).toEqual([]);
-    await expect(fresh.stop(handle, { signal: 'SIGTERM', gracePeriodMs: 100 })).rejects.toMatchObject({ code: 'not_ours', message: expect.stringContaining('no /proc') });
+    await expect(fresh.stop(handle, { signal: 'SIGTERM', gracePeriodMs: 100 })).rejects.toMatchObject({
+      code: 'not_ours',
+      message: expect.stringContaining('no /proc'),
+    });
     expect(kill.calls.filter(([, signal]) => signal !== 0)).toEqual([]);
     expect(isProcessAlive(handle.pid!)).toBe(true);
     await fresh.close();
@@ -56,7 +71,16 @@ describe('without /proc', () => {
     const holder = spawn('sleep', ['300'], { stdio: 'ignore' });
     cleanups.push(() => void holder.kill('SIGKILL'));
     await new Promise((resolve) => holder.once('spawn', resolve));
-    await writeFile(lockFilePath(dir), JSON.stringify({ pid: holder.pid, processStartTime: processStartTime(holder.pid!), startedAt: new Date().toISOString(), command: 'up --detach', detached: true }));
+    await writeFile(
+      lockFilePath(dir),
+      JSON.stringify({
+        pid: holder.pid,
+        processStartTime: processStartTime(holder.pid!),
+        startedAt: new Date().toISOString(),
+        command: 'up --detach',
+        detached: true,
+      }),
+    );
     const kill = guardKill(() => []);
     await expect(acquireLock(dir, 's')).rejects.toMatchObject({ code: 'stack_locked', message: expect.stringContaining('no /proc') });
     expect(kill.calls.filter(([, signal]) => signal !== 0)).toEqual([]);

@@ -62,7 +62,16 @@ function killGroup(pgid: number): void {
 async function forgePidFile(fields: Record<string, unknown>): Promise<string> {
   const file = path.join(stateDir, 'pids', 'web-0.json');
   await mkdir(path.dirname(file), { recursive: true });
-  const handle = { runtime: 'process', stack: STACK, service: 'web', replica: 0, id: String(fields.pid), startedAt: new Date().toISOString(), logFile: path.join(stateDir, 'logs', 'web.log'), ...fields };
+  const handle = {
+    runtime: 'process',
+    stack: STACK,
+    service: 'web',
+    replica: 0,
+    id: String(fields.pid),
+    startedAt: new Date().toISOString(),
+    logFile: path.join(stateDir, 'logs', 'web.log'),
+    ...fields,
+  };
   await writeFile(file, JSON.stringify(handle));
   return file;
 }
@@ -74,7 +83,17 @@ describe('process runtime: only what is proven ours is signalled', () => {
     const kill = guardKill(() => []);
     await forgePidFile({ pid: 1, pgid: 1 });
     expect(await runtime.discover(STACK)).toEqual([]);
-    const forged = { runtime: 'process' as const, stack: STACK, service: 'web', replica: 0, id: '1', pid: 1, pgid: 1, startedAt: '', processStartTime: processStartTime(1)! };
+    const forged = {
+      runtime: 'process' as const,
+      stack: STACK,
+      service: 'web',
+      replica: 0,
+      id: '1',
+      pid: 1,
+      pgid: 1,
+      startedAt: '',
+      processStartTime: processStartTime(1)!,
+    };
     expect(await runtime.inspect(forged)).toEqual({ running: false });
     await expect(runtime.stop(forged, { signal: 'SIGTERM', gracePeriodMs: 100 })).rejects.toMatchObject({ code: 'not_ours' });
     expect(kill.blocked()).toEqual([]);
@@ -96,9 +115,14 @@ describe('process runtime: only what is proven ours is signalled', () => {
     await forgePidFile({ pid: other.pid, pgid: other.pid });
     const kill = guardKill(() => [other.pid!]);
     expect(await runtime.discover(STACK)).toEqual([]);
-    const [persisted] = [{ runtime: 'process' as const, stack: STACK, service: 'web', replica: 0, id: String(other.pid), pid: other.pid!, pgid: other.pid!, startedAt: '' }];
+    const [persisted] = [
+      { runtime: 'process' as const, stack: STACK, service: 'web', replica: 0, id: String(other.pid), pid: other.pid!, pgid: other.pid!, startedAt: '' },
+    ];
     expect(await runtime.inspect(persisted)).toEqual({ running: false });
-    await expect(runtime.stop(persisted, { signal: 'SIGTERM', gracePeriodMs: 100 })).rejects.toMatchObject({ code: 'not_ours', message: expect.stringContaining('no start time') });
+    await expect(runtime.stop(persisted, { signal: 'SIGTERM', gracePeriodMs: 100 })).rejects.toMatchObject({
+      code: 'not_ours',
+      message: expect.stringContaining('no start time'),
+    });
     expect(kill.calls.filter(([, s]) => s !== 0)).toEqual([]);
     expect(isProcessAlive(other.pid!)).toBe(true);
   });
@@ -185,7 +209,11 @@ describe('process runtime: a cgroup per instance, where cgroup v2 is writable', 
     trackStarted(handle);
     const daemon = Number(await waitFor(async () => (await readFile(daemonPidFile, 'utf8').catch(() => '')).trim(), 10_000, 'the daemon pid'));
     cleanups.push(() => killGroup(daemon));
-    await waitFor(async () => processSession(daemon) === daemon && !(await readFile(`/proc/${daemon}/environ`, 'utf8')).includes('STACK_INSTANCE'), 10_000, 'the daemon on its own');
+    await waitFor(
+      async () => processSession(daemon) === daemon && !(await readFile(`/proc/${daemon}/environ`, 'utf8')).includes('STACK_INSTANCE'),
+      10_000,
+      'the daemon on its own',
+    );
     await runtime.stop(handle, { signal: 'SIGTERM', gracePeriodMs: 2000 });
     expect(isProcessAlive(daemon)).toBe(false);
     expect(existsSync(instanceCgroup(handle.instance!)!)).toBe(false); // removed once empty
@@ -217,7 +245,9 @@ describe('process runtime: symlinks in the state folder', () => {
     await mkdir(elsewhere);
     await mkdir(path.join(stateDir, 'config'), { recursive: true });
     await symlink(elsewhere, path.join(stateDir, 'config', 'db'));
-    await expect(atomicWrite(path.join(stateDir, 'config', 'db', 'secret.env'), 'PW=x\n', 0o600, { within: stateDir })).rejects.toMatchObject({ code: 'symlink_refused' });
+    await expect(atomicWrite(path.join(stateDir, 'config', 'db', 'secret.env'), 'PW=x\n', 0o600, { within: stateDir })).rejects.toMatchObject({
+      code: 'symlink_refused',
+    });
     expect(existsSync(path.join(elsewhere, 'secret.env'))).toBe(false);
   });
 

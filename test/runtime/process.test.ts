@@ -105,7 +105,9 @@ describe('process runtime', () => {
       expect(await logText(handle)).toBe(`${work}\nA=from-request B=from-parent\n`);
 
       const minimal = createProcessRuntime({ inheritEnv: 'minimal' });
-      const second = (await minimal.start(request(makeService('env', { workingDir: 'work', command: ['sh', '-c', 'echo "B=$STACK_TEST_INHERITED"'] }), {}, 1))) as ProcessHandle;
+      const second = (await minimal.start(
+        request(makeService('env', { workingDir: 'work', command: ['sh', '-c', 'echo "B=$STACK_TEST_INHERITED"'] }), {}, 1),
+      )) as ProcessHandle;
       started.push(second);
       await minimal.wait(second);
       expect(second.logFile).toBe(path.join(dir, 'state', 'logs', 'env-1.log'));
@@ -179,7 +181,19 @@ describe('process runtime', () => {
       const pid = stranger.pid!;
       await waitFor(() => processStartTime(pid), 5000, 'the stranger to start');
       const pidFile = path.join(dir, 'state', 'pids', 'ghost-0.json');
-      const persisted = { runtime: 'process', stack: STACK, service: 'ghost', replica: 0, id: String(pid), pid, pgid: pid, startedAt: new Date().toISOString(), logFile: path.join(dir, 'state', 'logs', 'ghost.log'), pidFile, processStartTime: '1' };
+      const persisted = {
+        runtime: 'process',
+        stack: STACK,
+        service: 'ghost',
+        replica: 0,
+        id: String(pid),
+        pid,
+        pgid: pid,
+        startedAt: new Date().toISOString(),
+        logFile: path.join(dir, 'state', 'logs', 'ghost.log'),
+        pidFile,
+        processStartTime: '1',
+      };
       await mkdir(path.dirname(pidFile), { recursive: true });
       await writeFile(pidFile, JSON.stringify(persisted));
 

@@ -16,13 +16,26 @@ import path from 'node:path';
 const http = (extra: Partial<HealthCheckSpec> = {}): HealthCheckSpec =>
   ({ strategy: 'http', endpoint: '/health', intervalMs: 500, timeoutMs: 2000, retries: 3, startPeriodMs: 10_000, ...extra }) as HealthCheckSpec;
 
-const service = (overrides: Parameters<typeof busyboxService>[0] = {}) => busyboxService({ runtime: 'swarm', port: 8080, ports: [{ container: 8080, host: 18080, hostIp: '127.0.0.1', protocol: 'tcp' }], ...overrides });
+const service = (overrides: Parameters<typeof busyboxService>[0] = {}) =>
+  busyboxService({ runtime: 'swarm', port: 8080, ports: [{ container: 8080, host: 18080, hostIp: '127.0.0.1', protocol: 'tcp' }], ...overrides });
 
 describe('swarm service spec', () => {
   it('turns an http check into a busybox wget HEALTHCHECK and a tcp check into nc, with the check timing', () => {
     const hc = healthcheckOf(service({ healthCheck: http() }), {});
-    expect(hc).toEqual({ Test: ['CMD', 'wget', '-q', '-O', '-', 'http://127.0.0.1:8080/health'], Interval: 500e6, Timeout: 2000e6, Retries: 3, StartPeriod: 10_000e6 });
-    expect(healthcheckOf(service({ healthCheck: { ...http(), strategy: 'tcp' } as HealthCheckSpec }), {})?.Test).toEqual(['CMD', 'nc', '-z', '127.0.0.1', '8080']);
+    expect(hc).toEqual({
+      Test: ['CMD', 'wget', '-q', '-O', '-', 'http://127.0.0.1:8080/health'],
+      Interval: 500e6,
+      Timeout: 2000e6,
+      Retries: 3,
+      StartPeriod: 10_000e6,
+    });
+    expect(healthcheckOf(service({ healthCheck: { ...http(), strategy: 'tcp' } as HealthCheckSpec }), {})?.Test).toEqual([
+      'CMD',
+      'nc',
+      '-z',
+      '127.0.0.1',
+      '8080',
+    ]);
     expect(healthcheckOf(service({ healthCheck: http() }), { healthcheck: 'pg_isready -q' })?.Test).toEqual(['CMD-SHELL', 'pg_isready -q']);
     expect(healthcheckOf(service(), {})).toBeUndefined();
   });
@@ -34,12 +47,20 @@ describe('swarm service spec', () => {
       environment: { B: '2', A: '1' },
       files: [],
       objectIds: {},
-      settings: { services: { web: { placement: { constraints: ['node.labels.tier==db'], preferences: ['spread=node.id'] }, update: { order: 'start-first', delay: '2s' } } } },
+      settings: {
+        services: {
+          web: { placement: { constraints: ['node.labels.tier==db'], preferences: ['spread=node.id'] }, update: { order: 'start-first', delay: '2s' } },
+        },
+      },
     });
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a deep look into dockerode's loosely typed spec
     const spec = plan.spec as unknown as Record<string, any>;
     expect(spec.Name).toBe('st_web');
-    expect(spec.Labels).toMatchObject({ 'io.atproto-stacks.stack': 'st', 'io.atproto-stacks.service': 'web', 'io.atproto-stacks.config-hash': plan.configHash });
+    expect(spec.Labels).toMatchObject({
+      'io.atproto-stacks.stack': 'st',
+      'io.atproto-stacks.service': 'web',
+      'io.atproto-stacks.config-hash': plan.configHash,
+    });
     expect(spec.EndpointSpec).toEqual({ Mode: 'dnsrr', Ports: [{ Protocol: 'tcp', TargetPort: 8080, PublishedPort: 18080, PublishMode: 'host' }] });
     expect(spec.Mode).toEqual({ Replicated: { Replicas: 3 } });
     expect(spec.TaskTemplate.Placement).toEqual({ Constraints: ['node.labels.tier==db'], Preferences: [{ Spread: { SpreadDescriptor: 'node.id' } }] });
@@ -74,13 +95,26 @@ describe('swarm service spec', () => {
       ...swarmServiceProblems(service({ name: 'd', image: undefined as unknown as string }), {}),
     ];
     expect(problems.map((p) => p.path)).toEqual(['services.a.healthCheck.strategy', 'services.b.healthCheck', 'services.c.network', 'services.d.image']);
-    expect(swarmServiceProblems(service({ name: 'e', healthCheck: { ...http(), strategy: 'command' } as HealthCheckSpec }), { services: { e: { healthcheck: ['true'] } } })).toEqual([]);
+    expect(
+      swarmServiceProblems(service({ name: 'e', healthCheck: { ...http(), strategy: 'command' } as HealthCheckSpec }), {
+        services: { e: { healthcheck: ['true'] } },
+      }),
+    ).toEqual([]);
   });
 });
 
 describe('swarm readiness', () => {
-  const info = (replicas: number, update?: string) => ({ Spec: { Mode: { Replicated: { Replicas: replicas } } }, ...(update ? { UpdateStatus: { State: update, Message: 'update rolled back due to failure' } } : {}) }) as unknown as Dockerode.Service;
-  const task = (state: string, desired = 'running', createdAt = '2026-01-01T00:00:10Z', err?: string): SwarmTask => ({ ID: Math.random().toString(36), DesiredState: desired, CreatedAt: createdAt, Status: { State: state, ...(err ? { Err: err } : {}) } });
+  const info = (replicas: number, update?: string) =>
+    ({
+      Spec: { Mode: { Replicated: { Replicas: replicas } } },
+      ...(update ? { UpdateStatus: { State: update, Message: 'update rolled back due to failure' } } : {}),
+    }) as unknown as Dockerode.Service;
+  const task = (state: string, desired = 'running', createdAt = '2026-01-01T00:00:10Z', err?: string): SwarmTask => ({
+    ID: Math.random().toString(36),
+    DesiredState: desired,
+    CreatedAt: createdAt,
+    Status: { State: state, ...(err ? { Err: err } : {}) },
+  });
 
   it('is ready only when every desired task runs and no update is in flight', () => {
     expect(readiness(info(2), [task('running'), task('starting')], 0).ready).toBe(false);
@@ -91,7 +125,11 @@ describe('swarm readiness', () => {
   it('fails on a rolled-back update and counts failed tasks since the start', () => {
     expect(readiness(info(1, 'rollback_completed'), [task('running')], 0).failed).toMatch(/rollback completed/);
     const since = Date.parse('2026-01-01T00:00:05Z');
-    const r = readiness(info(1), [task('failed', 'shutdown', '2026-01-01T00:00:06Z', 'task: non-zero exit (7)'), task('failed', 'shutdown', '2026-01-01T00:00:01Z'), task('starting')], since);
+    const r = readiness(
+      info(1),
+      [task('failed', 'shutdown', '2026-01-01T00:00:06Z', 'task: non-zero exit (7)'), task('failed', 'shutdown', '2026-01-01T00:00:01Z'), task('starting')],
+      since,
+    );
     expect(r).toMatchObject({ ready: false, failures: 1, lastError: 'task: non-zero exit (7)' });
   });
 });
@@ -115,7 +153,10 @@ describe('validation of swarm services', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'swarm-validate-'));
     try {
       const file = path.join(dir, 'stack.yaml');
-      writeFileSync(file, 'name: v\nruntime: swarm\nservices:\n  a:\n    image: busybox\n    port: 8080\n    healthCheck: { strategy: file, path: /tmp/x }\n  b:\n    image: busybox\n    network: host\n');
+      writeFileSync(
+        file,
+        'name: v\nruntime: swarm\nservices:\n  a:\n    image: busybox\n    port: 8080\n    healthCheck: { strategy: file, path: /tmp/x }\n  b:\n    image: busybox\n    network: host\n',
+      );
       const problems = inspectProfile(file, { env: {} }).problems.filter((p) => p.severity !== 'warning');
       expect(problems.map((p) => [p.path, p.line])).toEqual([
         ['services.a.healthCheck.strategy', 7],

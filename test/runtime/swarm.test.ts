@@ -49,11 +49,27 @@ function manager(): Docker {
 async function forceClean(s: string): Promise<void> {
   const d = manager();
   const filters = { label: [`${SWARM_LABELS.stack}=${s}`] };
-  for (const x of await d.listServices({ filters })) await d.getService(x.ID).remove().catch(() => undefined);
+  for (const x of await d.listServices({ filters }))
+    await d
+      .getService(x.ID)
+      .remove()
+      .catch(() => undefined);
   await waitUntil(async () => (await d.listTasks({ filters })).length === 0, 30_000, 'tasks gone').catch(() => undefined);
-  for (const x of (await d.listConfigs({ filters })) as { ID: string }[]) await d.getConfig(x.ID).remove().catch(() => undefined);
-  for (const x of (await d.listSecrets({ filters })) as unknown as { ID: string }[]) await d.getSecret(x.ID).remove().catch(() => undefined);
-  for (const x of await d.listNetworks({ filters })) await d.getNetwork(x.Id).remove().catch(() => undefined);
+  for (const x of (await d.listConfigs({ filters })) as { ID: string }[])
+    await d
+      .getConfig(x.ID)
+      .remove()
+      .catch(() => undefined);
+  for (const x of (await d.listSecrets({ filters })) as unknown as { ID: string }[])
+    await d
+      .getSecret(x.ID)
+      .remove()
+      .catch(() => undefined);
+  for (const x of await d.listNetworks({ filters }))
+    await d
+      .getNetwork(x.Id)
+      .remove()
+      .catch(() => undefined);
 }
 
 async function leftovers(s: string) {
@@ -68,13 +84,19 @@ async function leftovers(s: string) {
 }
 
 /** A fresh stack name and folder with its profile. */
-async function profile(services: Record<string, unknown>, extra: { swarmServices?: Record<string, unknown>; variables?: Record<string, unknown> } = {}): Promise<void> {
+async function profile(
+  services: Record<string, unknown>,
+  extra: { swarmServices?: Record<string, unknown>; variables?: Record<string, unknown> } = {},
+): Promise<void> {
   stack = `s${randomBytes(3).toString('hex')}`;
   dir = await mkdtemp(path.join(os.tmpdir(), 'stack-swarm-test-'));
   await writeProfile(services, extra);
 }
 
-async function writeProfile(services: Record<string, unknown>, extra: { swarmServices?: Record<string, unknown>; variables?: Record<string, unknown> } = {}): Promise<void> {
+async function writeProfile(
+  services: Record<string, unknown>,
+  extra: { swarmServices?: Record<string, unknown>; variables?: Record<string, unknown> } = {},
+): Promise<void> {
   const body = {
     name: stack,
     runtime: 'swarm',
@@ -175,9 +197,15 @@ describe('stacks on a three-node swarm', { timeout: 150_000 }, () => {
     // `stack status` shows each task on its node, with the cluster's state and health.
     const status = await stackCmd('status', '--json');
     expect(status.code, status.stderr).toBe(0);
-    const view = JSON.parse(status.stdout) as { services: Array<{ name: string; tasks?: Array<{ slot: number; node: string; state: string; health: string }> }> };
+    const view = JSON.parse(status.stdout) as {
+      services: Array<{ name: string; tasks?: Array<{ slot: number; node: string; state: string; health: string }> }>;
+    };
     const shown = (name: string) => view.services.find((s) => s.name === name)?.tasks ?? [];
-    expect(shown('web').map((t) => t.node).sort()).toEqual(web.map((t) => nodeNameOf(t.NodeID)).sort());
+    expect(
+      shown('web')
+        .map((t) => t.node)
+        .sort(),
+    ).toEqual(web.map((t) => nodeNameOf(t.NodeID)).sort());
     expect(shown('web').map((t) => [t.slot, t.state, t.health])).toEqual([1, 2, 3].map((slot) => [slot, 'running', 'healthy']));
     expect(shown('db').map((t) => t.node)).toEqual([cluster.nodes[1]!.name, cluster.nodes[1]!.name]);
     const table = await stackCmd('status');
@@ -193,7 +221,11 @@ describe('stacks on a three-node swarm', { timeout: 150_000 }, () => {
           image: BUSYBOX_IMAGE,
           pull: 'never',
           // Prints the config, and only the size of the secret.
-          command: ['/bin/sh', '-c', 'cat /etc/stack/app.conf; echo "secret-bytes=$(cat /etc/stack/token.env | wc -c)"; ls -l /etc/stack/token.env; exec sleep 600'],
+          command: [
+            '/bin/sh',
+            '-c',
+            'cat /etc/stack/app.conf; echo "secret-bytes=$(cat /etc/stack/token.env | wc -c)"; ls -l /etc/stack/token.env; exec sleep 600',
+          ],
           stopGracePeriod: '1s',
           templates: [
             { destination: 'app.conf', format: 'text', template: 'greeting={{greeting}}\n' },
@@ -213,10 +245,14 @@ describe('stacks on a three-node swarm', { timeout: 150_000 }, () => {
     expect(configs.map((c) => c.Spec.Name)).toEqual([expect.stringMatching(/app\.conf/)]);
 
     let logs = '';
-    await waitUntil(async () => {
-      logs = (await stackCmd('logs', 'app')).stdout;
-      return logs.includes('secret-bytes=');
-    }, 20_000, 'the container output');
+    await waitUntil(
+      async () => {
+        logs = (await stackCmd('logs', 'app')).stdout;
+        return logs.includes('secret-bytes=');
+      },
+      20_000,
+      'the container output',
+    );
     expect(logs).toContain('greeting=hello-swarm');
     expect(logs).toContain(`secret-bytes=${'TOKEN='.length + secretValue.length + 1}`);
     expect(logs).toMatch(/-rw------- .*\/etc\/stack\/token\.env/);
@@ -255,7 +291,16 @@ describe('stacks on a three-node swarm', { timeout: 150_000 }, () => {
 
   it('reschedules the tasks of a node whose daemon was killed, and says where they run now', async () => {
     await profile(
-      { web: { image: BUSYBOX_IMAGE, pull: 'never', command: ['/bin/httpd', '-f', '-p', '8080', '-h', '/www'], replicas: 2, stopGracePeriod: '1s', restart: { policy: 'always', backoff: '100ms' } } },
+      {
+        web: {
+          image: BUSYBOX_IMAGE,
+          pull: 'never',
+          command: ['/bin/httpd', '-f', '-p', '8080', '-h', '/www'],
+          replicas: 2,
+          stopGracePeriod: '1s',
+          restart: { policy: 'always', backoff: '100ms' },
+        },
+      },
       { swarmServices: { web: { placement: { constraints: ['node.role==worker'], preferences: ['spread=node.id'] } } } },
     );
     expect((await stackCmd('up', '--detach')).code).toBe(0);
@@ -264,15 +309,24 @@ describe('stacks on a three-node swarm', { timeout: 150_000 }, () => {
     try {
       const [handle] = await runtime.discover(stack);
       const before = (await runtime.inspect(handle!)) as SwarmInstanceStatus;
-      expect(before.tasks.filter((t) => t.desired === 'running').map((t) => t.node).sort()).toEqual([cluster.nodes[1]!.name, victim.name].sort());
+      expect(
+        before.tasks
+          .filter((t) => t.desired === 'running')
+          .map((t) => t.node)
+          .sort(),
+      ).toEqual([cluster.nodes[1]!.name, victim.name].sort());
 
       await cluster.killNode(victim);
       let now = before;
-      await waitUntil(async () => {
-        now = (await runtime.inspect(handle!)) as SwarmInstanceStatus;
-        const live = now.tasks.filter((t) => t.desired === 'running' && t.state === 'running');
-        return live.length === 2 && live.every((t) => t.node === cluster.nodes[1]!.name);
-      }, 60_000, 'the replicas rescheduled on the surviving worker');
+      await waitUntil(
+        async () => {
+          now = (await runtime.inspect(handle!)) as SwarmInstanceStatus;
+          const live = now.tasks.filter((t) => t.desired === 'running' && t.state === 'running');
+          return live.length === 2 && live.every((t) => t.node === cluster.nodes[1]!.name);
+        },
+        60_000,
+        'the replicas rescheduled on the surviving worker',
+      );
       expect(now.health).toBe('healthy');
       expect(now.replicas).toEqual({ desired: 2, ready: 2 });
       // The lost task is reported on the node that went down.
@@ -287,7 +341,11 @@ describe('stacks on a three-node swarm', { timeout: 150_000 }, () => {
   it('status and down still work after stack up was killed with SIGKILL, from a folder with no state', async () => {
     await profile({ a: web(18101, 'true'), b: web(18102, 'sleep 600', { dependencies: ['a'] }) });
     const up = new StackProcess(['up', '--profile', 'stack.json'], dir);
-    await waitUntil(async () => (await manager().listServices({ filters: { label: [`${SWARM_LABELS.stack}=${stack}`] } })).length === 2, 60_000, 'both services created');
+    await waitUntil(
+      async () => (await manager().listServices({ filters: { label: [`${SWARM_LABELS.stack}=${stack}`] } })).length === 2,
+      60_000,
+      'both services created',
+    );
     up.child.kill('SIGKILL');
     await up.exited;
 

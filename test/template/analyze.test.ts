@@ -37,7 +37,10 @@ function render(template: string, vars: Record<string, unknown> = {}, env: Recor
 describe('checking templates against the context', () => {
   it('lists every missing variable of every template at once, each with file:line:column', () => {
     const { dir, profile } = profileIn(
-      STACK.replace('template: templates/pds.env.hbs', 'template: templates/pds.env.hbs\n      - destination: more.json\n        data: { a: "{{hostname}}", b: "{{secret \\"dbPassword\\"}}" }'),
+      STACK.replace(
+        'template: templates/pds.env.hbs',
+        'template: templates/pds.env.hbs\n      - destination: more.json\n        data: { a: "{{hostname}}", b: "{{secret \\"dbPassword\\"}}" }',
+      ),
       { 'templates/pds.env.hbs': 'A=1\nPDS_HOSTNAME={{hostname}}\nPDS_DB={{service.datbase.url}}\nB={{hostname}} {{ tagline }}\n' },
     );
     const { files, problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: {} });
@@ -82,10 +85,13 @@ describe('checking templates against the context', () => {
   });
 
   it('treats an absent optional service as falsy: guarded uses render, unguarded ones are errors', () => {
-    const ok = render('{{#if service.redis}}R={{service.redis.url}}{{else}}no redis{{/if}};{{#unless service.cache}}no cache{{/unless}};{{#with service.redis}}{{url}}{{/with}}', {
-      hostname: 'h',
-      dbPassword: 'p',
-    });
+    const ok = render(
+      '{{#if service.redis}}R={{service.redis.url}}{{else}}no redis{{/if}};{{#unless service.cache}}no cache{{/unless}};{{#with service.redis}}{{url}}{{/with}}',
+      {
+        hostname: 'h',
+        dbPassword: 'p',
+      },
+    );
     expect(ok.problems).toEqual([]);
     expect(ok.content).toBe('no redis;no cache;');
 
@@ -101,10 +107,7 @@ describe('checking templates against the context', () => {
       '{{#each service.database.instances as |inst i|}}{{i}}={{inst.url}} {{../hostname}} {{inst.nope}}{{/each}}{{#with service.database}}{{port}} {{meta.version}} {{metaa}}{{/with}}',
       { hostname: 'h', dbPassword: 'p' },
     );
-    expect(out.problems.map((p) => p.message)).toEqual([
-      "'nope' is not defined in 'inst'",
-      "'metaa' is not defined in 'this' — did you mean 'meta'?",
-    ]);
+    expect(out.problems.map((p) => p.message)).toEqual(["'nope' is not defined in 'inst'", "'metaa' is not defined in 'this' — did you mean 'meta'?"]);
     expect(out.content).toBe('');
   });
 
@@ -115,7 +118,11 @@ describe('checking templates against the context', () => {
   });
 
   it('lets #if test environment variables and meta keys that are not set', () => {
-    const out = render('{{#if env.DEBUG}}debug{{/if}}{{#if service.database.meta.replica}}r{{/if}}[{{env.HOME_DIR}}]', { hostname: 'h', dbPassword: 'p' }, { HOME_DIR: '/home/x' });
+    const out = render(
+      '{{#if env.DEBUG}}debug{{/if}}{{#if service.database.meta.replica}}r{{/if}}[{{env.HOME_DIR}}]',
+      { hostname: 'h', dbPassword: 'p' },
+      { HOME_DIR: '/home/x' },
+    );
     expect(out.problems).toEqual([]);
     expect(out.content).toBe('[/home/x]');
   });
@@ -134,7 +141,14 @@ describe('checking templates against the context', () => {
 });
 
 describe('prototype access stays off', () => {
-  for (const expr of ['{{constructor.name}}', '{{__proto__}}', '{{hostname.constructor}}', '{{service.constructor.name}}', '{{@root.constructor}}', '{{toString}}']) {
+  for (const expr of [
+    '{{constructor.name}}',
+    '{{__proto__}}',
+    '{{hostname.constructor}}',
+    '{{service.constructor.name}}',
+    '{{@root.constructor}}',
+    '{{toString}}',
+  ]) {
     it(`${expr} is an error and never renders a prototype's contents`, () => {
       const out = render(expr, { hostname: 'h', dbPassword: 'p' });
       expect(out.problems.length).toBeGreaterThan(0);

@@ -6,7 +6,8 @@ import { runStack } from '../helpers/cli.js';
 import { tempDir, writeFiles } from './helpers.js';
 
 const CLEAN_ENV = { ATP_DOMAIN: undefined, PDS_HOSTNAME: undefined, PDS_ADMIN_EMAIL: undefined, PLC_PORT: undefined, PDS_PORT: undefined };
-const render = (cwd: string, args: string[], env: Record<string, string | undefined> = {}) => runStack(['render', ...args], { cwd, env: { ...CLEAN_ENV, ...env } });
+const render = (cwd: string, args: string[], env: Record<string, string | undefined> = {}) =>
+  runStack(['render', ...args], { cwd, env: { ...CLEAN_ENV, ...env } });
 
 const listFiles = (dir: string): string[] =>
   readdirSync(dir, { withFileTypes: true })
@@ -21,9 +22,47 @@ describe('stack render with the built-in profiles', () => {
   it.each([
     ['simple-pds', ['caddy/Caddyfile', 'pds/pds.env']],
     ['dev-cluster', ['pds/pds.env']],
-    ['full-node', ['appview/appview.env', 'databases/databases.env', 'dataplane/dataplane.env', 'ozone/ozone.env', 'pds/pds.env', 'plc/plc.env', 'postgres/postgres.env', 'service-dids/service-dids.env']],
-    ['full-node-docker', ['appview/appview.env', 'caddy/Caddyfile', 'databases/databases.env', 'dataplane/dataplane.env', 'ozone/ozone.env', 'pds/pds.env', 'plc/plc.env', 'postgres/postgres.env', 'service-dids/service-dids.env']],
-    ['prod-cluster', ['appview/appview.env', 'caddy/Caddyfile', 'databases/databases.env', 'dataplane/dataplane.env', 'ozone/ozone.env', 'pds/pds.env', 'plc/plc.env', 'postgres/postgres.env', 'service-dids/service-dids.env']],
+    [
+      'full-node',
+      [
+        'appview/appview.env',
+        'databases/databases.env',
+        'dataplane/dataplane.env',
+        'ozone/ozone.env',
+        'pds/pds.env',
+        'plc/plc.env',
+        'postgres/postgres.env',
+        'service-dids/service-dids.env',
+      ],
+    ],
+    [
+      'full-node-docker',
+      [
+        'appview/appview.env',
+        'caddy/Caddyfile',
+        'databases/databases.env',
+        'dataplane/dataplane.env',
+        'ozone/ozone.env',
+        'pds/pds.env',
+        'plc/plc.env',
+        'postgres/postgres.env',
+        'service-dids/service-dids.env',
+      ],
+    ],
+    [
+      'prod-cluster',
+      [
+        'appview/appview.env',
+        'caddy/Caddyfile',
+        'databases/databases.env',
+        'dataplane/dataplane.env',
+        'ozone/ozone.env',
+        'pds/pds.env',
+        'plc/plc.env',
+        'postgres/postgres.env',
+        'service-dids/service-dids.env',
+      ],
+    ],
   ])('%s renders offline, secrets 0600 and never printed; --check then matches', async (name, expected) => {
     const cwd = tempDir();
     const r = await render(cwd, ['--profile', name, '--out', 'out']);
@@ -61,7 +100,13 @@ describe('stack render --check', () => {
     expect((await render(cwd, ['--profile', 'full-node', '--out', 'out'])).code).toBe(0);
     const out = path.join(cwd, 'out');
     const pdsEnv = path.join(out, 'pds', 'pds.env');
-    writeFileSync(pdsEnv, readFileSync(pdsEnv, 'utf8').replace('PDS_HOSTNAME=localhost', 'PDS_HOSTNAME=example.org').replace(/^PDS_JWT_SECRET=.*$/m, 'PDS_JWT_SECRET=an-old-rotated-secret'), { mode: 0o600 });
+    writeFileSync(
+      pdsEnv,
+      readFileSync(pdsEnv, 'utf8')
+        .replace('PDS_HOSTNAME=localhost', 'PDS_HOSTNAME=example.org')
+        .replace(/^PDS_JWT_SECRET=.*$/m, 'PDS_JWT_SECRET=an-old-rotated-secret'),
+      { mode: 0o600 },
+    );
     rmSync(path.join(out, 'ozone', 'ozone.env'));
     writeFileSync(path.join(out, 'pds', 'stray.conf'), 'left over\n');
     chmodSync(path.join(out, 'plc', 'plc.env'), 0o644);
@@ -81,7 +126,12 @@ describe('stack render --check', () => {
     expect(json.code).toBe(1);
     const report = JSON.parse(json.stdout) as { ok: boolean; differences: { status: string; destination: string }[] };
     expect(report.ok).toBe(false);
-    expect(report.differences.map((d) => `${d.status} ${d.destination}`).sort()).toEqual(['changed pds.env', 'extra stray.conf', 'missing ozone.env', 'mode plc.env']);
+    expect(report.differences.map((d) => `${d.status} ${d.destination}`).sort()).toEqual([
+      'changed pds.env',
+      'extra stray.conf',
+      'missing ozone.env',
+      'mode plc.env',
+    ]);
   });
 
   it('in a checkout without the stored secrets (CI), compares everything but the secret values', async () => {
@@ -148,7 +198,11 @@ describe('stack render with a custom profile', () => {
 
   it('takes --vars, --var and STACK_VAR_ values; --dry-run lists sizes and modes and writes nothing', async () => {
     const cwd = tempDir();
-    writeFiles(cwd, { 'stack.yaml': CUSTOM, 'templates/api.env.hbs': 'HOST={{hostname}}\nDB={{service.database.url}}\n', 'vars.yaml': 'hostname: from-file\n' });
+    writeFiles(cwd, {
+      'stack.yaml': CUSTOM,
+      'templates/api.env.hbs': 'HOST={{hostname}}\nDB={{service.database.url}}\n',
+      'vars.yaml': 'hostname: from-file\n',
+    });
     const r = await render(cwd, ['--vars', 'vars.yaml', '--var', 'port=9000', '--dry-run'], { STACK_VAR_token: 'tok-from-env-123' });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/api\/api\.env {2}\d+ bytes, mode 0644/);
@@ -170,7 +224,18 @@ describe('stack render with a custom profile', () => {
       'templates/api.env.hbs': 'HOST={{hostname}}\nDB={{service.database.url}}\n',
       'snapshot.yaml': '- { service: database, address: 10.1.2.3, port: 6432 }\n- { service: api, address: 10.1.2.4, port: 80 }\n',
     });
-    const r = await render(cwd, ['--discovery-snapshot', 'snapshot.yaml', '--var', 'hostname=h', '--var', 'token=tok-123456', '--out', '-', '--service', 'api']);
+    const r = await render(cwd, [
+      '--discovery-snapshot',
+      'snapshot.yaml',
+      '--var',
+      'hostname=h',
+      '--var',
+      'token=tok-123456',
+      '--out',
+      '-',
+      '--service',
+      'api',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('DB=http://10.1.2.3:6432');
 

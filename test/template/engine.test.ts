@@ -22,12 +22,25 @@ describe('parseSimpleTemplate', () => {
     expect(strip(ast)).toEqual(strip(Handlebars.parse(source)));
   });
 
-  it.each(['{{#if a}}x{{/if}}', '{{secret "x"}}', '{{ a }}', '{{~a}}', '{{!c}}', '\\{{a}}', '{{this}}', '{{true}}', '{{../a}}', '{{@root.a}}', '{{a.[b]}}', 'a { b }', '{{{a}}}', '{{lookup}}', '{{else}}'])(
-    'leaves %j to Handlebars',
-    (source) => {
-      expect(parseSimpleTemplate(source, HELPER_NAMES)).toBeUndefined();
-    },
-  );
+  it.each([
+    '{{#if a}}x{{/if}}',
+    '{{secret "x"}}',
+    '{{ a }}',
+    '{{~a}}',
+    '{{!c}}',
+    '\\{{a}}',
+    '{{this}}',
+    '{{true}}',
+    '{{../a}}',
+    '{{@root.a}}',
+    '{{a.[b]}}',
+    'a { b }',
+    '{{{a}}}',
+    '{{lookup}}',
+    '{{else}}',
+  ])('leaves %j to Handlebars', (source) => {
+    expect(parseSimpleTemplate(source, HELPER_NAMES)).toBeUndefined();
+  });
 });
 
 describe('compileTemplate', () => {

@@ -14,8 +14,18 @@ const tree = { name: 'pds', port: 2583, debug: false, hosts: ['a', 'b'], db: { u
 describeFormatCases(jsonFormat, { sample: { ...tree, none: null }, broken: { text: '{\n  "a": 1,\n  ]\n}', line: 3 } });
 describeFormatCases(yamlFormat, { sample: { ...tree, none: null }, broken: { text: 'a: 1\nb: [\n', line: 3 } });
 describeFormatCases(tomlFormat, { sample: tree, broken: { text: 'a = 1\nb = = 2\n', line: 2 } });
-describeFormatCases(iniFormat, { sample: { top: 'x', section: { key: 'value with = sign', n: '1' } }, broken: { text: 'a=1\n[unclosed\n', line: 2 }, stringly: true, lineOriented: true });
-describeFormatCases(envFormat, { sample: { PDS_PORT: '2583', SECRET: "it's $HOME" }, broken: { text: 'A=1\nnot a line\n', line: 2 }, stringly: true, lineOriented: true });
+describeFormatCases(iniFormat, {
+  sample: { top: 'x', section: { key: 'value with = sign', n: '1' } },
+  broken: { text: 'a=1\n[unclosed\n', line: 2 },
+  stringly: true,
+  lineOriented: true,
+});
+describeFormatCases(envFormat, {
+  sample: { PDS_PORT: '2583', SECRET: "it's $HOME" },
+  broken: { text: 'A=1\nnot a line\n', line: 2 },
+  stringly: true,
+  lineOriented: true,
+});
 describeFormatCases(textFormat, { sample: 'anything {\n  goes\n}\n' });
 
 describe('the registry of formats', () => {

@@ -101,7 +101,10 @@ describe('env output', () => {
     expect(out.problems).toEqual([]);
     expect(parseEnv(out.content)).toEqual(expectedFlat(payload));
     // Line-oriented readers see exactly the keys we wrote, one per line.
-    const starts = out.content.split('\n').filter((l) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(l)).map((l) => l.slice(0, l.indexOf('=')));
+    const starts = out.content
+      .split('\n')
+      .filter((l) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(l))
+      .map((l) => l.slice(0, l.indexOf('=')));
     expect(starts).toEqual(expect.arrayContaining(['FIRST', 'VALUE', 'MIXED', 'LAST']));
     expect(starts.filter((k) => !['FIRST', 'VALUE', 'MIXED', 'LAST'].includes(k))).toEqual([]);
   });
@@ -174,7 +177,9 @@ describe('keys that are one key to the reader', () => {
   it('free-text JSON: a value that re-sets another key is refused, not passed by the structure check', () => {
     const { dir, profile } = profileIn('name: fmt\nruntime: process\nvariables:\n  v: { type: string }\nservices:\n  app: { command: [app] }\n');
     const context = buildTemplateContext(profile, { vars: { v: 'x", "admin": true, "name": "y' }, env: {}, secrets: {}, cwd: dir });
-    const out = renderTemplate({ destination: 'a.json', format: 'json', template: '{"admin": false, "name": "{{v}}"}', env: false, index: 0 }, context, { cwd: dir });
+    const out = renderTemplate({ destination: 'a.json', format: 'json', template: '{"admin": false, "name": "{{v}}"}', env: false, index: 0 }, context, {
+      cwd: dir,
+    });
     expect(out.problems.map((p) => [p.code, p.message])).toEqual([['invalid_output', expect.stringContaining("key 'admin' is set twice")]]);
   });
 });

@@ -57,14 +57,24 @@ describe('service addresses', () => {
 
   it('uses discovery records when given (a snapshot), and reports services they lack', () => {
     const { dir, profile } = profileIn(APP);
-    const instances = [instance('db', '192.168.1.9', 6543, { url: 'postgres://192.168.1.9:6543', meta: { zone: 'b' } }), instance('db', '192.168.1.10', 6543, { id: 'db-2' })];
+    const instances = [
+      instance('db', '192.168.1.9', 6543, { url: 'postgres://192.168.1.9:6543', meta: { zone: 'b' } }),
+      instance('db', '192.168.1.10', 6543, { id: 'db-2' }),
+    ];
     // A service not registered yet (it is about to start) sees itself at its planned address.
     const early = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' }, instances });
     expect(early.problems).toEqual([]);
     expect(JSON.parse(early.files.find((f) => f.destination === 'web.json')!.content).port).toBe(8080);
     // A dependency without a record is absent.
-    const { problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' }, instances: [instance('web', '192.168.1.20', 80)] });
-    expect(problems.map((p) => p.message)).toEqual(expect.arrayContaining(["Service 'db' is absent (no instance in discovery): guard its use with {{#if service.db}}"]));
+    const { problems } = renderStackConfigs(profile, {
+      cwd: dir,
+      env: {},
+      secrets: { apiKey: 'key-123456' },
+      instances: [instance('web', '192.168.1.20', 80)],
+    });
+    expect(problems.map((p) => p.message)).toEqual(
+      expect.arrayContaining(["Service 'db' is absent (no instance in discovery): guard its use with {{#if service.db}}"]),
+    );
 
     const all = [...instances, instance('web', '192.168.1.20', 80)];
     const { files } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' }, instances: all });
@@ -200,14 +210,18 @@ describe('secrets', () => {
   });
 
   it('never shows a secret in a type error, wherever it came from', () => {
-    const { dir, profile } = profileIn('name: s\nruntime: process\nvariables:\n  pw: { type: secret }\n  n: { type: number }\nservices:\n  a: { command: [a] }\n');
+    const { dir, profile } = profileIn(
+      'name: s\nruntime: process\nvariables:\n  pw: { type: secret }\n  n: { type: number }\nservices:\n  a: { command: [a] }\n',
+    );
     const ctx = buildTemplateContext(profile, { cwd: dir, secrets: {}, env: { STACK_VAR_PW: 'hunter2hunter2', STACK_VAR_N: 'hunter2hunter2' } });
     expect(ctx.problems.map(formatProblem)).toEqual(["STACK_VAR_N=hunter2hunter2: variable 'n' must be a number"]);
     expect(ctx.redact('x hunter2hunter2 y')).toBe(`x ${MASK} y`);
   });
 
   it('masks secrets in errors raised while rendering', () => {
-    const { dir, profile } = profileIn('name: s\nruntime: process\nvariables:\n  pw: { type: secret, default: "pa55word-xyz" }\nservices:\n  a:\n    command: [a]\n    templates:\n      - { destination: a.json, template: "{\\"p\\": \\"{{secret \\"pw\\"}}\\" \\n" }\n');
+    const { dir, profile } = profileIn(
+      'name: s\nruntime: process\nvariables:\n  pw: { type: secret, default: "pa55word-xyz" }\nservices:\n  a:\n    command: [a]\n    templates:\n      - { destination: a.json, template: "{\\"p\\": \\"{{secret \\"pw\\"}}\\" \\n" }\n',
+    );
     const { problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: {} });
     expect(problems.length).toBeGreaterThan(0);
     expect(problems.map(formatProblem).join('\n')).not.toContain('pa55word-xyz');
@@ -229,7 +243,9 @@ describe('writing', () => {
   });
 
   it('refuses a destination outside the output folder', async () => {
-    await expect(writeRenderedConfigs([{ service: 'a', destination: '../../etc/x', format: 'text', content: '', masked: '', mode: 0o644, secret: false }], tempDir())).rejects.toThrow(/outside/);
+    await expect(
+      writeRenderedConfigs([{ service: 'a', destination: '../../etc/x', format: 'text', content: '', masked: '', mode: 0o644, secret: false }], tempDir()),
+    ).rejects.toThrow(/outside/);
   });
 });
 
@@ -253,7 +269,12 @@ describe('renderServiceConfigs (the engine’s entry point)', () => {
 
   it('renders against live instances: dependencies from discovery, the starting service at its planned address', async () => {
     const { dir, profile } = profileIn(APP);
-    const context = buildTemplateContext(profile, { cwd: dir, env: {}, secrets: { apiKey: 'key-123456' }, instances: [instance('db', '10.9.9.9', 15432, { meta: { zone: 'c' } })] });
+    const context = buildTemplateContext(profile, {
+      cwd: dir,
+      env: {},
+      secrets: { apiKey: 'key-123456' },
+      instances: [instance('db', '10.9.9.9', 15432, { meta: { zone: 'c' } })],
+    });
     const { environment, files } = await renderServiceConfigs(profile, 'web', context, path.join(dir, 'config', 'web'));
     expect(environment.DB_URL).toBe('http://10.9.9.9:15432');
     expect(JSON.parse(readFileSync(files.find((f) => f.destination === 'web.json')!.hostPath, 'utf8')).port).toBe(8080);
@@ -274,7 +295,9 @@ describe('renderServiceConfigs (the engine’s entry point)', () => {
     const out = path.join(dir, 'out');
     mkdirSync(out);
     symlinkSync(elsewhere, path.join(out, 'a'));
-    await expect(writeRenderedConfigs([{ service: 'a', destination: 'x.env', format: 'env', content: 'A=1\n', masked: '', mode: 0o600, secret: true }], out)).rejects.toMatchObject({ code: 'symlink_refused' });
+    await expect(
+      writeRenderedConfigs([{ service: 'a', destination: 'x.env', format: 'env', content: 'A=1\n', masked: '', mode: 0o600, secret: true }], out),
+    ).rejects.toMatchObject({ code: 'symlink_refused' });
     expect(readdirSync(elsewhere)).toEqual([]);
   });
 
@@ -290,7 +313,8 @@ describe('renderServiceConfigs (the engine’s entry point)', () => {
 });
 
 describe('variables', () => {
-  const VARS = 'name: v\nruntime: process\nvariables:\n  port: { type: number, default: 1 }\n  flag: { type: boolean, default: false }\n  site: { type: url, default: "https://a.example" }\n  pdsHost: { type: string }\nservices:\n  a: { command: [a] }\n';
+  const VARS =
+    'name: v\nruntime: process\nvariables:\n  port: { type: number, default: 1 }\n  flag: { type: boolean, default: false }\n  site: { type: url, default: "https://a.example" }\n  pdsHost: { type: string }\nservices:\n  a: { command: [a] }\n';
 
   it('take defaults < STACK_VAR_ environment < --vars file < --var', async () => {
     const { flagSource, varsFileSource } = await import('../../src/template/variables.js');
@@ -325,7 +349,9 @@ describe('variables', () => {
   });
 
   it('a type error is reported once, not again as a missing value where the template uses it', () => {
-    const { dir, profile } = profileIn(VARS.replace("  a: { command: [a] }", "  a:\n    command: [a]\n    templates: [{ destination: a.txt, template: \"{{port}}\\n\" }]"));
+    const { dir, profile } = profileIn(
+      VARS.replace('  a: { command: [a] }', '  a:\n    command: [a]\n    templates: [{ destination: a.txt, template: "{{port}}\\n" }]'),
+    );
     const { problems } = renderStackConfigs(profile, { cwd: dir, secrets: {}, env: {}, vars: { port: 'abc' } });
     expect(problems.map((p) => p.message)).toEqual(["library: variable 'port' must be a number"]);
   });

@@ -42,7 +42,8 @@ services:
     templates:
 ${templates}`;
 
-const PEM_PROFILE = (format: TemplateFormat, extra = '') => PEM_PROFILE_WITH(`      - destination: out.${format}
+const PEM_PROFILE = (format: TemplateFormat, extra = '') =>
+  PEM_PROFILE_WITH(`      - destination: out.${format}
         format: ${format}
         data: { name: web, key: '{{secret "tlsKey"}}'${format === 'ini' || format === 'env' ? '' : ', list: ["{{secret \\"tlsKey\\"}}"]'} }
 ${extra}`);
@@ -67,8 +68,10 @@ describe('a multi-line secret, in every format', () => {
   });
 
   it('an error message quoting a line of rendered output is masked too', () => {
-    const { dir, profile } = profileIn(PEM_PROFILE_WITH(`      - { destination: out.yaml, format: yaml, template: "key: {{secret \\"tlsKey\\"}}\\n" }
-`));
+    const { dir, profile } = profileIn(
+      PEM_PROFILE_WITH(`      - { destination: out.yaml, format: yaml, template: "key: {{secret \\"tlsKey\\"}}\\n" }
+`),
+    );
     const { problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: { tlsKey: PEM } });
     expect(problems.length).toBeGreaterThan(0);
     expectNoPem(problems.map(formatProblem).join('\n'));

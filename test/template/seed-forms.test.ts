@@ -77,7 +77,18 @@ describe('${…} in templates', () => {
     const folder = await mkdtemp(path.join(dir, 'cli-'));
     await writeFile(
       path.join(folder, 'stack.yaml'),
-      ['name: forms', 'runtime: process', 'variables: { hostname: pds.example.test }', 'services:', '  app:', '    command: ["true"]', '    templates:', '      - destination: app.env', '        template: "HOST=${hostname}\\n"', ''].join('\n'),
+      [
+        'name: forms',
+        'runtime: process',
+        'variables: { hostname: pds.example.test }',
+        'services:',
+        '  app:',
+        '    command: ["true"]',
+        '    templates:',
+        '      - destination: app.env',
+        '        template: "HOST=${hostname}\\n"',
+        '',
+      ].join('\n'),
     );
     const r = await runStack(['validate'], folder);
     expect(r.code).toBe(2);
@@ -93,7 +104,9 @@ describe('scheme and domain', () => {
   });
 
   test('a scheme that is not a URL scheme is invalid input', () => {
-    expect(() => profileWith({ destination: 'a.txt', template: '{{domain}}\n' }, { services: { db: { command: ['true'], scheme: 'post gres' } } })).toThrow(/scheme/);
+    expect(() => profileWith({ destination: 'a.txt', template: '{{domain}}\n' }, { services: { db: { command: ['true'], scheme: 'post gres' } } })).toThrow(
+      /scheme/,
+    );
   });
 
   test("the profile's domain is in the context; a variable named domain wins", () => {

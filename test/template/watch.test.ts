@@ -8,7 +8,14 @@ import type { ServiceInstance } from '../../src/discovery/types.js';
 import { createManualClock } from '../../src/util/clock.js';
 import { servicesNamedBy, watchTemplates, type RecordSource } from '../../src/template/watch.js';
 
-const inst = (service: string, id: string): ServiceInstance => ({ id, service, address: '127.0.0.1', tags: [], meta: {}, registeredAt: '2026-01-01T00:00:00Z' });
+const inst = (service: string, id: string): ServiceInstance => ({
+  id,
+  service,
+  address: '127.0.0.1',
+  tags: [],
+  meta: {},
+  registeredAt: '2026-01-01T00:00:00Z',
+});
 
 /** A source whose lists a test pushes by hand; `reachable` decides what `check` says. */
 function manualSource() {

@@ -13,7 +13,10 @@ import { runStack, StackProcess, useStackFolders, webService } from '../cli/help
 
 const { stackFolder, cleanups } = useStackFolders({ prefix: 'stack-ui-cli-', name: 'ui-cli', dependencyTimeout: '30s' });
 
-function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string; until?: (body: string) => boolean; forMs?: number } = {}): Promise<{ status: number; body: string }> {
+function request(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string; until?: (body: string) => boolean; forMs?: number } = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers ?? {} }, (res) => {
       let body = '';
@@ -58,7 +61,11 @@ describe('stack up --ui', () => {
     expect(stream.body).toContain('"kind":"hello"');
     expect(stream.body).toContain('"type":"stack","stack":"ui-cli","phase":"up"');
 
-    const stop = await request(`${url.origin}/api/actions/stop`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-stack-token': token }, body: '{}' });
+    const stop = await request(`${url.origin}/api/actions/stop`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-stack-token': token },
+      body: '{}',
+    });
     expect(JSON.parse(stop.body)).toEqual({ ok: true, message: "stack 'ui-cli' stopped" });
     expect(await up.exited).toBe(0);
     expect(up.hasState('app', 'stopped')).toBe(true);
@@ -90,7 +97,10 @@ describe('stack ui', () => {
     });
     const url = await waitFor(() => addressIn(ui.lines.join('\n')), 20_000, "stack ui's address");
     const token = url.searchParams.get('token')!;
-    const stream = request(`${url.origin}/events?token=${token}`, { until: (b) => /"type":"restart","service":"app"/.test(b) && /"state":"healthy","previous":"checking"/.test(b.slice(b.indexOf('"type":"restart"'))), forMs: 20_000 });
+    const stream = request(`${url.origin}/events?token=${token}`, {
+      until: (b) => /"type":"restart","service":"app"/.test(b) && /"state":"healthy","previous":"checking"/.test(b.slice(b.indexOf('"type":"restart"'))),
+      forMs: 20_000,
+    });
     await new Promise((resolve) => setTimeout(resolve, 500)); // subscribed
     process.kill(pid!, 'SIGKILL');
     const { body } = await stream;
@@ -120,7 +130,11 @@ describe('stack ui', () => {
       await ui.exited;
     });
     const url = await waitFor(() => addressIn(ui.lines.join('\n')), 20_000, "stack ui's address");
-    const seen = await waitFor(async () => (existsSync(record) ? (JSON.parse(await readFile(record, 'utf8')) as { argv: string[]; mode: number; html: string }) : undefined), 10_000, 'the browser to be started');
+    const seen = await waitFor(
+      async () => (existsSync(record) ? (JSON.parse(await readFile(record, 'utf8')) as { argv: string[]; mode: number; html: string }) : undefined),
+      10_000,
+      'the browser to be started',
+    );
     expect(seen.argv.join(' ')).not.toContain(url.searchParams.get('token')!);
     expect(seen.mode).toBe(0o600);
     expect(seen.html).toContain(`url=${url.href}`);

@@ -45,16 +45,24 @@ describe('the control channel of a running stack', () => {
 
     // Another connection follows the events.
     const followed: string[] = [];
-    const sub = subscribeControl(stateDir, (line) => followed.push(line), () => undefined);
+    const sub = subscribeControl(
+      stateDir,
+      (line) => followed.push(line),
+      () => undefined,
+    );
     cleanups.push(async () => sub.close());
     await new Promise((resolve) => setTimeout(resolve, 100));
 
     const before = controller.status().find((s) => s.name === 'app')!.handle!.pid!;
     expect(await controlRequest(stateDir, { op: 'restart', service: 'app' })).toEqual({ ok: true });
-    await waitFor(() => {
-      const s = controller.status().find((x) => x.name === 'app')!;
-      return s.state === 'healthy' && s.handle?.pid !== before;
-    }, 15_000, 'app healthy again under a new pid');
+    await waitFor(
+      () => {
+        const s = controller.status().find((x) => x.name === 'app')!;
+        return s.state === 'healthy' && s.handle?.pid !== before;
+      },
+      15_000,
+      'app healthy again under a new pid',
+    );
     const app = controller.status().find((s) => s.name === 'app')!;
     expect(app.restarts).toBe(1);
     expect(log.events.some((e) => e.type === 'restart' && e.service === 'app' && e.exit.includes('restart requested'))).toBe(true);

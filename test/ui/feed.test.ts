@@ -19,7 +19,11 @@ afterEach(async () => {
 });
 
 /** A feed of a stack whose state folder `prepare` filled first. */
-async function feedFor(services: Record<string, unknown>, prepare: (stateDir: string) => Promise<void>, given?: RuntimeSet): Promise<{ feed: Feed; stateDir: string; messages: UiMessage[]; start: () => void }> {
+async function feedFor(
+  services: Record<string, unknown>,
+  prepare: (stateDir: string) => Promise<void>,
+  given?: RuntimeSet,
+): Promise<{ feed: Feed; stateDir: string; messages: UiMessage[]; start: () => void }> {
   const { dir, cleanup } = await tempDir('stack-ui-feed-');
   const profile = mkDeploymentProfile({ name: 'feed', runtime: 'process', discovery: { backend: 'memory' }, services } as never, { cwd: dir });
   const stateDir = path.join(dir, '.stack', 'feed');
@@ -46,7 +50,9 @@ describe('createFeed', () => {
     ];
     const report = { type: 'report', report: { outcome: 'up' } };
     const log = [...logged.map((e) => JSON.stringify(e)), JSON.stringify(report), 'some error text', ''].join('\n');
-    const f = await feedFor({ db: { command: ['true'] }, web: { command: ['true'], dependencies: [{ name: 'db', type: 'optional' }] } }, (stateDir) => writeFile(path.join(stateDir, 'supervisor.log'), log));
+    const f = await feedFor({ db: { command: ['true'] }, web: { command: ['true'], dependencies: [{ name: 'db', type: 'optional' }] } }, (stateDir) =>
+      writeFile(path.join(stateDir, 'supervisor.log'), log),
+    );
     f.start();
     await waitFor(() => f.messages.some((m) => m.kind === 'status'), 5000, 'the first status');
     expect(f.messages[0]).toMatchObject({ kind: 'hello', stack: 'feed', graph: { edges: [{ from: 'web', to: 'db', type: 'optional' }] } });

@@ -8,7 +8,10 @@ import { createMasker } from '../../src/ui/mask.js';
 
 /** A one-service process stack declaring `variables`. */
 function normalizeProfileForTest(dir: string, variables: Record<string, unknown>) {
-  return mkDeploymentProfile({ name: 'm', runtime: 'process', discovery: { backend: 'memory' }, variables, services: { app: { command: ['true'] } } } as never, { cwd: dir });
+  return mkDeploymentProfile(
+    { name: 'm', runtime: 'process', discovery: { backend: 'memory' }, variables, services: { app: { command: ['true'] } } } as never,
+    { cwd: dir },
+  );
 }
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -28,7 +31,11 @@ describe('createMasker', () => {
     const stateDir = path.join(dir, '.stack', 'm');
     await mkdir(stateDir, { recursive: true });
     await writeFile(path.join(stateDir, 'secrets.json'), JSON.stringify({ version: 1, secrets: { token: 'stored-secret-1' } }), { mode: 0o600 });
-    const profile = normalizeProfileForTest(dir, { token: { type: 'secret', generate: { bytes: 8 } }, pw: { type: 'secret' }, name: { type: 'string', default: 'visible' } });
+    const profile = normalizeProfileForTest(dir, {
+      token: { type: 'secret', generate: { bytes: 8 } },
+      pw: { type: 'secret' },
+      name: { type: 'string', default: 'visible' },
+    });
     const masker = createMasker(profile, { stateDir, cwd: dir, vars: ['pw=given "quoted" pw'] });
     expect(masker.unknownSecrets).toEqual([]);
     expect(masker.text('a stored-secret-1 b')).toBe('a •••• b');

@@ -18,7 +18,12 @@ import { healthyPids, repoRoot, runStack, StackProcess, supervisorPid, useStackF
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(repoRoot, 'test-results', 'ui');
 
-const { stackFolder, cleanups } = useStackFolders({ prefix: 'stack-ui-', name: 'ui-test', dependencyTimeout: '30s', discovery: { ttl: '5s', heartbeatInterval: '1s' } });
+const { stackFolder, cleanups } = useStackFolders({
+  prefix: 'stack-ui-',
+  name: 'ui-test',
+  dependencyTimeout: '30s',
+  discovery: { ttl: '5s', heartbeatInterval: '1s' },
+});
 
 let browser: Browser;
 beforeAll(async () => {
@@ -26,7 +31,15 @@ beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   await mkdir(ARTIFACTS, { recursive: true });
 });
@@ -67,7 +80,10 @@ async function startUi(dir: string): Promise<{ ui: StackProcess; url: string; ba
 }
 
 /** GET (or POST) with Node's http: status and body, reading a stream for at most `forMs`. */
-function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string; forMs?: number } = {}): Promise<{ status: number; body: string }> {
+function request(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string; forMs?: number } = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers ?? {} }, (res) => {
       let body = '';
@@ -123,7 +139,10 @@ describe('stack ui in Chromium', () => {
     expect((await request(`${base}/api/actions/stop`, { method: 'POST', headers: json, body: '{}' })).status).toBe(401);
     // The token in the query is not enough for an action (a cross-site form could carry it), nor a foreign Origin or Host.
     expect((await request(`${base}/api/actions/stop?token=${token}`, { method: 'POST', headers: json, body: '{}' })).status).toBe(403);
-    expect((await request(`${base}/api/actions/stop`, { method: 'POST', headers: { ...json, 'x-stack-token': token, origin: 'http://evil.example' }, body: '{}' })).status).toBe(403);
+    expect(
+      (await request(`${base}/api/actions/stop`, { method: 'POST', headers: { ...json, 'x-stack-token': token, origin: 'http://evil.example' }, body: '{}' }))
+        .status,
+    ).toBe(403);
     expect((await request(`${base}/?token=${token}`, { headers: { host: `evil.example:${new URL(base).port}` } })).status).toBe(403);
 
     // ---- every service, the edge types, the states ------------------------------------------
@@ -155,14 +174,21 @@ describe('stack ui in Chromium', () => {
     process.kill(services.db!, 'SIGKILL');
     await waitFor(async () => (await cellText(page, 'db', 'restarts')) === '1', 15_000, 'the restart of db on the page');
     // Seen on its way back (waiting, starting or checking), then healthy again.
-    const seen = await waitFor(async () => {
-      const states = (await page.evaluate('window.seen')) as string[];
-      const back = states.findIndex((s) => s === 'waiting' || s === 'starting' || s === 'checking');
-      return back >= 0 && states.at(-1) === 'healthy' ? states : undefined;
-    }, 15_000, 'db restarting, then healthy, on the page');
+    const seen = await waitFor(
+      async () => {
+        const states = (await page.evaluate('window.seen')) as string[];
+        const back = states.findIndex((s) => s === 'waiting' || s === 'starting' || s === 'checking');
+        return back >= 0 && states.at(-1) === 'healthy' ? states : undefined;
+      },
+      15_000,
+      'db restarting, then healthy, on the page',
+    );
     expect(seen.at(-1)).toBe('healthy');
     expect(await page.evaluate('window.marker')).toBe(42); // same page: no reload
-    await page.getByTestId('events').getByText(/db: killed by SIGKILL; restart 1/).waitFor();
+    await page
+      .getByTestId('events')
+      .getByText(/db: killed by SIGKILL; restart 1/)
+      .waitFor();
     const newDb = JSON.parse((await runStack(['status', '--json'], dir)).stdout) as { services: { name: string; handle?: { pid?: number } }[] };
     pids.push(...newDb.services.flatMap((s) => (s.handle?.pid ? [s.handle.pid] : [])));
 
@@ -221,7 +247,11 @@ describe('stack ui in Chromium', () => {
     await page.locator('tr[data-service="web"] button').click();
     expect(await confirmAction(page, 'Restart web')).toContain('restarting web');
     await waitFor(async () => (await cellText(page, 'web', 'restarts')) === '1', 15_000, 'the restart of web');
-    await page.getByTestId('events').getByText(/web: .*restart requested/).first().waitFor();
+    await page
+      .getByTestId('events')
+      .getByText(/web: .*restart requested/)
+      .first()
+      .waitFor();
     await page.getByTestId('events').getByText('web: healthy').nth(1).waitFor({ timeout: 15_000 }); // healthy again
     await page.locator('g.node[data-service="web"][data-state="healthy"]').waitFor();
     const after = JSON.parse((await runStack(['status', '--json'], dir)).stdout) as { services: { name: string; handle?: { pid?: number } }[] };
@@ -243,7 +273,8 @@ describe('stack ui in Chromium', () => {
     await waitFor(async () => ((await page.getByTestId('render-why').textContent()) ?? '').includes('no engine running'), 10_000, 'the render reason');
     await page.getByText('PASSWORD=••••').waitFor();
     expect(await confirmAction(page, 'Stop stack')).toContain("stack 'ui-test' stopped");
-    for (const name of ['db', 'web', 'cache', 'ping', 'pong']) await page.locator(`g.node[data-service="${name}"][data-state="stopped"]`).waitFor({ timeout: 15_000 });
+    for (const name of ['db', 'web', 'cache', 'ping', 'pong'])
+      await page.locator(`g.node[data-service="${name}"][data-state="stopped"]`).waitFor({ timeout: 15_000 });
     // What this stop did, as `stack down --json` prints it, in the events pane.
     await page.getByTestId('events').getByText('stack ui-test: stopped').waitFor();
     const status = JSON.parse((await runStack(['status', '--json'], dir)).stdout) as { empty: boolean };

@@ -63,7 +63,11 @@ async function start(calls: string[] = [], messages: UiMessage[] = []): Promise<
   return server;
 }
 
-function request(s: UiServer, path: string, opts: { method?: string; headers?: Record<string, string>; body?: string; forMs?: number } = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+function request(
+  s: UiServer,
+  path: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string; forMs?: number } = {},
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port: s.port, path, method: opts.method ?? 'GET', headers: opts.headers ?? {} }, (res) => {
       let body = '';
@@ -129,11 +133,20 @@ describe('startUiServer', () => {
     const body = JSON.stringify({ service: 'db' });
     expect((await request(s, '/api/actions/restart', { method: 'POST', headers: json, body })).status).toBe(401);
     expect((await request(s, `/api/actions/restart?token=${s.token}`, { method: 'POST', headers: json, body })).status).toBe(403);
-    expect((await request(s, '/api/actions/restart', { method: 'POST', headers: { ...json, 'x-stack-token': s.token, origin: 'http://attacker.example' }, body })).status).toBe(403);
-    expect((await request(s, '/api/actions/restart', { method: 'POST', headers: { 'content-type': 'text/plain', 'x-stack-token': s.token }, body })).status).toBe(415);
+    expect(
+      (await request(s, '/api/actions/restart', { method: 'POST', headers: { ...json, 'x-stack-token': s.token, origin: 'http://attacker.example' }, body }))
+        .status,
+    ).toBe(403);
+    expect(
+      (await request(s, '/api/actions/restart', { method: 'POST', headers: { 'content-type': 'text/plain', 'x-stack-token': s.token }, body })).status,
+    ).toBe(415);
     expect((await request(s, `/api/actions/restart?token=${s.token}`, { method: 'GET' })).status).toBe(405);
     expect(calls).toEqual([]);
-    const ok = await request(s, '/api/actions/restart', { method: 'POST', headers: { ...json, 'x-stack-token': s.token, origin: `http://127.0.0.1:${s.port}` }, body });
+    const ok = await request(s, '/api/actions/restart', {
+      method: 'POST',
+      headers: { ...json, 'x-stack-token': s.token, origin: `http://127.0.0.1:${s.port}` },
+      body,
+    });
     expect(ok.status).toBe(200);
     expect(JSON.parse(ok.body)).toEqual({ ok: true, message: 'restarting db' });
     expect(calls).toEqual(['restart db']);
@@ -147,7 +160,11 @@ describe('startUiServer', () => {
     expect(events.body).toContain('a note with ••••');
     const logs = await request(s, `/logs?service=db&token=${s.token}`);
     expect(logs.body).toContain('db says ••••');
-    const failed = await request(s, '/api/actions/render', { method: 'POST', headers: { 'content-type': 'application/json', 'x-stack-token': s.token }, body: '{"service":"db"}' });
+    const failed = await request(s, '/api/actions/render', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-stack-token': s.token },
+      body: '{"service":"db"}',
+    });
     expect(failed.status).toBe(409);
     expect(failed.body).toContain('cannot render db: •••• is wrong');
     for (const r of [events, logs, failed]) expect(r.body).not.toContain(SECRET);

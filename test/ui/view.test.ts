@@ -1,6 +1,16 @@
 /** The page's reducer: engine events and snapshots folded into what the page shows. */
 import { describe, expect, it } from 'vitest';
-import { applyMessage, describeEvent, initialView, MAX_EVENTS, stateTone, type EngineEventLike, type PageView, type StatusSnapshot, type UiMessage } from '../../src/ui/view.js';
+import {
+  applyMessage,
+  describeEvent,
+  initialView,
+  MAX_EVENTS,
+  stateTone,
+  type EngineEventLike,
+  type PageView,
+  type StatusSnapshot,
+  type UiMessage,
+} from '../../src/ui/view.js';
 
 const graph = {
   nodes: [
@@ -39,7 +49,10 @@ describe('applyMessage', () => {
     let view = fold({ kind: 'hello', stack: 's', graph }, { kind: 'status', status: healthySnapshot });
     view = applyMessage(view, event({ type: 'restart', service: 'db', attempt: 1, delayMs: 100, exit: 'killed by SIGKILL' }, 5));
     expect(view.services.db).toMatchObject({ restarts: 1, health: 'unhealthy', state: 'healthy' });
-    view = applyMessage(view, event({ type: 'state', service: 'db', state: 'waiting', previous: 'healthy', elapsedMs: 0, reason: 'killed by SIGKILL; restarting in 100 ms' }, 5));
+    view = applyMessage(
+      view,
+      event({ type: 'state', service: 'db', state: 'waiting', previous: 'healthy', elapsedMs: 0, reason: 'killed by SIGKILL; restarting in 100 ms' }, 5),
+    );
     expect(view.services.db).toMatchObject({ state: 'waiting', running: false, reason: 'killed by SIGKILL; restarting in 100 ms' });
     view = applyMessage(view, event({ type: 'state', service: 'db', state: 'starting', previous: 'waiting', elapsedMs: 100 }, 6));
     expect(view.services.db!.reason).toBeUndefined(); // a new state without a reason clears the old one
@@ -57,7 +70,10 @@ describe('applyMessage', () => {
     const snapshot: StatusSnapshot = {
       phase: 'up',
       owner: { pid: 10, alive: false },
-      services: [{ ...healthySnapshot.services[0]! }, { name: 'web', kind: 'service', state: 'failed', health: 'unhealthy', restarts: 2, running: false, reason: 'gave up' }],
+      services: [
+        { ...healthySnapshot.services[0]! },
+        { name: 'web', kind: 'service', state: 'failed', health: 'unhealthy', restarts: 2, running: false, reason: 'gave up' },
+      ],
     };
     view = applyMessage(view, { kind: 'status', status: snapshot });
     expect(view.services.web).toMatchObject({ state: 'failed', restarts: 2, running: false, reason: 'gave up' });
@@ -72,7 +88,11 @@ describe('applyMessage', () => {
     view = applyMessage(view, { kind: 'status', status: { ...healthySnapshot, asOf: at(4) } }); // read before the state file caught up
     expect(view.services.db).toMatchObject({ state: 'waiting', reason: 'killed' });
     expect(view.services.web).toMatchObject({ state: 'healthy' });
-    const caughtUp: StatusSnapshot = { ...healthySnapshot, asOf: at(6), services: [{ ...healthySnapshot.services[0]!, state: 'starting', running: false }, healthySnapshot.services[1]!] };
+    const caughtUp: StatusSnapshot = {
+      ...healthySnapshot,
+      asOf: at(6),
+      services: [{ ...healthySnapshot.services[0]!, state: 'starting', running: false }, healthySnapshot.services[1]!],
+    };
     view = applyMessage(view, { kind: 'status', status: caughtUp });
     expect(view.services.db).toMatchObject({ state: 'starting', running: false });
   });
@@ -96,7 +116,13 @@ describe('applyMessage', () => {
 
   it('attaches registrations and render records to their services', () => {
     let view = fold({ kind: 'hello', stack: 's', graph });
-    view = applyMessage(view, { kind: 'registrations', instances: [{ id: 's-db-0', service: 'db', address: '127.0.0.1', port: 5432 }, { id: 'other', service: 'nope', address: 'x' }] });
+    view = applyMessage(view, {
+      kind: 'registrations',
+      instances: [
+        { id: 's-db-0', service: 'db', address: '127.0.0.1', port: 5432 },
+        { id: 'other', service: 'nope', address: 'x' },
+      ],
+    });
     expect(view.services.db!.registrations.map((r) => r.id)).toEqual(['s-db-0']);
     expect(view.services.web!.registrations).toEqual([]);
     view = applyMessage(view, { kind: 'registrations', instances: [], error: 'etcd unreachable' });
@@ -121,8 +147,12 @@ describe('applyMessage', () => {
 
 describe('describeEvent and stateTone', () => {
   it('say what `stack up` says', () => {
-    expect(describeEvent({ type: 'restart', service: 'db', attempt: 2, delayMs: 1500, exit: 'exited with code 1' })).toBe('db: exited with code 1; restart 2 in 1.5s');
-    expect(describeEvent({ type: 'state', service: 'db', state: 'failed', previous: 'checking', elapsedMs: 1, reason: 'timeout' })).toBe('db: failed — timeout');
+    expect(describeEvent({ type: 'restart', service: 'db', attempt: 2, delayMs: 1500, exit: 'exited with code 1' })).toBe(
+      'db: exited with code 1; restart 2 in 1.5s',
+    );
+    expect(describeEvent({ type: 'state', service: 'db', state: 'failed', previous: 'checking', elapsedMs: 1, reason: 'timeout' })).toBe(
+      'db: failed — timeout',
+    );
     expect(stateTone('healthy')).toBe('ok');
     expect(stateTone('blocked')).toBe('bad');
     expect(stateTone('checking')).toBe('busy');

@@ -43,8 +43,23 @@ function table(o: Output, instances: readonly ServiceInstance[]): void {
   );
   const head = ['SERVICE', 'ID', 'ADDRESS', 'URL', 'TAGS', 'EXPIRES'];
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)) + 2);
-  o.out(paint(o, 'bold', head.map((h, c) => pad(h, widths[c]!)).join('').trimEnd()));
-  for (const r of rows) o.out(r.map((v, c) => pad(v, widths[c]!)).join('').trimEnd());
+  o.out(
+    paint(
+      o,
+      'bold',
+      head
+        .map((h, c) => pad(h, widths[c]!))
+        .join('')
+        .trimEnd(),
+    ),
+  );
+  for (const r of rows)
+    o.out(
+      r
+        .map((v, c) => pad(v, widths[c]!))
+        .join('')
+        .trimEnd(),
+    );
 }
 
 export async function ls(opts: CommonOptions, o: Output, args: string[]): Promise<number> {
@@ -84,7 +99,9 @@ export async function watch(opts: CommonOptions, o: Output, args: string[]): Pro
           const added = list.filter((i) => !previous.has(i.id)).map((i) => paint(o, 'green', `+${clean(i.id)}`));
           const removed = [...previous.keys()].filter((id) => !current.has(id)).map((id) => paint(o, 'red', `-${clean(id)}`));
           const where = list.map((i) => clean(`${i.id}@${i.address}${i.port === undefined ? '' : `:${i.port}`}`)).join(', ');
-          o.out(`${time} ${service}: ${list.length} instance${list.length === 1 ? '' : 's'}${[...added, ...removed].length ? ` (${[...added, ...removed].join(' ')})` : ''}${where ? ` — ${where}` : ''}`);
+          o.out(
+            `${time} ${service}: ${list.length} instance${list.length === 1 ? '' : 's'}${[...added, ...removed].length ? ` (${[...added, ...removed].join(' ')})` : ''}${where ? ` — ${where}` : ''}`,
+          );
         }
         previous = current;
       }
@@ -128,7 +145,8 @@ export async function register(opts: RegisterOptions, o: Output, args: string[])
   return withDiscovery(opts, o, async (m, config) => {
     const record = await m.register(input, { ttlMs: ttlMs ?? config.ttlMs });
     if (opts.json) o.json(record);
-    else o.out(`registered ${service}/${clean(id)}${record.expiresAt ? ` (expires ${clean(record.expiresAt)} unless heartbeated; --ttl sets the lifetime)` : ''}`);
+    else
+      o.out(`registered ${service}/${clean(id)}${record.expiresAt ? ` (expires ${clean(record.expiresAt)} unless heartbeated; --ttl sets the lifetime)` : ''}`);
     return ExitCode.ok;
   });
 }
@@ -154,7 +172,13 @@ export async function test(opts: CommonOptions, o: Output): Promise<number> {
     const checks = await m.checkEach();
     const results = checks.map((c) => ({ backend: c.backend, ok: c.ok, ...(c.error ? { error: c.error.message } : {}) }));
     if (opts.json) o.json({ ok: checks.every((c) => c.ok), backends: results });
-    else for (const r of results) o.out(r.ok ? `${paint(o, 'green', '✓')} ${r.backend}: reachable${m.backends.find((b) => b.name === r.backend)?.capabilities.register ? ' and writable' : ' (read-only)'}` : `${paint(o, 'red', '✗')} ${r.backend}: ${clean(r.error)}`);
+    else
+      for (const r of results)
+        o.out(
+          r.ok
+            ? `${paint(o, 'green', '✓')} ${r.backend}: reachable${m.backends.find((b) => b.name === r.backend)?.capabilities.register ? ' and writable' : ' (read-only)'}`
+            : `${paint(o, 'red', '✗')} ${r.backend}: ${clean(r.error)}`,
+        );
     return checks.every((c) => c.ok) ? ExitCode.ok : ExitCode.unreachable;
   });
 }

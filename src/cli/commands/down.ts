@@ -19,7 +19,8 @@ interface DownOptions extends CommonOptions {
 
 export async function run(opts: DownOptions, o: Output): Promise<number> {
   const timeoutMs = opts.timeout === undefined ? undefined : parseDuration(opts.timeout);
-  if (timeoutMs === undefined && opts.timeout !== undefined) throw new UsageError(`--timeout: '${opts.timeout}' is not a duration (seconds, or 500ms, 30s, 2m)`);
+  if (timeoutMs === undefined && opts.timeout !== undefined)
+    throw new UsageError(`--timeout: '${opts.timeout}' is not a duration (seconds, or 500ms, 30s, 2m)`);
   const profile = loadProfile(profileRef(opts, o));
   const { downStack } = await import('../../engine/stack.js');
   const progress = createProgress(o, { json: Boolean(opts.json), services: [] });

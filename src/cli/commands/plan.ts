@@ -22,12 +22,19 @@ export async function run(opts: CommonOptions & { service?: string[] }, o: Outpu
     return ExitCode.ok;
   }
   const count = plan.services.length;
-  o.out(paint(o, 'bold', `Plan for stack '${plan.stack}': ${count} service${count === 1 ? '' : 's'} in ${plan.order.length} wave${plan.order.length === 1 ? '' : 's'}`));
+  o.out(
+    paint(
+      o,
+      'bold',
+      `Plan for stack '${plan.stack}': ${count} service${count === 1 ? '' : 's'} in ${plan.order.length} wave${plan.order.length === 1 ? '' : 's'}`,
+    ),
+  );
   if (!profile.coordination.enableHealthChecks) o.out(paint(o, 'yellow', 'health checks are off: "healthy" means "started"'));
   o.out(`every wait is bounded by dependencyTimeout (${formatDuration(profile.coordination.dependencyTimeoutMs)})`);
   // Every strategy runs the same on one host: gates open on local events. Across hosts (later),
   // leader-follower and peer-to-peer answer the same gate questions from discovery records.
-  if (profile.coordination.strategy !== 'hub-spoke') o.out(paint(o, 'gray', `coordination: ${profile.coordination.strategy} (on one host, gates open on local events)`));
+  if (profile.coordination.strategy !== 'hub-spoke')
+    o.out(paint(o, 'gray', `coordination: ${profile.coordination.strategy} (on one host, gates open on local events)`));
   const byName = new Map(plan.services.map((s) => [s.name, s]));
   const width = Math.max(8, ...plan.services.map((s) => s.name.length)) + 2;
   plan.order.forEach((wave, i) => {

@@ -38,7 +38,8 @@ type WatchEvent =
 
 export async function run(opts: RenderWatchOptions, o: Output): Promise<number> {
   const cwd = process.cwd();
-  if (opts.check || opts.dryRun || opts.out === '-' || opts.discoverySnapshot) throw new UsageError('--watch writes files from live discovery: it does not combine with --check, --dry-run, --out - or --discovery-snapshot');
+  if (opts.check || opts.dryRun || opts.out === '-' || opts.discoverySnapshot)
+    throw new UsageError('--watch writes files from live discovery: it does not combine with --check, --dry-run, --out - or --discovery-snapshot');
   if (opts.exec && opts.pid) throw new UsageError('give --exec or --pid, not both');
   const pid = opts.pid === undefined ? undefined : Number(opts.pid);
   if (pid !== undefined && (!Number.isInteger(pid) || pid <= 0)) throw new UsageError(`--pid must be a process id, not '${opts.pid}'`);
@@ -49,10 +50,18 @@ export async function run(opts: RenderWatchOptions, o: Output): Promise<number> 
   const profile = loadProfile(profileRef(opts, o), selected ? { services: selected } : {});
   const unknown = (selected ?? []).filter((s) => !profile.services[s]);
   if (unknown.length > 0) throw new UsageError(unknown.map((s) => `unknown service '${s}'${didYouMean(s, Object.keys(profile.services))}`).join('; '));
-  const services = (selected ?? Object.values(profile.services).filter((s) => s.enable).map((s) => s.name)).map((name) => profile.services[name]!);
+  const services = (
+    selected ??
+    Object.values(profile.services)
+      .filter((s) => s.enable)
+      .map((s) => s.name)
+  ).map((name) => profile.services[name]!);
 
   const stateDir = stateDirOf(profile, cwd);
-  const outDir = path.resolve(cwd, opts.out === undefined || opts.out === '.stack/<stack>/config' ? path.join(stateDir, 'config') : opts.out.replaceAll('<stack>', profile.name));
+  const outDir = path.resolve(
+    cwd,
+    opts.out === undefined || opts.out === '.stack/<stack>/config' ? path.join(stateDir, 'config') : opts.out.replaceAll('<stack>', profile.name),
+  );
   const [{ createDiscovery }, { createTemplateHooks }] = await Promise.all([import('../../discovery/index.js'), import('../../engine/templates.js')]);
   const discovery = await createDiscovery(profile.discovery);
   const stop = new AbortController();
@@ -87,7 +96,14 @@ export async function run(opts: RenderWatchOptions, o: Output): Promise<number> 
           emit({ type: 'render', service: svc.name, template: t.destination, outcome: 'failed', reason: `${why}: ${outcome.error}` });
           return;
         }
-        emit({ type: 'render', service: svc.name, template: t.destination, outcome: outcome.changed ? 'changed' : 'unchanged', reason: why, path: outcome.path });
+        emit({
+          type: 'render',
+          service: svc.name,
+          template: t.destination,
+          outcome: outcome.changed ? 'changed' : 'unchanged',
+          reason: why,
+          path: outcome.path,
+        });
         if (outcome.changed) await reload(svc.name, t.destination, `${t.destination} changed (${why})`, outcome.path);
       },
       onWarning: (message) => emit({ type: 'warning', message }),
@@ -108,7 +124,12 @@ export async function run(opts: RenderWatchOptions, o: Output): Promise<number> 
 }
 
 async function renderOne(
-  rerender: (service: ServiceSpec, template: TemplateSpec, records: import('../../discovery/types.js').ServiceInstance[], dir: string) => Promise<{ changed: boolean; path: string }>,
+  rerender: (
+    service: ServiceSpec,
+    template: TemplateSpec,
+    records: import('../../discovery/types.js').ServiceInstance[],
+    dir: string,
+  ) => Promise<{ changed: boolean; path: string }>,
   svc: ServiceSpec,
   t: TemplateSpec,
   records: import('../../discovery/types.js').ServiceInstance[],
@@ -140,7 +161,11 @@ function reloader(opts: { exec?: string; pid?: number; signal: string; cwd: stri
       () =>
         new Promise<void>((resolve) => {
           emit({ type: 'reload', service, template, action: 'exec', reason });
-          const child = spawn('/bin/sh', ['-c', command], { cwd: opts.cwd, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, STACK_SERVICE: service, STACK_TEMPLATE: file } });
+          const child = spawn('/bin/sh', ['-c', command], {
+            cwd: opts.cwd,
+            stdio: ['ignore', 'inherit', 'inherit'],
+            env: { ...process.env, STACK_SERVICE: service, STACK_TEMPLATE: file },
+          });
           child.once('error', (err) => {
             emit({ type: 'warning', service, message: `--exec could not run: ${err.message}` });
             resolve();

@@ -54,7 +54,11 @@ export async function run(opts: RenderOptions, o: Output): Promise<number> {
   if (opts.check && opts.out === '-') throw new UsageError('--check compares against a folder: give --out DIR, not -');
 
   const problems: Problem[] = [];
-  const secretNames = new Set(Object.values(profile.variables).filter((v) => v.type === 'secret').map((v) => v.name));
+  const secretNames = new Set(
+    Object.values(profile.variables)
+      .filter((v) => v.type === 'secret')
+      .map((v) => v.name),
+  );
   const sources: VariableSource[] = [];
   if (opts.vars) sources.push(varsFileSource(opts.vars, cwd, problems));
   sources.push(flagSource(opts.var ?? [], problems, secretNames));
@@ -71,7 +75,8 @@ export async function run(opts: RenderOptions, o: Output): Promise<number> {
   });
   problems.push(...result.problems);
   const errors = problems.filter((p) => p.severity !== 'warning');
-  if (errors.length > 0) throw new InvalidInputError(problems, `cannot render stack '${profile.name}': ${errors.length} problem${errors.length === 1 ? '' : 's'}, nothing written`);
+  if (errors.length > 0)
+    throw new InvalidInputError(problems, `cannot render stack '${profile.name}': ${errors.length} problem${errors.length === 1 ? '' : 's'}, nothing written`);
   if (!opts.json) printProblems(o, problems);
 
   const { files, context } = result;
@@ -79,7 +84,11 @@ export async function run(opts: RenderOptions, o: Output): Promise<number> {
   if (opts.out === '-') return printFiles(files, o, opts, profile);
 
   const outDir = path.resolve(cwd, outOption(opts.out, profile, stateDir));
-  const services = selected ?? Object.values(profile.services).filter((s) => s.enable).map((s) => s.name);
+  const services =
+    selected ??
+    Object.values(profile.services)
+      .filter((s) => s.enable)
+      .map((s) => s.name);
   if (opts.check) {
     // Secrets made up for this check (none stored) cannot match the files: compare around them.
     const unknownSecrets = Object.values(context.generatedSecrets);
@@ -97,8 +106,10 @@ export async function run(opts: RenderOptions, o: Output): Promise<number> {
     return ExitCode.ok;
   }
   o.out(`rendered ${written.length} file${written.length === 1 ? '' : 's'} for stack '${profile.name}' into ${displayDir(outDir, cwd)}`);
-  for (const w of written) o.out(`  ${path.join(w.service, w.destination)}  ${paint(o, 'gray', `${w.bytes} bytes, mode ${octal(w.mode)}${w.secret ? ', holds secrets' : ''}`)}`);
-  if (generated.length > 0) o.out(`generated secret${generated.length === 1 ? '' : 's'} ${generated.join(', ')} (kept in ${displayDir(path.join(stateDir, SECRETS_FILE), cwd)})`);
+  for (const w of written)
+    o.out(`  ${path.join(w.service, w.destination)}  ${paint(o, 'gray', `${w.bytes} bytes, mode ${octal(w.mode)}${w.secret ? ', holds secrets' : ''}`)}`);
+  if (generated.length > 0)
+    o.out(`generated secret${generated.length === 1 ? '' : 's'} ${generated.join(', ')} (kept in ${displayDir(path.join(stateDir, SECRETS_FILE), cwd)})`);
   return ExitCode.ok;
 }
 
@@ -115,7 +126,10 @@ function displayDir(dir: string, cwd: string): string {
 /** `--out -`: the files on stdout, secrets masked (stdout ends up in CI logs). */
 function printFiles(files: RenderedConfig[], o: Output, opts: RenderOptions, profile: Profile): number {
   if (opts.json) {
-    o.json({ stack: profile.name, files: files.map((f) => ({ service: f.service, destination: f.destination, format: f.format, mode: octal(f.mode), secret: f.secret, content: f.masked })) });
+    o.json({
+      stack: profile.name,
+      files: files.map((f) => ({ service: f.service, destination: f.destination, format: f.format, mode: octal(f.mode), secret: f.secret, content: f.masked })),
+    });
     return ExitCode.ok;
   }
   const many = files.length > 1;
@@ -142,8 +156,10 @@ function reportDryRun(files: RenderedConfig[], outDir: string, generated: string
     return ExitCode.ok;
   }
   o.out(`would write ${rows.length} file${rows.length === 1 ? '' : 's'} into ${displayDir(outDir, cwd)} (dry run: nothing written)`);
-  for (const r of rows) o.out(`  ${path.join(r.service, r.destination)}  ${paint(o, 'gray', `${r.bytes} bytes, mode ${r.mode}${r.secret ? ', holds secrets' : ''}`)}`);
-  if (generated.length > 0) o.out(`would generate secret${generated.length === 1 ? '' : 's'} ${generated.join(', ')} (kept in ${displayDir(path.join(stateDir, SECRETS_FILE), cwd)})`);
+  for (const r of rows)
+    o.out(`  ${path.join(r.service, r.destination)}  ${paint(o, 'gray', `${r.bytes} bytes, mode ${r.mode}${r.secret ? ', holds secrets' : ''}`)}`);
+  if (generated.length > 0)
+    o.out(`would generate secret${generated.length === 1 ? '' : 's'} ${generated.join(', ')} (kept in ${displayDir(path.join(stateDir, SECRETS_FILE), cwd)})`);
   return ExitCode.ok;
 }
 

@@ -48,7 +48,15 @@ function printRenders(o: Output, services: ServiceStatusView[]): void {
   }
 }
 
-const STATE_STYLE: Record<string, Style> = { healthy: 'green', completed: 'green', failed: 'red', blocked: 'red', stopped: 'gray', running: 'green', rejected: 'red' };
+const STATE_STYLE: Record<string, Style> = {
+  healthy: 'green',
+  completed: 'green',
+  failed: 'red',
+  blocked: 'red',
+  stopped: 'gray',
+  running: 'green',
+  rejected: 'red',
+};
 
 function uptime(ms: number): string {
   return ms < 60_000 ? `${Math.floor(ms / 1000)}s` : formatDuration(Math.round(ms / 60_000) * 60_000);

@@ -66,7 +66,10 @@ export async function openInBrowser(url: string, stateDir: string, o: Output): P
   await mkdir(stateDir, { recursive: true });
   await rm(file, { force: true });
   const escaped = url.replaceAll('&', '&amp;').replaceAll('"', '&quot;');
-  await writeFile(file, `<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${escaped}"><title>stack ui</title>\n`, { mode: 0o600, flag: 'wx' });
+  await writeFile(file, `<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${escaped}"><title>stack ui</title>\n`, {
+    mode: 0o600,
+    flag: 'wx',
+  });
   // $BROWSER, as xdg-open and Python's webbrowser honour it; else the platform's opener.
   const opener = process.env.BROWSER || (process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open');
   const child = spawn(opener, [path.resolve(file)], { stdio: 'ignore', detached: true });

@@ -56,7 +56,8 @@ export async function run(opts: UpOptions, o: Output): Promise<number> {
   const planned = loadAndPlan(opts, o);
   const unknown = (opts.service ?? []).filter((s) => !planned.graph.services.has(s));
   if (unknown.length > 0) throw new UsageError(`unknown service${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
-  if (opts.detach && opts.ui) throw new UsageError('--ui serves the page while this `stack up` runs; with --detach, run `stack ui` once it is up', { path: '--ui' });
+  if (opts.detach && opts.ui)
+    throw new UsageError('--ui serves the page while this `stack up` runs; with --detach, run `stack ui` once it is up', { path: '--ui' });
   if (opts.detach) return detach(opts, o, planned);
   const { takeSupervisorMark, readSupervisorInput } = await import('../../engine/supervisor.js');
   const supervisor = takeSupervisorMark(); // services inherit our environment: they are not supervisors
@@ -70,7 +71,10 @@ async function foreground(opts: UpOptions, o: Output, { profile, graph, plan: th
   const { answerSignals, reportLine } = await import('../../engine/supervisor.js');
   const { stateDirOf } = await import('../../engine/state.js');
   const interrupt = new AbortController();
-  const progress = createProgress(o, { json: Boolean(opts.json), services: [...thePlan.services.map((s) => s.name), ...thePlan.blocked.map((b) => b.service)] });
+  const progress = createProgress(o, {
+    json: Boolean(opts.json),
+    services: [...thePlan.services.map((s) => s.name), ...thePlan.blocked.map((b) => b.service)],
+  });
   const controller = upStack(
     { profile, graph, plan: thePlan },
     {
@@ -111,10 +115,11 @@ async function foreground(opts: UpOptions, o: Output, { profile, graph, plan: th
       : {}),
   });
   try {
-    if (opts.ui) ui = await serveOwnUi(opts, o, profile, controller).catch(async (err: unknown) => {
-      await controller.stop(); // no page (its port is taken?): nothing started is left behind
-      throw err;
-    });
+    if (opts.ui)
+      ui = await serveOwnUi(opts, o, profile, controller).catch(async (err: unknown) => {
+        await controller.stop(); // no page (its port is taken?): nothing started is left behind
+        throw err;
+      });
     const report = await controller.ready;
     progress.finish();
     if (supervisor) o.out(reportLine(report));
@@ -173,7 +178,10 @@ async function detach(opts: UpOptions, o: Output, { ref, profile, plan: thePlan 
     stateDir: stateDirOf(profile),
     input: { vars: opts.var ?? [] },
   });
-  const progress = createProgress(o, { json: Boolean(opts.json), services: [...thePlan.services.map((s) => s.name), ...thePlan.blocked.map((b) => b.service)] });
+  const progress = createProgress(o, {
+    json: Boolean(opts.json),
+    services: [...thePlan.services.map((s) => s.name), ...thePlan.blocked.map((b) => b.service)],
+  });
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) {
@@ -207,8 +215,21 @@ async function detach(opts: UpOptions, o: Output, { ref, profile, plan: thePlan 
     if (ended === 'released') {
       supervisor.release();
       // The last `--json` line says who runs the stack now.
-      if (opts.json) o.out(JSON.stringify({ time: new Date().toISOString(), type: 'stack', stack: profile.name, phase: 'detached', elapsedMs: report?.elapsedMs ?? 0, supervisor: supervisor.pid }));
-      else o.out(`detached: supervised by pid ${supervisor.pid}; \`stack status\` shows it, \`stack down\` stops it (log: ${path.relative(process.cwd(), supervisor.logFile)})`);
+      if (opts.json)
+        o.out(
+          JSON.stringify({
+            time: new Date().toISOString(),
+            type: 'stack',
+            stack: profile.name,
+            phase: 'detached',
+            elapsedMs: report?.elapsedMs ?? 0,
+            supervisor: supervisor.pid,
+          }),
+        );
+      else
+        o.out(
+          `detached: supervised by pid ${supervisor.pid}; \`stack status\` shows it, \`stack down\` stops it (log: ${path.relative(process.cwd(), supervisor.logFile)})`,
+        );
       return ExitCode.ok;
     }
     if (interrupted) return ExitCode.interrupted;
@@ -237,5 +258,7 @@ function summarize(o: Output, report: StartupReport, stack: string, policy: stri
   }
   for (const f of report.failed) o.err(paint(o, 'red', `failed: ${f.service} — ${f.reason}`));
   for (const b of report.blocked) o.err(paint(o, 'red', `blocked: ${b.service} — ${b.reason}`));
-  o.err(`stack '${stack}' failed after ${secs}s; ${policy === 'rollback' ? 'what had started was stopped again (--on-failure rollback)' : 'the rest was left running (--on-failure leave); `stack down` stops it'}`);
+  o.err(
+    `stack '${stack}' failed after ${secs}s; ${policy === 'rollback' ? 'what had started was stopped again (--on-failure rollback)' : 'the rest was left running (--on-failure leave); `stack down` stops it'}`,
+  );
 }

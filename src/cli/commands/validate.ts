@@ -19,11 +19,12 @@ export async function run(opts: CommonOptions, o: Output): Promise<number> {
     if (ok) {
       const p = result.profile!;
       const n = Object.values(p.services).filter((s) => s.enable).length;
-      o.out(`${paint(o, 'green', '✓')} ${ref}: profile '${p.name}' is valid (${n} service${n === 1 ? '' : 's'}${warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''})`);
+      o.out(
+        `${paint(o, 'green', '✓')} ${ref}: profile '${p.name}' is valid (${n} service${n === 1 ? '' : 's'}${warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''})`,
+      );
     } else {
       o.err(`${ref}: ${errors.length} problem${errors.length === 1 ? '' : 's'} found`);
     }
   }
   return ok ? ExitCode.ok : ExitCode.invalidInput;
 }
-

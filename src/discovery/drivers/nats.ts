@@ -32,7 +32,10 @@ export const natsDriver: DiscoveryDriver<'nats', NatsDriverOptions> = {
     natsToken: z.string().optional(),
     natsUser: z.string().optional(),
     natsPassword: z.string().optional(),
-    natsBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('nats: key-value bucket name'),
+    natsBucket: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/)
+      .describe('nats: key-value bucket name'),
     natsMode: z.enum(['auto', 'kv', 'subjects']).describe('nats: kv (JetStream), subjects (no JetStream), or auto (kv when the server has JetStream)'),
   }),
   defaults: { natsUrl: 'nats://127.0.0.1:4222', natsBucket: 'services', natsMode: 'auto' },

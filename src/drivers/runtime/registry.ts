@@ -81,7 +81,6 @@ export interface RuntimeDefinition<Name extends string = string, Settings extend
   describeRun(service: RunnableService): string | undefined;
 }
 
-
 export const RUNTIMES = [dockerRuntime, processRuntime, swarmRuntime] as const;
 
 type AnyRuntime = (typeof RUNTIMES)[number];

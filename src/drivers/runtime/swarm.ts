@@ -113,22 +113,49 @@ export function swarmServiceProblems(service: CheckedService, settings: SwarmRun
   const at = (...rest: string[]) => ['services', service.name, ...rest].join('.');
   const problems: Problem[] = [];
   const own = settings.services?.[service.name] ?? {};
-  if (!service.image) problems.push({ code: 'missing_image', path: at('image'), message: `service '${service.name}' has no image (the swarm runtime needs one)` });
-  if (service.network === 'host') problems.push({ code: 'invalid_network', path: at('network'), message: 'the swarm runtime runs services on the stack overlay network; network: host is not supported' });
+  if (!service.image)
+    problems.push({ code: 'missing_image', path: at('image'), message: `service '${service.name}' has no image (the swarm runtime needs one)` });
+  if (service.network === 'host')
+    problems.push({
+      code: 'invalid_network',
+      path: at('network'),
+      message: 'the swarm runtime runs services on the stack overlay network; network: host is not supported',
+    });
   const check = service.healthCheck;
   if (check && own.healthcheck === undefined) {
     const hcPath = at('healthCheck', 'strategy');
     if (check.strategy === 'http' || check.strategy === 'tcp') {
       if (check.strategy === 'http' && (check.scheme === 'https' || check.expectedStatus !== undefined)) {
-        problems.push({ code: 'invalid_health', path: at('healthCheck'), message: 'on swarm an http check runs as `wget` inside the container: only plain http with a 2xx status (set swarm.services.<name>.healthcheck for anything else)' });
+        problems.push({
+          code: 'invalid_health',
+          path: at('healthCheck'),
+          message:
+            'on swarm an http check runs as `wget` inside the container: only plain http with a 2xx status (set swarm.services.<name>.healthcheck for anything else)',
+        });
       }
-      if (check.host !== undefined) problems.push({ code: 'invalid_health', path: at('healthCheck', 'host'), message: 'on swarm the check runs inside each task against 127.0.0.1; healthCheck.host is not supported' });
+      if (check.host !== undefined)
+        problems.push({
+          code: 'invalid_health',
+          path: at('healthCheck', 'host'),
+          message: 'on swarm the check runs inside each task against 127.0.0.1; healthCheck.host is not supported',
+        });
     } else {
-      problems.push({ code: 'invalid_health', path: hcPath, message: `the '${check.strategy}' strategy cannot judge a swarm service: use http or tcp (run inside every task as its HEALTHCHECK), or drop healthCheck and set swarm.services.${service.name}.healthcheck (a command run in the container)` });
+      problems.push({
+        code: 'invalid_health',
+        path: hcPath,
+        message: `the '${check.strategy}' strategy cannot judge a swarm service: use http or tcp (run inside every task as its HEALTHCHECK), or drop healthCheck and set swarm.services.${service.name}.healthcheck (a command run in the container)`,
+      });
     }
   }
-  for (const [key, value] of [['readyTimeout', settings.readyTimeout], ['update.delay', own.update?.delay], ['update.monitor', own.update?.monitor], ['rollback.delay', own.rollback?.delay], ['rollback.monitor', own.rollback?.monitor]] as const) {
-    if (value !== undefined && parseDuration(value) === undefined) problems.push({ code: 'invalid_duration', path: `swarm.${key}`, message: `invalid duration '${value}'` });
+  for (const [key, value] of [
+    ['readyTimeout', settings.readyTimeout],
+    ['update.delay', own.update?.delay],
+    ['update.monitor', own.update?.monitor],
+    ['rollback.delay', own.rollback?.delay],
+    ['rollback.monitor', own.rollback?.monitor],
+  ] as const) {
+    if (value !== undefined && parseDuration(value) === undefined)
+      problems.push({ code: 'invalid_duration', path: `swarm.${key}`, message: `invalid duration '${value}'` });
   }
   return problems;
 }

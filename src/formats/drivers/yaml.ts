@@ -30,7 +30,12 @@ export const yamlFormat: FormatDefinition<'yaml'> = {
         },
       });
       const text = doc.toString(options);
-      return found ? text.replace(/\u0085/g, '\\N').replace(/\u2028/g, '\\L').replace(/\u2029/g, '\\P') : text;
+      return found
+        ? text
+            .replace(/\u0085/g, '\\N')
+            .replace(/\u2028/g, '\\L')
+            .replace(/\u2029/g, '\\P')
+        : text;
     };
     return {
       label: 'YAML',

@@ -15,7 +15,7 @@ export interface CommandCheckOptions {
 
 export const commandHealth: HealthStrategyDefinition<'command', CommandCheckRaw, CommandCheckOptions> = {
   name: 'command',
-  description: "Run a command (no shell unless asked); healthy on exit 0",
+  description: 'Run a command (no shell unless asked); healthy on exit 0',
   capabilities: { needsPort: false, needsContainer: false },
   options: (z, t) => ({
     command: t.argv.optional().describe('command: argv list (a string only with shell: true)'),

@@ -66,7 +66,9 @@ function App() {
         <button
           type="button"
           class="danger"
-          onClick={() => setConfirm({ title: `Stop stack '${view.stack}'?`, detail: 'Every service is stopped, dependents first, as `stack down` does.', run: act('stop') })}
+          onClick={() =>
+            setConfirm({ title: `Stop stack '${view.stack}'?`, detail: 'Every service is stopped, dependents first, as `stack down` does.', run: act('stop') })
+          }
         >
           Stop stack
         </button>
@@ -93,8 +95,20 @@ function App() {
               key={current.name}
               service={current}
               now={now}
-              onRestart={() => setConfirm({ title: `Restart '${current.name}'?`, detail: 'It is stopped and started again; its templates render again first.', run: act('restart', current.name) })}
-              onRender={() => setConfirm({ title: `Re-render the templates of '${current.name}'?`, detail: 'Its config files are written again from the current discovery records; they apply when it restarts.', run: act('render', current.name) })}
+              onRestart={() =>
+                setConfirm({
+                  title: `Restart '${current.name}'?`,
+                  detail: 'It is stopped and started again; its templates render again first.',
+                  run: act('restart', current.name),
+                })
+              }
+              onRender={() =>
+                setConfirm({
+                  title: `Re-render the templates of '${current.name}'?`,
+                  detail: 'Its config files are written again from the current discovery records; they apply when it restarts.',
+                  run: act('render', current.name),
+                })
+              }
             />
           ) : (
             <p class="hint">Choose a service in the graph or the table to see its log, configs and actions.</p>
@@ -121,7 +135,14 @@ function GraphSvg({ view, selected, onSelect }: { view: PageView; selected: stri
   const placed = useMemo(() => place(view.graph), [view.graph]);
   return (
     <div class="graph-scroll">
-      <svg class="graph" viewBox={`0 0 ${placed.width} ${placed.height}`} width={placed.width} height={placed.height} role="group" aria-label="Dependency graph: each service and what it depends on">
+      <svg
+        class="graph"
+        viewBox={`0 0 ${placed.width} ${placed.height}`}
+        width={placed.width}
+        height={placed.height}
+        role="group"
+        aria-label="Dependency graph: each service and what it depends on"
+      >
         <defs>
           <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
             <path d="M 0 0 L 10 5 L 0 10 z" class="arrow" />
@@ -136,7 +157,14 @@ function GraphSvg({ view, selected, onSelect }: { view: PageView; selected: stri
           </g>
         ))}
         {placed.edges.map((e, i) => (
-          <path key={`edge-${i}`} class={`edge edge-${e.type}`} d={pathOf(e.points)} marker-end="url(#arrow)" data-edge={`${e.to}->${e.from}`} data-type={e.type}>
+          <path
+            key={`edge-${i}`}
+            class={`edge edge-${e.type}`}
+            d={pathOf(e.points)}
+            marker-end="url(#arrow)"
+            data-edge={`${e.to}->${e.from}`}
+            data-type={e.type}
+          >
             <title>{`${e.from} depends on ${e.to} (${e.type})`}</title>
           </path>
         ))}
@@ -203,7 +231,19 @@ function Legend() {
   );
 }
 
-function ServicesTable({ view, names, now, selected, onSelect }: { view: PageView; names: string[]; now: number; selected: string | undefined; onSelect: (n: string) => void }) {
+function ServicesTable({
+  view,
+  names,
+  now,
+  selected,
+  onSelect,
+}: {
+  view: PageView;
+  names: string[];
+  now: number;
+  selected: string | undefined;
+  onSelect: (n: string) => void;
+}) {
   return (
     <div class="table-scroll">
       <table class="services">
@@ -242,7 +282,11 @@ function ServicesTable({ view, names, now, selected, onSelect }: { view: PageVie
                   {s.node ? `${s.node.host}${s.node.port !== undefined ? `:${s.node.port}` : ''}` : '–'}
                   {s.pid !== undefined ? <span class="muted"> pid {s.pid}</span> : s.container ? <span class="muted"> {s.container}</span> : null}
                 </td>
-                <td data-col="registrations">{s.registrations.length === 0 ? '–' : s.registrations.map((r) => r.url ?? `${r.address}${r.port !== undefined ? `:${r.port}` : ''}`).join(', ')}</td>
+                <td data-col="registrations">
+                  {s.registrations.length === 0
+                    ? '–'
+                    : s.registrations.map((r) => r.url ?? `${r.address}${r.port !== undefined ? `:${r.port}` : ''}`).join(', ')}
+                </td>
               </tr>
             );
           })}
@@ -267,7 +311,13 @@ function Detail({ service, now, onRestart, onRender }: { service: ServiceView; n
         <dt>Uptime</dt>
         <dd>{service.running && service.startedAt ? formatUptime(now - Date.parse(service.startedAt)) : '–'}</dd>
         <dt>Registrations</dt>
-        <dd>{service.registrations.length === 0 ? 'none' : service.registrations.map((r) => `${r.id} → ${r.url ?? r.address}${r.expiresAt ? ` (expires ${new Date(r.expiresAt).toLocaleTimeString()})` : ''}`).join('; ')}</dd>
+        <dd>
+          {service.registrations.length === 0
+            ? 'none'
+            : service.registrations
+                .map((r) => `${r.id} → ${r.url ?? r.address}${r.expiresAt ? ` (expires ${new Date(r.expiresAt).toLocaleTimeString()})` : ''}`)
+                .join('; ')}
+        </dd>
       </dl>
       <div class="actions">
         <button type="button" onClick={onRestart}>
@@ -356,11 +406,17 @@ function ConfigsPane({ service, renderedAt }: { service: string; renderedAt: str
               last rendered {new Date(configs.lastRender.at).toLocaleString()}: {configs.lastRender.why}
             </p>
           ) : null}
-          {configs.unknownSecrets.length > 0 ? <p class="muted">secret values unknown here ({configs.unknownSecrets.join(', ')}): files holding secrets are masked line by line</p> : null}
+          {configs.unknownSecrets.length > 0 ? (
+            <p class="muted">secret values unknown here ({configs.unknownSecrets.join(', ')}): files holding secrets are masked line by line</p>
+          ) : null}
           {configs.files.map((f) => (
             <details key={f.path} open={configs.files.length === 1}>
               <summary>
-                {f.path} <span class="muted">({f.bytes} bytes, mode {f.mode}{f.secret ? ', holds secrets' : ''}, written {new Date(f.modifiedAt).toLocaleTimeString()})</span>
+                {f.path}{' '}
+                <span class="muted">
+                  ({f.bytes} bytes, mode {f.mode}
+                  {f.secret ? ', holds secrets' : ''}, written {new Date(f.modifiedAt).toLocaleTimeString()})
+                </span>
               </summary>
               <pre class="config" tabIndex={0} aria-label={`Content of ${f.path}`}>
                 {f.content}
@@ -382,16 +438,16 @@ function Events({ view }: { view: PageView }) {
   return (
     <div class="events" ref={ref} role="log" aria-label="Stack events" tabIndex={0} data-testid="events">
       <ol>
-      {view.events.map((e, i) => (
-        <li key={i} class={`ev ev-${e.type}`}>
-          <time dateTime={e.time}>{new Date(e.time).toLocaleTimeString()}</time> {describeEvent(e)}
-        </li>
-      ))}
-      {view.notes.map((n, i) => (
-        <li key={`note-${i}`} class="ev ev-note">
-          {n}
-        </li>
-      ))}
+        {view.events.map((e, i) => (
+          <li key={i} class={`ev ev-${e.type}`}>
+            <time dateTime={e.time}>{new Date(e.time).toLocaleTimeString()}</time> {describeEvent(e)}
+          </li>
+        ))}
+        {view.notes.map((n, i) => (
+          <li key={`note-${i}`} class="ev ev-note">
+            {n}
+          </li>
+        ))}
       </ol>
     </div>
   );
