@@ -562,14 +562,8 @@ export class ServiceLifecycle {
     const runtime = this.runtime;
     const handle = this.status.handle;
     if (!runtime || !handle) throw new Error('it does not run');
-    if (runtime.signal) return runtime.signal(handle, signal);
-    if (runtime.name !== 'process' || handle.pid === undefined) throw new Error(`the ${runtime.name} runtime cannot signal its instances`);
-    // A process service leads its own process group: signal the group, as `stop` does.
-    try {
-      process.kill(-handle.pid, signal);
-    } catch {
-      process.kill(handle.pid, signal);
-    }
+    if (!runtime.signal) throw new Error(`the ${runtime.name} runtime cannot signal its instances`);
+    return runtime.signal(handle, signal);
   }
 
   /** The instance is running (for reloads: a restart or signal only makes sense then). */

@@ -403,6 +403,17 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       if (pidFile) await rm(pidFile, { force: true });
     },
 
+    /** A template's `changeMode: signal`: its whole process group, and only once proven ours, as `stop` does. */
+    async signal(handle, signal) {
+      const own = await ownershipOf(handle);
+      const pgid = handle.pgid ?? handle.pid;
+      if (own.state !== 'ours' || pgid === undefined) {
+        const why = own.state === 'unproven' ? own.reason : 'it is not running';
+        throw new StackFailedError(`not signalling '${handle.service}' (pid ${String(handle.pid)}): ${why}`, { code: 'not_ours' });
+      }
+      signalGroup(pgid, signal);
+    },
+
     async inspect(handle): Promise<InstanceStatus> {
       const local = localChildOf(handle);
       if (local?.exited) return { running: false, exit: local.exited };

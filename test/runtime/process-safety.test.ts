@@ -96,6 +96,8 @@ describe('process runtime: only what is proven ours is signalled', () => {
     };
     expect(await runtime.inspect(forged)).toEqual({ running: false });
     await expect(runtime.stop(forged, { signal: 'SIGTERM', gracePeriodMs: 100 })).rejects.toMatchObject({ code: 'not_ours' });
+    // A reload's signal (`changeMode: signal`) goes through the same proof.
+    await expect(runtime.signal!(forged, 'SIGHUP')).rejects.toMatchObject({ code: 'not_ours' });
     expect(kill.blocked()).toEqual([]);
   });
 
