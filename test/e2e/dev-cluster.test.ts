@@ -14,7 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runStack, type CliResult } from '../helpers/cli.js';
 import { freePort, portOpen } from '../helpers/net.js';
-import { isAlive, loadAtpAgent, registrations, tearDownStack } from '../helpers/e2e.js';
+import { isAlive, loadAtpAgent, registrations, see, tearDownStack, type SeenProcesses } from '../helpers/e2e.js';
 import { tmpFiles } from '../helpers/tmp.js';
 
 /** The first `up` may install packages and compile a native module: minutes, not seconds. */
@@ -48,7 +48,7 @@ let plcUrl: string;
 let pdsUrl: string;
 let AtpAgent: AgentClass;
 /** Every pid a service of the stack ran as, for the "nothing left" checks and the last-resort cleanup. */
-const seenPids = new Set<number>();
+const seenPids: SeenProcesses = new Map();
 
 const stack = (args: string[], timeoutMs = UP_TIMEOUT_MS): Promise<CliResult> =>
   runStack([...args, '--profile', 'dev-cluster'], { cwd: work.dir, env, timeoutMs });
@@ -59,12 +59,12 @@ async function status(): Promise<StatusView> {
   const r = await stack(['status', '--json']);
   expect(r.code, explain(r)).toBe(0);
   const view = JSON.parse(r.stdout) as StatusView;
-  for (const s of view.services) if (s.handle?.pid !== undefined) seenPids.add(s.handle.pid);
+  for (const s of view.services) if (s.handle?.pid !== undefined) see(seenPids, s.handle.pid);
   return view;
 }
 
 async function expectNothingLeft(plcPort: number, pdsPort: number): Promise<void> {
-  for (const pid of seenPids) expect(isAlive(pid), `process ${pid} is still running`).toBe(false);
+  for (const pid of seenPids.keys()) expect(isAlive(pid), `process ${pid} is still running`).toBe(false);
   expect(await portOpen(plcPort)).toBe(false);
   expect(await portOpen(pdsPort)).toBe(false);
   expect(registrations(work.dir)).toEqual([]);

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runStack, type CliResult } from '../helpers/cli.js';
 import { freePort, portOpen, waitFor } from '../helpers/net.js';
-import { isAlive, loadAtpAgent, registrations, tearDownStack } from '../helpers/e2e.js';
+import { isAlive, loadAtpAgent, registrations, see, tearDownStack, type SeenProcesses } from '../helpers/e2e.js';
 import { tmpFiles } from '../helpers/tmp.js';
 
 /** The first `up` may install packages and compile a native module: minutes, not seconds. */
@@ -90,7 +90,7 @@ let env: Record<string, string>;
 const ports = {} as Record<keyof typeof PORT_VARIABLES, number>;
 let AtpAgent: AgentClass;
 /** Every pid a service of the stack ran as, and PostgreSQL's postmaster, for the "nothing left" checks. */
-const seenPids = new Set<number>();
+const seenPids: SeenProcesses = new Map();
 
 const stack = (args: string[], timeoutMs = UP_TIMEOUT_MS): Promise<CliResult> =>
   runStack([...args, '--profile', 'full-node'], { cwd: work.dir, env, timeoutMs });
@@ -106,14 +106,14 @@ async function status(): Promise<StatusView> {
   const r = await stack(['status', '--json']);
   expect(r.code, explain(r)).toBe(0);
   const view = JSON.parse(r.stdout) as StatusView;
-  for (const s of view.services) if (s.handle?.pid !== undefined) seenPids.add(s.handle.pid);
+  for (const s of view.services) if (s.handle?.pid !== undefined) see(seenPids, s.handle.pid);
   const postmasterPid = path.join(stateDir(), 'data', 'postgres', 'pgdata', 'postmaster.pid');
-  if (existsSync(postmasterPid)) seenPids.add(Number(readFileSync(postmasterPid, 'utf8').split('\n')[0]));
+  if (existsSync(postmasterPid)) see(seenPids, Number(readFileSync(postmasterPid, 'utf8').split('\n')[0]));
   return view;
 }
 
 async function expectNothingLeft(): Promise<void> {
-  for (const pid of seenPids) expect(isAlive(pid), `process ${pid} is still running`).toBe(false);
+  for (const pid of seenPids.keys()) expect(isAlive(pid), `process ${pid} is still running`).toBe(false);
   for (const [name, port] of Object.entries(ports)) expect(await portOpen(port), `${name}'s port ${port} is still open`).toBe(false);
   expect(registrations(work.dir)).toEqual([]);
   expect(existsSync(path.join(stateDir(), 'lock'))).toBe(false);

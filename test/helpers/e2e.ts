@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { processStartTime } from '../../src/util/proc.js';
 import { ROOT } from './cli.js';
 
 /** Whether `pid` runs; a zombie (exited, waiting for an init process that reaps lazily) does not. */
@@ -40,15 +41,23 @@ export function loadAtpAgent<T>(env: Record<string, string>): T {
   return (createRequire(path.join(dir, 'package.json'))('@atproto/api') as { AtpAgent: T }).AtpAgent;
 }
 
+/** Pids the stack ran as, each with its kernel start time when first seen: what proves it is still that process. */
+export type SeenProcesses = Map<number, string | undefined>;
+
+export function see(seen: SeenProcesses, pid: number): void {
+  if (!seen.has(pid)) seen.set(pid, processStartTime(pid));
+}
+
 /**
  * `stack down` (when the stack was started), then, as a last resort so a failed test never
- * leaves servers behind, SIGKILL to the pids this stack ran as only; the temp dir goes last.
+ * leaves servers behind, SIGKILL to the processes this stack ran as: only a pid whose start time
+ * is still the one recorded (a recycled pid is someone else's). The temp dir goes last.
  */
-export async function tearDownStack(down: (() => Promise<unknown>) | undefined, seenPids: Set<number>, cleanup: () => void): Promise<void> {
+export async function tearDownStack(down: (() => Promise<unknown>) | undefined, seen: SeenProcesses, cleanup: () => void): Promise<void> {
   try {
     if (down) await down();
   } finally {
-    for (const pid of seenPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    for (const [pid, startTime] of seen) if (startTime !== undefined && processStartTime(pid) === startTime) process.kill(pid, 'SIGKILL');
     cleanup();
   }
 }
