@@ -126,6 +126,11 @@ export interface DiscoveryDriver<Name extends string = string, Options extends o
   /** One line, for documentation and `--help`. */
   readonly description: string;
   readonly capabilities: Readonly<DiscoveryCapabilities>;
+  /**
+   * Its records are seen from other machines (a server all hosts reach): it can carry a stack
+   * across hosts. False for one machine's registries (a folder, the environment, memory).
+   */
+  readonly shared: boolean;
   /** The zod schema of each option key the backend owns under `discovery:`. */
   readonly options: OptionSchemas<Options>;
   /** The value of every required option a profile leaves out: the one place defaults live. */

@@ -16,6 +16,7 @@ import type {
   DependencySpec,
   DiscoveryConfig,
   HealthCheckSpec,
+  HostSpec,
   PortMapping,
   Profile,
   ProfileSource,
@@ -25,6 +26,7 @@ import type {
   VariableSpec,
   VolumeSpec,
 } from './types.js';
+import { ALL_HOSTS } from './types.js';
 
 export const DEFAULTS = {
   healthIntervalMs: 5_000,
@@ -44,8 +46,10 @@ const ms = (v: number | string | undefined, fallback: number): number => (v === 
 
 export function normalizeProfile(raw: RawProfile, ctx: { defaultName: string; source: ProfileSource }): Profile {
   const runtime = raw.runtime;
+  const hosts: Record<string, HostSpec> = {};
+  for (const [name, h] of Object.entries(raw.hosts ?? {})) hosts[name] = { name, address: h.address, ...(h.docker !== undefined ? { docker: h.docker } : {}) };
   const services: Record<string, ServiceSpec> = {};
-  for (const [name, svc] of Object.entries(raw.services)) services[name] = normalizeService(name, svc, runtime);
+  for (const [name, svc] of Object.entries(raw.services)) services[name] = normalizeService(name, svc, runtime, hosts);
   const variables: Record<string, VariableSpec> = {};
   for (const [name, v] of Object.entries(raw.variables ?? {})) variables[name] = normalizeVariable(name, v);
   return {
@@ -62,6 +66,7 @@ export function normalizeProfile(raw: RawProfile, ctx: { defaultName: string; so
     ...runtimeSections(raw),
     variables,
     services,
+    hosts,
     ...(raw.stateDir !== undefined ? { stateDir: raw.stateDir } : {}),
     source: ctx.source,
   };
@@ -74,8 +79,12 @@ function runtimeSections(raw: RawProfile): RuntimeSections {
   return Object.fromEntries(withSettings.map((r) => [r.name, { ...(given[r.name] ?? {}) }])) as RuntimeSections;
 }
 
-function normalizeService(name: string, raw: RawService, profileRuntime: RawProfile['runtime']): ServiceSpec {
+function normalizeService(name: string, raw: RawService, profileRuntime: RawProfile['runtime'], hosts: Record<string, HostSpec>): ServiceSpec {
   const port = raw.port;
+  // Placed on a host: reachable at that host's address unless written, and published there (not on loopback).
+  const hostAddress = raw.host === undefined ? undefined : raw.host === ALL_HOSTS ? '0.0.0.0' : hosts[raw.host]?.address;
+  const addressFromHost = raw.host !== undefined && raw.address === undefined;
+  const publishOn = hostAddress ?? '127.0.0.1';
   const shell = raw.shell ?? false;
   const environment: Record<string, string> = {};
   for (const [k, v] of Object.entries(raw.environment ?? {})) environment[k] = String(v);
@@ -98,8 +107,8 @@ function normalizeService(name: string, raw: RawService, profileRuntime: RawProf
     shell,
     ...(raw.workingDir !== undefined ? { workingDir: raw.workingDir } : {}),
     ...(port !== undefined ? { port } : {}),
-    ports: (raw.ports ?? []).map(normalizePort),
-    address: raw.address ?? DEFAULTS.address,
+    ports: (raw.ports ?? []).map((p) => normalizePort(p, publishOn)),
+    address: raw.address ?? (raw.host !== ALL_HOSTS ? hostAddress : undefined) ?? DEFAULTS.address,
     ...(raw.scheme !== undefined ? { scheme: raw.scheme } : {}),
     ...(raw.network !== undefined ? { network: raw.network } : {}),
     tags: raw.tags ?? [],
@@ -139,6 +148,9 @@ function normalizeService(name: string, raw: RawService, profileRuntime: RawProf
     init: raw.init ?? true,
     pull: raw.pull ?? 'missing',
     replicas: raw.replicas ?? 1,
+    ...(raw.host !== undefined ? { host: raw.host } : {}),
+    ...(raw.external ? { external: raw.stack !== undefined ? { stack: raw.stack } : {} } : {}),
+    ...(addressFromHost ? { addressFromHost } : {}),
   };
 }
 
@@ -161,17 +173,18 @@ export function normalizeHealthCheck(raw: RawHealthCheck, servicePort: number | 
   };
 }
 
-function normalizePort(p: number | string | { container: number; host?: number; hostIp?: string; protocol?: 'tcp' | 'udp' }): PortMapping {
-  // Published on loopback unless an address is given: safer than Compose's 0.0.0.0 default.
-  if (typeof p === 'number') return { container: p, host: p, hostIp: '127.0.0.1', protocol: 'tcp' };
-  if (typeof p === 'object') return { container: p.container, host: p.host ?? p.container, hostIp: p.hostIp ?? '127.0.0.1', protocol: p.protocol ?? 'tcp' };
+function normalizePort(p: number | string | { container: number; host?: number; hostIp?: string; protocol?: 'tcp' | 'udp' }, publishOn: string): PortMapping {
+  // Published on loopback unless an address is given (safer than Compose's 0.0.0.0 default); a
+  // service placed on a host of a multi-host profile is published on that host's address.
+  if (typeof p === 'number') return { container: p, host: p, hostIp: publishOn, protocol: 'tcp' };
+  if (typeof p === 'object') return { container: p.container, host: p.host ?? p.container, hostIp: p.hostIp ?? publishOn, protocol: p.protocol ?? 'tcp' };
   const [spec, proto] = p.split('/');
   const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(?:(\d+):)?(\d+)$/.exec(spec ?? '');
   const container = Number(m?.[3]);
   return {
     container,
     host: m?.[2] ? Number(m[2]) : container,
-    hostIp: m?.[1]?.replace(/^\[|\]$/g, '') ?? '127.0.0.1',
+    hostIp: m?.[1]?.replace(/^\[|\]$/g, '') ?? publishOn,
     protocol: proto === 'udp' ? 'udp' : 'tcp',
   };
 }

@@ -12,6 +12,7 @@ import { durationProblem } from '../util/duration.js';
 import { isPlainObject } from './merge.js';
 import { dnsLabelProblem } from '../util/names.js';
 import type { RawProblem } from './issues.js';
+import { HOST_RULES, isLoopbackHost } from './rules-hosts.js';
 import type { RawProfile } from './schema.js';
 import { DEPENDENCY_TYPES, type DependencySpec, type DependencyType, type HealthCheckSpec, type Profile, type ServiceSpec } from './types.js';
 
@@ -19,7 +20,8 @@ type Rule = (profile: Profile, raw: RawProfile) => RawProblem[];
 type Path = (string | number)[];
 
 const svcPath = (s: ServiceSpec, ...rest: (string | number)[]) => ['services', s.name, ...rest];
-const enabled = (p: Profile) => Object.values(p.services).filter((s) => s.enable);
+/** The services this profile runs (an external one is run elsewhere). */
+const enabled = (p: Profile) => Object.values(p.services).filter((s) => s.enable && !s.external);
 
 /**
  * Rules on the raw (merged, interpolated) value: names and the graph. They run even when the
@@ -212,15 +214,8 @@ function isHostName(text: string): boolean {
   return text.length <= 253 && /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/.test(text);
 }
 
-function isLoopbackHost(host: string): boolean {
-  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  if (bare === 'localhost') return true;
-  if (net.isIPv4(bare)) return bare.startsWith('127.');
-  if (net.isIPv6(bare)) return bare === '::1' || /^::ffff:127\./i.test(bare);
-  return false;
-}
-
-function checkHealth(hc: HealthCheckSpec, at: (string | number)[]): RawProblem[] {
+/** `hostAddresses`: the addresses of the profile's declared hosts, which probes may reach too. */
+function checkHealth(hc: HealthCheckSpec, at: (string | number)[], hostAddresses: ReadonlySet<string>): RawProblem[] {
   const out: RawProblem[] = [];
   const needsPort = HEALTH_STRATEGIES.find((d) => d.name === hc.strategy)?.capabilities.needsPort ?? false;
   if (needsPort && hc.port === undefined) {
@@ -232,11 +227,11 @@ function checkHealth(hc: HealthCheckSpec, at: (string | number)[]): RawProblem[]
       out.push({ code: 'command_needs_argv', path: [...at, 'command'], message: 'is a single string with spaces: write an argv list, or set shell: true' });
     }
   }
-  if (hc.host !== undefined && needsPort && !isLoopbackHost(hc.host)) {
+  if (hc.host !== undefined && needsPort && !isLoopbackHost(hc.host) && !hostAddresses.has(hc.host)) {
     out.push({
       code: 'remote_health_host',
       path: [...at, 'host'],
-      message: `'${hc.host}' is not a loopback address: health probes only reach loopback (127.0.0.1, ::1, localhost)`,
+      message: `'${hc.host}' is neither a loopback address nor a declared host's: health probes only reach loopback (127.0.0.1, ::1, localhost) and the addresses under hosts:`,
     });
   }
   if (hc.strategy === 'file' && !hc.path) out.push({ code: 'missing_path', path: at, message: 'file health check needs a path' });
@@ -246,9 +241,10 @@ function checkHealth(hc: HealthCheckSpec, at: (string | number)[]): RawProblem[]
 
 const health: Rule = (profile) => {
   const out: RawProblem[] = [];
+  const hostAddresses = new Set(Object.values(profile.hosts).map((h) => h.address));
   for (const svc of enabled(profile)) {
     if (svc.healthCheck) {
-      out.push(...checkHealth(svc.healthCheck, svcPath(svc, 'healthCheck')));
+      out.push(...checkHealth(svc.healthCheck, svcPath(svc, 'healthCheck'), hostAddresses));
       if (svc.healthCheck.strategy === 'docker' && svc.runtime !== 'docker') {
         out.push({ code: 'invalid_health', path: svcPath(svc, 'healthCheck', 'strategy'), message: "the 'docker' strategy needs runtime: docker" });
       }
@@ -257,7 +253,7 @@ const health: Rule = (profile) => {
       if (!dep.healthCheck) continue;
       const target = profile.services[dep.name];
       const hc = dep.healthCheck.port === undefined && target?.port !== undefined ? { ...dep.healthCheck, port: target.port } : dep.healthCheck;
-      out.push(...checkHealth(hc, svcPath(svc, 'dependencies', dep.index, 'healthCheck')));
+      out.push(...checkHealth(hc, svcPath(svc, 'dependencies', dep.index, 'healthCheck'), hostAddresses));
     }
   }
   return out;
@@ -485,6 +481,7 @@ export const RULES: readonly Rule[] = [
   ineffective,
   coordination,
   runtimeRules,
+  ...HOST_RULES,
 ];
 
 export function checkProfile(profile: Profile, raw: RawProfile): RawProblem[] {

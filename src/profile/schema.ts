@@ -187,6 +187,9 @@ function build(z: typeof Zod.z) {
     init: z.boolean().optional(),
     pull: z.enum(['missing', 'always', 'never']).optional(),
     replicas: z.int().min(1).max(100).optional(),
+    host: z.string().optional().describe('The declared host (hosts:) it runs on; `all`: every host (mesh)'),
+    external: z.boolean().optional().describe('Run by someone else (another stack): never started here; dependents wait for it in discovery'),
+    stack: z.string().optional().describe('external: the stack that runs it (its registrations must carry that stack)'),
   });
 
   const variableSchema = z.union([
@@ -240,6 +243,16 @@ function build(z: typeof Zod.z) {
           dependencyTimeout: duration.optional(),
         })
         .optional(),
+      hosts: z
+        .record(
+          z.string(),
+          z.strictObject({
+            address: z.string().describe('The address other hosts reach it at (an IP address or a host name)'),
+            docker: z.string().optional().describe('Its Docker engine, for hub-spoke: unix:///path/docker.sock or tcp://host:port'),
+          }),
+        )
+        .optional()
+        .describe('The machines a multi-host stack spans; services name theirs with host:'),
       ...runtimeSections,
       variables: z.record(z.string(), variableSchema).optional(),
       services: z.record(z.string(), serviceSchema),

@@ -170,7 +170,31 @@ export interface ServiceSpec {
   /** Docker: image's own HEALTHCHECK. */
   pull: 'missing' | 'always' | 'never';
   replicas: number;
+  /**
+   * The declared host it runs on (`hosts:`), or `all` (mesh: one instance on every host). Absent in
+   * a profile without hosts: it runs where `stack up` runs.
+   */
+  host?: string;
+  /** Run by someone else (another stack, another team): never started here, met from discovery. */
+  external?: { stack?: string };
+  /**
+   * Its address was not written: it is the address of the host it runs on (filled in for a named
+   * host; for `host: all`, the engine fills in the host it runs on).
+   */
+  addressFromHost?: boolean;
 }
+
+/** A machine of a multi-host profile (`hosts:`). */
+export interface HostSpec {
+  name: string;
+  /** The address other hosts reach it at. */
+  address: string;
+  /** Its Docker engine (`unix:///…`, `tcp://host:port`), for hub-spoke. */
+  docker?: string;
+}
+
+/** `host: all`: a service that runs on every host (mesh). */
+export const ALL_HOSTS = 'all';
 
 export interface VariableSpec {
   name: string;
@@ -216,6 +240,8 @@ export interface Profile extends RuntimeSections {
   coordination: CoordinationConfig;
   variables: Record<string, VariableSpec>;
   services: Record<string, ServiceSpec>;
+  /** Declared hosts, by name; empty when the stack runs on one host. */
+  hosts: Record<string, HostSpec>;
   /** Folder for state, logs and rendered configs; default `.stack/<name>` under the working directory. */
   stateDir?: string;
   source: ProfileSource;

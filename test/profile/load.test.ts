@@ -29,10 +29,10 @@ describe('built-in profiles', () => {
     }
   });
 
-  it('prod-cluster extends full-node-docker: consul, leader-follower and hardened containers', () => {
+  it('prod-cluster extends full-node-docker: consul, peer-to-peer and hardened containers', () => {
     const p = loadProfile('prod-cluster', { env: {} });
     expect(p.discovery.backends).toEqual(['consul']);
-    expect(p.coordination.strategy).toBe('leader-follower');
+    expect(p.coordination.strategy).toBe('peer-to-peer');
     expect(Object.keys(p.services).sort()).toEqual(Object.keys(loadProfile('full-node-docker', { env: {} }).services).sort());
     expect(p.services.pds?.security).toMatchObject({ noNewPrivileges: true, capDrop: ['ALL'], readOnlyRootFilesystem: true });
     // inherited from full-node-docker untouched

@@ -27,6 +27,8 @@ interface Case {
 }
 
 const P = (services: string, extra = '') => `${extra}services:\n${services}`;
+/** A discovery backend every host reaches, for the profiles that span hosts. */
+const ETCD = 'discovery: { backend: etcd }\n';
 
 const CASES: Case[] = [
   { code: 'invalid_name', what: 'stack name', yaml: P('  a: { command: [a] }\n', 'name: Bad_Name\n'), path: 'name' },
@@ -225,6 +227,77 @@ const CASES: Case[] = [
     yaml: P('  a: { command: [a] }\n', 'discovery: { ttl: 5s, heartbeatInterval: 10s }\n'),
     path: 'discovery.heartbeatInterval',
   },
+  {
+    code: 'unsupported_strategy',
+    what: 'leader-follower before it exists',
+    yaml: P('  a: { command: [a] }\n', 'coordination: { strategy: leader-follower }\n'),
+    path: 'coordination.strategy',
+  },
+  {
+    code: 'invalid_host',
+    what: 'a loopback host address',
+    yaml: P('  a: { command: [a], host: h }\n', `${ETCD}hosts: { h: { address: 127.0.0.1 } }\n`),
+    path: 'hosts.h.address',
+  },
+  {
+    code: 'invalid_host',
+    what: 'two hosts, one address',
+    yaml: P('  a: { command: [a], host: h }\n', `${ETCD}hosts: { h: { address: 10.0.0.1 }, i: { address: 10.0.0.1 } }\n`),
+    path: 'hosts.i.address',
+  },
+  {
+    code: 'invalid_host',
+    what: 'a docker engine that is no URL',
+    yaml: P('  a: { command: [a], host: h }\n', `${ETCD}hosts: { h: { address: 10.0.0.1, docker: "10.0.0.1:2375" } }\n`),
+    path: 'hosts.h.docker',
+  },
+  {
+    code: 'invalid_host',
+    what: 'a host named all',
+    yaml: P('  a: { command: [a], host: h }\n', `${ETCD}hosts: { h: { address: 10.0.0.1 }, all: { address: 10.0.0.2 } }\n`),
+    path: 'hosts.all',
+  },
+  {
+    code: 'missing_host',
+    what: 'a service placed nowhere',
+    yaml: P('  a: { command: [a] }\n', `${ETCD}hosts: { h: { address: 10.0.0.1 } }\n`),
+    path: 'services.a',
+  },
+  {
+    code: 'unknown_host',
+    what: 'a host not declared',
+    yaml: P('  a: { command: [a], host: hh }\n', `${ETCD}hosts: { h: { address: 10.0.0.1 } }\n`),
+    path: 'services.a.host',
+  },
+  { code: 'unknown_host', what: 'host: without hosts', yaml: P('  a: { command: [a], host: h }\n'), path: 'services.a.host' },
+  {
+    code: 'unknown_host',
+    what: 'host: all outside mesh',
+    yaml: P('  a: { command: [a], host: all }\n', `${ETCD}hosts: { h: { address: 10.0.0.1 } }\n`),
+    path: 'services.a.host',
+  },
+  {
+    code: 'local_discovery',
+    what: 'hosts on file discovery',
+    yaml: P('  a: { command: [a], host: h }\n', 'hosts: { h: { address: 10.0.0.1 } }\n'),
+    path: 'hosts',
+  },
+  {
+    code: 'external_service',
+    what: 'an external service with a command',
+    yaml: P('  a: { command: [a], dependencies: [b] }\n  b: { external: true, command: [b] }\n'),
+    path: 'services.b.command',
+  },
+  { code: 'external_service', what: 'stack: without external', yaml: P('  a: { command: [a], stack: other }\n'), path: 'services.a.stack' },
+  {
+    code: 'unreachable_dependency',
+    what: 'a dependency bound to loopback on another host',
+    yaml: P(
+      '  a: { command: [a], host: h, dependencies: [b] }\n  b: { command: [b], host: i, address: 127.0.0.1 }\n',
+      `${ETCD}hosts: { h: { address: 10.0.0.1 }, i: { address: 10.0.0.2 } }\n`,
+    ),
+    path: 'services.a.dependencies[0]',
+  },
 ];
 
 describe('every rule rejects what it is for, at its path', () => {
@@ -250,8 +323,8 @@ describe('every rule rejects what it is for, at its path', () => {
     expect(ok.problems.filter((p) => p.severity !== 'warning')).toEqual([]);
   });
 
-  it('every code that rules.ts reports has a case above', () => {
-    const source = readFileSync(new URL('../../src/profile/rules.ts', import.meta.url), 'utf8');
+  it('every code that rules.ts and rules-hosts.ts report has a case above', () => {
+    const source = ['rules.ts', 'rules-hosts.ts'].map((f) => readFileSync(new URL(`../../src/profile/${f}`, import.meta.url), 'utf8')).join('\n');
     const codes = new Set([...source.matchAll(/code: '([a-z_]+)'/g)].map((m) => m[1]));
     const covered = new Set(CASES.map((c) => c.code));
     expect([...codes].filter((c) => !covered.has(c!))).toEqual([]);

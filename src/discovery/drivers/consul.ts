@@ -17,6 +17,7 @@ export const consulDriver: DiscoveryDriver<'consul', ConsulDriverOptions> = {
   name: 'consul',
   description: "Consul's catalog: TTL health checks, blocking queries for watches",
   capabilities: FULL_CAPABILITIES,
+  shared: true,
   options: (z) => ({
     consulAddress: z.string().describe('consul: agent address, host:port or a URL'),
     consulToken: z.string().optional(),

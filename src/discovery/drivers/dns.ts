@@ -24,6 +24,7 @@ export const dnsDriver: DiscoveryDriver<'dns', DnsDriverOptions> = {
   name: 'dns',
   description: 'Read-only: SRV, then A/AAAA records from a DNS server (Consul DNS, CoreDNS, dnsmasq)',
   capabilities: CAPABILITIES,
+  shared: true,
   options: (z) => ({
     dnsServer: z.string().describe('dns: server to query, host:port'),
     dnsDomain: z.string().describe('dns: domain the service names live in'),

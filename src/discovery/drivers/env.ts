@@ -16,6 +16,7 @@ export const envDriver: DiscoveryDriver<'env', object> = {
   name: 'env',
   description: 'Read-only: ATPROTO_SERVICE_<NAME>_URL/_HOST/_PORT variables, injected into dependents',
   capabilities: CAPABILITIES,
+  shared: false,
   options: () => ({}),
   defaults: {},
   secretOptions: [],

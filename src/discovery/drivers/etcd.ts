@@ -17,6 +17,7 @@ export const etcdDriver: DiscoveryDriver<'etcd', EtcdDriverOptions> = {
   name: 'etcd',
   description: 'etcd v3: leases for TTLs, watches on a key prefix',
   capabilities: FULL_CAPABILITIES,
+  shared: true,
   options: (z) => ({
     etcdEndpoints: z.array(z.string()).min(1).describe('etcd: client URLs, e.g. http://127.0.0.1:2379'),
     etcdPrefix: z.string().describe('etcd: key prefix of the registry'),

@@ -14,6 +14,7 @@ export const fileDriver: DiscoveryDriver<'file', FileDriverOptions> = {
   name: 'file',
   description: 'One JSON file per instance under a folder: one host, no server needed (the default)',
   capabilities: FULL_CAPABILITIES,
+  shared: false,
   options: (z) => ({ fileDirectory: z.string().describe('file: folder of the registry, relative to the working directory') }),
   defaults: { fileDirectory: '.stack/discovery' },
   secretOptions: [],

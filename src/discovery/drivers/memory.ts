@@ -10,6 +10,7 @@ export const memoryDriver: DiscoveryDriver<'memory', object> = {
   name: 'memory',
   description: 'In-process registry: every service in one process (monolithic mode), and tests',
   capabilities: FULL_CAPABILITIES,
+  shared: false,
   options: () => ({}),
   defaults: {},
   secretOptions: [],

@@ -26,6 +26,7 @@ export const natsDriver: DiscoveryDriver<'nats', NatsDriverOptions> = {
   name: 'nats',
   description: 'NATS: a JetStream key-value bucket (kv mode), or plain subjects and heartbeats without JetStream (subjects mode)',
   capabilities: FULL_CAPABILITIES,
+  shared: true,
   options: (z) => ({
     natsUrl: z.string().describe('nats: server URL(s), comma-separated'),
     natsCredsFile: z.string().optional(),

@@ -27,6 +27,7 @@ export const sqlDriver: DiscoveryDriver<'sql', SqlDriverOptions> = {
   name: 'sql',
   description: 'SQL catalog table with heartbeats: SQLite file for one host, PostgreSQL (LISTEN/NOTIFY) for a cluster',
   capabilities: FULL_CAPABILITIES,
+  shared: true,
   options: (z) => ({
     sqlUrl: z
       .string()

@@ -1,0 +1,182 @@
+/**
+ * The rules of a stack that spans hosts (`hosts:`, `host:`, `external:`, the coordination
+ * strategy): each a small function returning every problem it finds, run with the others by
+ * `checkProfile` (rules.ts).
+ */
+import net from 'node:net';
+import { DISCOVERY_DRIVERS } from '../discovery/registry.js';
+import { dnsLabelProblem } from '../util/names.js';
+import { didYouMean } from '../util/suggest.js';
+import type { RawProblem } from './issues.js';
+import type { RawProfile } from './schema.js';
+import { ALL_HOSTS, type Profile, type ServiceSpec } from './types.js';
+
+type Rule = (profile: Profile, raw: RawProfile) => RawProblem[];
+
+const svcPath = (s: ServiceSpec, ...rest: (string | number)[]) => ['services', s.name, ...rest];
+
+/** The keys an external service may have: it is run elsewhere, so nothing about running it applies. */
+const EXTERNAL_KEYS = new Set(['external', 'stack', 'description', 'enable', 'scheme']);
+
+/** Backends where every host can register and see the others, by name (their definitions say `shared`). */
+export const SHARED_BACKENDS: readonly string[] = DISCOVERY_DRIVERS.filter((d) => d.shared && d.capabilities.register).map((d) => d.name);
+
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (bare === 'localhost') return true;
+  if (net.isIPv4(bare)) return bare.startsWith('127.');
+  if (net.isIPv6(bare)) return bare === '::1' || /^::ffff:127\./i.test(bare);
+  return false;
+}
+
+/** The one strategy not built yet is refused rather than quietly run as another. */
+const strategy: Rule = (profile) =>
+  profile.coordination.strategy === 'leader-follower'
+    ? [
+        {
+          code: 'unsupported_strategy',
+          path: ['coordination', 'strategy'],
+          message:
+            'leader-follower (an elected supervisor with failover) is not available yet; use peer-to-peer (every host runs its own stack up), hub-spoke (one stack up drives every host) or mesh',
+        },
+      ]
+    : [];
+
+/** `hosts:` itself: names, addresses others can reach, engines. */
+const hostList: Rule = (profile) => {
+  const out: RawProblem[] = [];
+  const seen = new Map<string, string>();
+  for (const host of Object.values(profile.hosts)) {
+    const at = ['hosts', host.name];
+    const nameProblem = host.name === ALL_HOSTS ? 'is reserved (host: all means every host)' : dnsLabelProblem(host.name);
+    if (nameProblem)
+      out.push({ code: 'invalid_host', path: at, atKey: true, message: `host name '${host.name}' ${nameProblem}; host names must be DNS labels` });
+    const address = host.address;
+    if (net.isIP(address) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(address)) {
+      out.push({ code: 'invalid_host', path: [...at, 'address'], message: `${JSON.stringify(address)} is not an IP address or a host name` });
+    } else if (isLoopbackHost(address) || address === '0.0.0.0' || address === '::') {
+      out.push({
+        code: 'invalid_host',
+        path: [...at, 'address'],
+        message: `${address} is not an address other hosts can reach: give the address this host has on the network the hosts share`,
+      });
+    } else if (seen.has(address)) {
+      out.push({ code: 'invalid_host', path: [...at, 'address'], message: `${address} is also the address of host '${seen.get(address)}'` });
+    }
+    seen.set(address, host.name);
+    if (host.docker !== undefined && !/^(unix:\/\/\/|tcp:\/\/[^/]+:\d+\/?$|ssh:\/\/[^/]+)/.test(host.docker)) {
+      out.push({
+        code: 'invalid_host',
+        path: [...at, 'docker'],
+        message: `${JSON.stringify(host.docker)} is not a Docker engine address: unix:///path/docker.sock, tcp://host:port or ssh://user@host`,
+      });
+    }
+  }
+  return out;
+};
+
+/** Every service runs somewhere: on a declared host, or on every host (mesh). */
+const placement: Rule = (profile) => {
+  const out: RawProblem[] = [];
+  const names = Object.keys(profile.hosts);
+  const mesh = profile.coordination.strategy === 'mesh';
+  for (const svc of Object.values(profile.services)) {
+    if (!svc.enable || svc.external) continue;
+    if (names.length === 0) {
+      if (svc.host !== undefined)
+        out.push({
+          code: 'unknown_host',
+          path: svcPath(svc, 'host'),
+          message: `names host '${svc.host}', but the profile declares no hosts: add a hosts: section, or remove host:`,
+        });
+      continue;
+    }
+    if (svc.host === undefined) {
+      out.push({
+        code: 'missing_host',
+        path: svcPath(svc),
+        message: `the profile spans hosts (${names.join(', ')}): say which this service runs on with host:${mesh ? ', or host: all for every host' : ''}`,
+      });
+    } else if (svc.host === ALL_HOSTS) {
+      if (!mesh)
+        out.push({
+          code: 'unknown_host',
+          path: svcPath(svc, 'host'),
+          message: `host: all (an instance on every host) needs coordination.strategy: mesh (this profile uses ${profile.coordination.strategy})`,
+        });
+    } else if (!profile.hosts[svc.host]) {
+      out.push({
+        code: 'unknown_host',
+        path: svcPath(svc, 'host'),
+        message: `names host '${svc.host}', which is not declared under hosts: (${names.join(', ')})${didYouMean(svc.host, names)}`,
+      });
+    }
+  }
+  return out;
+};
+
+/** Several hosts meet only in discovery: a backend of one machine cannot carry them. */
+const sharedDiscovery: Rule = (profile, raw) => {
+  if (Object.keys(profile.hosts).length === 0) return [];
+  const backends = profile.discovery.backends;
+  const local = backends.filter((b) => !DISCOVERY_DRIVERS.find((d) => d.name === b)?.shared);
+  const why =
+    local.length > 0
+      ? `${local.map((b) => `'${b}'`).join(', ')} ${local.length > 1 ? 'are' : 'is'} seen on one machine only`
+      : !backends.some((b) => SHARED_BACKENDS.includes(b))
+        ? `${backends.map((b) => `'${b}'`).join(', ')} cannot register`
+        : undefined;
+  if (why === undefined) return [];
+  const message = `a stack across hosts (${profile.coordination.strategy}) meets in discovery, and ${why}: use ${SHARED_BACKENDS.join(', ')}`;
+  return [{ code: 'local_discovery', path: raw.discovery ? ['discovery'] : ['hosts'], message }];
+};
+
+/** An external service is run elsewhere: it has a name, maybe its stack, and nothing to run. */
+const externals: Rule = (profile, raw) => {
+  const out: RawProblem[] = [];
+  for (const svc of Object.values(profile.services)) {
+    const written = (raw.services[svc.name] ?? {}) as Record<string, unknown>;
+    if (svc.external) {
+      for (const key of Object.keys(written)) {
+        if (!EXTERNAL_KEYS.has(key))
+          out.push({
+            code: 'external_service',
+            path: svcPath(svc, key),
+            atKey: true,
+            message: `'${key}' does not apply to an external service (it runs elsewhere; only stack, description, enable and scheme do)`,
+          });
+      }
+      const stackProblem = svc.external.stack !== undefined ? dnsLabelProblem(svc.external.stack) : undefined;
+      if (stackProblem) out.push({ code: 'external_service', path: svcPath(svc, 'stack'), message: `stack name '${svc.external.stack}' ${stackProblem}` });
+    } else if (written.stack !== undefined) {
+      out.push({
+        code: 'external_service',
+        path: svcPath(svc, 'stack'),
+        message: 'stack: names the stack of an external service: add external: true, or remove stack:',
+      });
+    }
+  }
+  return out;
+};
+
+/** A service bound to loopback on its host cannot be reached by a dependent on another host. */
+const reachable: Rule = (profile) => {
+  const out: RawProblem[] = [];
+  for (const svc of Object.values(profile.services)) {
+    if (!svc.enable || svc.host === undefined) continue;
+    for (const dep of svc.dependencies) {
+      const target = profile.services[dep.name];
+      if (!target?.enable || target.host === undefined || target.host === svc.host || target.host === ALL_HOSTS) continue;
+      if (isLoopbackHost(target.address)) {
+        out.push({
+          code: 'unreachable_dependency',
+          path: svcPath(svc, 'dependencies', dep.index),
+          message: `'${dep.name}' is bound to loopback (${target.address}) on host '${target.host}', and this service runs on '${svc.host}': it cannot reach it (remove ${dep.name}'s address: to use its host's)`,
+        });
+      }
+    }
+  }
+  return out;
+};
+
+export const HOST_RULES: readonly Rule[] = [strategy, hostList, placement, sharedDiscovery, externals, reachable];
