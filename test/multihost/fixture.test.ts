@@ -155,8 +155,9 @@ describe('teardown and parallel fixtures', () => {
       const daemonPid = Number(daemon.stdout.trim());
       const plain = one.spawn('x', ['sleep', '600']);
       expect(isAlive(daemonPid)).toBe(true);
-      await waitFor(() => one.topology.processesInside().includes(plain.pid), 10_000, 'sleep inside x'); // nsenter enters, then execs
-      expect(one.topology.processesInside().sort()).toEqual([daemonPid, plain.pid].sort());
+      // nsenter enters the namespace, then execs; on the way, a `hostname` runs there for a moment.
+      const expected = JSON.stringify([daemonPid, plain.pid].sort());
+      await waitFor(() => JSON.stringify(one.topology.processesInside().sort()) === expected, 10_000, `only ${expected} inside x`);
       const before = await one.leftovers();
       expect(before.namespaces).toHaveLength(2); // the bridge's and x's
       expect(before.links).toHaveLength(1); // the root-side veth
