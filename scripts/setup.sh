@@ -7,7 +7,9 @@ need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 # python3, make and g++ build native addons from source (better-sqlite3 for the dev-cluster PDS).
 # postgresql: the full-node profile runs Debian's server itself (launchers/postgres.mjs).
-for pkg in docker.io busybox-static etcd-server nats-server dnsmasq-base docker-compose iproute2 procps python3 make g++ postgresql chromium; do
+# iproute2, util-linux (nsenter, unshare) and mount (umount): the test fixtures that stand in for
+# several machines with network namespaces (test/fixtures/netns.ts, hosts.ts, swarm.ts).
+for pkg in docker.io busybox-static etcd-server nats-server dnsmasq-base docker-compose iproute2 util-linux mount procps python3 make g++ postgresql chromium; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 

@@ -1,12 +1,12 @@
 import net from 'node:net';
 
-/** A free TCP port on 127.0.0.1 (loopback only). */
-export async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (loopback only), or on `host`: an address of this machine's. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
     srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
+    srv.listen(0, host, () => {
       const addr = srv.address();
       if (addr && typeof addr === 'object') {
         const { port } = addr;
@@ -57,10 +57,10 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false> | T | 
   }
 }
 
-/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
-export function portOpen(port: number): Promise<boolean> {
+/** Whether something accepts TCP connections on 127.0.0.1:`port` (or `host`:`port`). */
+export function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
+    const socket = net.connect({ host, port });
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);

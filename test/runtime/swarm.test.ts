@@ -1,6 +1,6 @@
 /**
  * The swarm runtime on a real three-node Docker Swarm (test/fixtures/swarm.ts: one dockerd per
- * network namespace, 10.233.0.0/24), driven through the built `stack` command as a user runs it.
+ * network namespace, a /24 of 10.233.0.0/16), driven through the built `stack` command as a user runs it.
  * One cluster for the file; every test has its own stack name and folder, and after each test
  * nothing labelled with its stack may be left on the cluster (services, configs, secrets,
  * networks).
