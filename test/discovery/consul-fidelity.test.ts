@@ -46,7 +46,13 @@ function backend(address: string, overrides: Partial<DiscoveryConfig> = {}, tuni
   return b;
 }
 
-const instance = (service: string, id: string, port = 4000, extra: Partial<InstanceInput> = {}): InstanceInput => ({ id, service, address: '127.0.0.1', port, ...extra });
+const instance = (service: string, id: string, port = 4000, extra: Partial<InstanceInput> = {}): InstanceInput => ({
+  id,
+  service,
+  address: '127.0.0.1',
+  port,
+  ...extra,
+});
 
 async function get<T>(address: string, path: string, token?: string): Promise<T> {
   const res = await consulRequest(address, 'GET', path, undefined, token);
@@ -283,7 +289,11 @@ describe('one agent per host', () => {
       const entries = await get<Entry[]>(two.address, '/v1/health/service/roaming');
       return Object.fromEntries(entries.map((e) => [e.Node.Node, e.Checks.every((c) => c.Status === 'passing') ? 'passing' : 'critical']));
     };
-    await waitFor(async () => JSON.stringify(await byNode()) === JSON.stringify({ [one.node]: 'critical', [two.node]: 'passing' }), 10_000, 'the copy on the first agent to expire');
+    await waitFor(
+      async () => JSON.stringify(await byNode()) === JSON.stringify({ [one.node]: 'critical', [two.node]: 'passing' }),
+      10_000,
+      'the copy on the first agent to expire',
+    );
     expect(ids(await b.lookup('roaming'))).toEqual(['h-1']);
   });
 });
@@ -301,7 +311,11 @@ describe('ACLs filter reads: check() proves the token sees what the backend need
     const b = backend(d.address, { consulToken: 'enough' });
     await expect(b.check()).resolves.toBeUndefined();
     expect(d.requests.some((r) => r.method === 'PUT' && r.path === '/v1/agent/service/register' && r.body?.includes(PROBE_SERVICE))).toBe(true);
-    await waitFor(async () => Object.keys(await get(d.address, '/v1/catalog/services', 'enough')).every((s) => s !== PROBE_SERVICE), 10_000, 'the probe to be gone');
+    await waitFor(
+      async () => Object.keys(await get(d.address, '/v1/catalog/services', 'enough')).every((s) => s !== PROBE_SERVICE),
+      10_000,
+      'the probe to be gone',
+    );
     expect(Object.keys(await get(d.address, '/v1/agent/services', 'enough'))).toEqual([]);
   });
 
@@ -385,7 +399,11 @@ describe('blocking queries: index at least 1, reset when it goes backwards, and 
     const during = sent().length - before;
     expect(during).toBeGreaterThan(0); // it keeps asking…
     expect(during).toBeLessThanOrEqual(10); // …paced: a burst of 3, then one per 250 ms
-    expect(sent().slice(1).every((r) => /[?&]index=[1-9]\d*/.test(r.query))).toBe(true); // and never with index 0 after the first
+    expect(
+      sent()
+        .slice(1)
+        .every((r) => /[?&]index=[1-9]\d*/.test(r.query)),
+    ).toBe(true); // and never with index 0 after the first
     ac.abort();
   });
 });
@@ -405,7 +423,8 @@ describe('meta limits are checked before registering', () => {
     );
     expect(err?.code).toBe('invalid_input');
     expect(err?.exitCode).toBe(2);
-    for (const part of ['metas/x-1', '69 meta pairs', "'bad.key'", "'consul-mine'", "'long' is 600 bytes", "'stack-id' is reserved"]) expect(err?.message).toContain(part);
+    for (const part of ['metas/x-1', '69 meta pairs', "'bad.key'", "'consul-mine'", "'long' is 600 bytes", "'stack-id' is reserved"])
+      expect(err?.message).toContain(part);
     expect(d.requests.filter((r) => r.method === 'PUT')).toEqual([]);
   });
 
@@ -419,9 +438,17 @@ describe('meta limits are checked before registering', () => {
 
 describe('every call has a timeout; an older agent’s 500 for an unknown check is a 404', () => {
   test('register, heartbeat, lookup and check against an agent that never answers fail as unreachable instead of hanging', async () => {
-    const d = await double({ stall: (_method, path) => path.startsWith('/v1/agent/check/') || path.startsWith('/v1/health/') || path.startsWith('/v1/status/') });
+    const d = await double({
+      stall: (_method, path) => path.startsWith('/v1/agent/check/') || path.startsWith('/v1/health/') || path.startsWith('/v1/status/'),
+    });
     const b = backend(d.address, {}, { callTimeoutMs: 300 });
-    for (const call of [() => b.register(instance('stuck', 's-1')), () => b.heartbeat('stuck', 's-1'), () => b.lookup('stuck'), () => b.check()]) {
+    const calls: (() => Promise<unknown>)[] = [
+      () => b.register(instance('stuck', 's-1')),
+      () => b.heartbeat('stuck', 's-1'),
+      () => b.lookup('stuck'),
+      () => b.check(),
+    ];
+    for (const call of calls) {
       const err = await within(call()).then(
         () => undefined,
         (e: unknown) => e,
