@@ -361,8 +361,12 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         expect(err).toBeInstanceOf(StackError);
         expect((err as StackError).code).toBe('collision');
         expect((err as Error).message).toContain('e-1');
-        // The holder's record is untouched.
-        const found = await b.lookup(service);
+        // The holder's record is untouched (polled: a catalog may show a write a little later).
+        const found = await pollUntil(
+          () => b.lookup(service),
+          (l) => l.length > 0,
+          'the holder',
+        );
         expect(found.map((i) => i.port)).toEqual([3030]);
         // A different id is still free.
         await expect(b.register(input(service, 'e-2', 3032), { exclusive: true })).resolves.toMatchObject({ id: 'e-2' });
@@ -422,6 +426,11 @@ export function describeBackendConformance(name: string, target: ConformanceTarg
         if (!b.capabilities.register || !b.capabilities.heartbeat) return skip();
         const service = uniqueService('hb');
         const registered = await b.register(input(service, 'h-1', 3070));
+        await pollUntil(
+          () => b.lookup(service),
+          (l) => l.length === 1,
+          'the instance to appear',
+        );
         const aliveUntil = Date.parse(registered.registeredAt) + shortTtlMs * 3;
         // Heartbeat at a fraction of the TTL for three TTLs; the record must be there throughout.
         while (Date.now() < aliveUntil) {

@@ -1,6 +1,10 @@
 /**
  * The consul backend against the in-repo double of Consul's HTTP API (always), and against a
  * real agent when CONSUL_HTTP_ADDR is set (CONSUL_HTTP_TOKEN is used as the ACL token if set).
+ * What the double models of a real cluster (several agents, a catalog that converges a little
+ * after a write, ACL filtering, reaping, index quirks) and the backend's answers to it are in
+ * consul-fidelity.test.ts. Reads of the catalog are polled: a real catalog shows an agent's write
+ * a little later, and so does the double (100 ms by default).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createConsulBackend } from '../../src/discovery/consul.js';
@@ -8,70 +12,68 @@ import { createDiscoveryManager } from '../../src/discovery/manager.js';
 import type { DiscoveryBackend } from '../../src/discovery/types.js';
 import { UnreachableError } from '../../src/errors.js';
 import type { DiscoveryConfig } from '../../src/profile/types.js';
-import { startConsulDouble, type ConsulDouble } from '../fixtures/consul-double.js';
+import { consulRequest, startConsulDouble, type ConsulDouble } from '../fixtures/consul-double.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { describeBackendConformance } from './conformance.js';
-import { checkError, expectCloseEndsWatches, expectUnreachableWithout, testDiscoveryConfig } from './helpers.js';
+import { checkError, expectCloseEndsWatches, expectUnreachableWithout, ids, testDiscoveryConfig } from './helpers.js';
 
 function config(overrides: Partial<DiscoveryConfig> = {}): DiscoveryConfig {
   return testDiscoveryConfig({ backends: ['consul'], ...overrides });
 }
 
-async function http(double: ConsulDouble, method: string, path: string, body?: unknown, token?: string) {
-  const res = await fetch(`http://${double.address}${path}`, {
-    method,
-    headers: token ? { 'X-Consul-Token': token } : {},
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, index: res.headers.get('x-consul-index'), text, json: () => JSON.parse(text) as unknown };
-}
+const http = (double: ConsulDouble, method: string, path: string, body?: unknown, token?: string) => consulRequest(double.address, method, path, body, token);
+const json = async <T>(double: ConsulDouble, path: string): Promise<T> => (await http(double, 'GET', path)).json() as T;
 
 describe('consul double (the API as documented)', () => {
   let double: ConsulDouble;
   beforeAll(async () => {
-    double = await startConsulDouble();
+    // This suite reads the catalog right after writing through the agent: it says so.
+    double = await startConsulDouble({ syncDelayMs: 0 });
   });
   afterAll(async () => {
     await double?.close();
   });
 
-  test('a TTL check goes critical when not passed, and the service is reaped after DeregisterCriticalServiceAfter', async () => {
-    const reg = await http(double, 'PUT', '/v1/agent/service/register', {
-      ID: 'web-1',
-      Name: 'web',
-      Port: 80,
-      Check: { TTL: '300ms', Status: 'passing', DeregisterCriticalServiceAfter: '300ms' },
-    });
-    expect(reg.status).toBe(200);
-    const passing = await http(double, 'GET', '/v1/health/service/web?passing');
-    expect((passing.json() as unknown[]).length).toBe(1);
-    expect(Number(passing.index)).toBeGreaterThan(0);
-    await waitFor(
-      async () => {
-        const r = await http(double, 'GET', '/v1/health/service/web');
-        const [entry] = r.json() as { Checks: { CheckID: string; Status: string }[] }[];
-        return entry?.Checks.find((c) => c.CheckID === 'service:web-1')?.Status === 'critical';
-      },
-      10_000,
-      'the check to go critical',
-    );
-    expect(await http(double, 'GET', '/v1/health/service/web?passing').then((r) => r.json())).toEqual([]);
-    await waitFor(async () => ((await http(double, 'GET', '/v1/catalog/service/web').then((r) => r.json())) as unknown[]).length === 0, 10_000, 'the reaper');
-    expect((await http(double, 'PUT', '/v1/agent/check/pass/service:web-1')).status).toBe(404);
+  test('a TTL check goes critical when not passed, and (fast reaping) the service is reaped after DeregisterCriticalServiceAfter', async () => {
+    const fast = await startConsulDouble({ syncDelayMs: 0, fastReap: true });
+    try {
+      const reg = await http(fast, 'PUT', '/v1/agent/service/register', {
+        ID: 'web-1',
+        Name: 'web',
+        Port: 80,
+        Check: { TTL: '300ms', Status: 'passing', DeregisterCriticalServiceAfter: '300ms' },
+      });
+      expect(reg.status).toBe(200);
+      const passing = await http(fast, 'GET', '/v1/health/service/web?passing');
+      expect((passing.json() as unknown[]).length).toBe(1);
+      expect(Number(passing.index)).toBeGreaterThan(0);
+      await waitFor(
+        async () => {
+          const [entry] = await json<{ Checks: { CheckID: string; Status: string }[] }[]>(fast, '/v1/health/service/web');
+          return entry?.Checks.find((c) => c.CheckID === 'service:web-1')?.Status === 'critical';
+        },
+        10_000,
+        'the check to go critical',
+      );
+      expect(await json(fast, '/v1/health/service/web?passing')).toEqual([]);
+      await waitFor(async () => (await json<unknown[]>(fast, '/v1/catalog/service/web')).length === 0, 10_000, 'the reaper');
+      expect((await http(fast, 'PUT', '/v1/agent/check/pass/service:web-1')).status).toBe(404);
+    } finally {
+      await fast.close();
+    }
   });
 
   test('check/fail turns a TTL check critical with the note as output: out of ?passing, still an agent service; check/pass passes it again', async () => {
     await http(double, 'PUT', '/v1/agent/service/register', { ID: 'sick-1', Name: 'sick', Check: { TTL: '30s', Status: 'passing' } });
     const failed = await http(double, 'PUT', `/v1/agent/check/fail/${encodeURIComponent('service:sick-1')}?note=${encodeURIComponent('HTTP 500')}`);
     expect(failed.status).toBe(200);
-    const checks = (await http(double, 'GET', '/v1/agent/checks').then((r) => r.json())) as Record<string, { Status: string; Output: string }>;
+    const checks = await json<Record<string, { Status: string; Output: string }>>(double, '/v1/agent/checks');
     expect(checks['service:sick-1']).toMatchObject({ Status: 'critical', Output: 'HTTP 500' });
-    expect(await http(double, 'GET', '/v1/health/service/sick?passing').then((r) => r.json())).toEqual([]);
-    expect(((await http(double, 'GET', '/v1/health/service/sick').then((r) => r.json())) as unknown[]).length).toBe(1);
-    expect(Object.keys((await http(double, 'GET', '/v1/agent/services').then((r) => r.json())) as object)).toContain('sick-1');
+    expect(await json(double, '/v1/health/service/sick?passing')).toEqual([]);
+    expect((await json<unknown[]>(double, '/v1/health/service/sick')).length).toBe(1);
+    expect(Object.keys(await json<object>(double, '/v1/agent/services'))).toContain('sick-1');
     await http(double, 'PUT', '/v1/agent/check/pass/service:sick-1');
-    expect(((await http(double, 'GET', '/v1/health/service/sick?passing').then((r) => r.json())) as unknown[]).length).toBe(1);
+    expect((await json<unknown[]>(double, '/v1/health/service/sick?passing')).length).toBe(1);
     expect((await http(double, 'PUT', '/v1/agent/check/fail/service:nobody')).status).toBe(404);
   });
 
@@ -90,14 +92,21 @@ describe('consul double (the API as documented)', () => {
     expect(again.index).toBe(first.index);
   });
 
-  test('with an ACL token configured, requests without it are refused with 403', async () => {
-    const secured = await startConsulDouble({ aclToken: 'the-token' });
+  test('with ACLs on: a wrong token is refused with 403 (never echoed); without one, reads are filtered, not refused, and writes are refused', async () => {
+    const secured = await startConsulDouble({ aclToken: 'the-token', syncDelayMs: 0 });
     try {
-      expect((await http(secured, 'GET', '/v1/catalog/services')).status).toBe(403);
+      expect((await http(secured, 'PUT', '/v1/agent/service/register', { ID: 'x-1', Name: 'x' }, 'the-token')).status).toBe(200);
+      const anonymous = await http(secured, 'GET', '/v1/catalog/services');
+      expect(anonymous.status).toBe(200);
+      expect(anonymous.json()).toEqual({});
+      expect(await json(secured, '/v1/health/service/x')).toEqual([]);
+      expect((await http(secured, 'PUT', '/v1/agent/service/register', { ID: 'y-1', Name: 'y' })).status).toBe(403);
       const wrong = await http(secured, 'GET', '/v1/catalog/services', undefined, 'not-it');
       expect(wrong.status).toBe(403);
       expect(wrong.text).not.toContain('not-it');
-      expect((await http(secured, 'GET', '/v1/catalog/services', undefined, 'the-token')).status).toBe(200);
+      const right = await http(secured, 'GET', '/v1/catalog/services', undefined, 'the-token');
+      expect(right.status).toBe(200);
+      expect(Object.keys(right.json() as object).sort()).toEqual(['consul', 'x']);
       expect((await http(secured, 'GET', '/v1/status/leader')).status).toBe(200);
     } finally {
       await secured.close();
@@ -113,6 +122,8 @@ describe('consul backend (against the double)', () => {
     opened.push(b);
     return b;
   };
+  const eventually = (b: DiscoveryBackend, service: string, want: string[]) =>
+    waitFor(async () => ids(await b.lookup(service)).join() === want.join(), 10_000, `${service} to be [${want.join()}]`);
   beforeAll(async () => {
     double = await startConsulDouble();
   });
@@ -124,12 +135,10 @@ describe('consul backend (against the double)', () => {
   test('registers an agent service <service>:<id> with a passing TTL check service:<service>:<id>', async () => {
     const b = backend({ ttlMs: 5000 });
     await b.register({ id: 'pds-1', service: 'pds', address: '127.0.0.1', port: 3000, url: 'http://127.0.0.1:3000', meta: { v: '1' } });
-    const services = (await http(double, 'GET', '/v1/agent/services').then((r) => r.json())) as Record<
-      string,
-      { Service: string; Meta: Record<string, string> }
-    >;
+    // Agent endpoints are the agent's own state: they show a registration at once.
+    const services = await json<Record<string, { Service: string; Meta: Record<string, string> }>>(double, '/v1/agent/services');
     expect(services['pds:pds-1']).toMatchObject({ Service: 'pds', Meta: { v: '1', 'stack-id': 'pds-1', 'stack-url': 'http://127.0.0.1:3000' } });
-    const checks = (await http(double, 'GET', '/v1/agent/checks').then((r) => r.json())) as Record<string, { Status: string }>;
+    const checks = await json<Record<string, { Status: string }>>(double, '/v1/agent/checks');
     expect(checks['service:pds:pds-1']?.Status).toBe('passing');
   });
 
@@ -137,6 +146,8 @@ describe('consul backend (against the double)', () => {
     const b = backend();
     await b.register({ id: 'db', service: 'a-b', address: '127.0.0.1', port: 1 });
     await b.register({ id: 'b-db', service: 'a', address: '127.0.0.1', port: 2 });
+    await eventually(b, 'a-b', ['db']);
+    await eventually(b, 'a', ['b-db']);
     expect((await b.lookup('a-b')).map((i) => i.port)).toEqual([1]);
     expect((await b.lookup('a')).map((i) => i.port)).toEqual([2]);
   });
@@ -144,8 +155,9 @@ describe('consul backend (against the double)', () => {
   test('finds services registered by other tools, with their Consul ID as id', async () => {
     await http(double, 'PUT', '/v1/agent/service/register', { ID: 'legacy-7', Name: 'legacy', Address: '127.0.0.9', Port: 7000 });
     await http(double, 'PUT', '/v1/agent/service/register', { ID: 'legacy-8', Name: 'legacy', Port: 7001 });
-    const found = await backend().lookup('legacy');
-    expect(found.map((i) => [i.id, i.address, i.port])).toEqual([
+    const b = backend();
+    await eventually(b, 'legacy', ['legacy-7', 'legacy-8']);
+    expect((await b.lookup('legacy')).map((i) => [i.id, i.address, i.port])).toEqual([
       ['legacy-7', '127.0.0.9', 7000],
       ['legacy-8', '127.0.0.1', 7001], // no service address: the node's
     ]);
@@ -159,7 +171,8 @@ describe('consul backend (against the double)', () => {
       expect((await it.next()).value).toEqual([]);
       const pending = it.next();
       await waitFor(
-        () => double.requests.some((r) => r.path === '/v1/health/service/blocking-watch' && /index=\d+/.test(r.query) && /wait=/.test(r.query)) || undefined,
+        () =>
+          double.requests.some((r) => r.path === '/v1/health/service/blocking-watch' && /index=[1-9]\d*/.test(r.query) && /wait=/.test(r.query)) || undefined,
         5000,
         'a blocking query',
       );
@@ -184,7 +197,7 @@ describe('consul backend (against the double)', () => {
       agent = await startConsulDouble({ port }); // a restarted agent with no state
       expect(await b.lookup('amnesia')).toEqual([]);
       await b.heartbeat('amnesia', 'r-1');
-      expect((await b.lookup('amnesia')).map((i) => i.id)).toEqual(['r-1']);
+      await eventually(b, 'amnesia', ['r-1']);
       await expect(b.heartbeat('amnesia', 'someone-else')).rejects.toMatchObject({ code: 'not_registered' });
     } finally {
       await b.close();
@@ -198,7 +211,7 @@ describe('consul backend (against the double)', () => {
       const good = createConsulBackend(config({ consulAddress: secured.address, consulToken: 'acl-secret-1234' }));
       await good.check();
       await good.register({ id: 'a-1', service: 'acl', address: '127.0.0.1' });
-      expect((await good.lookup('acl')).map((i) => i.id)).toEqual(['a-1']);
+      await eventually(good, 'acl', ['a-1']);
       await good.close();
       const bad = createConsulBackend(config({ consulAddress: secured.address, consulToken: 'wrong-secret-5678' }));
       const err = await checkError(bad);
@@ -232,9 +245,8 @@ interface AgentView {
 }
 
 async function agentGet(agent: AgentView, path: string): Promise<unknown> {
-  const base = agent.address.includes('://') ? agent.address : `http://${agent.address}`;
-  const res = await fetch(`${base}${path}`, { headers: agent.token ? { 'X-Consul-Token': agent.token } : {} });
-  if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status}`);
+  const res = await consulRequest(agent.address, 'GET', path, undefined, agent.token);
+  if (res.status !== 200) throw new Error(`GET ${path}: HTTP ${res.status}`);
   return res.json();
 }
 
@@ -260,10 +272,12 @@ function describeWithdrawal(name: string, agent: () => Promise<AgentView>): void
         await m.register(input, { ttlMs: 30_000 });
         m.keepAlive(input, 20, { ttlMs: 30_000 });
         if (view.requests) await waitFor(() => passes() >= 2 || undefined, 10_000, 'the heartbeat loop to pass the check');
+        await waitFor(async () => (await passing()).length === 1, 10_000, 'the instance in the catalog');
 
         await m.withdraw(service, id, 'unhealthy: HTTP 500');
+        // The agent's own state changes at once; the catalog a little later.
         expect(await check()).toMatchObject({ Status: 'critical', Output: 'unhealthy: HTTP 500' });
-        expect(await passing()).toEqual([]);
+        await waitFor(async () => (await passing()).length === 0, 10_000, 'the catalog to see it critical');
         expect(await m.lookup(service)).toEqual([]);
         const services = (await agentGet(view, '/v1/agent/services')) as Record<string, unknown>;
         expect(Object.keys(services)).toContain(sid);
@@ -278,7 +292,7 @@ function describeWithdrawal(name: string, agent: () => Promise<AgentView>): void
 
         await m.restore(service, id);
         expect(await check()).toMatchObject({ Status: 'passing' });
-        expect((await m.lookup(service)).map((i) => i.id)).toEqual([id]);
+        await waitFor(async () => ids(await m.lookup(service)).join() === id, 10_000, 'the instance back in lookups');
         if (view.requests) {
           const resumed = passes();
           await waitFor(() => passes() > resumed || undefined, 10_000, 'the heartbeat loop to resume');
@@ -311,6 +325,7 @@ afterAll(async () => {
   await withdrawalDouble?.close();
 });
 
+// The double as it is by default: a catalog 100 ms behind the agent, reaping at Consul's pace.
 let conformanceDouble: ConsulDouble | undefined;
 describeBackendConformance('consul (double)', {
   make: async ({ ttlMs }) => {
@@ -319,6 +334,20 @@ describeBackendConformance('consul (double)', {
   },
   cleanup: async () => {
     await conformanceDouble?.close();
+  },
+});
+
+// Several agents: every backend talks to its own agent, and they meet in the catalog.
+let clusterDouble: ConsulDouble | undefined;
+let nextAgent = 0;
+describeBackendConformance('consul (double, three agents)', {
+  make: async ({ ttlMs }) => {
+    clusterDouble ??= await startConsulDouble({ agents: 3 });
+    const agent = clusterDouble.agents[nextAgent++ % clusterDouble.agents.length]!;
+    return createConsulBackend(config({ consulAddress: agent.address, ttlMs }));
+  },
+  cleanup: async () => {
+    await clusterDouble?.close();
   },
 });
 

@@ -4,7 +4,11 @@ import type { DiscoveryCommonConfig, DiscoveryDriver } from '../types.js';
 
 /** The `discovery:` keys the Consul backend owns. */
 export interface ConsulDriverOptions {
-  /** `host:port` or a URL. */
+  /**
+   * `host:port` or a URL of this host's own Consul agent: agent endpoints only know what was
+   * registered through them, so heartbeats must reach the agent that registered (not a shared or
+   * load-balanced address).
+   */
   consulAddress: string;
   consulToken?: string;
   consulScheme: 'http' | 'https';
@@ -19,7 +23,7 @@ export const consulDriver: DiscoveryDriver<'consul', ConsulDriverOptions> = {
   capabilities: FULL_CAPABILITIES,
   shared: true,
   options: (z) => ({
-    consulAddress: z.string().describe('consul: agent address, host:port or a URL'),
+    consulAddress: z.string().describe("consul: this host's own agent, host:port or a URL (heartbeats must reach the agent that registered)"),
     consulToken: z.string().optional(),
     consulScheme: z.enum(['http', 'https']),
   }),
