@@ -101,7 +101,7 @@ export async function claim(discovery: DiscoveryManager, input: InstanceInput, o
     discovery.invalidate(input.service);
     const held = (await discovery.lookup(input.service).catch(() => [])).find((r) => r.id === input.id);
     if (!held || held.meta.claim === undefined || held.meta.claim !== input.meta?.claim) throw err;
-    await discovery.register(input, opts);
+    await discovery.register(input, { ...opts, exclusive: false });
   }
 }
 

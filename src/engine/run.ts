@@ -324,8 +324,13 @@ export class StackRun implements LifecycleHost {
   }
 
   private blockDependents(service: string): void {
-    const where = this.lifecycles.has(service) ? undefined : this.remote?.where(service);
-    const down = where === undefined ? 'is down' : `(${where}) has had no passing record in discovery`;
+    const placement = this.remote?.placement(service);
+    const down =
+      placement === 'remote'
+        ? `(${this.remote!.where(service)}) has had no passing record in discovery`
+        : placement === 'either'
+          ? 'is down here and has had no passing record from another host'
+          : 'is down';
     const why = `required dependency '${service}' ${down} for longer than dependencyTimeout (${this.settings.dependencyTimeoutMs} ms)`;
     for (const d of this.requiredDependents(service)) for (const l of [...d.peers, d]) void l.block(why);
   }
