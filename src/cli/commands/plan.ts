@@ -41,6 +41,11 @@ export async function showPlan(opts: PlanCliOptions, o: Output, needsHost: boole
   o.out(paint(o, 'gray', coordinationLine(profile, plan)));
   const byName = new Map(plan.services.map((s) => [s.name, s]));
   const remote = new Map((plan.remote ?? []).map((r) => [r.service, r]));
+  const whereIs = (service: string) => {
+    const r = remote.get(service);
+    if (r) return `, ${elsewhere(r)}`;
+    return plan.host !== undefined && graph.services.get(service)?.host === 'all' ? ', here or on another host' : '';
+  };
   const width = Math.max(8, ...plan.services.map((s) => s.name.length)) + 2;
   plan.order.forEach((wave, i) => {
     o.out('');
@@ -51,7 +56,7 @@ export async function showPlan(opts: PlanCliOptions, o: Output, needsHost: boole
       const gates = graph
         .dependenciesOf(name)
         .filter((e) => byName.has(e.to) || remote.has(e.to))
-        .map((e) => `${e.to} ${paint(o, 'gray', `(${e.type}: ${GATE_TEXT[e.gate]}${remote.has(e.to) ? `, ${elsewhere(remote.get(e.to)!)}` : ''})`)}`);
+        .map((e) => `${e.to} ${paint(o, 'gray', `(${e.type}: ${GATE_TEXT[e.gate]}${whereIs(e.to)})`)}`);
       const placed = s.host !== undefined && plan.host === undefined ? paint(o, 'gray', `  on ${s.host === 'all' ? 'every host' : `host '${s.host}'`}`) : '';
       o.out(`  ${pad(name, width)}${what}${s.health ? paint(o, 'gray', `  health: ${s.health}`) : ''}${placed}`);
       if (s.group !== undefined) o.out(`  ${pad('', width)}${paint(o, 'blue', `starts with its circular group: ${plan.groups[s.group]?.join(', ') ?? ''}`)}`);
