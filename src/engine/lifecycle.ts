@@ -394,13 +394,15 @@ export class ServiceLifecycle {
     const spec = this.spec;
     const { address, port } = this.registeredEndpoint();
     const on = hosts ? registeredHost(spec, hosts.run) : undefined;
+    // Without a claim (its file cannot be written) an earlier run's record of this host is not taken over: a collision says so.
+    const claimed = hosts && on !== undefined ? await hosts.claim().catch(() => undefined) : undefined;
     const instance: ServiceInstance = {
       id: registrationId(stack, spec.name, this.replica, on),
       service: spec.name,
       address,
       ...(port !== undefined ? { port, url: `${spec.scheme ?? 'http'}://${address.includes(':') ? `[${address}]` : address}:${port}` } : {}),
       tags: [...spec.tags],
-      meta: { ...spec.meta, stack, ...(on !== undefined && hosts ? { host: on, claim: await hosts.claim() } : {}) },
+      meta: { ...spec.meta, stack, ...(on !== undefined ? { host: on } : {}), ...(claimed !== undefined ? { claim: claimed } : {}) },
       registeredAt: new Date().toISOString(),
     };
     this.instance = instance;
