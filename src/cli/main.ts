@@ -47,6 +47,7 @@ export function buildProgram(o: Output, setCode: (code: number) => void): Comman
       .option('-d, --detach', 'run the stack under a background supervisor (heartbeats, health, restarts); return once everything is healthy')
       .option('--dry-run', 'print the plan and do nothing (same as `stack plan`)')
       .option('-s, --service <name>', 'start only this service and what it depends on (repeatable)', collect, [])
+      .option('--host <name>', 'a profile across hosts: the host this is (default: $STACK_HOST); it starts the services placed on it')
       .addOption(new Option('--on-failure <policy>', 'what to do when a service fails').choices(['rollback', 'leave']).default('rollback'))
       .addOption(new Option('--pull <policy>', 'docker: when to pull images').choices(['missing', 'always', 'never']))
       .option('--ui', 'also serve the live page of `stack ui` while it runs'),
@@ -78,6 +79,7 @@ export function buildProgram(o: Output, setCode: (code: number) => void): Comman
 
   profileOption(program.command('plan').description('print the start order (waves), health gates, blocked and skipped services'))
     .option('-s, --service <name>', 'plan only this service and what it depends on (repeatable)', collect, [])
+    .option('--host <name>', 'a profile across hosts: plan what this host starts, and what it waits for elsewhere (default: $STACK_HOST)')
     .action(action(() => import('./commands/plan.js')));
 
   profileOption(program.command('graph').description('draw the dependency graph'))

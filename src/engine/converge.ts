@@ -79,7 +79,14 @@ export async function findInstances(
 }
 
 /** Split what runs into the planned services' previous instances, obsolete ones, and the rest. */
-export function sortOut(found: readonly FoundInstance[], graph: StackGraph, planned: ReadonlySet<string>, state: StackStateFile | undefined): SortedInstances {
+export function sortOut(
+  found: readonly FoundInstance[],
+  graph: StackGraph,
+  planned: ReadonlySet<string>,
+  state: StackStateFile | undefined,
+  /** Why a service runs elsewhere now (on another host, external), if it does. */
+  elsewhere: (service: string) => string | undefined = () => undefined,
+): SortedInstances {
   const previous = new Map<string, FoundInstance>();
   const replicas: FoundInstance[] = [];
   const obsolete: ObsoleteInstance[] = [];
@@ -96,7 +103,7 @@ export function sortOut(found: readonly FoundInstance[], graph: StackGraph, plan
           ? `moved to the ${spec.runtime} runtime`
           : replica >= spec.replicas
             ? `replica ${replica} scaled down`
-            : undefined;
+            : elsewhere(service);
     if (reason !== undefined) obsolete.push({ ...instance, reason });
     else if (planned.has(service) && replica > 0) replicas.push(instance);
     else if (planned.has(service)) previous.set(service, instance);

@@ -58,6 +58,7 @@ import type { HealthStrategy } from '../health/types.js';
 import type { HealthStrategyName, Profile, RuntimeName, ServiceSpec } from '../profile/types.js';
 import type { RenderedFile, Runtime } from '../runtime/types.js';
 import type { Clock } from '../util/clock.js';
+import { onHost } from './hosts.js';
 import type { RuntimeSet } from './runtimes.js';
 import { StackRun } from './run.js';
 import type { RerenderTemplate } from './templates.js';
@@ -121,6 +122,13 @@ export interface StartStackOptions {
   settleMs?: number;
   /** The strategy that probes health checks of each name; default the built-in ones (tests: the memory runtime's). */
   strategyFor?: (name: HealthStrategyName) => HealthStrategy;
+  /**
+   * The host this run is, in a profile with `hosts:` (`stack up --host`, `STACK_HOST`); default the
+   * plan's (`planStack(…, { host })`). Peer-to-peer and mesh need one: this run starts the services
+   * placed on it (and `host: all` ones) and waits for the others in discovery. Hub-spoke: where the
+   * hub runs (it starts every service).
+   */
+  host?: string;
 }
 
 export interface StackController {
@@ -141,7 +149,10 @@ export interface StackController {
   detach(): Promise<void>;
 }
 
-/** Start a plan: the run begins at once; `ready` says how startup ended. */
+/**
+ * Start a plan: the run begins at once; `ready` says how startup ended. Throws (UsageError) at once
+ * for a profile with hosts that needs `host` and has none, or names an unknown one.
+ */
 export function startStack(input: StartStackInput, opts: StartStackOptions = {}): StackController {
-  return new StackRun(input, opts).controller();
+  return new StackRun(onHost(input, opts.host), opts).controller();
 }

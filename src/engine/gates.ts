@@ -1,10 +1,10 @@
 /**
  * "Is this gate open?" (docs/architecture.md, "Gates"), behind one small interface.
  *
- * Today the answers come from local events: the engine records each service's state as it
- * changes. Later coordination strategies (peer-to-peer, leader-follower, several hosts) answer
- * the same question from discovery records of services running elsewhere, and the scheduler
- * does not change.
+ * Two sources answer, and the scheduler does not know which: local events (the engine records
+ * each service's state as it changes: `createLocalGates`), and, for services this run does not
+ * start — on another host of the stack, or `external` — discovery records (remote-gates.ts).
+ * `composeGates` puts them together; a mesh's `host: all` service is met by either.
  *
  * A gate is one of three (graph/types.ts): `healthy` (the dependency is healthy; a task: it
  * completed with exit 0), `settled` (healthy, or definitively failed: optional dependencies),
@@ -50,6 +50,17 @@ export interface LocalGates extends GateSource {
    * opens a `healthy` or `settled` gate.
    */
   recordEdgeCheck(from: string, to: string, result: { ok: true } | { ok: false; reason: string }): void;
+  /** The verdict of one target of `edge` (the edge's own, or a member of the group it leads into), groups aside. */
+  verdictOf(edge: GraphEdge, target: string): GateVerdict;
+}
+
+/**
+ * A source answering for services run elsewhere (remote-gates.ts): `remote` ones only it meets;
+ * `either` ones (mesh `host: all`) are met by the local instance or by it. `verdict` judges one
+ * target (no group expansion: `composeGates` does that).
+ */
+export interface RemoteGateSource extends GateSource {
+  placement(service: string): 'remote' | 'either' | undefined;
 }
 
 /** Failed for good: a dependency in one of these states will never open a `healthy` gate. */
@@ -112,27 +123,15 @@ export function createLocalGates(graph: StackGraph): LocalGates {
     return edge.gate === 'settled' ? { kind: 'open', warning: `optional dependency ${why}; starting anyway` } : { kind: 'broken', reason: `requires ${why}` };
   };
 
-  const targetsOf = (edge: GraphEdge): string[] => {
-    const group = graph.groupOf(edge.to);
-    if (group === undefined || edge.gate === 'started' || graph.groupOf(edge.from) === group) return [edge.to];
-    return graph.groups[group] ?? [edge.to];
-  };
+  const verdictOf = (edge: GraphEdge, target: string): GateVerdict =>
+    target === edge.to && ownCheck.has(`${edge.from}>${edge.to}`) ? judgeOwnCheck(edge) : judge(edge.gate, target, statuses.get(target));
 
   return {
     verdict(edge) {
       if (ownCheck.has(`${edge.from}>${edge.to}`)) return judgeOwnCheck(edge);
-      // Several targets (a group): broken if any is broken, waiting if any waits, else open.
-      let warning: string | undefined;
-      let waiting = false;
-      for (const target of targetsOf(edge)) {
-        const v = judge(edge.gate, target, statuses.get(target));
-        if (v.kind === 'broken') return v;
-        if (v.kind === 'waiting') waiting = true;
-        else if (v.warning) warning = v.warning;
-      }
-      if (waiting) return { kind: 'waiting' };
-      return warning ? { kind: 'open', warning } : { kind: 'open' };
+      return combine(targetsOf(graph, edge).map((target) => verdictOf(edge, target)));
     },
+    verdictOf,
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
@@ -145,6 +144,65 @@ export function createLocalGates(graph: StackGraph): LocalGates {
       edgeChecks.set(`${from}>${to}`, result);
       notify(to);
     },
+  };
+}
+
+/** What an edge looks at: its dependency, or every member of the circular group it leads into from outside. */
+function targetsOf(graph: StackGraph, edge: GraphEdge): readonly string[] {
+  const group = graph.groupOf(edge.to);
+  if (group === undefined || edge.gate === 'started' || graph.groupOf(edge.from) === group) return [edge.to];
+  return graph.groups[group] ?? [edge.to];
+}
+
+/** Several targets (a group): broken if any is broken, waiting if any waits, else open. */
+function combine(verdicts: readonly GateVerdict[]): GateVerdict {
+  let warning: string | undefined;
+  let waiting = false;
+  for (const v of verdicts) {
+    if (v.kind === 'broken') return v;
+    if (v.kind === 'waiting') waiting = true;
+    else if (v.warning) warning = v.warning;
+  }
+  if (waiting) return { kind: 'waiting' };
+  return warning ? { kind: 'open', warning } : { kind: 'open' };
+}
+
+const clean = (v: GateVerdict) => v.kind === 'open' && !v.warning;
+
+/**
+ * The local gates and a source for services run elsewhere, as one: an edge to a service this run
+ * starts is judged locally (unchanged), one to a remote service by `remote`, and one to a mesh's
+ * `host: all` service by whichever meets it (the local instance, or a healthy remote one; when
+ * neither does, it waits while either still may). Recording goes to the local gates.
+ */
+export function composeGates(graph: StackGraph, local: LocalGates, remote: RemoteGateSource): LocalGates {
+  const one = (edge: GraphEdge, target: string): GateVerdict => {
+    const where = remote.placement(target);
+    if (where === undefined) return local.verdictOf(edge, target);
+    const there = remote.verdict(target === edge.to ? edge : { ...edge, to: target });
+    if (where === 'remote') return there;
+    const here = local.verdictOf(edge, target);
+    if (clean(here)) return here;
+    if (clean(there)) return there;
+    return here.kind === 'waiting' || there.kind === 'waiting' ? { kind: 'waiting' } : here;
+  };
+  return {
+    verdict(edge) {
+      const targets = targetsOf(graph, edge);
+      if (!targets.some((t) => remote.placement(t) !== undefined)) return local.verdict(edge);
+      return combine(targets.map((t) => one(edge, t)));
+    },
+    verdictOf: one,
+    subscribe(listener) {
+      const offLocal = local.subscribe(listener);
+      const offRemote = remote.subscribe(listener);
+      return () => {
+        offLocal();
+        offRemote();
+      };
+    },
+    record: (service, status) => local.record(service, status),
+    recordEdgeCheck: (from, to, result) => local.recordEdgeCheck(from, to, result),
   };
 }
 

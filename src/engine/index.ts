@@ -29,7 +29,19 @@ export {
 } from './engine.js';
 export { stopStack, type StopReport, type StopStackOptions, type StoppedService } from './stop.js';
 export { readStackStatus, type ReadStatusOptions, type ServiceStatusView, type StackStatusView } from './status.js';
-export { createLocalGates, judge, readinessOf, type DependencyStatus, type GateSource, type GateVerdict, type LocalGates, type Readiness } from './gates.js';
+export {
+  composeGates,
+  createLocalGates,
+  judge,
+  readinessOf,
+  type DependencyStatus,
+  type GateSource,
+  type GateVerdict,
+  type LocalGates,
+  type Readiness,
+  type RemoteGateSource,
+} from './gates.js';
+export { createRemoteGates, type RemoteGates, type RemoteGatesOptions, type RemoteTarget } from './remote-gates.js';
 export { upStack, downStack, stackStatus, type UpStackOptions, type DownStackOptions } from './stack.js';
 export { acquireLock, readLock, type AcquireLockOptions, type LockInfo, type StackLock } from './lock.js';
 export {

@@ -30,6 +30,9 @@ import type { RuntimeSet } from './runtimes.js';
 import type { StopTarget } from './stopper.js';
 import { SETTLED_STATES, type EngineEvent, type ServiceState, type ServiceStatus } from './types.js';
 import { discoveryEnvironmentFor } from '../discovery/client-env.js';
+import { CollisionError } from '../discovery/errors.js';
+import { isLoopbackHost } from '../health/loopback.js';
+import { claim, registeredHost, registrationId } from './hosts.js';
 
 /** What a lifecycle needs from the run it belongs to. */
 export interface LifecycleHost {
@@ -55,8 +58,15 @@ export interface LifecycleHost {
   restarted?(lifecycle: ServiceLifecycle, reason: string): void;
   /** After startup: a new instance of it is being watched (its templates are watched from now on). */
   watching?(lifecycle: ServiceLifecycle): void;
-  /** Discovery records its templates were last re-rendered against. */
+  /** Discovery records its templates were last re-rendered against (and those of what it waits for elsewhere). */
   recordsFor?(service: string): ServiceInstance[];
+  /** Records of a dependency this run does not start (another host's, external), from discovery. */
+  remoteInstances?(service: string): ServiceInstance[];
+  /**
+   * A profile with hosts: the host this run is (absent: a hub that did not say), and this state
+   * folder's claim on its registrations (hosts.ts).
+   */
+  readonly hosts?: { readonly run?: string; claim(): Promise<string> };
 }
 
 /** Why the engine itself ended the current instance (so its exit is not a crash). */
@@ -93,6 +103,8 @@ export class ServiceLifecycle {
   private planned?: PlannedExit;
   /** Registration withdrawn while unhealthy (restored when healthy again). */
   private withdrawn = false;
+  /** Said once that it is bound to loopback on its host (so not registered). */
+  private loopbackWarned = false;
 
   constructor(
     private readonly host: LifecycleHost,
@@ -131,8 +143,9 @@ export class ServiceLifecycle {
     if (this.stopping) return;
     if (failure !== undefined) return this.host.setState(this, 'failed', failure);
     if (this.spec.kind === 'task') return this.host.setState(this, 'completed');
-    await this.register();
+    const clash = await this.register();
     if (this.stopping) return;
+    if (clash !== undefined) return this.host.setState(this, 'failed', clash);
     this.host.setState(this, 'healthy', this.status.unchanged ? 'unchanged' : undefined);
   }
 
@@ -324,7 +337,9 @@ export class ServiceLifecycle {
     const out: Record<string, ServiceInstance[]> = {};
     for (const edge of this.host.graph.dependenciesOf(this.name)) {
       const dep = this.host.lifecycle(edge.to);
-      if (dep?.instance) out[edge.to] = [dep.instance];
+      const elsewhere = this.host.remoteInstances?.(edge.to) ?? [];
+      const here = dep?.instance ? [dep.instance] : [];
+      if (here.length + elsewhere.length > 0) out[edge.to] = [...here, ...elsewhere];
     }
     return out;
   }
@@ -370,30 +385,48 @@ export class ServiceLifecycle {
 
   // ---- discovery ------------------------------------------------------------------------------
 
-  private async register(): Promise<void> {
-    const { stack, discovery, settings } = this.host;
+  /**
+   * Register it (with hosts: under an id naming its host, claimed exclusively). Resolves with why
+   * it must fail — another host holds its id — or undefined; any other problem is a warning.
+   */
+  private async register(): Promise<string | undefined> {
+    const { stack, discovery, settings, hosts } = this.host;
     const spec = this.spec;
     const { address, port } = this.registeredEndpoint();
+    const on = hosts ? registeredHost(spec, hosts.run) : undefined;
+    // Without a claim (its file cannot be written) an earlier run's record of this host is not taken over: a collision says so.
+    const claimed = hosts && on !== undefined ? await hosts.claim().catch(() => undefined) : undefined;
     const instance: ServiceInstance = {
-      id: `${stack}-${spec.name}-${this.replica}`,
+      id: registrationId(stack, spec.name, this.replica, on),
       service: spec.name,
       address,
       ...(port !== undefined ? { port, url: `${spec.scheme ?? 'http'}://${address.includes(':') ? `[${address}]` : address}:${port}` } : {}),
       tags: [...spec.tags],
-      meta: { ...spec.meta, stack },
+      meta: { ...spec.meta, stack, ...(on !== undefined ? { host: on } : {}), ...(claimed !== undefined ? { claim: claimed } : {}) },
       registeredAt: new Date().toISOString(),
     };
     this.instance = instance;
     if (!discovery?.canRegister) return;
+    if (on !== undefined && isLoopbackHost(address)) return this.loopbackOnly(on, address);
     const { registeredAt: _r, expiresAt: _e, ...input } = instance;
+    const opts = { ttlMs: settings.ttlMs, ...(on !== undefined ? { exclusive: true } : {}) };
     try {
-      await discovery.register(input, { ttlMs: settings.ttlMs });
+      await (on !== undefined ? claim(discovery, input, opts) : discovery.register(input, opts));
       this.status.registration = { service: instance.service, id: instance.id };
-      this.stopKeepAlive = discovery.keepAlive(input, settings.heartbeatIntervalMs, { ttlMs: settings.ttlMs });
+      this.stopKeepAlive = discovery.keepAlive(input, settings.heartbeatIntervalMs, opts);
       this.host.emit({ type: 'registered', service: spec.name, id: instance.id });
     } catch (err) {
+      if (err instanceof CollisionError)
+        return `its registration '${instance.id}' is held by another host's \`stack up\` (two runs claim host '${on}'?): ${errorText(err)}`;
       this.host.warn(`could not register '${spec.name}' in discovery: ${errorText(err)}`, spec.name);
     }
+  }
+
+  /** Bound to loopback on its host: other hosts cannot reach it, so it is not registered where they would look. */
+  private loopbackOnly(host: string, address: string): undefined {
+    if (this.loopbackWarned) return;
+    this.loopbackWarned = true;
+    this.host.warn(`bound to loopback (${address}) on host '${host}': not registered where other hosts would look`, this.name);
   }
 
   /**
@@ -646,10 +679,11 @@ export class ServiceLifecycle {
     // Tracked like the first start, so a stop arriving now waits for the new handle and stops it.
     const attempt = this.startAndAwaitReady();
     this.inflight = attempt.then(() => undefined);
-    const failure = await attempt;
+    let failure = await attempt;
+    if (this.stopping) return;
+    if (failure === undefined) failure = await this.register();
     if (this.stopping) return;
     if (failure === undefined) {
-      await this.register();
       this.host.setState(this, 'healthy');
       this.watch();
       this.host.restarted?.(this, reason ?? 'restarted');

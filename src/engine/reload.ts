@@ -23,10 +23,11 @@ import type { DiscoveryManager } from '../discovery/manager.js';
 import type { ServiceInstance } from '../discovery/types.js';
 import { runtimeDefinition } from '../drivers/runtime/registry.js';
 import type { Profile, TemplateSpec } from '../profile/types.js';
-import { servicesNamedBy, watchTemplates, type TemplateWatch } from '../template/watch.js';
+import { servicesNamedBy, watchTemplates, type RecordSource, type TemplateWatch } from '../template/watch.js';
 import type { Clock } from '../util/clock.js';
 import type { ServiceLifecycle } from './lifecycle.js';
 import { errorText } from '../util/error-text.js';
+import { recordFilter } from './hosts.js';
 import type { RerenderTemplate } from './templates.js';
 import type { EngineEvent, RenderOutcome } from './types.js';
 
@@ -64,7 +65,7 @@ export class TemplateReloader {
         waitMinMs: t.waitMinMs ?? 0,
         waitMaxMs: t.waitMaxMs ?? 0,
       })),
-      source: this.discovery,
+      source: this.source(),
       signal: this.stop.signal,
       clock: this.host.clock,
       render: async (key, records, why) => {
@@ -74,6 +75,19 @@ export class TemplateReloader {
       onWarning: (message) => this.host.warn(message, s.name),
     });
     this.watches.set(s.name, { watch, latest });
+  }
+
+  /** Discovery, as templates see it: with a shared discovery, only the records of this stack's services (hosts.ts). */
+  private source(): RecordSource {
+    const counts = recordFilter(this.host.profile);
+    const discovery = this.discovery;
+    if (!counts) return discovery;
+    return {
+      check: () => discovery.check(),
+      async *watch(service, opts) {
+        for await (const list of discovery.watch(service, opts)) yield list.filter(counts);
+      },
+    };
   }
 
   /** The records its templates were last rendered against (a restart renders against the same). */

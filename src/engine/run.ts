@@ -15,7 +15,10 @@ import { realClock, type Clock } from '../util/clock.js';
 import { findInstances, sortOut, type SortedInstances } from './converge.js';
 import { recordingRenderer, serveControl, type ControlHandlers, type ControlServer } from './control.js';
 import type { RenderConfigs, StackController, StartStackInput, StartStackOptions } from './engine.js';
-import { createLocalGates, type LocalGates } from './gates.js';
+import { composeGates, createLocalGates, type LocalGates } from './gates.js';
+import { claimToken, registeredHost, registrationId, remoteTargets } from './hosts.js';
+import { createRemoteGates, type RemoteGates } from './remote-gates.js';
+import { placementOf, runsPerHost } from '../plan/hosts.js';
 import { errorText } from '../util/error-text.js';
 import { ServiceLifecycle, type LifecycleHost, type LifecycleSettings } from './lifecycle.js';
 import { acquireLock, type StackLock } from './lock.js';
@@ -39,6 +42,7 @@ export class StackRun implements LifecycleHost {
   readonly renderConfigs: RenderConfigs | undefined;
   readonly gates: LocalGates;
   readonly settings: LifecycleSettings;
+  readonly hosts: LifecycleHost['hosts'];
   readonly strategyFor: ((name: HealthStrategyName) => HealthStrategy) | undefined;
   private readonly plan: Plan;
   private readonly ownsRuntimes: boolean;
@@ -66,6 +70,10 @@ export class StackRun implements LifecycleHost {
   private readonly reloader: TemplateReloader | undefined;
   /** After startup: services down (not healthy) since; their required dependents are blocked after `dependencyTimeout`. */
   private readonly down = new Map<string, AbortController>();
+  /** Dependencies this run does not start (another host's, external), met from discovery (remote-gates.ts). */
+  private readonly remote: RemoteGates | undefined;
+  /** After startup: whether each service was last seen up (here or elsewhere), and where it was seen elsewhere. */
+  private readonly seen = new Map<string, { up: boolean; at: string }>();
   private readonly supervising = new AbortController();
   private keepAlive: NodeJS.Timeout | undefined;
   /** The control channel (`stack ui`'s actions and events), while this run holds the lock. */
@@ -97,7 +105,24 @@ export class StackRun implements LifecycleHost {
       heartbeatIntervalMs: discovery.heartbeatIntervalMs,
     };
     this.t0 = this.clock.now();
-    this.gates = createLocalGates(this.graph);
+    const local = createLocalGates(this.graph);
+    const targets = remoteTargets(this.profile, this.graph, this.plan);
+    this.remote =
+      targets.length > 0
+        ? createRemoteGates({
+            targets,
+            ...(opts.discovery ? { discovery: opts.discovery } : {}),
+            clock: this.clock,
+            dependencyTimeoutMs: coordination.dependencyTimeoutMs,
+            warn: (m, s) => this.warn(m, s),
+          })
+        : undefined;
+    this.gates = this.remote ? composeGates(this.graph, local, this.remote) : local;
+    let token: Promise<string> | undefined;
+    this.hosts =
+      Object.keys(this.profile.hosts).length > 0
+        ? { ...(this.plan.host !== undefined ? { run: this.plan.host } : {}), claim: () => (token ??= claimToken(this.stateDir)) }
+        : undefined;
     if (opts.onEvent) this.listeners.add(opts.onEvent);
     if (opts.rerender && opts.discovery?.backends.some((b) => b.capabilities.watch || b.capabilities.lookup) && (opts.supervise ?? true))
       this.reloader = new TemplateReloader(this, opts.discovery, opts.rerender);
@@ -147,18 +172,32 @@ export class StackRun implements LifecycleHost {
   }
 
   recordsFor(service: string): ServiceInstance[] {
-    return this.reloader?.recordsFor(service) ?? [];
+    const elsewhere = this.remote?.services().flatMap((name) => this.remote!.records(name)) ?? [];
+    return [...(this.reloader?.recordsFor(service) ?? []), ...elsewhere];
+  }
+
+  remoteInstances(service: string): ServiceInstance[] {
+    return this.remote?.records(service) ?? [];
   }
 
   /** A dependency came back from a restart: each dependent reacts as its edge says. */
   restarted(s: ServiceLifecycle, reason: string): void {
+    this.dependencyRestarted(s.name, `dependency '${s.name}' was restarted (${reason})`);
+  }
+
+  /**
+   * A dependency is back (restarted here, or back in discovery elsewhere): each dependent reacts
+   * as its edge says. A mesh's `host: all` service that other hosts served meanwhile only makes
+   * its dependents re-render (they list its instances), never restart.
+   */
+  private dependencyRestarted(name: string, why: string): void {
     if (this.phase !== 'up' || this.stopping) return;
-    for (const edge of this.graph.dependentsOf(s.name)) {
+    const servedElsewhere = this.remote?.placement(name) === 'either' && this.remote.up(name);
+    for (const edge of this.graph.dependentsOf(name)) {
       const dependent = this.lifecycles.get(edge.from);
-      const dep = dependent?.spec.dependencies.find((d) => d.name === s.name);
+      const dep = dependent?.spec.dependencies.find((d) => d.name === name);
       if (!dependent || !dep) continue;
-      const reaction = dep.onDependencyRestart ?? (dep.type === 'required' ? 'restart' : 'rerender');
-      const why = `dependency '${s.name}' was restarted (${reason})`;
+      const reaction = servedElsewhere ? 'rerender' : (dep.onDependencyRestart ?? (dep.type === 'required' ? 'restart' : 'rerender'));
       if (reaction === 'restart' && dependent.running) {
         this.emit({ type: 'reload', service: dependent.name, action: 'restart', reason: why });
         for (const l of [dependent, ...dependent.peers]) void l.restartNow(why);
@@ -182,7 +221,7 @@ export class StackRun implements LifecycleHost {
     this.gates.record(s.name, { state, kind: s.spec.kind, started: s.status.started, ...(s.status.reason ? { reason: s.status.reason } : {}) });
     this.persist();
     this.checkSettled();
-    if (this.phase === 'up') this.afterStartup(s, state);
+    if (this.phase === 'up') this.afterStartup(s.name);
   }
 
   // ---- state ----------------------------------------------------------------------------------
@@ -218,29 +257,64 @@ export class StackRun implements LifecycleHost {
   /**
    * A service that stops being healthy after startup gets `dependencyTimeout` to come back; then
    * its required dependents are stopped and shown `blocked` (theirs in turn at once), and started
-   * again once every required dependency of theirs is healthy again.
+   * again once every required dependency of theirs is healthy again. A service run elsewhere is
+   * down while discovery holds no passing record of it; a mesh's `host: all` service is up while
+   * either the local instance or a remote one is. Returns whether it was up before.
    */
-  private afterStartup(s: ServiceLifecycle, state: ServiceState): void {
-    if (this.stopping) return;
-    if (state === 'healthy' || state === 'completed') {
-      this.down.get(s.name)?.abort();
-      this.down.delete(s.name);
-      this.unblockDependents(s.name);
-      return;
+  private afterStartup(name: string): boolean {
+    const before = this.seen.get(name);
+    const up = this.isUp(name);
+    this.seen.set(name, { up, at: this.seenAt(name) });
+    if (this.stopping) return before?.up ?? true;
+    const state = this.lifecycles.get(name)?.status.state;
+    if (up) {
+      this.down.get(name)?.abort();
+      this.down.delete(name);
+      this.unblockDependents(name);
+    } else if (state === 'blocked') this.blockDependents(name);
+    else if (state !== 'stopping' && state !== 'stopped' && !this.down.has(name)) {
+      const timer = new AbortController();
+      this.down.set(name, timer);
+      this.clock.sleep(this.settings.dependencyTimeoutMs, AbortSignal.any([timer.signal, this.supervising.signal])).then(
+        () => {
+          this.down.delete(name);
+          if (!this.isUp(name)) this.blockDependents(name);
+        },
+        () => undefined,
+      );
     }
-    if (state === 'blocked') return this.blockDependents(s.name);
-    if (state === 'stopping' || state === 'stopped' || this.down.has(s.name)) return;
-    const timer = new AbortController();
-    this.down.set(s.name, timer);
-    this.clock.sleep(this.settings.dependencyTimeoutMs, AbortSignal.any([timer.signal, this.supervising.signal])).then(
-      () => {
-        this.down.delete(s.name);
-        const now = s.status.state;
-        if (now !== 'healthy' && now !== 'completed') this.blockDependents(s.name);
-      },
-      () => undefined,
-    );
+    return before?.up ?? true;
   }
+
+  /** Healthy (a task: completed) here, or (run elsewhere) with a passing record in discovery. */
+  private isUp(name: string): boolean {
+    const state = this.lifecycles.get(name)?.status.state;
+    return state === 'healthy' || state === 'completed' || (this.remote?.up(name) ?? false);
+  }
+
+  /** Where discovery last showed it elsewhere (addresses), to tell a move from a heartbeat. */
+  private seenAt(name: string): string {
+    return (this.remote?.records(name) ?? [])
+      .map((r) => `${r.address}:${r.port ?? ''}`)
+      .sort()
+      .join(',');
+  }
+
+  /**
+   * After startup, discovery's records of a service run elsewhere changed: as for a local
+   * dependency, its dependents are blocked once it has been missing for `dependencyTimeout`, and
+   * react per edge (`onDependencyRestart`) when it comes back, or moves to another address.
+   */
+  private readonly onRemoteChange = (service: string): void => {
+    if (this.phase !== 'up' || this.stopping || !this.remote) return;
+    const at = this.seen.get(service)?.at;
+    const wasUp = this.afterStartup(service);
+    const now = this.seen.get(service)!;
+    const where = this.remote.where(service);
+    if (now.up && !wasUp) this.dependencyRestarted(service, `dependency '${service}' (${where}) is back in discovery`);
+    else if (now.up && this.remote.placement(service) === 'remote' && at !== undefined && at !== now.at)
+      this.dependencyRestarted(service, `dependency '${service}' (${where}) moved to ${now.at}`);
+  };
 
   private requiredDependents(service: string): ServiceLifecycle[] {
     return this.graph
@@ -250,7 +324,14 @@ export class StackRun implements LifecycleHost {
   }
 
   private blockDependents(service: string): void {
-    const why = `required dependency '${service}' is down for longer than dependencyTimeout (${this.settings.dependencyTimeoutMs} ms)`;
+    const placement = this.remote?.placement(service);
+    const down =
+      placement === 'remote'
+        ? `(${this.remote!.where(service)}) has had no passing record in discovery`
+        : placement === 'either'
+          ? 'is down here and has had no passing record from another host'
+          : 'is down';
+    const why = `required dependency '${service}' ${down} for longer than dependencyTimeout (${this.settings.dependencyTimeoutMs} ms)`;
     for (const d of this.requiredDependents(service)) for (const l of [...d.peers, d]) void l.block(why);
   }
 
@@ -259,10 +340,7 @@ export class StackRun implements LifecycleHost {
       if (d.status.state !== 'blocked') continue;
       const requiredUp = d.spec.dependencies
         .filter((dep) => dep.type === 'required')
-        .every((dep) => {
-          const state = this.lifecycles.get(dep.name)?.status.state;
-          return state === undefined || state === 'healthy' || state === 'completed';
-        });
+        .every((dep) => (!this.lifecycles.has(dep.name) && this.remote?.placement(dep.name) === undefined) || this.isUp(dep.name));
       if (requiredUp) for (const l of [d, ...d.peers]) l.unblock(`required dependency '${service}' is back`);
     }
   }
@@ -283,7 +361,8 @@ export class StackRun implements LifecycleHost {
     if (this.stopping || this.phase !== 'starting') return;
     const units = [...this.dirty].filter((unit) => !this.launched.has(unit));
     this.dirty.clear();
-    for (const decision of decide(units, this.graph, this.gates, (name) => this.lifecycles.has(name))) {
+    const inRun = (name: string) => this.lifecycles.has(name) || this.remote?.placement(name) !== undefined;
+    for (const decision of decide(units, this.graph, this.gates, inRun)) {
       this.launched.add(decision.unit);
       for (const name of decision.unit.members) {
         const s = this.lifecycles.get(name)!;
@@ -316,6 +395,8 @@ export class StackRun implements LifecycleHost {
       else this.gates.record(s.name, { state: s.status.state, kind: s.spec.kind, started: false });
     }
     this.gates.subscribe(this.onGateChange);
+    this.remote?.subscribe(this.onRemoteChange);
+    this.remote?.start();
     this.listenForAbort();
     this.schedule();
     this.checkSettled();
@@ -337,7 +418,7 @@ export class StackRun implements LifecycleHost {
       const blocked = this.plan.blocked.flatMap((b) => this.graph.services.get(b.service) ?? []);
       const planned = [...runServices, ...blocked];
       const instances = await findInstances(stack, runtimes, new Set(planned.map((s) => s.runtime)), lastState, (m) => this.warn(m));
-      this.found = sortOut(instances, this.graph, new Set(planned.map((s) => s.name)), lastState);
+      this.found = sortOut(instances, this.graph, new Set(planned.map((s) => s.name)), lastState, (name) => this.elsewhere(name));
       const byRuntime = new Map<RuntimeName, ServiceSpec[]>();
       for (const spec of runServices) byRuntime.set(spec.runtime, [...(byRuntime.get(spec.runtime) ?? []), spec]);
       for (const [name, specs] of byRuntime) await (await runtimes.get(name)).prepare(stack, specs, opts.signal ? { signal: opts.signal } : {});
@@ -350,6 +431,14 @@ export class StackRun implements LifecycleHost {
       if (opts.signal?.aborted) throw new InterruptedError(String(opts.signal.reason ?? 'SIGINT'));
       throw err;
     }
+  }
+
+  /** Why an instance found here no longer belongs here: its service runs on another host now, or is external. */
+  private elsewhere(name: string): string | undefined {
+    const spec = this.graph.services.get(name);
+    const at = spec ? placementOf(spec, this.plan.host, runsPerHost(this.profile)) : undefined;
+    if (at?.kind === 'host') return `moved to host '${at.host}'`;
+    return at?.kind === 'external' ? 'external now: run by another stack' : undefined;
   }
 
   private createLifecycles(runServices: ServiceSpec[]): void {
@@ -423,6 +512,7 @@ export class StackRun implements LifecycleHost {
       ...(this.renderConfigs ? { renderConfigs: this.renderConfigs } : {}),
       gates: this.gates,
       settings: this.settings,
+      ...(this.hosts ? { hosts: this.hosts } : {}),
       ...(this.strategyFor ? { strategyFor: this.strategyFor } : {}),
       lifecycle: (name) => this.lifecycle(name),
       all: () => this.all(),
@@ -431,6 +521,7 @@ export class StackRun implements LifecycleHost {
       warn: (m, service) => this.warn(m, service),
       persist: () => this.persist(),
       recordsFor: (service) => this.recordsFor(service),
+      remoteInstances: (service) => this.remoteInstances(service),
     };
   }
 
@@ -522,6 +613,7 @@ export class StackRun implements LifecycleHost {
     const bad = [...this.lifecycles.values()].some((s) => s.status.state === 'failed' || s.status.state === 'blocked');
     if (!bad) {
       this.setPhase('up');
+      for (const name of this.remote?.services() ?? []) this.afterStartup(name); // one missing since startup: its wait starts now
       if (this.opts.supervise ?? true) {
         // Watches and heartbeats hold no reference on the event loop (they must not keep a process
         // alive by themselves); a supervising run does, until it is stopped or detached.
@@ -635,12 +727,14 @@ export class StackRun implements LifecycleHost {
     clearInterval(this.keepAlive);
     this.supervising.abort();
     this.reloader?.close();
+    this.remote?.close();
   }
 
   /** Write the last state (or remove it once nothing runs), release the lock and runtimes. */
   private async finish(removeState: boolean): Promise<void> {
     await this.writer.flush();
     this.finished = true;
+    this.remote?.close();
     await this.control?.close();
     // Unselected services of an earlier run still run: their state stays for `status` and `down`.
     if (removeState && this.found.carried.length === 0) await removeStateFile(this.stateDir);
@@ -661,10 +755,12 @@ export class StackRun implements LifecycleHost {
     const errors = await stopTargets(targets);
     for (const { name, error } of errors) this.warn(`could not stop the obsolete instance of '${name}': ${errorText(error)}`, name);
     if (!this.discovery) return;
-    // A scaled-down replica's registration (its id is `<stack>-<service>-<replica>`) goes with it.
+    // A scaled-down replica's registration (its id is `<stack>-<service>-[<host>-]<replica>`) goes with it.
     for (const { handle } of found.obsolete) {
+      const spec = this.graph.services.get(handle.service);
+      const host = this.hosts ? (spec ? registeredHost(spec, this.hosts.run) : this.hosts.run) : undefined;
       if (handle.replica > 0 && this.discovery.canRegister)
-        await this.discovery.deregister(handle.service, `${this.stack}-${handle.service}-${handle.replica}`).catch(() => undefined);
+        await this.discovery.deregister(handle.service, registrationId(this.stack, handle.service, handle.replica, host)).catch(() => undefined);
     }
     for (const status of found.retired) {
       const reg = status.registration;

@@ -15,6 +15,7 @@ import type { Profile, RuntimeName } from '../profile/types.js';
 import type { Runtime } from '../runtime/types.js';
 import { buildGraph } from '../graph/graph.js';
 import { startStack, type StackController, type StartStackInput, type StartStackOptions } from './engine.js';
+import { onHost } from './hosts.js';
 import { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.js';
 import { stateDirOf } from './state.js';
 import { readStackStatus, type StackStatusView } from './status.js';
@@ -54,12 +55,19 @@ export function upStack(input: StartStackInput, opts: UpStackOptions = {}): Stac
   };
 
   const ready = (async (): Promise<StartupReport> => {
-    const wiring = await wire(input, opts, stateDir, onEvent).catch((err: unknown) => {
+    let local: StartStackInput;
+    try {
+      local = onHost(input, opts.host); // a profile across hosts: this host's share (exit 2 when it says none)
+    } catch (err) {
+      resolveDone();
+      throw err;
+    }
+    const wiring = await wire(local, opts, stateDir, onEvent).catch((err: unknown) => {
       resolveDone();
       throw err;
     });
     const { runtimes: _r, discovery: _d, vars: _v, varsFile: _f, pull: _p, ...engineOpts } = opts;
-    inner = startStack(input, { ...engineOpts, ...wiring.engine, stateDir, signal, onEvent });
+    inner = startStack(local, { ...engineOpts, ...wiring.engine, stateDir, signal, onEvent });
     void inner.done.then(() => wiring.close()).then(resolveDone, resolveDone);
     return inner.ready;
   })();

@@ -203,6 +203,8 @@ export interface SupervisorCommand {
   profile: string;
   onFailure: 'rollback' | 'leave';
   services: string[];
+  /** `--host`: the host this is, in a profile with hosts. */
+  host?: string;
   /** `--vars FILE`, absolute (a path, not a secret). */
   varsFile?: string;
   pull?: 'missing' | 'always' | 'never';
@@ -216,6 +218,7 @@ export function supervisorArgs(cmd: SupervisorCommand): string[] {
     `--profile=${cmd.profile}`,
     `--on-failure=${cmd.onFailure}`,
     ...cmd.services.map((s) => `--service=${s}`),
+    ...(cmd.host !== undefined ? [`--host=${cmd.host}`] : []),
     ...(cmd.varsFile ? [`--vars=${cmd.varsFile}`] : []),
     ...(cmd.pull ? [`--pull=${cmd.pull}`] : []),
   ];

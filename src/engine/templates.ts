@@ -16,6 +16,7 @@ import type { Profile, ServiceSpec, TemplateSpec } from '../profile/types.js';
 import { servicesNamedBy } from '../template/watch.js';
 import { runtimeDefinition } from '../drivers/runtime/registry.js';
 import type { RenderConfigs } from './engine.js';
+import { recordFilter } from './hosts.js';
 
 export interface TemplateRendererOptions {
   /** `--var key=value` flags. */
@@ -86,12 +87,13 @@ export async function createTemplateHooks(profile: Profile, services: string[], 
   const sources = [...(opts.varsFile ? [varsFileSource(opts.varsFile, cwd, problems)] : []), flagSource(opts.vars ?? [], problems, secretNames)];
 
   const known = Object.keys(profile.services);
+  const counts = recordFilter(profile) ?? (() => true);
   const lookupNamed = async (service: ServiceSpec): Promise<ServiceInstance[]> => {
     const discovery = opts.discovery;
     if (!discovery?.backends.some((b) => b.capabilities.lookup)) return [];
     const names = [...new Set(service.templates.flatMap((t) => servicesNamedBy(t, known)))];
     const lists = await Promise.all(names.map((name) => discovery.lookup(name).catch(() => [] as ServiceInstance[])));
-    return lists.flat();
+    return lists.flat().filter(counts);
   };
   const base = buildTemplateContext(profile, { vars: sources, stateDir: opts.stateDir, cwd, external: await lookupExternals() });
   problems.push(...renderStackConfigs(profile, { services: withTemplates, context: base, cwd }).problems);

@@ -20,7 +20,7 @@ export function createHttpStrategy(opts: HttpStrategyOptions = {}): HealthStrate
     name: 'http',
     async probe(check, target, signal) {
       const host = target.host ?? check.host ?? '127.0.0.1';
-      if (!opts.allowRemoteHosts && !isLoopbackHost(host)) return remoteHostRefused(host);
+      if (!opts.allowRemoteHosts && !target.remoteAllowed && !isLoopbackHost(host)) return remoteHostRefused(host);
       const port = target.port ?? check.port;
       if (port === undefined) return { ok: false, detail: 'http check has no port' };
       const url = buildUrl(check, host, port);

@@ -14,7 +14,7 @@ export function createTcpStrategy(opts: TcpStrategyOptions = {}): HealthStrategy
     name: 'tcp',
     async probe(check, target, signal) {
       const host = target.host ?? check.host ?? '127.0.0.1';
-      if (!opts.allowRemoteHosts && !isLoopbackHost(host)) return remoteHostRefused(host);
+      if (!opts.allowRemoteHosts && !target.remoteAllowed && !isLoopbackHost(host)) return remoteHostRefused(host);
       const port = target.port ?? check.port;
       if (port === undefined) return { ok: false, detail: 'tcp check has no port' };
       return connect(host, port, probeSignal(signal, check.timeoutMs), check.timeoutMs);

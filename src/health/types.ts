@@ -16,6 +16,12 @@ export interface HealthTarget {
   host?: string;
   /** http / tcp: port to probe; default the check's `port`. */
   port?: number;
+  /**
+   * http / tcp: `host` may be probed although it is not loopback: it is the address of a declared
+   * host (a service placed on it), or was written in the check (which the profile's rules allow
+   * only for loopback and declared hosts' addresses). Anything else stays refused.
+   */
+  remoteAllowed?: boolean;
   /** docker strategy only: the container's own HEALTHCHECK status, supplied by the runtime. */
   containerHealth?: () => Promise<ContainerHealth>;
   /** command / file: folder relative paths resolve against (the service's working directory). */

@@ -7,22 +7,35 @@
 import { describeHealthCheck } from '../health/registry.js';
 import type { Profile, ServiceSpec } from '../profile/types.js';
 import { runtimeDefinition } from '../drivers/runtime/registry.js';
-import type { Plan, PlannedService, StackGraph } from './types.js';
+import { placementOf, resolveHost, runsPerHost, type Placement } from './hosts.js';
+import type { Plan, PlannedService, RemoteDependency, StackGraph } from './types.js';
 
 export interface PlanOptions {
   /** Limit the run to these services and what they depend on. */
   services?: string[];
+  /**
+   * The host this run is (a profile with `hosts:`): peer-to-peer and mesh start only the services
+   * placed on it (and `host: all` ones); the others are waited for in discovery (`plan.remote`).
+   */
+  host?: string;
 }
 
-export function planStack(profile: Pick<Profile, 'name'>, graph: StackGraph, opts: PlanOptions = {}): Plan {
+type PlanProfile = Pick<Profile, 'name'> & Partial<Pick<Profile, 'hosts' | 'coordination'>>;
+
+export function planStack(profile: PlanProfile, graph: StackGraph, opts: PlanOptions = {}): Plan {
   const skipped: Plan['skipped'] = [];
   const blocked: Plan['blocked'] = [];
   const selected = selection(graph, opts.services);
+  const where = placements(profile, graph, opts.host);
   for (const svc of graph.services.values()) {
+    const at = where.get(svc.name)!;
     if (!svc.enable) skipped.push({ service: svc.name, reason: 'disabled (enable: false)' });
     else if (!selected.has(svc.name)) skipped.push({ service: svc.name, reason: 'not selected' });
+    else if (at.kind === 'external') skipped.push({ service: svc.name, reason: `external: run by ${at.stack ? `stack '${at.stack}'` : 'another stack'}` });
+    else if (at.kind === 'host') skipped.push({ service: svc.name, reason: `runs on host '${at.host}'` });
   }
-  const active = new Set([...graph.services.values()].filter((s) => s.enable && selected.has(s.name)).map((s) => s.name));
+  // Services of the stack on every host: a blocked one blocks its dependents on any host.
+  const active = new Set([...graph.services.values()].filter((s) => s.enable && selected.has(s.name) && !s.external).map((s) => s.name));
 
   // Blocked: a required or circular dependency is disabled, or blocked itself (to a fixed point,
   // walking dependents breadth-first so deep chains stay iterative).
@@ -49,8 +62,9 @@ export function planStack(profile: Pick<Profile, 'name'>, graph: StackGraph, opt
       queue.push(e.from);
     }
   }
-  for (const [service, reason] of blockedSet) blocked.push({ service, reason });
-  const runnable = [...active].filter((n) => !blockedSet.has(n));
+  const here = (n: string) => where.get(n)?.kind === 'here';
+  for (const [service, reason] of blockedSet) if (here(service)) blocked.push({ service, reason });
+  const runnable = [...active].filter((n) => !blockedSet.has(n) && here(n));
   const runnableSet = new Set(runnable);
 
   // Condense circular groups into one unit, then layer by longest path (Kahn's algorithm).
@@ -127,19 +141,63 @@ export function planStack(profile: Pick<Profile, 'name'>, graph: StackGraph, opt
       ...(svc.port !== undefined ? { port: svc.port } : {}),
       ...(hc ? { health: describeHealthCheck(hc) } : svc.kind === 'task' ? { health: 'exit 0' } : {}),
       ...(group !== undefined ? { group } : {}),
+      ...(svc.host !== undefined ? { host: svc.host } : {}),
     });
   }
   services.sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name));
+  const host = opts.host;
+  const remote = remoteDependencies(graph, runnableSet, where);
   return {
     stack: profile.name,
+    ...(host !== undefined ? { host } : {}),
     order,
     edges: graph.edges.filter((e) => runnableSet.has(e.from)),
-    groups: graph.groups.filter((g) => g.every((m) => runnableSet.has(m))),
+    // Across hosts, a group's members on this host start together; the others start on theirs.
+    groups: graph.groups.map((g) => g.filter((m) => runnableSet.has(m))).filter((g) => g.length > 0),
     services,
     blocked,
     skipped,
+    ...(remote.length > 0 ? { remote } : {}),
     criticalChain,
   };
+}
+
+/** Where every service runs, seen from this run (checking the host's name). */
+function placements(profile: PlanProfile, graph: StackGraph, given: string | undefined): Map<string, Placement> {
+  const withHosts =
+    profile.hosts !== undefined && profile.coordination !== undefined ? { ...profile, hosts: profile.hosts, coordination: profile.coordination } : undefined;
+  const host = withHosts && given !== undefined ? resolveHost(withHosts, given) : given;
+  const perHost = withHosts ? runsPerHost(withHosts) : false;
+  return new Map([...graph.services.values()].map((s) => [s.name, placementOf(s, host, perHost)]));
+}
+
+/**
+ * What this run waits for elsewhere: every service on another host, or external, that a service of
+ * the run depends on (directly, or as a member of a circular group it depends on).
+ */
+function remoteDependencies(graph: StackGraph, run: ReadonlySet<string>, where: ReadonlyMap<string, Placement>): RemoteDependency[] {
+  const dependents = new Map<string, Set<string>>();
+  for (const name of run) {
+    for (const e of graph.dependenciesOf(name)) {
+      const group = graph.groupOf(e.to);
+      const targets = group === undefined || e.gate === 'started' || graph.groupOf(name) === group ? [e.to] : (graph.groups[group] ?? [e.to]);
+      for (const t of targets) {
+        if (run.has(t) || where.get(t)?.kind === 'here' || !graph.services.get(t)?.enable) continue;
+        dependents.set(t, (dependents.get(t) ?? new Set()).add(name));
+      }
+    }
+  }
+  return [...dependents]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([service, from]) => {
+      const at = where.get(service)!;
+      return {
+        service,
+        ...(at.kind === 'host' ? { host: at.host } : {}),
+        ...(at.kind === 'external' ? { external: true, ...(at.stack !== undefined ? { stack: at.stack } : {}) } : {}),
+        dependents: [...from].sort(),
+      };
+    });
 }
 
 /** What the service's runtime says it runs (an image, a program). */

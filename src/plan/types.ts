@@ -12,10 +12,30 @@ export interface PlannedService {
   port?: number;
   health?: string;
   group?: number;
+  /** The host it is placed on (`host:`; `all`: every host), in a profile with hosts. */
+  host?: string;
+}
+
+/**
+ * A service this run depends on but does not start: it runs on another host of the stack, or is
+ * `external` (run by another stack). The run's gates wait for a passing record of it in discovery.
+ */
+export interface RemoteDependency {
+  service: string;
+  /** The host it runs on (a service of this stack). */
+  host?: string;
+  /** Run by someone else (`external: true`). */
+  external?: true;
+  /** external: the stack whose registrations count (`stack:`); absent: any stack's. Same-stack services: this stack's. */
+  stack?: string;
+  /** The services of this run that wait for it. */
+  dependents: string[];
 }
 
 export interface Plan {
   stack: string;
+  /** The host this run is (`--host`), in a profile with hosts. */
+  host?: string;
   /** Start waves, first first; a circular group sits in one wave. */
   order: string[][];
   edges: GraphEdge[];
@@ -23,8 +43,10 @@ export interface Plan {
   services: PlannedService[];
   /** Enabled services that can never start (a required dependency is disabled or blocked). */
   blocked: { service: string; reason: string }[];
-  /** Services that are not part of this run (disabled, or not selected). */
+  /** Services that are not part of this run (disabled, not selected, on another host, external). */
   skipped: { service: string; reason: string }[];
+  /** What this run waits for in discovery: services on other hosts and external ones it depends on. */
+  remote?: RemoteDependency[];
   /** The longest health-gated chain: what bounds how fast the stack can be up. */
   criticalChain: string[];
 }

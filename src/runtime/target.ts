@@ -4,6 +4,7 @@ import type { HealthCheckSpec } from '../health/registry.js';
 import { runtimeDefinition } from '../drivers/runtime/registry.js';
 import type { Runtime, ServiceHandle } from './types.js';
 import type { HealthTarget } from '../health/types.js';
+import { isLoopbackHost } from '../health/loopback.js';
 
 export interface HealthTargetContext {
   /** The profile's folder: a process service's working directory resolves against it. */
@@ -15,8 +16,10 @@ export interface HealthTargetContext {
 /**
  * The endpoint a check should probe for one started instance: the check's port (default the
  * service's) mapped through `runtime.endpoint` (a published container port, or loopback for a
- * process); an explicit `host` in the check is probed as written. The runtime is consulted here,
- * once, so strategies never see runtime types.
+ * process); an explicit `host` in the check is probed as written. A service placed on a host of a
+ * profile with hosts is probed at its address there (the host's, unless written), where the
+ * runtime would answer loopback: what other hosts reach is what is checked. The runtime is
+ * consulted here, once, so strategies never see runtime types.
  */
 export function healthTargetFor(
   runtime: Runtime,
@@ -33,10 +36,13 @@ export function healthTargetFor(
   if (context.environment) target.env = context.environment;
   if (port !== undefined) {
     const endpoint = check.host !== undefined ? { host: check.host, port } : runtime.endpoint(handle, port);
-    target.host = endpoint.host;
+    const placed = check.host === undefined && service.host !== undefined && isLoopbackHost(endpoint.host) && !isLoopbackHost(service.address);
+    target.host = placed ? service.address : endpoint.host;
     target.port = endpoint.port;
+    if (placed || check.host !== undefined) target.remoteAllowed = true;
   } else if (check.host !== undefined) {
     target.host = check.host;
+    target.remoteAllowed = true;
   }
   return target;
 }

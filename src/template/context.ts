@@ -10,7 +10,7 @@
  * instance in discovery — is null, so `{{#if service.redis}}` is false and an unguarded use is an error.
  */
 import type { Problem } from '../errors.js';
-import type { Profile, ServiceSpec } from '../profile/types.js';
+import { ALL_HOSTS, type Profile, type ServiceSpec } from '../profile/types.js';
 import type { ServiceInstance } from '../discovery/types.js';
 import { createProfileLocator, type ProfileLocator } from './locate.js';
 import { addKnownSecrets, secretEnvironmentValues, urlPasswords } from '../util/redact.js';
@@ -176,7 +176,8 @@ export function plannedView(svc: ServiceSpec): ServiceView {
       port,
       url: plannedUrl(svc.address, port, svc.scheme),
       tags: [...svc.tags],
-      meta: { ...svc.meta },
+      // Placed on a host (a profile with hosts): its registrations will name it.
+      meta: { ...svc.meta, ...(svc.host !== undefined && svc.host !== ALL_HOSTS ? { host: svc.host } : {}) },
     },
   ]);
 }

@@ -36,9 +36,10 @@ import type { CommonOptions } from '../common.js';
 import { loadAndPlan, type Planned } from '../load-plan.js';
 import { paint, type Output } from '../output.js';
 import { createProgress } from '../progress.js';
-import { run as plan } from './plan.js';
+import { showPlan } from './plan.js';
 
 interface UpOptions extends CommonOptions {
+  host?: string;
   detach?: boolean;
   dryRun?: boolean;
   service?: string[];
@@ -52,8 +53,8 @@ interface UpOptions extends CommonOptions {
 const STACK_BIN = fileURLToPath(new URL('../../../bin/stack.js', import.meta.url));
 
 export async function run(opts: UpOptions, o: Output): Promise<number> {
-  if (opts.dryRun) return plan(opts, o);
-  const planned = loadAndPlan(opts, o);
+  if (opts.dryRun) return showPlan(opts, o, true);
+  const planned = loadAndPlan(opts, o, true);
   const unknown = (opts.service ?? []).filter((s) => !planned.graph.services.has(s));
   if (unknown.length > 0) throw new UsageError(`unknown service${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
   if (opts.detach && opts.ui)
@@ -169,6 +170,7 @@ async function detach(opts: UpOptions, o: Output, { ref, profile, plan: thePlan 
         profile: profile.source.file ?? profile.source.builtin ?? ref,
         onFailure: opts.onFailure ?? 'rollback',
         services: opts.service ?? [],
+        ...(thePlan.host !== undefined ? { host: thePlan.host } : {}),
         ...(opts.vars ? { varsFile: path.resolve(opts.vars) } : {}),
         ...(opts.pull ? { pull: opts.pull } : {}),
       }),
