@@ -400,9 +400,28 @@ export async function createEtcdElection(config: EtcdConfig, options: ElectionOp
         gone.lease.release(); // no more keep-alives, no revoke: the term lapses after one TTL
       }
       await observing;
+      await detachWatchers(election, etcd3.Watcher);
       client.close();
     },
   };
+}
+
+/**
+ * etcd3's `Campaign` never cancels the watch it waits on (the key of the candidate before it)
+ * when it resigns, and a watch left attached when the client closes retries forever on a timer,
+ * keeping the process alive. Closing therefore cancels every watch of the election's namespace
+ * (found through private fields: nothing else reaches them), within a second.
+ */
+async function detachWatchers(election: object, WatcherClass: typeof Watcher): Promise<void> {
+  const manager = (election as { namespace?: { watchManager?: { watchers?: unknown } } }).namespace?.watchManager;
+  const watchers = Array.isArray(manager?.watchers) ? (manager.watchers as unknown[]).filter((w): w is Watcher => w instanceof WatcherClass) : [];
+  if (watchers.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(watchers.map((w) => w.cancel().catch(() => undefined))),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000))),
+  ]);
+  clearTimeout(timer);
 }
 
 /**

@@ -41,7 +41,10 @@ export interface ElectionOptions {
   /** The stack's name (a DNS label): one election per stack. */
   stack: string;
   candidate: ElectionCandidate;
-  /** How long a leader that stopped refreshing keeps its term: the stack's discovery `ttl`. At least 1 s. */
+  /**
+   * How long a leader that stopped refreshing keeps its term: the stack's discovery `ttl`. At least
+   * 1 s; etcd rounds it up to whole seconds (its leases count seconds), NATS follows its bucket's TTL.
+   */
   ttlMs: number;
 }
 
@@ -176,14 +179,14 @@ export async function createElection(config: DiscoveryConfig, options: CreateEle
   const name = names.find((n) => electing.includes(n));
   const driver = DISCOVERY_DRIVERS.find((d) => d.name === name);
   if (!driver || !('election' in driver)) {
-    const what = names.length === 0 ? 'no discovery backend' : `discovery backend${names.length === 1 ? '' : 's'} ${names.join(', ')}`;
+    const what = names.length === 0 ? 'discovery without a backend' : `discovery backend${names.length === 1 ? '' : 's'} ${names.join(', ')}`;
     throw new UnsupportedError(what, `leader election (backends that elect: ${electing.join(', ')})`);
   }
   const { backend: _, ttlMs, ...rest } = options;
   const electionOptions: ElectionOptions = { ...rest, ttlMs: ttlMs ?? config.ttlMs };
   validateElectionOptions(electionOptions);
-  const create = driver.election.create as (config: DiscoveryConfig, options: ElectionOptions) => Promise<Election>;
-  return create(config, electionOptions);
+  // Every electing driver takes the whole discovery settings (its own options are among them).
+  return driver.election.create(config, electionOptions);
 }
 
 /** The shortest TTL an election takes: etcd's leases count whole seconds. */
@@ -438,7 +441,7 @@ export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<
       },
       (err: unknown) => {
         signal.removeEventListener('abort', onAbort);
-        reject(err as Error);
+        reject(err);
       },
     );
   });
