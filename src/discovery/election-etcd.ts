@@ -326,8 +326,8 @@ export async function createEtcdElection(config: EtcdConfig, options: ElectionOp
     },
 
     observe(signal?: AbortSignal): AsyncIterable<Leadership | null> {
-      if (closed) throw electionClosed('etcd');
-      observing ??= observeLoop();
+      // Closed: the feed has ended, so this ends at once.
+      if (!closed) observing ??= observeLoop();
       return feed.subscribe(anySignal([signal, closing.signal]));
     },
 

@@ -386,8 +386,8 @@ export async function createNatsElection(config: NatsConfig, options: ElectionOp
     leader: readLeader,
 
     observe(signal?: AbortSignal): AsyncIterable<Leadership | null> {
-      if (closed) throw electionClosed('nats');
-      ensureObserving();
+      // Closed: the feed has ended, so this ends at once.
+      if (!closed) ensureObserving();
       return feed.subscribe(anySignal([signal, closing.signal]));
     },
 

@@ -50,6 +50,30 @@ describe('nats election specifics', () => {
     }
   });
 
+  test('a bucket made earlier with a shorter TTL keeps it, and the leader refreshes in time for that TTL, not the one asked for', async () => {
+    const [{ connect }, { Kvm }] = await Promise.all([import('@nats-io/transport-node'), import('@nats-io/kv')]);
+    const nc = await connect({ servers: server.url });
+    try {
+      await new Kvm(nc).create('svc_leader_shorter', { ttl: 1000, history: 1 });
+    } finally {
+      await nc.close();
+    }
+    const election = await createElection(config(server.url), { stack: 'shorter', candidate: candidate('a'), ttlMs: 5000 });
+    try {
+      const lost: unknown[] = [];
+      election.onLost((l) => lost.push(l));
+      const { term } = await election.campaign();
+      for (let i = 0; i < 15; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        expect(election.held()?.term).toBe(term);
+        expect((await election.leader())?.term).toBe(term);
+      }
+      expect(lost).toEqual([]);
+    } finally {
+      await election.close();
+    }
+  });
+
   test('a server without JetStream cannot elect, and neither can subjects mode: a clear UnsupportedError', async () => {
     const noJs = await createElection(config(plain.url), { stack: 'plain', candidate: candidate('a') });
     try {
