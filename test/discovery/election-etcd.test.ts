@@ -25,6 +25,8 @@ function config(viaPort?: number) {
 describeElection('etcd', () => ({
   make: (stack, id, opts) => createElection(config(opts?.viaPort), { stack, candidate: { id, host: `host-${id}`, address: `10.0.0.${id.length}` } }),
   port: () => server.clientPort,
+  stop: () => server.stop(),
+  start: () => server.start(),
 }));
 
 describe('etcd election layout', () => {

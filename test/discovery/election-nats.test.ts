@@ -26,6 +26,8 @@ const candidate = (id: string) => ({ id, host: `host-${id}`, address: `10.0.0.${
 describeElection('nats', () => ({
   make: (stack, id, opts) => createElection(config(opts?.viaPort ? `nats://127.0.0.1:${opts.viaPort}` : server.url), { stack, candidate: candidate(id) }),
   port: () => server.port,
+  stop: () => server.stop(),
+  start: () => server.start(),
 }));
 
 describe('nats election specifics', () => {

@@ -21,6 +21,9 @@ export interface ElectionTarget {
   make(stack: string, id: string, opts?: { viaPort?: number }): Promise<Election>;
   /** The server's loopback port (what a proxy forwards to). */
   port(): number;
+  /** Stop the server (keeping its data); `start` brings the same one back. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
 }
 
 let stacks = 0;
@@ -197,6 +200,35 @@ export function describeElection(name: string, target: () => ElectionTarget): vo
       await winner.fencedWrite('state', 'by the new leader', next.term);
       expect(await a.fencedRead('state')).toMatchObject({ value: 'by the new leader', term: next.term });
       expect(lost).toHaveLength(1);
+    });
+
+    test('the server goes away for longer than a TTL: the leader steps down, and once it is back exactly one candidate leads, with a greater term', async () => {
+      const stack = `${name}-o${process.pid % 10000}-${++stacks}`;
+      const [a, b] = await Promise.all([make(stack, 'a'), make(stack, 'b')]);
+      const t1 = (await a.campaign()).term;
+      const events: string[] = [];
+      a.onLost(() => events.push('a lost'));
+      const bCampaign = track(
+        b.campaign().then((won) => {
+          events.push('b elected');
+          return won;
+        }),
+      );
+      await waitFor(async () => (await b.leader())?.term === t1, DEADLINE_MS, 'b to see a lead');
+      await target().stop();
+      try {
+        await waitFor(() => events.includes('a lost'), DEADLINE_MS, 'a to step down');
+      } finally {
+        await target().start();
+      }
+      const won = await waitFor(() => bCampaign.won, DEADLINE_MS, 'b to lead after the outage');
+      expect(won.term).toBeGreaterThan(t1);
+      expect(events).toEqual(['a lost', 'b elected']);
+      const again = track(a.campaign());
+      await sleep(TTL_MS);
+      expect(again.won).toBeUndefined();
+      expect(b.held()?.term).toBe(won.term);
+      expect(await a.leader()).toEqual(won);
     });
 
     test('an aborted campaign withdraws the candidacy: it never leads', async () => {
