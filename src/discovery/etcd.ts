@@ -256,7 +256,8 @@ export function createEtcdBackend(config: EtcdConfig): DiscoveryBackend {
   };
 }
 
-function clientOptions(config: EtcdConfig, endpoints: string[]): IOptions {
+/** How every etcd client of ours connects (endpoints, credentials, TLS, deadlines, back-off); the election uses it too. */
+export function clientOptions(config: EtcdConfig, endpoints: string[]): IOptions {
   const options: IOptions = {
     hosts: endpoints,
     dialTimeout: 3000,
@@ -291,7 +292,7 @@ function clientOptions(config: EtcdConfig, endpoints: string[]): IOptions {
 }
 
 /** The first key after every key that starts with `prefix` (etcd's range end for a prefix). */
-function prefixEnd(prefix: string): Buffer {
+export function prefixEnd(prefix: string): Buffer {
   const end = Buffer.from(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
     if (end[i]! < 0xff) {
@@ -336,7 +337,7 @@ function notRegistered(service: string, id: string): StackError {
 }
 
 /** Network and server failures are "unreachable" (exit 3); anything else keeps its own meaning. */
-function toStackError(err: unknown, what: string, where: string): unknown {
+export function toStackError(err: unknown, what: string, where: string): unknown {
   if (err instanceof StackError) return err;
   const name = err instanceof Error ? err.constructor.name : '';
   const message = redactUrlCredentials(errorText(err)); // gRPC quotes the endpoint, password and all

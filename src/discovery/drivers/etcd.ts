@@ -1,6 +1,7 @@
 /** The etcd backend's definition: the implementation (`../etcd.ts`) loads when one is created, etcd3 on its first call. */
 import { FULL_CAPABILITIES } from '../record.js';
 import type { DiscoveryCommonConfig, DiscoveryDriver } from '../types.js';
+import type { Electing } from '../election.js';
 
 /** The `discovery:` keys the etcd backend owns. */
 export interface EtcdDriverOptions {
@@ -12,8 +13,8 @@ export interface EtcdDriverOptions {
 /** What the backend is created from. */
 export type EtcdConfig = DiscoveryCommonConfig & EtcdDriverOptions;
 
-/** Listed in `registry.ts`; etcd3 is imported on the backend's first call. */
-export const etcdDriver: DiscoveryDriver<'etcd', EtcdDriverOptions> = {
+/** Listed in `registry.ts`; etcd3 is imported on the backend's first call. It elects (`election`). */
+export const etcdDriver: DiscoveryDriver<'etcd', EtcdDriverOptions> & Electing<EtcdConfig> = {
   name: 'etcd',
   description: 'etcd v3: leases for TTLs, watches on a key prefix',
   capabilities: FULL_CAPABILITIES,
@@ -28,4 +29,8 @@ export const etcdDriver: DiscoveryDriver<'etcd', EtcdDriverOptions> = {
   secretOptions: ['etcdPassword'],
   urlOptions: ['etcdEndpoints'],
   create: async (config) => (await import('../etcd.js')).createEtcdBackend(config),
+  election: {
+    description: "etcd3's Election on a lease (TTL = the stack's ttl); term: the leader key's create revision; fenced writes in one transaction",
+    create: async (config, options) => (await import('../election-etcd.js')).createEtcdElection(config, options),
+  },
 };

@@ -1,6 +1,7 @@
 /** The NATS backend's definition: the implementation (`../nats.ts`) loads when one is created, the NATS client on its first call. */
 import { FULL_CAPABILITIES } from '../record.js';
 import type { DiscoveryCommonConfig, DiscoveryDriver } from '../types.js';
+import type { Electing } from '../election.js';
 
 /** The `discovery:` keys the NATS backend owns. */
 export interface NatsDriverOptions {
@@ -21,8 +22,8 @@ export type NatsMode = 'auto' | 'kv' | 'subjects';
 /** What the backend is created from. */
 export type NatsConfig = DiscoveryCommonConfig & NatsDriverOptions;
 
-/** Listed in `registry.ts`; the NATS client is imported on the backend's first call. */
-export const natsDriver: DiscoveryDriver<'nats', NatsDriverOptions> = {
+/** Listed in `registry.ts`; the NATS client is imported on the backend's first call. It elects (`election`), with JetStream. */
+export const natsDriver: DiscoveryDriver<'nats', NatsDriverOptions> & Electing<NatsConfig> = {
   name: 'nats',
   description: 'NATS: a JetStream key-value bucket (kv mode), or plain subjects and heartbeats without JetStream (subjects mode)',
   capabilities: FULL_CAPABILITIES,
@@ -43,4 +44,8 @@ export const natsDriver: DiscoveryDriver<'nats', NatsDriverOptions> = {
   secretOptions: ['natsToken', 'natsPassword'],
   urlOptions: ['natsUrl'],
   create: async (config) => (await import('../nats-subjects.js')).createNatsDiscovery(config),
+  election: {
+    description: "a JetStream KV key created only if absent, refreshed by revision-checked updates, lapsing with the bucket's TTL; term: the create's revision",
+    create: async (config, options) => (await import('../election-nats.js')).createNatsElection(config, options),
+  },
 };
