@@ -181,7 +181,8 @@ export function createEtcdBackend(config: EtcdConfig): DiscoveryBackend {
           const records = parseStored(kv.value.toString());
           const ttl = kv.lease && kv.lease !== '0' ? await remaining(kv.lease) : undefined;
           if (ttl === undefined || !Number.isFinite(ttl) || ttl < 0) return records;
-          return records.map((r) => ({ ...r, expiresAt: new Date(now + ttl * 1000).toISOString() }));
+          // etcd truncates the remaining time to whole seconds: the middle of that second is the best guess.
+          return records.map((r) => ({ ...r, expiresAt: new Date(now + (ttl + 0.5) * 1000).toISOString() }));
         }),
       );
       return sortById(lists.flat());

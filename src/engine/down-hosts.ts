@@ -19,7 +19,7 @@ import type { DiscoveryManager } from '../discovery/manager.js';
 import type { ServiceInstance } from '../discovery/types.js';
 import type { Profile } from '../profile/types.js';
 import os from 'node:os';
-import { stackRegistrations } from './status-hosts.js';
+import { hostOfRecord, stackRegistrations } from './status-hosts.js';
 import { publishDownRequest, withdrawDownRequest, type DownRequest } from './supervisor.js';
 
 /** One registration of the stack, as the progress and the report show it. */
@@ -62,9 +62,9 @@ const SLACK_MS = 10_000;
 /** How often the registrations are read again while waiting. */
 const POLL_MAX_MS = 500;
 
-export function registrationViews(records: readonly ServiceInstance[], stack: string, now: number): RegistrationView[] {
-  return stackRegistrations(records, stack, now)
-    .map((r) => ({ service: r.service, id: r.id, host: r.meta.host ?? '?', address: r.address, ...(r.port !== undefined ? { port: r.port } : {}) }))
+export function registrationViews(profile: Profile, records: readonly ServiceInstance[], now: number): RegistrationView[] {
+  return stackRegistrations(records, profile.name, now)
+    .map((r) => ({ service: r.service, id: r.id, host: hostOfRecord(profile, r), address: r.address, ...(r.port !== undefined ? { port: r.port } : {}) }))
     .sort((a, b) => a.host.localeCompare(b.host) || a.service.localeCompare(b.service) || a.id.localeCompare(b.id));
 }
 
@@ -79,7 +79,7 @@ export async function requestDownAllHosts(profile: Profile, opts: AllHostsOption
   const { discovery } = opts;
   const clock = opts.clock ?? realClock;
   const stack = profile.name;
-  const read = async () => registrationViews(await discovery.list(), stack, Date.now());
+  const read = async () => registrationViews(profile, await discovery.list(), Date.now());
   const registered = await read();
   if (opts.dryRun) return { stack, registered, remaining: registered, dryRun: true };
 

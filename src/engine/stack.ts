@@ -237,7 +237,7 @@ async function openDiscovery(profile: Profile, onWarning?: (message: string) => 
   }
 }
 
-export interface DownAllHostsOptions extends Omit<DownStackOptions, 'runtimes' | 'discovery'>, Pick<AllHostsOptions, 'waitMs' | 'onProgress'> {
+export interface DownAllHostsOptions extends Omit<DownStackOptions, 'discovery'>, Pick<AllHostsOptions, 'waitMs' | 'onProgress'> {
   /** Where the request is made and the registrations watched; default created from the profile and checked (unreachable: exit 3). */
   discovery?: DiscoveryManager;
 }

@@ -85,7 +85,7 @@ export function acrossHosts(input: AcrossHostsInput): AcrossHostsView {
       const age = ageOf(record);
       instances.push({
         service: view.name,
-        host: record?.meta.host ?? placed ?? '?',
+        host: (record ? hostOfRecord(profile, record) : undefined) ?? placed ?? '?',
         source: 'local',
         state: status.state,
         health: status.health,
@@ -101,7 +101,7 @@ export function acrossHosts(input: AcrossHostsInput): AcrossHostsView {
     const age = ageOf(record);
     instances.push({
       service: record.service,
-      host: record.meta.host ?? '?',
+      host: hostOfRecord(profile, record),
       source: 'discovery',
       state: 'registered',
       health: 'passing',
@@ -118,6 +118,12 @@ export function acrossHosts(input: AcrossHostsInput): AcrossHostsView {
     instances,
     ...(input.discoveryError !== undefined ? { discoveryError: input.discoveryError } : {}),
   };
+}
+
+/** The host a registration says it runs on (meta `host`), else the one host its service is placed on; `?` when neither says. */
+export function hostOfRecord(profile: Profile, record: ServiceInstance): string {
+  const placed = profile.services[record.service]?.host;
+  return record.meta.host ?? (placed !== undefined && placed !== ALL_HOSTS ? placed : '?');
 }
 
 function localFacts(view: ServiceStatusView, status: ServiceStatus): NonNullable<HostInstanceView['local']> {
