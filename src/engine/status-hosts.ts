@@ -78,10 +78,14 @@ export function acrossHosts(input: AcrossHostsInput): AcrossHostsView {
   const used = new Set<string>();
   for (const view of input.local.services) {
     for (const status of [view as ServiceStatus, ...(view.replicas ?? [])]) {
-      const record = status.registration ? byId.get(status.registration.id) : undefined;
-      if (record) used.add(record.id);
       const spec = profile.services[view.name];
       const placed = spec?.host === ALL_HOSTS ? input.host : spec?.host;
+      // Its own registration; for an instance the runtimes found that the state file does not
+      // know (another process started it), the record of that service on that host.
+      const record = status.registration
+        ? byId.get(status.registration.id)
+        : records.find((r) => !used.has(r.id) && r.service === view.name && placed !== undefined && hostOfRecord(profile, r) === placed);
+      if (record) used.add(record.id);
       const age = ageOf(record);
       instances.push({
         service: view.name,
