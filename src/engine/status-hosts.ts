@@ -13,7 +13,7 @@ import { isExpired } from '../discovery/record.js';
 import type { ServiceInstance } from '../discovery/types.js';
 import { ALL_HOSTS, type CoordinationStrategy, type Profile } from '../profile/types.js';
 import type { ServiceStatusView, StackStatusView } from './status.js';
-import { CONTROL_SERVICE } from './supervisor.js';
+import { CONTROL_SERVICE, downRequestId } from './supervisor.js';
 import type { ServiceStatus } from './types.js';
 
 /** One instance of a service on one host. */
@@ -59,7 +59,7 @@ export interface AcrossHostsInput {
 
 /** The registrations a stack's `stack up`s made (not its control records), live now. */
 export function stackRegistrations(records: readonly ServiceInstance[], stack: string, now: number): ServiceInstance[] {
-  return records.filter((r) => r.meta.stack === stack && r.service !== CONTROL_SERVICE && !isExpired(r, now));
+  return records.filter((r) => r.meta.stack === stack && !(r.service === CONTROL_SERVICE && r.id === downRequestId(stack)) && !isExpired(r, now));
 }
 
 export function acrossHosts(input: AcrossHostsInput): AcrossHostsView {
