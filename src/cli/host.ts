@@ -1,29 +1,25 @@
 /**
  * Which declared host this machine is, for a profile with `hosts:`: `--host NAME`, else the
- * `STACK_HOST` variable. A name the profile does not declare is a usage error (exit 2); so are two
- * different names. A profile without hosts has none (`--host` is then refused, `STACK_HOST` ignored).
+ * `STACK_HOST` variable (which a profile without hosts ignores), checked as `stack up` checks it
+ * (plan/hosts.ts: a name the profile does not declare is exit 2). `refuseOther`: a command that
+ * acts on this machine's share (`stack down --host`) refuses a flag naming another host than
+ * `STACK_HOST` says this machine is.
  */
 import { UsageError } from '../errors.js';
+import { resolveHost } from '../plan/hosts.js';
 import type { Profile } from '../profile/types.js';
-import { didYouMean } from '../util/suggest.js';
 
 export const HOST_ENV = 'STACK_HOST';
 
-export function thisHost(profile: Pick<Profile, 'name' | 'hosts'>, flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const names = Object.keys(profile.hosts);
-  const fromEnv = env[HOST_ENV] || undefined;
-  if (names.length === 0) {
-    if (flag !== undefined)
-      throw new UsageError(`--host ${flag}: profile '${profile.name}' declares no hosts (hosts:), so it runs on one host`, { path: '--host' });
-    return undefined;
-  }
-  if (flag !== undefined && fromEnv !== undefined && flag !== fromEnv) {
+export function thisHost(
+  profile: Pick<Profile, 'name' | 'hosts' | 'coordination'>,
+  flag: string | undefined,
+  opts: { refuseOther?: boolean } = {},
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  const fromEnv = Object.keys(profile.hosts).length > 0 ? env[HOST_ENV] || undefined : undefined;
+  if (opts.refuseOther && flag !== undefined && fromEnv !== undefined && flag !== fromEnv) {
     throw new UsageError(`--host ${flag}: this machine is host '${fromEnv}' (${HOST_ENV}); run it on ${flag}, or unset ${HOST_ENV}`, { path: '--host' });
   }
-  const host = flag ?? fromEnv;
-  if (host !== undefined && !profile.hosts[host]) {
-    const where = flag !== undefined ? '--host' : HOST_ENV;
-    throw new UsageError(`${where} ${host}: not a host of profile '${profile.name}' (${names.join(', ')})${didYouMean(host, names)}`, { path: where });
-  }
-  return host;
+  return resolveHost(profile, flag ?? fromEnv);
 }

@@ -40,7 +40,9 @@ export interface AllHostsOptions {
   dryRun?: boolean;
   /** How long to wait for the registrations to go; default from the grace periods and the TTL. */
   waitMs?: number;
-  /** What is still registered, each time that changes while waiting. */
+  /** The request is out: what was registered when it was made. */
+  onRequest?: (registered: RegistrationView[]) => void;
+  /** What is still registered: first, then each time that changes while waiting. */
   onProgress?: (remaining: RegistrationView[], elapsedMs: number) => void;
   clock?: Clock;
 }
@@ -92,9 +94,10 @@ export async function requestDownAllHosts(profile: Profile, opts: AllHostsOption
   };
   // It outlives the wait a little, and no more: a requester that dies leaves nothing for long.
   await publishDownRequest(discovery, request, waitMs + SLACK_MS);
+  opts.onRequest?.(registered);
   const report: AllHostsReport = { stack, requestedAt: request.requestedAt, registered, remaining: registered, dryRun: false };
   const t0 = clock.now();
-  let last = '';
+  let last: string | undefined;
   try {
     await poll(
       async () => {

@@ -233,6 +233,7 @@ export class StackRun implements LifecycleHost {
       stack: this.stack,
       owner: { pid: process.pid, ...(lock?.info.processStartTime ? { processStartTime: lock.info.processStartTime } : {}), startedAt: this.startedAtIso },
       phase: this.phase,
+      ...(this.plan.host !== undefined ? { host: this.plan.host } : {}),
       updatedAt: new Date().toISOString(),
       profile: { ...(profile.source.file ? { file: profile.source.file } : {}), ...(profile.source.builtin ? { builtin: profile.source.builtin } : {}) },
       services: Object.fromEntries([

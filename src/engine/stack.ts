@@ -237,7 +237,7 @@ async function openDiscovery(profile: Profile, onWarning?: (message: string) => 
   }
 }
 
-export interface DownAllHostsOptions extends Omit<DownStackOptions, 'discovery'>, Pick<AllHostsOptions, 'waitMs' | 'onProgress'> {
+export interface DownAllHostsOptions extends Omit<DownStackOptions, 'discovery'>, Pick<AllHostsOptions, 'waitMs' | 'onRequest' | 'onProgress'> {
   /** Where the request is made and the registrations watched; default created from the profile and checked (unreachable: exit 3). */
   discovery?: DiscoveryManager;
 }
@@ -264,10 +264,11 @@ export async function downAllHosts(profile: Profile, opts: DownAllHostsOptions =
       ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
       ...(opts.dryRun ? { dryRun: true } : {}),
       ...(opts.waitMs !== undefined ? { waitMs: opts.waitMs } : {}),
+      ...(opts.onRequest ? { onRequest: opts.onRequest } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });
     if (opts.dryRun) return report;
-    const { waitMs: _w, onProgress: _p, ...downOpts } = opts;
+    const { waitMs: _w, onRequest: _r, onProgress: _p, ...downOpts } = opts;
     const local = await downStack(profile, { ...downOpts, discovery });
     return { ...report, ...(local.nothingRunning ? {} : { local }) };
   } finally {

@@ -113,13 +113,17 @@ describe('a stack across hosts, seen and stopped from any host', () => {
     expect(wrong.stderr).toMatch(/this machine is host 'b'/);
     const unknown = await hosts.stack('c', ['down', '--host', 'x'], { env: { STACK_HOST: undefined } });
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/not a host of profile 'across' \(a, b, c\)/);
+    expect(unknown.stderr).toMatch(/unknown host 'x': this profile's hosts are a, b, c/);
+    const otherShare = await hosts.stack('a', ['down', '--host', 'b'], { env: { STACK_HOST: undefined } });
+    expect(otherShare.code).toBe(2);
+    expect(otherShare.stderr).toMatch(/holds host 'a's share, not 'b's/);
     expect(supervisors.map((o) => isAlive(o.pid))).toEqual([true, true]);
 
     // Every host's share, asked from c.
     const down = await hosts.stack('c', ['down', '--all-hosts'], { timeoutMs: 90_000 });
     expect(down.code, `${down.stdout}\n${down.stderr}`).toBe(0);
-    expect(down.stdout).toMatch(/waiting for 3 registrations to go \(a: db; b: api, web\)/);
+    expect(down.stdout).toMatch(/asked every host's `stack up` to stop stack 'across' \(through discovery\): 3 registered \(a: db; b: api, web\)/);
+    expect(down.stdout).toMatch(/no registration left/);
     expect(down.stdout).toMatch(/every host's share of stack 'across' is down/);
     await expect.poll(() => supervisors.map((o) => isAlive(o.pid)), { timeout: 20_000 }).toEqual([false, false]);
     for (const h of ['a', 'b']) {

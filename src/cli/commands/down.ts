@@ -14,7 +14,7 @@ import { ExitCode, UsageError } from '../../errors.js';
 import type { RegistrationView } from '../../engine/down-hosts.js';
 import { loadProfile } from '../../profile/load.js';
 import { parseDuration } from '../../util/duration.js';
-import type { DownAllHostsReport } from '../../engine/stack.js';
+import type { DownAllHostsOptions, DownAllHostsReport } from '../../engine/stack.js';
 import type { StopReport } from '../../engine/stop.js';
 import { profileRef, type CommonOptions } from '../common.js';
 import { thisHost } from '../host.js';
@@ -35,7 +35,7 @@ export async function run(opts: DownOptions, o: Output): Promise<number> {
   if (opts.allHosts && opts.host !== undefined)
     throw new UsageError('--host stops one host’s share, --all-hosts every host’s: give one of them', { path: '--host' });
   const profile = loadProfile(profileRef(opts, o));
-  const host = thisHost(profile, opts.host);
+  const host = thisHost(profile, opts.host, { refuseOther: true });
   const progress = createProgress(o, { json: Boolean(opts.json), services: [] });
   const common = {
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
@@ -47,7 +47,7 @@ export async function run(opts: DownOptions, o: Output): Promise<number> {
     },
   };
   const { downStack, downAllHosts } = await import('../../engine/stack.js');
-  if (opts.allHosts) return allHosts(opts, o, profile.name, await downAllHosts(profile, withProgress(opts, o, common)));
+  if (opts.allHosts) return allHosts(opts, o, profile.name, await downAllHosts(profile, withProgress(opts, o, profile.name, common)));
   const report = await downStack(profile, common);
   if (opts.json) {
     o.json(report);
@@ -79,14 +79,14 @@ function byHost(list: RegistrationView[]): string {
   return [...hosts].map(([h, services]) => `${clean(h)}: ${services.map(clean).join(', ')}`).join('; ');
 }
 
-function withProgress<T extends object>(
-  opts: DownOptions,
-  o: Output,
-  common: T,
-): T & { onProgress?: (remaining: RegistrationView[], elapsedMs: number) => void } {
+function withProgress<T extends object>(opts: DownOptions, o: Output, stack: string, common: T): T & Pick<DownAllHostsOptions, 'onRequest' | 'onProgress'> {
   if (opts.json || opts.dryRun) return common;
   return {
     ...common,
+    onRequest: (registered) =>
+      o.out(
+        `asked every host's \`stack up\` to stop stack '${stack}' (through discovery)${registered.length > 0 ? `: ${registered.length} registered (${byHost(registered)})` : ''}`,
+      ),
     onProgress: (remaining, elapsedMs) => {
       const secs = (elapsedMs / 1000).toFixed(1);
       if (remaining.length === 0) o.out(`${secs}s: no registration left`);
