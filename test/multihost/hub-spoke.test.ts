@@ -134,6 +134,10 @@ describe('hub-spoke: one stack up drives two hosts’ Docker engines', () => {
     expect(text.stdout).toMatch(/SERVICE\s+HOST\s+STATE\s+HEALTH\s+ADDRESS\s+HEARTBEAT/);
     expect(text.stdout).toMatch(new RegExp(`db\\s+a\\s+healthy\\s+\\S+\\s+${hosts.address('a').replace(/\./g, '\\.')}:8080\\s+\\d+\\.\\ds ago`));
 
+    // logs come from the container's own engine (b's), as every other call for it.
+    const logs = await hosts.stack('a', ['logs', 'app', '-n', '5']);
+    expect(logs.code, logs.stderr).toBe(0);
+
     // The hub dies: its containers run on; `down` on the hub's host finds each on its engine.
     const owner = onHub.owner!;
     expect(owner.alive).toBe(true);
