@@ -52,8 +52,10 @@ export type * from './engine/types.js';
 export { upStack, type UpStackOptions, type StackController, type StartStackInput } from './engine/index.js';
 /** Stop a stack as `stack down` does, also one started by another process. */
 export { downStack, type DownStackOptions, type StopReport } from './engine/index.js';
-/** A stack's recorded state as `stack status` shows it. */
-export { stackStatus, type StackStatusView } from './engine/index.js';
+/** Stop every host's share of a stack across hosts as `stack down --all-hosts` does (through discovery). */
+export { downAllHosts, type DownAllHostsOptions, type DownAllHostsReport } from './engine/index.js';
+/** A stack's recorded state as `stack status` shows it (across hosts: every host's instances). */
+export { stackStatus, type StackStatusView, type HostInstanceView } from './engine/index.js';
 /** One profile's up/down/status bound together (the ATproto stacks builder). */
 export { mkServiceCoordination, type ServiceCoordination } from './engine/index.js';
 /** "May this service start yet?" for a graph, from recorded states (the ATproto stacks builder). */

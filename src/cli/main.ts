@@ -62,11 +62,13 @@ export function buildProgram(o: Output, setCode: (code: number) => void): Comman
   profileOption(program.command('down').description('stop the stack in reverse dependency order and deregister it'))
     .option('--dry-run', 'say what would be stopped, stop nothing')
     .option('-t, --timeout <seconds>', 'grace period before killing, overriding each service’s own')
+    .option('--host <name>', 'a stack across hosts: stop this host’s share (default: STACK_HOST)')
+    .option('--all-hosts', 'a stack across hosts: ask every host’s `stack up` to stop its share (through discovery), and wait until it has')
     .action(action(() => import('./commands/down.js')));
 
-  profileOption(program.command('status').description('show every service: state, health, pid/container, uptime, restarts')).action(
-    action(() => import('./commands/status.js')),
-  );
+  profileOption(program.command('status').description('show every service: state, health, pid/container, uptime, restarts (across hosts: every host’s)'))
+    .option('--host <name>', 'a stack across hosts: the host this machine is (default: STACK_HOST)')
+    .action(action(() => import('./commands/status.js')));
 
   profileOption(program.command('logs').description("show a service's output").argument('<service>'))
     .option('-f, --follow', 'keep printing new output')

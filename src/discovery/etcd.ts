@@ -12,7 +12,8 @@
  * stream (re)connects, so nothing that changed while it was down is missed.
  *
  * Records carry `registeredAt` but no stored `expiresAt`: the lease is the truth about expiry,
- * and rewriting the record on every heartbeat would wake every watcher for nothing.
+ * and rewriting the record on every heartbeat would wake every watcher for nothing. `list()`
+ * reports each record's expiry from its lease's remaining time; lookups and watches do not.
  */
 import { errorText } from '../util/error-text.js';
 import { readFileSync } from 'node:fs';
@@ -154,6 +155,40 @@ export function createEtcdBackend(config: EtcdConfig): DiscoveryBackend {
     return (await readRange(prefix)).list;
   }
 
+  /**
+   * Every record under a prefix, each with the expiry its lease has now (`list()`, for `stack
+   * status` across hosts: the age of the last heartbeat). One request per lease, so lookups,
+   * which the engine makes often, stay a single read.
+   */
+  async function readWithExpiry(prefix: string): Promise<ServiceInstance[]> {
+    return withEtcd(`read ${prefix}`, async (etcd) => {
+      const res = await etcd.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) });
+      const now = Date.now();
+      const leases = new Map<string, Promise<number | undefined>>();
+      const remaining = (lease: string) => {
+        let ttl = leases.get(lease);
+        if (!ttl) {
+          ttl = etcd.leaseClient.leaseTimeToLive({ ID: lease }).then(
+            (r) => Number(r.TTL),
+            () => undefined, // gone meanwhile, or not answered: no expiry to show
+          );
+          leases.set(lease, ttl);
+        }
+        return ttl;
+      };
+      const lists = await Promise.all(
+        res.kvs.map(async (kv) => {
+          const records = parseStored(kv.value.toString());
+          const ttl = kv.lease && kv.lease !== '0' ? await remaining(kv.lease) : undefined;
+          if (ttl === undefined || !Number.isFinite(ttl) || ttl < 0) return records;
+          // etcd truncates the remaining time to whole seconds: the middle of that second is the best guess.
+          return records.map((r) => ({ ...r, expiresAt: new Date(now + (ttl + 0.5) * 1000).toISOString() }));
+        }),
+      );
+      return sortById(lists.flat());
+    });
+  }
+
   return {
     name: 'etcd',
     capabilities: etcdDriver.capabilities,
@@ -193,7 +228,7 @@ export function createEtcdBackend(config: EtcdConfig): DiscoveryBackend {
     },
 
     list(): Promise<ServiceInstance[]> {
-      return readPrefix(root);
+      return readWithExpiry(root);
     },
 
     async heartbeat(service: string, id: string): Promise<void> {

@@ -42,7 +42,18 @@ export {
   type RemoteGateSource,
 } from './gates.js';
 export { createRemoteGates, type RemoteGates, type RemoteGatesOptions, type RemoteTarget } from './remote-gates.js';
-export { upStack, downStack, stackStatus, type UpStackOptions, type DownStackOptions } from './stack.js';
+export {
+  upStack,
+  downStack,
+  downAllHosts,
+  stackStatus,
+  type UpStackOptions,
+  type DownStackOptions,
+  type DownAllHostsOptions,
+  type DownAllHostsReport,
+  type StackStatusOptions,
+} from './stack.js';
+export type { AcrossHostsView, HostInstanceView } from './status-hosts.js';
 export { acquireLock, readLock, type AcquireLockOptions, type LockInfo, type StackLock } from './lock.js';
 export {
   RELIEVE_SIGNAL,
@@ -54,7 +65,7 @@ export {
   type SupervisorProcess,
 } from './supervisor.js';
 export { readStateFile, stateDirOf, type StackStateFile } from './state.js';
-export { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.js';
+export { createRuntimeSet, fixedRuntimeSet, runtimeSetFor, type RuntimeSet } from './runtimes.js';
 export { restartDecision, type RestartDecision } from './restart.js';
 export { decide, unitsAffectedBy, unitsOf, type Unit, type UnitDecision } from './scheduler.js';
 export { stopTargets, type StopSubject, type StopTarget, type StopperOptions } from './stopper.js';

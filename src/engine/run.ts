@@ -23,7 +23,7 @@ import { errorText } from '../util/error-text.js';
 import { ServiceLifecycle, type LifecycleHost, type LifecycleSettings } from './lifecycle.js';
 import { acquireLock, type StackLock } from './lock.js';
 import { TemplateReloader } from './reload.js';
-import { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.js';
+import { fixedRuntimeSet, runtimeSetFor, type RuntimeSet } from './runtimes.js';
 import { decide, unitsAffectedBy, unitsOf, type Unit } from './scheduler.js';
 import { createStateWriter, readStateFile, removeStateFile, stateDirOf, type StackStateFile, type StateWriter } from './state.js';
 import { stopTargets, type StopTarget } from './stopper.js';
@@ -233,6 +233,7 @@ export class StackRun implements LifecycleHost {
       stack: this.stack,
       owner: { pid: process.pid, ...(lock?.info.processStartTime ? { processStartTime: lock.info.processStartTime } : {}), startedAt: this.startedAtIso },
       phase: this.phase,
+      ...(this.plan.host !== undefined ? { host: this.plan.host } : {}),
       updatedAt: new Date().toISOString(),
       profile: { ...(profile.source.file ? { file: profile.source.file } : {}), ...(profile.source.builtin ? { builtin: profile.source.builtin } : {}) },
       services: Object.fromEntries([
@@ -801,7 +802,7 @@ function replicaSpecOf(spec: ServiceSpec, i: number): ServiceSpec {
 }
 
 function runtimeSetOf(given: StartStackOptions['runtimes'], stateDir: string, profile: Profile): RuntimeSet {
-  if (!given) return createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm });
+  if (!given) return runtimeSetFor(profile, { stateDir });
   if ('get' in given && typeof given.get === 'function') return given;
   return fixedRuntimeSet(given as Partial<Record<RuntimeName, Runtime>>);
 }

@@ -4,9 +4,9 @@
  * only when a service of the run uses it, so a process-only stack never loads it. An unknown name
  * is an input error, never another runtime.
  */
-import type { RuntimeSections } from '../drivers/runtime/registry.js';
+import { RUNTIMES, type RuntimeHosts, type RuntimeSections } from '../drivers/runtime/registry.js';
 import { createRuntime } from '../runtime/create.js';
-import type { RuntimeName } from '../profile/types.js';
+import type { Profile, RuntimeName } from '../profile/types.js';
 import type { Runtime } from '../runtime/types.js';
 
 export interface RuntimeSet {
@@ -16,7 +16,7 @@ export interface RuntimeSet {
   close(): Promise<void>;
 }
 
-/** The state folder, and the profile's runtime sections (`docker: profile.docker`). */
+/** The state folder, and the profile's runtime sections (`docker: profile.docker`): `runtimeSetFor` fills them from a profile. */
 export interface RuntimeSetOptions extends Partial<RuntimeSections> {
   /** The stack's state folder: where the process runtime keeps pid files and logs. */
   stateDir: string;
@@ -24,6 +24,32 @@ export interface RuntimeSetOptions extends Partial<RuntimeSections> {
   pull?: 'missing' | 'always' | 'never';
   /** Warnings of the runtimes (a daemonised survivor found and stopped, …). */
   onWarning?: (message: string) => void;
+  /** The profile's hosts (`hosts:`), and the one this process runs on. */
+  hosts?: RuntimeHosts;
+}
+
+/** What `runtimeSetFor` takes besides the profile. */
+export interface ProfileRuntimeOptions extends Pick<RuntimeSetOptions, 'stateDir' | 'pull' | 'onWarning'> {
+  /** The declared host this process runs on (`--host`, `STACK_HOST`), for a profile with `hosts:`. */
+  host?: string;
+}
+
+/**
+ * The runtimes of a profile: every runtime's section (`docker:`, `swarm:`, … as the registry
+ * lists them) and its hosts, so no caller wires sections by hand.
+ */
+export function runtimeSetFor(profile: Profile, opts: ProfileRuntimeOptions): RuntimeSet {
+  const sections: Record<string, unknown> = {};
+  for (const r of RUNTIMES) if (r.settings) sections[r.name] = (profile as unknown as Record<string, unknown>)[r.name];
+  const { host, ...rest } = opts;
+  const hosts = runtimeHostsOf(profile, host);
+  return createRuntimeSet({ ...(sections as Partial<RuntimeSections>), ...rest, ...(hosts ? { hosts } : {}) });
+}
+
+/** A profile's hosts as the runtimes see them; undefined for a stack on one host. */
+export function runtimeHostsOf(profile: Pick<Profile, 'hosts' | 'coordination'>, local?: string): RuntimeHosts | undefined {
+  if (Object.keys(profile.hosts).length === 0) return undefined;
+  return { hosts: profile.hosts, hub: profile.coordination.strategy === 'hub-spoke', ...(local !== undefined ? { local } : {}) };
 }
 
 export function createRuntimeSet(opts: RuntimeSetOptions): RuntimeSet {
@@ -37,6 +63,7 @@ export function createRuntimeSet(opts: RuntimeSetOptions): RuntimeSet {
       settings: sections[name] ?? {},
       ...(opts.pull !== undefined ? { pull: opts.pull } : {}),
       ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+      ...(opts.hosts ? { hosts: opts.hosts } : {}),
     });
   };
   return {

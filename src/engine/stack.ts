@@ -8,17 +8,22 @@
  * Everything is created on demand from the profile; a caller may hand in its own runtimes or
  * discovery (tests, embedders), which are then not closed here.
  */
+import { UsageError } from '../errors.js';
 import { errorText } from '../util/error-text.js';
 import type { DiscoveryManager } from '../discovery/manager.js';
-import type { DiscoveryEvent } from '../discovery/types.js';
+import type { DiscoveryEvent, ServiceInstance } from '../discovery/types.js';
 import type { Profile, RuntimeName } from '../profile/types.js';
 import type { Runtime } from '../runtime/types.js';
 import { buildGraph } from '../graph/graph.js';
 import { startStack, type StackController, type StartStackInput, type StartStackOptions } from './engine.js';
 import { onHost } from './hosts.js';
-import { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.js';
+import { checkHubPlacement, checkShare } from './placement.js';
+import { fixedRuntimeSet, runtimeSetFor, type RuntimeSet } from './runtimes.js';
 import { stateDirOf } from './state.js';
+import { watchDownRequests } from './supervisor.js';
 import { readStackStatus, type StackStatusView } from './status.js';
+import { requestDownAllHosts, type AllHostsOptions, type AllHostsReport } from './down-hosts.js';
+import { acrossHosts } from './status-hosts.js';
 import { stopStack, type StopReport } from './stop.js';
 import { createTemplateHooks } from './templates.js';
 import type { EngineEvent, ServiceStatus, StartupReport } from './types.js';
@@ -43,6 +48,7 @@ export interface UpStackOptions extends Omit<StartStackOptions, 'runtimes' | 'di
  */
 export function upStack(input: StartStackInput, opts: UpStackOptions = {}): StackController {
   const stateDir = opts.stateDir ?? stateDirOf(input.profile, opts.cwd);
+  const startedAt = Date.now();
   const listeners = new Set<(e: EngineEvent) => void>();
   const interrupt = new AbortController();
   let inner: StackController | undefined;
@@ -67,9 +73,14 @@ export function upStack(input: StartStackInput, opts: UpStackOptions = {}): Stac
       throw err;
     });
     const { runtimes: _r, discovery: _d, vars: _v, varsFile: _f, pull: _p, ...engineOpts } = opts;
-    inner = startStack(local, { ...engineOpts, ...wiring.engine, stateDir, signal, onEvent });
-    void inner.done.then(() => wiring.close()).then(resolveDone, resolveDone);
-    return inner.ready;
+    const run = startStack(local, { ...engineOpts, ...wiring.engine, stateDir, signal, onEvent });
+    inner = run;
+    const stopWatching = answerDownRequests(local.profile, wiring.engine.discovery, startedAt, onEvent, (timeoutMs) => run.stop(timeoutMs));
+    void run.done
+      .then(() => stopWatching())
+      .then(() => wiring.close())
+      .then(resolveDone, resolveDone);
+    return run.ready;
   })();
   ready.catch(() => undefined);
 
@@ -106,9 +117,15 @@ interface Wiring {
 /** Runtimes, discovery (checked), and the template renderer (every template checked once). */
 async function wire({ profile, plan }: StartStackInput, opts: UpStackOptions, stateDir: string, onEvent: (e: EngineEvent) => void): Promise<Wiring> {
   const onWarning = (message: string) => onEvent({ type: 'warning', message });
+  const host = plan.host ?? opts.host; // the host this run is (onHost checked it)
+  checkHubPlacement(
+    profile,
+    plan.services.map((s) => s.name),
+    host,
+  ); // hub-spoke: what cannot run where it is placed, before anything is created
   const runtimes =
     givenRuntimes(opts.runtimes) ??
-    createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm, onWarning, ...(opts.pull ? { pull: opts.pull } : {}) });
+    runtimeSetFor(profile, { stateDir, onWarning, ...(opts.pull ? { pull: opts.pull } : {}), ...(host !== undefined ? { host } : {}) });
   // What discovery has to say while the stack runs (a backend down, a watch retrying, stale
   // answers, registrations restored) is a warning in the run's events and the supervisor log.
   const onDiscoveryEvent = (e: DiscoveryEvent) =>
@@ -138,6 +155,24 @@ async function wire({ profile, plan }: StartStackInput, opts: UpStackOptions, st
   }
 }
 
+/**
+ * A stack across hosts: this run stops its share when `stack down --all-hosts` asks every host
+ * (supervisor.ts, "stopping every host's share"). Returns the function that stops watching.
+ */
+function answerDownRequests(
+  profile: Profile,
+  discovery: DiscoveryManager | undefined,
+  startedAt: number,
+  onEvent: (e: EngineEvent) => void,
+  stop: (opts: { timeoutMs?: number }) => Promise<void>,
+): () => void {
+  if (Object.keys(profile.hosts).length === 0 || !discovery?.canRegister) return () => undefined;
+  return watchDownRequests(discovery, profile.name, startedAt, (request) => {
+    onEvent({ type: 'warning', message: `\`stack down --all-hosts\` from ${request.by} (at ${request.requestedAt}): stopping this host's share` });
+    void stop(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {});
+  });
+}
+
 function givenRuntimes(given: GivenRuntimes | undefined): RuntimeSet | undefined {
   if (!given) return undefined;
   if ('get' in given && typeof given.get === 'function') return given;
@@ -155,14 +190,24 @@ export interface DownStackOptions {
   /** Default: created from the profile; `false`: leave registrations alone. */
   discovery?: DiscoveryManager | false;
   cwd?: string;
+  /**
+   * A profile with `hosts:`: stop this host's share (`stack down --host NAME`). Refused for a name
+   * the profile does not declare, or when the state folder was written for another host.
+   */
+  host?: string;
 }
 
 /** Stop a stack as `stack down` does, from any process: also one a supervisor or a dead `up` left. */
 export async function downStack(profile: Profile, opts: DownStackOptions = {}): Promise<StopReport> {
   const stateDir = stateDirOf(profile, opts.cwd);
+  if (opts.host !== undefined) await checkShare(profile, stateDir, opts.host);
   const runtimes =
     givenRuntimes(opts.runtimes) ??
-    createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm, ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) });
+    runtimeSetFor(profile, {
+      stateDir,
+      ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+      ...(opts.host !== undefined ? { host: opts.host } : {}),
+    });
   const discovery = opts.discovery === undefined ? await openDiscovery(profile, opts.onWarning) : opts.discovery || undefined;
   try {
     return await stopStack({
@@ -192,12 +237,71 @@ async function openDiscovery(profile: Profile, onWarning?: (message: string) => 
   }
 }
 
-/** What `stack status` shows: the state file checked against the runtimes. */
-export async function stackStatus(profile: Profile, opts: { runtimes?: GivenRuntimes; cwd?: string } = {}): Promise<StackStatusView> {
-  const stateDir = stateDirOf(profile, opts.cwd);
-  const runtimes = givenRuntimes(opts.runtimes) ?? createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm });
+export interface DownAllHostsOptions extends Omit<DownStackOptions, 'discovery'>, Pick<AllHostsOptions, 'waitMs' | 'onRequest' | 'onProgress'> {
+  /** Where the request is made and the registrations watched; default created from the profile and checked (unreachable: exit 3). */
+  discovery?: DiscoveryManager;
+}
+
+export interface DownAllHostsReport extends AllHostsReport {
+  /** What this machine's state folder still held afterwards, stopped here (absent: nothing). */
+  local?: StopReport;
+}
+
+/**
+ * `stack down --all-hosts`: ask every host's `stack up` to stop its share through discovery, wait
+ * (bounded) until the stack has no registration left, then stop whatever this machine's state
+ * folder still holds (down-hosts.ts).
+ */
+export async function downAllHosts(profile: Profile, opts: DownAllHostsOptions = {}): Promise<DownAllHostsReport> {
+  if (Object.keys(profile.hosts).length === 0) {
+    throw new UsageError(`--all-hosts: profile '${profile.name}' declares no hosts (hosts:); \`stack down\` stops it`, { path: '--all-hosts' });
+  }
+  const discovery = opts.discovery ?? (await (await import('../discovery/index.js')).createDiscovery(profile.discovery));
   try {
-    return await readStackStatus({
+    if (!opts.discovery) await discovery.check(); // unreachable: exit 3, nothing asked
+    const report = await requestDownAllHosts(profile, {
+      discovery,
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+      ...(opts.dryRun ? { dryRun: true } : {}),
+      ...(opts.waitMs !== undefined ? { waitMs: opts.waitMs } : {}),
+      ...(opts.onRequest ? { onRequest: opts.onRequest } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
+    if (opts.dryRun) return report;
+    const { waitMs: _w, onRequest: _r, onProgress: _p, ...downOpts } = opts;
+    const local = await downStack(profile, { ...downOpts, discovery });
+    return { ...report, ...(local.nothingRunning ? {} : { local }) };
+  } finally {
+    if (!opts.discovery) await discovery.close();
+  }
+}
+
+export interface StackStatusOptions {
+  runtimes?: GivenRuntimes;
+  cwd?: string;
+  /** A profile with `hosts:`: the declared host this machine is (`--host`, `STACK_HOST`). */
+  host?: string;
+  /** A profile with `hosts:`: where the other hosts' instances are read; default created from the profile. */
+  discovery?: DiscoveryManager;
+  /** An engine that could not be looked at, … */
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * What `stack status` shows: the state file checked against the runtimes; for a profile with
+ * `hosts:`, also every instance on every host, from discovery (`hosts`: status-hosts.ts).
+ */
+export async function stackStatus(profile: Profile, opts: StackStatusOptions = {}): Promise<StackStatusView> {
+  const stateDir = stateDirOf(profile, opts.cwd);
+  const runtimes =
+    givenRuntimes(opts.runtimes) ??
+    runtimeSetFor(profile, {
+      stateDir,
+      ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+      ...(opts.host !== undefined ? { host: opts.host } : {}),
+    });
+  try {
+    const local = await readStackStatus({
       stack: profile.name,
       stateDir,
       runtimes,
@@ -209,7 +313,31 @@ export async function stackStatus(profile: Profile, opts: { runtimes?: GivenRunt
         ),
       ],
     });
+    if (Object.keys(profile.hosts).length === 0) return local;
+    const { records, error } = await listDiscovery(profile, opts.discovery);
+    const hosts = acrossHosts({
+      profile,
+      local,
+      records,
+      ...(error !== undefined ? { discoveryError: error } : {}),
+      ...(opts.host !== undefined ? { host: opts.host } : {}),
+      now: Date.now(),
+    });
+    return { ...local, empty: local.empty && !hosts.instances.some((i) => i.source === 'discovery'), hosts };
   } finally {
     if (!opts.runtimes) await runtimes.close();
+  }
+}
+
+/** Everything discovery lists now, or why it could not be read. */
+async function listDiscovery(profile: Profile, given: DiscoveryManager | undefined): Promise<{ records?: ServiceInstance[]; error?: string }> {
+  let discovery = given;
+  try {
+    discovery ??= await (await import('../discovery/index.js')).createDiscovery(profile.discovery);
+    return { records: await discovery.list() };
+  } catch (err) {
+    return { error: errorText(err) };
+  } finally {
+    if (!given) await discovery?.close().catch(() => undefined);
   }
 }

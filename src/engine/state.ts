@@ -27,6 +27,8 @@ export interface StackStateFile {
   /** The `stack up` process that wrote it (it may be gone). */
   owner: { pid: number; processStartTime?: string; startedAt: string };
   phase: StackPhase;
+  /** A stack across hosts: the declared host whose share this is (`stack up --host`). */
+  host?: string;
   updatedAt: string;
   profile: { file?: string; builtin?: string };
   services: Record<string, ServiceStatus>;

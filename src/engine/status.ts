@@ -7,6 +7,7 @@ import type { RuntimeName } from '../profile/types.js';
 import type { InstanceStatus, InstanceTask, ServiceHandle } from '../runtime/types.js';
 import { lockOwnerAlive, readLock, type LockInfo } from './lock.js';
 import type { RuntimeSet } from './runtimes.js';
+import type { AcrossHostsView } from './status-hosts.js';
 import { readStateFile } from './state.js';
 import type { ServiceStatus, StackPhase } from './types.js';
 
@@ -33,6 +34,11 @@ export interface StackStatusView {
    */
   owner?: { pid: number; alive: boolean; detached?: boolean };
   services: ServiceStatusView[];
+  /**
+   * A profile with `hosts:`: every instance on every host (this machine's share and discovery's
+   * records); absent for a stack on one host. `empty` then also means nothing is registered.
+   */
+  hosts?: AcrossHostsView;
 }
 
 export interface ReadStatusOptions {

@@ -27,6 +27,9 @@
  * leaves a stop request next to the lock (`stop-request.json`: the `--timeout` to apply, so it
  * reaches whoever stops the services), sends SIGTERM, and waits for it to exit.
  *
+ * Across hosts: `stack down --all-hosts` asks the supervisors of every host through discovery
+ * (a control record each running `stack up` watches; see "stopping every host's share" below).
+ *
  * The previous log moves to `supervisor.log.1`, so the file holds one supervisor's output and
  * does not grow with every re-`up` (a supervisor being relieved finishes writing to the old one).
  */
@@ -41,6 +44,8 @@ import { StackFailedError } from '../errors.js';
 import { isProcessAlive } from '../util/proc.js';
 import { realClock, type Clock } from '../util/clock.js';
 import { poll, PollTimeoutError } from '../util/retry.js';
+import type { DiscoveryManager } from '../discovery/manager.js';
+import type { ServiceInstance } from '../discovery/types.js';
 import type { LockInfo } from './lock.js';
 import type { EngineEvent, StartupReport } from './types.js';
 
@@ -341,4 +346,82 @@ export function answerSignals(stateDir: string, answers: SupervisorSignals): () 
     process.off('SIGTERM', onStop);
     process.off(RELIEVE_SIGNAL, onRelieve);
   };
+}
+
+// ---- stopping every host's share (`stack down --all-hosts`) ------------------------------------
+
+/**
+ * A stack across hosts has a supervisor on each host (peer-to-peer, mesh) or one hub, and no
+ * process can signal the others. `stack down --all-hosts` asks them through the discovery they
+ * all share: it registers a control record, service `CONTROL_SERVICE`, id `<stack>-down`, meta
+ * `{ stack, action: 'down', requestedAt }` (and `timeoutMs` for `--timeout`). Every `stack up` of
+ * a profile with hosts watches that service while it runs; one that sees a request for its stack
+ * made after it started stops its own share (dependents first, deregistering only its own
+ * registrations) as `stack down` would, and exits. The requester waits (bounded) until no
+ * registration of the stack is left, then removes the request. The record carries a TTL, so a
+ * requester that dies leaves no request behind for long; and a `stack up` started after the
+ * request ignores it (the hosts' clocks must agree to within that much).
+ */
+export const CONTROL_SERVICE = 'stack-control';
+
+export interface DownRequest {
+  stack: string;
+  /** ISO-8601, the requester's clock. */
+  requestedAt: string;
+  /** Who asked (the requesting machine's name). */
+  by: string;
+  /** `--timeout`: grace period for every service, overriding each one's own. */
+  timeoutMs?: number;
+}
+
+export function downRequestId(stack: string): string {
+  return `${stack}-down`;
+}
+
+/** Leave the request in discovery for `ttlMs` (or until `withdrawDownRequest`). */
+export async function publishDownRequest(discovery: DiscoveryManager, request: DownRequest, ttlMs: number): Promise<void> {
+  const meta: Record<string, string> = { stack: request.stack, action: 'down', requestedAt: request.requestedAt };
+  if (request.timeoutMs !== undefined) meta.timeoutMs = String(request.timeoutMs);
+  await discovery.register({ id: downRequestId(request.stack), service: CONTROL_SERVICE, address: request.by, meta }, { ttlMs });
+}
+
+export async function withdrawDownRequest(discovery: DiscoveryManager, stack: string): Promise<void> {
+  await discovery.deregister(CONTROL_SERVICE, downRequestId(stack));
+}
+
+/** The down request a control record carries for `stack`, if it is one. */
+export function parseDownRequest(record: ServiceInstance, stack: string): DownRequest | undefined {
+  const { meta } = record;
+  if (record.service !== CONTROL_SERVICE || record.id !== downRequestId(stack) || meta.stack !== stack || meta.action !== 'down') return undefined;
+  const at = Date.parse(meta.requestedAt ?? '');
+  if (Number.isNaN(at)) return undefined;
+  const timeoutMs = meta.timeoutMs === undefined ? undefined : Number(meta.timeoutMs);
+  return {
+    stack,
+    requestedAt: new Date(at).toISOString(),
+    by: record.address,
+    ...(timeoutMs !== undefined && Number.isFinite(timeoutMs) && timeoutMs >= 0 ? { timeoutMs } : {}),
+  };
+}
+
+/**
+ * In a running `stack up`: call `onRequest` once, for the first down request of `stack` made
+ * after `since` (epoch milliseconds). Returns the function that stops watching.
+ */
+export function watchDownRequests(discovery: DiscoveryManager, stack: string, since: number, onRequest: (request: DownRequest) => void): () => void {
+  const stop = new AbortController();
+  void (async () => {
+    try {
+      for await (const list of discovery.watch(CONTROL_SERVICE, { signal: stop.signal })) {
+        const request = list.map((r) => parseDownRequest(r, stack)).find((r) => r !== undefined && Date.parse(r.requestedAt) > since);
+        if (!request) continue;
+        stop.abort();
+        onRequest(request);
+        return;
+      }
+    } catch {
+      // Stopped, or discovery closed under it: nothing more to watch.
+    }
+  })();
+  return () => stop.abort();
 }

@@ -36,15 +36,27 @@ export interface DockerRuntimeOptions extends DockerConnectOptions {
   pingTimeoutMs?: number;
 }
 
-/** The runtime made from the profile's `docker:` section (found by name: src/runtime/create.ts). */
-export const fromProfile: RuntimeFactory<DockerRuntimeSettings> = async ({ settings, pull }) =>
-  createDockerRuntime({
-    ...(settings.host !== undefined ? { host: settings.host } : {}),
+/**
+ * The runtime made from the profile's `docker:` section (found by name: src/runtime/create.ts). A
+ * profile with `hosts:` gets one engine per host behind it (docker-hosts.ts); the section's TLS
+ * settings and network apply to every engine, its `host` names the default one.
+ */
+export const fromProfile: RuntimeFactory<DockerRuntimeSettings> = async ({ settings, pull, hosts, onWarning }) => {
+  const options = (host: string | undefined): DockerRuntimeOptions => ({
+    ...(host !== undefined ? { host } : {}),
     ...(settings.tlsVerify !== undefined ? { tlsVerify: settings.tlsVerify } : {}),
     ...(settings.certPath !== undefined ? { certPath: settings.certPath } : {}),
     ...(settings.network !== undefined ? { network: settings.network } : {}),
     ...(pull !== undefined ? { pull } : {}),
   });
+  if (!hosts) return createDockerRuntime(options(settings.host));
+  const { createDockerHostsRuntime } = await import('./docker-hosts.js');
+  return createDockerHostsRuntime({
+    hosts,
+    engineRuntime: (url) => createDockerRuntime(options(url ?? settings.host)),
+    ...(onWarning ? { onWarning } : {}),
+  });
+};
 
 /** How often `wait` looks again while Docker is restarting a container. */
 const RESTART_POLL_MS = 200;

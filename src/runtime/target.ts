@@ -37,9 +37,11 @@ export function healthTargetFor(
   if (port !== undefined) {
     const endpoint = check.host !== undefined ? { host: check.host, port } : runtime.endpoint(handle, port);
     const placed = check.host === undefined && service.host !== undefined && isLoopbackHost(endpoint.host) && !isLoopbackHost(service.address);
+    // A container published on its host's address (hub-spoke: another host's engine) is probed there.
+    const publishedAtHost = check.host === undefined && service.host !== undefined && endpoint.host === service.address;
     target.host = placed ? service.address : endpoint.host;
     target.port = endpoint.port;
-    if (placed || check.host !== undefined) target.remoteAllowed = true;
+    if (placed || publishedAtHost || check.host !== undefined) target.remoteAllowed = true;
   } else if (check.host !== undefined) {
     target.host = check.host;
     target.remoteAllowed = true;

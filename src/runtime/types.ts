@@ -56,6 +56,11 @@ export interface ServiceHandle {
    * port (`"3000"`). Kept in the handle so `endpoint()` works in a process that did not start it.
    */
   publishedPorts?: Record<string, { host: string; port: number }>;
+  /**
+   * A stack across hosts: the declared host whose engine runs the instance (docker: the engine it
+   * was created on), so stop, inspect and logs reach it from any process, after a `kill -9` too.
+   */
+  host?: string;
 }
 
 export interface ExitInfo {

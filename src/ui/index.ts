@@ -5,7 +5,7 @@
  */
 import { errorText } from '../util/error-text.js';
 import type { DiscoveryManager } from '../discovery/manager.js';
-import { createRuntimeSet } from '../engine/runtimes.js';
+import { runtimeSetFor } from '../engine/runtimes.js';
 import type { EngineEvent } from '../engine/types.js';
 import type { Profile } from '../profile/types.js';
 import { createServiceData } from './data.js';
@@ -32,7 +32,7 @@ export type ServedUi = UiServer;
 
 export async function serveUi(opts: ServeUiOptions): Promise<ServedUi> {
   const { profile, stateDir, cwd } = opts;
-  const runtimes = createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm });
+  const runtimes = runtimeSetFor(profile, { stateDir });
   const discovery = await openDiscovery(profile, opts.onWarning);
   const masker = createMasker(profile, { stateDir, cwd, ...(opts.vars ? { vars: opts.vars } : {}), ...(opts.varsFile ? { varsFile: opts.varsFile } : {}) });
   const feed = createFeed({ profile, stateDir, cwd, runtimes, ...(discovery ? { discovery } : {}), ...(opts.events ? { events: opts.events } : {}) });

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { ExitCode, UsageError } from '../../errors.js';
 import { loadProfile } from '../../profile/load.js';
 import type { ServiceHandle } from '../../runtime/types.js';
+import { thisHost } from '../host.js';
 import { profileRef, type CommonOptions } from '../common.js';
 import type { Output } from '../output.js';
 
@@ -24,9 +25,10 @@ export async function run(opts: LogsOptions, o: Output, args: string[]): Promise
   if (!spec) throw new UsageError(`stack '${profile.name}' has no service '${service}'`);
 
   const { stateDirOf, readStateFile } = await import('../../engine/state.js');
-  const { createRuntimeSet } = await import('../../engine/runtimes.js');
+  const { runtimeSetFor } = await import('../../engine/runtimes.js');
   const stateDir = stateDirOf(profile);
-  const runtimes = createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm });
+  const host = thisHost(profile, undefined);
+  const runtimes = runtimeSetFor(profile, { stateDir, ...(host !== undefined ? { host } : {}) });
   const interrupt = new AbortController();
   const onSignal = () => interrupt.abort();
   process.on('SIGINT', onSignal);

@@ -2,24 +2,43 @@
  * `stack status`: every service's state, health, pid/container, uptime, restarts and last health
  * result, and the last re-render of its templates — read from the state file and checked against the runtimes, so it works for a stack
  * started by another `stack` process, even one that was killed.
+ *
+ * A stack across hosts (`hosts:`), from any host: one row per instance on every host — host, state,
+ * health, address, age of its last heartbeat — this machine's from its state and runtimes, the
+ * others' from discovery (engine/status-hosts.ts); `--host` (or `STACK_HOST`) says which host this is.
  */
 import { ExitCode } from '../../errors.js';
 import type { ServiceStatusView } from '../../engine/status.js';
+import type { HostInstanceView } from '../../engine/status-hosts.js';
 import { loadProfile } from '../../profile/load.js';
 import { formatDuration } from '../../util/duration.js';
 import { profileRef, type CommonOptions } from '../common.js';
+import { thisHost } from '../host.js';
 import { clean, pad, paint, type Output, type Style } from '../output.js';
 
-export async function run(opts: CommonOptions, o: Output): Promise<number> {
+interface StatusOptions extends CommonOptions {
+  host?: string;
+}
+
+export async function run(opts: StatusOptions, o: Output): Promise<number> {
   const profile = loadProfile(profileRef(opts, o));
+  const host = thisHost(profile, opts.host);
   const { stackStatus } = await import('../../engine/stack.js');
-  const view = await stackStatus(profile);
+  const view = await stackStatus(profile, {
+    ...(host !== undefined ? { host } : {}),
+    onWarning: (message) => {
+      if (!opts.json) o.err(paint(o, 'yellow', `warning: ${message}`));
+    },
+  });
   if (opts.json) {
     o.json(view);
     return ExitCode.ok;
   }
+  if (view.hosts?.discoveryError !== undefined) {
+    o.err(paint(o, 'yellow', `warning: discovery could not be read, only this machine's share is shown: ${clean(view.hosts.discoveryError)}`));
+  }
   if (view.empty) {
-    o.out(`stack '${profile.name}': nothing is running`);
+    o.out(`stack '${profile.name}': nothing is running${view.hosts ? ' on any host' : ''}`);
     return ExitCode.ok;
   }
   const owner = !view.owner
@@ -27,10 +46,30 @@ export async function run(opts: CommonOptions, o: Output): Promise<number> {
     : view.owner.alive
       ? ` — supervised by pid ${view.owner.pid}${view.owner.detached ? ' (detached)' : ''}`
       : ` — started by pid ${view.owner.pid} (no longer running; nothing supervises it)`;
-  o.out(paint(o, 'bold', `stack '${profile.name}'${view.phase ? `: ${clean(view.phase)}` : ''}${owner}`));
-  printTable(o, view.services);
+  const across = view.hosts ? ` — ${view.hosts.strategy}${view.hosts.host !== undefined ? `, this is host ${clean(view.hosts.host)}` : ''}` : '';
+  o.out(paint(o, 'bold', `stack '${profile.name}'${view.phase ? `: ${clean(view.phase)}` : ''}${owner}${across}`));
+  if (view.hosts) printHostsTable(o, view.hosts.instances);
+  else printTable(o, view.services);
   printRenders(o, view.services);
   return ExitCode.ok;
+}
+
+/** Every instance on every host: where it runs, how it does, when its registration was last renewed. */
+function printHostsTable(o: Output, instances: HostInstanceView[]): void {
+  const rows = instances.map((i) =>
+    [
+      i.service,
+      i.host,
+      i.state,
+      i.health,
+      i.address !== undefined ? `${i.address.includes(':') ? `[${i.address}]` : i.address}${i.port !== undefined ? `:${i.port}` : ''}` : '-',
+      i.heartbeatAgeMs !== undefined ? `${(i.heartbeatAgeMs / 1000).toFixed(1)}s ago` : '-',
+      i.local ? (i.local.pid !== undefined ? String(i.local.pid) : (i.local.container ?? '-')) : '-',
+      i.local?.uptimeMs !== undefined ? uptime(i.local.uptimeMs) : '-',
+      i.local ? String(i.local.restarts) : '-',
+    ].map(clean),
+  );
+  printRows(o, ['SERVICE', 'HOST', 'STATE', 'HEALTH', 'ADDRESS', 'HEARTBEAT', 'PID/CONTAINER', 'UPTIME', 'RESTARTS'], rows, 2);
 }
 
 /** The last re-render of each service's templates after startup (the supervisor keeps them following discovery). */
@@ -56,6 +95,8 @@ const STATE_STYLE: Record<string, Style> = {
   stopped: 'gray',
   running: 'green',
   rejected: 'red',
+  registered: 'green',
+  'not registered': 'red',
 };
 
 function uptime(ms: number): string {
@@ -77,7 +118,11 @@ function printTable(o: Output, services: ServiceStatusView[]): void {
     // A swarm service: one line per task, on the node it runs on, with the cluster's state and health.
     ...(s.tasks ?? []).map((t) => [`  task ${t.slot}`, t.state, t.health, `on ${t.node}`, '-', '-', t.error ?? ''].map(clean)),
   ]);
-  const head = ['SERVICE', 'STATE', 'HEALTH', 'PID/CONTAINER', 'UPTIME', 'RESTARTS', 'LAST HEALTH'];
+  printRows(o, ['SERVICE', 'STATE', 'HEALTH', 'PID/CONTAINER', 'UPTIME', 'RESTARTS', 'LAST HEALTH'], rows, 1);
+}
+
+/** Columns padded to their widest cell; the state column (`stateColumn`) coloured. */
+function printRows(o: Output, head: string[], rows: string[][], stateColumn: number): void {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)) + 2);
   o.out(head.map((h, i) => (i === head.length - 1 ? h : pad(h, widths[i]!))).join(''));
   for (const r of rows) {
@@ -85,7 +130,7 @@ function printTable(o: Output, services: ServiceStatusView[]): void {
       r
         .map((cell, i) => {
           const text = i === r.length - 1 ? cell : pad(cell, widths[i]!);
-          return i === 1 ? paint(o, STATE_STYLE[cell] ?? 'yellow', text) : text;
+          return i === stateColumn ? paint(o, STATE_STYLE[cell] ?? 'yellow', text) : text;
         })
         .join(''),
     );

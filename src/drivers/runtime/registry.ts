@@ -42,6 +42,21 @@ export interface RuntimeCreateContext<Settings> {
   pull?: PullPolicy;
   /** Something the runtime did that the user should hear of (a daemonised survivor stopped): a warning event. */
   onWarning?: (message: string) => void;
+  /** The profile spans hosts (`hosts:`): where each service's host is, and which host this process runs on. */
+  hosts?: RuntimeHosts;
+}
+
+/**
+ * A stack across hosts, as a runtime sees it: the declared hosts (their addresses, and the
+ * address of each one's Docker engine when it has one), and how they are driven.
+ */
+export interface RuntimeHosts {
+  /** Every declared host, by name. */
+  hosts: Readonly<Record<string, { address: string; docker?: string }>>;
+  /** One process drives every host's services (hub-spoke); otherwise each host drives its own share. */
+  hub: boolean;
+  /** The declared host this process runs on (`--host`, `STACK_HOST`), when known. */
+  local?: string;
 }
 
 /**
