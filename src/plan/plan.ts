@@ -5,7 +5,8 @@
  * waves say what can run in parallel, and the critical chain bounds how fast `up` can be.
  */
 import { describeHealthCheck } from '../health/registry.js';
-import type { Profile, ServiceSpec } from '../profile/types.js';
+import { isLoopbackHost } from '../health/loopback.js';
+import { ALL_HOSTS, type Profile, type ServiceSpec } from '../profile/types.js';
 import { runtimeDefinition } from '../drivers/runtime/registry.js';
 import { placementOf, resolveHost, runsPerHost, type Placement } from './hosts.js';
 import type { Plan, PlannedService, RemoteDependency, StackGraph } from './types.js';
@@ -21,6 +22,13 @@ export interface PlanOptions {
 }
 
 type PlanProfile = Pick<Profile, 'name'> & Partial<Pick<Profile, 'hosts' | 'coordination'>>;
+
+/** Where its check probes: a service placed on a host is probed at its address there (runtime/target.ts). */
+function probedAt(svc: ServiceSpec, hc: NonNullable<ServiceSpec['healthCheck']>): NonNullable<ServiceSpec['healthCheck']> {
+  if (svc.host === undefined || hc.host !== undefined) return hc;
+  if (svc.host === ALL_HOSTS && svc.addressFromHost && isLoopbackHost(svc.address)) return { ...hc, host: "each host's address" }; // not filled in yet
+  return isLoopbackHost(svc.address) ? hc : { ...hc, host: svc.address };
+}
 
 export function planStack(profile: PlanProfile, graph: StackGraph, opts: PlanOptions = {}): Plan {
   const skipped: Plan['skipped'] = [];
@@ -139,7 +147,7 @@ export function planStack(profile: PlanProfile, graph: StackGraph, opts: PlanOpt
       wave: wave.get(unitOf(name)) ?? -1,
       ...runsOf(svc),
       ...(svc.port !== undefined ? { port: svc.port } : {}),
-      ...(hc ? { health: describeHealthCheck(hc) } : svc.kind === 'task' ? { health: 'exit 0' } : {}),
+      ...(hc ? { health: describeHealthCheck(probedAt(svc, hc)) } : svc.kind === 'task' ? { health: 'exit 0' } : {}),
       ...(group !== undefined ? { group } : {}),
       ...(svc.host !== undefined ? { host: svc.host } : {}),
     });

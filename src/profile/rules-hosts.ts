@@ -5,6 +5,7 @@
  */
 import net from 'node:net';
 import { DISCOVERY_DRIVERS } from '../discovery/registry.js';
+import { isLoopbackHost } from '../health/loopback.js';
 import { dnsLabelProblem } from '../util/names.js';
 import { didYouMean } from '../util/suggest.js';
 import type { RawProblem } from './issues.js';
@@ -20,14 +21,6 @@ const EXTERNAL_KEYS = new Set(['external', 'stack', 'description', 'enable', 'sc
 
 /** Backends where every host can register and see the others, by name (their definitions say `shared`). */
 export const SHARED_BACKENDS: readonly string[] = DISCOVERY_DRIVERS.filter((d) => d.shared && d.capabilities.register).map((d) => d.name);
-
-export function isLoopbackHost(host: string): boolean {
-  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  if (bare === 'localhost') return true;
-  if (net.isIPv4(bare)) return bare.startsWith('127.');
-  if (net.isIPv6(bare)) return bare === '::1' || /^::ffff:127\./i.test(bare);
-  return false;
-}
 
 /** The one strategy not built yet is refused rather than quietly run as another. */
 const strategy: Rule = (profile) =>

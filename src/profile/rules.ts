@@ -12,7 +12,8 @@ import { durationProblem } from '../util/duration.js';
 import { isPlainObject } from './merge.js';
 import { dnsLabelProblem } from '../util/names.js';
 import type { RawProblem } from './issues.js';
-import { HOST_RULES, isLoopbackHost } from './rules-hosts.js';
+import { isLoopbackHost } from '../health/loopback.js';
+import { HOST_RULES } from './rules-hosts.js';
 import type { RawProfile } from './schema.js';
 import { DEPENDENCY_TYPES, type DependencySpec, type DependencyType, type HealthCheckSpec, type Profile, type ServiceSpec } from './types.js';
 

@@ -38,7 +38,7 @@ export function healthTargetFor(
     const endpoint = check.host !== undefined ? { host: check.host, port } : runtime.endpoint(handle, port);
     const placed = check.host === undefined && service.host !== undefined && isLoopbackHost(endpoint.host) && !isLoopbackHost(service.address);
     // A container published on its host's address (hub-spoke: another host's engine) is probed there.
-    const publishedAtHost = check.host === undefined && service.host !== undefined && endpoint.host === service.address;
+    const publishedAtHost = check.host === undefined && service.host !== undefined && endpoint.host === service.address && !isLoopbackHost(endpoint.host);
     target.host = placed ? service.address : endpoint.host;
     target.port = endpoint.port;
     if (placed || publishedAtHost || check.host !== undefined) target.remoteAllowed = true;

@@ -32,6 +32,18 @@ const SERVICES = {
 };
 
 describe('planStack with a host', () => {
+  it("says a placed service's check probes its host's address, as the engine does", () => {
+    const p = profile('mesh', {
+      db: { host: 'data', port: 5432, healthCheck: { strategy: 'tcp' } },
+      relay: { host: 'all', port: 7000, healthCheck: { strategy: 'tcp' } },
+    });
+    const whole = planStack(p, buildGraph(p).graph);
+    expect(whole.services.find((s) => s.name === 'db')!.health).toContain('10.0.0.12:5432');
+    expect(whole.services.find((s) => s.name === 'relay')!.health).toContain("each host's address");
+    const edge = profileOnHost(p, 'edge');
+    expect(planStack(edge, buildGraph(edge).graph, { host: 'edge' }).services.find((s) => s.name === 'relay')!.health).toContain('10.0.0.11:7000');
+  });
+
   it("runs this host's services and host: all ones; the rest is remote (what it depends on) or skipped", () => {
     const p = profile('mesh', SERVICES);
     const plan = planStack(p, buildGraph(p).graph, { host: 'edge' });
