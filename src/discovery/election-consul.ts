@@ -169,6 +169,8 @@ export async function createConsulElection(config: ConsulConfig, options: Electi
   /** The session of the campaign under way, once created. */
   let candidacy: SessionLease | undefined;
   let observing: Promise<void> | undefined;
+  /** The newest view of the leader key this candidate has read, and the index it was read at. */
+  let latest: { view: Leadership | null; revision: number } | undefined;
 
   const tls = config.tls;
   const agentOptions = {
@@ -387,6 +389,7 @@ export async function createConsulElection(config: ConsulConfig, options: Electi
 
   /** What this candidate now knows of the leader key (read at `revision`): published, and checked against the term it holds. */
   function learn(view: Leadership | null, revision: number): void {
+    if (!latest || revision >= latest.revision) latest = { view, revision };
     feed.publish(view, revision);
     if (held && revision >= held.term && (view === null || view.term !== held.term)) {
       const why = view ? `the leader key is now held under term ${view.term} (candidate '${view.leader.id}')` : 'the leader key is no longer locked';
@@ -418,7 +421,10 @@ export async function createConsulElection(config: ConsulConfig, options: Electi
     lease.onGone = () => loseTerm(term, 'expired', `consul invalidated the leader's session (a renew answered 404)`);
     held = { term, lease, deadline };
     candidacy = undefined;
+    const seen = latest;
     learn({ leader: { ...candidate }, term }, term);
+    // The observation may already have read the key after this lock (say, released again): that decides.
+    if (seen && seen.revision > term) learn(seen.view, seen.revision);
     return { leader: { ...candidate }, term };
   }
 
