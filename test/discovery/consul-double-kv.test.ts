@@ -53,13 +53,23 @@ describe('sessions', () => {
     // A number below 1000 counts seconds (FixupLockDelay); an empty Checks list drops serfHealth.
     const other = await session({ LockDelay: 5, Checks: [], TTL: '2s', Behavior: 'delete' });
     const [o] = (await get(`/v1/session/info/${other}`)).json() as Record<string, unknown>[];
-    expect(o).toMatchObject({ LockDelay: 5e9, NodeChecks: null, TTL: '2s', Behavior: 'delete' });
+    expect(o).toMatchObject({ LockDelay: 5e9, NodeChecks: [], TTL: '2s', Behavior: 'delete' });
     const short = await put('/v1/session/create', { TTL: '100ms' });
     expect(short.status).toBe(500);
     expect(short.text).toMatch(/Invalid Session TTL '100000000', must be between \[500ms=24h0m0s\]/);
     expect((await put('/v1/session/create', { Behavior: 'keep' })).text).toMatch(/Invalid Behavior setting 'keep'/);
     expect((await put('/v1/session/create', { Node: 'nowhere' })).text).toMatch(/Missing node registration/);
     expect((await put('/v1/session/create', { NodeChecks: ['no-such-check'] })).text).toMatch(/Missing check 'no-such-check' registration/);
+  });
+
+  test('a session bound to a service check is invalidated when that check turns critical', async () => {
+    await put('/v1/agent/service/register', { Name: 'web', ID: 'web-1', Check: { TTL: '30s', Status: 'passing' } });
+    const id = await session({ ServiceChecks: [{ ID: 'service:web-1' }] });
+    expect(((await get(`/v1/session/info/${id}`)).json() as unknown[]).length).toBe(1);
+    await put('/v1/agent/check/fail/service:web-1');
+    expect((await get(`/v1/session/info/${id}`)).json()).toEqual([]);
+    expect((await put('/v1/session/create', { ServiceChecks: [{ ID: 'service:web-1' }] })).text).toMatch(/Check 'service:web-1' is in critical state/);
+    await put('/v1/agent/service/deregister/web-1');
   });
 
   test('renew answers the session, or 404 once it is gone; destroy is idempotent; list and node list what lives', async () => {

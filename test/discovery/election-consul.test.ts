@@ -86,7 +86,7 @@ describe('consul election specifics', () => {
       TTL: `${consulSessionTtlMs(TTL_MS)}ms`,
       Behavior: 'release',
       LockDelay: consulLockDelayMs(TTL_MS) * 1e6,
-      NodeChecks: null,
+      NodeChecks: [],
     });
     await a.fencedWrite('x', 'y', term);
     const stored = await kv('atproto-stacks/stacks/layout/fenced/x');
