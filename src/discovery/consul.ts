@@ -574,7 +574,7 @@ function toInstances(entries: HealthEntry[]): ServiceInstance[] {
   return sortById(list);
 }
 
-interface ConsulTarget {
+export interface ConsulTarget {
   host: string;
   port: number;
   secure: boolean;
@@ -583,7 +583,7 @@ interface ConsulTarget {
 }
 
 /** `consulAddress` is `host:port` or a URL; `consulScheme` applies to the former. */
-function consulTarget(config: ConsulConfig): ConsulTarget {
+export function consulTarget(config: ConsulConfig): ConsulTarget {
   const raw = config.consulAddress || consulDriver.defaults.consulAddress;
   const url = new URL(raw.includes('://') ? raw : `${config.consulScheme}://${raw}`);
   const secure = url.protocol === 'https:';

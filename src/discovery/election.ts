@@ -7,8 +7,9 @@
  *           ttl; the term is the create revision of the leader's key (`election-etcd.ts`).
  *   NATS    a JetStream KV key created only if absent, refreshed by revision-checked updates,
  *           expiring with the bucket's TTL; the term is the revision of the create (`election-nats.ts`).
- *   Consul  (to come) a session with a TTL and a lock-delay, a KV acquire; the term is the
- *           acquire's ModifyIndex, and a fenced write is a transaction with `check-session`.
+ *   Consul  a session with a TTL (half the stack's ttl: Consul lapses it within two) and a
+ *           lock-delay, a KV lock on the leader key; the term is the lock's ModifyIndex, and a
+ *           fenced write is a transaction with `check-index` and `check-session` (`election-consul.ts`).
  *
  * A term is a number that only grows for as long as the backend keeps its store. Everything a
  * leader writes through `fencedWrite` carries its term, and the backend refuses a write whose
@@ -19,7 +20,7 @@
  * server when it has heard nothing from the backend, so by the time another candidate can win the
  * next term, the old one has already been told to stop.
  *
- * A backend elects when its definition carries an `election` (`drivers/etcd.ts`, `drivers/nats.ts`);
+ * A backend elects when its definition carries an `election` (`drivers/consul.ts`, `drivers/etcd.ts`, `drivers/nats.ts`);
  * `createElection` picks the first configured one that does, and says clearly when none does.
  */
 import { ExitCode, InvalidInputError, StackError, UnsupportedError, type Problem } from '../errors.js';
@@ -81,7 +82,7 @@ export interface FencedValue {
 }
 
 export interface Election {
-  /** The backend's name (`etcd`, `nats`). */
+  /** The backend's name (`consul`, `etcd`, `nats`). */
   readonly backend: string;
   readonly stack: string;
   readonly candidate: ElectionCandidate;

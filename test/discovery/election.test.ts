@@ -22,8 +22,9 @@ const candidate = { id: 'sup-1', host: 'host-1', address: '10.0.0.1' };
 const lead = (term: number, id = 'a'): Leadership => ({ leader: { id, host: `host-${id}`, address: '10.0.0.1' }, term });
 
 describe('which backends elect', () => {
-  test('etcd and NATS declare an election on their definitions; the others do not', () => {
-    expect(electionBackends()).toEqual(['etcd', 'nats']);
+  test('Consul, etcd and NATS declare an election on their definitions; the others do not', () => {
+    expect(electionBackends()).toEqual(['consul', 'etcd', 'nats']);
+    expect(canElect('consul')).toBe(true);
     expect(canElect('etcd')).toBe(true);
     expect(canElect('file')).toBe(false);
     for (const driver of DISCOVERY_DRIVERS) {
@@ -35,10 +36,8 @@ describe('which backends elect', () => {
     const config = testDiscoveryConfig({ backends: ['file', 'memory'] });
     const err = await createElection(config, { stack: 'app', candidate }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UnsupportedError);
-    expect(String(err)).toMatch(/discovery backends file, memory does not support leader election \(backends that elect: etcd, nats\)/);
-    await expect(createElection(config, { stack: 'app', candidate, backend: 'consul' })).rejects.toThrow(
-      /discovery backend consul does not support leader election/,
-    );
+    expect(String(err)).toMatch(/discovery backends file, memory does not support leader election \(backends that elect: consul, etcd, nats\)/);
+    await expect(createElection(config, { stack: 'app', candidate, backend: 'dns' })).rejects.toThrow(/discovery backend dns does not support leader election/);
     await expect(createElection(testDiscoveryConfig({ backends: [] }), { stack: 'app', candidate })).rejects.toThrow(
       /discovery without a backend does not support/,
     );
