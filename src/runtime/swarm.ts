@@ -50,7 +50,7 @@ import {
   SWARM_LABELS,
   type SwarmFile,
 } from './swarm-spec.js';
-import { describeTasks, readiness, type SwarmTask, type TaskView } from './swarm-tasks.js';
+import { describeTasks, readiness, taskInstances, type NodeDirectory, type SwarmTask, type TaskView } from './swarm-tasks.js';
 import type { ExitInfo, InstanceStatus, LogOptions, Runtime, ServiceHandle } from './types.js';
 
 export interface SwarmRuntimeOptions extends SwarmRuntimeSettings {
@@ -117,7 +117,7 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
     }
   }
 
-  async function nodeAddresses(d: Dockerode): Promise<Map<string, { name: string; address: string; state: string }>> {
+  async function nodeAddresses(d: Dockerode): Promise<NodeDirectory> {
     const nodes = (await d.listNodes()) as SwarmNode[];
     return new Map(
       nodes.map((n) => {
@@ -449,6 +449,16 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
 
     logs(handle, logOpts) {
       return followLogs(handle, logOpts);
+    },
+
+    async placements(handle, service) {
+      // Each running task at its node's address and published port (swarm-tasks.ts), for discovery.
+      return call(`listing the tasks of swarm service '${handle.service}'`, async (d) => {
+        const name = handle.containerName ?? swarmServiceName(handle.stack, handle.service);
+        const [tasks, nodes] = await Promise.all([tasksOf(d, name), nodeAddresses(d)]);
+        const own = { name: handle.service, port: service?.port, scheme: service?.scheme };
+        return taskInstances(tasks, nodes, own, swarmNetworkName(handle.stack, opts));
+      });
     },
 
     async discover(stack) {
