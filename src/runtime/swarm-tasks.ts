@@ -115,10 +115,11 @@ export type NodeDirectory = Map<string, { name: string; address: string; state: 
 /**
  * The tasks clients may be sent to, one per slot: desired and observed running (so healthy, see
  * the header) on a node that is up. Each is where its port is published in host mode: its node's
- * address and the published port. A task whose port is not published is at its own address on
- * the stack's overlay network with the container port (reachable inside the cluster only).
- * `meta.overlay` is the service's name on the overlay network (every task behind it, dnsrr);
- * `tasks.<overlay>` names each task.
+ * address and the published port. A task whose port is not published is reached through
+ * the overlay network: the service's name there and the container port (in-cluster only; a
+ * stable name, so a task that moves does not change what dependents render).
+ * `meta.overlay` is the service's name on the overlay network (every task behind it, dnsrr),
+ * `meta.taskAddress` the task's own address there; `tasks.<overlay>` resolves to every task.
  */
 export function taskInstances(
   tasks: SwarmTask[],
@@ -138,12 +139,13 @@ export function taskInstances(
     if (bySlot.has(key)) continue;
     const meta: Record<string, string> = { node: node.name, slot: key, task: t.ID, overlay: service.name };
     const instance: Placement = { key, address: node.address, meta };
+    const own = t.NetworksAttachments?.find((n) => n.Network?.Spec?.Name === network)?.Addresses?.[0]?.split('/')[0];
+    if (own) meta.taskAddress = own;
     if (service.port !== undefined) {
       meta.overlayUrl = url(service.name, service.port);
       const published = t.Status?.PortStatus?.Ports?.find((p) => p.TargetPort === service.port && p.PublishedPort)?.PublishedPort;
-      const own = t.NetworksAttachments?.find((n) => n.Network?.Spec?.Name === network)?.Addresses?.[0]?.split('/')[0];
       if (published !== undefined) Object.assign(instance, { port: published, url: url(node.address, published) });
-      else if (own) Object.assign(instance, { address: own, port: service.port, url: url(own, service.port) });
+      else Object.assign(instance, { address: service.name, port: service.port, url: meta.overlayUrl });
     }
     bySlot.set(key, instance);
   }

@@ -21,6 +21,8 @@
  * - Everything is found by label on the manager, so `status`, `logs` and `down` work from any
  *   machine that reaches a manager, after a `kill -9` of the `stack` that created it.
  * - Swarm applies the restart policy and reschedules tasks of lost nodes (`appliesRestartPolicy`).
+ * - Discovery: `placements` lists each running task at its node's address and published port
+ *   (swarm-tasks.ts); the engine registers one record per task and follows them (engine/instances.ts).
  */
 import { rm } from 'node:fs/promises';
 import { renderedContent } from './rendered.js';

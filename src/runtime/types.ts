@@ -104,7 +104,7 @@ export interface Placement {
   port?: number;
   /** Where clients reach it, as a URL (scheme from the service, default http), when there is a port. */
   url?: string;
-  /** What else a template may want (swarm: `node`, `slot`, `task`, `overlay`, `overlayUrl`). */
+  /** What else a template may want (swarm: `node`, `slot`, `task`, `taskAddress`, `overlay`, `overlayUrl`). */
   meta: Record<string, string>;
 }
 
