@@ -335,6 +335,10 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
     name: 'swarm',
     appliesRestartPolicy: true,
 
+    async connect() {
+      await docker().catch(() => undefined);
+    },
+
     async prepare(stack, services, { signal }) {
       const own = services.filter((s) => (s.runtime as string) === 'swarm');
       const problems = own.flatMap((s) => swarmServiceProblems(s, opts));

@@ -126,6 +126,12 @@ export interface Runtime {
    * The engine then does not restart instances; `wait` resolves only when one has stopped for good.
    */
   readonly appliesRestartPolicy?: boolean;
+  /**
+   * Reach the engine ahead of the first request (a client library's import, a connection), so a
+   * later request does not wait for it: `down` calls it while the stack's owner stops its services.
+   * Never fails (a later request reports what is wrong).
+   */
+  connect?(): Promise<void>;
   /** Once before any start: check the engine is reachable (UnreachableError), create networks, pull images. */
   prepare(stack: string, services: ServiceSpec[], opts: { signal?: AbortSignal }): Promise<void>;
   start(req: StartRequest): Promise<ServiceHandle>;
