@@ -7,18 +7,24 @@
  *   direct Docker API stop (dockerode, in this process: no start-up, no profile, no discovery),
  *   of the same containers `stack up` started. A chain's reverse order makes its stops sequential,
  *   so no ordered `down` can do better than this sum;
- * - start-up: the command's own, `stack --version` (Node, the CLI's modules), and `node -e 0`;
+ * - start-up, three baselines: `node -e 0`; `stack --version` (Node and the CLI's own modules);
+ *   `stack validate` of the same profile (also reading and checking the profile, which `down`
+ *   must do before it knows which stack to stop);
  * - down: `stack down` of the same chain, as a user runs it (a separate process).
  *
  * Each round brings up two such chains with `stack up --detach`, then, back to back (the order
  * alternating between rounds, so drifting machine load hits both alike): the direct stops of one
  * (whose supervisor was first relieved, as a later `up` does, so nothing reacts to the stops; a
  * `stack down` afterwards removes what is left, untimed) and `stack down` of the other.
- * Ratio: down / (floor + start-up); target <= 1.2.
+ * Ratio: down / (floor + start-up), for each start-up baseline; target <= 1.2.
  * Containers use host networking on 127.0.0.1. No image is pulled: busybox is imported from
  * Debian's busybox-static (the recipe of test/fixtures/docker-image.ts).
  *
- *   npm run build && node bench/docker-down.mjs [rounds] [--chain N] [--timeline]
+ *   npm run build && node bench/docker-down.mjs [rounds] [--chain N] [--timeline] [--compare other/bin/stack.js]
+ *
+ * `--compare` brings up a third chain per round with the other build and times its `stack down`
+ * too (an earlier commit built in another folder: `git worktree add --detach /tmp/old <commit>`,
+ * then `npm install` or a copy of node_modules and `npm run build` there).
  *
  * `--timeline` prints, for the last timed `stack down`, when each container was stopped
  * (docker events, ms after the command started).
@@ -34,8 +40,10 @@ import { freePort, median } from './lib.mjs';
 
 const run = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const STACK_BIN = path.join(root, 'bin', 'stack.js');
 const args = process.argv.slice(2);
+const STACK_BIN = path.join(root, 'bin', 'stack.js');
+/** `--compare <path>`: also time `stack down` of another build (say, of an earlier commit), in the same rounds. */
+const OTHER_BIN = args.includes('--compare') ? path.resolve(args[args.indexOf('--compare') + 1]) : undefined;
 const ROUNDS = Number(args.find((a) => /^\d+$/.test(a)) ?? 3);
 const CHAIN = Number(args[args.indexOf('--chain') + 1] && args.includes('--chain') ? args[args.indexOf('--chain') + 1] : 10);
 const TIMELINE = args.includes('--timeline');
@@ -88,11 +96,11 @@ function timeProcess(argv, cwd) {
   return ms;
 }
 
-async function chainUp(name, ports) {
+async function chainUp(name, ports, bin = STACK_BIN) {
   const cwd = path.join(tmp, name);
   mkdirSync(cwd, { recursive: true });
   writeFileSync(path.join(cwd, 'stack.json'), profile(name, ports));
-  timeProcess([STACK_BIN, 'up', '--detach', '--profile', 'stack.json'], cwd);
+  timeProcess([bin, 'up', '--detach', '--profile', 'stack.json'], cwd);
   return cwd;
 }
 
@@ -134,7 +142,7 @@ async function floorRound(name) {
  * `stack down`, timed; `docker events` say when the first container got its signal and when the
  * last one had stopped, which splits the time into before the first stop, the stops, and after.
  */
-async function downRound(name, cwd, timeline) {
+async function downRound(name, cwd, timeline, bin = STACK_BIN) {
   const events = spawn('docker', [
     'events',
     '--filter',
@@ -146,7 +154,7 @@ async function downRound(name, cwd, timeline) {
   events.stdout.on('data', (d) => (lines += d));
   await new Promise((r) => setTimeout(r, 300));
   const startedNs = BigInt(Date.now()) * 1_000_000n;
-  const ms = timeProcess([STACK_BIN, 'down', '--profile', 'stack.json'], cwd);
+  const ms = timeProcess([bin, 'down', '--profile', 'stack.json'], cwd);
   const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_STACK}=${name}`] } });
   if (left.length > 0) throw new Error(`stack down left ${left.length} containers`);
   await new Promise((r) => setTimeout(r, 300));
@@ -168,40 +176,57 @@ async function downRound(name, cwd, timeline) {
 const fmt = (ms) => `${ms.toFixed(0)} ms`;
 const ports = () => Promise.all(Array.from({ length: CHAIN }, freePort));
 
+/** Start-up baselines, each the median of three runs: `node -e 0`, `stack --version`, and `stack validate` of the chain's profile. */
+function startups(cwd) {
+  const m = (argv, dir) => median([0, 1, 2].map(() => timeProcess(argv, dir)));
+  return { node: m(['-e', '0'], root), version: m([STACK_BIN, '--version'], root), validate: m([STACK_BIN, 'validate', '--profile', 'stack.json'], cwd) };
+}
+
 try {
   await ensureImage();
   for (let i = 0; i < 3; i++) (timeProcess(['-e', '0'], root), timeProcess([STACK_BIN, '--version'], root)); // warm the disk cache
-  const r = { floor: [], down: [], version: [], node: [], ratio: [], ratioNode: [] };
+  const r = { floor: [], down: [], other: [], node: [], version: [], validate: [], byNode: [], byVersion: [], byValidate: [], otherByVersion: [] };
   for (let round = 0; round < ROUNDS; round++) {
     const name = `bench-down-${process.pid}-${round}`;
-    const [floorCwd, downCwd] = [await chainUp(`${name}-f`, await ports()), await chainUp(`${name}-d`, await ports())];
+    const floorCwd = await chainUp(`${name}-f`, await ports());
+    const downCwd = await chainUp(`${name}-d`, await ports());
+    const otherCwd = OTHER_BIN ? await chainUp(`${name}-o`, await ports(), OTHER_BIN) : undefined;
     await relieve(floorCwd, `${name}-f`);
-    const order = round % 2 === 0 ? ['floor', 'down'] : ['down', 'floor'];
+    // Back to back, in an order that rotates between rounds.
+    const kinds = ['floor', 'down', ...(OTHER_BIN ? ['other'] : [])];
+    const order = kinds.map((_, i) => kinds[(i + round) % kinds.length]);
     let floor = 0;
     let down = 0;
+    let other = 0;
     let parts;
     for (const what of order) {
       if (what === 'floor') floor = await floorRound(`${name}-f`);
-      else ({ ms: down, ...parts } = await downRound(`${name}-d`, downCwd, TIMELINE && round === ROUNDS - 1));
+      else if (what === 'down') ({ ms: down, ...parts } = await downRound(`${name}-d`, downCwd, TIMELINE && round === ROUNDS - 1));
+      else ({ ms: other } = await downRound(`${name}-o`, otherCwd, false, OTHER_BIN));
     }
     timeProcess([STACK_BIN, 'down', '--profile', 'stack.json'], floorCwd); // removes the stopped ones, untimed
-    const version = median([0, 1, 2].map(() => timeProcess([STACK_BIN, '--version'], root)));
-    const node = median([0, 1, 2].map(() => timeProcess(['-e', '0'], root)));
-    const ratio = down / (floor + version);
-    (r.floor.push(floor), r.down.push(down), r.version.push(version), r.node.push(node), r.ratio.push(ratio), r.ratioNode.push(down / (floor + node)));
+    const { node, version, validate } = startups(downCwd);
+    const ratios = { byNode: down / (floor + node), byVersion: down / (floor + version), byValidate: down / (floor + validate) };
+    if (OTHER_BIN) ratios.otherByVersion = other / (floor + version);
+    for (const [k, v] of Object.entries({ floor, down, other, node, version, validate, ...ratios })) r[k].push(v);
     console.log(
-      `round ${round + 1}: stack down ${fmt(down)}  floor ${fmt(floor)}  stack --version ${fmt(version)}  node -e 0 ${fmt(node)}  ` +
-        `ratio ${ratio.toFixed(2)} (vs floor + node -e 0: ${(down / (floor + node)).toFixed(2)})\n` +
-        `         down = ${fmt(parts.before)} to the first signal + ${fmt(parts.stops)} from there to the last container stopped + ${fmt(parts.after)} after`,
+      `round ${round + 1}: stack down ${fmt(down)} = ${fmt(parts.before)} to the first signal + ${fmt(parts.stops)} to the last container stopped + ${fmt(parts.after)} after\n` +
+        `         floor ${fmt(floor)}; start-up: node -e 0 ${fmt(node)}, stack --version ${fmt(version)}, stack validate ${fmt(validate)}\n` +
+        `         down / (floor + start-up): ${ratios.byNode.toFixed(2)}, ${ratios.byVersion.toFixed(2)}, ${ratios.byValidate.toFixed(2)}` +
+        (OTHER_BIN ? `\n         the other build's down ${fmt(other)}: / (floor + stack --version) ${ratios.otherByVersion.toFixed(2)}` : ''),
     );
   }
+  const md = (k) => median(r[k]);
   console.log(`\n${CHAIN}-service chain, median of ${ROUNDS} rounds (load average ${os.loadavg()[0].toFixed(1)})`);
-  console.log(`  stack down ${fmt(median(r.down))}; floor (sum of direct stops along the chain) ${fmt(median(r.floor))}`);
-  console.log(`  start-up: stack --version ${fmt(median(r.version))}, node -e 0 ${fmt(median(r.node))}`);
-  const m = median(r.ratio);
+  console.log(`  stack down ${fmt(md('down'))}; floor (sum of direct stops along the chain) ${fmt(md('floor'))}`);
   console.log(
-    `  ratio down / (floor + stack --version) ${m.toFixed(2)} (target <= 1.2: ${m <= 1.2 ? 'met' : 'NOT met'}); / (floor + node -e 0) ${median(r.ratioNode).toFixed(2)}`,
+    `  start-up: node -e 0 ${fmt(md('node'))}, stack --version ${fmt(md('version'))}, stack validate (its profile read and checked) ${fmt(md('validate'))}`,
   );
+  const verdict = (x) => `${x.toFixed(2)} (${x <= 1.2 ? 'met' : 'NOT met'})`;
+  console.log(
+    `  ratio down / (floor + start-up), target <= 1.2: node -e 0 ${verdict(md('byNode'))}, stack --version ${verdict(md('byVersion'))}, stack validate ${verdict(md('byValidate'))}`,
+  );
+  if (OTHER_BIN) console.log(`  the other build (${OTHER_BIN}): down ${fmt(md('other'))}, / (floor + stack --version) ${md('otherByVersion').toFixed(2)}`);
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -313,7 +313,7 @@ export async function askOwnerToStop(
   const deadlineMs = graces.map((g) => request.timeoutMs ?? g).reduce((a, b) => a + b, 0) + 10_000;
   try {
     // A look at /proc costs microseconds: look often, `down` returns as soon as the owner is gone.
-    await poll(() => (isProcessAlive(owner.pid, owner.processStartTime) ? undefined : true), { clock, deadlineMs, initialDelayMs: 10, maxDelayMs: 20 });
+    await poll(() => (isProcessAlive(owner.pid, owner.processStartTime) ? undefined : true), { clock, deadlineMs, initialDelayMs: 5, maxDelayMs: 10 });
     return true;
   } catch (err) {
     if (err instanceof PollTimeoutError) return false; // we stop what is left ourselves
