@@ -25,6 +25,7 @@ import type { Clock } from '../util/clock.js';
 import { sameInstance } from './converge.js';
 import type { RenderConfigs } from './engine.js';
 import type { LocalGates } from './gates.js';
+import { followInstances } from './instances.js';
 import { describeExit, restartDecision } from './restart.js';
 import type { RuntimeSet } from './runtimes.js';
 import type { StopTarget } from './stopper.js';
@@ -292,7 +293,7 @@ export class ServiceLifecycle {
     // The records its templates were last re-rendered against (after startup), then this run's own.
     const byKey = new Map<string, ServiceInstance>();
     for (const r of this.host.recordsFor?.(this.spec.name) ?? []) byKey.set(`${r.service}/${r.id}`, r);
-    for (const s of this.host.all()) if (s.instance) byKey.set(`${s.instance.service}/${s.instance.id}`, s.instance);
+    for (const s of this.host.all()) for (const r of s.records) byKey.set(`${r.service}/${r.id}`, r);
     const instances = [...byKey.values()];
     return renderConfigs ? renderConfigs(this.spec, { stack, profile, configDir, dependencies, instances }) : { files: [], environment: {} };
   }
@@ -338,7 +339,7 @@ export class ServiceLifecycle {
     for (const edge of this.host.graph.dependenciesOf(this.name)) {
       const dep = this.host.lifecycle(edge.to);
       const elsewhere = this.host.remoteInstances?.(edge.to) ?? [];
-      const here = dep?.instance ? [dep.instance] : [];
+      const here = dep?.records ?? [];
       if (here.length + elsewhere.length > 0) out[edge.to] = [...here, ...elsewhere];
     }
     return out;
@@ -390,6 +391,7 @@ export class ServiceLifecycle {
    * it must fail — another host holds its id — or undefined; any other problem is a warning.
    */
   private async register(): Promise<string | undefined> {
+    if (this.runtime?.placements && this.status.handle) return this.registerEachInstance();
     const { stack, discovery, settings, hosts } = this.host;
     const spec = this.spec;
     const { address, port } = this.registeredEndpoint();
@@ -427,6 +429,32 @@ export class ServiceLifecycle {
     if (this.loopbackWarned) return;
     this.loopbackWarned = true;
     this.host.warn(`bound to loopback (${address}) on host '${host}': not registered where other hosts would look`, this.name);
+  }
+
+  /** Records of a runtime that places its instances itself (Swarm's tasks), one per instance. */
+  private placed?: ServiceInstance[];
+
+  /** The runtime places its instances (Swarm): one registration per instance, following them as they move (instances.ts). */
+  private async registerEachInstance(): Promise<undefined> {
+    await this.stopKeepAlive?.();
+    const { host } = this;
+    const onChange = (records: ServiceInstance[]) => {
+      this.placed = records;
+      this.instance = records[0];
+    };
+    const follower = await followInstances({
+      ...{ stack: host.stack, spec: this.spec, runtime: this.runtime!, handle: this.status.handle!, discovery: host.discovery, clock: host.clock },
+      ...{ ttlMs: host.settings.ttlMs, intervalMs: host.settings.heartbeatIntervalMs, emit: (e) => host.emit(e), warn: (m) => host.warn(m, this.name) },
+      onChange,
+    });
+    onChange(follower.records());
+    this.stopKeepAlive = () => follower.stop();
+    return undefined;
+  }
+
+  /** Its records in discovery: one per instance the runtime placed, else its own. */
+  get records(): ServiceInstance[] {
+    return this.placed ?? (this.instance ? [this.instance] : []);
   }
 
   /**

@@ -208,7 +208,9 @@ export async function downStack(profile: Profile, opts: DownStackOptions = {}): 
       ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
       ...(opts.host !== undefined ? { host: opts.host } : {}),
     });
-  const discovery = opts.discovery === undefined ? await openDiscovery(profile, opts.onWarning) : opts.discovery || undefined;
+  // Opened once a running owner (if any) has been asked to stop, while it stops: stopStack needs it only afterwards.
+  let opened: Promise<DiscoveryManager | undefined> | undefined;
+  const discovery = opts.discovery === undefined ? () => (opened ??= openDiscovery(profile, opts.onWarning)) : opts.discovery || undefined;
   try {
     return await stopStack({
       stack: profile.name,
@@ -223,7 +225,7 @@ export async function downStack(profile: Profile, opts: DownStackOptions = {}): 
     });
   } finally {
     if (!opts.runtimes) await runtimes.close();
-    if (opts.discovery === undefined) await discovery?.close();
+    if (opts.discovery === undefined) await (await opened)?.close();
   }
 }
 

@@ -35,7 +35,8 @@ export interface StopStackOptions {
   runtimeNames?: RuntimeName[];
   /** The profile's graph: dependencies of services the state file does not know. */
   graph?: StackGraph;
-  discovery?: DiscoveryManager;
+  /** Where registrations are removed; a function is called once the owner (if any) has been asked to stop. */
+  discovery?: DiscoveryManager | (() => Promise<DiscoveryManager | undefined>);
   /** Grace period for every service, overriding each one's own. */
   timeoutMs?: number;
   /** Say what would be stopped; stop nothing. */
@@ -79,6 +80,18 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   const clock = opts.clock ?? realClock;
   const emit = (e: EngineEvent) => opts.onEvent?.(e);
   const report: StopReport = { stack, nothingRunning: false, services: [], dryRun: Boolean(opts.dryRun) };
+  // The profile's runtimes are made and connected, and discovery opened, while the owner stops
+  // (Docker: dockerode's import is tens of milliseconds of this thread: only once it was signalled).
+  let discoveryReady: Promise<DiscoveryManager | undefined> | undefined;
+  const openDiscovery = () => (discoveryReady ??= typeof opts.discovery === 'function' ? opts.discovery() : Promise.resolve(opts.discovery));
+  const connect = () => {
+    for (const name of opts.runtimeNames ?? [])
+      void opts.runtimes.get(name).then(
+        (r) => r.connect?.(),
+        () => undefined,
+      );
+    void openDiscovery();
+  };
 
   // 1. A live `stack up` owns the stack: ask it to stop first.
   const lock = await readLock(stateDir, stack);
@@ -86,12 +99,15 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   if (lock && ownerAlive && !opts.dryRun) {
     const graces = Object.values((await readStateFile(stateDir, stack))?.services ?? {}).map((s) => s.stopGracePeriodMs);
     const request = opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {};
-    report.owner = { pid: lock.pid, stopped: await askOwnerToStop(stateDir, lock, request, graces, clock) };
+    report.owner = { pid: lock.pid, stopped: await askOwnerToStop(stateDir, lock, request, graces, clock, connect) };
   } else if (lock && ownerAlive) {
     report.owner = { pid: lock.pid, stopped: false };
+  } else {
+    connect();
   }
 
   // 2. What runs: the state file, plus every runtime's own view.
+  const discovery = await openDiscovery();
   const state = await readStateFile(stateDir, stack);
   const targets = await findTargets(opts, state);
   if (targets.length === 0 && !state && !lock && !report.owner) {
@@ -116,9 +132,9 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   // Replicas of a service are one target: the order knows services, not instances.
   const byName = new Map<string, Target[]>();
   for (const t of targets) byName.set(t.name, [...(byName.get(t.name) ?? []), t]);
-  const errors = await stopTargets([...passThrough, ...[...byName.values()].map((group) => downTarget(group, opts, clock, emit))], {
+  const errors = await stopTargets([...passThrough, ...[...byName.values()].map((group) => downTarget(group, opts, discovery, clock, emit))], {
     ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-    ...(opts.discovery ? { discovery: opts.discovery } : {}),
+    ...(discovery ? { discovery } : {}),
     onDeregisterError: (service, err) => emit({ type: 'warning', service, message: `could not deregister: ${errorText(err)}` }),
   });
   for (const { name, error } of errors) {
@@ -127,13 +143,13 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
   }
 
   // 4. Leave nothing: registrations without a handle, runtime resources, state and lock.
-  if (opts.discovery && state) {
+  if (discovery && state) {
     for (const status of Object.values(state.services)) {
       if (status.registration && !targets.some((t) => t.name === status.name)) {
-        await opts.discovery.deregister(status.registration.service, status.registration.id).catch(() => undefined);
+        await discovery.deregister(status.registration.service, status.registration.id).catch(() => undefined);
       }
       for (const replica of status.replicas ?? []) {
-        if (replica.registration) await opts.discovery.deregister(replica.registration.service, replica.registration.id).catch(() => undefined);
+        if (replica.registration) await discovery.deregister(replica.registration.service, replica.registration.id).catch(() => undefined);
       }
     }
   }
@@ -148,7 +164,13 @@ export async function stopStack(opts: StopStackOptions): Promise<StopReport> {
 }
 
 /** One running service, for the stopper: its events say what happens to it. */
-function downTarget(group: Target[], opts: StopStackOptions, clock: Clock, emit: (e: EngineEvent) => void): StopTarget {
+function downTarget(
+  group: Target[],
+  opts: StopStackOptions,
+  discovery: DiscoveryManager | undefined,
+  clock: Clock,
+  emit: (e: EngineEvent) => void,
+): StopTarget {
   let since = 0;
   const t = group.find((g) => g.handle.replica === 0) ?? group[0]!;
   const pid = t.handle.pid;
@@ -158,8 +180,8 @@ function downTarget(group: Target[], opts: StopStackOptions, clock: Clock, emit:
     resolve: async () => {
       // Other replicas' registrations go first too (the stopper removes one per target).
       for (const other of group)
-        if (other !== t && other.registration && opts.discovery)
-          await opts.discovery.deregister(other.registration.service, other.registration.id).catch(() => undefined);
+        if (other !== t && other.registration && discovery)
+          await discovery.deregister(other.registration.service, other.registration.id).catch(() => undefined);
       return {
         instances: await Promise.all(group.map(async (g) => ({ handle: g.handle, runtime: await opts.runtimes.get(g.handle.runtime) }))),
         stopSignal: t.stopSignal,
@@ -192,13 +214,15 @@ async function findTargets(opts: StopStackOptions, state: StackStateFile | undef
   const key = (h: ServiceHandle) => `${h.runtime}/${h.service}/${h.replica}`;
   const dependsOnOf = (service: string) => state?.services[service]?.dependsOn ?? opts.graph?.dependenciesOf(service).map((e) => e.to) ?? [];
   const spec = (service: string) => opts.graph?.services.get(service);
-  for (const status of Object.values(state?.services ?? {}).flatMap((st) => [st, ...(st.replicas ?? [])])) {
-    if (!status.handle) continue;
-    const runtime = await opts.runtimes.get(status.handle.runtime);
-    const inspected = await runtime.inspect(status.handle).catch(() => ({ running: true }));
+  const known = Object.values(state?.services ?? {}).flatMap((st) => [st, ...(st.replicas ?? [])].filter((s) => s.handle));
+  // Every handle inspected at once (in the state file's order), and each runtime's own list with them.
+  const inspected = known.map(async (status) => (await opts.runtimes.get(status.handle!.runtime)).inspect(status.handle!).catch(() => ({ running: true })));
+  const discovered = runtimeNamesOf(opts, state).map(async (name) => (await opts.runtimes.get(name)).discover(opts.stack));
+  for (const p of [...inspected, ...discovered]) p.catch(() => undefined); // awaited below, in order
+  for (const [i, status] of known.entries()) {
     // A task that completed, or a service that exited, has nothing left to stop; its pid file
     // (if any) is cleaned by teardown. Stopping a dead handle is harmless but noisy.
-    if (!inspected.running) continue;
+    if (!(await inspected[i]!).running || !status.handle) continue;
     byKey.set(key(status.handle), {
       name: status.name,
       handle: status.handle,
@@ -208,9 +232,8 @@ async function findTargets(opts: StopStackOptions, state: StackStateFile | undef
       ...(status.registration ? { registration: status.registration } : {}),
     });
   }
-  for (const name of runtimeNamesOf(opts, state)) {
-    const runtime = await opts.runtimes.get(name);
-    for (const handle of await runtime.discover(opts.stack)) {
+  for (const list of discovered) {
+    for (const handle of await list) {
       if (byKey.has(key(handle))) continue;
       const s = spec(handle.service);
       byKey.set(key(handle), {

@@ -12,6 +12,7 @@
  */
 import type { DiscoveryManager } from '../discovery/manager.js';
 import type { FoundInstance } from './converge.js';
+import { deregisterInstances } from './instances.js';
 
 /** What to stop for one service, known only when its turn comes. */
 export interface StopSubject {
@@ -59,6 +60,8 @@ async function stopOne(target: StopTarget, opts: StopperOptions): Promise<void> 
     const { service, id } = subject.registration;
     await opts.discovery.deregister(service, id).catch((err: unknown) => opts.onDeregisterError?.(target.name, err));
   }
+  // A runtime that places its instances (Swarm) has them registered one by one (instances.ts).
+  if (opts.discovery) await deregisterInstances(opts.discovery, subject.instances, (err) => opts.onDeregisterError?.(target.name, err));
   if (subject.instances.length === 0) {
     target.onNothing?.();
     return;

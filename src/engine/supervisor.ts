@@ -289,7 +289,15 @@ export function stopRequestPath(stateDir: string): string {
  * to finish stopping its services. False when it did not exit in time (the caller stops what is
  * left itself). `graces`: the grace periods of its services, to bound the wait.
  */
-export async function askOwnerToStop(stateDir: string, owner: LockInfo, request: StopRequest, graces: number[], clock: Clock = realClock): Promise<boolean> {
+export async function askOwnerToStop(
+  stateDir: string,
+  owner: LockInfo,
+  request: StopRequest,
+  graces: number[],
+  clock: Clock = realClock,
+  /** Called once the owner has been signalled (work that can overlap its stopping). */
+  signalled?: () => void,
+): Promise<boolean> {
   const file = stopRequestPath(stateDir);
   await rm(file, { force: true });
   // O_EXCL: never through a symlink someone planted in its place.
@@ -300,10 +308,12 @@ export async function askOwnerToStop(stateDir: string, owner: LockInfo, request:
     await rm(stopRequestPath(stateDir), { force: true });
     return true; // already gone
   }
+  signalled?.();
   // Its services stop in reverse order, each within its grace period: allow the sum, plus slack.
   const deadlineMs = graces.map((g) => request.timeoutMs ?? g).reduce((a, b) => a + b, 0) + 10_000;
   try {
-    await poll(() => (isProcessAlive(owner.pid, owner.processStartTime) ? undefined : true), { clock, deadlineMs, initialDelayMs: 20, maxDelayMs: 200 });
+    // A look at /proc costs microseconds: look often, `down` returns as soon as the owner is gone.
+    await poll(() => (isProcessAlive(owner.pid, owner.processStartTime) ? undefined : true), { clock, deadlineMs, initialDelayMs: 5, maxDelayMs: 10 });
     return true;
   } catch (err) {
     if (err instanceof PollTimeoutError) return false; // we stop what is left ourselves

@@ -82,6 +82,18 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
     await Promise.allSettled(pending);
   }
   /**
+   * Containers this runtime has seen carry the labels of a handle (it created them, found them by
+   * label, or inspected them): `stop` then skips its ownership check, one engine round trip less
+   * per service on the sequential path of a reverse-order `down`. A container id never comes back.
+   */
+  const verified = new Set<string>();
+  const verifiedKey = (h: ServiceHandle) => `${h.id}\u0000${h.stack}\u0000${h.service}\u0000${h.replica}`;
+  const owned = (h: ServiceHandle): ServiceHandle => {
+    verified.add(verifiedKey(h));
+    return h;
+  };
+
+  /**
    * Stack networks made sure of, by name. One creation per name at a time: Docker's duplicate
    * check is not atomic, so two parallel creates would make two networks with the same name.
    */
@@ -126,6 +138,10 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
   const runtime: Runtime = {
     name: 'docker',
     appliesRestartPolicy: true,
+
+    async connect() {
+      await docker().catch(() => undefined);
+    },
 
     async prepare(stack, services, { signal }) {
       const own = services.filter((s) => s.runtime === 'docker').map((s) => (opts.pull ? { ...s, pull: opts.pull } : s));
@@ -178,7 +194,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
               code: 'container_name_taken',
             });
           }
-          if (labels[LABELS.configHash] === plan.configHash && existing.State.Running) return handleOf(existing);
+          if (labels[LABELS.configHash] === plan.configHash && existing.State.Running) return owned(handleOf(existing));
           // Changed or stopped: replace it, stopping the old one as gently as `down` would.
           const old = d.getContainer(existing.Id);
           if (existing.State.Running) await old.stop({ t: Math.ceil(service.stopGracePeriodMs / 1000) }).catch(() => undefined);
@@ -188,7 +204,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
         const container = await d.createContainer(plan.options);
         try {
           await container.start();
-          return handleOf(await container.inspect());
+          return owned(handleOf(await container.inspect()));
         } catch (err) {
           // Clean up, then rethrow: a failed start leaves nothing behind.
           await container.remove({ force: true, v: true }).catch(() => undefined);
@@ -237,10 +253,12 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
       await call(`stopping service '${handle.service}'`, async (d) => {
         // The id comes from a state file anyone could have edited: stop and remove (with its
         // anonymous volumes) only a container that carries this stack's and service's labels.
-        const existing = await inspectOrUndefined(d, handle.id);
-        if (!existing) return;
-        refuseForeign(existing, handle);
-        const container = d.getContainer(existing.Id);
+        if (!verified.has(verifiedKey(handle))) {
+          const existing = await inspectOrUndefined(d, handle.id);
+          if (!existing) return;
+          refuseForeign(existing, handle);
+        }
+        const container = d.getContainer(handle.id);
         // Docker sends the stop signal, then SIGKILL after `t` seconds; the init process forwards
         // the signal to the service. Engines before API 1.42 ignore `signal` and send the
         // container's StopSignal, which was set from the same `service.stopSignal` at create.
@@ -270,6 +288,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
       return call(`inspecting service '${handle.service}'`, async (d) => {
         const info = await inspectOrUndefined(d, handle.id);
         if (!info || !isOwnContainer(info, handle)) return { running: false }; // not ours: not our instance
+        owned(handle);
         const running = info.State.Running && !info.State.Restarting;
         return {
           running,
@@ -288,7 +307,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime {
       return call(`listing containers of stack '${stack}'`, async (d) => {
         const listed = await d.listContainers({ all: true, filters: { label: [stackLabelFilter(stack)] } });
         const infos = await Promise.all(listed.map((c) => inspectOrUndefined(d, c.Id)));
-        const handles = infos.filter((i): i is Dockerode.ContainerInspectInfo => i !== undefined).map(handleOf);
+        const handles = infos.filter((i): i is Dockerode.ContainerInspectInfo => i !== undefined).map((i) => owned(handleOf(i)));
         return handles.sort((a, b) => a.service.localeCompare(b.service) || a.replica - b.replica);
       });
     },

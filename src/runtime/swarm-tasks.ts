@@ -8,6 +8,7 @@
  * "running and healthy" (or running with no check).
  */
 import type Dockerode from 'dockerode';
+import type { Placement } from './types.js';
 
 /** The fields of a task we read (dockerode types tasks as `any`). */
 export interface SwarmTask {
@@ -25,6 +26,8 @@ export interface SwarmTask {
     ContainerStatus?: { ContainerID?: string; ExitCode?: number };
     PortStatus?: { Ports?: { TargetPort?: number; PublishedPort?: number; Protocol?: string }[] };
   };
+  /** The task's addresses on each network (`10.0.1.5/24`). */
+  NetworksAttachments?: { Network?: { Spec?: { Name?: string } }; Addresses?: string[] }[];
 }
 
 /** One task as `status` shows it. */
@@ -104,4 +107,47 @@ export function readiness(info: Dockerode.Service, tasks: SwarmTask[], sinceMs: 
     .map((t) => `${t.Status?.State ?? '?'}${t.Status?.Err ? ` (${t.Status.Err})` : t.Status?.Message ? ` (${t.Status.Message})` : ''}`);
   const summary = `${running}/${desired} tasks running${waiting.length ? `; ${[...new Set(waiting)].join(', ')}` : ''}${updating ? '; update in progress' : ''}`;
   return { ...base, ready: !updating && running >= desired && current.length === running, summary };
+}
+
+/** A node as `listNodes` describes it, by node id. */
+export type NodeDirectory = Map<string, { name: string; address: string; state: string }>;
+
+/**
+ * The tasks clients may be sent to, one per slot: desired and observed running (so healthy, see
+ * the header) on a node that is up. Each is where its port is published in host mode: its node's
+ * address and the published port. A task whose port is not published is reached through
+ * the overlay network: the service's name there and the container port (in-cluster only; a
+ * stable name, so a task that moves does not change what dependents render).
+ * `meta.overlay` is the service's name on the overlay network (every task behind it, dnsrr),
+ * `meta.taskAddress` the task's own address there; `tasks.<overlay>` resolves to every task.
+ */
+export function taskInstances(
+  tasks: SwarmTask[],
+  nodes: NodeDirectory,
+  service: { name: string; port?: number | undefined; scheme?: string | undefined },
+  network: string,
+): Placement[] {
+  const scheme = service.scheme ?? 'http';
+  const url = (host: string, port: number) => `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const bySlot = new Map<string, Placement>();
+  const current = tasks.filter((t) => t.DesiredState === 'running' && t.Status?.State === 'running' && nodes.get(t.NodeID ?? '')?.state === 'ready');
+  // The newest first: during a start-first update two tasks of a slot may run; the new one counts.
+  current.sort((a, b) => (b.CreatedAt ?? '').localeCompare(a.CreatedAt ?? ''));
+  for (const t of current) {
+    const node = nodes.get(t.NodeID ?? '')!;
+    const key = t.Slot ? String(t.Slot) : (t.NodeID ?? t.ID); // global services have no slots: one task per node
+    if (bySlot.has(key)) continue;
+    const meta: Record<string, string> = { node: node.name, slot: key, task: t.ID, overlay: service.name };
+    const instance: Placement = { key, address: node.address, meta };
+    const own = t.NetworksAttachments?.find((n) => n.Network?.Spec?.Name === network)?.Addresses?.[0]?.split('/')[0];
+    if (own) meta.taskAddress = own;
+    if (service.port !== undefined) {
+      meta.overlayUrl = url(service.name, service.port);
+      const published = t.Status?.PortStatus?.Ports?.find((p) => p.TargetPort === service.port && p.PublishedPort)?.PublishedPort;
+      if (published !== undefined) Object.assign(instance, { port: published, url: url(node.address, published) });
+      else Object.assign(instance, { address: service.name, port: service.port, url: meta.overlayUrl });
+    }
+    bySlot.set(key, instance);
+  }
+  return [...bySlot.values()].sort((a, b) => a.key.localeCompare(b.key, undefined, { numeric: true }));
 }

@@ -21,6 +21,8 @@
  * - Everything is found by label on the manager, so `status`, `logs` and `down` work from any
  *   machine that reaches a manager, after a `kill -9` of the `stack` that created it.
  * - Swarm applies the restart policy and reschedules tasks of lost nodes (`appliesRestartPolicy`).
+ * - Discovery: `placements` lists each running task at its node's address and published port
+ *   (swarm-tasks.ts); the engine registers one record per task and follows them (engine/instances.ts).
  */
 import { rm } from 'node:fs/promises';
 import { renderedContent } from './rendered.js';
@@ -50,7 +52,7 @@ import {
   SWARM_LABELS,
   type SwarmFile,
 } from './swarm-spec.js';
-import { describeTasks, readiness, type SwarmTask, type TaskView } from './swarm-tasks.js';
+import { describeTasks, readiness, taskInstances, type NodeDirectory, type SwarmTask, type TaskView } from './swarm-tasks.js';
 import type { ExitInfo, InstanceStatus, LogOptions, Runtime, ServiceHandle } from './types.js';
 
 export interface SwarmRuntimeOptions extends SwarmRuntimeSettings {
@@ -117,7 +119,7 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
     }
   }
 
-  async function nodeAddresses(d: Dockerode): Promise<Map<string, { name: string; address: string; state: string }>> {
+  async function nodeAddresses(d: Dockerode): Promise<NodeDirectory> {
     const nodes = (await d.listNodes()) as SwarmNode[];
     return new Map(
       nodes.map((n) => {
@@ -333,6 +335,10 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
     name: 'swarm',
     appliesRestartPolicy: true,
 
+    async connect() {
+      await docker().catch(() => undefined);
+    },
+
     async prepare(stack, services, { signal }) {
       const own = services.filter((s) => (s.runtime as string) === 'swarm');
       const problems = own.flatMap((s) => swarmServiceProblems(s, opts));
@@ -449,6 +455,16 @@ export function createSwarmRuntime(opts: SwarmRuntimeOptions = {}): Runtime {
 
     logs(handle, logOpts) {
       return followLogs(handle, logOpts);
+    },
+
+    async placements(handle, service) {
+      // Each running task at its node's address and published port (swarm-tasks.ts), for discovery.
+      return call(`listing the tasks of swarm service '${handle.service}'`, async (d) => {
+        const name = handle.containerName ?? swarmServiceName(handle.stack, handle.service);
+        const [tasks, nodes] = await Promise.all([tasksOf(d, name), nodeAddresses(d)]);
+        const own = { name: handle.service, port: service?.port, scheme: service?.scheme };
+        return taskInstances(tasks, nodes, own, swarmNetworkName(handle.stack, opts));
+      });
     },
 
     async discover(stack) {

@@ -91,6 +91,23 @@ export interface InstanceTask {
   error?: string;
 }
 
+/**
+ * One instance of a service where the runtime placed it (swarm: a running task on its node),
+ * registered in discovery on its own (src/engine/instances.ts).
+ */
+export interface Placement {
+  /** Stable while the instance keeps its place (swarm: the task's slot): its registration id is `<stack>-<service>-<key>`. */
+  key: string;
+  /** Where clients reach it (swarm: the node's address, where host-mode ports are published). */
+  address: string;
+  /** Where the service's `port` is reachable at `address` (swarm: the published host port). */
+  port?: number;
+  /** Where clients reach it, as a URL (scheme from the service, default http), when there is a port. */
+  url?: string;
+  /** What else a template may want (swarm: `node`, `slot`, `task`, `taskAddress`, `overlay`, `overlayUrl`). */
+  meta: Record<string, string>;
+}
+
 export interface StopOptions {
   signal: string;
   gracePeriodMs: number;
@@ -109,6 +126,12 @@ export interface Runtime {
    * The engine then does not restart instances; `wait` resolves only when one has stopped for good.
    */
   readonly appliesRestartPolicy?: boolean;
+  /**
+   * Reach the engine ahead of the first request (a client library's import, a connection), so a
+   * later request does not wait for it: `down` calls it while the stack's owner stops its services.
+   * Never fails (a later request reports what is wrong).
+   */
+  connect?(): Promise<void>;
   /** Once before any start: check the engine is reachable (UnreachableError), create networks, pull images. */
   prepare(stack: string, services: ServiceSpec[], opts: { signal?: AbortSignal }): Promise<void>;
   start(req: StartRequest): Promise<ServiceHandle>;
@@ -121,6 +144,14 @@ export interface Runtime {
   logs(handle: ServiceHandle, opts: LogOptions): AsyncIterable<string>;
   /** Instances of a stack that exist now, found without our own state (Docker labels; pid files). */
   discover(stack: string): Promise<ServiceHandle[]>;
+  /**
+   * A runtime that places a service's instances itself (swarm: tasks on nodes): where each runs
+   * now. The engine then registers one record per instance and follows them as they move
+   * (src/engine/instances.ts); without it, the service is registered at its `address:`. `service`
+   * gives the port and scheme; without it (`down` of a service the profile no longer has) only
+   * keys and addresses are meaningful.
+   */
+  placements?(handle: ServiceHandle, service?: ServiceSpec): Promise<Placement[]>;
   /** Remove what `prepare` created (networks), after every instance is stopped. */
   teardown(stack: string): Promise<void>;
   /** Host and port a health check should probe to reach `port` of this instance (loopback). */

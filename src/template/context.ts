@@ -177,9 +177,19 @@ export function plannedView(svc: ServiceSpec): ServiceView {
       url: plannedUrl(svc.address, port, svc.scheme),
       tags: [...svc.tags],
       // Placed on a host (a profile with hosts): its registrations will name it.
-      meta: { ...svc.meta, ...(svc.host !== undefined && svc.host !== ALL_HOSTS ? { host: svc.host } : {}) },
+      meta: { ...svc.meta, ...(svc.host !== undefined && svc.host !== ALL_HOSTS ? { host: svc.host } : {}), ...overlayMeta(svc) },
     },
   ]);
+}
+
+/**
+ * A Swarm service's name on the stack's overlay network, as its registrations carry it (one per
+ * task, at the node's address and published port: src/engine/instances.ts), so a template can
+ * ask for the in-cluster address before any task is registered.
+ */
+function overlayMeta(svc: ServiceSpec): Record<string, string> {
+  if (svc.runtime !== 'swarm') return {};
+  return { overlay: svc.name, ...(svc.port !== undefined ? { overlayUrl: plannedUrl(svc.name, svc.port, svc.scheme) } : {}) };
 }
 
 /**

@@ -304,6 +304,28 @@ describe('stopping, on the memory runtime', () => {
     expect(s.clock.now() - t).toBe(1000);
   });
 
+  it('independent branches stop concurrently; each branch in reverse order', async () => {
+    // db ← a1 ← a2, and db ← b1: b1 stops beside a2, not after it; db waits for both branches.
+    const slow = { stopGracePeriod: '1s' };
+    const services = { db: slow, a1: { ...slow, dependencies: ['db'] }, a2: { ...slow, dependencies: ['a1'] }, b1: { ...slow, dependencies: ['db'] } };
+    const s = await setup(services, {
+      db: { ignoresStopSignal: true },
+      a1: { ignoresStopSignal: true },
+      a2: { ignoresStopSignal: true },
+      b1: { ignoresStopSignal: true },
+    });
+    const { controller } = await up(s);
+    const t = s.clock.now();
+    const stoppingAt: Record<string, number> = {};
+    controller.subscribe((e) => {
+      if (e.type === 'state' && e.state === 'stopping') stoppingAt[e.service] = s.clock.now() - t;
+    });
+    await drive(s.clock, controller.stop());
+    expect(stoppingAt).toEqual({ a2: 0, b1: 0, a1: 1000, db: 2000 });
+    // The longest branch sets the time: three grace periods, not four.
+    expect(s.clock.now() - t).toBe(3000);
+  });
+
   it('converge: a second run keeps an unchanged instance and replaces a changed one', async () => {
     const s = await setup({ db: {}, web: { dependencies: ['db'] } });
     const first = await up(s);

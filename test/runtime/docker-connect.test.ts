@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -79,6 +80,29 @@ describe('pingDocker', () => {
   it('reports a closed tcp port as UnreachableError', async () => {
     const endpoint = resolveDockerEndpoint({ host: `tcp://127.0.0.1:${await freePort()}` }, {});
     await expect(pingDocker(await connectDocker(endpoint), endpoint)).rejects.toThrow(/is not reachable/);
+  });
+});
+
+describe('loadDockerode', () => {
+  // In a fresh process on the built module: this test process may have loaded dockerode whole.
+  const script = `
+    import { createRequire } from 'node:module';
+    import net from 'node:net';
+    const freePort = () => new Promise((resolve) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
+    const { loadDockerode, connectDocker, resolveDockerEndpoint, pingDocker } = await import('./dist/runtime/docker-connect.js');
+    const loaded = () => Object.keys(createRequire(import.meta.url).cache).filter((f) => /node_modules\\/(ssh2|@grpc)\\//.test(f)).length;
+    loadDockerode();
+    const before = loaded();
+    const endpoint = resolveDockerEndpoint({ host: 'ssh://nobody@127.0.0.1:' + (await freePort()) }, {});
+    const error = await pingDocker(await connectDocker(endpoint), endpoint).then(() => 'none', (e) => e.message);
+    console.log(JSON.stringify({ before, after: loaded(), error }));`;
+
+  it('leaves out ssh2 and gRPC until an ssh endpoint (or a BuildKit session) uses them, which then work', () => {
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: path.resolve(import.meta.dirname, '../..'), encoding: 'utf8' });
+    const { before, after, error } = JSON.parse(out) as { before: number; after: number; error: string };
+    expect(before).toBe(0);
+    expect(after).toBeGreaterThan(0); // ssh2 loaded on use, and it tried to connect
+    expect(error).toMatch(/is not reachable/);
   });
 });
 

@@ -1,12 +1,12 @@
 /**
  * The pure mapping of the swarm runtime (no cluster): profile service → Swarm service spec,
- * check → HEALTHCHECK, rendered file → config or secret, task list → readiness.
+ * check → HEALTHCHECK, rendered file → config or secret, task list → readiness and placements.
  */
 import type Dockerode from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import type { HealthCheckSpec } from '../../src/profile/types.js';
 import { healthcheckOf, planSwarmService, swarmFile, swarmServiceProblems } from '../../src/runtime/swarm-spec.js';
-import { readiness, type SwarmTask } from '../../src/runtime/swarm-tasks.js';
+import { readiness, taskInstances, type SwarmTask } from '../../src/runtime/swarm-tasks.js';
 import { busyboxService } from '../fixtures/docker-image.js';
 import { inspectProfile, loadProfile } from '../../src/profile/load.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -131,6 +131,51 @@ describe('swarm readiness', () => {
       since,
     );
     expect(r).toMatchObject({ ready: false, failures: 1, lastError: 'task: non-zero exit (7)' });
+  });
+});
+
+describe('swarm placements (what discovery registers)', () => {
+  const nodes = new Map([
+    ['n1', { name: 'node-1', address: '10.0.0.11', state: 'ready' }],
+    ['n2', { name: 'node-2', address: '10.0.0.12', state: 'ready' }],
+    ['n3', { name: 'node-3', address: '10.0.0.13', state: 'down' }],
+  ]);
+  const task = (id: string, slot: number, node: string, state = 'running', published?: number, createdAt = '2026-01-01T00:00:10Z'): SwarmTask => ({
+    ID: id,
+    Slot: slot,
+    NodeID: node,
+    DesiredState: state === 'shutdown' ? 'shutdown' : 'running',
+    CreatedAt: createdAt,
+    Status: { State: state, ...(published ? { PortStatus: { Ports: [{ TargetPort: 8080, PublishedPort: published }] } } : {}) },
+    NetworksAttachments: [{ Network: { Spec: { Name: 's_default' } }, Addresses: [`10.1.0.${slot}/24`] }],
+  });
+  const web = { name: 'web', port: 8080 };
+
+  it('is each running task on a node that is up, at its node address and published port, one per slot (the newest)', () => {
+    const tasks = [
+      task('a', 1, 'n1', 'running', 30001),
+      task('b', 2, 'n3', 'running', 30001), // its node is down
+      task('c', 2, 'n2', 'running', 30002, '2026-01-01T00:00:20Z'),
+      task('d', 3, 'n2', 'starting', 30003),
+      task('e', 1, 'n2', 'running', 30009, '2026-01-01T00:00:01Z'), // an older task of slot 1
+    ];
+    expect(taskInstances(tasks, nodes, web, 's_default')).toEqual([
+      {
+        key: '1',
+        address: '10.0.0.11',
+        port: 30001,
+        url: 'http://10.0.0.11:30001',
+        meta: { node: 'node-1', slot: '1', task: 'a', taskAddress: '10.1.0.1', overlay: 'web', overlayUrl: 'http://web:8080' },
+      },
+      expect.objectContaining({ key: '2', address: '10.0.0.12', port: 30002, meta: expect.objectContaining({ node: 'node-2', task: 'c' }) }),
+    ]);
+  });
+
+  it('is the overlay name and container port for a port that is not published', () => {
+    expect(taskInstances([task('a', 1, 'n1'), task('b', 2, 'n2')], nodes, { ...web, scheme: 'https' }, 's_default')).toEqual([
+      expect.objectContaining({ key: '1', address: 'web', port: 8080, url: 'https://web:8080', meta: expect.objectContaining({ taskAddress: '10.1.0.1' }) }),
+      expect.objectContaining({ key: '2', address: 'web', port: 8080, url: 'https://web:8080', meta: expect.objectContaining({ node: 'node-2' }) }),
+    ]);
   });
 });
 

@@ -16,6 +16,7 @@ import { runStack, StackProcess } from '../cli/helpers.js';
 import { BUSYBOX_IMAGE } from '../fixtures/docker-image.js';
 import { ensureBusyboxImage } from '../fixtures/docker-image.js';
 import { startSwarm, waitUntil, type SwarmCluster } from '../fixtures/swarm.js';
+import { createFileBackend } from '../../src/discovery/file.js';
 import { createSwarmRuntime } from '../../src/runtime/swarm.js';
 import type { SwarmInstanceStatus } from '../../src/runtime/swarm.js';
 import { SWARM_LABELS } from '../../src/runtime/swarm-spec.js';
@@ -83,25 +84,25 @@ async function leftovers(s: string) {
   };
 }
 
+interface Extra {
+  swarmServices?: Record<string, unknown>;
+  variables?: Record<string, unknown>;
+  discovery?: Record<string, unknown>;
+}
+
 /** A fresh stack name and folder with its profile. */
-async function profile(
-  services: Record<string, unknown>,
-  extra: { swarmServices?: Record<string, unknown>; variables?: Record<string, unknown> } = {},
-): Promise<void> {
+async function profile(services: Record<string, unknown>, extra: Extra = {}): Promise<void> {
   stack = `s${randomBytes(3).toString('hex')}`;
   dir = await mkdtemp(path.join(os.tmpdir(), 'stack-swarm-test-'));
   await writeProfile(services, extra);
 }
 
-async function writeProfile(
-  services: Record<string, unknown>,
-  extra: { swarmServices?: Record<string, unknown>; variables?: Record<string, unknown> } = {},
-): Promise<void> {
+async function writeProfile(services: Record<string, unknown>, extra: Extra = {}): Promise<void> {
   const body = {
     name: stack,
     runtime: 'swarm',
     swarm: { host: cluster.manager.host, readyTimeout: '30s', ...(extra.swarmServices ? { services: extra.swarmServices } : {}) },
-    discovery: { backend: 'file', fileDirectory: path.join(dir, 'discovery') },
+    discovery: { backend: 'file', fileDirectory: path.join(dir, 'discovery'), ...extra.discovery },
     coordination: { dependencyTimeout: '30s' },
     ...(extra.variables ? { variables: extra.variables } : {}),
     services,
@@ -289,53 +290,71 @@ describe('stacks on a three-node swarm', { timeout: 150_000 }, () => {
     expect((await stackCmd('down')).code).toBe(0);
   });
 
-  it('reschedules the tasks of a node whose daemon was killed, and says where they run now', async () => {
+  it('registers each task at its node and published port, and the registrations follow the tasks of a node whose daemon was killed', async () => {
     await profile(
       {
         web: {
           image: BUSYBOX_IMAGE,
           pull: 'never',
           command: ['/bin/httpd', '-f', '-p', '8080', '-h', '/www'],
+          port: 8080,
+          ports: [{ container: 8080, host: 18131 }],
           replicas: 2,
           stopGracePeriod: '1s',
           restart: { policy: 'always', backoff: '100ms' },
         },
       },
-      { swarmServices: { web: { placement: { constraints: ['node.role==worker'], preferences: ['spread=node.id'] } } } },
+      { swarmServices: { web: { placement: { preferences: ['spread=node.id'] } } }, discovery: { heartbeatInterval: '1s', ttl: '5s' } },
     );
     expect((await stackCmd('up', '--detach')).code).toBe(0);
-    const victim = cluster.nodes[2]!;
+    const registry = createFileBackend({ directory: path.join(dir, 'discovery') });
+    const registered = async () =>
+      (await registry.lookup('web')).map((r) => ({ id: r.id, address: r.address, port: r.port, node: r.meta.node })).sort((a, b) => a.id.localeCompare(b.id));
+    // What the registrations should be: each running task at its node's address and the published port.
+    const expected = (tasks: SwarmInstanceStatus['tasks']) =>
+      tasks
+        .map((t) => ({ id: `${stack}-web-${t.slot}`, address: cluster.nodes.find((n) => n.name === t.node)!.address, port: 18131, node: t.node }))
+        .sort((a, b) => a.id.localeCompare(b.id));
     const runtime = createSwarmRuntime({ host: cluster.manager.host });
     try {
       const [handle] = await runtime.discover(stack);
-      const before = (await runtime.inspect(handle!)) as SwarmInstanceStatus;
-      expect(
-        before.tasks
-          .filter((t) => t.desired === 'running')
-          .map((t) => t.node)
-          .sort(),
-      ).toEqual([cluster.nodes[1]!.name, victim.name].sort());
+      const live = async () => {
+        const status = (await runtime.inspect(handle!)) as SwarmInstanceStatus;
+        return { status, tasks: status.tasks.filter((t) => t.desired === 'running' && t.state === 'running' && t.nodeState === 'ready') };
+      };
+      const before = (await live()).tasks;
+      expect(new Set(before.map((t) => t.node)).size).toBe(2);
+      expect(await registered()).toEqual(expected(before));
+      // Reachable from this machine (outside the cluster) where they are registered.
+      for (const r of await registered()) expect((await fetch(`http://${r.address}:${r.port}/`)).status).toBe(200);
 
+      // A worker running a task loses its daemon: its task moves to the node that had none.
+      const victim = cluster.nodes.slice(1).find((n) => before.some((t) => t.node === n.name))!;
       await cluster.killNode(victim);
-      let now = before;
+      let now = await live();
       await waitUntil(
         async () => {
-          now = (await runtime.inspect(handle!)) as SwarmInstanceStatus;
-          const live = now.tasks.filter((t) => t.desired === 'running' && t.state === 'running');
-          return live.length === 2 && live.every((t) => t.node === cluster.nodes[1]!.name);
+          now = await live();
+          return now.tasks.length === 2 && !now.tasks.some((t) => t.node === victim.name);
         },
         60_000,
-        'the replicas rescheduled on the surviving worker',
+        'the replicas rescheduled off the dead node',
       );
-      expect(now.health).toBe('healthy');
-      expect(now.replicas).toEqual({ desired: 2, ready: 2 });
+      expect(new Set(now.tasks.map((t) => t.node)).size).toBe(2);
+      expect(now.status.health).toBe('healthy');
+      expect(now.status.replicas).toEqual({ desired: 2, ready: 2 });
       // The lost task is reported on the node that went down.
-      expect(now.tasks.some((t) => t.node === victim.name && t.nodeState === 'down')).toBe(true);
+      expect(now.status.tasks.some((t) => t.node === victim.name && t.nodeState === 'down')).toBe(true);
+      // Within a heartbeat or two (1 s here) the registrations follow: same ids (slots), new node.
+      await waitUntil(async () => JSON.stringify(await registered()) === JSON.stringify(expected(now.tasks)), 10_000, 'the registrations to follow');
+      for (const r of await registered()) expect((await fetch(`http://${r.address}:${r.port}/`)).status).toBe(200);
     } finally {
       await runtime.close();
     }
     // The node stays down for the rest of this file (its shims are removed with the cluster).
     expect((await stackCmd('down')).code).toBe(0);
+    expect(await registry.lookup('web')).toEqual([]);
+    await registry.close();
   });
 
   it('status and down still work after stack up was killed with SIGKILL, from a folder with no state', async () => {

@@ -34,6 +34,9 @@ export async function run(opts: DownOptions, o: Output): Promise<number> {
     throw new UsageError(`--timeout: '${opts.timeout}' is not a duration (seconds, or 500ms, 30s, 2m)`);
   if (opts.allHosts && opts.host !== undefined)
     throw new UsageError('--host stops one host’s share, --all-hosts every host’s: give one of them', { path: '--host' });
+  // The engine's modules load while the profile is read and checked.
+  const engine = import('../../engine/stack.js');
+  engine.catch(() => undefined);
   const profile = loadProfile(profileRef(opts, o));
   const host = thisHost(profile, opts.host, { refuseOther: true });
   const progress = createProgress(o, { json: Boolean(opts.json), services: [] });
@@ -46,7 +49,7 @@ export async function run(opts: DownOptions, o: Output): Promise<number> {
       if (!opts.json) o.err(paint(o, 'yellow', `warning: ${message}`));
     },
   };
-  const { downStack, downAllHosts } = await import('../../engine/stack.js');
+  const { downStack, downAllHosts } = await engine;
   if (opts.allHosts) return allHosts(opts, o, profile.name, await downAllHosts(profile, withProgress(opts, o, profile.name, common)));
   const report = await downStack(profile, common);
   if (opts.json) {
