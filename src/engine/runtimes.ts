@@ -100,3 +100,12 @@ export function fixedRuntimeSet(runtimes: Partial<Record<RuntimeName, Runtime>>)
     },
   };
 }
+
+/** What a caller may hand in instead of runtimes created from the profile: a set, or runtimes by name. */
+export type GivenRuntimes = RuntimeSet | Partial<Record<RuntimeName, Runtime>>;
+
+export function givenRuntimes(given: GivenRuntimes | undefined): RuntimeSet | undefined {
+  if (!given) return undefined;
+  if ('get' in given && typeof given.get === 'function') return given;
+  return fixedRuntimeSet(given as Partial<Record<RuntimeName, Runtime>>);
+}

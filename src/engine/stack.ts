@@ -8,27 +8,23 @@
  * Everything is created on demand from the profile; a caller may hand in its own runtimes or
  * discovery (tests, embedders), which are then not closed here.
  */
-import { UsageError } from '../errors.js';
 import { errorText } from '../util/error-text.js';
 import type { DiscoveryManager } from '../discovery/manager.js';
 import type { DiscoveryEvent, ServiceInstance } from '../discovery/types.js';
-import type { Profile, RuntimeName } from '../profile/types.js';
-import type { Runtime } from '../runtime/types.js';
-import { buildGraph } from '../graph/graph.js';
+import type { Profile } from '../profile/types.js';
 import { startStack, type StackController, type StartStackInput, type StartStackOptions } from './engine.js';
 import { onHost } from './hosts.js';
-import { checkHubPlacement, checkShare } from './placement.js';
-import { fixedRuntimeSet, runtimeSetFor, type RuntimeSet } from './runtimes.js';
+import { checkHubPlacement } from './placement.js';
+import { givenRuntimes, runtimeSetFor, type GivenRuntimes } from './runtimes.js';
 import { stateDirOf } from './state.js';
 import { watchDownRequests } from './supervisor.js';
 import { readStackStatus, type StackStatusView } from './status.js';
-import { requestDownAllHosts, type AllHostsOptions, type AllHostsReport } from './down-hosts.js';
 import { acrossHosts } from './status-hosts.js';
-import { stopStack, type StopReport } from './stop.js';
 import { createTemplateHooks } from './templates.js';
 import type { EngineEvent, ServiceStatus, StartupReport } from './types.js';
 
-type GivenRuntimes = RuntimeSet | Partial<Record<RuntimeName, Runtime>>;
+// `stack down` lives apart (down.ts: it loads none of the run); the one way in is still here.
+export { downAllHosts, downStack, type DownAllHostsOptions, type DownAllHostsReport, type DownStackOptions } from './down.js';
 
 export interface UpStackOptions extends Omit<StartStackOptions, 'runtimes' | 'discovery' | 'renderConfigs' | 'rerender'> {
   /** Default: created from the profile (the process runtime; Docker imported on first use). */
@@ -171,111 +167,6 @@ function answerDownRequests(
     onEvent({ type: 'warning', message: `\`stack down --all-hosts\` from ${request.by} (at ${request.requestedAt}): stopping this host's share` });
     void stop(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {});
   });
-}
-
-function givenRuntimes(given: GivenRuntimes | undefined): RuntimeSet | undefined {
-  if (!given) return undefined;
-  if ('get' in given && typeof given.get === 'function') return given;
-  return fixedRuntimeSet(given as Partial<Record<RuntimeName, Runtime>>);
-}
-
-export interface DownStackOptions {
-  /** Grace period for every service, overriding each one's own; reaches a supervisor too. */
-  timeoutMs?: number;
-  dryRun?: boolean;
-  onEvent?: (event: EngineEvent) => void;
-  /** Discovery could not be opened (registrations are left to expire), a runtime stopped a survivor, … */
-  onWarning?: (message: string) => void;
-  runtimes?: GivenRuntimes;
-  /** Default: created from the profile; `false`: leave registrations alone. */
-  discovery?: DiscoveryManager | false;
-  cwd?: string;
-  /**
-   * A profile with `hosts:`: stop this host's share (`stack down --host NAME`). Refused for a name
-   * the profile does not declare, or when the state folder was written for another host.
-   */
-  host?: string;
-}
-
-/** Stop a stack as `stack down` does, from any process: also one a supervisor or a dead `up` left. */
-export async function downStack(profile: Profile, opts: DownStackOptions = {}): Promise<StopReport> {
-  const stateDir = stateDirOf(profile, opts.cwd);
-  if (opts.host !== undefined) await checkShare(profile, stateDir, opts.host);
-  const runtimes =
-    givenRuntimes(opts.runtimes) ??
-    runtimeSetFor(profile, {
-      stateDir,
-      ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
-      ...(opts.host !== undefined ? { host: opts.host } : {}),
-    });
-  // Opened once a running owner (if any) has been asked to stop, while it stops: stopStack needs it only afterwards.
-  let opened: Promise<DiscoveryManager | undefined> | undefined;
-  const discovery = opts.discovery === undefined ? () => (opened ??= openDiscovery(profile, opts.onWarning)) : opts.discovery || undefined;
-  try {
-    return await stopStack({
-      stack: profile.name,
-      stateDir,
-      runtimes,
-      runtimeNames: [...new Set(Object.values(profile.services).map((s) => s.runtime))],
-      graph: buildGraph(profile).graph,
-      ...(discovery ? { discovery } : {}),
-      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-      dryRun: Boolean(opts.dryRun),
-      ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
-    });
-  } finally {
-    if (!opts.runtimes) await runtimes.close();
-    if (opts.discovery === undefined) await (await opened)?.close();
-  }
-}
-
-async function openDiscovery(profile: Profile, onWarning?: (message: string) => void): Promise<DiscoveryManager | undefined> {
-  try {
-    const { createDiscovery } = await import('../discovery/index.js');
-    return await createDiscovery(profile.discovery);
-  } catch (err) {
-    onWarning?.(`discovery unavailable, registrations are left to expire: ${errorText(err)}`);
-    return undefined;
-  }
-}
-
-export interface DownAllHostsOptions extends Omit<DownStackOptions, 'discovery'>, Pick<AllHostsOptions, 'waitMs' | 'onRequest' | 'onProgress'> {
-  /** Where the request is made and the registrations watched; default created from the profile and checked (unreachable: exit 3). */
-  discovery?: DiscoveryManager;
-}
-
-export interface DownAllHostsReport extends AllHostsReport {
-  /** What this machine's state folder still held afterwards, stopped here (absent: nothing). */
-  local?: StopReport;
-}
-
-/**
- * `stack down --all-hosts`: ask every host's `stack up` to stop its share through discovery, wait
- * (bounded) until the stack has no registration left, then stop whatever this machine's state
- * folder still holds (down-hosts.ts).
- */
-export async function downAllHosts(profile: Profile, opts: DownAllHostsOptions = {}): Promise<DownAllHostsReport> {
-  if (Object.keys(profile.hosts).length === 0) {
-    throw new UsageError(`--all-hosts: profile '${profile.name}' declares no hosts (hosts:); \`stack down\` stops it`, { path: '--all-hosts' });
-  }
-  const discovery = opts.discovery ?? (await (await import('../discovery/index.js')).createDiscovery(profile.discovery));
-  try {
-    if (!opts.discovery) await discovery.check(); // unreachable: exit 3, nothing asked
-    const report = await requestDownAllHosts(profile, {
-      discovery,
-      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-      ...(opts.dryRun ? { dryRun: true } : {}),
-      ...(opts.waitMs !== undefined ? { waitMs: opts.waitMs } : {}),
-      ...(opts.onRequest ? { onRequest: opts.onRequest } : {}),
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-    });
-    if (opts.dryRun) return report;
-    const { waitMs: _w, onRequest: _r, onProgress: _p, ...downOpts } = opts;
-    const local = await downStack(profile, { ...downOpts, discovery });
-    return { ...report, ...(local.nothingRunning ? {} : { local }) };
-  } finally {
-    if (!opts.discovery) await discovery.close();
-  }
 }
 
 export interface StackStatusOptions {

@@ -14,7 +14,7 @@ import { ExitCode, UsageError } from '../../errors.js';
 import type { RegistrationView } from '../../engine/down-hosts.js';
 import { loadProfile } from '../../profile/load.js';
 import { parseDuration } from '../../util/duration.js';
-import type { DownAllHostsOptions, DownAllHostsReport } from '../../engine/stack.js';
+import type { DownAllHostsOptions, DownAllHostsReport } from '../../engine/down.js';
 import type { StopReport } from '../../engine/stop.js';
 import { profileRef, type CommonOptions } from '../common.js';
 import { thisHost } from '../host.js';
@@ -35,7 +35,7 @@ export async function run(opts: DownOptions, o: Output): Promise<number> {
   if (opts.allHosts && opts.host !== undefined)
     throw new UsageError('--host stops one host’s share, --all-hosts every host’s: give one of them', { path: '--host' });
   // The engine's modules load while the profile is read and checked.
-  const engine = import('../../engine/stack.js');
+  const engine = import('../../engine/down.js');
   engine.catch(() => undefined);
   const profile = loadProfile(profileRef(opts, o));
   const host = thisHost(profile, opts.host, { refuseOther: true });
