@@ -90,6 +90,7 @@ export class ServiceLifecycle {
   readonly abort = new AbortController();
   /** Clock time its current state began (elapsed time in events). */
   since: number;
+  /** Its instance as registered (with or without discovery), while it runs: what dependents' templates see of it here. */
   instance?: ServiceInstance;
   /** The lifecycle in flight (start → healthy, or a restart). */
   inflight?: Promise<void>;
@@ -669,6 +670,8 @@ export class ServiceLifecycle {
     if (this.stopping || this.abort.signal.aborted) return;
     this.status.health = 'unhealthy';
     this.withdrawn = false;
+    // Gone: its address is no longer one to render into dependents' configs (a restart registers it again).
+    delete this.instance;
     await this.deregister();
     const planned = this.planned;
     if (planned?.kind === 'block') return this.host.setState(this, 'blocked', planned.reason);

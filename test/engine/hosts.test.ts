@@ -354,6 +354,26 @@ describe('mesh: host: all runs on every host', () => {
     for (const run of [a, b]) expect(await peers(run)).toBe("PEERS='http://10.0.0.1:7000 http://10.0.0.2:7000 '\n");
   });
 
+  it("a dependent restarted after the local instance died is configured with the live peers only, not the dead one's address", async () => {
+    const w = await world();
+    const profile = mesh(w);
+    const a = await startHost(w, profile, 'a', { templates: true });
+    const b = await startHost(w, profile, 'b', { templates: true });
+    await pace(w.clock, Promise.all([a.controller.ready, b.controller.ready]));
+    const peers = () => readFile(path.join(a.stateDir, 'config', 'app', 'peers.env'), 'utf8');
+    // b registered after a's start: a's app re-renders, and is restarted with the new file.
+    const changed = () => w.log.findIndex((l) => l.host === 'a' && l.e.type === 'render' && l.e.service === 'app' && l.e.outcome === 'changed');
+    const healthyAfter = (i: number) => i >= 0 && w.log.slice(i).some((l) => l.host === 'a' && stateIs('app', 'healthy')(l.e));
+    await until(w.clock, () => healthyAfter(changed()));
+    expect(await peers()).toBe("PEERS='http://10.0.0.1:7000 http://10.0.0.2:7000 '\n");
+    const mark = w.log.length;
+    a.runtime.crash('relay', { code: 1, signal: null });
+    // Its record goes; app's file changes (b's relay only) and app is restarted: that start renders the same file.
+    const restarted = () => w.log.slice(mark).some((l) => l.host === 'a' && l.e.type === 'state' && l.e.service === 'app' && l.e.state === 'healthy');
+    await until(w.clock, restarted);
+    expect(await peers()).toBe("PEERS='http://10.0.0.2:7000 '\n");
+  });
+
   it("killing one host's instance leaves its dependents served by the others", async () => {
     const w = await world();
     const profile = mesh(w);
