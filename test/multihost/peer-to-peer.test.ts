@@ -6,8 +6,10 @@
  * - The chain starts in dependency order across hosts, proven from the services' own logs (each
  *   writes when it started and when it listened), although the dependents' agents start first.
  * - What `stack` rendered for api on host b carries host a's address; for web, host b's.
+ * - `stack status` on every host lists the whole stack: service, host, state, address.
  * - Host a cut off (its link down): its registration is gone once one TTL has passed; api on
- *   host b is blocked after dependencyTimeout, naming host a (run.ts, after startup).
+ *   host b is blocked after dependencyTimeout, naming host a (run.ts, after startup); status
+ *   elsewhere shows db `not registered`.
  * - The link healed: a's registration is back, api starts again, web on host c starts again.
  *
  * Nothing here asserts how long anything took; the one bound is the TTL itself, checked once
@@ -87,11 +89,25 @@ describe.each(BACKENDS)('peer-to-peer on $backend', ({ backend, port, discovery 
         { id: `chain-${backend}-db-a-0`, address: addr('a'), host: 'a' },
       ]);
 
+      // Status from any host lists the whole stack: its own share from its runtime, the others' from discovery.
+      for (const host of hosts.names) {
+        const rows = (await status(host, dir(host))).map((i) => [i.service, i.host, i.source, i.state, `${i.address}:${i.port}`]);
+        const row = (svc: string, on: string, p: number) => [
+          svc,
+          on,
+          on === host ? 'local' : 'discovery',
+          on === host ? 'healthy' : 'registered',
+          `${addr(on)}:${p}`,
+        ];
+        expect(rows).toEqual([row('api', 'b', port + 2), row('db', 'a', port + 1), row('web', 'c', port + 3)]);
+      }
+
       // Host a cut off: once one TTL has passed, its registration is gone.
       const mark = { b: events(b).length, c: events(c).length };
       await hosts.cut('a');
       await new Promise((r) => setTimeout(r, TTL_MS + 1000));
       expect(await lookup('c', dir('c'), 'db')).toEqual([]);
+      expect((await status('c', dir('c'))).find((i) => i.service === 'db')).toMatchObject({ host: 'a', source: 'missing', state: 'not registered' });
       // api on host b is blocked after dependencyTimeout, naming the host, and stopped.
       const blocked = await nextEvent(b, stateOf('api', 'blocked'), mark.b);
       expect(blocked.event.reason).toContain("required dependency 'db' (on host 'a') has had no passing record in discovery");
@@ -121,6 +137,13 @@ async function lookup(host: string, cwd: string, name: string): Promise<{ id: st
   const r = await hosts.stack(host, ['discovery', 'ls', name, '-p', 'stack.json', '--json'], { cwd });
   expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
   return JSON.parse(r.stdout) as { id: string; address: string; meta: Record<string, string> }[];
+}
+
+/** `stack status --json` on a host: one row per instance on every host. */
+async function status(host: string, cwd: string): Promise<{ service: string; host: string; source: string; state: string; address?: string; port?: number }[]> {
+  const r = await hosts.stack(host, ['status', '--json', '-p', 'stack.json'], { cwd });
+  expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
+  return (JSON.parse(r.stdout) as { hosts: { instances: Awaited<ReturnType<typeof status>> } }).hosts.instances;
 }
 
 async function waitForLog(folder: string, name: string, ok: (lines: Awaited<ReturnType<typeof serviceLog>>) => boolean, timeoutMs = 30_000): Promise<void> {
