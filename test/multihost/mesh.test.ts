@@ -75,7 +75,11 @@ describe('mesh on etcd', () => {
         "peers.env changed (records of 'relay' changed); restarting",
       ]);
       expect(since.filter((e) => e.type === 'state' && e.service === 'app' && ['blocked', 'stopping', 'stopped', 'failed'].includes(e.state!))).toEqual([]);
-      expect(events(a).filter((e) => e.type === 'state' && e.service === 'app').at(-1)?.state).toBe('healthy');
+      expect(
+        events(a)
+          .filter((e) => e.type === 'state' && e.service === 'app')
+          .at(-1)?.state,
+      ).toBe('healthy');
       expect((await hosts.fetchFrom('b', `http://${hosts.address('a')}:7302/`)).body).toBe('app@a');
       expect((await hosts.fetchFrom('a', `http://${hosts.address('b')}:7301/`)).body).toBe('relay@b');
       expect(await lookupHosts('c', dir('c'), 'relay')).toEqual(['b', 'c']);
