@@ -49,20 +49,6 @@ describe('stack render with the built-in profiles', () => {
         'service-dids/service-dids.env',
       ],
     ],
-    [
-      'prod-cluster',
-      [
-        'appview/appview.env',
-        'caddy/Caddyfile',
-        'databases/databases.env',
-        'dataplane/dataplane.env',
-        'ozone/ozone.env',
-        'pds/pds.env',
-        'plc/plc.env',
-        'postgres/postgres.env',
-        'service-dids/service-dids.env',
-      ],
-    ],
   ])('%s renders offline, secrets 0600 and never printed; --check then matches', async (name, expected) => {
     const cwd = tempDir();
     const r = await render(cwd, ['--profile', name, '--out', 'out']);
