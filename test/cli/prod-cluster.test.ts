@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runStack } from '../helpers/cli.js';
 import { PROD_CLUSTER_ENV, PROD_CLUSTER_SECRETS, prodClusterVars } from '../helpers/prod-cluster.js';
+import { startConsulDouble } from '../fixtures/consul-double.js';
 import { tmpFiles } from '../helpers/tmp.js';
 
 const { dir, cleanup } = tmpFiles();
@@ -97,5 +98,19 @@ describe('prod-cluster on three hosts', () => {
     expect(file('service-dids/service-dids.env')).toContain(`APPVIEW_SIGNING_KEY_HEX=${vars.values.appviewSigningKey}`);
     expect(file('caddy/Caddyfile')).toContain(`reverse_proxy ${app}:2584`);
     expect(file('caddy/Caddyfile')).toContain(`reverse_proxy ${edge}:2583`);
+  });
+
+  it('stack up --host without the vars file: exit 2 naming the secrets this host’s share uses, nothing started or registered', async () => {
+    const consul = await startConsulDouble();
+    try {
+      const r = await stack(['up', '--profile', 'prod-cluster', '--host', 'data'], { ...PROD_CLUSTER_ENV, CONSUL_HTTP_ADDR: consul.address });
+      expect(r.code, r.stderr).toBe(2);
+      const named = [...r.stderr.matchAll(/Required variable '(\w+)' is missing: give it in a --vars file/g)].map((m) => m[1]);
+      expect([...new Set(named)].sort()).toEqual(['appviewSigningKey', 'ozoneSigningKey', 'postgresPassword']); // postgres, databases, service-dids
+      expect(await (await fetch(`http://${consul.address}/v1/agent/services`)).json()).toEqual({});
+      expect(existsSync(path.join(dir, '.stack', 'prod-cluster', 'state.json'))).toBe(false);
+    } finally {
+      await consul.close();
+    }
   });
 });
