@@ -341,7 +341,14 @@ export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
   };
 }
 
-/** How every NATS backend connects (both modes): credentials, TLS, reconnecting forever. */
+/**
+ * How every NATS backend connects (both modes): credentials, TLS, reconnecting forever, and a
+ * PING every heartbeat interval. A connection whose peer went silent (the host cut off from the
+ * network, a link down: nothing resets the socket) is given up after two unanswered PINGs and
+ * replaced; left to TCP, its retransmissions back off so far that a host whose link came back
+ * after a minute would stay unregistered for about as long again (the client's default PING
+ * interval is 2 minutes).
+ */
 export function connectOptions(
   config: NatsConfig,
   servers: string[],
@@ -353,6 +360,8 @@ export function connectOptions(
     maxReconnectAttempts: -1, // reconnect forever: discovery outlives server restarts
     reconnectTimeWait: 250,
     timeout: 3000,
+    pingInterval: Math.max(250, config.heartbeatIntervalMs || 10_000),
+    maxPingOut: 2,
     ...(config.natsToken ? { token: config.natsToken } : {}),
     ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword ?? '' } : {}),
     ...(config.natsCredsFile ? { authenticator: credsAuthenticator(readFileSync(config.natsCredsFile)) } : {}),

@@ -51,7 +51,7 @@ function replan(profile: Profile, graph: StackGraph, plan: Plan, host: string): 
 /**
  * What a run waits for in discovery: the plan's remote dependencies (another host's, external),
  * and, in a mesh, the `host: all` services its own services depend on (met by the local instance
- * or a remote one).
+ * or a remote one; a `host: all` task only by the local one).
  */
 export function remoteTargets(profile: Profile, graph: StackGraph, plan: Plan): RemoteTarget[] {
   const targets: RemoteTarget[] = (plan.remote ?? []).map((r) => {
@@ -69,7 +69,11 @@ export function remoteTargets(profile: Profile, graph: StackGraph, plan: Plan): 
   if (plan.host === undefined) return targets;
   const run = new Set(plan.services.map((s) => s.name));
   const meshed = new Set<string>();
-  for (const e of plan.edges) if (run.has(e.to) && graph.services.get(e.to)?.host === ALL_HOSTS) meshed.add(e.to);
+  // A `host: all` task prepares the host it runs on: only this host's own run of it counts.
+  for (const e of plan.edges) {
+    const to = graph.services.get(e.to);
+    if (run.has(e.to) && to?.host === ALL_HOSTS && to.kind !== 'task') meshed.add(e.to);
+  }
   for (const service of [...meshed].sort()) {
     const kind = graph.services.get(service)!.kind;
     targets.push({ service, kind, placement: 'either', where: 'on every host', stack: profile.name, notHost: plan.host });

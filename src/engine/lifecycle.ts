@@ -7,7 +7,9 @@
  *   run `settleMs`), a task once it exited 0; an exit first, or `dependencyTimeout`, is a failure.
  * - Dependents that judge this service by their own check (`dependencies[].healthCheck`) probe it
  *   from the moment it has started, within `dependencyTimeout`, and report to the gates.
- * - Register: once ready, with the profile's TTL, heartbeated until stop or detach.
+ * - Register: once ready, with the profile's TTL, heartbeated until stop or detach. Across hosts
+ *   a task placed on a host is registered too once it completed (until this run stops): its
+ *   dependents on other hosts wait for that record (remote-gates.ts).
  * - Monitor (after startup, `supervise`): health transitions are reported, not acted on; an exit
  *   deregisters it and applies the restart policy (restart.ts) unless the runtime applies it.
  */
@@ -19,7 +21,7 @@ import type { StackGraph } from '../plan/types.js';
 import { monitorHealth, waitUntilHealthy } from '../health/monitor.js';
 import { healthTargetFor } from '../runtime/target.js';
 import type { HealthStrategy, HealthTarget, ProbeResult } from '../health/types.js';
-import type { HealthCheckSpec, HealthStrategyName, Profile, ServiceSpec } from '../profile/types.js';
+import { ALL_HOSTS, type HealthCheckSpec, type HealthStrategyName, type Profile, type ServiceSpec } from '../profile/types.js';
 import type { ExitInfo, Runtime, ServiceHandle, StartRequest } from '../runtime/types.js';
 import type { Clock } from '../util/clock.js';
 import { sameInstance } from './converge.js';
@@ -90,6 +92,7 @@ export class ServiceLifecycle {
   readonly abort = new AbortController();
   /** Clock time its current state began (elapsed time in events). */
   since: number;
+  /** Its instance as registered (with or without discovery), while it runs: what dependents' templates see of it here. */
   instance?: ServiceInstance;
   /** The lifecycle in flight (start → healthy, or a restart). */
   inflight?: Promise<void>;
@@ -143,10 +146,12 @@ export class ServiceLifecycle {
     const failure = await this.startAndAwaitReady();
     if (this.stopping) return;
     if (failure !== undefined) return this.host.setState(this, 'failed', failure);
-    if (this.spec.kind === 'task') return this.host.setState(this, 'completed');
-    const clash = await this.register();
+    const task = this.spec.kind === 'task';
+    // Across hosts a task placed on a host is registered once it completed: dependents on other hosts wait for that record.
+    const clash = !task || (this.host.hosts && this.spec.host !== undefined && this.spec.host !== ALL_HOSTS) ? await this.register() : undefined;
     if (this.stopping) return;
     if (clash !== undefined) return this.host.setState(this, 'failed', clash);
+    if (task) return this.host.setState(this, 'completed');
     this.host.setState(this, 'healthy', this.status.unchanged ? 'unchanged' : undefined);
   }
 
@@ -669,6 +674,8 @@ export class ServiceLifecycle {
     if (this.stopping || this.abort.signal.aborted) return;
     this.status.health = 'unhealthy';
     this.withdrawn = false;
+    // Gone: its address is no longer one to render into dependents' configs (a restart registers it again).
+    delete this.instance;
     await this.deregister();
     const planned = this.planned;
     if (planned?.kind === 'block') return this.host.setState(this, 'blocked', planned.reason);

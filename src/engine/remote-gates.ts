@@ -10,6 +10,10 @@
  * Lookups and watches return passing instances only (an unhealthy one is withdrawn), so a record
  * is a healthy instance.
  *
+ * A task on another host is registered once it has completed there (lifecycle.ts): seen once, it
+ * stays met for the rest of the run (a completed task does not un-complete when its host's
+ * records expire).
+ *
  * Like every wait, this one is bounded by `dependencyTimeout`: a service missing from discovery
  * for that long (from the start of the run, or since its records vanished) breaks the `healthy`
  * gates of its dependents, opens their `settled` ones with a warning, and their `started` ones.
@@ -68,6 +72,8 @@ interface TargetState {
   records: ServiceInstance[];
   /** Missing from discovery for longer than `dependencyTimeout`. */
   expired: boolean;
+  /** A task whose completion was seen: met from then on. */
+  completed?: boolean;
   /** Cancels the running `dependencyTimeout` wait. */
   timer?: AbortController;
 }
@@ -82,13 +88,13 @@ export function createRemoteGates(opts: RemoteGatesOptions): RemoteGates {
 
   /** While it is missing, `dependencyTimeout` runs; once it has run out, its gates stop waiting. */
   const armTimer = (st: TargetState) => {
-    if (st.timer || st.records.length > 0 || closing.signal.aborted) return;
+    if (st.timer || met(st) || closing.signal.aborted) return;
     const timer = new AbortController();
     st.timer = timer;
     opts.clock.sleep(opts.dependencyTimeoutMs, AbortSignal.any([timer.signal, closing.signal])).then(
       () => {
         delete st.timer;
-        if (st.records.length > 0) return;
+        if (met(st)) return;
         st.expired = true;
         notify(st.target.service);
       },
@@ -100,7 +106,8 @@ export function createRemoteGates(opts: RemoteGatesOptions): RemoteGates {
     const records = list.filter((r) => counts(st.target, r));
     const before = st.records;
     st.records = records;
-    if (records.length > 0) {
+    if (records.length > 0 && st.target.kind === 'task') st.completed = true;
+    if (met(st)) {
       st.timer?.abort();
       delete st.timer;
       st.expired = false;
@@ -119,7 +126,7 @@ export function createRemoteGates(opts: RemoteGatesOptions): RemoteGates {
 
   const verdict = (st: TargetState, gate: 'healthy' | 'settled' | 'started', circular: boolean): GateVerdict => {
     // Members of a circular group start together; across hosts each starts with its host's share.
-    if (st.records.length > 0 || (circular && st.target.placement === 'remote')) return { kind: 'open' };
+    if (met(st) || (circular && st.target.placement === 'remote')) return { kind: 'open' };
     if (!st.expired) return { kind: 'waiting' };
     const { service, where } = st.target;
     const why = opts.discovery
@@ -141,7 +148,10 @@ export function createRemoteGates(opts: RemoteGatesOptions): RemoteGates {
       return () => listeners.delete(listener);
     },
     records: (service) => states.get(service)?.records ?? [],
-    up: (service) => (states.get(service)?.records.length ?? 0) > 0,
+    up: (service) => {
+      const st = states.get(service);
+      return st !== undefined && met(st);
+    },
     services: () => [...states.keys()],
     where: (service) => states.get(service)?.target.where,
     start() {
@@ -160,6 +170,11 @@ export function createRemoteGates(opts: RemoteGatesOptions): RemoteGates {
       listeners.clear();
     },
   };
+}
+
+/** It has a record that counts now, or (a task) had one. */
+function met(st: TargetState): boolean {
+  return st.records.length > 0 || st.completed === true;
 }
 
 /** Whether a record is one of the target's (its stack, its host, not the local instance). */

@@ -312,9 +312,9 @@ export class StackRun implements LifecycleHost {
     const wasUp = this.afterStartup(service);
     const now = this.seen.get(service)!;
     const where = this.remote.where(service);
+    const moves = this.remote.placement(service) === 'remote' && this.graph.services.get(service)?.kind !== 'task'; // a completed task stays done
     if (now.up && !wasUp) this.dependencyRestarted(service, `dependency '${service}' (${where}) is back in discovery`);
-    else if (now.up && this.remote.placement(service) === 'remote' && at !== undefined && at !== now.at)
-      this.dependencyRestarted(service, `dependency '${service}' (${where}) moved to ${now.at}`);
+    else if (now.up && moves && at !== undefined && at !== now.at) this.dependencyRestarted(service, `dependency '${service}' (${where}) moved to ${now.at}`);
   };
 
   private requiredDependents(service: string): ServiceLifecycle[] {

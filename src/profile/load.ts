@@ -93,7 +93,8 @@ function finishInspection(layers: Layer[], problems: RawProblem[], opts: LoadOpt
   for (const layer of [...layers].reverse()) merged = deepMerge(merged, rebasePaths(layer, problems));
   if (isPlainObject(merged)) delete merged.extends;
   const main = layers[0]!;
-  const interpolated = interpolateProfile(merged, opts.env ?? process.env, opts.services, problems);
+  const unresolved = new Set<string>();
+  const interpolated = interpolateProfile(merged, opts.env ?? process.env, opts.services, problems, unresolved);
 
   const defaultName = main.builtin ?? toDnsLabel(path.basename(main.absFile).replace(/\.(ya?ml|json|toml)$/i, ''));
   append(problems, checkRawProfile(interpolated, defaultName));
@@ -123,6 +124,11 @@ function finishInspection(layers: Layer[], problems: RawProblem[], opts: LoadOpt
     problems,
     checkProfile(profile, raw).filter((p) => !related(p.path)),
   );
+  // A value whose interpolation failed is left as written, and reported once, for the variable it lacks.
+  if (unresolved.size > 0) {
+    const echoes = (p: RawProblem) => p.code !== 'interpolation' && [...unresolved].some((v) => p.message.includes(v));
+    problems.splice(0, problems.length, ...problems.filter((p) => !echoes(p)));
+  }
   const all = sortProblems(located(problems));
   return all.some((p) => p.severity !== 'warning') ? { problems: all } : { profile, problems: all };
 }
@@ -343,9 +349,10 @@ function rebasePaths(layer: Layer, problems: RawProblem[]): Record<string, unkno
 /**
  * Interpolate every string, Compose-style. Template bodies are left alone (they have their own
  * `env.NAME` context, and formats such as Caddyfiles use `{$VAR}` themselves). Errors count only
- * for the services this run selects; elsewhere an unresolvable value is left as written.
+ * for the services this run selects; elsewhere an unresolvable value is left as written. Values
+ * that failed are collected in `unresolved`: what later checks say about them only echoes the error.
  */
-function interpolateProfile(merged: unknown, env: Env, selection: string[] | undefined, problems: RawProblem[]): unknown {
+function interpolateProfile(merged: unknown, env: Env, selection: string[] | undefined, problems: RawProblem[], unresolved: Set<string>): unknown {
   const selected = selectedServices(merged, selection);
   const interpolatedDefaults = new Set<string>();
   // Copy on write, with one shared path (pushed and popped): most of a large profile holds no `$`.
@@ -358,7 +365,10 @@ function interpolateProfile(merged: unknown, env: Env, selection: string[] | und
         if (text !== v && at[0] === 'variables' && at[2] === 'default') interpolatedDefaults.add(String(at[1]));
         return text === v ? text : typedAt([...at], text);
       } catch (err) {
-        if (strict && err instanceof InterpolationError) problems.push({ code: 'interpolation', path: [...at], message: err.message });
+        if (strict && err instanceof InterpolationError) {
+          problems.push({ code: 'interpolation', path: [...at], message: err.message });
+          unresolved.add(v);
+        }
         return v;
       }
     }

@@ -12,6 +12,7 @@ import type { Problem, SourceLocation } from '../errors.js';
 import { isSecretName } from '../util/redact.js';
 import { didYouMean } from '../util/suggest.js';
 import { dollarBraceMessage, findDollarBraces } from './dollar-brace.js';
+import { ENV_PREFIX, screamingSnake } from './variables.js';
 import { HELPER_NAMES, isHelperCall } from './engine.js';
 import type { TemplateContext } from './types.js';
 
@@ -240,9 +241,7 @@ class Analyzer {
       const missing = this.ctx.missing.get(name);
       if (!missing?.invalid) {
         const message =
-          missing?.required === false
-            ? `Secret '${name}' has no value (give it \`generate\`, or set it with --var ${name}=…)`
-            : `Required variable '${name}' is missing`;
+          missing?.required === false ? `Secret '${name}' has no value (give it \`generate\`, or set it with --var ${name}=…)` : missingRequired(name, true);
         this.report(param.loc, 'missing_variable', message);
       }
     }
@@ -324,7 +323,9 @@ class Analyzer {
       return this.report(
         path.loc,
         'missing_variable',
-        required ? `Required variable '${head}' is missing` : `Variable '${head}' has no value (give it a default, or set it with --var ${head}=…)`,
+        required
+          ? missingRequired(head, this.ctx.declared.get(head) === 'secret')
+          : `Variable '${head}' has no value (give it a default, or set it with --var ${head}=…)`,
       );
     }
     if (fromRoot && head === 'service' && name !== undefined && parts.length === 2) {
@@ -413,4 +414,10 @@ function findParam(scope: Scope, name: string): { value: unknown } | undefined {
 /** Maps whose keys are not known ahead (`env`, a service's `meta`): testing an absent key is fine. */
 function isOpenMap(parts: string[], i: number): boolean {
   return (parts[0] === 'env' && i === 1) || (parts[0] === 'service' && parts[2] === 'meta' && i === 3);
+}
+
+/** A required variable without a value, and where to give one (a secret never on the command line: argv is public). */
+export function missingRequired(name: string, secret: boolean): string {
+  const env = `${ENV_PREFIX}${screamingSnake(name)}`;
+  return `Required variable '${name}' is missing: give it in a --vars file or as ${env}${secret ? '' : `, or with --var ${name}=…`}`;
 }

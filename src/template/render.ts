@@ -13,7 +13,7 @@ import { formatPath, type PathSegment } from '../profile/source.js';
 import type { Profile, TemplateSpec } from '../profile/types.js';
 import type { RenderedFile } from '../runtime/types.js';
 import { didYouMean } from '../util/suggest.js';
-import { analyzeTemplate, type Locate } from './analyze.js';
+import { analyzeTemplate, missingRequired, type Locate } from './analyze.js';
 import { buildTemplateContext, contextForService, type ContextOptions } from './context.js';
 import { compileTemplate, runTemplate, type RenderState } from './engine.js';
 import { CODECS, environmentOf, FormatError, OutputSyntaxError, type FormatCodec } from '../formats/index.js';
@@ -348,7 +348,8 @@ export function renderStackConfigs(profile: Profile, opts: RenderStackOptions = 
   if (opts.services === undefined) {
     for (const [name, { required, invalid }] of context.missing) {
       if (!required || invalid || problems.some((p) => p.code === 'missing_variable' && p.message.includes(`'${name}'`))) continue;
-      problems.push({ code: 'missing_variable', severity: 'error', ...locate(['variables', name]), message: `Required variable '${name}' is missing` });
+      const secret = profile.variables[name]?.type === 'secret';
+      problems.push({ code: 'missing_variable', severity: 'error', ...locate(['variables', name]), message: missingRequired(name, secret) });
     }
   }
   return { files, problems, context };

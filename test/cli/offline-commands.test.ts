@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { runStack } from '../helpers/cli.js';
+import { PROD_CLUSTER_ENV } from '../helpers/prod-cluster.js';
 import { tmpFiles } from '../helpers/tmp.js';
 
 describe('stack (offline commands)', () => {
@@ -30,7 +31,7 @@ describe('stack (offline commands)', () => {
       'prod-cluster-swarm',
       'simple-pds',
     ]);
-    const show = await runStack(['profiles', 'show', 'prod-cluster', '--json']);
+    const show = await runStack(['profiles', 'show', 'prod-cluster', '--json'], { env: PROD_CLUSTER_ENV });
     expect(show.code).toBe(0);
     const p = JSON.parse(show.stdout);
     expect(p.discovery.backends).toEqual(['consul']);
@@ -38,8 +39,8 @@ describe('stack (offline commands)', () => {
   });
 
   it('validate: exit 0 for every built-in profile', async () => {
-    for (const name of ['simple-pds', 'full-node', 'full-node-docker', 'dev-cluster', 'prod-cluster']) {
-      const r = await runStack(['validate', '--profile', name]);
+    for (const name of ['simple-pds', 'full-node', 'full-node-docker', 'dev-cluster', 'prod-cluster', 'prod-cluster-swarm']) {
+      const r = await runStack(['validate', '--profile', name], { env: name === 'prod-cluster' ? PROD_CLUSTER_ENV : {} }); // its hosts' addresses
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain(`profile '${name}' is valid`);
     }
@@ -123,7 +124,7 @@ describe('stack (offline commands)', () => {
         ['graph', '--profile', 'full-node'],
         ['--help'],
       ]) {
-        const r = await runStack(args, { env: { NODE_OPTIONS: `--import=${hook}`, RECORD_IMPORTS_FILE: record } });
+        const r = await runStack(args, { env: { NODE_OPTIONS: `--import=${hook}`, RECORD_IMPORTS_FILE: record, ...PROD_CLUSTER_ENV } });
         expect(r.code, r.stderr).toBe(0);
       }
       const loaded = readFileSync(record, 'utf8');

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createNatsBackend } from '../../src/discovery/nats.js';
+import { connectOptions, createNatsBackend } from '../../src/discovery/nats.js';
 import type { DiscoveryBackend, ServiceInstance } from '../../src/discovery/types.js';
 import { UnreachableError } from '../../src/errors.js';
 import type { DiscoveryConfig } from '../../src/profile/types.js';
@@ -152,6 +152,12 @@ describe('nats backend', () => {
       await secured.destroy();
     }
   });
+});
+
+test('nats: a silent connection (a link down, nothing resets it) is given up after two PINGs a heartbeat interval apart', () => {
+  const creds = (() => undefined) as never;
+  expect(connectOptions({ ...config(), heartbeatIntervalMs: 500 } as never, [server.url], creds)).toMatchObject({ pingInterval: 500, maxPingOut: 2 });
+  expect(connectOptions({ ...config(), heartbeatIntervalMs: 10_000 } as never, [server.url], creds)).toMatchObject({ pingInterval: 10_000 });
 });
 
 test('nats: user and password; a wrong password is refused without printing it', async () => {

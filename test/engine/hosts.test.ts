@@ -195,6 +195,37 @@ describe('peer-to-peer: each host starts its own share, gated on the others thro
     expect((await a.discovery.lookup('web'))[0]).toMatchObject({ id: 'chain-web-c-0', address: '10.0.0.3', meta: { stack: 'chain', host: 'c' } });
   });
 
+  it('a task on another host: its dependents start once it has completed there, and it stays met when its host goes away', async () => {
+    const w = await world();
+    const profile = profileOf(w, 'tasks', {
+      db: { host: 'a', port: 5432, healthCheck: memCheck({ port: 5432 }) },
+      init: { host: 'a', kind: 'task', dependencies: ['db'] },
+      api: { host: 'b', port: 8080, dependencies: ['init', 'db'], healthCheck: memCheck({ port: 8080 }) },
+    });
+    const task = (service: string) => (service === 'init' ? { exitAfterMs: 500 } : {});
+    const b = await startHost(w, profile, 'b');
+    await until(w.clock, () => b.status('api').state === 'waiting');
+    const a = await startHost(w, profile, 'a', { script: task });
+    const reports = await pace(w.clock, Promise.all([a.controller.ready, b.controller.ready]));
+    expect(reports.map((r) => r.outcome)).toEqual(['up', 'up']);
+    // Completed on a (registered there, under an id naming its host) before api started on b.
+    expect(indexOf(w, 'a', (e) => e.type === 'registered' && e.service === 'init')).toBeLessThan(indexOf(w, 'b', stateIs('api', 'starting')));
+    expect((await b.discovery.lookup('init')).map((r) => [r.id, r.address, r.meta.host])).toEqual([['tasks-init-a-0', '10.0.0.1', 'a']]);
+    // Host a's run goes: db's record vanishes and api is blocked for it, but not for the task, which stays done.
+    await pace(w.clock, a.controller.stop());
+    await until(w.clock, () => b.status('api').state === 'blocked');
+    expect(b.status('api').reason).toContain("required dependency 'db' (on host 'a')");
+    expect(w.log.filter((l) => l.host === 'b' && l.e.type === 'state' && l.e.reason?.includes("'init'"))).toEqual([]);
+  });
+
+  it('a task without hosts (no other host could wait for it) is not registered', async () => {
+    const w = await world();
+    const profile = profileOf(w, 'plain', { init: { kind: 'task' }, api: { dependencies: ['init'] } }, { hosts: undefined });
+    const run = await startHost(w, profile, undefined, { script: (s) => (s === 'init' ? { exitAfterMs: 100 } : {}) });
+    expect((await pace(w.clock, run.controller.ready)).outcome).toBe('up');
+    expect(await run.discovery.lookup('init')).toEqual([]);
+  });
+
   it('a dependency on another host that never appears blocks its dependents after dependencyTimeout, naming the host', async () => {
     const w = await world();
     const profile = profileOf(w, 'alone', {
@@ -352,6 +383,42 @@ describe('mesh: host: all runs on every host', () => {
     // The later one saw both at its start; the earlier one re-renders once the other registers.
     await until(w.clock, () => w.log.some((l) => l.host === 'a' && l.e.type === 'render' && l.e.service === 'app' && l.e.outcome === 'changed'));
     for (const run of [a, b]) expect(await peers(run)).toBe("PEERS='http://10.0.0.1:7000 http://10.0.0.2:7000 '\n");
+  });
+
+  it("a dependent restarted after the local instance died is configured with the live peers only, not the dead one's address", async () => {
+    const w = await world();
+    const profile = mesh(w);
+    const a = await startHost(w, profile, 'a', { templates: true });
+    const b = await startHost(w, profile, 'b', { templates: true });
+    await pace(w.clock, Promise.all([a.controller.ready, b.controller.ready]));
+    const peers = () => readFile(path.join(a.stateDir, 'config', 'app', 'peers.env'), 'utf8');
+    // b registered after a's start: a's app re-renders, and is restarted with the new file.
+    const changed = () => w.log.findIndex((l) => l.host === 'a' && l.e.type === 'render' && l.e.service === 'app' && l.e.outcome === 'changed');
+    const healthyAfter = (i: number) => i >= 0 && w.log.slice(i).some((l) => l.host === 'a' && stateIs('app', 'healthy')(l.e));
+    await until(w.clock, () => healthyAfter(changed()));
+    expect(await peers()).toBe("PEERS='http://10.0.0.1:7000 http://10.0.0.2:7000 '\n");
+    const mark = w.log.length;
+    a.runtime.crash('relay', { code: 1, signal: null });
+    // Its record goes; app's file changes (b's relay only) and app is restarted: that start renders the same file.
+    const restarted = () => w.log.slice(mark).some((l) => l.host === 'a' && l.e.type === 'state' && l.e.service === 'app' && l.e.state === 'healthy');
+    await until(w.clock, restarted);
+    expect(await peers()).toBe("PEERS='http://10.0.0.2:7000 '\n");
+  });
+
+  it('a host: all task prepares its own host: a dependent waits for its host’s run of it, not another’s', async () => {
+    const w = await world();
+    const profile = profileOf(
+      w,
+      'prep',
+      { prep: { host: 'all', kind: 'task' }, app: { host: 'all', dependencies: ['prep'] } },
+      { coordination: { strategy: 'mesh', dependencyTimeout: '10s' } },
+    );
+    const a = await startHost(w, profile, 'a', { script: (s) => (s === 'prep' ? { exitAfterMs: 100 } : {}) });
+    expect((await pace(w.clock, a.controller.ready)).outcome).toBe('up');
+    const b = await startHost(w, profile, 'b', { script: (s) => (s === 'prep' ? { exitAfterMs: 3000 } : {}) });
+    expect((await pace(w.clock, b.controller.ready)).outcome).toBe('up');
+    expect(indexOf(w, 'b', stateIs('prep', 'completed'))).toBeLessThan(indexOf(w, 'b', stateIs('app', 'starting')));
+    expect(await b.discovery.lookup('prep')).toEqual([]);
   });
 
   it("killing one host's instance leaves its dependents served by the others", async () => {

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors.js';
 import { builtinProfileNames } from '../../src/profile/builtin.js';
 import { inspectProfile, loadProfile } from '../../src/profile/load.js';
+import { PROD_CLUSTER_ENV, PROD_CLUSTER_SECRETS } from '../helpers/prod-cluster.js';
 import { tmpFiles } from '../helpers/tmp.js';
 
 let cleanups: (() => void)[] = [];
@@ -20,7 +21,8 @@ describe('built-in profiles', () => {
   it('ships the four ATproto profiles, each loading cleanly', () => {
     expect(builtinProfileNames()).toEqual(['dev-cluster', 'full-node', 'full-node-docker', 'prod-cluster', 'prod-cluster-swarm', 'simple-pds']);
     for (const name of builtinProfileNames()) {
-      const result = inspectProfile(name, { env: {} });
+      // prod-cluster needs its hosts' addresses (below: what it says without them).
+      const result = inspectProfile(name, { env: name === 'prod-cluster' ? { ...PROD_CLUSTER_ENV } : {} });
       expect(
         result.problems.filter((p) => p.severity !== 'warning'),
         name,
@@ -29,15 +31,67 @@ describe('built-in profiles', () => {
     }
   });
 
-  it('prod-cluster extends full-node-docker: consul, peer-to-peer and hardened containers', () => {
-    const p = loadProfile('prod-cluster', { env: {} });
+  it('prod-cluster extends full-node-docker across three hosts: consul, mesh, each service on its host, bound to its address, hardened', () => {
+    const p = loadProfile('prod-cluster', { env: { ...PROD_CLUSTER_ENV } });
     expect(p.discovery.backends).toEqual(['consul']);
-    expect(p.coordination.strategy).toBe('peer-to-peer');
+    expect(p.coordination.strategy).toBe('mesh');
+    expect(Object.fromEntries(Object.values(p.hosts).map((h) => [h.name, h.address]))).toEqual({ data: '10.0.0.12', app: '10.0.0.13', edge: '10.0.0.11' });
     expect(Object.keys(p.services).sort()).toEqual(Object.keys(loadProfile('full-node-docker', { env: {} }).services).sort());
+    const placed = Object.fromEntries(Object.values(p.services).map((s) => [s.name, s.host]));
+    expect(placed).toEqual({
+      setup: 'all',
+      'service-dids': 'all',
+      postgres: 'data',
+      databases: 'data',
+      plc: 'app',
+      dataplane: 'app',
+      appview: 'app',
+      pds: 'edge',
+      ozone: 'edge',
+      caddy: 'edge',
+    });
+    // Registered and listening at their host's address, not on loopback.
+    for (const [name, address] of [
+      ['plc', '10.0.0.13'],
+      ['dataplane', '10.0.0.13'],
+      ['appview', '10.0.0.13'],
+      ['pds', '10.0.0.11'],
+      ['ozone', '10.0.0.11'],
+    ] as const) {
+      expect(p.services[name]?.address, name).toBe(address);
+      expect(p.services[name]?.environment.HOST, name).toBe(address);
+    }
+    expect(p.services.postgres?.address).toBe('10.0.0.12');
+    expect(p.services.postgres?.command).toEqual(['postgres', '-c', 'listen_addresses=10.0.0.12', '-p', '2578']);
+    // Secrets are inputs, the same on every host: none is generated.
+    for (const name of Object.keys(PROD_CLUSTER_SECRETS)) {
+      expect(p.variables[name], name).toMatchObject({ type: 'secret', required: true });
+      expect(p.variables[name], name).not.toHaveProperty('generate');
+    }
+    expect(p.variables.appviewPublicUrl?.default).toBe('https://api.atproto.example.com');
     expect(p.services.pds?.security).toMatchObject({ noNewPrivileges: true, capDrop: ['ALL'], readOnlyRootFilesystem: true });
     // inherited from full-node-docker untouched
     expect(p.services.pds?.image).toBe('node:20.20.0-bookworm-slim');
     expect(p.source.files).toHaveLength(2);
+  });
+
+  it('prod-cluster without its hosts’ addresses: each missing one named once, where it is used', () => {
+    const errors = errorsOf('prod-cluster', { env: {} });
+    expect(errors.map((e) => [e.path, e.message])).toEqual(
+      (['data', 'app', 'edge'] as const).map((h) => [
+        `hosts.${h}.address`,
+        expect.stringMatching(
+          new RegExp(`^required variable PROD_${h.toUpperCase()}_ADDR is missing: set PROD_${h.toUpperCase()}_ADDR to the ${h} host's address`),
+        ),
+      ]),
+    );
+  });
+
+  it('prod-cluster-swarm keeps none of the hosts: Swarm places the services, one stack up drives them', () => {
+    const p = loadProfile('prod-cluster-swarm', { env: {} });
+    expect(p.hosts).toEqual({});
+    expect(p.coordination.strategy).toBe('hub-spoke');
+    expect(Object.values(p.services).filter((s) => s.host !== undefined)).toEqual([]);
   });
 });
 
@@ -130,6 +184,18 @@ services:
     expect(errors.map((e) => e.message)).toEqual(['required variable B_TOKEN is missing: set B_TOKEN']);
     expect(errors[0]?.path).toBe('services.b.environment.TOKEN');
     expect(errorsOf(file('p.yaml'), { env: {}, services: ['a'] })).toEqual([]);
+  });
+});
+
+describe('a value whose interpolation failed', () => {
+  it('is reported once, for the variable it lacks, not again by the checks that read it as written', () => {
+    const { file } = files({
+      'p.yaml':
+        'hosts:\n  a: { address: "${A_ADDR:?set A_ADDR}" }\ncoordination: { strategy: peer-to-peer }\ndiscovery: { backend: etcd }\nservices:\n  x: { host: a, command: [x] }\n',
+    });
+    expect(errorsOf(file('p.yaml'), { env: {} }).map((e) => [e.path, e.message])).toEqual([
+      ['hosts.a.address', 'required variable A_ADDR is missing: set A_ADDR'],
+    ]);
   });
 });
 

@@ -8,6 +8,7 @@ import type { HealthCheckSpec } from '../../src/profile/types.js';
 import { healthcheckOf, planSwarmService, swarmFile, swarmServiceProblems } from '../../src/runtime/swarm-spec.js';
 import { readiness, taskInstances, type SwarmTask } from '../../src/runtime/swarm-tasks.js';
 import { busyboxService } from '../fixtures/docker-image.js';
+import { PROD_CLUSTER_ENV } from '../helpers/prod-cluster.js';
 import { inspectProfile, loadProfile } from '../../src/profile/load.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -183,7 +184,7 @@ describe('the prod-cluster-swarm profile', () => {
   it('runs every service of prod-cluster on swarm, by DNS name, with nothing the swarm runtime refuses', () => {
     const p = loadProfile('prod-cluster-swarm', { env: {} });
     const services = Object.values(p.services);
-    expect(services.map((s) => s.name).sort()).toEqual(Object.keys(loadProfile('prod-cluster', { env: {} }).services).sort());
+    expect(services.map((s) => s.name).sort()).toEqual(Object.keys(loadProfile('prod-cluster', { env: { ...PROD_CLUSTER_ENV } }).services).sort());
     for (const s of services) {
       expect(s.runtime, s.name).toBe('swarm');
       expect(s.address, s.name).toBe(s.name);

@@ -47,12 +47,16 @@ describe('checking templates against the context', () => {
     expect(files).toEqual([]);
     const lines = problems.map(formatProblem);
     expect(lines).toEqual([
-      "templates/pds.env.hbs:2:16: Required variable 'hostname' is missing",
+      "templates/pds.env.hbs:2:16: Required variable 'hostname' is missing: give it in a --vars file or as STACK_VAR_HOSTNAME, or with --var hostname=…",
       "templates/pds.env.hbs:3:18: Unknown service 'datbase' — did you mean 'database'?",
-      "templates/pds.env.hbs:4:5: Required variable 'hostname' is missing",
+      "templates/pds.env.hbs:4:5: Required variable 'hostname' is missing: give it in a --vars file or as STACK_VAR_HOSTNAME, or with --var hostname=…",
       "templates/pds.env.hbs:4:19: Variable 'tagline' has no value (give it a default, or set it with --var tagline=…)",
-      expect.stringMatching(/^stack\.yaml:\d+:\d+ services\.pds\.templates\[1\]\.data\.a: Required variable 'hostname' is missing$/),
-      expect.stringMatching(/^stack\.yaml:\d+:\d+ services\.pds\.templates\[1\]\.data\.b: Required variable 'dbPassword' is missing$/),
+      expect.stringMatching(
+        /^stack\.yaml:\d+:\d+ services\.pds\.templates\[1\]\.data\.a: Required variable 'hostname' is missing: give it in a --vars file or as STACK_VAR_HOSTNAME, or with --var hostname=…$/,
+      ),
+      expect.stringMatching(
+        /^stack\.yaml:\d+:\d+ services\.pds\.templates\[1\]\.data\.b: Required variable 'dbPassword' is missing: give it in a --vars file or as STACK_VAR_DB_PASSWORD$/,
+      ),
     ]);
     expect(problems.every((p) => p.severity === 'error')).toBe(true);
   });
@@ -61,8 +65,12 @@ describe('checking templates against the context', () => {
     const { dir, profile } = profileIn(STACK, { 'templates/pds.env.hbs': 'A=1\n' });
     const { problems } = renderStackConfigs(profile, { cwd: dir, env: {}, secrets: {} });
     expect(problems.map(formatProblem)).toEqual([
-      expect.stringMatching(/^stack\.yaml:5:\d+ variables\.hostname: Required variable 'hostname' is missing$/),
-      expect.stringMatching(/^stack\.yaml:7:\d+ variables\.dbPassword: Required variable 'dbPassword' is missing$/),
+      expect.stringMatching(
+        /^stack\.yaml:5:\d+ variables\.hostname: Required variable 'hostname' is missing: give it in a --vars file or as STACK_VAR_HOSTNAME, or with --var hostname=…$/,
+      ),
+      expect.stringMatching(
+        /^stack\.yaml:7:\d+ variables\.dbPassword: Required variable 'dbPassword' is missing: give it in a --vars file or as STACK_VAR_DB_PASSWORD$/,
+      ),
     ]);
     // Rendering only some services asks only for what their templates use.
     expect(renderStackConfigs(profile, { cwd: dir, env: {}, secrets: {}, services: ['pds'] }).problems).toEqual([]);

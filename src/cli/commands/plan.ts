@@ -44,7 +44,9 @@ export async function showPlan(opts: PlanCliOptions, o: Output, needsHost: boole
   const whereIs = (service: string) => {
     const r = remote.get(service);
     if (r) return `, ${elsewhere(r)}`;
-    return plan.host !== undefined && graph.services.get(service)?.host === 'all' ? ', here or on another host' : '';
+    const spec = graph.services.get(service);
+    if (plan.host === undefined || spec?.host !== 'all') return '';
+    return spec.kind === 'task' ? ', here' : ', here or on another host'; // a host: all task prepares this host
   };
   const width = Math.max(8, ...plan.services.map((s) => s.name.length)) + 2;
   plan.order.forEach((wave, i) => {
