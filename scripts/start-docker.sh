@@ -8,7 +8,8 @@ if ! command -v dockerd >/dev/null; then
 fi
 echo "start-docker: starting dockerd" >&2
 # No registry is reachable from this machine; images are built locally.
-nohup dockerd >/var/log/dockerd-stack.log 2>&1 &
+# setsid: its own session, so it outlives the job (or CI step) that started it.
+setsid nohup dockerd >/var/log/dockerd-stack.log 2>&1 &
 for _ in $(seq 1 100); do
   if docker info >/dev/null 2>&1; then exit 0; fi
   sleep 0.2
