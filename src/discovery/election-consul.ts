@@ -60,7 +60,7 @@ import {
   electionClosed,
   encodeCandidate,
   encodeFenced,
-  isFatalCampaignError,
+  campaignUntilWon,
   LeaderFeed,
   LostListeners,
   StaleTermError,
@@ -511,20 +511,7 @@ export async function createConsulElection(config: ConsulConfig, options: Electi
       const any = anySignal([signal, abort.signal, closing.signal]);
       const done = (async () => {
         try {
-          for (let failures = 0; ;) {
-            any.throwIfAborted();
-            try {
-              const won = await campaignOnce(any);
-              if (won) return won;
-              failures = 0;
-            } catch (err) {
-              if (any.aborted) throw any.reason;
-              const e = toStackError(err, 'campaign', where);
-              if (isFatalCampaignError(e)) throw e;
-              failures += 1;
-              await pause(backoffAt(failures, RECONNECT_BACKOFF), any);
-            }
-          }
+          return await campaignUntilWon(campaignOnce, any, (err) => toStackError(err, 'campaign', where));
         } finally {
           // Withdrawn or failed: its session goes (released first, in case a lock landed unseen).
           if (candidacy) {

@@ -40,7 +40,7 @@ import {
   electionClosed,
   encodeCandidate,
   encodeFenced,
-  isFatalCampaignError,
+  campaignUntilWon,
   LeaderFeed,
   LostListeners,
   StaleTermError,
@@ -357,22 +357,7 @@ export async function createNatsElection(config: NatsConfig, options: ElectionOp
       if (running) throw new StackError(`candidate '${candidate.id}' is already campaigning`, { code: 'campaigning' });
       const abort = new AbortController();
       const any = anySignal([signal, abort.signal, closing.signal]);
-      const done = (async () => {
-        for (let failures = 0; ;) {
-          any.throwIfAborted();
-          try {
-            const won = await campaignOnce(any);
-            if (won) return won;
-            failures = 0;
-          } catch (err) {
-            if (any.aborted) throw any.reason;
-            const e = toStackError(err, 'campaign', where);
-            if (isFatalCampaignError(e)) throw e;
-            failures += 1;
-            await pause(backoffAt(failures, RECONNECT_BACKOFF), any);
-          }
-        }
-      })();
+      const done = campaignUntilWon(campaignOnce, any, (err) => toStackError(err, 'campaign', where));
       running = { abort, done };
       try {
         return await done;

@@ -24,9 +24,11 @@
  * `createElection` picks the first configured one that does, and says clearly when none does.
  */
 import { ExitCode, InvalidInputError, StackError, UnsupportedError, type Problem } from '../errors.js';
-import { realClock } from '../util/clock.js';
+import { pause, realClock } from '../util/clock.js';
+import { backoffAt } from '../util/retry.js';
 import { DNS_LABEL } from '../util/names.js';
 import { DISCOVERY_DRIVERS, type DiscoveryBackendName, type DiscoveryConfig } from './registry.js';
+import { RECONNECT_BACKOFF } from './resync.js';
 
 /** Who campaigns: one supervisor of the stack. */
 export interface ElectionCandidate {
@@ -457,4 +459,30 @@ export function electionClosed(backend: string): StackError {
 export function isFatalCampaignError(err: unknown): boolean {
   if (!(err instanceof StackError)) return false;
   return err.code === 'unauthorized' || err.code === 'closed' || err.exitCode === ExitCode.invalidInput;
+}
+
+/**
+ * Every backend's campaign: try `once` until it wins. A backend that is away is waited out with
+ * back-off (reset by every attempt that got an answer); a fatal error (bad settings, credentials,
+ * closed) or an abort ends it.
+ */
+export async function campaignUntilWon(
+  once: (signal: AbortSignal) => Promise<Leadership | undefined>,
+  signal: AbortSignal,
+  toError: (err: unknown) => unknown,
+): Promise<Leadership> {
+  for (let failures = 0; ;) {
+    signal.throwIfAborted();
+    try {
+      const won = await once(signal);
+      if (won) return won;
+      failures = 0;
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      const e = toError(err);
+      if (isFatalCampaignError(e)) throw e;
+      failures += 1;
+      await pause(backoffAt(failures, RECONNECT_BACKOFF), signal);
+    }
+  }
 }
