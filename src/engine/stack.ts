@@ -13,6 +13,7 @@ import type { DiscoveryManager } from '../discovery/manager.js';
 import type { DiscoveryEvent, ServiceInstance } from '../discovery/types.js';
 import type { Profile } from '../profile/types.js';
 import { startStack, type StackController, type StartStackInput, type StartStackOptions } from './engine.js';
+import { electsLeader } from '../plan/hosts.js';
 import { onHost } from './hosts.js';
 import { checkHubPlacement } from './placement.js';
 import { givenRuntimes, runtimeSetFor, type GivenRuntimes } from './runtimes.js';
@@ -135,7 +136,7 @@ async function wire({ profile, plan }: StartStackInput, opts: UpStackOptions, st
     await discovery.check(); // unreachable discovery: exit 3 before anything starts
     const hooks = await createTemplateHooks(
       profile,
-      plan.services.map((s) => s.name),
+      [...plan.services.map((s) => s.name), ...singletonsOf(profile, plan)],
       {
         stateDir,
         discovery,
@@ -167,6 +168,15 @@ function answerDownRequests(
     onEvent({ type: 'warning', message: `\`stack down --all-hosts\` from ${request.by} (at ${request.requestedAt}): stopping this host's share` });
     void stop(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {});
   });
+}
+
+/** Leader-follower: the singletons this host's supervisor runs whenever it leads (their templates are checked up front too). */
+function singletonsOf(profile: Profile, plan: StartStackInput['plan']): string[] {
+  if (plan.host === undefined || !electsLeader(profile)) return [];
+  const unselected = new Set(plan.skipped.filter((s) => s.reason === 'not selected').map((s) => s.service));
+  return Object.values(profile.services)
+    .filter((s) => s.singleton && s.enable && !unselected.has(s.name))
+    .map((s) => s.name);
 }
 
 export interface StackStatusOptions {
