@@ -161,7 +161,8 @@ export interface ReadLeadershipOptions {
   profile: Profile;
   stateDir: string;
   reader?: ElectionReader;
-  discovery?: DiscoveryManager;
+  /** Where the candidates' records are looked up. */
+  discovery?: Pick<DiscoveryManager, 'lookup'>;
 }
 
 /** The leadership of a leader-follower stack, from the backend where it answers, else from this host's last view. */

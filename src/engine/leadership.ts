@@ -24,6 +24,7 @@
  * startup: a service of the host's share may wait for a singleton, and the singleton for it.
  */
 import { isFatalCampaignError, StaleTermError, type Election, type ElectionCandidate, type Leadership, type LeadershipLost } from '../discovery/election.js';
+import type { DiscoveryManager } from '../discovery/manager.js';
 import type { ServiceInstance } from '../discovery/types.js';
 import { planStack } from '../plan/plan.js';
 import { errorText } from '../util/error-text.js';
@@ -309,7 +310,7 @@ class LeaderFollower {
       this.report('elected', won.leader, won.term, record.previous ? { previous: record.previous } : {});
       await this.tidying; // a follower's tidying of this host must not overlap the start
       await this.fence(won.term, signal);
-      await this.runSingletons(election, record, signal);
+      await this.runSingletons(election, record, signal, lost.signal);
     } catch (err) {
       if (err instanceof StaleTermError) stale = true;
       else if (!signal.aborted) this.warn(`leading stack '${this.stack}' (term ${won.term}): ${errorText(err)}`);
@@ -355,20 +356,22 @@ class LeaderFollower {
     const { ttlMs, heartbeatIntervalMs } = this.singletons.profile.discovery;
     const clock = this.opts.clock ?? (await import('../util/clock.js')).realClock;
     const deadline = clock.now() + ttlMs + heartbeatIntervalMs;
-    const elsewhere = async (): Promise<ServiceInstance[]> => {
+    const registered = async (): Promise<ServiceInstance[]> => {
       const lists = await Promise.all(
         [...names].map((name) => {
           discovery.invalidate(name);
           return discovery.lookup(name).catch(() => [] as ServiceInstance[]);
         }),
       );
-      return lists.flat().filter((r) => r.meta.stack === this.stack && r.meta.host !== this.self.host);
+      return lists.flat().filter((r) => r.meta.stack === this.stack);
     };
     let fenced = false;
     while (!signal.aborted) {
-      const left = await elsewhere();
-      if (left.length === 0) return;
-      const older = left.filter((r) => !(Number(r.meta.term) >= term));
+      const all = await registered();
+      // This host's own record of an older term goes too: the new one is claimed afresh, exclusively.
+      const older = all.filter((r) => !(Number(r.meta.term) >= term));
+      const left = all.filter((r) => r.meta.host !== this.self.host);
+      if (left.length === 0 && older.length === 0) return;
       if (!fenced && older.length > 0) {
         fenced = true;
         await Promise.all(older.map((r) => discovery.deregister(r.service, r.id).catch(() => undefined)));
@@ -376,6 +379,7 @@ class LeaderFollower {
         this.report('fenced', this.self, term, { reason: `removed the records of an older term: ${what}` });
         continue;
       }
+      if (left.length === 0) return;
       if (clock.now() >= deadline) {
         const what = left.map((r) => `${r.service} on host '${r.meta.host ?? '?'}'`).join(', ');
         this.warn(`still registered elsewhere after one TTL: ${what}; starting the singletons all the same`);
@@ -385,8 +389,11 @@ class LeaderFollower {
     }
   }
 
-  /** Run the singletons until `signal` aborts; a start that fails is tried again, with a growing pause. */
-  private async runSingletons(election: Election, record: LeaderRecord, signal: AbortSignal): Promise<void> {
+  /**
+   * Run the singletons until `signal` aborts; a start that fails is tried again, with a growing
+   * pause. Their discovery is revoked once the term is lost (`revocable`).
+   */
+  private async runSingletons(election: Election, record: LeaderRecord, signal: AbortSignal, lost: AbortSignal): Promise<void> {
     const input = this.singletons;
     let failures = 0;
     while (!signal.aborted) {
@@ -397,6 +404,7 @@ class LeaderFollower {
         stateDir: this.stateDir,
         runDir: leaderRunDir(this.stateDir),
         runtimes: this.runtimes,
+        ...(this.opts.discovery ? { discovery: revocable(this.opts.discovery, lost) } : {}),
         term: record.term,
         // Its phases are not the stack's (the host's share has those): `leader` events say what it does.
         onEvent: (e) => e.type !== 'stack' && this.emit(e),
@@ -472,6 +480,39 @@ class LeaderFollower {
 function sameLeader(a: Leadership | null, b: Leadership | null): boolean {
   if (a === null || b === null) return a === b;
   return a.term === b.term && a.leader.id === b.leader.id;
+}
+
+/**
+ * The discovery a leader's singletons use, revoked once its term is lost (most often because the
+ * backend cannot be reached): from then on their deregistration and letting go of a heartbeat go
+ * on in the background, and the instances stop at once. Whenever those calls land, they cannot
+ * touch the record the next leader claimed meanwhile under the singleton's one id: the backends
+ * renew and remove an exclusive claim only where it is still theirs (etcd: on its lease; NATS: at
+ * its revision), and a stale record of ours expires, or the next leader fences it.
+ */
+export function revocable(discovery: DiscoveryManager, revoked: AbortSignal): DiscoveryManager {
+  return new Proxy(discovery, {
+    get(target, prop) {
+      if (prop === 'deregister')
+        return (service: string, id: string) => {
+          const removing = target.deregister(service, id);
+          if (!revoked.aborted) return removing;
+          removing.catch(() => undefined);
+          return Promise.resolve();
+        };
+      if (prop === 'keepAlive')
+        return (...args: Parameters<DiscoveryManager['keepAlive']>) => {
+          const stop = target.keepAlive(...args);
+          return async () => {
+            const stopping = stop();
+            if (revoked.aborted) stopping.catch(() => undefined);
+            else await stopping;
+          };
+        };
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 function untilAborted(signal: AbortSignal): Promise<undefined> {

@@ -417,11 +417,7 @@ export class StackRun implements LifecycleHost {
   private async prepare(runServices: ServiceSpec[]): Promise<void> {
     const { opts, stack, runtimes } = this;
     try {
-      this.lock = await acquireLock(
-        this.runDir,
-        stack,
-        opts.detached ? { command: 'up --detach', detached: true, clock: this.clock } : { clock: this.clock },
-      );
+      this.lock = await acquireLock(this.runDir, stack, opts.detached ? { command: 'up --detach', detached: true, clock: this.clock } : { clock: this.clock });
       const lastState = await readStateFile(this.runDir);
       const blocked = this.plan.blocked.flatMap((b) => this.graph.services.get(b.service) ?? []);
       const planned = [...runServices, ...blocked];

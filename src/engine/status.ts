@@ -6,6 +6,7 @@
 import type { RuntimeName } from '../profile/types.js';
 import type { InstanceStatus, InstanceTask, ServiceHandle } from '../runtime/types.js';
 import { lockOwnerAlive, readLock, type LockInfo } from './lock.js';
+import type { LeadershipStatusView } from './leadership-state.js';
 import type { RuntimeSet } from './runtimes.js';
 import type { AcrossHostsView } from './status-hosts.js';
 import { readStateFile } from './state.js';
@@ -39,6 +40,8 @@ export interface StackStatusView {
    * records); absent for a stack on one host. `empty` then also means nothing is registered.
    */
   hosts?: AcrossHostsView;
+  /** A leader-follower stack: who leads, its term, since when, its followers (leadership-state.ts). */
+  leadership?: LeadershipStatusView;
 }
 
 export interface ReadStatusOptions {

@@ -59,7 +59,12 @@ export function resolveHost(
  * stack). Leader-follower: a host's share sees a singleton on the leader's host; the leader's
  * share runs the singletons and sees every other service on its host, this one included.
  */
-export function placementOf(svc: Pick<ServiceSpec, 'host' | 'external' | 'singleton'>, host: string | undefined, perHost: boolean, share: Share = 'host'): Placement {
+export function placementOf(
+  svc: Pick<ServiceSpec, 'host' | 'external' | 'singleton'>,
+  host: string | undefined,
+  perHost: boolean,
+  share: Share = 'host',
+): Placement {
   if (svc.external) return { kind: 'external', ...(svc.external.stack !== undefined ? { stack: svc.external.stack } : {}) };
   if (host !== undefined && perHost && svc.singleton) return share === 'leader' ? { kind: 'here' } : { kind: 'leader' };
   if (host !== undefined && perHost && share === 'leader' && svc.host !== undefined && svc.host !== ALL_HOSTS) return { kind: 'host', host: svc.host };

@@ -196,7 +196,7 @@ const externals: Rule = (profile, raw) => {
 const reachable: Rule = (profile) => {
   const out: RawProblem[] = [];
   for (const svc of Object.values(profile.services)) {
-    const runsOn = svc.singleton && svc.host === undefined ? "whichever host leads (a singleton)" : svc.host === undefined ? undefined : `'${svc.host}'`;
+    const runsOn = svc.singleton && svc.host === undefined ? 'whichever host leads (a singleton)' : svc.host === undefined ? undefined : `'${svc.host}'`;
     if (!svc.enable || runsOn === undefined) continue;
     for (const dep of svc.dependencies) {
       const target = profile.services[dep.name];

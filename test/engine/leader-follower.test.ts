@@ -148,7 +148,14 @@ describe('leader-follower on one election and one discovery', () => {
       }),
     ]);
     // Each host ran its own share; api (on b) started after the singleton registered, wherever it runs.
-    expect(runs.map((r) => r.runtime.running().map((i) => i.handle.service).filter((s) => s !== 'sched'))).toEqual([['db'], ['api'], ['worker']]);
+    expect(
+      runs.map((r) =>
+        r.runtime
+          .running()
+          .map((i) => i.handle.service)
+          .filter((s) => s !== 'sched'),
+      ),
+    ).toEqual([['db'], ['api'], ['worker']]);
     const registered = w.log.findIndex((l) => l.e.type === 'registered' && l.e.service === 'sched');
     const apiStarts = w.log.findIndex((l) => l.host === 'b' && l.e.type === 'state' && l.e.service === 'api' && l.e.state === 'starting');
     expect(registered).toBeGreaterThanOrEqual(0);
@@ -191,9 +198,18 @@ describe('leader-follower on one election and one discovery', () => {
       term: first.term,
     });
     // Its record moved with it; api (on b) restarted against the new address (its required dependency moved).
-    await until(w.clock, () => runs.find((r) => r.host === second.leader.host)!.controller.status().find((s) => s.name === 'sched')?.state === 'healthy');
+    await until(
+      w.clock,
+      () =>
+        runs
+          .find((r) => r.host === second.leader.host)!
+          .controller.status()
+          .find((s) => s.name === 'sched')?.state === 'healthy',
+    );
     const records = await runs[0]!.discovery.lookup('sched');
-    expect(records.map((r) => [r.address, r.meta.host, r.meta.term])).toEqual([[HOSTS[second.leader.host as 'a'].address, second.leader.host, String(second.term)]]);
+    expect(records.map((r) => [r.address, r.meta.host, r.meta.term])).toEqual([
+      [HOSTS[second.leader.host as 'a'].address, second.leader.host, String(second.term)],
+    ]);
     await until(w.clock, () => apiStarts() > apiBefore && runs[1]!.controller.status().find((s) => s.name === 'api')?.state === 'healthy');
 
     // A write under the old term is refused; the leader record stays the new leader's.
