@@ -42,8 +42,8 @@ import {
   type LeadershipFile,
 } from './leadership-state.js';
 import { StackRun } from './run.js';
-import { createRuntimeSet, fixedRuntimeSet, type RuntimeSet } from './runtimes.js';
-import { stateDirOf } from './state.js';
+import { fixedRuntimeSet, runtimeSetFor, type RuntimeSet } from './runtimes.js';
+import { removeStateFile, stateDirOf } from './state.js';
 import { stopTargets, type StopTarget } from './stopper.js';
 import type { CandidateView, EngineEvent, LeaderEvent, ServiceStatus } from './types.js';
 
@@ -99,6 +99,8 @@ class LeaderFollower {
   private tidying: Promise<void> = Promise.resolve();
   private tidied = false;
   private stopTimeoutMs: number | undefined;
+  /** The writes of `leadership.json`, one after another. */
+  private writing: Promise<void> = Promise.resolve();
   private readonly finished: Promise<void>;
 
   constructor(
@@ -252,6 +254,7 @@ class LeaderFollower {
     }
     await withdraw();
     await election.close().catch(() => undefined);
+    await this.writing;
     await removeLeadershipFile(this.stateDir).catch(() => undefined);
   }
 
@@ -450,6 +453,8 @@ class LeaderFollower {
       }
     }
     for (const { name, error } of await stopTargets(targets)) this.warn(`could not stop the leftover instance: ${errorText(error)}`, name);
+    // What the earlier leader recorded of them is over too (`stack status` would show it).
+    await removeStateFile(leaderRunDir(this.stateDir)).catch(() => undefined);
   }
 
   // ---- reporting ------------------------------------------------------------------------------
@@ -468,7 +473,9 @@ class LeaderFollower {
       handovers: f.handovers + (handover && f.leader !== null ? 1 : 0),
       updatedAt: new Date().toISOString(),
     };
-    if (change !== 'resigned') void writeLeadershipFile(this.stateDir, this.file).catch(() => undefined);
+    const file = this.file;
+    // In order: a later view must never be overwritten by an earlier one.
+    if (change !== 'resigned') this.writing = this.writing.then(() => writeLeadershipFile(this.stateDir, file)).catch(() => undefined);
   }
 
   private async pause(failures: number, signal: AbortSignal): Promise<void> {
@@ -521,7 +528,7 @@ function untilAborted(signal: AbortSignal): Promise<undefined> {
 }
 
 function runtimeSetOf(given: StartStackOptions['runtimes'], stateDir: string, profile: StartStackInput['profile']): RuntimeSet {
-  if (!given) return createRuntimeSet({ stateDir, docker: profile.docker, swarm: profile.swarm });
+  if (!given) return runtimeSetFor(profile, { stateDir });
   if ('get' in given && typeof given.get === 'function') return given;
   return fixedRuntimeSet(given as Parameters<typeof fixedRuntimeSet>[0]);
 }

@@ -23,6 +23,7 @@ import { readStackStatus, type StackStatusView } from './status.js';
 import { acrossHosts } from './status-hosts.js';
 import { withTimeout } from '../discovery/resync.js';
 import { LEADER_KEY, readLeadership, type LeadershipStatusView } from './leadership-state.js';
+import { leaderRunDir } from './leadership.js';
 import { createTemplateHooks } from './templates.js';
 import type { EngineEvent, ServiceStatus, StartupReport } from './types.js';
 
@@ -207,6 +208,7 @@ export async function stackStatus(profile: Profile, opts: StackStatusOptions = {
       stack: profile.name,
       stateDir,
       runtimes,
+      ...(electsLeader(profile) ? { leaderDir: leaderRunDir(stateDir) } : {}),
       runtimeNames: [
         ...new Set(
           Object.values(profile.services)

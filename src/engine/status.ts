@@ -50,6 +50,8 @@ export interface ReadStatusOptions {
   runtimes: RuntimeSet;
   /** Runtimes to ask for instances the state file missed (the profile's). */
   runtimeNames?: RuntimeName[];
+  /** Leader-follower: the folder of the leader's share (its singletons' state file), when this host leads. */
+  leaderDir?: string;
   now?: () => number;
 }
 
@@ -65,8 +67,11 @@ export async function readStackStatus(opts: ReadStatusOptions): Promise<StackSta
         command: 'up',
       })
     : false;
+  // This host's supervisor leads: the singletons it runs are recorded in the leader's share.
+  const singletons = opts.leaderDir ? await readStateFile(opts.leaderDir, opts.stack).catch(() => undefined) : undefined;
+  const recorded = [...Object.values(state?.services ?? {}), ...Object.values(singletons?.services ?? {})];
   const names = new Set<RuntimeName>(opts.runtimeNames ?? []);
-  for (const s of Object.values(state?.services ?? {})) if (s.handle) names.add(s.handle.runtime);
+  for (const s of recorded) if (s.handle) names.add(s.handle.runtime);
   if (names.size === 0) names.add('process');
   // What the runtimes find is authoritative: the state file may lag a moment behind a start.
   const found = new Map<string, ServiceHandle>();
@@ -77,7 +82,7 @@ export async function readStackStatus(opts: ReadStatusOptions): Promise<StackSta
 
   const services: ServiceStatusView[] = [];
   const seen = new Set<string>();
-  for (const status of Object.values(state?.services ?? {})) {
+  for (const status of recorded) {
     seen.add(status.name);
     let handle = status.handle;
     let inspected = handle ? await inspect(opts.runtimes, handle) : undefined;
