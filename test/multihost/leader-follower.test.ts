@@ -1,7 +1,7 @@
 /**
  * Leader-follower across hosts (issue 15), for real: three hosts as network namespaces
  * (test/fixtures/hosts.ts), a `stack up --host` supervisor on each, real etcd and NATS (JetStream)
- * on the fixture's service address. The singleton (`sched`, an HTTP service) runs on the leader's
+ * on the fixture's service address, and the Consul double (an agent per host, one catalog). The singleton (`sched`, an HTTP service) runs on the leader's
  * host only, registered at its address; `api` on host b waits for it through discovery.
  *
  * - exactly one leader, and the singleton on its host, registered there; `status` from a follower names it;
@@ -13,8 +13,7 @@
  *   down and stopped its singleton, and from the heal on (sampled every 100 ms) there is never
  *   more than one registered record of the singleton, nor more than one instance answering.
  *
- * Consul: its election (`election-consul.ts`) is being added separately; once it lands, a third
- * backend joins the list below. No wall-clock assertion: every wait is a bounded poll.
+ * No wall-clock assertion: every wait is a bounded poll.
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -31,8 +30,13 @@ let hosts: Hosts;
 const NAMES = ['a', 'b', 'c'] as const;
 type Name = (typeof NAMES)[number];
 
+/** Consul: every host talks to an agent of its own (agents of the double sharing one catalog), as on a real cluster. */
+const agents = new Map<Name, string>();
+
 beforeAll(async () => {
-  hosts = await startHosts({ hosts: NAMES, services: ['etcd', 'nats'] });
+  // Consul servers refuse session TTLs under session_ttl_min (10 s by default): lowered, as a cluster running a 2 s ttl would.
+  hosts = await startHosts({ hosts: NAMES, services: ['etcd', 'nats', 'consul'], consul: { sessionTtlMinMs: 500 } });
+  for (const n of NAMES) agents.set(n, n === 'a' ? hosts.consul!.address : (await hosts.consul!.addAgent({ host: hosts.serviceAddress })).address);
 }, 60_000);
 
 afterAll(async () => {
@@ -43,14 +47,17 @@ afterAll(async () => {
 
 const TTL_MS = 2000;
 
-function discoveryOf(backend: 'etcd' | 'nats'): Record<string, unknown> {
+type Backend = 'etcd' | 'nats' | 'consul';
+
+function discoveryOf(backend: Backend, host: Name): Record<string, unknown> {
   const common = { ttl: `${TTL_MS}ms`, heartbeatInterval: '500ms' };
+  if (backend === 'consul') return { backend: 'consul', consulAddress: agents.get(host), ...common };
   return backend === 'etcd'
     ? { backend: 'etcd', etcdEndpoints: [hosts.etcd!.endpoint], etcdPrefix: '/lf-e2e', ...common }
     : { backend: 'nats', natsUrl: hosts.nats!.url, natsBucket: 'lf-e2e', ...common };
 }
 
-function profileOf(stack: string, backend: 'etcd' | 'nats') {
+function profileOf(stack: string, backend: Backend, host: Name) {
   const http = (port: number) => ({
     command: [process.execPath, HTTP_SERVICE],
     port,
@@ -61,7 +68,7 @@ function profileOf(stack: string, backend: 'etcd' | 'nats') {
   return {
     name: stack,
     runtime: 'process',
-    discovery: discoveryOf(backend),
+    discovery: discoveryOf(backend, host),
     coordination: { strategy: 'leader-follower', dependencyTimeout: '30s' },
     hosts: Object.fromEntries(NAMES.map((n) => [n, { address: hosts.address(n) }])),
     services: {
@@ -120,12 +127,12 @@ function startSupervisor(w: World, host: Name): HostProcess {
   return up;
 }
 
-describe.each(['etcd', 'nats'] as const)('leader-follower on %s', (backend) => {
+describe.each(['etcd', 'nats', 'consul'] as const)('leader-follower on %s', (backend) => {
   const stack = `lf-${backend}`;
   let w: World;
 
   beforeAll(async () => {
-    for (const n of NAMES) await writeFile(path.join(hosts.dir(n), `${stack}.json`), JSON.stringify(profileOf(stack, backend)));
+    for (const n of NAMES) await writeFile(path.join(hosts.dir(n), `${stack}.json`), JSON.stringify(profileOf(stack, backend, n)));
     const config = loadProfile(path.join(hosts.dir('a'), `${stack}.json`)).discovery;
     w = {
       stack,
