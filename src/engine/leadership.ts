@@ -29,7 +29,6 @@ import type { ServiceInstance } from '../discovery/types.js';
 import { planStack } from '../plan/plan.js';
 import { errorText } from '../util/error-text.js';
 import { processStartTime } from '../util/proc.js';
-import path from 'node:path';
 import type { StackController, StartStackInput, StartStackOptions } from './engine.js';
 import {
   candidateInput,
@@ -43,17 +42,12 @@ import {
 } from './leadership-state.js';
 import { StackRun } from './run.js';
 import { fixedRuntimeSet, runtimeSetFor, type RuntimeSet } from './runtimes.js';
-import { removeStateFile, stateDirOf } from './state.js';
+import { leaderRunDir, removeStateFile, stateDirOf } from './state.js';
 import { stopTargets, type StopTarget } from './stopper.js';
 import type { CandidateView, EngineEvent, LeaderEvent, ServiceStatus } from './types.js';
 
 /** How a host's supervisor joins its stack's election; default `createElection` on the profile's discovery. */
 export type ElectionFactory = (options: { stack: string; candidate: ElectionCandidate; ttlMs: number }) => Promise<Election>;
-
-/** The folder of the leader's share, under the state folder. */
-export function leaderRunDir(stateDir: string): string {
-  return path.join(stateDir, 'leader');
-}
 
 const serial = new Map<string, number>();
 
@@ -94,6 +88,8 @@ class LeaderFollower {
   private leading: Leadership | undefined;
   /** The leader as last observed. */
   private seen: Leadership | null | undefined;
+  /** The last leader known (never null once one was seen): what a hand-over is from. */
+  private lastLeader: CandidateView | undefined;
   private file: LeadershipFile;
   /** Stopping singleton instances an earlier supervisor of this host left, while another leads. */
   private tidying: Promise<void> = Promise.resolve();
@@ -463,14 +459,17 @@ class LeaderFollower {
   private report(change: LeaderEvent['change'], leader: CandidateView | null, term: number | null, extra: Pick<LeaderEvent, 'previous' | 'reason'> = {}): void {
     this.emit({ type: 'leader', stack: this.stack, change, self: this.self, leader, term, ...extra });
     const f = this.file;
-    const handover = (change === 'elected' || change === 'observed') && leader !== null && f.leader?.id !== leader.id;
+    // A hand-over: a leader after another one (nobody may have led in between), or this supervisor winning.
+    const known = this.lastLeader;
+    const handover = leader !== null && (change === 'elected' || (change === 'observed' && known !== undefined && known.id !== leader.id));
+    if (leader !== null && (change === 'elected' || change === 'observed')) this.lastLeader = leader;
     this.file = {
       ...f,
       role: this.leading && change !== 'stepped-down' ? 'leader' : leader === null ? 'candidate' : leader.id === this.self.id ? 'leader' : 'follower',
       leader: change === 'fenced' ? f.leader : leader,
       term: change === 'fenced' ? f.term : term,
       ...(handover ? { lastHandover: { at: new Date().toISOString(), to: leader, term: term!, ...(extra.previous ? { from: extra.previous } : {}) } } : {}),
-      handovers: f.handovers + (handover && f.leader !== null ? 1 : 0),
+      handovers: f.handovers + (handover ? 1 : 0),
       updatedAt: new Date().toISOString(),
     };
     const file = this.file;

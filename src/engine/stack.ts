@@ -17,13 +17,12 @@ import { electsLeader } from '../plan/hosts.js';
 import { onHost } from './hosts.js';
 import { checkHubPlacement } from './placement.js';
 import { givenRuntimes, runtimeSetFor, type GivenRuntimes } from './runtimes.js';
-import { stateDirOf } from './state.js';
+import { leaderRunDir, stateDirOf } from './state.js';
 import { watchDownRequests } from './supervisor.js';
 import { readStackStatus, type StackStatusView } from './status.js';
 import { acrossHosts } from './status-hosts.js';
 import { withTimeout } from '../discovery/resync.js';
 import { LEADER_KEY, readLeadership, type LeadershipStatusView } from './leadership-state.js';
-import { leaderRunDir } from './leadership.js';
 import { createTemplateHooks } from './templates.js';
 import type { EngineEvent, ServiceStatus, StartupReport } from './types.js';
 
