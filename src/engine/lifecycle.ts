@@ -147,8 +147,10 @@ export class ServiceLifecycle {
     if (this.stopping) return;
     if (failure !== undefined) return this.host.setState(this, 'failed', failure);
     const task = this.spec.kind === 'task';
-    // Across hosts a task placed on a host is registered once it completed: dependents on other hosts wait for that record.
-    const clash = !task || (this.host.hosts && this.spec.host !== undefined && this.spec.host !== ALL_HOSTS) ? await this.register() : undefined;
+    // Across hosts a task placed on a host (or a singleton task, run by the leader) is registered once
+    // it completed: dependents on other hosts wait for that record.
+    const placed = this.spec.singleton || (this.spec.host !== undefined && this.spec.host !== ALL_HOSTS);
+    const clash = !task || (this.host.hosts && placed) ? await this.register() : undefined;
     if (this.stopping) return;
     if (clash !== undefined) return this.host.setState(this, 'failed', clash);
     if (task) return this.host.setState(this, 'completed');

@@ -38,7 +38,7 @@ async function world() {
 }
 type World = Awaited<ReturnType<typeof world>>;
 
-/** `sched`: the singleton (after `db` on a); `api` on b needs it; `worker` on c does not. */
+/** `sched`: the singleton (after `db` on a); `api` on b needs it; `setup`: a singleton task, which `worker` on c needs. */
 function profileOf(w: World, schedNeeds: string[] = ['db']): Profile {
   const svc = (s: Record<string, unknown>) => ({ command: [process.execPath], stopGracePeriod: '1s', ...s });
   return mkDeploymentProfile(
@@ -52,7 +52,8 @@ function profileOf(w: World, schedNeeds: string[] = ['db']): Profile {
         db: svc({ host: 'a', port: 5432, healthCheck: memCheck({ port: 5432 }) }),
         sched: svc({ singleton: true, port: 7000, dependencies: schedNeeds, healthCheck: memCheck({ port: 7000 }) }),
         api: svc({ host: 'b', port: 8080, dependencies: ['sched'], healthCheck: memCheck({ port: 8080 }) }),
-        worker: svc({ host: 'c' }),
+        setup: svc({ kind: 'task', singleton: true }), // run by the leader; its completion is registered
+        worker: svc({ host: 'c', dependencies: ['setup'] }),
       },
     } as never,
     { cwd: w.dir },
@@ -68,7 +69,7 @@ interface HostRun {
 }
 
 function startHost(w: World, profile: Profile, host: string): HostRun {
-  const runtime = createMemoryRuntime({ clock: w.clock });
+  const runtime = createMemoryRuntime({ clock: w.clock, script: (service) => (service === 'setup' ? { exitAfterMs: 50 } : {}) });
   const discovery = createDiscoveryManager({ backends: [w.backend], ownsBackends: false, clock: w.clock, cacheTtlMs: 0 });
   const stateDir = path.join(w.dir, host);
   const { graph } = buildGraph(profile);
@@ -156,6 +157,13 @@ describe('leader-follower on one election and one discovery', () => {
           .filter((s) => s !== 'sched'),
       ),
     ).toEqual([['db'], ['api'], ['worker']]);
+    // The singleton task ran once, on the leader, and its completion is registered there: worker (on c) waited for it.
+    expect(runs.flatMap((r) => r.runtime.instances.filter((i) => i.handle.service === 'setup').map(() => r.host))).toEqual([leader.leader.host]);
+    expect((await runs[0]!.discovery.lookup('setup')).map((r) => [r.id, r.meta.host])).toEqual([['lf-setup-0', leader.leader.host]]);
+    const setupDone = w.log.findIndex((l) => l.e.type === 'registered' && l.e.service === 'setup');
+    const workerStarts = w.log.findIndex((l) => l.host === 'c' && l.e.type === 'state' && l.e.service === 'worker' && l.e.state === 'starting');
+    expect(setupDone).toBeGreaterThanOrEqual(0);
+    expect(setupDone).toBeLessThan(workerStarts);
     const registered = w.log.findIndex((l) => l.e.type === 'registered' && l.e.service === 'sched');
     const apiStarts = w.log.findIndex((l) => l.host === 'b' && l.e.type === 'state' && l.e.service === 'api' && l.e.state === 'starting');
     expect(registered).toBeGreaterThanOrEqual(0);
@@ -230,7 +238,7 @@ describe('leader-follower on one election and one discovery', () => {
       leader: { host: second.leader.host },
       term: second.term,
       previous: { host: first.leader.host, term: first.term },
-      singletons: ['sched'],
+      singletons: ['sched', 'setup'],
       singletonsState: 'up',
       self: { host: follower.host, role: 'follower', alive: true },
     });
