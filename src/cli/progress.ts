@@ -8,6 +8,7 @@
  * messages) is printed through `clean`, and every write goes through the output's redactor.
  */
 import type { EngineEvent, ServiceState } from '../engine/types.js';
+import { describeLeader } from '../ui/view.js';
 import { clean, pad, paint, type Output, type Style } from './output.js';
 
 export interface Progress {
@@ -83,6 +84,8 @@ function describe(e: EngineEvent): string | undefined {
       return `${e.service}: ${e.action}${e.signal ? ` ${e.signal}` : ''} — ${clean(e.reason)}`;
     case 'deregistered':
       return `${e.service}: withdrawn from discovery — ${clean(e.reason)}`;
+    case 'leader':
+      return clean(describeLeader(e));
   }
 }
 
@@ -156,7 +159,8 @@ function ttyProgress(o: Output, opts: ProgressOptions): Progress {
         e.type === 'health' ||
         e.type === 'render' ||
         e.type === 'reload' ||
-        e.type === 'deregistered'
+        e.type === 'deregistered' ||
+        e.type === 'leader'
       ) {
         const text = describe(e);
         if (text) notes.push(text);

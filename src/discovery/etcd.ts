@@ -37,6 +37,12 @@ interface OwnRegistration {
   record: ServiceInstance;
   ttlSeconds: number;
   leaseId: string;
+  /**
+   * Claimed `exclusive`: put back only where the key is free, and removed only while it still
+   * hangs on our lease, so a late heartbeat or deregistration (a client cut off, healed later)
+   * never replaces or removes the record another client claimed meanwhile.
+   */
+  exclusive: boolean;
 }
 
 export function createEtcdBackend(config: EtcdConfig): DiscoveryBackend {
@@ -110,7 +116,7 @@ export function createEtcdBackend(config: EtcdConfig): DiscoveryBackend {
   }
 
   /** Put a record of ours on a fresh lease (after registration, or when the old lease is gone). */
-  async function establish(etcd: Etcd3, reg: Omit<OwnRegistration, 'leaseId'>, exclusive: boolean): Promise<string> {
+  async function establish(etcd: Etcd3, reg: Omit<OwnRegistration, 'leaseId' | 'exclusive'>, exclusive: boolean): Promise<string> {
     const leaseId = await grant(etcd, reg.ttlSeconds);
     const value = JSON.stringify(reg.record);
     if (exclusive) {
@@ -136,8 +142,9 @@ export function createEtcdBackend(config: EtcdConfig): DiscoveryBackend {
       return;
     }
     if ((await keepAlive(etcd, reg.leaseId)) > 0) return;
-    // The lease is gone (expired while etcd or we were away): put the registration back.
-    reg.leaseId = await establish(etcd, reg, false);
+    // The lease is gone (expired while etcd or we were away): put the registration back (a claimed
+    // one only where the key is free: CollisionError when another client claimed it meanwhile).
+    reg.leaseId = await establish(etcd, reg, reg.exclusive);
   }
 
   /** Every record under a prefix, and the store revision the read saw. */
@@ -203,7 +210,7 @@ export function createEtcdBackend(config: EtcdConfig): DiscoveryBackend {
         withEtcd(`register ${record.service}/${record.id}`, async (etcd) => {
           const leaseId = await establish(etcd, { key, record, ttlSeconds }, !!opts.exclusive);
           const previous = own.get(key);
-          own.set(key, { key, record, ttlSeconds, leaseId });
+          own.set(key, { key, record, ttlSeconds, leaseId, exclusive: !!opts.exclusive });
           // The key now hangs on the new lease, so revoking the old one deletes nothing.
           if (previous && previous.leaseId !== leaseId) await revokeQuietly(etcd, previous.leaseId);
         }),
@@ -217,7 +224,9 @@ export function createEtcdBackend(config: EtcdConfig): DiscoveryBackend {
         withEtcd(`deregister ${service}/${id}`, async (etcd) => {
           const reg = own.get(key);
           own.delete(key);
-          await etcd.delete().key(key);
+          // A claim of ours is removed only while the key still hangs on our lease.
+          if (reg?.exclusive) await etcd.if(key, 'Lease', '==', reg.leaseId).then(etcd.delete().key(key)).commit();
+          else await etcd.delete().key(key);
           if (reg) await revokeQuietly(etcd, reg.leaseId);
         }),
       );

@@ -303,8 +303,10 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
     assertOpen();
     const targets = backends.filter((b) => b.capabilities.deregister);
     if (targets.length === 0) throw new UnsupportedError(`discovery (${names})`, 'deregister');
-    // Stop heartbeats first: a beat in flight would otherwise re-register what we remove.
+    // Forget it, then stop heartbeats: a beat in flight would otherwise re-register what we remove
+    // (one that fails re-registers only what is still known: `beatIn`).
     const key = keyOf(service, id);
+    registrations.delete(key);
     await Promise.allSettled([...(keepAlives.get(key) ?? [])].map((stop) => stop()));
     registrations.delete(key);
     withdrawn.delete(key);
@@ -346,8 +348,10 @@ export function createDiscoveryManager(options: DiscoveryManagerOptions): Discov
           await b.heartbeat(service, id);
           return undefined;
         } catch (beatErr) {
-          // Lost (expired while the backend was down, or the backend restarted empty): register again.
-          if (!known || !b.capabilities.register || withdrawn.has(key)) return asStackError(b.name, `heartbeat of '${service}/${id}'`, beatErr);
+          // Lost (expired while the backend was down, or the backend restarted empty): register again,
+          // unless it was deregistered (or registered anew) while this beat was under way.
+          if (!known || registrations.get(key) !== known || !b.capabilities.register || withdrawn.has(key))
+            return asStackError(b.name, `heartbeat of '${service}/${id}'`, beatErr);
           try {
             await b.register(known.input, known.opts);
             invalidate(service);

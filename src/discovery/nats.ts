@@ -44,6 +44,12 @@ interface Connected {
 interface OwnRegistration {
   record: ServiceInstance;
   ttlMs: number;
+  /**
+   * Claimed `exclusive`: the revision of our last write of it. Heartbeats and re-puts then update
+   * that very revision, and a deregistration deletes it only there, so a late write (a client cut
+   * off, healed later) never replaces or removes the record another client claimed meanwhile.
+   */
+  revision?: number;
 }
 
 type Announcement = 'register' | 'heartbeat' | 'deregister';
@@ -140,11 +146,23 @@ export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
 
   async function putRecord(reg: OwnRegistration, kind: Announcement): Promise<ServiceInstance> {
     const now = Date.now();
-    reg.record = { ...reg.record, expiresAt: new Date(now + reg.ttlMs).toISOString() };
+    const record = { ...reg.record, expiresAt: new Date(now + reg.ttlMs).toISOString() };
     const { nc, kv } = await connection();
-    await kv.put(keyOf(reg.record.service, reg.record.id), JSON.stringify(reg.record));
-    announce(nc, kind, reg.record);
-    return reg.record;
+    const key = keyOf(record.service, record.id);
+    if (reg.revision === undefined) await kv.put(key, JSON.stringify(record));
+    else {
+      try {
+        reg.revision = await kv.update(key, JSON.stringify(record), reg.revision);
+      } catch (err) {
+        if (!isWrongSequence(err)) throw err;
+        // Expired, or claimed by another client since: not ours to renew (registering claims it
+        // afresh). Kept as it is, so that removing it later still touches only our revision.
+        throw notRegistered(record.service, record.id);
+      }
+    }
+    reg.record = record;
+    announce(nc, kind, record);
+    return record;
   }
 
   /**
@@ -187,9 +205,11 @@ export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
       return oneAtATime(key, () =>
         withNats(`register ${input.service}/${input.id}`, async ({ nc, kv }) => {
           const value = JSON.stringify(record);
-          if (opts.exclusive) await claim(kv, key, value, record);
-          else await kv.put(key, value);
-          own.set(key, { record, ttlMs });
+          if (opts.exclusive) own.set(key, { record, ttlMs, revision: await claim(kv, key, value, record) });
+          else {
+            await kv.put(key, value);
+            own.set(key, { record, ttlMs });
+          }
           announce(nc, 'register', record);
           return record;
         }),
@@ -200,10 +220,15 @@ export function createNatsBackend(config: NatsConfig): DiscoveryBackend {
       const key = keyOf(service, id);
       await oneAtATime(key, () =>
         withNats(`deregister ${service}/${id}`, async ({ nc, kv }) => {
+          const reg = own.get(key);
           own.delete(key);
           const entry = await kv.get(key);
           if (!entry || entry.operation !== 'PUT') return;
-          await kv.delete(key);
+          // A claim of ours is removed only at the revision we last wrote.
+          if (reg?.revision !== undefined && entry.revision !== reg.revision) return;
+          await kv.delete(key, reg?.revision !== undefined ? { previousSeq: reg.revision } : {}).catch((err: unknown) => {
+            if (!isWrongSequence(err)) throw err;
+          });
           announce(nc, 'deregister', { service, id });
         }),
       );
@@ -443,11 +468,10 @@ class KnownEntries {
   }
 }
 
-/** Create-if-absent; a value left behind only because its TTL passed does not block a claim. */
-async function claim(kv: KV, key: string, value: string, record: ServiceInstance): Promise<void> {
+/** Create-if-absent (its revision); a value left behind only because its TTL passed does not block a claim. */
+async function claim(kv: KV, key: string, value: string, record: ServiceInstance): Promise<number> {
   try {
-    await kv.create(key, value);
-    return;
+    return await kv.create(key, value);
   } catch (err) {
     if (!isWrongSequence(err)) throw err;
   }
@@ -455,8 +479,7 @@ async function claim(kv: KV, key: string, value: string, record: ServiceInstance
   const [held] = entry && entry.operation === 'PUT' ? parseStored(entry.string()) : [];
   if (entry && held && isExpired(held)) {
     try {
-      await kv.update(key, value, entry.revision);
-      return;
+      return await kv.update(key, value, entry.revision);
     } catch (err) {
       if (!isWrongSequence(err)) throw err;
     }

@@ -10,7 +10,8 @@ import type { Profile } from '../profile/types.js';
 import { buildGraph } from '../graph/graph.js';
 import { checkShare } from './placement.js';
 import { givenRuntimes, runtimeSetFor, type GivenRuntimes } from './runtimes.js';
-import { stateDirOf } from './state.js';
+import { leaderRunDir, removeStateFile, stateDirOf } from './state.js';
+import { electsLeader } from '../plan/hosts.js';
 import { requestDownAllHosts, type AllHostsOptions, type AllHostsReport } from './down-hosts.js';
 import { stopStack, type StopReport } from './stop.js';
 import type { EngineEvent } from './types.js';
@@ -48,7 +49,7 @@ export async function downStack(profile: Profile, opts: DownStackOptions = {}): 
   let opened: Promise<DiscoveryManager | undefined> | undefined;
   const discovery = opts.discovery === undefined ? () => (opened ??= openDiscovery(profile, opts.onWarning)) : opts.discovery || undefined;
   try {
-    return await stopStack({
+    const report = await stopStack({
       stack: profile.name,
       stateDir,
       runtimes,
@@ -59,6 +60,11 @@ export async function downStack(profile: Profile, opts: DownStackOptions = {}): 
       dryRun: Boolean(opts.dryRun),
       ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     });
+    // Leader-follower: singletons a killed leader left were found and stopped with the rest (one pid
+    // folder); what its leader's share recorded goes too. Their registration is not removed here:
+    // under the singleton's one id it may be the next leader's by now (it expires, or is fenced).
+    if (electsLeader(profile) && !opts.dryRun) await removeStateFile(leaderRunDir(stateDir)).catch(() => undefined);
+    return report;
   } finally {
     if (!opts.runtimes) await runtimes.close();
     if (opts.discovery === undefined) await (await opened)?.close();

@@ -58,7 +58,9 @@ import type { HealthStrategy } from '../health/types.js';
 import type { HealthStrategyName, Profile, RuntimeName, ServiceSpec } from '../profile/types.js';
 import type { RenderedFile, Runtime } from '../runtime/types.js';
 import type { Clock } from '../util/clock.js';
+import { electsLeader } from '../plan/hosts.js';
 import { onHost } from './hosts.js';
+import { startLeaderFollower, type ElectionFactory } from './leadership.js';
 import type { RuntimeSet } from './runtimes.js';
 import { StackRun } from './run.js';
 import type { RerenderTemplate } from './templates.js';
@@ -129,6 +131,17 @@ export interface StartStackOptions {
    * hub runs (it starts every service).
    */
   host?: string;
+  /**
+   * Leader-follower: how this host's supervisor joins the election (leadership.ts). Default: the
+   * profile's discovery backend that elects (`createElection`); tests hand in a double.
+   */
+  election?: ElectionFactory;
+  /** Internal (leadership.ts): where this run keeps its lock, state file and control channel; default `stateDir`. */
+  runDir?: string;
+  /** Internal (leadership.ts): the leader's term its singletons are registered under (`meta.term`). */
+  term?: number;
+  /** Internal (leadership.ts): once this run's services are stopped, before the runtimes tear down what they prepared. */
+  beforeTeardown?: () => Promise<void>;
 }
 
 export interface StackController {
@@ -154,5 +167,8 @@ export interface StackController {
  * for a profile with hosts that needs `host` and has none, or names an unknown one.
  */
 export function startStack(input: StartStackInput, opts: StartStackOptions = {}): StackController {
-  return new StackRun(onHost(input, opts.host), opts).controller();
+  const local = onHost(input, opts.host);
+  // Leader-follower: this host's share, and the singletons while its supervisor leads (leadership.ts).
+  if (local.plan.host !== undefined && local.plan.share === undefined && electsLeader(local.profile)) return startLeaderFollower(local, opts);
+  return new StackRun(local, opts).controller();
 }

@@ -64,6 +64,8 @@ export function remoteTargets(profile: Profile, graph: StackGraph, plan: Plan): 
         where: r.stack ? `external, of stack '${r.stack}'` : 'external',
         ...(r.stack ? { stack: r.stack } : {}),
       };
+    // A singleton: this stack's record from whichever host leads (it moves with the leader).
+    if (r.leader) return { service: r.service, kind, placement: 'remote', where: "a singleton, on the leader's host", stack: profile.name };
     return { service: r.service, kind, placement: 'remote', where: `on host '${r.host}'`, stack: profile.name, ...(r.host ? { host: r.host } : {}) };
   });
   if (plan.host === undefined) return targets;
@@ -81,8 +83,9 @@ export function remoteTargets(profile: Profile, graph: StackGraph, plan: Plan): 
   return targets;
 }
 
-/** The host a service's registration names: its own, or (`host: all`) the run's; undefined without hosts. */
-export function registeredHost(spec: Pick<ServiceSpec, 'host'>, runHost: string | undefined): string | undefined {
+/** The host a service's registration names: its own, or (`host: all`, a singleton) the run's; undefined without hosts. */
+export function registeredHost(spec: Pick<ServiceSpec, 'host' | 'singleton'>, runHost: string | undefined): string | undefined {
+  if (spec.singleton && spec.host === undefined) return runHost;
   if (spec.host === undefined) return undefined;
   return spec.host === ALL_HOSTS ? runHost : spec.host;
 }

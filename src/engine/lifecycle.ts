@@ -69,7 +69,7 @@ export interface LifecycleHost {
    * A profile with hosts: the host this run is (absent: a hub that did not say), and this state
    * folder's claim on its registrations (hosts.ts).
    */
-  readonly hosts?: { readonly run?: string; claim(): Promise<string> };
+  readonly hosts?: { readonly run?: string; claim(): Promise<string>; readonly term?: number };
 }
 
 /** Why the engine itself ended the current instance (so its exit is not a crash). */
@@ -147,8 +147,10 @@ export class ServiceLifecycle {
     if (this.stopping) return;
     if (failure !== undefined) return this.host.setState(this, 'failed', failure);
     const task = this.spec.kind === 'task';
-    // Across hosts a task placed on a host is registered once it completed: dependents on other hosts wait for that record.
-    const clash = !task || (this.host.hosts && this.spec.host !== undefined && this.spec.host !== ALL_HOSTS) ? await this.register() : undefined;
+    // Across hosts a task placed on a host (or a singleton task, run by the leader) is registered once
+    // it completed: dependents on other hosts wait for that record.
+    const placed = this.spec.singleton || (this.spec.host !== undefined && this.spec.host !== ALL_HOSTS);
+    const clash = !task || (this.host.hosts && placed) ? await this.register() : undefined;
     if (this.stopping) return;
     if (clash !== undefined) return this.host.setState(this, 'failed', clash);
     if (task) return this.host.setState(this, 'completed');
@@ -403,13 +405,20 @@ export class ServiceLifecycle {
     const on = hosts ? registeredHost(spec, hosts.run) : undefined;
     // Without a claim (its file cannot be written) an earlier run's record of this host is not taken over: a collision says so.
     const claimed = hosts && on !== undefined ? await hosts.claim().catch(() => undefined) : undefined;
+    // A singleton's id names no host: one record of it in the whole stack, whichever host leads (claimed exclusively).
     const instance: ServiceInstance = {
-      id: registrationId(stack, spec.name, this.replica, on),
+      id: registrationId(stack, spec.name, this.replica, spec.singleton ? undefined : on),
       service: spec.name,
       address,
       ...(port !== undefined ? { port, url: `${spec.scheme ?? 'http'}://${address.includes(':') ? `[${address}]` : address}:${port}` } : {}),
       tags: [...spec.tags],
-      meta: { ...spec.meta, stack, ...(on !== undefined ? { host: on } : {}), ...(claimed !== undefined ? { claim: claimed } : {}) },
+      meta: {
+        ...spec.meta,
+        stack,
+        ...(on !== undefined ? { host: on } : {}),
+        ...(claimed !== undefined ? { claim: claimed } : {}),
+        ...(spec.singleton && hosts?.term !== undefined ? { term: String(hosts.term) } : {}),
+      },
       registeredAt: new Date().toISOString(),
     };
     this.instance = instance;

@@ -36,6 +36,8 @@ export class StackRun implements LifecycleHost {
   readonly profile: Profile;
   readonly graph: StackGraph;
   readonly stateDir: string;
+  /** Where this run keeps its lock, state file, renders record and control channel (`runDir`; default the state folder). */
+  private readonly runDir: string;
   readonly clock: Clock;
   readonly runtimes: RuntimeSet;
   readonly discovery: StartStackOptions['discovery'];
@@ -91,10 +93,11 @@ export class StackRun implements LifecycleHost {
     this.stack = input.plan.stack;
     this.clock = opts.clock ?? realClock;
     this.stateDir = opts.stateDir ?? stateDirOf(this.profile, opts.cwd);
+    this.runDir = opts.runDir ?? this.stateDir;
     this.runtimes = runtimeSetOf(opts.runtimes, this.stateDir, this.profile);
     this.ownsRuntimes = !opts.runtimes;
     this.discovery = opts.discovery;
-    this.renderConfigs = opts.renderConfigs && recordingRenderer(opts.renderConfigs, this.stateDir, (name) => this.renderReason(name));
+    this.renderConfigs = opts.renderConfigs && recordingRenderer(opts.renderConfigs, this.runDir, (name) => this.renderReason(name));
     this.strategyFor = opts.strategyFor;
     const { coordination, discovery } = this.profile;
     this.settings = {
@@ -121,12 +124,16 @@ export class StackRun implements LifecycleHost {
     let token: Promise<string> | undefined;
     this.hosts =
       Object.keys(this.profile.hosts).length > 0
-        ? { ...(this.plan.host !== undefined ? { run: this.plan.host } : {}), claim: () => (token ??= claimToken(this.stateDir)) }
+        ? {
+            ...(this.plan.host !== undefined ? { run: this.plan.host } : {}),
+            ...(opts.term !== undefined ? { term: opts.term } : {}),
+            claim: () => (token ??= claimToken(this.stateDir)),
+          }
         : undefined;
     if (opts.onEvent) this.listeners.add(opts.onEvent);
     if (opts.rerender && opts.discovery?.backends.some((b) => b.capabilities.watch || b.capabilities.lookup) && (opts.supervise ?? true))
       this.reloader = new TemplateReloader(this, opts.discovery, opts.rerender);
-    this.writer = createStateWriter(this.stateDir, (err) => this.warn(`cannot write the state file: ${errorText(err)}`));
+    this.writer = createStateWriter(this.runDir, (err) => this.warn(`cannot write the state file: ${errorText(err)}`));
   }
 
   controller(): StackController {
@@ -410,12 +417,8 @@ export class StackRun implements LifecycleHost {
   private async prepare(runServices: ServiceSpec[]): Promise<void> {
     const { opts, stack, runtimes } = this;
     try {
-      this.lock = await acquireLock(
-        this.stateDir,
-        stack,
-        opts.detached ? { command: 'up --detach', detached: true, clock: this.clock } : { clock: this.clock },
-      );
-      const lastState = await readStateFile(this.stateDir);
+      this.lock = await acquireLock(this.runDir, stack, opts.detached ? { command: 'up --detach', detached: true, clock: this.clock } : { clock: this.clock });
+      const lastState = await readStateFile(this.runDir);
       const blocked = this.plan.blocked.flatMap((b) => this.graph.services.get(b.service) ?? []);
       const planned = [...runServices, ...blocked];
       const instances = await findInstances(stack, runtimes, new Set(planned.map((s) => s.runtime)), lastState, (m) => this.warn(m));
@@ -423,7 +426,7 @@ export class StackRun implements LifecycleHost {
       const byRuntime = new Map<RuntimeName, ServiceSpec[]>();
       for (const spec of runServices) byRuntime.set(spec.runtime, [...(byRuntime.get(spec.runtime) ?? []), spec]);
       for (const [name, specs] of byRuntime) await (await runtimes.get(name)).prepare(stack, specs, opts.signal ? { signal: opts.signal } : {});
-      this.control = await serveControl(this.stateDir, this.controlHandlers(), (m) => this.warn(m));
+      this.control = await serveControl(this.runDir, this.controlHandlers(), (m) => this.warn(m));
     } catch (err) {
       await this.lock?.release();
       if (this.ownsRuntimes) await runtimes.close();
@@ -434,11 +437,14 @@ export class StackRun implements LifecycleHost {
     }
   }
 
-  /** Why an instance found here no longer belongs here: its service runs on another host now, or is external. */
+  /**
+   * Why an instance found here no longer belongs here: its service runs on another host now, or is
+   * external. Leader-follower: the other share of this host (its services, its singletons) is not this run's to judge.
+   */
   private elsewhere(name: string): string | undefined {
     const spec = this.graph.services.get(name);
-    const at = spec ? placementOf(spec, this.plan.host, runsPerHost(this.profile)) : undefined;
-    if (at?.kind === 'host') return `moved to host '${at.host}'`;
+    const at = spec ? placementOf(spec, this.plan.host, runsPerHost(this.profile), this.plan.share ?? 'host') : undefined;
+    if (at?.kind === 'host' && at.host !== this.plan.host) return `moved to host '${at.host}'`;
     return at?.kind === 'external' ? 'external now: run by another stack' : undefined;
   }
 
@@ -701,7 +707,9 @@ export class StackRun implements LifecycleHost {
         this.stopperOptions(graceOverrideMs),
       );
       for (const { name, error } of errors) this.warn(`could not stop '${name}': ${errorText(error)}`, name);
-      for (const runtime of this.runtimes.created()) await runtime.teardown(this.stack).catch(() => undefined);
+      await this.opts.beforeTeardown?.().catch((err: unknown) => this.warn(errorText(err)));
+      // The leader's share runs beside its host's: what the runtimes prepared is the host's to tear down.
+      if (this.plan.share !== 'leader') for (const runtime of this.runtimes.created()) await runtime.teardown(this.stack).catch(() => undefined);
       this.setPhase('stopped');
       await this.finish(true);
     })();
@@ -738,7 +746,7 @@ export class StackRun implements LifecycleHost {
     this.remote?.close();
     await this.control?.close();
     // Unselected services of an earlier run still run: their state stays for `status` and `down`.
-    if (removeState && this.found.carried.length === 0) await removeStateFile(this.stateDir);
+    if (removeState && this.found.carried.length === 0) await removeStateFile(this.runDir);
     await this.lock?.release();
     if (this.ownsRuntimes) await this.runtimes.close();
     this.done.resolve();

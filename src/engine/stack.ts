@@ -13,13 +13,16 @@ import type { DiscoveryManager } from '../discovery/manager.js';
 import type { DiscoveryEvent, ServiceInstance } from '../discovery/types.js';
 import type { Profile } from '../profile/types.js';
 import { startStack, type StackController, type StartStackInput, type StartStackOptions } from './engine.js';
+import { electsLeader } from '../plan/hosts.js';
 import { onHost } from './hosts.js';
 import { checkHubPlacement } from './placement.js';
 import { givenRuntimes, runtimeSetFor, type GivenRuntimes } from './runtimes.js';
-import { stateDirOf } from './state.js';
+import { leaderRunDir, stateDirOf } from './state.js';
 import { watchDownRequests } from './supervisor.js';
 import { readStackStatus, type StackStatusView } from './status.js';
 import { acrossHosts } from './status-hosts.js';
+import { withTimeout } from '../discovery/resync.js';
+import { LEADER_KEY, readLeadership, type LeadershipStatusView } from './leadership-state.js';
 import { createTemplateHooks } from './templates.js';
 import type { EngineEvent, ServiceStatus, StartupReport } from './types.js';
 
@@ -133,17 +136,13 @@ async function wire({ profile, plan }: StartStackInput, opts: UpStackOptions, st
   };
   try {
     await discovery.check(); // unreachable discovery: exit 3 before anything starts
-    const hooks = await createTemplateHooks(
-      profile,
-      plan.services.map((s) => s.name),
-      {
-        stateDir,
-        discovery,
-        ...(opts.cwd ? { cwd: opts.cwd } : {}),
-        ...(opts.vars ? { vars: opts.vars } : {}),
-        ...(opts.varsFile ? { varsFile: opts.varsFile } : {}),
-      },
-    );
+    const hooks = await createTemplateHooks(profile, [...plan.services.map((s) => s.name), ...singletonsOf(profile, plan)], {
+      stateDir,
+      discovery,
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      ...(opts.vars ? { vars: opts.vars } : {}),
+      ...(opts.varsFile ? { varsFile: opts.varsFile } : {}),
+    });
     return { engine: { runtimes, discovery, ...(hooks ? { renderConfigs: hooks.renderConfigs, rerender: hooks.rerender } : {}) }, close };
   } catch (err) {
     await close();
@@ -169,6 +168,15 @@ function answerDownRequests(
   });
 }
 
+/** Leader-follower: the singletons this host's supervisor runs whenever it leads (their templates are checked up front too). */
+function singletonsOf(profile: Profile, plan: StartStackInput['plan']): string[] {
+  if (plan.host === undefined || !electsLeader(profile)) return [];
+  const unselected = new Set(plan.skipped.filter((s) => s.reason === 'not selected').map((s) => s.service));
+  return Object.values(profile.services)
+    .filter((s) => s.singleton && s.enable && !unselected.has(s.name))
+    .map((s) => s.name);
+}
+
 export interface StackStatusOptions {
   runtimes?: GivenRuntimes;
   cwd?: string;
@@ -182,7 +190,8 @@ export interface StackStatusOptions {
 
 /**
  * What `stack status` shows: the state file checked against the runtimes; for a profile with
- * `hosts:`, also every instance on every host, from discovery (`hosts`: status-hosts.ts).
+ * `hosts:`, also every instance on every host, from discovery (`hosts`: status-hosts.ts); for a
+ * leader-follower stack, who leads, since when, and its followers (`leadership`: leadership-state.ts).
  */
 export async function stackStatus(profile: Profile, opts: StackStatusOptions = {}): Promise<StackStatusView> {
   const stateDir = stateDirOf(profile, opts.cwd);
@@ -198,6 +207,7 @@ export async function stackStatus(profile: Profile, opts: StackStatusOptions = {
       stack: profile.name,
       stateDir,
       runtimes,
+      ...(electsLeader(profile) ? { leaderDir: leaderRunDir(stateDir) } : {}),
       runtimeNames: [
         ...new Set(
           Object.values(profile.services)
@@ -206,17 +216,22 @@ export async function stackStatus(profile: Profile, opts: StackStatusOptions = {
         ),
       ],
     });
-    if (Object.keys(profile.hosts).length === 0) return local;
-    const { records, error } = await listDiscovery(profile, opts.discovery);
-    const hosts = acrossHosts({
-      profile,
-      local,
-      records,
-      ...(error !== undefined ? { discoveryError: error } : {}),
-      ...(opts.host !== undefined ? { host: opts.host } : {}),
-      now: Date.now(),
-    });
-    return { ...local, empty: local.empty && !hosts.instances.some((i) => i.source === 'discovery'), hosts };
+    let view: StackStatusView = local;
+    if (Object.keys(profile.hosts).length > 0) {
+      const { records, error } = await listDiscovery(profile, opts.discovery);
+      const hosts = acrossHosts({
+        profile,
+        local,
+        records,
+        ...(error !== undefined ? { discoveryError: error } : {}),
+        ...(opts.host !== undefined ? { host: opts.host } : {}),
+        now: Date.now(),
+      });
+      view = { ...local, empty: local.empty && !hosts.instances.some((i) => i.source === 'discovery'), hosts };
+    }
+    if (!electsLeader(profile)) return view;
+    const leadership = await leadershipOf(profile, stateDir);
+    return { ...view, empty: view.empty && leadership.leader === null, leadership };
   } finally {
     if (!opts.runtimes) await runtimes.close();
   }
@@ -232,5 +247,28 @@ async function listDiscovery(profile: Profile, given: DiscoveryManager | undefin
     return { error: errorText(err) };
   } finally {
     if (!given) await discovery?.close().catch(() => undefined);
+  }
+}
+
+const LEADERSHIP_READ_MS = 5000;
+
+/** The leadership of a leader-follower stack: asked of its election and discovery (each read bounded), else this host's last view. */
+async function leadershipOf(profile: Profile, stateDir: string): Promise<LeadershipStatusView> {
+  const [{ createElection }, { createDiscovery }] = await Promise.all([import('../discovery/election.js'), import('../discovery/index.js')]);
+  const bounded = <T>(p: Promise<T>) => withTimeout(p, LEADERSHIP_READ_MS);
+  const candidate = { id: `status-${process.pid}`, host: 'status', address: '127.0.0.1' }; // it never campaigns
+  const election = await createElection(profile.discovery, { stack: profile.name, candidate }).catch(() => undefined);
+  const discovery = await createDiscovery(profile.discovery).catch(() => undefined);
+  try {
+    return await readLeadership({
+      profile,
+      stateDir,
+      ...(election
+        ? { reader: { leader: () => bounded(election.leader()), leaderRecord: async () => (await bounded(election.fencedRead(LEADER_KEY)))?.value } }
+        : {}),
+      ...(discovery ? { discovery: { lookup: (service: string) => bounded(discovery.lookup(service)) } } : {}),
+    });
+  } finally {
+    await Promise.all([election && bounded(election.close()).catch(() => undefined), discovery && bounded(discovery.close()).catch(() => undefined)]);
   }
 }

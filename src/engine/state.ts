@@ -8,6 +8,8 @@
  *   logs/        per-service output (written by the services themselves)
  *   pids/        the process runtime's own pid files (it finds instances the state file missed)
  *   supervisor.log  the detached supervisor's output (`up --detach`): JSON events, then errors
+ *   leader/      leader-follower: the singletons' run while this host leads (its own lock and state.json)
+ *   leadership.json  leader-follower: this host's supervisor's view of the election
  *
  * `state.json` is written atomically (temp + rename), and writes are coalesced: a burst of state
  * changes costs one write, the latest. It never holds environment values, so never a secret.
@@ -36,6 +38,11 @@ export interface StackStateFile {
 
 // One definition of the state folder for the engine, templates and secrets alike.
 export { stateDirOf } from '../profile/paths.js';
+
+/** Leader-follower: the folder of the leader's share (its singletons' lock, state file, control channel). */
+export function leaderRunDir(stateDir: string): string {
+  return path.join(stateDir, 'leader');
+}
 
 export function stateFilePath(stateDir: string): string {
   return path.join(stateDir, 'state.json');

@@ -6,6 +6,7 @@
 import type { RuntimeName } from '../profile/types.js';
 import type { InstanceStatus, InstanceTask, ServiceHandle } from '../runtime/types.js';
 import { lockOwnerAlive, readLock, type LockInfo } from './lock.js';
+import type { LeadershipStatusView } from './leadership-state.js';
 import type { RuntimeSet } from './runtimes.js';
 import type { AcrossHostsView } from './status-hosts.js';
 import { readStateFile } from './state.js';
@@ -39,6 +40,8 @@ export interface StackStatusView {
    * records); absent for a stack on one host. `empty` then also means nothing is registered.
    */
   hosts?: AcrossHostsView;
+  /** A leader-follower stack: who leads, its term, since when, its followers (leadership-state.ts). */
+  leadership?: LeadershipStatusView;
 }
 
 export interface ReadStatusOptions {
@@ -47,6 +50,8 @@ export interface ReadStatusOptions {
   runtimes: RuntimeSet;
   /** Runtimes to ask for instances the state file missed (the profile's). */
   runtimeNames?: RuntimeName[];
+  /** Leader-follower: the folder of the leader's share (its singletons' state file), when this host leads. */
+  leaderDir?: string;
   now?: () => number;
 }
 
@@ -62,8 +67,11 @@ export async function readStackStatus(opts: ReadStatusOptions): Promise<StackSta
         command: 'up',
       })
     : false;
+  // This host's supervisor leads: the singletons it runs are recorded in the leader's share.
+  const singletons = opts.leaderDir ? await readStateFile(opts.leaderDir, opts.stack).catch(() => undefined) : undefined;
+  const recorded = [...Object.values(state?.services ?? {}), ...Object.values(singletons?.services ?? {})];
   const names = new Set<RuntimeName>(opts.runtimeNames ?? []);
-  for (const s of Object.values(state?.services ?? {})) if (s.handle) names.add(s.handle.runtime);
+  for (const s of recorded) if (s.handle) names.add(s.handle.runtime);
   if (names.size === 0) names.add('process');
   // What the runtimes find is authoritative: the state file may lag a moment behind a start.
   const found = new Map<string, ServiceHandle>();
@@ -74,7 +82,7 @@ export async function readStackStatus(opts: ReadStatusOptions): Promise<StackSta
 
   const services: ServiceStatusView[] = [];
   const seen = new Set<string>();
-  for (const status of Object.values(state?.services ?? {})) {
+  for (const status of recorded) {
     seen.add(status.name);
     let handle = status.handle;
     let inspected = handle ? await inspect(opts.runtimes, handle) : undefined;

@@ -83,7 +83,36 @@ export type EngineEvent =
   | { type: 'render'; service: string; template: string; outcome: RenderOutcome; reason: string }
   | { type: 'reload'; service: string; action: ReloadAction; reason: string; template?: string; signal?: string }
   | { type: 'deregistered'; service: string; id: string; reason: string }
-  | { type: 'stack'; stack: string; phase: StackPhase; elapsedMs: number };
+  | { type: 'stack'; stack: string; phase: StackPhase; elapsedMs: number }
+  | LeaderEvent;
+
+/** A supervisor of a leader-follower stack (leadership.ts): as this host's supervisor sees it. */
+export interface CandidateView {
+  /** Its candidate id (`<host>-<pid>`). */
+  id: string;
+  host: string;
+  address: string;
+}
+
+/**
+ * Leader-follower: who leads, and every hand-over, as this host's supervisor sees it.
+ * - `elected`: this supervisor won `term` (`previous`: the leader before it, when known);
+ * - `observed`: another supervisor leads now (a hand-over seen from a follower), or nobody does (`leader: null`);
+ * - `fenced`: the new leader removed the singletons' records of an older term (`reason` says which);
+ * - `stepped-down`: this supervisor lost its term (`reason`: expired, taken, unreachable) and stopped its singletons;
+ * - `resigned`: it gave its term up (stopping, or relieved), after stopping its singletons.
+ */
+export interface LeaderEvent {
+  type: 'leader';
+  stack: string;
+  change: 'elected' | 'observed' | 'fenced' | 'stepped-down' | 'resigned';
+  /** This supervisor (who reports). */
+  self: CandidateView;
+  leader: CandidateView | null;
+  term: number | null;
+  previous?: CandidateView & { term: number };
+  reason?: string;
+}
 
 export type StackPhase = 'starting' | 'up' | 'failed' | 'interrupted' | 'stopping' | 'stopped' | 'detached';
 

@@ -8,7 +8,7 @@ import { describeHealthCheck } from '../health/registry.js';
 import { isLoopbackHost } from '../health/loopback.js';
 import { ALL_HOSTS, type Profile, type ServiceSpec } from '../profile/types.js';
 import { runtimeDefinition } from '../drivers/runtime/registry.js';
-import { placementOf, resolveHost, runsPerHost, type Placement } from './hosts.js';
+import { placementOf, resolveHost, runsPerHost, type Placement, type Share } from './hosts.js';
 import type { Plan, PlannedService, RemoteDependency, StackGraph } from './types.js';
 
 export interface PlanOptions {
@@ -19,6 +19,11 @@ export interface PlanOptions {
    * placed on it (and `host: all` ones); the others are waited for in discovery (`plan.remote`).
    */
   host?: string;
+  /**
+   * Leader-follower: which share of the host this run is (plan/hosts.ts, `Share`). Default `host`:
+   * the services placed on it, singletons waited for on the leader's host; `leader`: the singletons.
+   */
+  share?: Share;
 }
 
 type PlanProfile = Pick<Profile, 'name'> & Partial<Pick<Profile, 'hosts' | 'coordination'>>;
@@ -34,13 +39,14 @@ export function planStack(profile: PlanProfile, graph: StackGraph, opts: PlanOpt
   const skipped: Plan['skipped'] = [];
   const blocked: Plan['blocked'] = [];
   const selected = selection(graph, opts.services);
-  const where = placements(profile, graph, opts.host);
+  const where = placements(profile, graph, opts.host, opts.share);
   for (const svc of graph.services.values()) {
     const at = where.get(svc.name)!;
     if (!svc.enable) skipped.push({ service: svc.name, reason: 'disabled (enable: false)' });
     else if (!selected.has(svc.name)) skipped.push({ service: svc.name, reason: 'not selected' });
     else if (at.kind === 'external') skipped.push({ service: svc.name, reason: `external: run by ${at.stack ? `stack '${at.stack}'` : 'another stack'}` });
     else if (at.kind === 'host') skipped.push({ service: svc.name, reason: `runs on host '${at.host}'` });
+    else if (at.kind === 'leader') skipped.push({ service: svc.name, reason: "a singleton: runs on the leader's host" });
   }
   // Services of the stack on every host: a blocked one blocks its dependents on any host.
   const active = new Set([...graph.services.values()].filter((s) => s.enable && selected.has(s.name) && !s.external).map((s) => s.name));
@@ -150,6 +156,7 @@ export function planStack(profile: PlanProfile, graph: StackGraph, opts: PlanOpt
       ...(hc ? { health: describeHealthCheck(probedAt(svc, hc)) } : svc.kind === 'task' ? { health: 'exit 0' } : {}),
       ...(group !== undefined ? { group } : {}),
       ...(svc.host !== undefined ? { host: svc.host } : {}),
+      ...(svc.singleton && profile.coordination?.strategy === 'leader-follower' ? { singleton: true as const } : {}),
     });
   }
   services.sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name));
@@ -158,6 +165,7 @@ export function planStack(profile: PlanProfile, graph: StackGraph, opts: PlanOpt
   return {
     stack: profile.name,
     ...(host !== undefined ? { host } : {}),
+    ...(opts.share === 'leader' && host !== undefined ? { share: 'leader' as const } : {}),
     order,
     edges: graph.edges.filter((e) => runnableSet.has(e.from)),
     // Across hosts, a group's members on this host start together; the others start on theirs.
@@ -171,12 +179,12 @@ export function planStack(profile: PlanProfile, graph: StackGraph, opts: PlanOpt
 }
 
 /** Where every service runs, seen from this run (checking the host's name). */
-function placements(profile: PlanProfile, graph: StackGraph, given: string | undefined): Map<string, Placement> {
+function placements(profile: PlanProfile, graph: StackGraph, given: string | undefined, share: Share | undefined): Map<string, Placement> {
   const withHosts =
     profile.hosts !== undefined && profile.coordination !== undefined ? { ...profile, hosts: profile.hosts, coordination: profile.coordination } : undefined;
   const host = withHosts && given !== undefined ? resolveHost(withHosts, given) : given;
   const perHost = withHosts ? runsPerHost(withHosts) : false;
-  return new Map([...graph.services.values()].map((s) => [s.name, placementOf(s, host, perHost)]));
+  return new Map([...graph.services.values()].map((s) => [s.name, placementOf(s, host, perHost, share)]));
 }
 
 /**
@@ -202,6 +210,7 @@ function remoteDependencies(graph: StackGraph, run: ReadonlySet<string>, where: 
       return {
         service,
         ...(at.kind === 'host' ? { host: at.host } : {}),
+        ...(at.kind === 'leader' ? { leader: true } : {}),
         ...(at.kind === 'external' ? { external: true, ...(at.stack !== undefined ? { stack: at.stack } : {}) } : {}),
         dependents: [...from].sort(),
       };

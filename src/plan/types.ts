@@ -14,6 +14,8 @@ export interface PlannedService {
   group?: number;
   /** The host it is placed on (`host:`; `all`: every host), in a profile with hosts. */
   host?: string;
+  /** Leader-follower: it runs on the leader's host only. */
+  singleton?: true;
 }
 
 /**
@@ -24,6 +26,8 @@ export interface RemoteDependency {
   service: string;
   /** The host it runs on (a service of this stack). */
   host?: string;
+  /** A singleton (leader-follower): it runs on whichever host leads, met by this stack's record from any host. */
+  leader?: true;
   /** Run by someone else (`external: true`). */
   external?: true;
   /** external: the stack whose registrations count (`stack:`); absent: any stack's. Same-stack services: this stack's. */
@@ -36,6 +40,8 @@ export interface Plan {
   stack: string;
   /** The host this run is (`--host`), in a profile with hosts. */
   host?: string;
+  /** Leader-follower: this is the run of the singletons its host's supervisor starts while it leads. */
+  share?: 'leader';
   /** Start waves, first first; a circular group sits in one wave. */
   order: string[][];
   edges: GraphEdge[];

@@ -82,8 +82,11 @@ function runtimeSections(raw: RawProfile): RuntimeSections {
 function normalizeService(name: string, raw: RawService, profileRuntime: RawProfile['runtime'], hosts: Record<string, HostSpec>): ServiceSpec {
   const port = raw.port;
   // Placed on a host: reachable at that host's address unless written, and published there (not on loopback).
-  const hostAddress = raw.host === undefined ? undefined : raw.host === ALL_HOSTS ? '0.0.0.0' : hosts[raw.host]?.address;
-  const addressFromHost = raw.host !== undefined && raw.address === undefined;
+  // A singleton (leader-follower) runs on whichever host leads: published on every address there,
+  // reachable at that host's address (the engine fills it in, as for `host: all`).
+  const anyHost = raw.host === ALL_HOSTS || (raw.singleton === true && raw.host === undefined && Object.keys(hosts).length > 0);
+  const hostAddress = anyHost ? '0.0.0.0' : raw.host === undefined ? undefined : hosts[raw.host]?.address;
+  const addressFromHost = (raw.host !== undefined || anyHost) && raw.address === undefined;
   const publishOn = hostAddress ?? '127.0.0.1';
   const shell = raw.shell ?? false;
   const environment: Record<string, string> = {};
@@ -108,7 +111,7 @@ function normalizeService(name: string, raw: RawService, profileRuntime: RawProf
     ...(raw.workingDir !== undefined ? { workingDir: raw.workingDir } : {}),
     ...(port !== undefined ? { port } : {}),
     ports: (raw.ports ?? []).map((p) => normalizePort(p, publishOn)),
-    address: raw.address ?? (raw.host !== ALL_HOSTS ? hostAddress : undefined) ?? DEFAULTS.address,
+    address: raw.address ?? (anyHost ? undefined : hostAddress) ?? DEFAULTS.address,
     ...(raw.scheme !== undefined ? { scheme: raw.scheme } : {}),
     ...(raw.network !== undefined ? { network: raw.network } : {}),
     tags: raw.tags ?? [],
@@ -150,6 +153,7 @@ function normalizeService(name: string, raw: RawService, profileRuntime: RawProf
     replicas: raw.replicas ?? 1,
     ...(raw.host !== undefined ? { host: raw.host } : {}),
     ...(raw.external ? { external: raw.stack !== undefined ? { stack: raw.stack } : {} } : {}),
+    ...(raw.singleton ? { singleton: true } : {}),
     ...(addressFromHost ? { addressFromHost } : {}),
   };
 }

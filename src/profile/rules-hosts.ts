@@ -4,6 +4,7 @@
  * `checkProfile` (rules.ts).
  */
 import net from 'node:net';
+import { canElect, electionBackends } from '../discovery/election.js';
 import { DISCOVERY_DRIVERS } from '../discovery/registry.js';
 import { isLoopbackHost } from '../health/loopback.js';
 import { dnsLabelProblem } from '../util/names.js';
@@ -22,18 +23,57 @@ const EXTERNAL_KEYS = new Set(['external', 'stack', 'description', 'enable', 'sc
 /** Backends where every host can register and see the others, by name (their definitions say `shared`). */
 export const SHARED_BACKENDS: readonly string[] = DISCOVERY_DRIVERS.filter((d) => d.shared && d.capabilities.register).map((d) => d.name);
 
-/** The one strategy not built yet is refused rather than quietly run as another. */
-const strategy: Rule = (profile) =>
-  profile.coordination.strategy === 'leader-follower'
-    ? [
-        {
-          code: 'unsupported_strategy',
-          path: ['coordination', 'strategy'],
-          message:
-            'leader-follower (an elected supervisor with failover) is not available yet; use peer-to-peer (every host runs its own stack up), hub-spoke (one stack up drives every host) or mesh',
-        },
-      ]
-    : [];
+/**
+ * leader-follower: the hosts' supervisors campaign through discovery, so it needs hosts and a
+ * backend with an election; `singleton:` means something only there.
+ */
+const strategy: Rule = (profile, raw) => {
+  if (profile.coordination.strategy !== 'leader-follower') return [];
+  const out: RawProblem[] = [];
+  const at = raw.coordination?.strategy !== undefined ? ['coordination', 'strategy'] : ['coordination'];
+  if (Object.keys(profile.hosts).length === 0)
+    out.push({
+      code: 'leader_follower',
+      path: at,
+      message: 'leader-follower needs hosts: (the machines whose supervisors campaign, each running `stack up --host NAME`)',
+    });
+  const backends = profile.discovery.backends;
+  if (!backends.some(canElect))
+    out.push({
+      code: 'leader_follower',
+      path: raw.discovery ? ['discovery'] : at,
+      message: `leader-follower needs a backend that elects: ${electionBackends().join(', ')} (this profile's discovery: ${backends.join(', ') || 'none'})`,
+    });
+  return out;
+};
+
+/** A singleton runs on whichever host leads: one instance, reachable from every host, placed by the election. */
+const singletons: Rule = (profile, raw) => {
+  const out: RawProblem[] = [];
+  const strategyName = profile.coordination.strategy;
+  for (const svc of Object.values(profile.services)) {
+    if (!svc.singleton || svc.external) continue;
+    const written = (raw.services[svc.name] ?? {}) as Record<string, unknown>;
+    if (strategyName !== 'leader-follower') {
+      out.push({
+        code: 'singleton',
+        path: svcPath(svc, 'singleton'),
+        message: `singleton: true (one instance, on the elected leader's host) needs coordination.strategy: leader-follower (this profile uses ${strategyName})`,
+      });
+      continue;
+    }
+    if (written.host !== undefined)
+      out.push({ code: 'singleton', path: svcPath(svc, 'host'), message: 'a singleton runs on whichever host leads: remove host:' });
+    if (svc.replicas > 1) out.push({ code: 'singleton', path: svcPath(svc, 'replicas'), message: 'a singleton runs one instance: remove replicas:' });
+    if (!svc.addressFromHost && isLoopbackHost(svc.address))
+      out.push({
+        code: 'singleton',
+        path: svcPath(svc, 'address'),
+        message: `a singleton moves between hosts, and ${svc.address} is loopback: dependents on other hosts could not reach it (remove address: to use the leader's host's)`,
+      });
+  }
+  return out;
+};
 
 /** `hosts:` itself: names, addresses others can reach, engines. */
 const hostList: Rule = (profile) => {
@@ -74,7 +114,7 @@ const placement: Rule = (profile) => {
   const names = Object.keys(profile.hosts);
   const mesh = profile.coordination.strategy === 'mesh';
   for (const svc of Object.values(profile.services)) {
-    if (!svc.enable || svc.external) continue;
+    if (!svc.enable || svc.external || (svc.singleton && profile.coordination.strategy === 'leader-follower')) continue;
     if (names.length === 0) {
       if (svc.host !== undefined)
         out.push({
@@ -156,15 +196,16 @@ const externals: Rule = (profile, raw) => {
 const reachable: Rule = (profile) => {
   const out: RawProblem[] = [];
   for (const svc of Object.values(profile.services)) {
-    if (!svc.enable || svc.host === undefined) continue;
+    const runsOn = svc.singleton && svc.host === undefined ? 'whichever host leads (a singleton)' : svc.host === undefined ? undefined : `'${svc.host}'`;
+    if (!svc.enable || runsOn === undefined) continue;
     for (const dep of svc.dependencies) {
       const target = profile.services[dep.name];
-      if (!target?.enable || target.host === undefined || target.host === svc.host || target.host === ALL_HOSTS) continue;
+      if (!target?.enable || target.host === undefined || (target.host === svc.host && !svc.singleton) || target.host === ALL_HOSTS) continue;
       if (isLoopbackHost(target.address)) {
         out.push({
           code: 'unreachable_dependency',
           path: svcPath(svc, 'dependencies', dep.index),
-          message: `'${dep.name}' is bound to loopback (${target.address}) on host '${target.host}', and this service runs on '${svc.host}': it cannot reach it (remove ${dep.name}'s address: to use its host's)`,
+          message: `'${dep.name}' is bound to loopback (${target.address}) on host '${target.host}', and this service runs on ${runsOn}: it cannot reach it (remove ${dep.name}'s address: to use its host's)`,
         });
       }
     }
@@ -172,4 +213,4 @@ const reachable: Rule = (profile) => {
   return out;
 };
 
-export const HOST_RULES: readonly Rule[] = [strategy, hostList, placement, sharedDiscovery, externals, reachable];
+export const HOST_RULES: readonly Rule[] = [strategy, singletons, hostList, placement, sharedDiscovery, externals, reachable];

@@ -188,6 +188,10 @@ function build(z: typeof Zod.z) {
     pull: z.enum(['missing', 'always', 'never']).optional(),
     replicas: z.int().min(1).max(100).optional(),
     host: z.string().optional().describe('The declared host (hosts:) it runs on; `all`: every host (mesh)'),
+    singleton: z
+      .boolean()
+      .optional()
+      .describe('leader-follower: one instance in the whole stack, run on the elected leader’s host only (and started again on the next leader’s)'),
     external: z.boolean().optional().describe('Run by someone else (another stack): never started here; dependents wait for it in discovery'),
     stack: z.string().optional().describe('external: the stack that runs it (its registrations must carry that stack)'),
   });

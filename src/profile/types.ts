@@ -178,8 +178,13 @@ export interface ServiceSpec {
   /** Run by someone else (another stack, another team): never started here, met from discovery. */
   external?: { stack?: string };
   /**
+   * leader-follower: one instance in the whole stack, run by the elected leader on its own host
+   * (at that host's address), and by the next leader after a failover. Absent: false.
+   */
+  singleton?: boolean;
+  /**
    * Its address was not written: it is the address of the host it runs on (filled in for a named
-   * host; for `host: all`, the engine fills in the host it runs on).
+   * host; for `host: all` and a singleton, the engine fills in the host it runs on).
    */
   addressFromHost?: boolean;
 }

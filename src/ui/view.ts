@@ -24,7 +24,17 @@ export type EngineEventLike =
   | { type: 'stack'; stack: string; phase: StackPhase; elapsedMs: number }
   | { type: 'render'; service: string; template: string; outcome: 'changed' | 'unchanged' | 'failed'; reason: string }
   | { type: 'reload'; service: string; action: 'restart' | 'signal' | 'script' | 'noop'; reason: string; template?: string; signal?: string }
-  | { type: 'deregistered'; service: string; id: string; reason: string };
+  | { type: 'deregistered'; service: string; id: string; reason: string }
+  | {
+      type: 'leader';
+      stack: string;
+      change: 'elected' | 'observed' | 'fenced' | 'stepped-down' | 'resigned';
+      self: { id: string; host: string; address: string };
+      leader: { id: string; host: string; address: string } | null;
+      term: number | null;
+      previous?: { id: string; host: string; address: string; term: number };
+      reason?: string;
+    };
 
 /** An engine event as `--json` prints it: its time first. */
 export type TimedEvent = EngineEventLike & { time: string };
@@ -204,7 +214,7 @@ function stripSnapshot(s: ServiceView): ServiceView {
 
 function applyEvent(view: PageView, e: TimedEvent): PageView {
   if (e.type === 'stack') return { ...view, phase: e.phase };
-  if (e.type === 'warning') return view;
+  if (e.type === 'warning' || e.type === 'leader') return view; // about the stack, not a service: the events pane shows it
   const before: ServiceView = { ...(view.services[e.service] ?? blank(e.service)), eventAt: e.time };
   let after: ServiceView = before;
   switch (e.type) {
@@ -256,6 +266,8 @@ export function describeEvent(e: EngineEventLike): string {
       return `${e.service}: ${e.action}${e.signal ? ` ${e.signal}` : ''}${e.template ? ` after ${e.template} changed` : ''} — ${e.reason}`;
     case 'deregistered':
       return `${e.service}: deregistered ${e.id} — ${e.reason}`;
+    case 'leader':
+      return describeLeader(e);
   }
 }
 
@@ -283,5 +295,24 @@ export function stateTone(state: ServiceState): 'ok' | 'busy' | 'bad' | 'idle' {
       return 'idle';
     default:
       return 'busy';
+  }
+}
+
+/** A leader-follower stack's hand-over, in one line (`stack up` prints the same). */
+export function describeLeader(e: Extract<EngineEventLike, { type: 'leader' }>): string {
+  const who = e.leader ? `host '${e.leader.host}' (${e.leader.id})` : 'nobody';
+  const from = e.previous ? `, taking over from host '${e.previous.host}' (term ${e.previous.term})` : '';
+  const why = e.reason ? ` — ${e.reason}` : '';
+  switch (e.change) {
+    case 'elected':
+      return `leader: this host leads stack ${e.stack}, term ${e.term ?? '?'}${from}`;
+    case 'observed':
+      return e.leader ? `leader: ${who} leads, term ${e.term ?? '?'}${from}; this host follows` : 'leader: nobody leads now';
+    case 'fenced':
+      return `leader: fenced, term ${e.term ?? '?'}${why}`;
+    case 'stepped-down':
+      return `leader: this host stepped down${why}`;
+    case 'resigned':
+      return `leader: this host resigned${why}`;
   }
 }

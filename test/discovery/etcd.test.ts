@@ -69,6 +69,20 @@ describe('etcd backend', () => {
     expect((await first.lookup('db')).map((i) => i.address)).toEqual(['127.0.0.2']);
   });
 
+  test('a claim taken over by another client: a late heartbeat and a late deregistration of the first leave the new record alone', async () => {
+    const prefix = `/late-${process.pid}`;
+    const first = backend({ etcdPrefix: prefix });
+    const second = backend({ etcdPrefix: prefix });
+    await first.register({ id: 'one', service: 'sched', address: '10.0.0.1' }, { exclusive: true, ttlMs: 1000 });
+    // The first is cut off: its lease lapses; the second claims the id (the leader after it).
+    await waitFor(async () => (await second.lookup('sched')).length === 0, 10_000, 'the first claim to lapse');
+    await second.register({ id: 'one', service: 'sched', address: '10.0.0.2' }, { exclusive: true, ttlMs: 5000 });
+    // Healed: the first's heartbeat finds its lease gone and may not put its record back over the second's.
+    await expect(first.heartbeat('sched', 'one')).rejects.toBeInstanceOf(CollisionError);
+    await first.deregister('sched', 'one');
+    expect((await second.lookup('sched')).map((i) => i.address)).toEqual(['10.0.0.2']);
+  });
+
   test('heartbeats keep a registration past its TTL; without them it expires', async () => {
     const b = backend();
     await b.register({ id: 'kept', service: 'svc', address: '127.0.0.1' }, { ttlMs: 1000 });

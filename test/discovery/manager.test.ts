@@ -250,6 +250,37 @@ describe('keepAlive and deregister', () => {
   });
 });
 
+describe('a heartbeat under way when the registration is removed', () => {
+  it('fails without registering it again (a supervisor cut off and healed must not bring back what it let go)', async () => {
+    const inner = createMemoryBackend({ ttlMs: 10_000 });
+    let failBeat: (() => void) | undefined;
+    let registers = 0;
+    const backend = {
+      ...inner,
+      register: (...args: Parameters<typeof inner.register>) => {
+        registers++;
+        return inner.register(...args);
+      },
+      // The beat hangs (the backend is unreachable), and fails once released.
+      heartbeat: () => new Promise<void>((_, reject) => (failBeat = () => reject(new Error('lease gone')))),
+    };
+    const m = manager({ backends: [backend], cacheTtlMs: 0 });
+    await m.register(pds(), { exclusive: true });
+    m.keepAlive(pds(), 10, { exclusive: true });
+    await until(
+      () => failBeat !== undefined,
+      (v) => v,
+      'a heartbeat under way',
+    );
+    const removing = m.deregister('pds', 'pds-1');
+    await inner.deregister('pds', 'pds-1'); // meanwhile the record went (expired, or fenced by another host)
+    failBeat!();
+    await removing;
+    expect(registers).toBe(1);
+    expect(await inner.lookup('pds')).toEqual([]);
+  });
+});
+
 describe('withdraw and restore', () => {
   it('a backend without markCritical deregisters the withdrawn instance; heartbeats meanwhile do not bring it back; restore registers it again', async () => {
     const backend = instrument(createMemoryBackend({ ttlMs: 10_000 }));

@@ -116,6 +116,22 @@ describe('nats backend', () => {
     expect((await b.lookup('lost')).map((i) => i.id)).toEqual(['p-1']);
   });
 
+  test('a claim taken over by another client: a late heartbeat and a late deregistration of the first leave the new record alone', async () => {
+    const first = backend({ natsBucket: 'late' });
+    const second = backend({ natsBucket: 'late' });
+    await first.register({ id: 'one', service: 'sched', address: '10.0.0.1' }, { exclusive: true });
+    // The leader after it fenced the first's record and claimed the id.
+    await second.deregister('sched', 'one');
+    await second.register({ id: 'one', service: 'sched', address: '10.0.0.2' }, { exclusive: true });
+    // Late calls of the first (healed after a partition): refused, and nothing of the second's is touched.
+    await expect(first.heartbeat('sched', 'one')).rejects.toThrow(/not registered/);
+    await first.deregister('sched', 'one');
+    expect((await second.lookup('sched')).map((i) => i.address)).toEqual(['10.0.0.2']);
+    // The second renews its claim as usual.
+    await second.heartbeat('sched', 'one');
+    expect((await first.lookup('sched')).map((i) => i.address)).toEqual(['10.0.0.2']);
+  });
+
   test('ids with . and : (valid instance ids) are stored under one key token each', async () => {
     const b = backend({ natsBucket: 'dotted' });
     await b.register({ id: 'pds:host.1', service: 'dotted', address: '127.0.0.1', port: 1 });

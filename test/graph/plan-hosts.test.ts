@@ -128,3 +128,50 @@ describe('health probes of a service placed on a host', () => {
     });
   });
 });
+
+describe('leader-follower: a host share and the leader share', () => {
+  const LF = {
+    db: { host: 'data', port: 5432 },
+    migrate: { kind: 'task', singleton: true, dependencies: ['db'] },
+    sched: { singleton: true, port: 7000, ports: [7000], dependencies: ['migrate'] },
+    api: { host: 'edge', port: 80, dependencies: ['sched'] },
+  };
+
+  it('normalises a singleton to run at the host it runs on: its address filled in there, published on every address', () => {
+    const p = profile('leader-follower', LF);
+    expect(p.services.sched).toMatchObject({
+      singleton: true,
+      addressFromHost: true,
+      ports: [{ container: 7000, host: 7000, hostIp: '0.0.0.0', protocol: 'tcp' }],
+    });
+    expect(p.services.sched!.host).toBeUndefined();
+    expect(profileOnHost(p, 'edge').services.sched!.address).toBe('10.0.0.11');
+    expect(profileOnHost(p, 'data').services.sched!.address).toBe('10.0.0.12');
+  });
+
+  it("a host's share waits for the singletons on the leader's host; the leader's share runs them and waits for every other service where it is placed", () => {
+    const p = profile('leader-follower', LF);
+    const { graph } = buildGraph(p);
+    const edge = planStack(p, graph, { host: 'edge' });
+    expect(edge.services.map((s) => s.name)).toEqual(['api']);
+    expect(edge.remote).toEqual([{ service: 'sched', leader: true, dependents: ['api'] }]);
+    expect(edge.skipped).toEqual(
+      expect.arrayContaining([
+        { service: 'sched', reason: "a singleton: runs on the leader's host" },
+        { service: 'migrate', reason: "a singleton: runs on the leader's host" },
+      ]),
+    );
+    const leader = planStack(p, graph, { host: 'data', share: 'leader' });
+    expect(leader.share).toBe('leader');
+    expect(leader.order).toEqual([['migrate'], ['sched']]);
+    expect(leader.services.every((s) => s.singleton)).toBe(true);
+    // Its own host's db is met from discovery too: the host's share runs it.
+    expect(leader.remote).toEqual([{ service: 'db', host: 'data', dependents: ['migrate'] }]);
+    // Without a host (`stack plan`), the whole stack, singletons marked.
+    expect(
+      planStack(p, graph)
+        .services.filter((s) => s.singleton)
+        .map((s) => s.name),
+    ).toEqual(['migrate', 'sched']);
+  });
+});

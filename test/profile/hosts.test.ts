@@ -66,7 +66,7 @@ services:
     const codes = problems.filter((p) => p.severity !== 'warning').map((p) => `${p.code} ${p.path}`);
     expect(codes).toEqual(
       expect.arrayContaining([
-        'unsupported_strategy coordination.strategy',
+        'leader_follower coordination.strategy',
         'invalid_host hosts.edge.address',
         'missing_host services.a',
         'unknown_host services.b.host',

@@ -228,10 +228,49 @@ const CASES: Case[] = [
     path: 'discovery.heartbeatInterval',
   },
   {
-    code: 'unsupported_strategy',
-    what: 'leader-follower before it exists',
-    yaml: P('  a: { command: [a] }\n', 'coordination: { strategy: leader-follower }\n'),
+    code: 'leader_follower',
+    what: 'leader-follower without hosts',
+    yaml: P('  a: { command: [a] }\n', `${ETCD}coordination: { strategy: leader-follower }\n`),
     path: 'coordination.strategy',
+  },
+  {
+    code: 'leader_follower',
+    what: 'leader-follower on a backend that cannot elect',
+    yaml: P(
+      '  a: { command: [a], host: h }\n',
+      `discovery: { backend: sql }\nhosts: { h: { address: 10.0.0.1 } }\ncoordination: { strategy: leader-follower }\n`,
+    ),
+    path: 'discovery',
+  },
+  {
+    code: 'singleton',
+    what: 'a singleton without leader-follower',
+    yaml: P('  a: { command: [a], host: h, singleton: true }\n', `${ETCD}hosts: { h: { address: 10.0.0.1 } }\ncoordination: { strategy: peer-to-peer }\n`),
+    path: 'services.a.singleton',
+  },
+  {
+    code: 'singleton',
+    what: 'a singleton placed on a host',
+    yaml: P('  a: { command: [a], host: h, singleton: true }\n', `${ETCD}hosts: { h: { address: 10.0.0.1 } }\ncoordination: { strategy: leader-follower }\n`),
+    path: 'services.a.host',
+  },
+  {
+    code: 'singleton',
+    what: 'a singleton with replicas',
+    yaml: P(
+      '  a: { command: [a], singleton: true, replicas: 2 }\n',
+      `${ETCD}hosts: { h: { address: 10.0.0.1 } }\ncoordination: { strategy: leader-follower }\n`,
+    ),
+    path: 'services.a.replicas',
+  },
+  {
+    code: 'singleton',
+    what: 'a singleton bound to loopback',
+    yaml: P(
+      '  a: { command: [a], singleton: true, address: 127.0.0.1 }\n',
+      `${ETCD}hosts: { h: { address: 10.0.0.1 } }\ncoordination: { strategy: leader-follower }\n`,
+    ),
+    path: 'services.a.address',
   },
   {
     code: 'invalid_host',

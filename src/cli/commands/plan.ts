@@ -59,7 +59,11 @@ export async function showPlan(opts: PlanCliOptions, o: Output, needsHost: boole
         .dependenciesOf(name)
         .filter((e) => byName.has(e.to) || remote.has(e.to))
         .map((e) => `${e.to} ${paint(o, 'gray', `(${e.type}: ${GATE_TEXT[e.gate]}${whereIs(e.to)})`)}`);
-      const placed = s.host !== undefined && plan.host === undefined ? paint(o, 'gray', `  on ${s.host === 'all' ? 'every host' : `host '${s.host}'`}`) : '';
+      const placed = s.singleton
+        ? paint(o, 'gray', "  singleton: on the leader's host")
+        : s.host !== undefined && plan.host === undefined
+          ? paint(o, 'gray', `  on ${s.host === 'all' ? 'every host' : `host '${s.host}'`}`)
+          : '';
       o.out(`  ${pad(name, width)}${what}${s.health ? paint(o, 'gray', `  health: ${s.health}`) : ''}${placed}`);
       if (s.group !== undefined) o.out(`  ${pad('', width)}${paint(o, 'blue', `starts with its circular group: ${plan.groups[s.group]?.join(', ') ?? ''}`)}`);
       if (gates.length > 0) o.out(`  ${pad('', width)}after ${gates.join(', ')}`);
@@ -82,6 +86,7 @@ export async function showPlan(opts: PlanCliOptions, o: Output, needsHost: boole
 /** Where a remote dependency runs, for the plan. */
 function elsewhere(r: RemoteDependency): string {
   if (r.external) return `external${r.stack ? `, stack '${r.stack}'` : ', any stack'}`;
+  if (r.leader) return "a singleton, on the leader's host";
   return `on host '${r.host ?? '?'}'`;
 }
 
@@ -93,6 +98,8 @@ function coordinationLine(profile: Profile, plan: Plan): string {
   const across = `across hosts ${hosts.join(', ')}`;
   if (strategy === 'hub-spoke')
     return `coordination: hub-spoke ${across}: this run (the hub${plan.host !== undefined ? `, on '${plan.host}'` : ''}) starts every service, on each host's engine`;
+  if (strategy === 'leader-follower')
+    return `coordination: leader-follower ${across}: ${plan.host === undefined ? 'each host starts its own share' : 'this host starts its own share'}; the supervisors elect a leader, which alone runs the singletons, on its own host; gates on the others open from discovery records`;
   if (plan.host === undefined)
     return `coordination: ${strategy} ${across}: each host starts its own share (\`stack plan --host NAME\` shows one), and meets the others in discovery`;
   return `coordination: ${strategy} ${across}: this host starts its own share${strategy === 'mesh' ? ' (and every host: all service)' : ''}; gates on the others open from discovery records`;

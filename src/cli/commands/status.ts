@@ -8,6 +8,7 @@
  * others' from discovery (engine/status-hosts.ts); `--host` (or `STACK_HOST`) says which host this is.
  */
 import { ExitCode } from '../../errors.js';
+import type { LeadershipStatusView } from '../../engine/leadership-state.js';
 import type { ServiceStatusView } from '../../engine/status.js';
 import type { HostInstanceView } from '../../engine/status-hosts.js';
 import { loadProfile } from '../../profile/load.js';
@@ -39,6 +40,7 @@ export async function run(opts: StatusOptions, o: Output): Promise<number> {
   }
   if (view.empty) {
     o.out(`stack '${profile.name}': nothing is running${view.hosts ? ' on any host' : ''}`);
+    if (view.leadership) printLeadership(o, view.leadership);
     return ExitCode.ok;
   }
   const owner = !view.owner
@@ -51,6 +53,7 @@ export async function run(opts: StatusOptions, o: Output): Promise<number> {
   if (view.hosts) printHostsTable(o, view.hosts.instances);
   else printTable(o, view.services);
   printRenders(o, view.services);
+  if (view.leadership) printLeadership(o, view.leadership);
   return ExitCode.ok;
 }
 
@@ -70,6 +73,31 @@ function printHostsTable(o: Output, instances: HostInstanceView[]): void {
     ].map(clean),
   );
   printRows(o, ['SERVICE', 'HOST', 'STATE', 'HEALTH', 'ADDRESS', 'HEARTBEAT', 'PID/CONTAINER', 'UPTIME', 'RESTARTS'], rows, 2);
+}
+
+/** Leader-follower: who leads (host, candidate, term, since when, from whom), the followers, this host's part. */
+function printLeadership(o: Output, l: LeadershipStatusView): void {
+  const who = (c: { host: string; id: string }) => `${clean(c.host)} (${clean(c.id)})`;
+  o.out('');
+  o.out(paint(o, 'bold', 'LEADER'));
+  if (l.leader === null) o.out(paint(o, 'yellow', `  nobody leads${l.source === 'none' ? ' (as far as can be seen from here)' : ''}`));
+  else {
+    const since = l.since ? `, since ${clean(l.since)}` : '';
+    const from = l.previous ? `, took over from ${who(l.previous)} (term ${l.previous.term})` : '';
+    o.out(`  ${who(l.leader)} at ${clean(l.leader.address)}, term ${l.term ?? '?'}${since}${from}`);
+  }
+  if (l.source === 'supervisor')
+    o.out(paint(o, 'yellow', `  as this host's supervisor last saw it: the election could not be asked${l.error ? ` (${clean(l.error)})` : ''}`));
+  else if (l.error) o.out(paint(o, 'yellow', `  warning: ${clean(l.error)}`));
+  o.out(`  followers: ${l.followers.length > 0 ? l.followers.map(who).join(', ') : '-'}`);
+  if (l.singletons.length > 0) {
+    const where = l.leader ? `on ${clean(l.leader.host)}${l.singletonsState ? ` (${l.singletonsState})` : ''}` : 'not running';
+    o.out(`  singletons: ${l.singletons.map(clean).join(', ')} — ${where}`);
+  }
+  if (l.self) {
+    const handover = l.self.lastHandover ? `; last hand-over seen at ${clean(l.self.lastHandover.at)} (term ${l.self.lastHandover.term})` : '';
+    o.out(`  this host: ${who(l.self)} — ${l.self.alive ? l.self.role : 'not running'}${handover}`);
+  }
 }
 
 /** The last re-render of each service's templates after startup (the supervisor keeps them following discovery). */
