@@ -1,21 +1,13 @@
 import net from 'node:net';
 
 /** A free TCP port on 127.0.0.1 (loopback only), or on `host`: an address of this machine's. */
+/**
+ * A free TCP port on `host`, below Linux's ephemeral range (32768+): a port the OS hands out
+ * there (listen(0), any outgoing connection) can be taken by another test's process between
+ * this pick and the service binding it; nothing takes one below the range unasked.
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      if (addr && typeof addr === 'object') {
-        const { port } = addr;
-        srv.close(() => resolve(port));
-      } else {
-        srv.close(() => reject(new Error('no port')));
-      }
-    });
-  });
+  return freePortRange(1, host);
 }
 
 /**
@@ -23,21 +15,28 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
  * Taken below Linux's ephemeral range (32768+), where outgoing connections of other tests take
  * their local ports, so `port + 1` is not some client's a moment later.
  */
-export async function freePortRange(count: number): Promise<number> {
+export async function freePortRange(count: number, host = '127.0.0.1'): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const first = 20_000 + Math.floor(Math.random() * (12_000 - count));
     const ports = Array.from({ length: count }, (_, i) => first + i);
-    if ((await Promise.all(ports.map(bindable))).every(Boolean)) return first;
+    if (ports.some((p) => handedOut.has(p))) continue; // this process may not have bound it yet
+    if ((await Promise.all(ports.map((p) => bindable(p, host)))).every(Boolean)) {
+      for (const p of ports) handedOut.add(p);
+      return first;
+    }
   }
   throw new Error(`no ${count} consecutive free ports found`);
 }
 
-function bindable(port: number): Promise<boolean> {
+/** Ports this process was given: never handed out twice. */
+const handedOut = new Set<number>();
+
+function bindable(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
     srv.on('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
   });
 }
 
