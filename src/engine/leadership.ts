@@ -233,8 +233,10 @@ class LeaderFollower {
           await this.pause(++failures, signal);
           continue;
         }
-        failures = 0;
-        await this.lead(election, won);
+        // A term that ended on an error of the backend (not lost, not stale): the next campaign
+        // would win at once (the term is still held) and fail the same way; wait with back-off.
+        if ((await this.lead(election, won)) === 'error') await this.pause(++failures, signal);
+        else failures = 0;
       }
     } finally {
       await this.letGo(election, withdraw);
@@ -298,12 +300,13 @@ class LeaderFollower {
   // ---- leading --------------------------------------------------------------------------------
 
   /** One term: fence, run the singletons until the term is lost or this supervisor lets go. */
-  private async lead(election: Election, won: Leadership): Promise<void> {
+  private async lead(election: Election, won: Leadership): Promise<'error' | undefined> {
     const lost = new AbortController();
     const off = election.onLost((l) => lost.abort(l));
     const signal = AbortSignal.any([lost.signal, this.ending.signal]);
     this.leading = won;
     let stale = false;
+    let failed = false;
     try {
       const record = await this.claimTerm(election, won);
       this.report('elected', won.leader, won.term, record.previous ? { previous: record.previous } : {});
@@ -312,7 +315,10 @@ class LeaderFollower {
       await this.runSingletons(election, record, signal, lost.signal);
     } catch (err) {
       if (err instanceof StaleTermError) stale = true;
-      else if (!signal.aborted) this.warn(`leading stack '${this.stack}' (term ${won.term}): ${errorText(err)}`);
+      else if (!signal.aborted) {
+        failed = true;
+        this.warn(`leading stack '${this.stack}' (term ${won.term}): ${errorText(err)}`);
+      }
     } finally {
       off();
       this.leading = undefined;
@@ -324,6 +330,7 @@ class LeaderFollower {
       await this.stopSingletons(); // at once: another leader may start them once our lease has lapsed
       if (stale) await election.resign().catch(() => undefined); // so that the next campaign stands anew
     }
+    return failed ? 'error' : undefined;
   }
 
   /** The leader record under the new term (refused, StaleTermError, if the term is no longer current). */
@@ -412,7 +419,12 @@ class LeaderFollower {
       const report = await Promise.race([run.ready.catch((err: unknown) => errorText(err)), untilAborted(signal)]);
       if (signal.aborted) return;
       const up = typeof report === 'object' && report?.outcome === 'up';
-      await election.fencedWrite(LEADER_KEY, encodeLeaderRecord({ ...record, state: up ? 'up' : 'failed' }), record.term);
+      // Only a stale term ends the term here; a backend that does not answer this once does not
+      // stop healthy singletons (the record says `starting` a little longer).
+      await election.fencedWrite(LEADER_KEY, encodeLeaderRecord({ ...record, state: up ? 'up' : 'failed' }), record.term).catch((err: unknown) => {
+        if (err instanceof StaleTermError) throw err;
+        this.warn(`could not record the singletons' state under term ${record.term}: ${errorText(err)}`);
+      });
       if (up) break;
       await this.stopSingletons();
       const why = typeof report === 'string' ? report : (report?.failed.map((f) => `${f.service}: ${f.reason}`).join('; ') ?? 'interrupted');

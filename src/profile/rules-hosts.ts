@@ -201,6 +201,7 @@ const reachable: Rule = (profile) => {
     for (const dep of svc.dependencies) {
       const target = profile.services[dep.name];
       if (!target?.enable || target.host === undefined || (target.host === svc.host && !svc.singleton) || target.host === ALL_HOSTS) continue;
+      if (!profile.hosts[target.host]) continue; // an undeclared host: `placement` says so
       if (isLoopbackHost(target.address)) {
         out.push({
           code: 'unreachable_dependency',

@@ -262,6 +262,21 @@ describe('leader-follower on one election and one discovery', () => {
     expect((await a.discovery.lookup('sched')).map((r) => r.meta.host)).toEqual(['a']);
   });
 
+  it('a fenced write that the backend does not answer once does not stop healthy singletons (only a stale or lost term does)', async () => {
+    const w = await world();
+    const profile = profileOf(w, []);
+    w.hub.failWriteOnce = (value) => value.includes('"state":"up"');
+    const a = startHost(w, profile, 'a');
+    await pace(w.clock, a.controller.ready);
+    await until(w.clock, () => w.log.some((l) => l.e.type === 'warning' && l.e.message.includes('could not record the singletons')));
+    const first = a.runtime.current('sched');
+    expect(first).toBeDefined();
+    await pace(w.clock, new Promise((resolve) => setTimeout(resolve, 200)));
+    expect(a.runtime.current('sched')).toBe(first); // the same instance: never stopped and started again
+    expect(w.hub.current?.leader.host).toBe('a');
+    expect(leaderEvents(w, 'a').filter((e) => e.change === 'elected')).toHaveLength(1);
+  });
+
   it('stopping the leader hands the term over at once: its singleton stops first, the next leader starts it', async () => {
     const w = await world();
     const profile = profileOf(w, []);

@@ -35,6 +35,8 @@ export class ElectionHub {
   readonly store = new Map<string, FencedValue>();
   /** Every term granted, in order. */
   readonly terms: Leadership[] = [];
+  /** Fenced writes whose value this matches fail once, as a backend that did not answer (not a stale term). */
+  failWriteOnce: ((value: string) => boolean) | undefined;
 
   constructor() {
     this.feed.publish(null);
@@ -126,6 +128,10 @@ function joinHub(hub: ElectionHub, candidate: ElectionCandidate): Election {
     },
     async fencedWrite(key, value, term) {
       if (hub.current?.term !== term) throw new StaleTermError(term, hub.current?.term ?? null);
+      if (hub.failWriteOnce?.(value)) {
+        hub.failWriteOnce = undefined;
+        throw new Error('the backend did not answer (deadline exceeded)');
+      }
       hub.revision++;
       hub.store.set(key, { value, term, writer: candidate.id, writtenAt: new Date().toISOString() });
     },

@@ -1,6 +1,5 @@
 import net from 'node:net';
 
-/** A free TCP port on 127.0.0.1 (loopback only), or on `host`: an address of this machine's. */
 /**
  * A free TCP port on `host`, below Linux's ephemeral range (32768+): a port the OS hands out
  * there (listen(0), any outgoing connection) can be taken by another test's process between

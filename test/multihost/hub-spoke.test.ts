@@ -8,6 +8,7 @@
  * on its engine and leaves nothing on either.
  */
 import { writeFile } from 'node:fs/promises';
+import { readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS, stackLabelFilter } from '../../src/runtime/docker-spec.js';
@@ -141,7 +142,9 @@ describe('hub-spoke: one stack up drives two hosts’ Docker engines', () => {
     // The hub dies: its containers run on; `down` on the hub's host finds each on its engine.
     const owner = onHub.owner!;
     expect(owner.alive).toBe(true);
-    process.kill(owner.pid, 'SIGKILL'); // alive by status' start-time proof, and ours: the supervisor this test's `up --detach` started
+    // Ours beyond doubt at the moment of the kill: it lives in host a's namespace, which this test made.
+    expect(readlinkSync(`/proc/${owner.pid}/ns/net`)).toBe(`net:[${statSync(hosts.netnsPath('a')).ino}]`);
+    process.kill(owner.pid, 'SIGKILL'); // the supervisor this test's `up --detach` started
     await expect.poll(() => isAlive(owner.pid), { timeout: 10_000 }).toBe(false);
     expect((await leftovers()).a.containers).toHaveLength(1);
     const down = await hosts.stack('a', ['down'], { timeoutMs: 120_000 });

@@ -75,4 +75,15 @@ services:
     );
     expect(problems.find((p) => p.code === 'unknown_host')?.message).toContain("did you mean 'edge'");
   });
+
+  it('a dependency on a service of an undeclared host is one problem (the unknown host), not also an unreachable one', () => {
+    const { problems } = load(`
+discovery: { backend: etcd }
+hosts: { edge: { address: 10.0.0.11 } }
+services:
+  web: { command: [w], host: edge, dependencies: [db] }
+  db: { command: [d], host: zz, address: 127.0.0.1 }
+`);
+    expect(problems.filter((p) => p.severity !== 'warning').map((p) => `${p.code} ${p.path}`)).toEqual(['unknown_host services.db.host']);
+  });
 });
