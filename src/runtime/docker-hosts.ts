@@ -17,7 +17,7 @@
 import { InvalidInputError, type Problem } from '../errors.js';
 import { errorText } from '../util/error-text.js';
 import type { RuntimeHosts } from '../drivers/runtime/registry.js';
-import type { ServiceSpec } from '../profile/types.js';
+import { ALL_HOSTS, type ServiceSpec } from '../profile/types.js';
 import type { Runtime, ServiceHandle } from './types.js';
 
 /** The default engine's key: the profile's `docker.host`, DOCKER_HOST or the local socket. */
@@ -79,8 +79,14 @@ export function createDockerHostsRuntime(opts: DockerHostsOptions): Runtime {
     },
 
     async start(req) {
-      const handle = await engine(keyOf(req.service.host)).runtime.start(req);
-      return { ...handle, ...(req.service.host !== undefined ? { host: req.service.host } : {}) };
+      // Each host's share runs under its own name (a `host: all` service, a leader's singleton):
+      // the label lets another host sharing this engine leave it alone (`discover`).
+      const named = req.service.host !== undefined && req.service.host !== ALL_HOSTS;
+      const host = layout.hub || named ? req.service.host : layout.local;
+      const handle = await engine(keyOf(req.service.host)).runtime.start(
+        host !== req.service.host && host !== undefined ? { ...req, service: { ...req.service, host } } : req,
+      );
+      return { ...handle, ...(host !== undefined ? { host } : {}) };
     },
 
     wait: (handle) => of(handle).wait(handle),
@@ -96,7 +102,11 @@ export function createDockerHostsRuntime(opts: DockerHostsOptions): Runtime {
         scanned().map(async (e) => {
           try {
             const host = hostOn(e);
-            for (const h of await e.runtime.discover(stack)) found.push(host !== undefined ? { ...h, host } : h);
+            for (const h of await e.runtime.discover(stack)) {
+              // Another host's share on the same engine (labelled with its host) is not this host's to stop.
+              if (!layout.hub && layout.local !== undefined && h.host !== undefined && h.host !== layout.local) continue;
+              found.push(h.host !== undefined ? h : host !== undefined ? { ...h, host } : h);
+            }
           } catch (err) {
             // One engine away must not hide the others' containers from `down` and `status`.
             opts.onWarning?.(`containers of stack '${stack}' on ${where(e)} (host ${e.hosts.join(', ') || '?'}) were not looked for: ${errorText(err)}`);

@@ -28,6 +28,7 @@ export function handleOf(info: Dockerode.ContainerInspectInfo): ServiceHandle {
     containerName: info.Name.replace(/^\//, ''),
     startedAt: info.State.StartedAt,
     publishedPorts: publishedPortsOf(info),
+    ...(labels[LABELS.host] ? { host: labels[LABELS.host] } : {}),
   };
 }
 

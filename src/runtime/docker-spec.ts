@@ -26,7 +26,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
 import { StackFailedError } from '../errors.js';
-import type { PortMapping, RestartPolicy, ServiceSpec } from '../profile/types.js';
+import { ALL_HOSTS, type PortMapping, type RestartPolicy, type ServiceSpec } from '../profile/types.js';
 import type { RenderedFile } from './types.js';
 
 export const LABELS = {
@@ -36,6 +36,8 @@ export const LABELS = {
   configHash: 'io.atproto-stacks.config-hash',
   network: 'io.atproto-stacks.network',
   volume: 'io.atproto-stacks.volume',
+  /** The declared host whose share it is (a profile with `hosts:`): another host's share on the same engine is left alone. */
+  host: 'io.atproto-stacks.host',
 } as const;
 
 /** Where the service's rendered config files appear inside its container. */
@@ -151,6 +153,7 @@ export function planContainer(input: ContainerInput): ContainerPlan {
     [LABELS.service]: service.name,
     [LABELS.replica]: String(replica),
     [LABELS.configHash]: configHash,
+    ...(service.host !== undefined && service.host !== ALL_HOSTS ? { [LABELS.host]: service.host } : {}),
   };
   return { name, configHash, options };
 }

@@ -130,6 +130,32 @@ describe('docker across hosts: peer-to-peer and mesh', () => {
     expect(await runtime.discover('st')).toEqual([expect.objectContaining({ service: 'api', host: 'b' })]);
     expect([...made.keys()]).toEqual(['unix:///run/b/docker.sock']);
   });
+
+  it("two hosts' shares on one engine: each labels its containers with its host (host: all too), and finds only its own", async () => {
+    // One engine for both, which labels each container with its spec's host as Docker does (docker-spec.ts).
+    const shared = createMemoryRuntime({ clock: realClock, name: 'docker', appliesRestartPolicy: true });
+    const labels = new Map<string, string>();
+    const labelling: Runtime = {
+      ...shared,
+      async start(req) {
+        const handle = await shared.start(req);
+        if (req.service.host) labels.set(handle.id, req.service.host);
+        return { ...handle, ...(req.service.host ? { host: req.service.host } : {}) };
+      },
+      discover: async (stack) => (await shared.discover(stack)).map((h) => ({ ...h, ...(labels.has(h.id) ? { host: labels.get(h.id)! } : {}) })),
+    };
+    const sameEngine = { a: { address: '10.231.9.11' }, c: { address: '10.231.9.13' } };
+    const onA = createDockerHostsRuntime({ hosts: { hosts: sameEngine, hub: false, local: 'a' }, engineRuntime: () => labelling });
+    const onC = createDockerHostsRuntime({ hosts: { hosts: sameEngine, hub: false, local: 'c' }, engineRuntime: () => labelling });
+    await onA.start(request(docker('db', 'a')));
+    expect((await onA.start(request(docker('relay', 'all')))).host).toBe('a');
+    await onC.start(request(docker('web', 'all'))); // (one engine holds one container per name: not the same service twice)
+    expect((await onA.discover('st')).map((h) => [h.service, h.host])).toEqual([
+      ['db', 'a'],
+      ['relay', 'a'],
+    ]);
+    expect((await onC.discover('st')).map((h) => [h.service, h.host])).toEqual([['web', 'c']]);
+  });
 });
 
 describe('hub-spoke placement at `stack up`', () => {
