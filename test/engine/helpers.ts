@@ -129,3 +129,39 @@ export async function drive<T>(clock: ManualClock, promise: Promise<T>): Promise
   if ('error' in outcome) throw outcome.error;
   return outcome.value;
 }
+
+/**
+ * Drive the clock until `promise` settles, in steps of `stepMs` with a real pause between them:
+ * several runs doing real I/O (locks, state files) while others wait on the clock must not see
+ * time race ahead of them (the single-run `drive` jumps straight to the next timer).
+ */
+export async function pace<T>(clock: ManualClock, promise: Promise<T>, stepMs = 50): Promise<T> {
+  let outcome: { value: T } | { error: unknown } | undefined;
+  promise.then(
+    (value) => (outcome = { value }),
+    (error: unknown) => (outcome = { error }),
+  );
+  const giveUpAt = Date.now() + 30_000;
+  while (!outcome) {
+    if (Date.now() > giveUpAt) throw new Error('the promise did not settle');
+    await clock.advance(stepMs);
+    if (!outcome) await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  if ('error' in outcome) throw outcome.error;
+  return outcome.value;
+}
+
+/** Drive the clock until `ready()` holds. */
+export async function until(clock: ManualClock, ready: () => boolean): Promise<void> {
+  if (ready()) return;
+  await pace(
+    clock,
+    new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        if (!ready()) return;
+        clearInterval(timer);
+        resolve();
+      }, 1);
+    }),
+  );
+}

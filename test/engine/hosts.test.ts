@@ -20,8 +20,8 @@ import { profileOnHost } from '../../src/plan/hosts.js';
 import { mkDeploymentProfile } from '../../src/profile/api.js';
 import type { Profile } from '../../src/profile/types.js';
 import { createMemoryRuntime, type MemoryRuntime, type MemoryScript } from '../../src/runtime/memory.js';
-import { createManualClock, type ManualClock } from '../../src/util/clock.js';
-import { memCheck, tempDir } from './helpers.js';
+import { createManualClock } from '../../src/util/clock.js';
+import { memCheck, pace, tempDir, until } from './helpers.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -124,42 +124,6 @@ async function startHost(
 /** Index of the first event of `host` matching. */
 const indexOf = (w: World, host: string, match: (e: EngineEvent) => boolean) => w.log.findIndex((l) => l.host === host && match(l.e));
 const stateIs = (service: string, state: ServiceState) => (e: EngineEvent) => e.type === 'state' && e.service === service && e.state === state;
-
-/**
- * Drive the clock until `promise` settles, in steps of `stepMs` with a real pause between them:
- * several runs doing real I/O (locks, state files) while others wait on the clock must not see
- * time race ahead of them (the single-run `drive` jumps straight to the next timer).
- */
-async function pace<T>(clock: ManualClock, promise: Promise<T>, stepMs = 50): Promise<T> {
-  let outcome: { value: T } | { error: unknown } | undefined;
-  promise.then(
-    (value) => (outcome = { value }),
-    (error: unknown) => (outcome = { error }),
-  );
-  const giveUpAt = Date.now() + 30_000;
-  while (!outcome) {
-    if (Date.now() > giveUpAt) throw new Error('the promise did not settle');
-    await clock.advance(stepMs);
-    if (!outcome) await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-  if ('error' in outcome) throw outcome.error;
-  return outcome.value;
-}
-
-/** Drive the clock until `ready()` holds. */
-async function until(clock: ManualClock, ready: () => boolean): Promise<void> {
-  if (ready()) return;
-  await pace(
-    clock,
-    new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        if (!ready()) return;
-        clearInterval(timer);
-        resolve();
-      }, 1);
-    }),
-  );
-}
 
 describe('peer-to-peer: each host starts its own share, gated on the others through discovery', () => {
   it('a chain over three hosts starts in dependency order across hosts, whichever host starts first', async () => {

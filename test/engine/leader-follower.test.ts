@@ -20,9 +20,9 @@ import { planStack } from '../../src/plan/plan.js';
 import { mkDeploymentProfile } from '../../src/profile/api.js';
 import type { Profile } from '../../src/profile/types.js';
 import { createMemoryRuntime, type MemoryRuntime } from '../../src/runtime/memory.js';
-import { createManualClock, type ManualClock } from '../../src/util/clock.js';
+import { createManualClock } from '../../src/util/clock.js';
 import { ElectionHub } from '../helpers/election-double.js';
-import { memCheck, tempDir } from './helpers.js';
+import { memCheck, pace, tempDir, until } from './helpers.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -90,37 +90,6 @@ function startHost(w: World, profile: Profile, host: string): HostRun {
     await discovery.close();
   });
   return { host, runtime, discovery, controller, stateDir };
-}
-
-/** Drive the clock in small steps, with real pauses between them (the runs do real I/O), until `promise` settles. */
-async function pace<T>(clock: ManualClock, promise: Promise<T>, stepMs = 50): Promise<T> {
-  let outcome: { value: T } | { error: unknown } | undefined;
-  promise.then(
-    (value) => (outcome = { value }),
-    (error: unknown) => (outcome = { error }),
-  );
-  const giveUpAt = Date.now() + 30_000;
-  while (!outcome) {
-    if (Date.now() > giveUpAt) throw new Error('the promise did not settle');
-    await clock.advance(stepMs);
-    if (!outcome) await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-  if ('error' in outcome) throw outcome.error;
-  return outcome.value;
-}
-
-async function until(clock: ManualClock, ready: () => boolean): Promise<void> {
-  if (ready()) return;
-  await pace(
-    clock,
-    new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        if (!ready()) return;
-        clearInterval(timer);
-        resolve();
-      }, 1);
-    }),
-  );
 }
 
 const running = (runs: HostRun[], service: string) => runs.filter((r) => r.runtime.current(service) !== undefined).map((r) => r.host);
